@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Runs every test of the workspace, unit and end-to-end, against both store backends (the
+# etcd tests start real etcd processes on loopback). Installs what it needs first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source hack/lib.sh
+ensure_build_deps
+
+# Build once; every test binary shares the target dir.
+cargo build --workspace --all-targets --locked
+if command -v cargo-nextest >/dev/null 2>&1; then
+  cargo nextest run --workspace --locked --no-fail-fast "$@"
+else
+  cargo test --workspace --locked --no-fail-fast "$@"
+fi

@@ -1,0 +1,1 @@
+//! Placeholder: the etcd backend is being written.
