@@ -1,0 +1,140 @@
+//! Who is calling: x509 client certificates signed by the client CA (CN is the user, each O a
+//! group) and static bearer tokens from `--token-auth-file`, as upstream authenticates them.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use axum::extract::Request;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use crate::error::ApiError;
+
+/// An authenticated caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserInfo {
+    pub name: String,
+    pub uid: String,
+    pub groups: Vec<String>,
+}
+
+/// The user a TLS connection's verified client certificate names, set per connection.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectionUser(pub Option<UserInfo>);
+
+/// Authenticates requests; holds the parsed token file.
+#[derive(Debug, Default)]
+pub struct Authenticator {
+    tokens: HashMap<String, UserInfo>,
+}
+
+/// Paths anonymous callers may read, like upstream's `system:public-info-viewer` role.
+const PUBLIC_PATHS: &[&str] = &["/healthz", "/livez", "/readyz", "/version"];
+
+impl Authenticator {
+    /// Loads `--token-auth-file`: CSV lines `token,user,uid[,"group1,group2"]`.
+    pub fn load(token_file: Option<&Path>) -> Result<Self, String> {
+        let Some(path) = token_file else { return Ok(Authenticator::default()) };
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let mut tokens = HashMap::new();
+        for (number, line) in text.lines().enumerate() {
+            if line.trim().is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let fields = split_csv(line);
+            if fields.len() < 3 || fields[0].is_empty() {
+                return Err(format!("{}:{}: want token,user,uid[,groups]", path.display(), number + 1));
+            }
+            let mut groups: Vec<String> = fields
+                .get(3)
+                .map(|g| g.split(',').map(str::trim).filter(|g| !g.is_empty()).map(String::from).collect())
+                .unwrap_or_default();
+            groups.push("system:authenticated".into());
+            let user = UserInfo { name: fields[1].clone(), uid: fields[2].clone(), groups };
+            tokens.insert(fields[0].clone(), user);
+        }
+        Ok(Authenticator { tokens })
+    }
+
+    /// The user a verified client certificate (DER) names.
+    pub fn from_certificate(der: &[u8]) -> Option<UserInfo> {
+        let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+        let subject = cert.subject();
+        let name = subject.iter_common_name().next()?.as_str().ok()?.to_string();
+        let mut groups: Vec<String> =
+            subject.iter_organization().filter_map(|o| o.as_str().ok().map(String::from)).collect();
+        groups.push("system:authenticated".into());
+        Some(UserInfo { name, uid: String::new(), groups })
+    }
+
+    fn from_request(&self, request: &Request) -> Result<Option<UserInfo>, ApiError> {
+        if let Some(header) = request.headers().get("authorization") {
+            let token = header
+                .to_str()
+                .ok()
+                .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
+                .map(str::trim);
+            return match token.and_then(|t| self.tokens.get(t)) {
+                Some(user) => Ok(Some(user.clone())),
+                None => Err(ApiError::Unauthorized),
+            };
+        }
+        Ok(request.extensions().get::<ConnectionUser>().and_then(|c| c.0.clone()))
+    }
+}
+
+/// Middleware: attaches the caller's [`UserInfo`] to the request or answers 401.
+pub async fn authenticate(
+    axum::extract::State(authenticator): axum::extract::State<Arc<Authenticator>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    match authenticator.from_request(&request) {
+        Ok(Some(user)) => {
+            request.extensions_mut().insert(user);
+            next.run(request).await
+        }
+        Ok(None) if PUBLIC_PATHS.iter().any(|p| request.uri().path().starts_with(p)) => next.run(request).await,
+        Ok(None) | Err(_) => ApiError::Unauthorized.into_response(),
+    }
+}
+
+/// Splits one CSV line, honouring double quotes (groups are a quoted, comma-separated list).
+fn split_csv(line: &str) -> Vec<String> {
+    let mut fields = vec![String::new()];
+    let mut quoted = false;
+    for c in line.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            ',' if !quoted => fields.push(String::new()),
+            c => fields.last_mut().unwrap().push(c),
+        }
+    }
+    fields.iter().map(|f| f.trim().to_string()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_file_lines_become_users() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokens.csv");
+        std::fs::write(&path, "abc,alice,1001,\"dev,ops\"\nxyz,bob,1002\n").unwrap();
+        let authenticator = Authenticator::load(Some(&path)).unwrap();
+        let alice = &authenticator.tokens["abc"];
+        assert_eq!(alice.name, "alice");
+        assert_eq!(alice.groups, ["dev", "ops", "system:authenticated"]);
+        assert_eq!(authenticator.tokens["xyz"].groups, ["system:authenticated"]);
+    }
+
+    #[test]
+    fn malformed_token_lines_are_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokens.csv");
+        std::fs::write(&path, "only-a-token\n").unwrap();
+        assert!(Authenticator::load(Some(&path)).unwrap_err().contains(":1:"));
+    }
+}

@@ -1,0 +1,279 @@
+//! Every way a request can fail, and the one place each becomes a Kubernetes `Status`.
+//!
+//! Clients branch on `reason` and `code` (kubectl prints `message` verbatim), so the wording
+//! follows upstream's exactly: `pods "x" not found`, `Operation cannot be fulfilled on ...`.
+
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Value};
+
+/// The resource an error is about, as upstream names it in messages: `pods` or
+/// `deployments.apps`, and the kind for `Invalid` (`Pod`, `Deployment.apps`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub group: String,
+    /// Plural resource name.
+    pub resource: String,
+    pub kind: String,
+    pub name: String,
+}
+
+impl Target {
+    fn qualified(&self, name: &str) -> String {
+        if self.group.is_empty() {
+            name.to_string()
+        } else {
+            format!("{name}.{}", self.group)
+        }
+    }
+
+    fn group_resource(&self) -> String {
+        self.qualified(&self.resource)
+    }
+
+    fn group_kind(&self) -> String {
+        self.qualified(&self.kind)
+    }
+}
+
+/// One field-level problem of an `Invalid` error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cause {
+    /// Upstream's `FieldValueRequired`, `FieldValueInvalid`, ... (the `reason` of the cause).
+    pub reason: &'static str,
+    /// The field path, e.g. `spec.containers[0].image`.
+    pub field: String,
+    /// The full message, e.g. `Required value` or `Invalid value: "x": must be ...`.
+    pub message: String,
+}
+
+impl Cause {
+    pub fn required(field: impl Into<String>) -> Self {
+        Cause { reason: "FieldValueRequired", field: field.into(), message: "Required value".into() }
+    }
+
+    pub fn invalid(field: impl Into<String>, value: &Value, detail: impl AsRef<str>) -> Self {
+        Cause {
+            reason: "FieldValueInvalid",
+            field: field.into(),
+            message: format!("Invalid value: {}: {}", display_value(value), detail.as_ref()),
+        }
+    }
+
+    pub fn unsupported(field: impl Into<String>, value: &Value, supported: &[&str]) -> Self {
+        let supported: Vec<String> = supported.iter().map(|s| format!("\"{s}\"")).collect();
+        Cause {
+            reason: "FieldValueNotSupported",
+            field: field.into(),
+            message: format!("Unsupported value: {}: supported values: {}", display_value(value), supported.join(", ")),
+        }
+    }
+
+    pub fn forbidden(field: impl Into<String>, detail: impl Into<String>) -> Self {
+        Cause { reason: "FieldValueForbidden", field: field.into(), message: format!("Forbidden: {}", detail.into()) }
+    }
+
+    pub fn duplicate(field: impl Into<String>, value: &Value) -> Self {
+        Cause {
+            reason: "FieldValueDuplicate",
+            field: field.into(),
+            message: format!("Duplicate value: {}", display_value(value)),
+        }
+    }
+
+    /// The cause as upstream prints it inside an `Invalid` message: `field: message`.
+    fn line(&self) -> String {
+        if self.field.is_empty() {
+            self.message.clone()
+        } else {
+            format!("{}: {}", self.field, self.message)
+        }
+    }
+}
+
+/// Values print like Go's `%#v` of the JSON value: strings quoted, numbers bare.
+fn display_value(value: &Value) -> String {
+    match value {
+        Value::String(s) => format!("{s:?}"),
+        other => other.to_string(),
+    }
+}
+
+/// Why a request failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ApiError {
+    #[error("{} \"{}\" not found", .0.group_resource(), .0.name)]
+    NotFound(Target),
+    #[error("{} \"{}\" already exists", .0.group_resource(), .0.name)]
+    AlreadyExists(Target),
+    /// Optimistic concurrency failure or a precondition mismatch; `detail` follows the colon.
+    #[error("Operation cannot be fulfilled on {} \"{}\": {detail}", .target.group_resource(), .target.name)]
+    Conflict { target: Target, detail: String },
+    #[error("{} \"{}\" is invalid: {}", .target.group_kind(), .target.name, invalid_summary(.causes))]
+    Invalid { target: Target, causes: Vec<Cause> },
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("Unauthorized")]
+    Unauthorized,
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("the server does not allow this method on the requested resource")]
+    MethodNotAllowed,
+    #[error("{0}")]
+    NotAcceptable(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("the request is too large")]
+    RequestEntityTooLarge,
+    /// A resourceVersion or continue token older than the kept history.
+    #[error("{0}")]
+    Expired(String),
+    /// The server could not find the requested resource (unknown path).
+    #[error("the server could not find the requested resource")]
+    PathNotFound,
+    #[error("{0}")]
+    Timeout(String),
+    #[error("{0}")]
+    ServiceUnavailable(String),
+    #[error("{0}")]
+    Internal(String),
+}
+
+fn invalid_summary(causes: &[Cause]) -> String {
+    match causes {
+        [one] => one.line(),
+        many => format!("[{}]", many.iter().map(Cause::line).collect::<Vec<_>>().join(", ")),
+    }
+}
+
+impl ApiError {
+    pub fn code(&self) -> StatusCode {
+        match self {
+            ApiError::NotFound(_) | ApiError::PathNotFound => StatusCode::NOT_FOUND,
+            ApiError::AlreadyExists(_) | ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::RequestEntityTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Expired(_) => StatusCode::GONE,
+            ApiError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            ApiError::ServiceUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn reason(&self) -> &'static str {
+        match self {
+            ApiError::NotFound(_) | ApiError::PathNotFound => "NotFound",
+            ApiError::AlreadyExists(_) => "AlreadyExists",
+            ApiError::Conflict { .. } => "Conflict",
+            ApiError::Invalid { .. } => "Invalid",
+            ApiError::BadRequest(_) => "BadRequest",
+            ApiError::Unauthorized => "Unauthorized",
+            ApiError::Forbidden(_) => "Forbidden",
+            ApiError::MethodNotAllowed => "MethodNotAllowed",
+            ApiError::NotAcceptable(_) => "NotAcceptable",
+            ApiError::UnsupportedMediaType(_) => "UnsupportedMediaType",
+            ApiError::RequestEntityTooLarge => "RequestEntityTooLarge",
+            ApiError::Expired(_) => "Expired",
+            ApiError::Timeout(_) => "Timeout",
+            ApiError::ServiceUnavailable(_) => "ServiceUnavailable",
+            ApiError::Internal(_) => "InternalError",
+        }
+    }
+
+    /// The `meta.k8s.io/v1` `Status` object for this error.
+    pub fn status(&self) -> Value {
+        let mut status = json!({
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": self.to_string(),
+            "reason": self.reason(),
+            "code": self.code().as_u16(),
+        });
+        let details = match self {
+            ApiError::NotFound(t) | ApiError::AlreadyExists(t) | ApiError::Conflict { target: t, .. } => {
+                Some(json!({"name": t.name, "group": t.group, "kind": t.resource}))
+            }
+            ApiError::Invalid { target: t, causes } => Some(json!({
+                "name": t.name,
+                "group": t.group,
+                "kind": t.kind,
+                "causes": causes.iter().map(|c| json!({"reason": c.reason, "message": c.message, "field": c.field})).collect::<Vec<_>>(),
+            })),
+            _ => None,
+        };
+        if let Some(mut details) = details {
+            // Upstream omits empty strings.
+            if let Some(map) = details.as_object_mut() {
+                map.retain(|_, v| v.as_str() != Some(""));
+            }
+            status["details"] = details;
+        }
+        status
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if self.code().is_server_error() {
+            tracing::warn!(error = %self, "request failed");
+        }
+        let body = serde_json::to_vec(&self.status()).unwrap_or_default();
+        let mut response = (self.code(), body).into_response();
+        response.headers_mut().insert("content-type", HeaderValue::from_static("application/json"));
+        response
+    }
+}
+
+impl From<store::Error> for ApiError {
+    fn from(error: store::Error) -> Self {
+        match error {
+            store::Error::Compacted { requested, compacted } => {
+                ApiError::Expired(format!("too old resource version: {requested} ({compacted})"))
+            }
+            store::Error::FutureRevision { requested, current } => ApiError::Timeout(format!(
+                "Too large resource version: {requested}, current: {current}"
+            )),
+            store::Error::Unavailable(message) => ApiError::ServiceUnavailable(message),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+/// Result of a request handler.
+pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(name: &str) -> Target {
+        Target { group: String::new(), resource: "pods".into(), kind: "Pod".into(), name: name.into() }
+    }
+
+    #[test]
+    fn messages_match_upstream_wording() {
+        assert_eq!(ApiError::NotFound(pod("x")).to_string(), r#"pods "x" not found"#);
+        let deployment = Target { group: "apps".into(), resource: "deployments".into(), kind: "Deployment".into(), name: "web".into() };
+        assert_eq!(ApiError::AlreadyExists(deployment.clone()).to_string(), r#"deployments.apps "web" already exists"#);
+        let invalid = ApiError::Invalid {
+            target: deployment,
+            causes: vec![Cause::required("spec.selector"), Cause::invalid("metadata.name", &json!("A"), "bad")],
+        };
+        assert_eq!(
+            invalid.to_string(),
+            r#"Deployment.apps "web" is invalid: [spec.selector: Required value, metadata.name: Invalid value: "A": bad]"#
+        );
+        let status = invalid.status();
+        assert_eq!(status["code"], 422);
+        assert_eq!(status["details"]["causes"][0]["reason"], "FieldValueRequired");
+        assert_eq!(ApiError::NotFound(pod("x")).status()["details"], json!({"name": "x", "kind": "pods"}));
+    }
+}

@@ -1,0 +1,278 @@
+//! The watch cache: one store watch per resource feeding an in-memory copy of every object
+//! and a window of recent events, so a thousand watchers and informer lists cost one store
+//! watch, as with upstream's cacher.
+//!
+//! Entries keep the stored bytes plus what selectors need (labels, selectable fields), so
+//! serving a list or an event never re-parses an object.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use tokio::sync::{broadcast, watch, RwLock};
+
+use crate::error::{ApiError, ApiResult};
+
+/// What a cache entry carries besides the stored bytes; computed once per object version.
+#[derive(Debug, Clone, Default)]
+pub struct Derived {
+    pub labels: BTreeMap<String, String>,
+    /// Values of the resource's selectable fields (`metadata.name`, `spec.nodeName`, ...).
+    pub fields: Vec<(&'static str, String)>,
+}
+
+/// Computes [`Derived`] from stored bytes; supplied by the resource's strategy.
+pub type Indexer = Arc<dyn Fn(&[u8]) -> ApiResult<Derived> + Send + Sync>;
+
+/// One object version.
+#[derive(Debug)]
+pub struct Entry {
+    /// Key relative to the store prefix, e.g. `/pods/default/web`.
+    pub key: Bytes,
+    pub stored: Bytes,
+    /// The object's resourceVersion; for a deleted object, the revision of the delete.
+    pub revision: i64,
+    pub derived: Derived,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventType {
+    Added,
+    Modified,
+    Deleted,
+}
+
+impl EventType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::Added => "ADDED",
+            EventType::Modified => "MODIFIED",
+            EventType::Deleted => "DELETED",
+        }
+    }
+}
+
+/// A change, with the previous version so watchers with selectors can tell an object
+/// entering or leaving their selection.
+#[derive(Debug)]
+pub struct CacheEvent {
+    pub kind: EventType,
+    pub entry: Arc<Entry>,
+    pub prev: Option<Arc<Entry>>,
+}
+
+impl CacheEvent {
+    pub fn revision(&self) -> i64 {
+        self.entry.revision
+    }
+}
+
+struct State {
+    objects: BTreeMap<Bytes, Arc<Entry>>,
+    events: VecDeque<Arc<CacheEvent>>,
+    /// Everything up to this revision has been applied.
+    revision: i64,
+    /// Events after this revision are all in `events`.
+    oldest: i64,
+    live: broadcast::Sender<Arc<CacheEvent>>,
+}
+
+/// The cache of one resource.
+pub struct Cache {
+    prefix: Bytes,
+    indexer: Indexer,
+    capacity: usize,
+    state: RwLock<State>,
+    /// The applied revision, for requests waiting for the cache to catch up.
+    revision: watch::Sender<i64>,
+}
+
+/// A consistent view handed to a new watcher: the backlog after its revision and a
+/// subscription to everything after that.
+pub struct Subscription {
+    pub backlog: Vec<Arc<CacheEvent>>,
+    /// Objects present at `revision`, when the caller asked for initial state.
+    pub initial: Vec<Arc<Entry>>,
+    pub revision: i64,
+    pub live: broadcast::Receiver<Arc<CacheEvent>>,
+}
+
+/// How long a request waits for the cache to reach a revision it asked for.
+const FRESHNESS_WAIT: Duration = Duration::from_secs(3);
+
+impl Cache {
+    /// Creates the cache and starts feeding it from `store`.
+    pub fn start(store: Arc<dyn store::Store>, prefix: Bytes, indexer: Indexer, capacity: usize) -> Arc<Cache> {
+        let (live, _) = broadcast::channel(capacity.max(16));
+        let cache = Arc::new(Cache {
+            prefix,
+            indexer,
+            capacity,
+            state: RwLock::new(State {
+                objects: BTreeMap::new(),
+                events: VecDeque::new(),
+                revision: 0,
+                oldest: 0,
+                live,
+            }),
+            revision: watch::channel(0).0,
+        });
+        let feeder = cache.clone();
+        tokio::spawn(async move {
+            loop {
+                if let Err(error) = feeder.sync(&*store).await {
+                    tracing::warn!(prefix = %String::from_utf8_lossy(&feeder.prefix), %error, "watch cache resyncing");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
+        });
+        cache
+    }
+
+    /// Lists everything, then follows the store watch until it fails.
+    async fn sync(&self, store: &dyn store::Store) -> ApiResult<()> {
+        let mut objects = BTreeMap::new();
+        let mut options = store::ListOptions { limit: 10_000, ..Default::default() };
+        loop {
+            let page = store.list(&self.prefix, options.clone()).await?;
+            options.revision = page.revision;
+            for kv in &page.kvs {
+                match (self.indexer)(&kv.value) {
+                    Ok(derived) => {
+                        let entry = Entry { key: kv.key.clone(), stored: kv.value.clone(), revision: kv.mod_revision, derived };
+                        objects.insert(kv.key.clone(), Arc::new(entry));
+                    }
+                    Err(error) => tracing::error!(key = %String::from_utf8_lossy(&kv.key), %error, "skipping undecodable object"),
+                }
+            }
+            match page.kvs.last() {
+                Some(last) if page.remaining > 0 => options.start_after = Some(last.key.slice(self.prefix.len()..)),
+                _ => break,
+            }
+        }
+        let revision = options.revision;
+        let mut watch = store.watch(&self.prefix, revision).await?;
+        {
+            let mut state = self.state.write().await;
+            // Watchers of the previous generation see their stream end and re-watch.
+            let (live, _) = broadcast::channel(self.capacity.max(16));
+            *state = State { objects, events: VecDeque::new(), revision, oldest: revision, live };
+        }
+        self.revision.send_replace(revision);
+        while let Some(response) = watch.next().await {
+            match response? {
+                store::WatchResponse::Events(events) => self.apply(events).await,
+                store::WatchResponse::Progress { revision } => {
+                    let mut state = self.state.write().await;
+                    if revision > state.revision {
+                        state.revision = revision;
+                        drop(state);
+                        self.revision.send_replace(revision);
+                    }
+                }
+            }
+        }
+        Err(ApiError::ServiceUnavailable("storage watch ended".into()))
+    }
+
+    async fn apply(&self, events: Vec<store::Event>) {
+        let mut state = self.state.write().await;
+        for event in events {
+            let revision = event.revision();
+            let change = match event {
+                store::Event::Put(kv) => match (self.indexer)(&kv.value) {
+                    Ok(derived) => {
+                        let entry = Arc::new(Entry { key: kv.key.clone(), stored: kv.value, revision, derived });
+                        let prev = state.objects.insert(kv.key, entry.clone());
+                        let kind = if prev.is_some() { EventType::Modified } else { EventType::Added };
+                        Some(CacheEvent { kind, entry, prev })
+                    }
+                    Err(error) => {
+                        tracing::error!(key = %String::from_utf8_lossy(&kv.key), %error, "skipping undecodable object");
+                        None
+                    }
+                },
+                store::Event::Delete { prev, .. } => state.objects.remove(&prev.key).map(|old| {
+                    let entry = Arc::new(Entry {
+                        key: old.key.clone(),
+                        stored: old.stored.clone(),
+                        revision,
+                        derived: old.derived.clone(),
+                    });
+                    CacheEvent { kind: EventType::Deleted, entry, prev: Some(old) }
+                }),
+            };
+            state.revision = revision;
+            if let Some(change) = change {
+                let change = Arc::new(change);
+                state.events.push_back(change.clone());
+                if state.events.len() > self.capacity {
+                    if let Some(dropped) = state.events.pop_front() {
+                        state.oldest = dropped.revision();
+                    }
+                }
+                let _ = state.live.send(change);
+            }
+        }
+        let revision = state.revision;
+        drop(state);
+        self.revision.send_replace(revision);
+    }
+
+    /// Waits until the cache has applied `revision` (or fails like upstream after a while).
+    pub async fn wait_for(&self, revision: i64) -> ApiResult<()> {
+        let mut applied = self.revision.subscribe();
+        let reached = tokio::time::timeout(FRESHNESS_WAIT, applied.wait_for(|r| *r >= revision)).await;
+        match reached {
+            Ok(Ok(_)) => Ok(()),
+            _ => Err(ApiError::Timeout(format!(
+                "Too large resource version: {revision}, current: {}",
+                *self.revision.borrow()
+            ))),
+        }
+    }
+
+    /// The objects under `prefix` (the resource prefix, or a namespace within it) now, with
+    /// the revision they reflect.
+    pub async fn list(&self, prefix: &[u8]) -> (Vec<Arc<Entry>>, i64) {
+        let state = self.state.read().await;
+        let entries = state
+            .objects
+            .range::<[u8], _>((std::ops::Bound::Included(prefix), std::ops::Bound::Unbounded))
+            .take_while(|(key, _)| key.starts_with(prefix))
+            .map(|(_, entry)| entry.clone())
+            .collect();
+        (entries, state.revision)
+    }
+
+    /// Starts a watch after `from` (`None`: from the current state, with `initial` set to
+    /// every object under `prefix`). Fails with 410 when `from` left the event window.
+    pub async fn subscribe(&self, prefix: &[u8], from: Option<i64>) -> ApiResult<Subscription> {
+        if let Some(from) = from {
+            self.wait_for(from).await?;
+        }
+        let state = self.state.read().await;
+        let live = state.live.subscribe();
+        match from {
+            Some(from) => {
+                if from < state.oldest {
+                    return Err(ApiError::Expired(format!("too old resource version: {from} ({})", state.oldest + 1)));
+                }
+                let start = state.events.partition_point(|e| e.revision() <= from);
+                let backlog = state.events.range(start..).cloned().collect();
+                Ok(Subscription { backlog, initial: Vec::new(), revision: state.revision, live })
+            }
+            None => {
+                let initial = state
+                    .objects
+                    .range::<[u8], _>((std::ops::Bound::Included(prefix), std::ops::Bound::Unbounded))
+                    .take_while(|(key, _)| key.starts_with(prefix))
+                    .map(|(_, entry)| entry.clone())
+                    .collect();
+                Ok(Subscription { backlog: Vec::new(), initial, revision: state.revision, live })
+            }
+        }
+    }
+}

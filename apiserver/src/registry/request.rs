@@ -1,0 +1,238 @@
+//! A REST request reduced to what the generic registry needs: the verb, the object's
+//! coordinates, the query parameters and the negotiated formats.
+
+use std::collections::HashMap;
+
+use axum::http::HeaderMap;
+use bytes::Bytes;
+
+use super::table::IncludeObject;
+use crate::error::{ApiError, ApiResult};
+
+/// The Kubernetes verb of a request (what RBAC and metrics call it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verb {
+    Get,
+    List,
+    Watch,
+    Create,
+    Update,
+    Patch,
+    Delete,
+    DeleteCollection,
+}
+
+impl Verb {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verb::Get => "get",
+            Verb::List => "list",
+            Verb::Watch => "watch",
+            Verb::Create => "create",
+            Verb::Update => "update",
+            Verb::Patch => "patch",
+            Verb::Delete => "delete",
+            Verb::DeleteCollection => "deletecollection",
+        }
+    }
+}
+
+/// How the response body is encoded, from the `Accept` header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    Json,
+    Yaml,
+    /// `meta.k8s.io/v1` Table (what `kubectl get` asks for).
+    Table(IncludeObject),
+}
+
+/// `?fieldValidation=`: what to do with unknown or duplicate fields in a body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldValidation {
+    Ignore,
+    Warn,
+    Strict,
+}
+
+/// The query parameters the registry understands.
+#[derive(Debug, Clone, Default)]
+pub struct Query {
+    pub label_selector: Option<String>,
+    pub field_selector: Option<String>,
+    pub limit: usize,
+    pub continue_token: Option<String>,
+    pub resource_version: Option<String>,
+    pub resource_version_match: Option<String>,
+    pub allow_watch_bookmarks: bool,
+    pub timeout_seconds: Option<u64>,
+    pub send_initial_events: Option<bool>,
+    pub dry_run: bool,
+    pub field_validation: Option<FieldValidation>,
+    pub include_object: Option<String>,
+    pub grace_period_seconds: Option<i64>,
+    pub propagation_policy: Option<String>,
+}
+
+impl Query {
+    pub fn parse(raw: Option<&str>) -> ApiResult<Self> {
+        let pairs: HashMap<String, String> = form_pairs(raw.unwrap_or(""));
+        let get = |key: &str| pairs.get(key).cloned().filter(|v| !v.is_empty());
+        let flag = |key: &str| pairs.get(key).is_some_and(|v| v == "true" || v == "1");
+        let number = |key: &str| -> ApiResult<Option<i64>> {
+            get(key)
+                .map(|v| v.parse::<i64>().map_err(|_| ApiError::BadRequest(format!("invalid value for {key}: {v:?}"))))
+                .transpose()
+        };
+        let dry_run = match pairs.get("dryRun").map(String::as_str) {
+            None | Some("") => false,
+            Some("All") => true,
+            Some(other) => {
+                return Err(ApiError::BadRequest(format!("Invalid dry run value {other:?}: supported values: \"All\"")))
+            }
+        };
+        let field_validation = match get("fieldValidation").as_deref() {
+            None => None,
+            Some("Ignore") => Some(FieldValidation::Ignore),
+            Some("Warn") => Some(FieldValidation::Warn),
+            Some("Strict") => Some(FieldValidation::Strict),
+            Some(other) => {
+                return Err(ApiError::BadRequest(format!(
+                    "fieldValidation invalid value: {other}, expected one of: \"Ignore\", \"Warn\", \"Strict\""
+                )))
+            }
+        };
+        Ok(Query {
+            label_selector: get("labelSelector"),
+            field_selector: get("fieldSelector"),
+            limit: number("limit")?.unwrap_or(0).max(0) as usize,
+            continue_token: get("continue"),
+            resource_version: get("resourceVersion"),
+            resource_version_match: get("resourceVersionMatch"),
+            allow_watch_bookmarks: flag("allowWatchBookmarks"),
+            timeout_seconds: number("timeoutSeconds")?.map(|t| t.max(0) as u64),
+            send_initial_events: pairs.get("sendInitialEvents").map(|v| v == "true"),
+            dry_run,
+            field_validation,
+            include_object: get("includeObject"),
+            grace_period_seconds: number("gracePeriodSeconds")?,
+            propagation_policy: get("propagationPolicy"),
+        })
+    }
+}
+
+/// Decodes `application/x-www-form-urlencoded` pairs (the query string).
+fn form_pairs(raw: &str) -> HashMap<String, String> {
+    raw.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (percent_decode(k, true), percent_decode(v, true))
+        })
+        .collect()
+}
+
+/// Decodes `%XX` escapes; `+` is a space only in query strings (`plus_is_space`), not paths.
+pub fn percent_decode(s: &str, plus_is_space: bool) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'+', _) if plus_is_space => out.push(b' '),
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 2;
+            }
+            (byte, _) => out.push(byte),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Picks the response format from `Accept`, honouring order; 406 if nothing fits.
+pub fn negotiate(headers: &HeaderMap, include_object: Option<&str>) -> ApiResult<Output> {
+    let accept = headers.get("accept").and_then(|v| v.to_str().ok()).unwrap_or("");
+    if accept.trim().is_empty() {
+        return Ok(Output::Json);
+    }
+    for entry in accept.split(',') {
+        let mut parts = entry.split(';').map(str::trim);
+        let media = parts.next().unwrap_or("").to_ascii_lowercase();
+        let params: HashMap<&str, &str> = parts.filter_map(|p| p.split_once('=')).collect();
+        match media.as_str() {
+            "application/json" | "application/*" | "*/*" => match params.get("as") {
+                None => return Ok(Output::Json),
+                Some(&"Table") if params.get("g") == Some(&"meta.k8s.io") => {
+                    return Ok(Output::Table(IncludeObject::parse(include_object)))
+                }
+                Some(_) => continue,
+            },
+            "application/yaml" if !params.contains_key("as") => return Ok(Output::Yaml),
+            _ => continue,
+        }
+    }
+    Err(ApiError::NotAcceptable(format!(
+        "only the following media types are accepted: application/json, application/yaml, application/json;as=Table;v=v1;g=meta.k8s.io"
+    )))
+}
+
+/// Decodes a request body (JSON or YAML) into a JSON value; 415 for other types.
+pub fn decode_body(headers: &HeaderMap, body: &Bytes) -> ApiResult<serde_json::Value> {
+    let content_type = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("application/json");
+    let media = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    match media.as_str() {
+        "application/json" | "" => serde_json::from_slice(body)
+            .map_err(|e| ApiError::BadRequest(format!("the body of the request could not be decoded as JSON: {e}"))),
+        "application/yaml" => serde_yaml::from_slice(body)
+            .map_err(|e| ApiError::BadRequest(format!("the body of the request could not be decoded as YAML: {e}"))),
+        other => Err(ApiError::UnsupportedMediaType(format!(
+            "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got {other})"
+        ))),
+    }
+}
+
+/// The registry's view of one request.
+#[derive(Debug)]
+pub struct ApiRequest {
+    pub verb: Verb,
+    pub namespace: Option<String>,
+    pub name: Option<String>,
+    pub subresource: Option<String>,
+    pub query: Query,
+    pub output: Output,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_strings_decode() {
+        let query = Query::parse(Some("labelSelector=app%3Dweb%2Ctier+in+(a)&limit=500&allowWatchBookmarks=true")).unwrap();
+        assert_eq!(query.label_selector.as_deref(), Some("app=web,tier in (a)"));
+        assert_eq!(query.limit, 500);
+        assert!(query.allow_watch_bookmarks);
+        assert!(Query::parse(Some("dryRun=Some")).is_err());
+    }
+
+    #[test]
+    fn kubectl_get_negotiates_a_table() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "accept",
+            "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json"
+                .parse()
+                .unwrap(),
+        );
+        assert_eq!(negotiate(&headers, None).unwrap(), Output::Table(IncludeObject::Metadata));
+        headers.insert("accept", "application/vnd.kubernetes.protobuf".parse().unwrap());
+        assert!(matches!(negotiate(&headers, None), Err(ApiError::NotAcceptable(_))));
+    }
+}

@@ -1,0 +1,642 @@
+//! The generic REST implementation: create, read, update and delete for any [`Strategy`],
+//! with upstream's object semantics (system metadata, generation, status split, optimistic
+//! concurrency, finalizers, graceful deletion, dry run, field validation).
+
+use std::any::TypeId;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{DeleteOptions, ObjectMeta};
+use k8s_openapi::{Metadata, NamespaceResourceScope, Resource as _};
+use serde_json::{json, Value};
+use store::Store;
+
+use super::cache::{Cache, Derived, Indexer};
+use super::request::{decode_body, ApiRequest, FieldValidation, Output, Verb};
+use super::strategy::Strategy;
+use super::table::{self, IncludeObject};
+use super::{fields, stored, validation, Resource, ResourceInfo};
+use crate::error::{ApiError, ApiResult, Cause};
+
+/// Events kept per resource for watchers resuming from a recent resourceVersion.
+const CACHE_EVENTS: usize = 4096;
+
+/// Serves one resource through its strategy.
+pub struct Rest<S: Strategy> {
+    pub(super) strategy: Arc<S>,
+    pub(super) info: ResourceInfo,
+    pub(super) store: Arc<dyn Store>,
+    pub(super) cache: Arc<Cache>,
+    /// `/pods/`: every key of the resource starts with it.
+    pub(super) prefix: String,
+}
+
+impl<S: Strategy> Rest<S> {
+    /// Builds the resource and starts its watch cache.
+    pub fn new(strategy: S, store: Arc<dyn Store>) -> Self {
+        let description = strategy.describe();
+        let plural = S::Object::URL_PATH_SEGMENT;
+        let prefix = format!("/{}/", description.storage_path.unwrap_or(plural));
+        let info = ResourceInfo {
+            group: S::Object::GROUP,
+            version: S::Object::VERSION,
+            kind: S::Object::KIND,
+            list_kind: <S::Object as k8s_openapi::ListableResource>::LIST_KIND,
+            plural,
+            singular: S::Object::KIND.to_ascii_lowercase(),
+            namespaced: TypeId::of::<<S::Object as k8s_openapi::Resource>::Scope>() == TypeId::of::<NamespaceResourceScope>(),
+            description,
+        };
+        let strategy = Arc::new(strategy);
+        let indexer: Indexer = {
+            let strategy = strategy.clone();
+            Arc::new(move |raw: &[u8]| {
+                let object: S::Object = serde_json::from_slice(raw)
+                    .map_err(|e| ApiError::Internal(format!("stored object does not decode: {e}")))?;
+                Ok(derive(&*strategy, &object))
+            })
+        };
+        let cache = Cache::start(store.clone(), Bytes::from(prefix.clone()), indexer, CACHE_EVENTS);
+        Rest { strategy, info, store, cache, prefix }
+    }
+
+    pub(super) fn key(&self, namespace: Option<&str>, name: &str) -> String {
+        match (self.info.namespaced, namespace) {
+            (true, Some(ns)) => format!("{}{ns}/{name}", self.prefix),
+            _ => format!("{}{name}", self.prefix),
+        }
+    }
+
+    /// The prefix a list or watch covers: one namespace or the whole resource.
+    pub(super) fn list_prefix(&self, namespace: Option<&str>) -> String {
+        match (self.info.namespaced, namespace) {
+            (true, Some(ns)) => format!("{}{ns}/", self.prefix),
+            _ => self.prefix.clone(),
+        }
+    }
+
+    pub(super) fn decode(&self, raw: &[u8], revision: i64) -> ApiResult<S::Object> {
+        stored::decode(raw, revision)
+    }
+
+    /// Reads the current object or answers 404.
+    async fn current(&self, namespace: Option<&str>, name: &str) -> ApiResult<store::KeyValue> {
+        self.store
+            .get(self.key(namespace, name).as_bytes())
+            .await?
+            .ok_or_else(|| ApiError::NotFound(self.info.target(name)))
+    }
+
+    /// Encodes one object for the negotiated output.
+    pub(super) fn respond(&self, code: StatusCode, raw: &[u8], revision: i64, output: Output, warnings: &[String]) -> ApiResult<Response> {
+        let body = match output {
+            Output::Json => stored::with_resource_version(raw, revision),
+            Output::Yaml => yaml(&stored::with_resource_version(raw, revision))?,
+            Output::Table(include) => {
+                let object = self.decode(raw, revision)?;
+                let row = self.row(&object, include)?;
+                serde_json::to_vec(&table::table(&self.strategy.columns(), vec![row], None, true, None))
+                    .map_err(|e| ApiError::Internal(e.to_string()))?
+            }
+        };
+        Ok(with_warnings(body_response(code, body, output), warnings))
+    }
+
+    /// A table row: the strategy's cells and the object as `includeObject` asks.
+    pub(super) fn row(&self, object: &S::Object, include: IncludeObject) -> ApiResult<(Vec<Value>, Value)> {
+        let value = serde_json::to_value(object).map_err(|e| ApiError::Internal(e.to_string()))?;
+        Ok((self.strategy.cells(object), include.row_object(&value)))
+    }
+
+    /// Decodes a request body into the typed object, applying `fieldValidation`.
+    fn read_body(&self, request: &ApiRequest) -> ApiResult<(S::Object, Vec<String>)> {
+        if request.body.is_empty() {
+            return Err(ApiError::BadRequest("the body of the request is empty".into()));
+        }
+        let input = decode_body(&request.headers, &request.body)?;
+        let Some(fields_map) = input.as_object() else {
+            return Err(ApiError::BadRequest(format!("the body of the request is not a JSON object: {input}")));
+        };
+        let api_version = fields_map.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+        let kind = fields_map.get("kind").and_then(Value::as_str).unwrap_or("");
+        if kind.is_empty() {
+            return Err(ApiError::BadRequest(format!("Object 'Kind' is missing in '{}'", compact(&input))));
+        }
+        let expected_version = self.info.api_version();
+        if api_version != expected_version {
+            return Err(ApiError::BadRequest(format!(
+                "the API version in the data ({api_version}) does not match the expected API version ({expected_version})"
+            )));
+        }
+        if kind != self.info.kind {
+            return Err(ApiError::BadRequest(format!(
+                "the kind in the data ({kind}) does not match the expected kind ({})",
+                self.info.kind
+            )));
+        }
+        let object: S::Object = serde_json::from_value(input.clone())
+            .map_err(|e| ApiError::BadRequest(format!("the body of the request could not be decoded: {e}")))?;
+        let validation = request.query.field_validation.unwrap_or(FieldValidation::Warn);
+        if validation == FieldValidation::Ignore {
+            return Ok((object, Vec::new()));
+        }
+        let decoded = serde_json::to_value(&object).map_err(|e| ApiError::Internal(e.to_string()))?;
+        let mut problems: Vec<String> =
+            fields::unknown(&input, &decoded).into_iter().map(|p| format!("unknown field \"{p}\"")).collect();
+        if is_json(&request.headers) {
+            problems.extend(fields::duplicates(&request.body).into_iter().map(|p| format!("duplicate field \"{p}\"")));
+        }
+        match validation {
+            FieldValidation::Strict if !problems.is_empty() => {
+                Err(ApiError::BadRequest(format!("strict decoding error: {}", problems.join(", "))))
+            }
+            _ => Ok((object, problems)),
+        }
+    }
+
+    /// 404 if the namespace is missing, 403 if it is being deleted, as upstream's
+    /// NamespaceLifecycle admission answers.
+    async fn check_namespace(&self, namespace: &str, name: &str) -> ApiResult<()> {
+        let Some(kv) = self.store.get(format!("/namespaces/{namespace}").as_bytes()).await? else {
+            return Err(ApiError::NotFound(crate::error::Target {
+                group: String::new(),
+                resource: "namespaces".into(),
+                kind: "Namespace".into(),
+                name: namespace.into(),
+            }));
+        };
+        let phase: Option<String> = serde_json::from_slice::<Value>(&kv.value)
+            .ok()
+            .and_then(|ns| ns.pointer("/status/phase").and_then(Value::as_str).map(String::from));
+        if phase.as_deref() == Some("Terminating") {
+            return Err(ApiError::Forbidden(format!(
+                "{} \"{name}\" is forbidden: unable to create new content in namespace {namespace} because it is being terminated",
+                self.info.target(name).resource_name()
+            )));
+        }
+        Ok(())
+    }
+
+    async fn create(&self, request: ApiRequest) -> ApiResult<Response> {
+        let (mut object, warnings) = self.read_body(&request)?;
+        let namespace = self.scope_namespace(&request, object.metadata())?;
+        let description = &self.info.description;
+        {
+            let meta = object.metadata_mut();
+            meta.namespace = namespace.clone();
+            meta.uid = Some(stored::new_uid());
+            meta.creation_timestamp = Some(stored::now());
+            meta.resource_version = None;
+            meta.deletion_timestamp = None;
+            meta.deletion_grace_period_seconds = None;
+            meta.generation = description.generation.then_some(1);
+            meta.self_link = None;
+        }
+        self.strategy.prepare_create(&mut object);
+        self.strategy.default_fields(&mut object);
+        let generated = object.metadata().name.as_deref().unwrap_or("").is_empty();
+        if generated {
+            if let Some(base) = object.metadata().generate_name.clone().filter(|g| !g.is_empty()) {
+                object.metadata_mut().name = Some(format!("{base}{}", stored::name_suffix()));
+            }
+        }
+        let name = object.metadata().name.clone().unwrap_or_default();
+        self.validate(&object, None)?;
+        if let Some(ns) = &namespace {
+            self.check_namespace(ns, &name).await?;
+        }
+        self.strategy.admit_create(&mut object).await?;
+        let raw = stored::encode(&object)?;
+        if request.query.dry_run {
+            return self.respond(StatusCode::CREATED, &raw, 0, request.output, &warnings);
+        }
+        match self.store.create(self.key(namespace.as_deref(), &name).as_bytes(), raw.clone()).await {
+            Ok(revision) => self.respond(StatusCode::CREATED, &raw, revision, request.output, &warnings),
+            Err(store::Error::AlreadyExists { .. }) => Err(ApiError::AlreadyExists(self.info.target(&name))),
+            Err(other) => Err(other.into()),
+        }
+    }
+
+    /// The namespace an object lives in: the URL's; a different one in the body is a 400.
+    fn scope_namespace(&self, request: &ApiRequest, meta: &ObjectMeta) -> ApiResult<Option<String>> {
+        if !self.info.namespaced {
+            return Ok(None);
+        }
+        let url = request.namespace.clone().ok_or_else(|| ApiError::MethodNotAllowed)?;
+        match meta.namespace.as_deref() {
+            Some(body) if !body.is_empty() && body != url => Err(ApiError::BadRequest(
+                "the namespace of the provided object does not match the namespace sent on the request".into(),
+            )),
+            _ => Ok(Some(url)),
+        }
+    }
+
+    fn validate(&self, object: &S::Object, old: Option<&S::Object>) -> ApiResult<()> {
+        let mut causes = validation::object_meta(object.metadata(), self.info.description.name_rule);
+        causes.extend(match old {
+            Some(old) => self.strategy.validate_update(object, old),
+            None => self.strategy.validate(object),
+        });
+        if causes.is_empty() {
+            return Ok(());
+        }
+        let name = object.metadata().name.clone().unwrap_or_default();
+        Err(ApiError::Invalid { target: self.info.target(&name), causes })
+    }
+
+    async fn update(&self, request: ApiRequest) -> ApiResult<Response> {
+        let name = request.name.clone().unwrap_or_default();
+        let subresource = request.subresource.as_deref();
+        let (input, warnings) = self.read_body(&request)?;
+        let namespace = self.scope_namespace(&request, input.metadata())?;
+        if let Some(body_name) = input.metadata().name.as_deref().filter(|n| !n.is_empty() && *n != name) {
+            return Err(ApiError::BadRequest(format!(
+                "the name of the object ({body_name}) does not match the name on the URL ({name})"
+            )));
+        }
+        let precondition = input.metadata().resource_version.clone().filter(|rv| !rv.is_empty());
+        loop {
+            let current = self.current(namespace.as_deref(), &name).await?;
+            if let Some(rv) = &precondition {
+                if *rv != current.mod_revision.to_string() {
+                    return Err(self.modified(&name));
+                }
+            }
+            let old = self.decode(&current.value, current.mod_revision)?;
+            let mut object = self.merge_update(&input, &old, subresource)?;
+            self.strategy.default_fields(&mut object);
+            self.validate(&object, Some(&old))?;
+            let raw = stored::encode(&object)?;
+            if raw == current.value {
+                return self.respond(StatusCode::OK, &current.value, current.mod_revision, request.output, &warnings);
+            }
+            if request.query.dry_run {
+                return self.respond(StatusCode::OK, &raw, current.mod_revision, request.output, &warnings);
+            }
+            match self.write_update(namespace.as_deref(), &name, &object, raw.clone(), current.mod_revision).await {
+                Ok(revision) => return self.respond(StatusCode::OK, &raw, revision, request.output, &warnings),
+                Err(store::Error::Conflict { .. }) if precondition.is_none() => continue,
+                Err(store::Error::Conflict { .. }) => return Err(self.modified(&name)),
+                Err(store::Error::NotFound { .. }) => return Err(ApiError::NotFound(self.info.target(&name))),
+                Err(other) => return Err(other.into()),
+            }
+        }
+    }
+
+    /// Stores an update; an object being deleted whose last finalizer just went is removed.
+    async fn write_update(&self, namespace: Option<&str>, name: &str, object: &S::Object, raw: Bytes, expected: i64) -> store::Result<i64> {
+        let key = self.key(namespace, name);
+        let revision = self.store.update(key.as_bytes(), raw, expected).await?;
+        let meta = object.metadata();
+        let finalized = meta.finalizers.as_ref().is_none_or(|f| f.is_empty()) && !self.strategy.holds_deletion(object);
+        if meta.deletion_timestamp.is_some() && finalized && self.strategy.grace_period(object, None).is_none() {
+            match self.store.delete(key.as_bytes(), Some(revision)).await {
+                Ok((deleted, _)) => return Ok(deleted),
+                Err(store::Error::Conflict { .. } | store::Error::NotFound { .. }) => {}
+                Err(other) => return Err(other),
+            }
+        }
+        Ok(revision)
+    }
+
+    fn modified(&self, name: &str) -> ApiError {
+        ApiError::Conflict {
+            target: self.info.target(name),
+            detail: "the object has been modified; please apply your changes to the latest version and try again".into(),
+        }
+    }
+
+    /// The object an update stores: the input with the system metadata of `old`, and only
+    /// the part the (sub)resource may change.
+    fn merge_update(&self, input: &S::Object, old: &S::Object, subresource: Option<&str>) -> ApiResult<S::Object> {
+        let description = &self.info.description;
+        let to_value = |o: &S::Object| serde_json::to_value(o).map_err(|e| ApiError::Internal(e.to_string()));
+        let (mut new, old_value) = (to_value(input)?, to_value(old)?);
+        match subresource {
+            Some("status") => {
+                let status = new.get("status").cloned();
+                new = old_value.clone();
+                set_or_remove(&mut new, "status", status);
+            }
+            Some("finalize") => {
+                let finalizers = new.pointer("/spec/finalizers").cloned();
+                new = old_value.clone();
+                if let Some(spec) = new.get_mut("spec").and_then(Value::as_object_mut) {
+                    match finalizers {
+                        Some(f) => spec.insert("finalizers".into(), f),
+                        None => spec.remove("finalizers"),
+                    };
+                }
+            }
+            _ if description.status => set_or_remove(&mut new, "status", old_value.get("status").cloned()),
+            _ => {}
+        }
+        let mut object: S::Object = serde_json::from_value(new).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        let old_meta = old.metadata();
+        {
+            let meta = object.metadata_mut();
+            meta.name = old_meta.name.clone();
+            meta.namespace = old_meta.namespace.clone();
+            meta.uid = old_meta.uid.clone();
+            meta.creation_timestamp = old_meta.creation_timestamp.clone();
+            meta.deletion_timestamp = old_meta.deletion_timestamp.clone();
+            meta.deletion_grace_period_seconds = old_meta.deletion_grace_period_seconds;
+            meta.generate_name = meta.generate_name.take().or_else(|| old_meta.generate_name.clone());
+            meta.generation = old_meta.generation;
+            meta.self_link = None;
+        }
+        if description.generation && spec_changed(&to_value(&object)?, &old_value) {
+            object.metadata_mut().generation = Some(old_meta.generation.unwrap_or(0) + 1);
+        }
+        Ok(object)
+    }
+
+    async fn delete(&self, request: ApiRequest) -> ApiResult<Response> {
+        let name = request.name.clone().unwrap_or_default();
+        let namespace = request.namespace.clone().filter(|_| self.info.namespaced);
+        let options = delete_options(&request)?;
+        loop {
+            let current = self.current(namespace.as_deref(), &name).await?;
+            let mut object = self.decode(&current.value, current.mod_revision)?;
+            self.check_preconditions(&options, &object, &name)?;
+            match self.begin_delete(&mut object, &options) {
+                Some(object) => {
+                    let raw = stored::encode(&object)?;
+                    if raw == current.value || request.query.dry_run {
+                        return self.respond(StatusCode::OK, &raw, current.mod_revision, request.output, &[]);
+                    }
+                    match self.store.update(self.key(namespace.as_deref(), &name).as_bytes(), raw.clone(), current.mod_revision).await {
+                        Ok(revision) => return self.respond(StatusCode::OK, &raw, revision, request.output, &[]),
+                        Err(store::Error::Conflict { .. }) => continue,
+                        Err(store::Error::NotFound { .. }) => return Err(ApiError::NotFound(self.info.target(&name))),
+                        Err(other) => return Err(other.into()),
+                    }
+                }
+                None => {
+                    if !request.query.dry_run {
+                        match self.store.delete(self.key(namespace.as_deref(), &name).as_bytes(), Some(current.mod_revision)).await {
+                            Ok(_) => {}
+                            Err(store::Error::Conflict { .. }) => continue,
+                            Err(store::Error::NotFound { .. }) => return Err(ApiError::NotFound(self.info.target(&name))),
+                            Err(other) => return Err(other.into()),
+                        }
+                    }
+                    if self.info.description.return_deleted_object {
+                        return self.respond(StatusCode::OK, &current.value, current.mod_revision, request.output, &[]);
+                    }
+                    return Ok(success_status(&self.info, &name, object.metadata().uid.as_deref()));
+                }
+            }
+        }
+    }
+
+    /// Upstream's delete preconditions (uid, resourceVersion).
+    fn check_preconditions(&self, options: &DeleteOptions, object: &S::Object, name: &str) -> ApiResult<()> {
+        let Some(preconditions) = &options.preconditions else { return Ok(()) };
+        let meta = object.metadata();
+        if let Some(uid) = &preconditions.uid {
+            if Some(uid) != meta.uid.as_ref() {
+                return Err(ApiError::Conflict {
+                    target: self.info.target(name),
+                    detail: format!(
+                        "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                        meta.uid.as_deref().unwrap_or("")
+                    ),
+                });
+            }
+        }
+        if let Some(rv) = &preconditions.resource_version {
+            if Some(rv) != meta.resource_version.as_ref() {
+                return Err(ApiError::Conflict {
+                    target: self.info.target(name),
+                    detail: format!(
+                        "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
+                        meta.resource_version.as_deref().unwrap_or("")
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The object to store instead of deleting it when the deletion must wait (finalizers,
+    /// a grace period); `None` when it can go now.
+    fn begin_delete(&self, object: &mut S::Object, options: &DeleteOptions) -> Option<S::Object> {
+        let policy = options.propagation_policy.as_deref().or(match options.orphan_dependents {
+            Some(true) => Some("Orphan"),
+            _ => None,
+        });
+        let finalizer = match policy {
+            Some("Orphan") => Some("orphan"),
+            Some("Foreground") => Some("foregroundDeletion"),
+            _ => None,
+        };
+        let grace = self.strategy.grace_period(object, options.grace_period_seconds);
+        let meta = object.metadata_mut();
+        if let Some(finalizer) = finalizer {
+            if meta.deletion_timestamp.is_none() {
+                let finalizers = meta.finalizers.get_or_insert_with(Vec::new);
+                if !finalizers.iter().any(|f| f == finalizer) {
+                    finalizers.push(finalizer.to_string());
+                }
+            }
+        }
+        let has_finalizers = meta.finalizers.as_ref().is_some_and(|f| !f.is_empty());
+        let waits = has_finalizers || self.strategy.holds_deletion(object) || grace.is_some_and(|g| g > 0);
+        if !waits {
+            return None;
+        }
+        let meta = object.metadata_mut();
+        if meta.deletion_timestamp.is_none() {
+            let now = stored::now();
+            let seconds = grace.unwrap_or(0);
+            meta.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                jiff::Timestamp::from_second(now.0.as_second() + seconds).unwrap_or(now.0),
+            ));
+            meta.deletion_grace_period_seconds = Some(seconds);
+        } else if let Some(seconds) = grace {
+            // A shorter grace period may only shorten a deletion in progress.
+            if meta.deletion_grace_period_seconds.is_none_or(|current| seconds < current) {
+                meta.deletion_grace_period_seconds = Some(seconds);
+            }
+        }
+        self.strategy.begin_deletion(object);
+        Some(object.clone())
+    }
+
+    async fn get(&self, request: ApiRequest) -> ApiResult<Response> {
+        let name = request.name.clone().unwrap_or_default();
+        let kv = self.current(request.namespace.as_deref().filter(|_| self.info.namespaced), &name).await?;
+        self.respond(StatusCode::OK, &kv.value, kv.mod_revision, request.output, &[])
+    }
+}
+
+/// The Status upstream answers a DELETE with when it does not return the object.
+fn success_status(info: &ResourceInfo, name: &str, uid: Option<&str>) -> Response {
+    let mut details = json!({"name": name, "kind": info.plural});
+    if !info.group.is_empty() {
+        details["group"] = Value::from(info.group);
+    }
+    if let Some(uid) = uid {
+        details["uid"] = Value::from(uid);
+    }
+    let status = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details});
+    body_response(StatusCode::OK, serde_json::to_vec(&status).unwrap_or_default(), Output::Json)
+}
+
+/// DeleteOptions from the body (if any) and the query string, which wins.
+fn delete_options(request: &ApiRequest) -> ApiResult<DeleteOptions> {
+    let mut options: DeleteOptions = if request.body.iter().all(u8::is_ascii_whitespace) {
+        DeleteOptions::default()
+    } else {
+        let value = decode_body(&request.headers, &request.body)?;
+        serde_json::from_value(value).map_err(|e| ApiError::BadRequest(format!("invalid DeleteOptions: {e}")))?
+    };
+    if let Some(grace) = request.query.grace_period_seconds {
+        options.grace_period_seconds = Some(grace);
+    }
+    if let Some(policy) = &request.query.propagation_policy {
+        options.propagation_policy = Some(policy.clone());
+    }
+    if let Some(policy) = &options.propagation_policy {
+        if !["Orphan", "Background", "Foreground"].contains(&policy.as_str()) {
+            return Err(ApiError::Invalid {
+                target: crate::error::Target { group: String::new(), resource: String::new(), kind: String::new(), name: String::new() },
+                causes: vec![Cause::unsupported("propagationPolicy", &Value::from(policy.as_str()), &["Foreground", "Background", "Orphan"])],
+            });
+        }
+    }
+    if options.grace_period_seconds.is_some_and(|g| g < 0) {
+        options.grace_period_seconds = Some(0);
+    }
+    Ok(options)
+}
+
+/// Whether anything but metadata and status differs: what bumps `metadata.generation`.
+fn spec_changed(new: &Value, old: &Value) -> bool {
+    let strip = |v: &Value| {
+        let mut v = v.clone();
+        if let Some(map) = v.as_object_mut() {
+            map.remove("metadata");
+            map.remove("status");
+        }
+        v
+    };
+    strip(new) != strip(old)
+}
+
+fn set_or_remove(object: &mut Value, key: &str, value: Option<Value>) {
+    if let Some(map) = object.as_object_mut() {
+        match value {
+            Some(value) => map.insert(key.into(), value),
+            None => map.remove(key),
+        };
+    }
+}
+
+fn compact(value: &Value) -> String {
+    let text = value.to_string();
+    if text.len() > 200 {
+        format!("{}...", &text[..text.char_indices().nth(200).map_or(text.len(), |(i, _)| i)])
+    } else {
+        text
+    }
+}
+
+fn is_json(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|v| v.starts_with("application/json"))
+}
+
+/// Converts a JSON document to YAML for `Accept: application/yaml`.
+pub(super) fn yaml(json: &[u8]) -> ApiResult<Vec<u8>> {
+    let value: Value = serde_json::from_slice(json).map_err(|e| ApiError::Internal(e.to_string()))?;
+    serde_yaml::to_string(&value).map(String::into_bytes).map_err(|e| ApiError::Internal(e.to_string()))
+}
+
+pub(super) fn body_response(code: StatusCode, body: Vec<u8>, output: Output) -> Response {
+    let content_type = match output {
+        Output::Yaml => "application/yaml",
+        _ => "application/json",
+    };
+    let mut response = (code, body).into_response();
+    response.headers_mut().insert("content-type", HeaderValue::from_static(content_type));
+    response
+}
+
+/// Adds upstream-style `Warning: 299 - "..."` headers.
+pub(super) fn with_warnings(mut response: Response, warnings: &[String]) -> Response {
+    for warning in warnings {
+        let text = format!("299 - {:?}", warning);
+        if let Ok(value) = HeaderValue::from_str(&text) {
+            response.headers_mut().append("warning", value);
+        }
+    }
+    response
+}
+
+/// What selectors need from an object, computed once per version for the watch cache.
+pub(super) fn derive<S: Strategy>(strategy: &S, object: &S::Object) -> Derived {
+    let meta = object.metadata();
+    let mut fields = vec![
+        ("metadata.name", meta.name.clone().unwrap_or_default()),
+        ("metadata.namespace", meta.namespace.clone().unwrap_or_default()),
+    ];
+    fields.extend(strategy.fields(object));
+    Derived { labels: meta.labels.clone().unwrap_or_default(), fields }
+}
+
+#[async_trait]
+impl<S: Strategy> Resource for Rest<S> {
+    fn info(&self) -> &ResourceInfo {
+        &self.info
+    }
+
+    async fn handle(&self, request: ApiRequest) -> ApiResult<Response> {
+        let description = &self.info.description;
+        let subresource = request.subresource.clone();
+        match (request.verb, subresource.as_deref()) {
+            (Verb::Get, None) => self.get(request).await,
+            (Verb::Get, Some("status")) if description.status => self.get(request).await,
+            (Verb::Update, Some("status")) if description.status => self.update(request).await,
+            (Verb::Update, Some("finalize")) if description.finalize => self.update(request).await,
+            (Verb::Get | Verb::Update, Some("scale")) if description.scale.is_some() => self.scale(request).await,
+            (Verb::List, None) => self.list(request).await,
+            (Verb::Watch, None) => self.watch(request).await,
+            (Verb::Create, None) if request.name.is_none() => self.create(request).await,
+            (Verb::Update, None) => self.update(request).await,
+            (Verb::Delete, None) => self.delete(request).await,
+            (Verb::DeleteCollection, None) => self.delete_collection(request).await,
+            (_, Some(sub)) if !self.serves(sub) => Err(ApiError::PathNotFound),
+            _ => Err(ApiError::MethodNotAllowed),
+        }
+    }
+}
+
+impl<S: Strategy> Rest<S> {
+    fn serves(&self, subresource: &str) -> bool {
+        let description = &self.info.description;
+        match subresource {
+            "status" => description.status,
+            "scale" => description.scale.is_some(),
+            "finalize" => description.finalize,
+            _ => false,
+        }
+    }
+}
+
+impl crate::error::Target {
+    /// `pods` or `deployments.apps`, as Forbidden messages name a resource.
+    fn resource_name(&self) -> String {
+        if self.group.is_empty() {
+            self.resource.clone()
+        } else {
+            format!("{}.{}", self.resource, self.group)
+        }
+    }
+}

@@ -1,0 +1,170 @@
+//! The `/scale` subresource (`autoscaling/v1` Scale), which `kubectl scale` and autoscalers
+//! use to change replicas without touching the rest of the object.
+
+use axum::http::StatusCode;
+use axum::response::Response;
+use k8s_openapi::Metadata;
+use serde_json::{json, Value};
+
+use super::request::{decode_body, ApiRequest, Output, Verb};
+use super::rest::{body_response, yaml};
+use super::strategy::{ScalePaths, Strategy};
+use super::{stored, Rest};
+use crate::error::{ApiError, ApiResult, Cause};
+
+impl<S: Strategy> Rest<S> {
+    pub(super) async fn scale(&self, request: ApiRequest) -> ApiResult<Response> {
+        let paths = self.info.description.scale.ok_or(ApiError::PathNotFound)?;
+        let name = request.name.clone().unwrap_or_default();
+        let namespace = request.namespace.clone();
+        let key = self.key(namespace.as_deref(), &name);
+        let wanted = match request.verb {
+            Verb::Update => Some(read_scale(&request)?),
+            _ => None,
+        };
+        loop {
+            let current =
+                self.store.get(key.as_bytes()).await?.ok_or_else(|| ApiError::NotFound(self.info.target(&name)))?;
+            let object: S::Object = self.decode(&current.value, current.mod_revision)?;
+            let mut value = serde_json::to_value(&object).map_err(|e| ApiError::Internal(e.to_string()))?;
+            let Some((replicas, precondition)) = wanted.clone() else {
+                return self.scale_response(&value, paths, request.output);
+            };
+            if precondition.as_ref().is_some_and(|rv| *rv != current.mod_revision.to_string()) {
+                return Err(ApiError::Conflict {
+                    target: self.info.target(&name),
+                    detail: "the object has been modified; please apply your changes to the latest version and try again".into(),
+                });
+            }
+            set_path(&mut value, paths.spec_replicas, Value::from(replicas));
+            let mut updated: S::Object = serde_json::from_value(value.clone()).map_err(|e| ApiError::Internal(e.to_string()))?;
+            if self.info.description.generation && get_path(&serde_json::to_value(&object).unwrap_or_default(), paths.spec_replicas) != Some(&Value::from(replicas)) {
+                updated.metadata_mut().generation = Some(object.metadata().generation.unwrap_or(0) + 1);
+            }
+            let raw = stored::encode(&updated)?;
+            if request.query.dry_run || raw == current.value {
+                let value = serde_json::to_value(&updated).map_err(|e| ApiError::Internal(e.to_string()))?;
+                return self.scale_response(&value, paths, request.output);
+            }
+            match self.store.update(key.as_bytes(), raw.clone(), current.mod_revision).await {
+                Ok(revision) => {
+                    let mut value = serde_json::to_value(&updated).map_err(|e| ApiError::Internal(e.to_string()))?;
+                    set_path(&mut value, "metadata.resourceVersion", Value::from(revision.to_string()));
+                    return self.scale_response(&value, paths, request.output);
+                }
+                Err(store::Error::Conflict { .. }) if precondition.is_none() => continue,
+                Err(store::Error::Conflict { .. }) => {
+                    return Err(ApiError::Conflict {
+                        target: self.info.target(&name),
+                        detail: "the object has been modified; please apply your changes to the latest version and try again".into(),
+                    })
+                }
+                Err(other) => return Err(other.into()),
+            }
+        }
+    }
+
+    fn scale_response(&self, object: &Value, paths: ScalePaths, output: Output) -> ApiResult<Response> {
+        let meta = object.get("metadata").cloned().unwrap_or(Value::Null);
+        let mut metadata = json!({});
+        for field in ["name", "namespace", "uid", "resourceVersion", "creationTimestamp"] {
+            if let Some(v) = meta.get(field) {
+                metadata[field] = v.clone();
+            }
+        }
+        let scale = json!({
+            "kind": "Scale",
+            "apiVersion": "autoscaling/v1",
+            "metadata": metadata,
+            "spec": {"replicas": get_path(object, paths.spec_replicas).cloned().unwrap_or(Value::from(0))},
+            "status": {
+                "replicas": get_path(object, paths.status_replicas).cloned().unwrap_or(Value::from(0)),
+                "selector": get_path(object, paths.label_selector).map(selector_string).unwrap_or_default(),
+            },
+        });
+        let mut body = serde_json::to_vec(&scale).map_err(|e| ApiError::Internal(e.to_string()))?;
+        if output == Output::Yaml {
+            body = yaml(&body)?;
+        }
+        Ok(body_response(StatusCode::OK, body, if output == Output::Yaml { Output::Yaml } else { Output::Json }))
+    }
+}
+
+/// The replicas and resourceVersion precondition of a Scale body.
+fn read_scale(request: &ApiRequest) -> ApiResult<(i64, Option<String>)> {
+    let body = decode_body(&request.headers, &request.body)?;
+    if body.get("kind").and_then(Value::as_str) != Some("Scale") {
+        return Err(ApiError::BadRequest("the body of the request must be an autoscaling/v1 Scale".into()));
+    }
+    let replicas = body.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(0);
+    if replicas < 0 {
+        return Err(ApiError::Invalid {
+            target: crate::error::Target {
+                group: "autoscaling".into(),
+                resource: "scale".into(),
+                kind: "Scale".into(),
+                name: request.name.clone().unwrap_or_default(),
+            },
+            causes: vec![Cause::invalid("spec.replicas", &Value::from(replicas), "must be greater than or equal to 0")],
+        });
+    }
+    let precondition = body.pointer("/metadata/resourceVersion").and_then(Value::as_str).filter(|s| !s.is_empty()).map(String::from);
+    Ok((replicas, precondition))
+}
+
+fn get_path<'a>(value: &'a Value, path: &str) -> Option<&'a Value> {
+    path.split('.').try_fold(value, |v, part| v.get(part))
+}
+
+fn set_path(value: &mut Value, path: &str, new: Value) {
+    let mut target = value;
+    let parts: Vec<&str> = path.split('.').collect();
+    for part in &parts[..parts.len() - 1] {
+        if !target.get(*part).is_some_and(Value::is_object) {
+            target[*part] = json!({});
+        }
+        target = &mut target[*part];
+    }
+    target[parts[parts.len() - 1]] = new;
+}
+
+/// A `LabelSelector` object as the selector string upstream prints: requirements sorted by key.
+pub fn selector_string(selector: &Value) -> String {
+    let mut parts: Vec<(String, String)> = Vec::new();
+    if let Some(labels) = selector.get("matchLabels").and_then(Value::as_object) {
+        for (key, value) in labels {
+            parts.push((key.clone(), format!("{key}={}", value.as_str().unwrap_or(""))));
+        }
+    }
+    for expression in selector.get("matchExpressions").and_then(Value::as_array).into_iter().flatten() {
+        let key = expression.get("key").and_then(Value::as_str).unwrap_or("").to_string();
+        let mut values: Vec<&str> =
+            expression.get("values").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).collect();
+        values.sort_unstable();
+        let text = match expression.get("operator").and_then(Value::as_str) {
+            Some("In") => format!("{key} in ({})", values.join(",")),
+            Some("NotIn") => format!("{key} notin ({})", values.join(",")),
+            Some("Exists") => key.clone(),
+            Some("DoesNotExist") => format!("!{key}"),
+            _ => continue,
+        };
+        parts.push((key, text));
+    }
+    parts.sort();
+    parts.into_iter().map(|(_, text)| text).collect::<Vec<_>>().join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::selector_string;
+    use serde_json::json;
+
+    #[test]
+    fn selectors_print_sorted() {
+        let selector = json!({
+            "matchLabels": {"tier": "front", "app": "web"},
+            "matchExpressions": [{"key": "env", "operator": "In", "values": ["prod", "dev"]}]
+        });
+        assert_eq!(selector_string(&selector), "app=web,env in (dev,prod),tier=front");
+    }
+}

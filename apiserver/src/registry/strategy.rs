@@ -1,0 +1,166 @@
+//! What makes one resource different from another. Everything else (storage, metadata,
+//! concurrency, watch, tables, discovery) is generic; a resource is a [`Strategy`]
+//! implementation in its own small file plus one line in `resources::all`.
+
+use async_trait::async_trait;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::Metadata as _;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
+
+use super::table::Column;
+use crate::error::{ApiResult, Cause};
+
+/// How names of a resource are validated (upstream's `ValidateObjectMeta` name functions).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NameRule {
+    /// DNS-1123 subdomain: lowercase alphanumerics, '-' and '.', at most 253 (most resources).
+    Subdomain,
+    /// DNS-1123 label: lowercase alphanumerics and '-', at most 63 (namespaces, services).
+    Label,
+    /// DNS-1035 label: a DNS-1123 label starting with a letter (services).
+    Dns1035Label,
+    /// Anything usable as a path segment (events, leases of some kinds).
+    PathSegment,
+}
+
+/// Where `/scale` reads and writes its numbers, like upstream's scale subresource mapping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScalePaths {
+    pub spec_replicas: &'static str,
+    pub status_replicas: &'static str,
+    /// A label selector object (`spec.selector`) turned into the Scale's `status.selector` string.
+    pub label_selector: &'static str,
+}
+
+/// Static facts about a resource: what discovery advertises and which generic behaviours apply.
+#[derive(Debug, Clone)]
+pub struct Description {
+    pub short_names: &'static [&'static str],
+    pub categories: &'static [&'static str],
+    /// Serves `/status`; the main resource then ignores status changes.
+    pub status: bool,
+    pub scale: Option<ScalePaths>,
+    /// `metadata.generation` is maintained (bumped on every spec change).
+    pub generation: bool,
+    /// DELETE answers with the deleted object rather than a `Status` (pods, services...).
+    pub return_deleted_object: bool,
+    pub name_rule: NameRule,
+    /// Selectable fields besides `metadata.name` and `metadata.namespace`.
+    pub field_selectors: &'static [&'static str],
+    /// Key segment under the store prefix when upstream's differs from the plural
+    /// (`services/specs`, `minions`), so data laid out by either is found by both.
+    pub storage_path: Option<&'static str>,
+    /// Serves `/finalize`, which may change only `spec.finalizers` (namespaces).
+    pub finalize: bool,
+}
+
+impl Default for Description {
+    fn default() -> Self {
+        Description {
+            short_names: &[],
+            categories: &[],
+            status: false,
+            scale: None,
+            generation: false,
+            return_deleted_object: false,
+            name_rule: NameRule::Subdomain,
+            field_selectors: &[],
+            storage_path: None,
+            finalize: false,
+        }
+    }
+}
+
+/// Types a strategy can serve: any k8s-openapi resource with standard object metadata.
+pub trait ApiObject:
+    k8s_openapi::Resource
+    + k8s_openapi::ListableResource
+    + k8s_openapi::Metadata<Ty = ObjectMeta>
+    + Serialize
+    + DeserializeOwned
+    + Clone
+    + Default
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<T> ApiObject for T where
+    T: k8s_openapi::Resource
+        + k8s_openapi::ListableResource
+        + k8s_openapi::Metadata<Ty = ObjectMeta>
+        + Serialize
+        + DeserializeOwned
+        + Clone
+        + Default
+        + Send
+        + Sync
+        + 'static
+{
+}
+
+/// One resource's rules. Every method has the default upstream applies to a resource that
+/// does not customise it.
+#[async_trait]
+pub trait Strategy: Send + Sync + 'static {
+    type Object: ApiObject;
+
+    fn describe(&self) -> Description {
+        Description::default()
+    }
+
+    /// Fills unset fields with upstream's defaults; runs on create and update.
+    fn default_fields(&self, _object: &mut Self::Object) {}
+
+    /// Resets what a create may not set (status of resources with a status subresource...).
+    fn prepare_create(&self, _object: &mut Self::Object) {}
+
+    /// Field checks beyond metadata, as upstream's `ValidateX`.
+    fn validate(&self, _object: &Self::Object) -> Vec<Cause> {
+        Vec::new()
+    }
+
+    /// Checks of an update: by default the create checks; override for immutable fields.
+    fn validate_update(&self, new: &Self::Object, _old: &Self::Object) -> Vec<Cause> {
+        self.validate(new)
+    }
+
+    /// Work a create needs beyond storing (allocating a ClusterIP...); may change the object.
+    async fn admit_create(&self, _object: &mut Self::Object) -> ApiResult<()> {
+        Ok(())
+    }
+
+    /// Values of the selectable fields listed in [`Description::field_selectors`].
+    fn fields(&self, _object: &Self::Object) -> Vec<(&'static str, String)> {
+        Vec::new()
+    }
+
+    /// The `kubectl get` columns (NAME first); the default is upstream's NAME, AGE table.
+    fn columns(&self) -> Vec<Column> {
+        vec![Column::name(), Column::age()]
+    }
+
+    /// The cells of one row, matching [`Strategy::columns`].
+    fn cells(&self, object: &Self::Object) -> Vec<Value> {
+        vec![Value::from(object.metadata().name.clone().unwrap_or_default()), super::table::age(object.metadata())]
+    }
+
+    /// Finalizers kept outside `metadata.finalizers` that also hold a deletion (a
+    /// namespace's `spec.finalizers`).
+    fn holds_deletion(&self, _object: &Self::Object) -> bool {
+        false
+    }
+
+    /// Marks an object whose deletion has started but must wait (a namespace turns
+    /// Terminating).
+    fn begin_deletion(&self, _object: &mut Self::Object) {}
+
+    /// Seconds a DELETE waits before removing the object (graceful pod termination), given
+    /// the grace period the client asked for; `None` removes it at once.
+    fn grace_period(&self, _object: &Self::Object, _requested: Option<i64>) -> Option<i64> {
+        None
+    }
+}

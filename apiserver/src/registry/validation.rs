@@ -1,0 +1,205 @@
+//! Checks every resource shares: object metadata (names, labels, annotations), and the name
+//! formats strategies reuse for their own fields. Messages are upstream's, so kubectl prints
+//! the same explanation a learner would find in the docs.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use serde_json::Value;
+
+use super::strategy::NameRule;
+use crate::error::Cause;
+
+const SUBDOMAIN_MESSAGE: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
+const LABEL_MESSAGE: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
+const DNS1035_MESSAGE: &str = "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')";
+
+fn is_label_char(c: char) -> bool {
+    c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'
+}
+
+/// DNS-1123 label: `[a-z0-9]([-a-z0-9]*[a-z0-9])?`, at most 63 characters.
+pub fn is_dns1123_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.chars().all(is_label_char)
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+/// DNS-1123 subdomain: dot-separated labels, at most 253 characters.
+pub fn is_dns1123_subdomain(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 253 && s.split('.').all(|part| {
+        !part.is_empty() && part.chars().all(is_label_char) && !part.starts_with('-') && !part.ends_with('-')
+    })
+}
+
+/// DNS-1035 label: a DNS-1123 label starting with a letter (service names).
+pub fn is_dns1035_label(s: &str) -> bool {
+    is_dns1123_label(s) && s.starts_with(|c: char| c.is_ascii_lowercase())
+}
+
+/// Name problems for a value checked with `rule`, as upstream words them.
+pub fn name_errors(name: &str, rule: NameRule) -> Vec<String> {
+    let mut errors = Vec::new();
+    match rule {
+        NameRule::Subdomain => {
+            if name.len() > 253 {
+                errors.push("must be no more than 253 characters".to_string());
+            }
+            if !is_dns1123_subdomain(name) {
+                errors.push(SUBDOMAIN_MESSAGE.to_string());
+            }
+        }
+        NameRule::Label => {
+            if name.len() > 63 {
+                errors.push("must be no more than 63 characters".to_string());
+            }
+            if !is_dns1123_label(name) {
+                errors.push(LABEL_MESSAGE.to_string());
+            }
+        }
+        NameRule::Dns1035Label => {
+            if name.len() > 63 {
+                errors.push("must be no more than 63 characters".to_string());
+            }
+            if !is_dns1035_label(name) {
+                errors.push(DNS1035_MESSAGE.to_string());
+            }
+        }
+        NameRule::PathSegment => {
+            if name == "." || name == ".." {
+                errors.push(format!("may not be '{name}'"));
+            }
+            for bad in ["/", "%"] {
+                if name.contains(bad) {
+                    errors.push(format!("may not contain '{bad}'"));
+                }
+            }
+        }
+    }
+    errors
+}
+
+/// Upstream's `ValidateObjectMeta`: name (or generateName), labels and annotations.
+pub fn object_meta(meta: &ObjectMeta, rule: NameRule) -> Vec<Cause> {
+    let mut causes = Vec::new();
+    match meta.name.as_deref() {
+        None | Some("") => {
+            if meta.generate_name.as_deref().unwrap_or("").is_empty() {
+                causes.push(Cause {
+                    reason: "FieldValueRequired",
+                    field: "metadata.name".into(),
+                    message: "Required value: name or generateName is required".into(),
+                });
+            }
+        }
+        Some(name) => {
+            for error in name_errors(name, rule) {
+                causes.push(Cause::invalid("metadata.name", &Value::from(name), error));
+            }
+        }
+    }
+    causes.extend(labels(meta.labels.as_ref(), "metadata.labels"));
+    if let Some(annotations) = &meta.annotations {
+        let mut total = 0;
+        for (key, value) in annotations {
+            total += key.len() + value.len();
+            for error in qualified_name_errors(key) {
+                causes.push(Cause::invalid("metadata.annotations", &Value::from(key.as_str()), error));
+            }
+        }
+        if total > 256 * 1024 {
+            causes.push(Cause {
+                reason: "FieldValueTooLong",
+                field: "metadata.annotations".into(),
+                message: format!("Too long: may not be more than 262144 bytes"),
+            });
+        }
+    }
+    causes
+}
+
+/// Label keys must be qualified names and values valid label values.
+pub fn labels(labels: Option<&BTreeMap<String, String>>, field: &str) -> Vec<Cause> {
+    let mut causes = Vec::new();
+    for (key, value) in labels.into_iter().flatten() {
+        for error in qualified_name_errors(key) {
+            causes.push(Cause::invalid(field, &Value::from(key.as_str()), error));
+        }
+        if let Some(error) = label_value_error(value) {
+            causes.push(Cause::invalid(format!("{field}"), &Value::from(value.as_str()), error));
+        }
+    }
+    causes
+}
+
+const QUALIFIED_NAME: &str = "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')";
+
+/// Upstream's `IsQualifiedName`: an optional DNS subdomain prefix and a slash, then a name.
+pub fn qualified_name_errors(key: &str) -> Vec<String> {
+    let (prefix, name) = match key.split_once('/') {
+        Some((prefix, name)) => (Some(prefix), name),
+        None => (None, key),
+    };
+    let mut errors = Vec::new();
+    if let Some(prefix) = prefix {
+        if !is_dns1123_subdomain(prefix) {
+            errors.push(format!("prefix part {SUBDOMAIN_MESSAGE}"));
+        }
+    }
+    if name.is_empty() {
+        errors.push("name part must be non-empty".to_string());
+    } else if name.len() > 63 {
+        errors.push("name part must be no more than 63 characters".to_string());
+    } else if !is_label_value_shape(name) {
+        errors.push(QUALIFIED_NAME.to_string());
+    }
+    errors
+}
+
+fn is_label_value_shape(s: &str) -> bool {
+    s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        && s.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && s.ends_with(|c: char| c.is_ascii_alphanumeric())
+}
+
+/// Upstream's `IsValidLabelValue`.
+pub fn label_value_error(value: &str) -> Option<String> {
+    if value.is_empty() {
+        return None;
+    }
+    if value.len() > 63 {
+        return Some("must be no more than 63 characters".into());
+    }
+    (!is_label_value_shape(value)).then(|| "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_dns_rules() {
+        assert!(is_dns1123_subdomain("web-1.example"));
+        assert!(!is_dns1123_subdomain("Web"));
+        assert!(!is_dns1123_subdomain("a..b"));
+        assert!(is_dns1123_label("kube-system"));
+        assert!(!is_dns1123_label("a.b"));
+        assert!(!is_dns1035_label("1abc"));
+        let meta = ObjectMeta { name: Some("Bad_Name".into()), ..Default::default() };
+        let causes = object_meta(&meta, NameRule::Subdomain);
+        assert_eq!(causes.len(), 1);
+        assert!(causes[0].message.starts_with("Invalid value: \"Bad_Name\": a lowercase RFC 1123 subdomain"));
+        let unnamed = object_meta(&ObjectMeta::default(), NameRule::Subdomain);
+        assert_eq!(unnamed[0].message, "Required value: name or generateName is required");
+    }
+
+    #[test]
+    fn label_keys_and_values() {
+        let labels_map: BTreeMap<String, String> =
+            [("app.kubernetes.io/name".to_string(), "web".to_string()), ("bad key".to_string(), "-x".to_string())].into();
+        let causes = labels(Some(&labels_map), "metadata.labels");
+        assert_eq!(causes.len(), 2, "{causes:?}");
+    }
+}

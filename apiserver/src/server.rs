@@ -1,0 +1,108 @@
+//! Start-up: the store, the PKI, the registry and the listener, in the order that lets
+//! `/readyz` turn true only once everything answers.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::Namespace;
+use store::embedded::{EmbeddedConfig, EmbeddedStore};
+use store::etcd::{EtcdConfig, EtcdStore};
+use store::Store;
+
+use crate::authn::Authenticator;
+use crate::discovery::Discovery;
+use crate::metrics::Metrics;
+use crate::options::Options;
+use crate::pki::{self, PkiRequest, ServingFiles};
+use crate::registry::stored;
+use crate::routes::{router, App};
+
+/// Namespaces every cluster has from its first start.
+const SYSTEM_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("storage: {0}")]
+    Store(#[from] store::Error),
+    #[error("certificates: {0}")]
+    Pki(#[from] pki::PkiError),
+    #[error("{0}")]
+    Config(String),
+    #[error("cannot listen on {address}: {source}")]
+    Listen { address: SocketAddr, source: std::io::Error },
+}
+
+/// Runs the apiserver until the process is stopped.
+pub async fn run(options: Options) -> Result<(), StartError> {
+    let store = open_store(&options).await?;
+    store::compactor::spawn(store.clone(), options.etcd_compaction_interval);
+    let serving = serving_files(&options)?;
+    let tls = crate::tls::server_config(&serving).map_err(StartError::Config)?;
+    let authenticator = Arc::new(Authenticator::load(options.token_auth_file.as_deref()).map_err(StartError::Config)?);
+    let address = SocketAddr::new(options.bind_address, options.secure_port);
+    let listener = tokio::net::TcpListener::bind(address).await.map_err(|source| StartError::Listen { address, source })?;
+    let registry = crate::resources::registry(store.clone());
+    let advertised = SocketAddr::new(options.advertise_address(), options.secure_port);
+    let discovery = Discovery::new(&registry, &advertised.to_string());
+    bootstrap(&*store).await?;
+    let app = Arc::new(App { registry, discovery, store, metrics: Metrics::new() });
+    tracing::info!(%address, "serving");
+    crate::tls::serve(listener, tls, router(app, authenticator)).await;
+    Ok(())
+}
+
+async fn open_store(options: &Options) -> Result<Arc<dyn Store>, StartError> {
+    if options.etcd_servers.is_empty() {
+        let mut config = EmbeddedConfig::new(&options.data_dir);
+        config.prefix = options.etcd_prefix.clone();
+        Ok(Arc::new(EmbeddedStore::open(config)?))
+    } else {
+        let mut config = EtcdConfig::new(options.etcd_servers.clone());
+        config.prefix = options.etcd_prefix.clone();
+        Ok(Arc::new(EtcdStore::connect(config).await?))
+    }
+}
+
+fn serving_files(options: &Options) -> Result<ServingFiles, StartError> {
+    let first_service_ip = first_ip(&options.service_cluster_ip_range);
+    let generated = pki::ensure(&PkiRequest {
+        cert_dir: &options.cert_dir,
+        advertise_address: options.advertise_address(),
+        secure_port: options.secure_port,
+        first_service_ip,
+    })?;
+    Ok(ServingFiles {
+        cert: options.tls_cert_file.clone().unwrap_or(generated.cert),
+        key: options.tls_private_key_file.clone().unwrap_or(generated.key),
+        client_ca: options.client_ca_file.clone().unwrap_or(generated.client_ca),
+    })
+}
+
+/// The first usable address of the service range: the `kubernetes` service's ClusterIP.
+pub fn first_ip(range: &ipnet::IpNet) -> std::net::IpAddr {
+    range.hosts().next().unwrap_or(range.network())
+}
+
+/// Creates the system namespaces if they are missing.
+async fn bootstrap(store: &dyn Store) -> Result<(), StartError> {
+    for name in SYSTEM_NAMESPACES {
+        let key = format!("/namespaces/{name}");
+        if store.get(key.as_bytes()).await?.is_some() {
+            continue;
+        }
+        let mut namespace = Namespace::default();
+        namespace.metadata.name = Some(name.to_string());
+        namespace.metadata.uid = Some(stored::new_uid());
+        namespace.metadata.creation_timestamp = Some(stored::now());
+        namespace.metadata.labels = Some([("kubernetes.io/metadata.name".to_string(), name.to_string())].into());
+        namespace.spec = Some(k8s_openapi::api::core::v1::NamespaceSpec { finalizers: Some(vec!["kubernetes".into()]) });
+        namespace.status = Some(k8s_openapi::api::core::v1::NamespaceStatus { phase: Some("Active".into()), ..Default::default() });
+        let raw = stored::encode(&namespace).map_err(|e| StartError::Config(e.to_string()))?;
+        match store.create(key.as_bytes(), raw).await {
+            Ok(_) | Err(store::Error::AlreadyExists { .. }) => {}
+            Err(other) => return Err(other.into()),
+        }
+    }
+    Ok(())
+}
