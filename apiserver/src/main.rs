@@ -4,6 +4,7 @@ mod authn;
 mod discovery;
 mod error;
 mod metrics;
+mod openapi;
 mod options;
 mod pki;
 mod registry;

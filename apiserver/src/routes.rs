@@ -29,6 +29,7 @@ pub const GIT_VERSION: &str = "v1.33.5";
 pub struct App {
     pub registry: Registry,
     pub discovery: Discovery,
+    pub openapi: crate::openapi::OpenApi,
     pub store: Arc<dyn store::Store>,
     pub metrics: Metrics,
 }
@@ -129,6 +130,9 @@ async fn api(State(app): State<Arc<App>>, request: Request) -> Response {
     let started = Instant::now();
     let (parts, body) = request.into_parts();
     let path = parts.uri.path().trim_end_matches('/').to_string();
+    if path.starts_with("/openapi/") {
+        return app.openapi.respond(&path, &parts.headers).unwrap_or_else(not_found);
+    }
     let segments: Vec<String> = path.split('/').skip(1).map(|s| percent_decode(s, false)).collect();
     let headers = parts.headers;
     let segments: Vec<&str> = segments.iter().map(String::as_str).collect();

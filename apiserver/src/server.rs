@@ -46,7 +46,8 @@ pub async fn run(options: Options) -> Result<(), StartError> {
     let advertised = SocketAddr::new(options.advertise_address(), options.secure_port);
     let discovery = Discovery::new(&registry, &advertised.to_string());
     bootstrap(&*store).await?;
-    let app = Arc::new(App { registry, discovery, store, metrics: Metrics::new() });
+    let openapi = crate::openapi::OpenApi::new(&registry);
+    let app = Arc::new(App { registry, discovery, openapi, store, metrics: Metrics::new() });
     tracing::info!(%address, "serving");
     crate::tls::serve(listener, tls, router(app, authenticator)).await;
     Ok(())

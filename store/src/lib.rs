@@ -14,6 +14,8 @@ pub mod embedded;
 mod error;
 pub mod etcd;
 mod key;
+#[cfg(feature = "test-support")]
+pub mod testing;
 
 use std::pin::Pin;
 

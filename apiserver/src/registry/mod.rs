@@ -7,7 +7,7 @@ mod fields;
 mod list;
 pub mod request;
 mod rest;
-mod scale;
+pub mod scale;
 pub mod selector;
 pub mod strategy;
 pub mod stored;
@@ -59,6 +59,9 @@ impl ResourceInfo {
 #[async_trait]
 pub trait Resource: Send + Sync {
     fn info(&self) -> &ResourceInfo;
+    /// Adds the object's schema to `generator`'s definitions and returns its name
+    /// (`io.k8s.api.core.v1.Pod`), for the OpenAPI documents.
+    fn schema(&self, generator: &mut schemars::SchemaGenerator) -> String;
     async fn handle(&self, request: ApiRequest) -> ApiResult<Response>;
 }
 

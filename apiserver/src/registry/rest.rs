@@ -209,15 +209,20 @@ impl<S: Strategy> Rest<S> {
             self.check_namespace(ns, &name).await?;
         }
         self.strategy.admit_create(&mut object).await?;
-        let raw = stored::encode(&object)?;
-        if request.query.dry_run {
-            return self.respond(StatusCode::CREATED, &raw, 0, request.output, &warnings);
+        let written = match stored::encode(&object) {
+            Ok(raw) if request.query.dry_run => Ok((raw, 0)),
+            Ok(raw) => match self.store.create(self.key(namespace.as_deref(), &name).as_bytes(), raw.clone()).await {
+                Ok(revision) => Ok((raw, revision)),
+                Err(store::Error::AlreadyExists { .. }) => Err(ApiError::AlreadyExists(self.info.target(&name))),
+                Err(other) => Err(other.into()),
+            },
+            Err(error) => Err(error),
+        };
+        if request.query.dry_run || written.is_err() {
+            self.strategy.release(&object, None).await;
         }
-        match self.store.create(self.key(namespace.as_deref(), &name).as_bytes(), raw.clone()).await {
-            Ok(revision) => self.respond(StatusCode::CREATED, &raw, revision, request.output, &warnings),
-            Err(store::Error::AlreadyExists { .. }) => Err(ApiError::AlreadyExists(self.info.target(&name))),
-            Err(other) => Err(other.into()),
-        }
+        let (raw, revision) = written?;
+        self.respond(StatusCode::CREATED, &raw, revision, request.output, &warnings)
     }
 
     /// The namespace an object lives in: the URL's; a different one in the body is a 400.
@@ -267,16 +272,30 @@ impl<S: Strategy> Rest<S> {
             }
             let old = self.decode(&current.value, current.mod_revision)?;
             let mut object = self.merge_update(&input, &old, subresource)?;
+            self.strategy.prepare_update(&mut object, &old);
             self.strategy.default_fields(&mut object);
             self.validate(&object, Some(&old))?;
-            let raw = stored::encode(&object)?;
+            self.strategy.admit_update(&mut object, &old).await?;
+            let raw = match stored::encode(&object) {
+                Ok(raw) => raw,
+                Err(error) => {
+                    self.strategy.release(&object, Some(&old)).await;
+                    return Err(error);
+                }
+            };
             if raw == current.value {
                 return self.respond(StatusCode::OK, &current.value, current.mod_revision, request.output, &warnings);
             }
             if request.query.dry_run {
+                self.strategy.release(&object, Some(&old)).await;
                 return self.respond(StatusCode::OK, &raw, current.mod_revision, request.output, &warnings);
             }
-            match self.write_update(namespace.as_deref(), &name, &object, raw.clone(), current.mod_revision).await {
+            let written = self.write_update(namespace.as_deref(), &name, &object, raw.clone(), current.mod_revision).await;
+            match &written {
+                Ok(_) => self.strategy.release(&old, Some(&object)).await,
+                Err(_) => self.strategy.release(&object, Some(&old)).await,
+            }
+            match written {
                 Ok(revision) => return self.respond(StatusCode::OK, &raw, revision, request.output, &warnings),
                 Err(store::Error::Conflict { .. }) if precondition.is_none() => continue,
                 Err(store::Error::Conflict { .. }) => return Err(self.modified(&name)),
@@ -294,7 +313,10 @@ impl<S: Strategy> Rest<S> {
         let finalized = meta.finalizers.as_ref().is_none_or(|f| f.is_empty()) && !self.strategy.holds_deletion(object);
         if meta.deletion_timestamp.is_some() && finalized && self.strategy.grace_period(object, None).is_none() {
             match self.store.delete(key.as_bytes(), Some(revision)).await {
-                Ok((deleted, _)) => return Ok(deleted),
+                Ok((deleted, _)) => {
+                    self.strategy.release(object, None).await;
+                    return Ok(deleted);
+                }
                 Err(store::Error::Conflict { .. } | store::Error::NotFound { .. }) => {}
                 Err(other) => return Err(other),
             }
@@ -378,7 +400,7 @@ impl<S: Strategy> Rest<S> {
                 None => {
                     if !request.query.dry_run {
                         match self.store.delete(self.key(namespace.as_deref(), &name).as_bytes(), Some(current.mod_revision)).await {
-                            Ok(_) => {}
+                            Ok(_) => self.strategy.release(&object, None).await,
                             Err(store::Error::Conflict { .. }) => continue,
                             Err(store::Error::NotFound { .. }) => return Err(ApiError::NotFound(self.info.target(&name))),
                             Err(other) => return Err(other.into()),
@@ -595,6 +617,11 @@ pub(super) fn derive<S: Strategy>(strategy: &S, object: &S::Object) -> Derived {
 impl<S: Strategy> Resource for Rest<S> {
     fn info(&self) -> &ResourceInfo {
         &self.info
+    }
+
+    fn schema(&self, generator: &mut schemars::SchemaGenerator) -> String {
+        generator.subschema_for::<S::Object>();
+        <S::Object as schemars::JsonSchema>::schema_name().into_owned()
     }
 
     async fn handle(&self, request: ApiRequest) -> ApiResult<Response> {

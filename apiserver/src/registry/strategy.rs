@@ -80,6 +80,7 @@ pub trait ApiObject:
     + k8s_openapi::Metadata<Ty = ObjectMeta>
     + Serialize
     + DeserializeOwned
+    + schemars::JsonSchema
     + Clone
     + Default
     + Send
@@ -94,6 +95,7 @@ impl<T> ApiObject for T where
         + k8s_openapi::Metadata<Ty = ObjectMeta>
         + Serialize
         + DeserializeOwned
+        + schemars::JsonSchema
         + Clone
         + Default
         + Send
@@ -132,6 +134,23 @@ pub trait Strategy: Send + Sync + 'static {
     async fn admit_create(&self, _object: &mut Self::Object) -> ApiResult<()> {
         Ok(())
     }
+
+    /// Adjusts an update before defaulting and validation, as upstream's `PrepareForUpdate`
+    /// (keeping allocated values the client left out, bumping the generation on annotation
+    /// changes...).
+    fn prepare_update(&self, _new: &mut Self::Object, _old: &Self::Object) {}
+
+    /// Work an update needs beyond storing (allocating NodePorts for new ports...); runs
+    /// after validation and may change the object.
+    async fn admit_update(&self, _new: &mut Self::Object, _old: &Self::Object) -> ApiResult<()> {
+        Ok(())
+    }
+
+    /// Gives back what [`Strategy::admit_create`] or [`Strategy::admit_update`] took for
+    /// `gone` and `kept` does not hold: after a delete (`kept` is `None`), a create that
+    /// failed or was a dry run, or an update (its old object once it succeeded, the new one
+    /// if it did not).
+    async fn release(&self, _gone: &Self::Object, _kept: Option<&Self::Object>) {}
 
     /// Values of the selectable fields listed in [`Description::field_selectors`].
     fn fields(&self, _object: &Self::Object) -> Vec<(&'static str, String)> {

@@ -2,7 +2,7 @@
 
 #![allow(dead_code)] // each test binary uses its own part of the support code
 
-pub mod etcd_server;
+pub use store::testing as etcd_server;
 
 use std::any::Any;
 use std::sync::Arc;

@@ -1,5 +1,6 @@
-//! Real etcd processes for the etcd backend's tests: one per test, on its own loopback ports and
-//! data dir, so tests run in parallel (threads under `cargo test`, processes under nextest).
+//! Real etcd processes for tests (this crate's and the end-to-end tests), behind the
+//! `test-support` feature: one per test, on its own loopback ports and data dir, so tests run
+//! in parallel (threads under `cargo test`, processes under nextest).
 //!
 //! Free ports are found by binding port 0 and released just before etcd binds them, so another
 //! process can grab one in between: startup therefore retries with fresh ports when etcd exits

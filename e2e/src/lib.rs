@@ -1,0 +1,230 @@
+//! Black-box harness for the end-to-end tests: starts the real binaries on free loopback
+//! ports with their own temp dirs (and, for the etcd backend, a real etcd), and drives them
+//! the way users do: the real `kubectl`, the kube-rs client, raw HTTPS.
+//!
+//! Binaries are taken from the workspace's `target/debug` (override with `KUBE_BIN_DIR`);
+//! `hack/test.sh` builds them before running the tests.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use store::testing::EtcdServer;
+use tempfile::TempDir;
+
+/// Which store the apiserver runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Embedded,
+    Etcd,
+}
+
+/// The kubectl a test runs: 1.33 unless a test asks for another minor.
+pub fn kubectl_path(minor: u32) -> PathBuf {
+    let versioned = PathBuf::from(format!("/usr/lib/google-cloud-sdk/bin/kubectl.1.{minor}"));
+    if versioned.exists() {
+        versioned
+    } else {
+        PathBuf::from("kubectl")
+    }
+}
+
+fn bin_dir() -> PathBuf {
+    std::env::var_os("KUBE_BIN_DIR").map(PathBuf::from).unwrap_or_else(|| {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug")
+    })
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+}
+
+/// A running control plane; every process is killed when it is dropped.
+pub struct Cluster {
+    pub backend: Backend,
+    pub port: u16,
+    dir: TempDir,
+    apiserver: Option<Child>,
+    etcd: Option<EtcdServer>,
+}
+
+impl Cluster {
+    /// Starts an apiserver on `backend` and waits until `/readyz` answers ok.
+    pub async fn start(backend: Backend) -> Cluster {
+        let etcd = (backend == Backend::Etcd).then(EtcdServer::start);
+        let mut cluster = Cluster { backend, port: free_port(), dir: tempfile::tempdir().expect("temp dir"), apiserver: None, etcd };
+        cluster.start_apiserver().await;
+        cluster
+    }
+
+    fn apiserver_args(&self) -> Vec<String> {
+        let mut args = vec![
+            "--secure-port".to_string(),
+            self.port.to_string(),
+            "--cert-dir".into(),
+            self.dir.path().join("pki").display().to_string(),
+            "--data-dir".into(),
+            self.dir.path().join("data").display().to_string(),
+        ];
+        if let Some(etcd) = &self.etcd {
+            args.push("--etcd-servers".into());
+            args.push(etcd.endpoint());
+        }
+        args
+    }
+
+    async fn start_apiserver(&mut self) {
+        let log = std::fs::File::create(self.dir.path().join("apiserver.log")).expect("log file");
+        let child = Command::new(bin_dir().join("kube-apiserver"))
+            .args(self.apiserver_args())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start kube-apiserver (run `cargo build --workspace` first)");
+        self.apiserver = Some(child);
+        self.wait_ready().await;
+    }
+
+    async fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if self.kubeconfig().exists() {
+                let out = self.kubectl(&["get", "--raw", "/readyz"]);
+                if out.status.success() {
+                    return;
+                }
+            }
+            if let Some(status) = self.apiserver.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                panic!("kube-apiserver exited with {status}:\n{}", self.log());
+            }
+            assert!(Instant::now() < deadline, "kube-apiserver not ready after 30 s:\n{}", self.log());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Kills the apiserver (like a crash) and starts it again on the same data.
+    pub async fn restart(&mut self) {
+        if let Some(mut child) = self.apiserver.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        self.start_apiserver().await;
+    }
+
+    /// The admin kubeconfig the apiserver generated.
+    pub fn kubeconfig(&self) -> PathBuf {
+        self.dir.path().join("pki/admin.conf")
+    }
+
+    /// A directory private to this cluster, for files a test writes.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The apiserver's log so far, for failure messages.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("apiserver.log")).unwrap_or_default()
+    }
+
+    /// Runs kubectl 1.33 with the admin kubeconfig and a private discovery cache.
+    pub fn kubectl(&self, args: &[&str]) -> Output {
+        self.kubectl_version(33, args, None)
+    }
+
+    /// Runs a given kubectl minor, optionally feeding `stdin`.
+    pub fn kubectl_version(&self, minor: u32, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut command = Command::new(kubectl_path(minor));
+        command
+            .args(args)
+            .env("KUBECONFIG", self.kubeconfig())
+            .env("HOME", self.dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        match stdin {
+            None => command.stdin(Stdio::null()).output().expect("run kubectl"),
+            Some(input) => {
+                use std::io::Write;
+                let mut child = command.stdin(Stdio::piped()).spawn().expect("run kubectl");
+                child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write stdin");
+                child.wait_with_output().expect("run kubectl")
+            }
+        }
+    }
+
+    /// Runs kubectl and returns its stdout, failing the test (with stderr and the apiserver
+    /// log) if it fails.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.kubectl(args);
+        assert!(
+            out.status.success(),
+            "kubectl {} failed:\n{}\n--- apiserver log ---\n{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr),
+            self.log()
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs kubectl expecting failure; returns its stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let out = self.kubectl(args);
+        assert!(!out.status.success(), "kubectl {} unexpectedly succeeded: {}", args.join(" "), String::from_utf8_lossy(&out.stdout));
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    /// Like [`Cluster::ok`], with `input` on stdin (`kubectl create -f -`).
+    pub fn ok_stdin(&self, args: &[&str], input: &str) -> String {
+        let out = self.kubectl_version(33, args, Some(input));
+        assert!(
+            out.status.success(),
+            "kubectl {} failed:\n{}\n--- apiserver log ---\n{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr),
+            self.log()
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// A kube-rs client authenticated as the admin.
+    pub async fn client(&self) -> kube::Client {
+        let kubeconfig = kube::config::Kubeconfig::read_from(self.kubeconfig()).expect("read kubeconfig");
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await.expect("kubeconfig");
+        kube::Client::try_from(config).expect("client")
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.apiserver.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Generates one test per case and backend: `cases!(a, b)` runs `async fn a(cluster: &mut
+/// Cluster)` against a fresh cluster on the embedded store and on a real etcd.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($case:ident),* $(,)?) => {
+        mod embedded {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let mut cluster = $crate::Cluster::start($crate::Backend::Embedded).await;
+                    super::$case(&mut cluster).await;
+                }
+            )*
+        }
+        mod etcd {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let mut cluster = $crate::Cluster::start($crate::Backend::Etcd).await;
+                    super::$case(&mut cluster).await;
+                }
+            )*
+        }
+    };
+}

@@ -1,0 +1,335 @@
+#!/usr/bin/env python3
+"""Generate apiserver/src/protobuf/schema.json, the wire schema of the Kubernetes protobuf encoding.
+
+kubectl and client-go send most request bodies as `application/vnd.kubernetes.protobuf`; the
+apiserver transcodes them to the JSON it stores (apiserver/src/protobuf/). This script extracts
+the schema that transcoder needs from two crates already in the cargo registry, so nothing is
+written by hand per type:
+
+* k8s-pb 0.9.0 (prost-generated from the upstream `generated.proto` files) gives every message's
+  field tags, wire types, cardinality (optional / repeated / map) and field message types;
+* k8s-openapi 0.29.0 (feature v1_33) gives the JSON name of every field (the arms of its
+  `Deserialize` impls, `"volumeID" => Field::Key_volume_id`) and the served kinds (its
+  `impl crate::Resource` blocks).
+
+A k8s-pb field is matched to the k8s-openapi JSON name whose lowercase alphanumerics equal its own
+(`volume_id` ~ `volumeID`, `r#ref` ~ `$ref`). k8s-pb follows a newer Kubernetes than v1_33, so
+fields and messages unknown to v1_33 are left out: the transcoder then skips them as unknown tags,
+exactly as a 1.33 kube-apiserver does. Only messages reachable from the served kinds (plus
+meta/v1 DeleteOptions) are written.
+
+Regenerate (stdlib python3 only, after `cargo fetch` so both crates are in ~/.cargo/registry):
+
+    python3 hack/gen-protobuf-schema.py            # writes apiserver/src/protobuf/schema.json
+    python3 hack/gen-protobuf-schema.py --report   # also lists the k8s-pb fields left out
+
+Output format (compact JSON):
+
+    {"kinds":    {"apps/v1": {"Deployment": "api.apps.v1.Deployment", ...}, ...},
+     "shapes":   {"apimachinery.pkg.apis.meta.v1.Time": "time", ...},
+     "messages": {"api.apps.v1.Deployment": {"1": ["metadata", "<message name>"],
+                                             "2": ["spec", "api.apps.v1.DeploymentSpec"], ...}}}
+
+A field is `[jsonName, type]` plus `"repeated"` or `"map"` (map keys are always strings; the
+type is the value's). A type is a scalar (`string int32 int64 bool double bytes`) or a message
+name. `shapes` names the messages whose JSON form is not a plain object (see SHAPES below); the
+leaf shapes have no entry in `messages`.
+"""
+
+import glob
+import json
+import os
+import re
+import sys
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+OUTPUT = os.path.join(REPO, "apiserver", "src", "protobuf", "schema.json")
+REGISTRY = os.path.expanduser(os.environ.get("CARGO_HOME", "~/.cargo")) + "/registry/src/*/"
+PB_SRC = "k8s-pb-0.9.0/src"
+OPENAPI_SRC = "k8s-openapi-0.29.0/src/v1_33"
+
+SCALARS = {"string", "int32", "int64", "bool", "double", "bytes"}
+
+META = "apimachinery.pkg.apis.meta.v1."
+APIEXT = "apiextensions_apiserver.pkg.apis.apiextensions.v1."
+
+# Messages whose upstream JSON form is not an object with one key per field. The value is the
+# shape the transcoder implements, and the fields (tag: scalar type or message) it relies on.
+LEAF_SHAPES = {
+    META + "Time": ("time", {1: "int64", 2: "int32"}),
+    META + "MicroTime": ("microTime", {1: "int64", 2: "int32"}),
+    "apimachinery.pkg.api.resource.Quantity": ("quantity", {1: "string"}),
+    "apimachinery.pkg.util.intstr.IntOrString": ("intOrString", {1: "int64", 2: "int32", 3: "string"}),
+    "apimachinery.pkg.runtime.RawExtension": ("rawJson", {1: "bytes"}),
+    META + "FieldsV1": ("rawJson", {1: "bytes"}),
+    APIEXT + "JSON": ("rawJson", {1: "bytes"}),
+}
+# Shapes built from the message's decoded fields, which keep these JSON names.
+COMPOSITE_SHAPES = {
+    APIEXT + "JSONSchemaPropsOrArray": ("schemaOrArray", {1: "schema", 2: "jSONSchemas"}),
+    APIEXT + "JSONSchemaPropsOrBool": ("schemaOrBool", {1: "allows", 2: "schema"}),
+    APIEXT + "JSONSchemaPropsOrStringArray": ("schemaOrStringArray", {1: "schema", 2: "property"}),
+}
+# Go named slice types (`type ExtraValue []string`) wrapped in a message with one repeated
+# `items` field because a proto map value cannot be repeated; their JSON is the bare array.
+ITEMS_SHAPE = "items"
+
+# Registered in every group version upstream; request bodies of DELETE carry it.
+META_KINDS = {"DeleteOptions": META + "DeleteOptions"}
+META_API_VERSION = "meta.k8s.io/v1"
+
+# API groups whose protos live outside k8s.io/api.
+GROUP_PACKAGES = {
+    "apiextensions.k8s.io": "apiextensions_apiserver.pkg.apis.apiextensions",
+    "apiregistration.k8s.io": "kube_aggregator.pkg.apis.apiregistration",
+    "internal.apiserver.k8s.io": "api.apiserverinternal",
+}
+
+
+def proto_package(group, version):
+    """The proto package of a group version: `api.<first DNS label of the group>.<version>`."""
+    if group in GROUP_PACKAGES:
+        return GROUP_PACKAGES[group] + "." + version
+    return "api." + (group.split(".")[0] if group else "core") + "." + version
+
+
+def crate_dir(sub):
+    found = sorted(glob.glob(REGISTRY + sub))
+    if not found:
+        sys.exit(f"gen-protobuf-schema: {sub} not found under {REGISTRY} (run `cargo fetch`)")
+    return found[-1]
+
+
+def normalize(name):
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+# ---- k8s-pb: messages with tags and types -------------------------------------------------
+
+STRUCT_RE = re.compile(r"^pub struct (\w+) \{(?:\}|\n(.*?)^\})", re.S | re.M)
+FIELD_RE = re.compile(r"#\[prost\(([^\]]*)\)\]\s*pub (?:r#)?(\w+):\s*(.*?),\n(?=\s*(?:///|#\[)|\Z)", re.S)
+TYPE_PATH_RE = re.compile(r"(?<![:\w])((?:super::)*(?:\w+::)*[A-Z]\w*)")
+
+
+def parse_pb(root):
+    """Returns {module.Struct: {"fields": {tag: (name, type, label)}}} for every k8s-pb message."""
+    messages = {}
+    for path in glob.glob(root + "/**/mod.rs", recursive=True):
+        module = os.path.relpath(os.path.dirname(path), root).split(os.sep)
+        text = open(path, encoding="utf-8").read()
+        for struct, body in STRUCT_RE.findall(text):
+            fields = {}
+            for attrs, name, rust_type in FIELD_RE.findall(body):
+                tag, field = parse_pb_field(module, attrs, rust_type)
+                fields[tag] = (name,) + field
+            messages[".".join(module + [struct])] = fields
+    return messages
+
+
+def parse_pb_field(module, attrs, rust_type):
+    tag = int(re.search(r'tag = "(\d+)"', attrs).group(1))
+    kind = attrs.split(",")[0].split("=")[0].strip()
+    if kind == "btree_map":
+        key, value = re.search(r'btree_map = "(\w+), (\w+)"', attrs).groups()
+        assert key == "string", attrs
+        return tag, (resolve_type(module, value, rust_type, map_value=True), "map")
+    label = "repeated" if ", repeated" in attrs else ""
+    return tag, (resolve_type(module, kind, rust_type, map_value=False), label)
+
+
+def resolve_type(module, kind, rust_type, map_value):
+    if kind != "message":
+        assert kind in SCALARS, kind
+        return kind
+    paths = [p for p in TYPE_PATH_RE.findall(re.sub(r"\s", "", rust_type)) if p not in ("String",)]
+    path = paths[-1] if map_value else paths[0]
+    segments = path.split("::")
+    base = list(module)
+    while segments[0] == "super":
+        segments.pop(0)
+        base.pop()
+    return ".".join(base + segments)
+
+
+# ---- k8s-openapi: JSON names and kinds -----------------------------------------------------
+
+DEFINITION_RE = re.compile(r"^// Generated from definition io\.k8s\.(\S+)", re.M)
+ARM_RE = re.compile(r'^\s*"([^"]+)" => Field::Key_\w+,$', re.M)
+RESOURCE_RE = re.compile(
+    r'impl crate::Resource for \w+ \{\s*const API_VERSION: &\'static str = "([^"]*)";'
+    r'\s*const GROUP: &\'static str = "([^"]*)";\s*const KIND: &\'static str = "([^"]*)";'
+    r'\s*const VERSION: &\'static str = "([^"]*)";'
+)
+
+
+def parse_openapi(root):
+    """Returns ({definition: [jsonName]}, [(apiVersion, group, kind, version, definition)])."""
+    json_names, kinds = {}, []
+    for path in glob.glob(root + "/**/*.rs", recursive=True):
+        text = open(path, encoding="utf-8").read()
+        found = DEFINITION_RE.search(text)
+        if not found:
+            continue
+        definition = found.group(1).replace("-", "_")
+        json_names[definition] = ARM_RE.findall(text)
+        kinds += [resource + (definition,) for resource in RESOURCE_RE.findall(text)]
+    return json_names, kinds
+
+
+# ---- joining the two ------------------------------------------------------------------------
+
+
+def canonical_names(pb_messages, definitions):
+    """Maps k8s-pb names (`api.core.v1.PodIp`) to upstream ones (`api.core.v1.PodIP`)."""
+    by_key = {}
+    for definition in definitions:
+        package, _, name = definition.rpartition(".")
+        by_key[(package, name.lower())] = definition
+    names = {}
+    for pb_name in pb_messages:
+        package, _, name = pb_name.rpartition(".")
+        names[pb_name] = by_key.get((package, name.lower()), pb_name)
+    return names
+
+
+def served_kinds(kinds, pb_canonical):
+    table, problems = {}, []
+    for api_version, group, kind, version, definition in kinds:
+        if definition.startswith("apimachinery."):
+            continue
+        message = proto_package(group, version) + "." + kind
+        if message != definition or message not in pb_canonical:
+            problems.append(f"{api_version} {kind}: rule gives {message}, k8s-openapi has {definition}, "
+                            f"k8s-pb has {'it' if message in pb_canonical else 'no such message'}")
+            continue
+        table.setdefault(api_version, {})[kind] = message
+    return table, problems
+
+
+def pb_resource_problems(pb_root, pb_canonical):
+    """Checks the group rule against every kind k8s-pb itself declares."""
+    problems = []
+    for path in glob.glob(pb_root + "/**/mod.rs", recursive=True):
+        text = open(path, encoding="utf-8").read()
+        for _, group, kind, version in RESOURCE_RE.findall(text):
+            message = proto_package(group, version) + "." + kind
+            if message not in pb_canonical:
+                problems.append(f"k8s-pb {group}/{version} {kind}: no message {message}")
+    return problems
+
+
+def build_message(name, pb_fields, json_names, dropped):
+    """Fields of one message as `{tag: [json, type, label?]}`, renamed to upstream JSON."""
+    if name in COMPOSITE_SHAPES:
+        wanted = COMPOSITE_SHAPES[name][1]
+        assert set(pb_fields) == set(wanted), (name, pb_fields)
+        return {tag: [wanted[tag], f[1], f[2]] for tag, f in pb_fields.items()}
+    if is_items_wrapper(name, pb_fields, json_names):
+        return {1: ["items", pb_fields[1][1], "repeated"]}
+    by_normal = {normalize(j): j for j in json_names.get(name, [])}
+    assert len(by_normal) == len(json_names.get(name, [])), name
+    out = {}
+    for tag, (pb_name, ftype, label) in sorted(pb_fields.items()):
+        json_name = by_normal.get(normalize(pb_name))
+        if json_name is not None:
+            out[tag] = [json_name, ftype, label]
+        elif is_embedded(name, ftype, label, json_names):
+            out[tag] = [pb_name, ftype, "inline"]
+        else:
+            dropped.append(f"{name}.{pb_name} (tag {tag})")
+    return out
+
+
+def is_embedded(name, ftype, label, json_names):
+    """An embedded Go struct (`json:",inline"`): its JSON fields are the parent's own."""
+    inner = json_names.get(ftype)
+    return not label and bool(inner) and set(inner) <= set(json_names.get(name, []))
+
+
+def is_items_wrapper(name, pb_fields, json_names):
+    return (
+        name not in json_names
+        and list(pb_fields) == [1]
+        and pb_fields[1][0] == "items"
+        and pb_fields[1][2] == "repeated"
+    )
+
+
+def check_leaf_shape(name, pb_fields):
+    wanted = LEAF_SHAPES[name][1]
+    got = {tag: f[1] for tag, f in pb_fields.items()}
+    assert got == wanted, f"{name}: k8s-pb fields {got}, transcoder expects {wanted}"
+
+
+def walk(roots, pb_messages, canonical, json_names):
+    """Every message reachable from `roots`, with fields renamed; records what was left out."""
+    pb_by_canonical = {canonical[n]: f for n, f in pb_messages.items()}
+    messages, shapes, dropped, pending = {}, {}, [], list(roots)
+    while pending:
+        name = pending.pop()
+        if name in messages or name in shapes:
+            continue
+        pb_fields = {t: (n, canonical.get(ty, ty), lab) for t, (n, ty, lab) in pb_messages_get(pb_by_canonical, name).items()}
+        if name in LEAF_SHAPES:
+            check_leaf_shape(name, pb_fields)
+            shapes[name] = LEAF_SHAPES[name][0]
+            continue
+        fields = build_message(name, pb_fields, json_names, dropped)
+        if name in COMPOSITE_SHAPES:
+            shapes[name] = COMPOSITE_SHAPES[name][0]
+        elif is_items_wrapper(name, pb_fields, json_names):
+            shapes[name] = ITEMS_SHAPE
+        messages[name] = fields
+        pending += [f[1] for f in fields.values() if f[1] not in SCALARS]
+    return messages, shapes, dropped
+
+
+def pb_messages_get(pb_by_canonical, name):
+    if name not in pb_by_canonical:
+        sys.exit(f"gen-protobuf-schema: message {name} is not in k8s-pb")
+    return pb_by_canonical[name]
+
+
+def compact_field(field):
+    json_name, ftype, label = field
+    return [json_name, ftype] + ([label] if label else [])
+
+
+def main():
+    pb_root = crate_dir(PB_SRC)
+    pb_messages = parse_pb(pb_root)
+    json_names, kinds = parse_openapi(crate_dir(OPENAPI_SRC))
+    canonical = canonical_names(pb_messages, json_names)
+    pb_canonical = set(canonical.values())
+
+    table, problems = served_kinds(kinds, pb_canonical)
+    problems += pb_resource_problems(pb_root, pb_canonical)
+    table[META_API_VERSION] = dict(META_KINDS)
+    roots = [m for version in table.values() for m in version.values()]
+    messages, shapes, dropped = walk(roots, pb_messages, canonical, json_names)
+
+    schema = {
+        "kinds": {v: dict(sorted(k.items())) for v, k in sorted(table.items())},
+        "metaKinds": META_KINDS,
+        "shapes": dict(sorted(shapes.items())),
+        "messages": {
+            name: {str(tag): compact_field(f) for tag, f in sorted(fields.items())}
+            for name, fields in sorted(messages.items())
+        },
+    }
+    with open(OUTPUT, "w", encoding="utf-8") as out:
+        json.dump(schema, out, separators=(",", ":"))
+        out.write("\n")
+    print(
+        f"wrote {os.path.relpath(OUTPUT, REPO)}: {sum(map(len, table.values()))} kinds, "
+        f"{len(messages)} messages, {len(shapes)} shapes, {len(dropped)} k8s-pb fields not in v1_33"
+    )
+    for problem in problems:
+        print("not served:", problem)
+    if "--report" in sys.argv:
+        for field in dropped:
+            print("left out:", field)
+
+
+if __name__ == "__main__":
+    main()
