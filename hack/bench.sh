@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Benchmarks, printing figures (never pass/fail). Usage: hack/bench.sh [store]
+# Benchmarks, printing figures (never pass/fail). Usage: hack/bench.sh [store|apiserver|all]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source hack/lib.sh
@@ -27,8 +27,15 @@ bench_store() {
   "$bench" --etcd-servers "http://127.0.0.1:$port"
 }
 
+bench_apiserver() {
+  cargo build --release --locked --bin kube-apiserver -p e2e --example bench_apiserver
+  target/release/examples/bench_apiserver target/release/kube-apiserver
+}
+
 what=${1:-all}
 case "$what" in
-  store|all) bench_store ;;
-  *) echo "usage: $0 [store|all]" >&2; exit 2 ;;
+  store) bench_store ;;
+  apiserver) bench_apiserver ;;
+  all) bench_store; bench_apiserver ;;
+  *) echo "usage: $0 [store|apiserver|all]" >&2; exit 2 ;;
 esac

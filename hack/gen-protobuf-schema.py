@@ -218,8 +218,9 @@ def pb_resource_problems(pb_root, pb_canonical):
     return problems
 
 
-def build_message(name, pb_fields, json_names, dropped):
-    """Fields of one message as `{tag: [json, type, label?]}`, renamed to upstream JSON."""
+def build_message(name, pb, json_names, borrowed, report):
+    """Fields of one message as `{tag: [json, type, label]}`, renamed to upstream JSON."""
+    pb_fields = pb[name]
     if name in COMPOSITE_SHAPES:
         wanted = COMPOSITE_SHAPES[name][1]
         assert set(pb_fields) == set(wanted), (name, pb_fields)
@@ -233,17 +234,37 @@ def build_message(name, pb_fields, json_names, dropped):
         json_name = by_normal.get(normalize(pb_name))
         if json_name is not None:
             out[tag] = [json_name, ftype, label]
-        elif is_embedded(name, ftype, label, json_names):
+        elif not label and ftype in pb and is_embedded(pb[ftype], json_names.get(ftype), by_normal):
+            if ftype not in json_names:
+                json_names[ftype] = list(by_normal.values())
+                borrowed.add(ftype)
             out[tag] = [pb_name, ftype, "inline"]
+            report.append(f"inlined: {name}.{pb_name} (tag {tag}, {ftype})")
         else:
-            dropped.append(f"{name}.{pb_name} (tag {tag})")
+            report.append(f"left out: {name}.{pb_name} (tag {tag})")
+    if name not in borrowed:
+        report += [f"no tag: {name}.{j}" for j in missing_tags(name, out, json_names)]
     return out
 
 
-def is_embedded(name, ftype, label, json_names):
-    """An embedded Go struct (`json:",inline"`): its JSON fields are the parent's own."""
-    inner = json_names.get(ftype)
-    return not label and bool(inner) and set(inner) <= set(json_names.get(name, []))
+def missing_tags(name, fields, json_names):
+    """JSON fields of a v1_33 message that k8s-pb has no tag for (removed after 1.33)."""
+    covered = {"apiVersion", "kind"}
+    for json_name, ftype, label in fields.values():
+        covered |= set(json_names.get(ftype, [])) if label == "inline" else {json_name}
+    return sorted(set(json_names.get(name, [])) - covered)
+
+
+def is_embedded(inner_fields, inner_names, parent_names):
+    """An embedded Go struct (`json:",inline"`): its JSON fields are the parent's own.
+
+    OpenAPI flattens such structs, so most (ProbeHandler, VolumeSource) have no k8s-openapi
+    definition: then most of their fields must match JSON fields of the parent.
+    """
+    if inner_names:
+        return {normalize(n) for n in inner_names} <= set(parent_names)
+    matched = sum(normalize(f[0]) in parent_names for f in inner_fields.values())
+    return matched * 2 > len(inner_fields)
 
 
 def is_items_wrapper(name, pb_fields, json_names):
@@ -261,33 +282,34 @@ def check_leaf_shape(name, pb_fields):
     assert got == wanted, f"{name}: k8s-pb fields {got}, transcoder expects {wanted}"
 
 
-def walk(roots, pb_messages, canonical, json_names):
-    """Every message reachable from `roots`, with fields renamed; records what was left out."""
-    pb_by_canonical = {canonical[n]: f for n, f in pb_messages.items()}
-    messages, shapes, dropped, pending = {}, {}, [], list(roots)
+def walk(roots, pb, json_names):
+    """Every message reachable from `roots`, with fields renamed; reports fields left out."""
+    messages, shapes, report, pending, borrowed = {}, {}, [], list(roots), set()
     while pending:
         name = pending.pop()
         if name in messages or name in shapes:
             continue
-        pb_fields = {t: (n, canonical.get(ty, ty), lab) for t, (n, ty, lab) in pb_messages_get(pb_by_canonical, name).items()}
+        if name not in pb:
+            sys.exit(f"gen-protobuf-schema: message {name} is not in k8s-pb")
         if name in LEAF_SHAPES:
-            check_leaf_shape(name, pb_fields)
+            check_leaf_shape(name, pb[name])
             shapes[name] = LEAF_SHAPES[name][0]
             continue
-        fields = build_message(name, pb_fields, json_names, dropped)
         if name in COMPOSITE_SHAPES:
             shapes[name] = COMPOSITE_SHAPES[name][0]
-        elif is_items_wrapper(name, pb_fields, json_names):
+        elif is_items_wrapper(name, pb[name], json_names):
             shapes[name] = ITEMS_SHAPE
-        messages[name] = fields
-        pending += [f[1] for f in fields.values() if f[1] not in SCALARS]
-    return messages, shapes, dropped
+        messages[name] = build_message(name, pb, json_names, borrowed, report)
+        pending += [f[1] for f in messages[name].values() if f[1] not in SCALARS]
+    return messages, shapes, report
 
 
-def pb_messages_get(pb_by_canonical, name):
-    if name not in pb_by_canonical:
-        sys.exit(f"gen-protobuf-schema: message {name} is not in k8s-pb")
-    return pb_by_canonical[name]
+def rename_messages(pb_messages, canonical):
+    """k8s-pb messages keyed by upstream name, with field types renamed likewise."""
+    return {
+        canonical[name]: {tag: (n, canonical.get(t, t), lab) for tag, (n, t, lab) in fields.items()}
+        for name, fields in pb_messages.items()
+    }
 
 
 def compact_field(field):
@@ -300,13 +322,14 @@ def main():
     pb_messages = parse_pb(pb_root)
     json_names, kinds = parse_openapi(crate_dir(OPENAPI_SRC))
     canonical = canonical_names(pb_messages, json_names)
-    pb_canonical = set(canonical.values())
+    pb = rename_messages(pb_messages, canonical)
+    pb_canonical = set(pb)
 
     table, problems = served_kinds(kinds, pb_canonical)
     problems += pb_resource_problems(pb_root, pb_canonical)
     table[META_API_VERSION] = dict(META_KINDS)
     roots = [m for version in table.values() for m in version.values()]
-    messages, shapes, dropped = walk(roots, pb_messages, canonical, json_names)
+    messages, shapes, report = walk(roots, pb, json_names)
 
     schema = {
         "kinds": {v: dict(sorted(k.items())) for v, k in sorted(table.items())},
@@ -322,13 +345,13 @@ def main():
         out.write("\n")
     print(
         f"wrote {os.path.relpath(OUTPUT, REPO)}: {sum(map(len, table.values()))} kinds, "
-        f"{len(messages)} messages, {len(shapes)} shapes, {len(dropped)} k8s-pb fields not in v1_33"
+        f"{len(messages)} messages, {len(shapes)} shapes, "
+        f"{sum(r.startswith('left out') for r in report)} k8s-pb fields not in v1_33"
     )
     for problem in problems:
         print("not served:", problem)
     if "--report" in sys.argv:
-        for field in dropped:
-            print("left out:", field)
+        print("\n".join(report))
 
 
 if __name__ == "__main__":

@@ -60,6 +60,21 @@ impl Cause {
         }
     }
 
+    /// An invalid value whose text is already printed as upstream prints it (Go's `%#v` of a
+    /// struct or map: `map[string]string{"app":"web"}`, `[]string{"10.96.0.10"}`).
+    pub fn invalid_printed(field: impl Into<String>, printed: &str, detail: impl AsRef<str>) -> Self {
+        Cause {
+            reason: "FieldValueInvalid",
+            field: field.into(),
+            message: format!("Invalid value: {printed}: {}", detail.as_ref()),
+        }
+    }
+
+    /// A reference to something that does not exist (a volume mount naming no volume).
+    pub fn not_found(field: impl Into<String>, value: &Value) -> Self {
+        Cause { reason: "FieldValueNotFound", field: field.into(), message: format!("Not found: {}", display_value(value)) }
+    }
+
     pub fn unsupported(field: impl Into<String>, value: &Value, supported: &[&str]) -> Self {
         let supported: Vec<String> = supported.iter().map(|s| format!("\"{s}\"")).collect();
         Cause {
