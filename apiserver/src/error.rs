@@ -128,6 +128,10 @@ pub enum ApiError {
     Invalid { target: Target, causes: Vec<Cause> },
     #[error("{0}")]
     BadRequest(String),
+    /// A well-formed request that cannot be carried out on this object (a failed JSON patch
+    /// `test`, a strategic merge patch that does not fit the object).
+    #[error("{0}")]
+    Unprocessable(String),
     #[error("Unauthorized")]
     Unauthorized,
     #[error("{0}")]
@@ -166,7 +170,7 @@ impl ApiError {
         match self {
             ApiError::NotFound(_) | ApiError::PathNotFound => StatusCode::NOT_FOUND,
             ApiError::AlreadyExists(_) | ApiError::Conflict { .. } => StatusCode::CONFLICT,
-            ApiError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Invalid { .. } | ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
@@ -186,7 +190,7 @@ impl ApiError {
             ApiError::NotFound(_) | ApiError::PathNotFound => "NotFound",
             ApiError::AlreadyExists(_) => "AlreadyExists",
             ApiError::Conflict { .. } => "Conflict",
-            ApiError::Invalid { .. } => "Invalid",
+            ApiError::Invalid { .. } | ApiError::Unprocessable(_) => "Invalid",
             ApiError::BadRequest(_) => "BadRequest",
             ApiError::Unauthorized => "Unauthorized",
             ApiError::Forbidden(_) => "Forbidden",

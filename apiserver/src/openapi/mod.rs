@@ -6,11 +6,14 @@
 //! PATCH operation tagged with the kind's `x-kubernetes-group-version-kind` that takes a
 //! `fieldValidation` query parameter, so every resource's paths carry one.
 
+mod protobuf;
+
 use std::collections::BTreeMap;
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use schemars::generate::SchemaSettings;
+use schemars::transform::RemoveRefSiblings;
 use serde_json::{json, Map, Value};
 
 use crate::registry::{Registry, Resource, ResourceInfo};
@@ -24,7 +27,10 @@ struct Document {
 
 impl Document {
     fn new(value: &Value) -> Self {
-        let body = serde_json::to_vec(value).unwrap_or_default();
+        Document::from_body(serde_json::to_vec(value).unwrap_or_default())
+    }
+
+    fn from_body(body: Vec<u8>) -> Self {
         let digest = ring::digest::digest(&ring::digest::SHA512, &body);
         let hash = digest.as_ref().iter().map(|b| format!("{b:02X}")).collect();
         Document { body, hash }
@@ -50,6 +56,8 @@ pub struct OpenApi {
     v3_index: Document,
     v3: BTreeMap<String, Document>,
     v2: Document,
+    /// The v2 document as protobuf, which kubectl up to 1.27 asks for.
+    v2_protobuf: Document,
 }
 
 impl OpenApi {
@@ -67,14 +75,28 @@ impl OpenApi {
             .map(|(path, doc)| (path.clone(), json!({"serverRelativeURL": format!("/openapi/v3/{path}?hash={}", doc.hash)})))
             .collect();
         let all: Vec<&dyn Resource> = by_gv.values().flatten().copied().collect();
-        OpenApi { v3_index: Document::new(&json!({"paths": index})), v3, v2: Document::new(&v2_document(&all)) }
+        let v2 = v2_document(&all);
+        OpenApi {
+            v3_index: Document::new(&json!({"paths": index})),
+            v3,
+            v2: Document::new(&v2),
+            v2_protobuf: Document::from_body(protobuf::encode(&v2)),
+        }
     }
 
     /// `/openapi/v3`, `/openapi/v3/<group-version path>` and `/openapi/v2`.
     pub fn respond(&self, path: &str, headers: &HeaderMap) -> Option<Response> {
         match path.trim_end_matches('/') {
             "/openapi/v3" => Some(self.v3_index.respond(headers, "text/plain; charset=utf-8")),
-            "/openapi/v2" => Some(self.v2.respond(headers, "application/json")),
+            "/openapi/v2" => {
+                let mut response = match v2_media_type(headers) {
+                    Some(protobuf::MEDIA_TYPE) => self.v2_protobuf.respond(headers, protobuf::MEDIA_TYPE),
+                    Some(json) => self.v2.respond(headers, json),
+                    None => StatusCode::NOT_ACCEPTABLE.into_response(),
+                };
+                response.headers_mut().insert("vary", HeaderValue::from_static("Accept"));
+                Some(response)
+            }
             other => {
                 let gv = other.strip_prefix("/openapi/v3/")?;
                 Some(self.v3.get(gv)?.respond(headers, "application/json"))
@@ -83,12 +105,42 @@ impl OpenApi {
     }
 }
 
+/// The representation of `/openapi/v2` the Accept header asks for, negotiated like upstream:
+/// clauses by descending quality (then specificity), the first matching JSON or protobuf wins;
+/// no Accept header means JSON, nothing matching means None (406).
+fn v2_media_type(headers: &HeaderMap) -> Option<&'static str> {
+    let accept: Vec<&str> = headers.get_all("accept").iter().filter_map(|v| v.to_str().ok()).collect();
+    let accept = if accept.is_empty() { "*/*".to_string() } else { accept.join(",") };
+    let mut clauses: Vec<(f32, &str)> = accept
+        .split(',')
+        .filter_map(|clause| {
+            let mut parts = clause.split(';');
+            let media_type = parts.next()?.trim();
+            let quality = parts
+                .filter_map(|param| param.trim().strip_prefix("q="))
+                .find_map(|q| q.trim().parse::<f32>().ok())
+                .unwrap_or(1.0);
+            (!media_type.is_empty() && quality > 0.0).then_some((quality, media_type))
+        })
+        .collect();
+    let wildcards = |media_type: &str| media_type.matches('*').count();
+    clauses.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| wildcards(a.1).cmp(&wildcards(b.1))));
+    clauses.iter().find_map(|(_, media_type)| {
+        let (kind, subtype) = media_type.split_once('/')?;
+        ["application/json", protobuf::MEDIA_TYPE].into_iter().find(|offered| {
+            let (offered_kind, offered_subtype) = offered.split_once('/').unwrap_or_default();
+            (kind == "*" || kind == offered_kind) && (subtype == "*" || subtype == offered_subtype)
+        })
+    })
+}
+
 /// Schemas of `resources` (and everything they reference) with the GVK extension on each kind.
 fn schemas(resources: &[&dyn Resource], settings: SchemaSettings) -> (Map<String, Value>, Vec<(String, ResourceInfo)>) {
     let mut generator = settings.into_generator();
     let names: Vec<(String, ResourceInfo)> =
         resources.iter().map(|r| (r.schema(&mut generator), r.info().clone())).collect();
     let mut definitions = generator.take_definitions(true);
+    crate::patch::annotate(&mut definitions);
     for (name, info) in &names {
         if let Some(schema) = definitions.get_mut(name).and_then(Value::as_object_mut) {
             schema.insert(
@@ -176,7 +228,13 @@ fn resource_paths(info: &ResourceInfo) -> Vec<(String, Vec<(&'static str, &'stat
 }
 
 fn v2_document(resources: &[&dyn Resource]) -> Value {
-    let (definitions, names) = schemas(resources, SchemaSettings::openapi3().with(|s| s.definitions_path = "/definitions".into()));
+    // Swagger 2.0 allows siblings of `$ref` (upstream puts each field's description there), and
+    // kubectl's v2 parser only follows a bare `$ref`, not the `allOf` wrapper OpenAPI 3 needs.
+    let settings = SchemaSettings::openapi3().with(|s| {
+        s.definitions_path = "/definitions".into();
+        s.transforms.retain(|t| !t.is::<RemoveRefSiblings>());
+    });
+    let (definitions, names) = schemas(resources, settings);
     let mut paths = Map::new();
     for (schema, info) in &names {
         let reference = json!({"$ref": format!("#/definitions/{schema}")});

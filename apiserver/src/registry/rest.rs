@@ -20,6 +20,7 @@ use super::strategy::Strategy;
 use super::table::{self, IncludeObject};
 use super::{fields, stored, validation, Resource, ResourceInfo};
 use crate::error::{ApiError, ApiResult, Cause};
+use crate::patch::PatchType;
 
 /// Events kept per resource for watchers resuming from a recent resourceVersion.
 const CACHE_EVENTS: usize = 4096;
@@ -32,6 +33,16 @@ pub struct Rest<S: Strategy> {
     pub(super) cache: Arc<Cache>,
     /// `/pods/`: every key of the resource starts with it.
     pub(super) prefix: String,
+    /// The object's schema, built on the first PATCH: strategic merge patch walks it.
+    patch_schemas: std::sync::OnceLock<Arc<crate::patch::schema::Schemas>>,
+}
+
+/// Where an update's new object comes from.
+enum Source<T> {
+    /// A PUT body.
+    Object(T),
+    /// A PATCH applied to the current object on every attempt.
+    Patch(PatchType),
 }
 
 impl<S: Strategy> Rest<S> {
@@ -60,7 +71,7 @@ impl<S: Strategy> Rest<S> {
             })
         };
         let cache = Cache::start(store.clone(), Bytes::from(prefix.clone()), indexer, CACHE_EVENTS);
-        Rest { strategy, info, store, cache, prefix }
+        Rest { strategy, info, store, cache, prefix, patch_schemas: std::sync::OnceLock::new() }
     }
 
     pub(super) fn key(&self, namespace: Option<&str>, name: &str) -> String {
@@ -117,6 +128,16 @@ impl<S: Strategy> Rest<S> {
             return Err(ApiError::BadRequest("the body of the request is empty".into()));
         }
         let input = decode_body(&request.headers, &request.body)?;
+        let mut problems = Vec::new();
+        if is_json(&request.headers) && request.query.field_validation != Some(FieldValidation::Ignore) {
+            problems.extend(fields::duplicates(&request.body).into_iter().map(|p| format!("duplicate field \"{p}\"")));
+        }
+        self.typed(input, request, problems)
+    }
+
+    /// Checks a document's type and fields and converts it to the typed object; `problems`
+    /// already found (duplicate keys) join the unknown fields under `fieldValidation`.
+    fn typed(&self, input: Value, request: &ApiRequest, mut problems: Vec<String>) -> ApiResult<(S::Object, Vec<String>)> {
         let Some(fields_map) = input.as_object() else {
             return Err(ApiError::BadRequest(format!("the body of the request is not a JSON object: {input}")));
         };
@@ -144,11 +165,7 @@ impl<S: Strategy> Rest<S> {
             return Ok((object, Vec::new()));
         }
         let decoded = serde_json::to_value(&object).map_err(|e| ApiError::Internal(e.to_string()))?;
-        let mut problems: Vec<String> =
-            fields::unknown(&input, &decoded).into_iter().map(|p| format!("unknown field \"{p}\"")).collect();
-        if is_json(&request.headers) {
-            problems.extend(fields::duplicates(&request.body).into_iter().map(|p| format!("duplicate field \"{p}\"")));
-        }
+        problems.extend(fields::unknown(&input, &decoded).into_iter().map(|p| format!("unknown field \"{p}\"")));
         match validation {
             FieldValidation::Strict if !problems.is_empty() => {
                 Err(ApiError::BadRequest(format!("strict decoding error: {}", problems.join(", "))))
@@ -194,6 +211,7 @@ impl<S: Strategy> Rest<S> {
             meta.deletion_grace_period_seconds = None;
             meta.generation = description.generation.then_some(1);
             meta.self_link = None;
+            drop_empty(meta);
         }
         self.strategy.prepare_create(&mut object);
         self.strategy.default_fields(&mut object);
@@ -253,18 +271,55 @@ impl<S: Strategy> Rest<S> {
     }
 
     async fn update(&self, request: ApiRequest) -> ApiResult<Response> {
+        let (input, warnings) = self.read_body(&request)?;
+        self.write(request, Source::Object(input), warnings).await
+    }
+
+    async fn patch(&self, request: ApiRequest) -> ApiResult<Response> {
+        let kind = PatchType::from_headers(&request.headers)?;
+        self.write(request, Source::Patch(kind), Vec::new()).await
+    }
+
+    /// The new object a PATCH makes of `current`, with the resourceVersion the patch itself
+    /// demands (if it changed the current one).
+    fn patched(&self, kind: PatchType, current: &store::KeyValue, request: &ApiRequest) -> ApiResult<(S::Object, Option<String>, Vec<String>)> {
+        let original: Value = serde_json::from_slice(&stored::with_resource_version(&current.value, current.mod_revision))
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        let schemas = self.patch_schemas.get_or_init(|| {
+            let mut generator = schemars::generate::SchemaSettings::openapi3().into_generator();
+            generator.subschema_for::<S::Object>();
+            crate::patch::schema::Schemas::new(generator.take_definitions(true))
+        });
+        let root = <S::Object as schemars::JsonSchema>::schema_name();
+        let patched = crate::patch::apply(kind, &original, &request.body, schemas.root(&root))?;
+        let demanded = patched.pointer("/metadata/resourceVersion").and_then(Value::as_str).map(String::from);
+        let precondition = demanded.filter(|rv| !rv.is_empty() && *rv != current.mod_revision.to_string());
+        let (object, warnings) = self.typed(patched, request, Vec::new())?;
+        Ok((object, precondition, warnings))
+    }
+
+    /// The update path shared by PUT and PATCH: read, merge, default, validate, compare and
+    /// swap, retrying on a concurrent write unless the client pinned a resourceVersion.
+    async fn write(&self, request: ApiRequest, source: Source<S::Object>, mut warnings: Vec<String>) -> ApiResult<Response> {
         let name = request.name.clone().unwrap_or_default();
         let subresource = request.subresource.as_deref();
-        let (input, warnings) = self.read_body(&request)?;
-        let namespace = self.scope_namespace(&request, input.metadata())?;
-        if let Some(body_name) = input.metadata().name.as_deref().filter(|n| !n.is_empty() && *n != name) {
-            return Err(ApiError::BadRequest(format!(
-                "the name of the object ({body_name}) does not match the name on the URL ({name})"
-            )));
-        }
-        let precondition = input.metadata().resource_version.clone().filter(|rv| !rv.is_empty());
+        let namespace = request.namespace.clone().filter(|_| self.info.namespaced);
         loop {
             let current = self.current(namespace.as_deref(), &name).await?;
+            let (input, precondition) = match &source {
+                Source::Object(input) => (input.clone(), input.metadata().resource_version.clone().filter(|rv| !rv.is_empty())),
+                Source::Patch(kind) => {
+                    let (input, precondition, found) = self.patched(*kind, &current, &request)?;
+                    warnings = found;
+                    (input, precondition)
+                }
+            };
+            self.scope_namespace(&request, input.metadata())?;
+            if let Some(body_name) = input.metadata().name.as_deref().filter(|n| !n.is_empty() && *n != name) {
+                return Err(ApiError::BadRequest(format!(
+                    "the name of the object ({body_name}) does not match the name on the URL ({name})"
+                )));
+            }
             if let Some(rv) = &precondition {
                 if *rv != current.mod_revision.to_string() {
                     return Err(self.modified(&name));
@@ -369,6 +424,7 @@ impl<S: Strategy> Rest<S> {
             meta.generate_name = meta.generate_name.take().or_else(|| old_meta.generate_name.clone());
             meta.generation = old_meta.generation;
             meta.self_link = None;
+            drop_empty(meta);
         }
         if description.generation && spec_changed(&to_value(&object)?, &old_value) {
             object.metadata_mut().generation = Some(old_meta.generation.unwrap_or(0) + 1);
@@ -537,6 +593,23 @@ fn delete_options(request: &ApiRequest) -> ApiResult<DeleteOptions> {
     Ok(options)
 }
 
+/// Empty label, annotation, finalizer and owner lists are absent upstream (Go omits empty
+/// maps and slices), so removing the last label leaves no `labels: {}` behind.
+fn drop_empty(meta: &mut ObjectMeta) {
+    if meta.labels.as_ref().is_some_and(|m| m.is_empty()) {
+        meta.labels = None;
+    }
+    if meta.annotations.as_ref().is_some_and(|m| m.is_empty()) {
+        meta.annotations = None;
+    }
+    if meta.finalizers.as_ref().is_some_and(|f| f.is_empty()) {
+        meta.finalizers = None;
+    }
+    if meta.owner_references.as_ref().is_some_and(|o| o.is_empty()) {
+        meta.owner_references = None;
+    }
+}
+
 /// Whether anything but metadata and status differs: what bumps `metadata.generation`.
 fn spec_changed(new: &Value, old: &Value) -> bool {
     let strip = |v: &Value| {
@@ -632,11 +705,13 @@ impl<S: Strategy> Resource for Rest<S> {
             (Verb::Get, Some("status")) if description.status => self.get(request).await,
             (Verb::Update, Some("status")) if description.status => self.update(request).await,
             (Verb::Update, Some("finalize")) if description.finalize => self.update(request).await,
-            (Verb::Get | Verb::Update, Some("scale")) if description.scale.is_some() => self.scale(request).await,
+            (Verb::Get | Verb::Update | Verb::Patch, Some("scale")) if description.scale.is_some() => self.scale(request).await,
             (Verb::List, None) => self.list(request).await,
             (Verb::Watch, None) => self.watch(request).await,
             (Verb::Create, None) if request.name.is_none() => self.create(request).await,
             (Verb::Update, None) => self.update(request).await,
+            (Verb::Patch, None) => self.patch(request).await,
+            (Verb::Patch, Some("status")) if description.status => self.patch(request).await,
             (Verb::Delete, None) => self.delete(request).await,
             (Verb::DeleteCollection, None) => self.delete_collection(request).await,
             (_, Some(sub)) if !self.serves(sub) => Err(ApiError::PathNotFound),

@@ -2,6 +2,8 @@
 
 mod configmaps;
 mod namespaces;
+mod pods;
+mod quantity;
 
 use std::sync::Arc;
 
@@ -14,5 +16,6 @@ pub fn registry(store: Arc<dyn Store>) -> Registry {
     let mut registry = Registry::default();
     registry.add(Arc::new(Rest::new(namespaces::Namespaces, store.clone())));
     registry.add(Arc::new(Rest::new(configmaps::ConfigMaps, store.clone())));
+    registry.add(Arc::new(Rest::new(pods::Pods, store.clone())));
     registry
 }

@@ -1,0 +1,444 @@
+//! Pods: defaulted and validated like upstream, created Pending with their QoS class, mostly
+//! immutable afterwards, and deleted gracefully once a node runs them.
+
+mod defaults;
+mod qos;
+mod table;
+pub mod validation;
+
+use async_trait::async_trait;
+use k8s_openapi::api::core::v1::{Container, Pod, PodCondition, PodIP, PodSpec, PodStatus, Toleration, HostIP};
+use serde_json::Value;
+
+use crate::error::{ApiError, ApiResult, Cause};
+use crate::registry::table::Column;
+use crate::registry::{Description, Strategy};
+
+pub struct Pods;
+
+/// What upstream's message lists as changeable on a running pod.
+const UPDATABLE_FIELDS: [&str; 5] = [
+    "`spec.containers[*].image`",
+    "`spec.initContainers[*].image`",
+    "`spec.activeDeadlineSeconds`",
+    "`spec.tolerations` (only additions to existing tolerations)",
+    "`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)",
+];
+
+/// Taints the DefaultTolerationSeconds admission plugin tolerates for five minutes, so pods
+/// survive a short node outage before being evicted.
+const DEFAULT_TOLERATED_TAINTS: [&str; 2] = ["node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"];
+
+#[async_trait]
+impl Strategy for Pods {
+    type Object = Pod;
+
+    fn describe(&self) -> Description {
+        Description {
+            short_names: &["po"],
+            categories: &["all"],
+            status: true,
+            generation: true,
+            return_deleted_object: true,
+            field_selectors: &[
+                "spec.nodeName",
+                "spec.restartPolicy",
+                "spec.schedulerName",
+                "spec.serviceAccountName",
+                "spec.hostNetwork",
+                "status.phase",
+                "status.podIP",
+                "status.podIPs",
+                "status.nominatedNodeName",
+            ],
+            ..Description::default()
+        }
+    }
+
+    fn default_fields(&self, pod: &mut Pod) {
+        defaults::pod(pod);
+        if let Some(status) = &mut pod.status {
+            sync_ips(status);
+        }
+    }
+
+    fn prepare_create(&self, pod: &mut Pod) {
+        let spec = pod.spec.get_or_insert_with(PodSpec::default);
+        let mut conditions = Vec::new();
+        if spec.scheduling_gates.as_ref().is_some_and(|gates| !gates.is_empty()) {
+            conditions.push(PodCondition {
+                type_: "PodScheduled".into(),
+                status: "False".into(),
+                reason: Some("SchedulingGated".into()),
+                message: Some("Scheduling is blocked due to non-empty scheduling gates".into()),
+                ..Default::default()
+            });
+        }
+        pod.status = Some(PodStatus {
+            phase: Some("Pending".into()),
+            qos_class: Some(qos::class(spec).into()),
+            conditions: (!conditions.is_empty()).then_some(conditions),
+            ..Default::default()
+        });
+    }
+
+    fn validate(&self, pod: &Pod) -> Vec<Cause> {
+        let Some(spec) = &pod.spec else { return vec![Cause::required("spec.containers")] };
+        let mut causes = validation::pod_spec(spec, "spec");
+        if spec.ephemeral_containers.as_ref().is_some_and(|c| !c.is_empty()) {
+            causes.push(Cause::forbidden("spec.ephemeralContainers", "cannot be set on create"));
+        }
+        let gated = spec.scheduling_gates.as_ref().is_some_and(|g| !g.is_empty());
+        if gated && spec.node_name.as_deref().is_some_and(|n| !n.is_empty()) {
+            causes.push(Cause::forbidden("spec.nodeName", "cannot be set until all schedulingGates have been cleared"));
+        }
+        causes
+    }
+
+    fn validate_update(&self, new: &Pod, old: &Pod) -> Vec<Cause> {
+        let mut causes = update_causes(new, old);
+        let mut seen = std::collections::BTreeSet::new();
+        causes.retain(|c| seen.insert((c.field.clone(), c.message.clone())));
+        causes
+    }
+
+    /// The admission plugins that complete a new pod: ServiceAccount, Priority and
+    /// DefaultTolerationSeconds.
+    async fn admit_create(&self, pod: &mut Pod) -> ApiResult<()> {
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        let forbidden = |detail: String| ApiError::Forbidden(format!("pods \"{name}\" is forbidden: {detail}"));
+        let spec = pod.spec.get_or_insert_with(PodSpec::default);
+        if spec.service_account_name.as_deref().unwrap_or("").is_empty() {
+            spec.service_account_name = Some("default".into());
+            spec.service_account = Some("default".into());
+        }
+
+        let class = spec.priority_class_name.as_deref().unwrap_or("");
+        let priority = match class {
+            "" => 0,
+            "system-cluster-critical" => 2_000_000_000,
+            "system-node-critical" => 2_000_001_000,
+            other => return Err(forbidden(format!("no PriorityClass with name {other} was found"))),
+        };
+        if let Some(given) = spec.priority.filter(|given| *given != priority) {
+            return Err(forbidden(format!(
+                "the integer value of priority ({given}) must not be provided in pod spec; priority admission controller computed {priority} from the given PriorityClass name"
+            )));
+        }
+        spec.priority = Some(priority);
+        let preemption = "PreemptLowerPriority";
+        if let Some(given) = spec.preemption_policy.as_deref().filter(|given| *given != preemption) {
+            return Err(forbidden(format!(
+                "the string value of PreemptionPolicy ({given}) must not be provided in pod spec; priority admission controller computed {preemption} from the given PriorityClass name"
+            )));
+        }
+        spec.preemption_policy = Some(preemption.into());
+
+        for taint in DEFAULT_TOLERATED_TAINTS {
+            let tolerated = spec.tolerations.iter().flatten().any(|t| {
+                let key = t.key.as_deref().unwrap_or("");
+                let effect = t.effect.as_deref().unwrap_or("");
+                (key.is_empty() || key == taint) && (effect.is_empty() || effect == "NoExecute")
+            });
+            if !tolerated {
+                spec.tolerations.get_or_insert_with(Vec::new).push(Toleration {
+                    key: Some(taint.into()),
+                    operator: Some("Exists".into()),
+                    effect: Some("NoExecute".into()),
+                    toleration_seconds: Some(300),
+                    value: None,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn fields(&self, pod: &Pod) -> Vec<(&'static str, String)> {
+        let spec = pod.spec.as_ref();
+        let status = pod.status.as_ref();
+        let text = |value: Option<&String>| value.cloned().unwrap_or_default();
+        vec![
+            ("spec.nodeName", text(spec.and_then(|s| s.node_name.as_ref()))),
+            ("spec.restartPolicy", text(spec.and_then(|s| s.restart_policy.as_ref()))),
+            ("spec.schedulerName", text(spec.and_then(|s| s.scheduler_name.as_ref()))),
+            ("spec.serviceAccountName", text(spec.and_then(|s| s.service_account_name.as_ref()))),
+            ("spec.hostNetwork", spec.and_then(|s| s.host_network).unwrap_or(false).to_string()),
+            ("status.phase", text(status.and_then(|s| s.phase.as_ref()))),
+            ("status.podIP", text(status.and_then(|s| s.pod_ips.as_ref()).and_then(|ips| ips.first()).map(|ip| &ip.ip))),
+            ("status.nominatedNodeName", text(status.and_then(|s| s.nominated_node_name.as_ref()))),
+        ]
+    }
+
+    fn columns(&self) -> Vec<Column> {
+        table::columns()
+    }
+
+    fn cells(&self, pod: &Pod) -> Vec<Value> {
+        table::cells(pod)
+    }
+
+    /// Upstream's `CheckGracefulDelete`: only a pod a kubelet may be running waits, for the
+    /// requested period or its own `terminationGracePeriodSeconds`.
+    fn grace_period(&self, pod: &Pod, requested: Option<i64>) -> Option<i64> {
+        let spec = pod.spec.as_ref()?;
+        let bound = spec.node_name.as_deref().is_some_and(|n| !n.is_empty());
+        let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+        if !bound || matches!(phase, Some("Succeeded" | "Failed")) {
+            return None;
+        }
+        match requested.unwrap_or(spec.termination_grace_period_seconds.unwrap_or(30)) {
+            0 => None,
+            negative if negative < 0 => Some(1),
+            seconds => Some(seconds),
+        }
+    }
+}
+
+/// The v1 conversion keeps the singular and plural IP fields in step: the first of the list
+/// is the singular one.
+fn sync_ips(status: &mut PodStatus) {
+    if status.pod_ips.as_ref().is_none_or(|ips| ips.is_empty()) {
+        status.pod_ips = status.pod_ip.clone().filter(|ip| !ip.is_empty()).map(|ip| vec![PodIP { ip }]);
+    }
+    status.pod_ip = status.pod_ips.as_ref().and_then(|ips| ips.first()).map(|ip| ip.ip.clone());
+    if status.host_ips.as_ref().is_none_or(|ips| ips.is_empty()) {
+        status.host_ips = status.host_ip.clone().filter(|ip| !ip.is_empty()).map(|ip| vec![HostIP { ip }]);
+    }
+    status.host_ip = status.host_ips.as_ref().and_then(|ips| ips.first()).map(|ip| ip.ip.clone());
+}
+
+/// Upstream's `ValidatePodUpdate`: the new spec must be valid, and only images, the active
+/// deadline, added tolerations and a once-negative grace period may change.
+fn update_causes(new: &Pod, old: &Pod) -> Vec<Cause> {
+    let empty = PodSpec::default();
+    let new_spec = new.spec.as_ref().unwrap_or(&empty);
+    let old_spec = old.spec.as_ref().unwrap_or(&empty);
+    let mut causes = validation::pod_spec(new_spec, "spec");
+
+    let lists: [(&[Container], &[Container], &str); 2] = [
+        (&new_spec.containers, &old_spec.containers, "spec.containers"),
+        (
+            new_spec.init_containers.as_deref().unwrap_or_default(),
+            old_spec.init_containers.as_deref().unwrap_or_default(),
+            "spec.initContainers",
+        ),
+    ];
+    for (new_list, old_list, path) in lists {
+        if new_list.len() != old_list.len() {
+            causes.push(Cause::forbidden(path, "pod updates may not add or remove containers"));
+            return causes;
+        }
+        for (i, container) in new_list.iter().enumerate() {
+            let image = container.image.as_deref().unwrap_or("");
+            if image.is_empty() {
+                causes.push(Cause::required(format!("{path}[{i}].image")));
+            } else if image.trim() != image {
+                causes.push(Cause::invalid(format!("{path}[{i}].image"), &Value::from(image), "must not have leading or trailing whitespace"));
+            }
+        }
+    }
+
+    match (new_spec.active_deadline_seconds, old_spec.active_deadline_seconds) {
+        (Some(seconds), _) if !(0..=i64::from(i32::MAX)).contains(&seconds) => {
+            causes.push(Cause::invalid("spec.activeDeadlineSeconds", &Value::from(seconds), "must be between 0 and 2147483647, inclusive"));
+            return causes;
+        }
+        (Some(seconds), Some(previous)) if previous < seconds => {
+            causes.push(Cause::invalid("spec.activeDeadlineSeconds", &Value::from(seconds), "must be less than or equal to previous value"));
+            return causes;
+        }
+        (None, Some(_)) => {
+            causes.push(Cause::invalid("spec.activeDeadlineSeconds", &Value::Null, "must not update from a positive integer to nil value"));
+        }
+        _ => {}
+    }
+
+    if qos::class(new_spec) != qos::class(old_spec) {
+        let current = new.status.as_ref().and_then(|s| s.qos_class.clone()).unwrap_or_default();
+        causes.push(Cause::invalid("metadata", &Value::from(current), "Pod QoS is immutable"));
+    }
+
+    let munged = munge(new_spec, old_spec);
+    if munged != *old_spec {
+        let (old_value, new_value) = (to_value(old_spec), to_value(&munged));
+        let mut lines = Vec::new();
+        diff(&old_value, &new_value, "spec", &mut lines);
+        causes.push(Cause::forbidden(
+            "spec",
+            format!("pod updates may not change fields other than {}\n{}", UPDATABLE_FIELDS.join(","), lines.join("\n")),
+        ));
+    }
+
+    let new_tolerations = new_spec.tolerations.as_deref().unwrap_or_default();
+    let kept = old_spec.tolerations.iter().flatten().all(|old| {
+        new_tolerations.iter().any(|new| Toleration { toleration_seconds: new.toleration_seconds, ..old.clone() } == *new)
+    });
+    if !kept {
+        causes.push(Cause::forbidden("spec.tolerations", "existing toleration can not be modified except its tolerationSeconds"));
+    }
+    causes
+}
+
+/// The new spec with every field an update may change taken from the old one, so any
+/// remaining difference is a forbidden change.
+fn munge(new: &PodSpec, old: &PodSpec) -> PodSpec {
+    let mut munged = new.clone();
+    for (container, previous) in munged.containers.iter_mut().zip(&old.containers) {
+        container.image.clone_from(&previous.image);
+    }
+    let old_inits = old.init_containers.as_deref().unwrap_or_default();
+    for (container, previous) in munged.init_containers.iter_mut().flatten().zip(old_inits) {
+        container.image.clone_from(&previous.image);
+    }
+    munged.active_deadline_seconds = old.active_deadline_seconds;
+    munged.tolerations.clone_from(&old.tolerations);
+    munged.scheduling_gates.clone_from(&old.scheduling_gates);
+    if old.termination_grace_period_seconds.is_some_and(|s| s < 0) && munged.termination_grace_period_seconds == Some(1) {
+        munged.termination_grace_period_seconds = old.termination_grace_period_seconds;
+    }
+    munged
+}
+
+fn to_value(spec: &PodSpec) -> Value {
+    serde_json::to_value(spec).unwrap_or(Value::Null)
+}
+
+/// The changed leaves between two JSON documents as `- path: old` / `+ path: new` lines, so
+/// the learner sees which field the update tried to change.
+fn diff(old: &Value, new: &Value, path: &str, lines: &mut Vec<String>) {
+    match (old, new) {
+        (Value::Object(a), Value::Object(b)) => {
+            let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+            for key in keys {
+                let (x, y) = (a.get(key).unwrap_or(&Value::Null), b.get(key).unwrap_or(&Value::Null));
+                diff(x, y, &format!("{path}.{key}"), lines);
+            }
+        }
+        (Value::Array(a), Value::Array(b)) if a.len() == b.len() => {
+            for (i, (x, y)) in a.iter().zip(b).enumerate() {
+                diff(x, y, &format!("{path}[{i}]"), lines);
+            }
+        }
+        (a, b) if a != b => {
+            if !a.is_null() {
+                lines.push(format!("- {path}: {a}"));
+            }
+            if !b.is_null() {
+                lines.push(format!("+ {path}: {b}"));
+            }
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::ContainerPort;
+
+    fn pod(image: &str) -> Pod {
+        let mut pod = Pod {
+            spec: Some(PodSpec {
+                containers: vec![Container {
+                    name: "web".into(),
+                    image: Some(image.into()),
+                    ports: Some(vec![ContainerPort { container_port: 80, ..Default::default() }]),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        Pods.default_fields(&mut pod);
+        Pods.prepare_create(&mut pod);
+        pod
+    }
+
+    #[test]
+    fn created_pods_are_pending_with_their_qos() {
+        let status = pod("nginx").status.unwrap();
+        assert_eq!(status.phase.as_deref(), Some("Pending"));
+        assert_eq!(status.qos_class.as_deref(), Some("BestEffort"));
+    }
+
+    #[test]
+    fn images_may_change_but_ports_may_not() {
+        let old = pod("nginx:1.26");
+        assert_eq!(Pods.validate_update(&pod("nginx:1.27"), &old), vec![]);
+
+        let mut changed = pod("nginx:1.27");
+        changed.spec.as_mut().unwrap().containers[0].ports.as_mut().unwrap()[0].container_port = 8080;
+        let causes = Pods.validate_update(&changed, &old);
+        assert_eq!(causes.len(), 1, "{causes:?}");
+        assert_eq!(causes[0].field, "spec");
+        let expected = "Forbidden: pod updates may not change fields other than `spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)\n- spec.containers[0].ports[0].containerPort: 80\n+ spec.containers[0].ports[0].containerPort: 8080";
+        assert_eq!(causes[0].message, expected);
+    }
+
+    #[test]
+    fn containers_cannot_be_added_and_deadlines_only_shrink() {
+        let old = pod("nginx");
+        let mut more = pod("nginx");
+        let extra = Container { name: "sidecar".into(), image: Some("busybox".into()), ..Default::default() };
+        more.spec.as_mut().unwrap().containers.push(extra);
+        Pods.default_fields(&mut more);
+        let causes = Pods.validate_update(&more, &old);
+        assert_eq!(causes.last().unwrap().message, "Forbidden: pod updates may not add or remove containers");
+
+        let mut old = pod("nginx");
+        old.spec.as_mut().unwrap().active_deadline_seconds = Some(60);
+        let mut longer = old.clone();
+        longer.spec.as_mut().unwrap().active_deadline_seconds = Some(120);
+        let causes = Pods.validate_update(&longer, &old);
+        assert_eq!(causes[0].message, "Invalid value: 120: must be less than or equal to previous value");
+        let mut shorter = old.clone();
+        shorter.spec.as_mut().unwrap().active_deadline_seconds = Some(30);
+        assert_eq!(Pods.validate_update(&shorter, &old), vec![]);
+    }
+
+    #[test]
+    fn tolerations_may_only_be_added() {
+        let mut old = pod("nginx");
+        let toleration = Toleration { key: Some("a".into()), operator: Some("Exists".into()), ..Default::default() };
+        old.spec.as_mut().unwrap().tolerations = Some(vec![toleration.clone()]);
+        let mut added = old.clone();
+        let second = Toleration { key: Some("b".into()), operator: Some("Exists".into()), ..Default::default() };
+        added.spec.as_mut().unwrap().tolerations = Some(vec![toleration, second.clone()]);
+        assert_eq!(Pods.validate_update(&added, &old), vec![]);
+        let mut removed = old.clone();
+        removed.spec.as_mut().unwrap().tolerations = Some(vec![second]);
+        let causes = Pods.validate_update(&removed, &old);
+        assert_eq!(causes[0].message, "Forbidden: existing toleration can not be modified except its tolerationSeconds");
+    }
+
+    #[tokio::test]
+    async fn admission_completes_service_account_priority_and_tolerations() {
+        let mut created = pod("nginx");
+        Pods.admit_create(&mut created).await.unwrap();
+        let spec = created.spec.unwrap();
+        assert_eq!(spec.service_account_name.as_deref(), Some("default"));
+        assert_eq!(spec.service_account.as_deref(), Some("default"));
+        assert_eq!((spec.priority, spec.preemption_policy.as_deref()), (Some(0), Some("PreemptLowerPriority")));
+        let tolerations = spec.tolerations.unwrap();
+        let keys: Vec<_> = tolerations.iter().map(|t| (t.key.as_deref().unwrap(), t.toleration_seconds)).collect();
+        assert_eq!(keys, [("node.kubernetes.io/not-ready", Some(300)), ("node.kubernetes.io/unreachable", Some(300))]);
+
+        let mut prioritised = pod("nginx");
+        prioritised.metadata.name = Some("p".into());
+        prioritised.spec.as_mut().unwrap().priority = Some(5);
+        let error = Pods.admit_create(&mut prioritised).await.unwrap_err();
+        assert_eq!(error.to_string(), "pods \"p\" is forbidden: the integer value of priority (5) must not be provided in pod spec; priority admission controller computed 0 from the given PriorityClass name");
+    }
+
+    #[test]
+    fn only_running_pods_wait_to_be_deleted() {
+        let mut pod = pod("nginx");
+        assert_eq!(Pods.grace_period(&pod, None), None, "unscheduled pods go at once");
+        pod.spec.as_mut().unwrap().node_name = Some("node-1".into());
+        assert_eq!(Pods.grace_period(&pod, None), Some(30));
+        assert_eq!(Pods.grace_period(&pod, Some(5)), Some(5));
+        assert_eq!(Pods.grace_period(&pod, Some(0)), None);
+        pod.status.as_mut().unwrap().phase = Some("Succeeded".into());
+        assert_eq!(Pods.grace_period(&pod, None), None, "finished pods go at once");
+    }
+}

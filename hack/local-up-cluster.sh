@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Builds the control plane, starts it on the embedded store (or on etcd with
+# ETCD_SERVERS=http://host:2379,...), waits until it is ready and prints the KUBECONFIG line.
+# Ctrl-C stops everything. State lives in $LOCAL_DIR (default: _output/local), so a second
+# run reuses the cluster's data and certificates.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source hack/lib.sh
+ensure_build_deps
+
+LOCAL_DIR=${LOCAL_DIR:-$PWD/_output/local}
+SECURE_PORT=${SECURE_PORT:-6443}
+mkdir -p "$LOCAL_DIR"
+
+echo "building release binaries..." >&2
+cargo build --release --locked --bin kube-apiserver
+
+args=(--secure-port "$SECURE_PORT" --cert-dir "$LOCAL_DIR/pki" --data-dir "$LOCAL_DIR/data")
+if [ -n "${ETCD_SERVERS:-}" ]; then
+  args+=(--etcd-servers "$ETCD_SERVERS")
+fi
+
+pids=()
+cleanup() {
+  trap - INT TERM EXIT
+  echo "stopping..." >&2
+  [ ${#pids[@]} -gt 0 ] && kill "${pids[@]}" 2>/dev/null
+  wait 2>/dev/null
+}
+trap cleanup INT TERM EXIT
+
+target/release/kube-apiserver "${args[@]}" >"$LOCAL_DIR/kube-apiserver.log" 2>&1 &
+pids+=($!)
+
+export KUBECONFIG="$LOCAL_DIR/pki/admin.conf"
+for _ in $(seq 300); do
+  if [ -f "$KUBECONFIG" ] && kubectl get --raw /readyz >/dev/null 2>&1; then
+    break
+  fi
+  if ! kill -0 "${pids[0]}" 2>/dev/null; then
+    echo "kube-apiserver exited; its log:" >&2
+    cat "$LOCAL_DIR/kube-apiserver.log" >&2
+    exit 1
+  fi
+  sleep 0.1
+done
+
+cat <<MSG
+Cluster is up (logs in $LOCAL_DIR/*.log). In another terminal:
+
+  export KUBECONFIG=$KUBECONFIG
+  kubectl get namespaces
+
+Press Ctrl-C to stop it.
+MSG
+wait
