@@ -21,19 +21,22 @@ meta/v1 DeleteOptions) are written.
 Regenerate (stdlib python3 only, after `cargo fetch` so both crates are in ~/.cargo/registry):
 
     python3 hack/gen-protobuf-schema.py            # writes apiserver/src/protobuf/schema.json
-    python3 hack/gen-protobuf-schema.py --report   # also lists the k8s-pb fields left out
+    python3 hack/gen-protobuf-schema.py --report   # also lists fields left out or inlined
 
 Output format (compact JSON):
 
-    {"kinds":    {"apps/v1": {"Deployment": "api.apps.v1.Deployment", ...}, ...},
-     "shapes":   {"apimachinery.pkg.apis.meta.v1.Time": "time", ...},
-     "messages": {"api.apps.v1.Deployment": {"1": ["metadata", "<message name>"],
-                                             "2": ["spec", "api.apps.v1.DeploymentSpec"], ...}}}
+    {"kinds":     {"apps/v1": {"Deployment": "api.apps.v1.Deployment", ...}, ...},
+     "metaKinds": {"DeleteOptions": "apimachinery.pkg.apis.meta.v1.DeleteOptions"},
+     "shapes":    {"apimachinery.pkg.apis.meta.v1.Time": "time", ...},
+     "messages":  {"api.apps.v1.Deployment": {"1": ["metadata", "<message name>"],
+                                              "2": ["spec", "api.apps.v1.DeploymentSpec"], ...}}}
 
-A field is `[jsonName, type]` plus `"repeated"` or `"map"` (map keys are always strings; the
-type is the value's). A type is a scalar (`string int32 int64 bool double bytes`) or a message
-name. `shapes` names the messages whose JSON form is not a plain object (see SHAPES below); the
-leaf shapes have no entry in `messages`.
+`metaKinds` are accepted in every apiVersion of `kinds`. A field is `[jsonName, type]` plus
+`"repeated"`, `"map"` (map keys are always strings; the type is the value's) or `"inline"` (an
+embedded Go struct whose fields belong to the enclosing JSON object). A type is a scalar
+(`string int32 int64 bool double bytes`) or a message name. `shapes` names the messages whose
+JSON form is not a plain object (LEAF_SHAPES, COMPOSITE_SHAPES, ITEMS_SHAPE below); the leaf
+shapes have no entry in `messages`.
 """
 
 import glob
@@ -112,9 +115,9 @@ TYPE_PATH_RE = re.compile(r"(?<![:\w])((?:super::)*(?:\w+::)*[A-Z]\w*)")
 
 
 def parse_pb(root):
-    """Returns {module.Struct: {"fields": {tag: (name, type, label)}}} for every k8s-pb message."""
+    """Returns {module.Struct: {tag: (name, type, label)}} for every k8s-pb message."""
     messages = {}
-    for path in glob.glob(root + "/**/mod.rs", recursive=True):
+    for path in sorted(glob.glob(root + "/**/mod.rs", recursive=True)):
         module = os.path.relpath(os.path.dirname(path), root).split(os.sep)
         text = open(path, encoding="utf-8").read()
         for struct, body in STRUCT_RE.findall(text):
@@ -132,18 +135,19 @@ def parse_pb_field(module, attrs, rust_type):
     if kind == "btree_map":
         key, value = re.search(r'btree_map = "(\w+), (\w+)"', attrs).groups()
         assert key == "string", attrs
-        return tag, (resolve_type(module, value, rust_type, map_value=True), "map")
+        return tag, (resolve_type(module, value, rust_type), "map")
     label = "repeated" if ", repeated" in attrs else ""
-    return tag, (resolve_type(module, kind, rust_type, map_value=False), label)
+    return tag, (resolve_type(module, kind, rust_type), label)
 
 
-def resolve_type(module, kind, rust_type, map_value):
+def resolve_type(module, kind, rust_type):
     if kind != "message":
         assert kind in SCALARS, kind
         return kind
-    paths = [p for p in TYPE_PATH_RE.findall(re.sub(r"\s", "", rust_type)) if p not in ("String",)]
-    path = paths[-1] if map_value else paths[0]
-    segments = path.split("::")
+    # The one path not rooted at `::` (std and prost wrappers are): `super::...::Name` or `Name`.
+    paths = TYPE_PATH_RE.findall(re.sub(r"\s", "", rust_type))
+    assert len(paths) == 1, rust_type
+    segments = paths[0].split("::")
     base = list(module)
     while segments[0] == "super":
         segments.pop(0)
@@ -165,7 +169,7 @@ RESOURCE_RE = re.compile(
 def parse_openapi(root):
     """Returns ({definition: [jsonName]}, [(apiVersion, group, kind, version, definition)])."""
     json_names, kinds = {}, []
-    for path in glob.glob(root + "/**/*.rs", recursive=True):
+    for path in sorted(glob.glob(root + "/**/*.rs", recursive=True)):
         text = open(path, encoding="utf-8").read()
         found = DEFINITION_RE.search(text)
         if not found:
@@ -199,8 +203,8 @@ def served_kinds(kinds, pb_canonical):
             continue
         message = proto_package(group, version) + "." + kind
         if message != definition or message not in pb_canonical:
-            problems.append(f"{api_version} {kind}: rule gives {message}, k8s-openapi has {definition}, "
-                            f"k8s-pb has {'it' if message in pb_canonical else 'no such message'}")
+            in_pb = "has it" if message in pb_canonical else "has no such message"
+            problems.append(f"{api_version} {kind}: rule gives {message}, k8s-openapi {definition}, k8s-pb {in_pb}")
             continue
         table.setdefault(api_version, {})[kind] = message
     return table, problems
@@ -209,7 +213,7 @@ def served_kinds(kinds, pb_canonical):
 def pb_resource_problems(pb_root, pb_canonical):
     """Checks the group rule against every kind k8s-pb itself declares."""
     problems = []
-    for path in glob.glob(pb_root + "/**/mod.rs", recursive=True):
+    for path in sorted(glob.glob(pb_root + "/**/mod.rs", recursive=True)):
         text = open(path, encoding="utf-8").read()
         for _, group, kind, version in RESOURCE_RE.findall(text):
             message = proto_package(group, version) + "." + kind
@@ -227,8 +231,9 @@ def build_message(name, pb, json_names, borrowed, report):
         return {tag: [wanted[tag], f[1], f[2]] for tag, f in pb_fields.items()}
     if is_items_wrapper(name, pb_fields, json_names):
         return {1: ["items", pb_fields[1][1], "repeated"]}
-    by_normal = {normalize(j): j for j in json_names.get(name, [])}
-    assert len(by_normal) == len(json_names.get(name, [])), name
+    names = json_names.get(name) or borrowed.get(name, [])
+    by_normal = {normalize(j): j for j in names}
+    assert len(by_normal) == len(names), name
     out = {}
     for tag, (pb_name, ftype, label) in sorted(pb_fields.items()):
         json_name = by_normal.get(normalize(pb_name))
@@ -236,23 +241,31 @@ def build_message(name, pb, json_names, borrowed, report):
             out[tag] = [json_name, ftype, label]
         elif not label and ftype in pb and is_embedded(pb[ftype], json_names.get(ftype), by_normal):
             if ftype not in json_names:
-                json_names[ftype] = list(by_normal.values())
-                borrowed.add(ftype)
+                borrow_names(pb[ftype], by_normal, borrowed.setdefault(ftype, []))
             out[tag] = [pb_name, ftype, "inline"]
             report.append(f"inlined: {name}.{pb_name} (tag {tag}, {ftype})")
         else:
             report.append(f"left out: {name}.{pb_name} (tag {tag})")
-    if name not in borrowed:
-        report += [f"no tag: {name}.{j}" for j in missing_tags(name, out, json_names)]
+    if name in json_names:
+        report += [f"no tag: {name}.{j}" for j in missing_tags(name, out, json_names, borrowed)]
     return out
 
 
-def missing_tags(name, fields, json_names):
+def borrow_names(inner_fields, parent_names, names):
+    """Gives an embedded struct without a definition the JSON names its fields have in a parent."""
+    for pb_name, _, _ in inner_fields.values():
+        json_name = parent_names.get(normalize(pb_name))
+        if json_name is not None and json_name not in names:
+            names.append(json_name)
+
+
+def missing_tags(name, fields, json_names, borrowed):
     """JSON fields of a v1_33 message that k8s-pb has no tag for (removed after 1.33)."""
     covered = {"apiVersion", "kind"}
     for json_name, ftype, label in fields.values():
-        covered |= set(json_names.get(ftype, [])) if label == "inline" else {json_name}
-    return sorted(set(json_names.get(name, [])) - covered)
+        inner = json_names.get(ftype) or borrowed.get(ftype, [])
+        covered |= set(inner) if label == "inline" else {json_name}
+    return sorted(set(json_names[name]) - covered)
 
 
 def is_embedded(inner_fields, inner_names, parent_names):
@@ -284,7 +297,7 @@ def check_leaf_shape(name, pb_fields):
 
 def walk(roots, pb, json_names):
     """Every message reachable from `roots`, with fields renamed; reports fields left out."""
-    messages, shapes, report, pending, borrowed = {}, {}, [], list(roots), set()
+    messages, shapes, report, pending, borrowed = {}, {}, [], list(roots), {}
     while pending:
         name = pending.pop()
         if name in messages or name in shapes:

@@ -25,7 +25,11 @@ struct Sub {
 fn subresources(info: &ResourceInfo) -> Vec<Sub> {
     let own = |name, verbs| Sub { name, group: info.group, version: info.version, kind: info.kind, verbs };
     let d = &info.description;
-    let mut subs = Vec::new();
+    let mut subs: Vec<Sub> = d
+        .actions
+        .iter()
+        .map(|a| Sub { name: a.name, group: a.group, version: a.version, kind: a.kind, verbs: &["create"] })
+        .collect();
     if d.finalize {
         subs.push(own("finalize", &["update"]));
     }
@@ -35,6 +39,7 @@ fn subresources(info: &ResourceInfo) -> Vec<Sub> {
     if d.status {
         subs.push(own("status", SUB_VERBS));
     }
+    subs.sort_by_key(|s| s.name);
     subs
 }
 

@@ -107,7 +107,7 @@ impl OpenApi {
 
 /// The representation of `/openapi/v2` the Accept header asks for, negotiated like upstream:
 /// clauses by descending quality (then specificity), the first matching JSON or protobuf wins;
-/// no Accept header means JSON, nothing matching means None (406).
+/// no Accept header means JSON, nothing matching means None (406). Returns the Content-Type.
 fn v2_media_type(headers: &HeaderMap) -> Option<&'static str> {
     let accept: Vec<&str> = headers.get_all("accept").iter().filter_map(|v| v.to_str().ok()).collect();
     let accept = if accept.is_empty() { "*/*".to_string() } else { accept.join(",") };
@@ -125,11 +125,17 @@ fn v2_media_type(headers: &HeaderMap) -> Option<&'static str> {
         .collect();
     let wildcards = |media_type: &str| media_type.matches('*').count();
     clauses.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| wildcards(a.1).cmp(&wildcards(b.1))));
+    let offered = [
+        ("application/json", "application/json"),
+        (protobuf::LEGACY_MEDIA_TYPE, protobuf::MEDIA_TYPE),
+        (protobuf::MEDIA_TYPE, protobuf::MEDIA_TYPE),
+    ];
     clauses.iter().find_map(|(_, media_type)| {
         let (kind, subtype) = media_type.split_once('/')?;
-        ["application/json", protobuf::MEDIA_TYPE].into_iter().find(|offered| {
-            let (offered_kind, offered_subtype) = offered.split_once('/').unwrap_or_default();
-            (kind == "*" || kind == offered_kind) && (subtype == "*" || subtype == offered_subtype)
+        offered.into_iter().find_map(|(accepted, served)| {
+            let (accepted_kind, accepted_subtype) = accepted.split_once('/')?;
+            let matches = (kind == "*" || kind == accepted_kind) && (subtype == "*" || subtype == accepted_subtype);
+            matches.then_some(served)
         })
     })
 }
@@ -267,4 +273,30 @@ fn v2_document(resources: &[&dyn Resource]) -> Value {
         "paths": paths,
         "definitions": definitions,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn negotiate(accept: Option<&str>) -> Option<&'static str> {
+        let mut headers = HeaderMap::new();
+        if let Some(accept) = accept {
+            headers.insert("accept", HeaderValue::from_str(accept).unwrap());
+        }
+        v2_media_type(&headers)
+    }
+
+    #[test]
+    fn v2_negotiation_follows_upstream() {
+        assert_eq!(negotiate(None), Some("application/json"));
+        assert_eq!(negotiate(Some("*/*")), Some("application/json"));
+        // client-go asks with the `@` form and gets the `.` form back.
+        assert_eq!(negotiate(Some(protobuf::LEGACY_MEDIA_TYPE)), Some(protobuf::MEDIA_TYPE));
+        assert_eq!(negotiate(Some(protobuf::MEDIA_TYPE)), Some(protobuf::MEDIA_TYPE));
+        let weighted = format!("application/json;q=0.9, {}", protobuf::LEGACY_MEDIA_TYPE);
+        assert_eq!(negotiate(Some(&weighted)), Some(protobuf::MEDIA_TYPE));
+        assert_eq!(negotiate(Some("application/*;q=0.5, application/json")), Some("application/json"));
+        assert_eq!(negotiate(Some("text/html")), None);
+    }
 }

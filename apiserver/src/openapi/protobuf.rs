@@ -1,6 +1,6 @@
 //! The swagger 2.0 document encoded as gnostic's `openapi.v2.Document` protobuf message
 //! (`openapiv2/OpenAPIv2.proto`), which kubectl up to 1.27 asks `/openapi/v2` for (media type
-//! [`MEDIA_TYPE`]) to validate objects, find the `fieldValidation` parameter and `explain`.
+//! [`LEGACY_MEDIA_TYPE`]) to validate objects, find the `fieldValidation` parameter and `explain`.
 //!
 //! The encoding mirrors what upstream gets by compiling the JSON document with gnostic: keys the
 //! message has a field for are encoded, `x-` keys become `vendor_extension` entries whose
@@ -10,8 +10,12 @@
 
 use serde_json::{Map, Value};
 
-/// The media type kubectl asks for and upstream answers with.
-pub const MEDIA_TYPE: &str = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf";
+/// The media type upstream answers with. Clients parse the Content-Type with Go's `mime`
+/// package, which rejects the `@` of [`LEGACY_MEDIA_TYPE`].
+pub const MEDIA_TYPE: &str = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf";
+
+/// The media type client-go asks for, still accepted upstream.
+pub const LEGACY_MEDIA_TYPE: &str = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf";
 
 const VARINT: u8 = 0;
 const FIXED64: u8 = 1;

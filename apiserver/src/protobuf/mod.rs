@@ -62,9 +62,9 @@ pub enum DecodeError {
 pub fn decode(body: &[u8]) -> Result<(String, String, Value), DecodeError> {
     let envelope = Envelope::parse(body)?;
     let (api_version, kind) = envelope.group_version_kind()?;
-    let message = schema::schema().kind_message(&api_version, &kind).ok_or_else(|| {
-        DecodeError::NotRegistered { api_version: api_version.clone(), kind: kind.clone() }
-    })?;
+    let message = schema::schema()
+        .kind_message(&api_version, &kind)
+        .ok_or_else(|| DecodeError::NotRegistered { api_version: api_version.clone(), kind: kind.clone() })?;
     let mut object = transcode::object(message, envelope.raw, 0)?;
     object.insert("apiVersion".into(), Value::String(api_version.clone()));
     object.insert("kind".into(), Value::String(kind.clone()));

@@ -83,8 +83,7 @@ impl TryFrom<Vec<String>> for Field {
 
     fn try_from(parts: Vec<String>) -> Result<Self, String> {
         let mut parts = parts.into_iter();
-        let (Some(json_name), Some(ty), label, None) = (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
+        let (Some(json_name), Some(ty), label, None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
             return Err("a field is [jsonName, type, label?]".into());
         };
         let label = match label.as_deref() {

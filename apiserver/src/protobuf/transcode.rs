@@ -24,9 +24,8 @@ fn merge(name: &str, data: &[u8], out: &mut Map<String, Value>, depth: usize) ->
     if depth > MAX_DEPTH {
         return Err(DecodeError::TooDeep(MAX_DEPTH));
     }
-    let message = schema()
-        .message(name)
-        .ok_or_else(|| DecodeError::Invalid(format!("no schema for protobuf message {name}")))?;
+    let message =
+        schema().message(name).ok_or_else(|| DecodeError::Invalid(format!("no schema for protobuf message {name}")))?;
     for field in Fields::new(data) {
         let (number, value) = field?;
         // Tags this (1.33) schema does not know are skipped, like upstream skips unknown fields.
@@ -59,7 +58,12 @@ fn merge_field(field: &Field, value: WireValue, out: &mut Map<String, Value>, de
 }
 
 /// Go encodes non-pointer strings even when empty; upstream JSON omits them, and so do we.
-fn set_scalar(field: &Field, scalar: Scalar, value: WireValue, out: &mut Map<String, Value>) -> Result<(), DecodeError> {
+fn set_scalar(
+    field: &Field,
+    scalar: Scalar,
+    value: WireValue,
+    out: &mut Map<String, Value>,
+) -> Result<(), DecodeError> {
     match scalar_value(field, scalar, value)? {
         Value::String(s) if s.is_empty() => out.remove(&field.json_name),
         value => out.insert(field.json_name.clone(), value),
@@ -108,7 +112,12 @@ fn push_repeated(field: &Field, value: WireValue, list: &mut Vec<Value>, depth: 
 
 /// A map entry is a message with the key as field 1 and the value as field 2; either may be
 /// missing, meaning its zero value.
-fn insert_entry(field: &Field, value: WireValue, map: &mut Map<String, Value>, depth: usize) -> Result<(), DecodeError> {
+fn insert_entry(
+    field: &Field,
+    value: WireValue,
+    map: &mut Map<String, Value>,
+    depth: usize,
+) -> Result<(), DecodeError> {
     let (mut key, mut entry_value) = (String::new(), None);
     for entry_field in Fields::new(bytes(field, value)?) {
         match entry_field? {

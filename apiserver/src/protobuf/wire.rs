@@ -97,9 +97,7 @@ pub(super) fn packed_varints(mut data: &[u8]) -> impl Iterator<Item = Result<u64
 
 /// Splits off the packed elements of a repeated fixed64 field.
 pub(super) fn packed_fixed64(mut data: &[u8]) -> impl Iterator<Item = Result<u64, DecodeError>> + '_ {
-    std::iter::from_fn(move || {
-        (!data.is_empty()).then(|| take_array(&mut data).map(u64::from_le_bytes))
-    })
+    std::iter::from_fn(move || (!data.is_empty()).then(|| take_array(&mut data).map(u64::from_le_bytes)))
 }
 
 fn read_length_delimited<'a>(data: &mut &'a [u8]) -> Result<&'a [u8], DecodeError> {

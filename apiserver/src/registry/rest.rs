@@ -43,6 +43,8 @@ enum Source<T> {
     Object(T),
     /// A PATCH applied to the current object on every attempt.
     Patch(PatchType),
+    /// A POST to a changing action subresource, with its body.
+    Action(&'static str, Value),
 }
 
 impl<S: Strategy> Rest<S> {
@@ -141,23 +143,24 @@ impl<S: Strategy> Rest<S> {
         let Some(fields_map) = input.as_object() else {
             return Err(ApiError::BadRequest(format!("the body of the request is not a JSON object: {input}")));
         };
-        let api_version = fields_map.get("apiVersion").and_then(Value::as_str).unwrap_or("");
-        let kind = fields_map.get("kind").and_then(Value::as_str).unwrap_or("");
-        if kind.is_empty() {
-            return Err(ApiError::BadRequest(format!("Object 'Kind' is missing in '{}'", compact(&input))));
-        }
+        // Like upstream's decoder, a missing apiVersion or kind defaults to the URL's.
         let expected_version = self.info.api_version();
+        let api_version = fields_map.get("apiVersion").and_then(Value::as_str).unwrap_or(&expected_version);
         if api_version != expected_version {
             return Err(ApiError::BadRequest(format!(
                 "the API version in the data ({api_version}) does not match the expected API version ({expected_version})"
             )));
         }
+        let kind = fields_map.get("kind").and_then(Value::as_str).unwrap_or(self.info.kind);
         if kind != self.info.kind {
             return Err(ApiError::BadRequest(format!(
                 "the kind in the data ({kind}) does not match the expected kind ({})",
                 self.info.kind
             )));
         }
+        let mut input = input;
+        input["apiVersion"] = Value::from(expected_version.as_str());
+        input["kind"] = Value::from(self.info.kind);
         let object: S::Object = serde_json::from_value(input.clone())
             .map_err(|e| ApiError::BadRequest(format!("the body of the request could not be decoded: {e}")))?;
         let validation = request.query.field_validation.unwrap_or(FieldValidation::Warn);
@@ -168,7 +171,12 @@ impl<S: Strategy> Rest<S> {
         problems.extend(fields::unknown(&input, &decoded).into_iter().map(|p| format!("unknown field \"{p}\"")));
         match validation {
             FieldValidation::Strict if !problems.is_empty() => {
-                Err(ApiError::BadRequest(format!("strict decoding error: {}", problems.join(", "))))
+                Err(ApiError::BadRequest(format!(
+                    "{kind} in version \"{version}\" cannot be handled as a {kind}: strict decoding error: {}",
+                    problems.join(", "),
+                    kind = self.info.kind,
+                    version = self.info.version,
+                )))
             }
             _ => Ok((object, problems)),
         }
@@ -313,6 +321,11 @@ impl<S: Strategy> Rest<S> {
                     warnings = found;
                     (input, precondition)
                 }
+                Source::Action(action, body) => {
+                    let mut object = self.decode(&current.value, current.mod_revision)?;
+                    self.strategy.act(action, &mut object, body)?;
+                    (object, None)
+                }
             };
             self.scope_namespace(&request, input.metadata())?;
             if let Some(body_name) = input.metadata().name.as_deref().filter(|n| !n.is_empty() && *n != name) {
@@ -408,6 +421,7 @@ impl<S: Strategy> Rest<S> {
                     };
                 }
             }
+            Some(sub) if self.action(sub).is_some() => {}
             _ if description.status => set_or_remove(&mut new, "status", old_value.get("status").cloned()),
             _ => {}
         }
@@ -641,6 +655,12 @@ fn compact(value: &Value) -> String {
     }
 }
 
+fn json_headers() -> axum::http::HeaderMap {
+    let mut headers = axum::http::HeaderMap::new();
+    headers.insert("content-type", HeaderValue::from_static("application/json"));
+    headers
+}
+
 fn is_json(headers: &axum::http::HeaderMap) -> bool {
     headers
         .get("content-type")
@@ -714,6 +734,7 @@ impl<S: Strategy> Resource for Rest<S> {
             (Verb::Patch, Some("status")) if description.status => self.patch(request).await,
             (Verb::Delete, None) => self.delete(request).await,
             (Verb::DeleteCollection, None) => self.delete_collection(request).await,
+            (Verb::Create, Some(sub)) if request.name.is_some() && self.action(sub).is_some() => self.act(request).await,
             (_, Some(sub)) if !self.serves(sub) => Err(ApiError::PathNotFound),
             _ => Err(ApiError::MethodNotAllowed),
         }
@@ -721,6 +742,35 @@ impl<S: Strategy> Resource for Rest<S> {
 }
 
 impl<S: Strategy> Rest<S> {
+    fn action(&self, subresource: &str) -> Option<&'static super::strategy::Action> {
+        self.info.description.actions.iter().find(|a| a.name == subresource)
+    }
+
+    /// A POST to an action subresource: the change (or deletion) it asks for, answered with
+    /// upstream's `Status` Success and 201.
+    async fn act(&self, request: ApiRequest) -> ApiResult<Response> {
+        let action = self.action(request.subresource.as_deref().unwrap_or("")).ok_or(ApiError::PathNotFound)?;
+        let body = decode_body(&request.headers, &request.body)?;
+        if body.get("kind").and_then(Value::as_str) != Some(action.kind) {
+            return Err(ApiError::BadRequest(format!("the body of the request must be a {}", action.kind)));
+        }
+        if action.deletes {
+            let options = body.get("deleteOptions").cloned().unwrap_or(Value::Object(Default::default()));
+            let delete = ApiRequest {
+                verb: Verb::Delete,
+                subresource: None,
+                body: Bytes::from(serde_json::to_vec(&options).map_err(|e| ApiError::Internal(e.to_string()))?),
+                headers: json_headers(),
+                ..request
+            };
+            self.delete(delete).await?;
+        } else {
+            self.write(request, Source::Action(action.name, body), Vec::new()).await?;
+        }
+        let status = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201});
+        Ok(body_response(StatusCode::CREATED, serde_json::to_vec(&status).unwrap_or_default(), Output::Json))
+    }
+
     fn serves(&self, subresource: &str) -> bool {
         let description = &self.info.description;
         match subresource {

@@ -34,6 +34,20 @@ pub struct ScalePaths {
     pub label_selector: &'static str,
 }
 
+/// A subresource clients POST to in order to act on an object (`pods/binding`,
+/// `pods/eviction`) rather than to store what they send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Action {
+    pub name: &'static str,
+    /// What is posted, as discovery advertises it.
+    pub group: &'static str,
+    pub version: &'static str,
+    pub kind: &'static str,
+    /// The action deletes the object (an eviction) instead of changing it via
+    /// [`Strategy::act`].
+    pub deletes: bool,
+}
+
 /// Static facts about a resource: what discovery advertises and which generic behaviours apply.
 #[derive(Debug, Clone)]
 pub struct Description {
@@ -54,6 +68,7 @@ pub struct Description {
     pub storage_path: Option<&'static str>,
     /// Serves `/finalize`, which may change only `spec.finalizers` (namespaces).
     pub finalize: bool,
+    pub actions: &'static [Action],
 }
 
 impl Default for Description {
@@ -69,6 +84,7 @@ impl Default for Description {
             field_selectors: &[],
             storage_path: None,
             finalize: false,
+            actions: &[],
         }
     }
 }
@@ -176,6 +192,12 @@ pub trait Strategy: Send + Sync + 'static {
     /// Marks an object whose deletion has started but must wait (a namespace turns
     /// Terminating).
     fn begin_deletion(&self, _object: &mut Self::Object) {}
+
+    /// Carries out a POST to the changing action `action` (see [`Description::actions`]) on
+    /// the current object, e.g. a binding setting `spec.nodeName`.
+    fn act(&self, _action: &str, _object: &mut Self::Object, _body: &Value) -> ApiResult<()> {
+        Err(crate::error::ApiError::MethodNotAllowed)
+    }
 
     /// Seconds a DELETE waits before removing the object (graceful pod termination), given
     /// the grace period the client asked for; `None` removes it at once.

@@ -3,6 +3,7 @@
 mod configmaps;
 mod namespaces;
 mod pods;
+mod podspec;
 mod quantity;
 
 use std::sync::Arc;

@@ -1,15 +1,14 @@
 //! Pods: defaulted and validated like upstream, created Pending with their QoS class, mostly
 //! immutable afterwards, and deleted gracefully once a node runs them.
 
-mod defaults;
 mod qos;
 mod table;
-pub mod validation;
 
 use async_trait::async_trait;
 use k8s_openapi::api::core::v1::{Container, Pod, PodCondition, PodIP, PodSpec, PodStatus, Toleration, HostIP};
 use serde_json::Value;
 
+use super::podspec;
 use crate::error::{ApiError, ApiResult, Cause};
 use crate::registry::table::Column;
 use crate::registry::{Description, Strategy};
@@ -56,7 +55,9 @@ impl Strategy for Pods {
     }
 
     fn default_fields(&self, pod: &mut Pod) {
-        defaults::pod(pod);
+        let spec = pod.spec.get_or_insert_with(PodSpec::default);
+        podspec::default_pod_spec(spec);
+        default_pod_only(spec);
         if let Some(status) = &mut pod.status {
             sync_ips(status);
         }
@@ -84,7 +85,7 @@ impl Strategy for Pods {
 
     fn validate(&self, pod: &Pod) -> Vec<Cause> {
         let Some(spec) = &pod.spec else { return vec![Cause::required("spec.containers")] };
-        let mut causes = validation::pod_spec(spec, "spec");
+        let mut causes = podspec::validate_pod_spec(spec, "spec");
         if spec.ephemeral_containers.as_ref().is_some_and(|c| !c.is_empty()) {
             causes.push(Cause::forbidden("spec.ephemeralContainers", "cannot be set on create"));
         }
@@ -194,6 +195,30 @@ impl Strategy for Pods {
     }
 }
 
+/// `SetDefaults_Pod`, which pod templates do not get: requests default to limits, service
+/// links are on, and with host networking host ports mirror container ports.
+fn default_pod_only(spec: &mut PodSpec) {
+    spec.enable_service_links.get_or_insert(true);
+    let host_network = spec.host_network == Some(true);
+    for container in spec.containers.iter_mut().chain(spec.init_containers.iter_mut().flatten()) {
+        if let Some(resources) = &mut container.resources {
+            if let Some(limits) = &resources.limits {
+                let requests = resources.requests.get_or_insert_with(Default::default);
+                for (name, limit) in limits {
+                    requests.entry(name.clone()).or_insert_with(|| limit.clone());
+                }
+            }
+        }
+        if host_network {
+            for port in container.ports.iter_mut().flatten() {
+                if port.host_port.unwrap_or(0) == 0 {
+                    port.host_port = Some(port.container_port);
+                }
+            }
+        }
+    }
+}
+
 /// The v1 conversion keeps the singular and plural IP fields in step: the first of the list
 /// is the singular one.
 fn sync_ips(status: &mut PodStatus) {
@@ -213,7 +238,7 @@ fn update_causes(new: &Pod, old: &Pod) -> Vec<Cause> {
     let empty = PodSpec::default();
     let new_spec = new.spec.as_ref().unwrap_or(&empty);
     let old_spec = old.spec.as_ref().unwrap_or(&empty);
-    let mut causes = validation::pod_spec(new_spec, "spec");
+    let mut causes = podspec::validate_pod_spec(new_spec, "spec");
 
     let lists: [(&[Container], &[Container], &str); 2] = [
         (&new_spec.containers, &old_spec.containers, "spec.containers"),
