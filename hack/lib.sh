@@ -24,3 +24,10 @@ ensure_build_deps() {
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
+
+# The official Python client, used by the end-to-end tests as an unmodified client.
+ensure_python_client() {
+  python3 -c 'import kubernetes' 2>/dev/null && return 0
+  echo "installing the Python kubernetes client" >&2
+  python3 -m pip install --quiet kubernetes
+}

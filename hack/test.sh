@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source hack/lib.sh
 ensure_build_deps
+ensure_python_client
 
 # Build once; every test binary shares the target dir.
 cargo build --workspace --all-targets --locked

@@ -155,15 +155,7 @@ impl Cluster {
     /// Runs kubectl and returns its stdout, failing the test (with stderr and the apiserver
     /// log) if it fails.
     pub fn ok(&self, args: &[&str]) -> String {
-        let out = self.kubectl(args);
-        assert!(
-            out.status.success(),
-            "kubectl {} failed:\n{}\n--- apiserver log ---\n{}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr),
-            self.log()
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        self.succeed(args, None)
     }
 
     /// Runs kubectl expecting failure; returns its stderr.
@@ -175,7 +167,11 @@ impl Cluster {
 
     /// Like [`Cluster::ok`], with `input` on stdin (`kubectl create -f -`).
     pub fn ok_stdin(&self, args: &[&str], input: &str) -> String {
-        let out = self.kubectl_version(33, args, Some(input));
+        self.succeed(args, Some(input))
+    }
+
+    fn succeed(&self, args: &[&str], stdin: Option<&str>) -> String {
+        let out = self.kubectl_version(33, args, stdin);
         assert!(
             out.status.success(),
             "kubectl {} failed:\n{}\n--- apiserver log ---\n{}",

@@ -190,8 +190,11 @@ pub fn decode_body(headers: &HeaderMap, body: &Bytes) -> ApiResult<serde_json::V
             .map_err(|e| ApiError::BadRequest(format!("the body of the request could not be decoded as JSON: {e}"))),
         "application/yaml" => serde_yaml::from_slice(body)
             .map_err(|e| ApiError::BadRequest(format!("the body of the request could not be decoded as YAML: {e}"))),
+        "application/vnd.kubernetes.protobuf" => crate::protobuf::decode(body)
+            .map(|(_, _, object)| object)
+            .map_err(|e| ApiError::BadRequest(e.to_string())),
         other => Err(ApiError::UnsupportedMediaType(format!(
-            "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got {other})"
+            "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf (got {other})"
         ))),
     }
 }
