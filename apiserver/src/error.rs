@@ -52,6 +52,11 @@ impl Cause {
         Cause { reason: "FieldValueRequired", field: field.into(), message: "Required value".into() }
     }
 
+    /// `Required value: <detail>`, for the required fields upstream explains.
+    pub fn required_because(field: impl Into<String>, detail: &str) -> Self {
+        Cause { reason: "FieldValueRequired", field: field.into(), message: format!("Required value: {detail}") }
+    }
+
     pub fn invalid(field: impl Into<String>, value: &Value, detail: impl AsRef<str>) -> Self {
         Cause {
             reason: "FieldValueInvalid",

@@ -42,10 +42,14 @@ pub async fn run(options: Options) -> Result<(), StartError> {
     let authenticator = Arc::new(Authenticator::load(options.token_auth_file.as_deref()).map_err(StartError::Config)?);
     let address = SocketAddr::new(options.bind_address, options.secure_port);
     let listener = tokio::net::TcpListener::bind(address).await.map_err(|source| StartError::Listen { address, source })?;
-    let registry = crate::resources::registry(store.clone());
+    let resources = crate::resources::Config {
+        service_cluster_ip_range: options.service_cluster_ip_range,
+        service_node_port_range: options.service_node_port_range.parse().map_err(StartError::Config)?,
+    };
+    let registry = crate::resources::registry(store.clone(), &resources);
     let advertised = SocketAddr::new(options.advertise_address(), options.secure_port);
     let discovery = Discovery::new(&registry, &advertised.to_string());
-    bootstrap(&*store).await?;
+    bootstrap(&store, &resources, advertised).await?;
     let openapi = crate::openapi::OpenApi::new(&registry);
     let app = Arc::new(App { registry, discovery, openapi, store, metrics: Metrics::new() });
     tracing::info!(%address, "serving");
@@ -85,8 +89,9 @@ pub fn first_ip(range: &ipnet::IpNet) -> std::net::IpAddr {
     range.hosts().next().unwrap_or(range.network())
 }
 
-/// Creates the system namespaces if they are missing.
-async fn bootstrap(store: &dyn Store) -> Result<(), StartError> {
+/// Creates the system namespaces if they are missing, and the `default/kubernetes` service
+/// leading to `advertised`.
+async fn bootstrap(store: &Arc<dyn Store>, resources: &crate::resources::Config, advertised: SocketAddr) -> Result<(), StartError> {
     for name in SYSTEM_NAMESPACES {
         let key = format!("/namespaces/{name}");
         if store.get(key.as_bytes()).await?.is_some() {
@@ -105,5 +110,7 @@ async fn bootstrap(store: &dyn Store) -> Result<(), StartError> {
             Err(other) => return Err(other.into()),
         }
     }
-    Ok(())
+    crate::resources::kubernetes_service::reconcile(store.clone(), resources, advertised)
+        .await
+        .map_err(|e| StartError::Config(format!("kubernetes service: {e}")))
 }

@@ -102,6 +102,9 @@ impl TryFrom<Vec<String>> for Field {
             "bytes" => FieldType::Scalar(Scalar::Bytes),
             _ => FieldType::Message(ty),
         };
+        if label == Label::Inline && !matches!(ty, FieldType::Message(_)) {
+            return Err(format!("inline field {json_name} is not a message"));
+        }
         Ok(Field { json_name, ty, label })
     }
 }
@@ -126,10 +129,12 @@ impl Schema {
         kinds.get(kind).or_else(|| self.meta_kinds.get(kind)).map(String::as_str)
     }
 
+    /// The fields of a plain (or composite-shaped) message.
     pub(super) fn message(&self, name: &str) -> Option<&Message> {
         self.messages.get(name)
     }
 
+    /// How a message's JSON departs from one key per field, if it does.
     pub(super) fn shape(&self, name: &str) -> Option<Shape> {
         self.shapes.get(name).copied()
     }

@@ -129,8 +129,10 @@ fn rfc3339_seconds(seconds: i64) -> Result<String, DecodeError> {
     if !SECONDS_RANGE.contains(&seconds) {
         return Err(year_out_of_range());
     }
-    let timestamp = jiff::Timestamp::from_second(seconds).map_err(|_| year_out_of_range())?;
-    Ok(timestamp.strftime("%Y-%m-%dT%H:%M:%S").to_string())
+    // Civil time, not jiff::Timestamp: its range stops a day short of 9999-12-31.
+    let epoch = jiff::civil::DateTime::constant(1970, 1, 1, 0, 0, 0, 0);
+    let utc = epoch.checked_add(jiff::SignedDuration::from_secs(seconds)).map_err(|_| year_out_of_range())?;
+    Ok(utc.strftime("%Y-%m-%dT%H:%M:%S").to_string())
 }
 
 fn year_out_of_range() -> DecodeError {

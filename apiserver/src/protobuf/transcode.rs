@@ -43,7 +43,10 @@ fn merge_field(field: &Field, value: WireValue, out: &mut Map<String, Value>, de
         (Label::Repeated, _) => {
             let mut list = take_list(out, &field.json_name);
             push_repeated(field, value, &mut list, depth)?;
-            out.insert(field.json_name.clone(), Value::Array(list));
+            // An empty packed run adds nothing; upstream omits empty lists.
+            if !list.is_empty() {
+                out.insert(field.json_name.clone(), Value::Array(list));
+            }
             Ok(())
         }
         (Label::Map, _) => {
@@ -211,6 +214,6 @@ fn take_list(out: &mut Map<String, Value>, key: &str) -> Vec<Value> {
     }
 }
 
-pub(super) fn wrong_wire_type(field: &Field, value: &WireValue) -> DecodeError {
+fn wrong_wire_type(field: &Field, value: &WireValue) -> DecodeError {
     DecodeError::Malformed(format!("proto: wrong wireType = {} for field {}", value.wire_type(), field.json_name))
 }

@@ -236,7 +236,11 @@ impl<S: Strategy> Rest<S> {
         }
         self.strategy.admit_create(&mut object).await?;
         let written = match stored::encode(&object) {
-            Ok(raw) if request.query.dry_run => Ok((raw, 0)),
+            Ok(raw) if request.query.dry_run => match self.store.get(self.key(namespace.as_deref(), &name).as_bytes()).await {
+                Ok(Some(_)) => Err(ApiError::AlreadyExists(self.info.target(&name))),
+                Ok(None) => Ok((raw, 0)),
+                Err(other) => Err(other.into()),
+            },
             Ok(raw) => match self.store.create(self.key(namespace.as_deref(), &name).as_bytes(), raw.clone()).await {
                 Ok(revision) => Ok((raw, revision)),
                 Err(store::Error::AlreadyExists { .. }) => Err(ApiError::AlreadyExists(self.info.target(&name))),
@@ -342,7 +346,11 @@ impl<S: Strategy> Rest<S> {
             let mut object = self.merge_update(&input, &old, subresource)?;
             self.strategy.prepare_update(&mut object, &old);
             self.strategy.default_fields(&mut object);
-            self.validate(&object, Some(&old))?;
+            // An action (a binding) is the strategy's own change, exempt from update rules
+            // such as pod spec immutability, as upstream's binding bypasses them.
+            if !matches!(source, Source::Action(..)) {
+                self.validate(&object, Some(&old))?;
+            }
             self.strategy.admit_update(&mut object, &old).await?;
             let raw = match stored::encode(&object) {
                 Ok(raw) => raw,

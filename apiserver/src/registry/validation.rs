@@ -175,6 +175,25 @@ pub fn label_value_error(value: &str) -> Option<String> {
     (!is_label_value_shape(value)).then(|| "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')".into())
 }
 
+/// Upstream's `IsConfigMapKey` for a key of the map at `field` (`data`, `binaryData`) of a
+/// ConfigMap or Secret: `[-._a-zA-Z0-9]+`, at most 253 characters, not `.` or `..`. Problems
+/// are reported at `field[key]`, as upstream does.
+pub fn config_key(key: &str, field: &str) -> Vec<Cause> {
+    let mut causes = Vec::new();
+    let path = format!("{field}[{key}]");
+    let value = Value::from(key);
+    if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || "-._".contains(c)) {
+        causes.push(Cause::invalid(&path, &value, "a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')"));
+    }
+    if key.len() > 253 {
+        causes.push(Cause::invalid(&path, &value, "must be no more than 253 characters"));
+    }
+    if key == "." || key == ".." {
+        causes.push(Cause::invalid(&path, &value, format!("must not be '{key}'")));
+    }
+    causes
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -201,5 +220,14 @@ mod tests {
             [("app.kubernetes.io/name".to_string(), "web".to_string()), ("bad key".to_string(), "-x".to_string())].into();
         let causes = labels(Some(&labels_map), "metadata.labels");
         assert_eq!(causes.len(), 2, "{causes:?}");
+    }
+
+    #[test]
+    fn config_keys_are_reported_under_their_key() {
+        assert!(config_key("app.properties", "data").is_empty());
+        let causes = config_key("bad key", "data");
+        assert_eq!(causes.len(), 1);
+        assert_eq!(causes[0].field, "data[bad key]");
+        assert_eq!(config_key("..", "binaryData")[0].message, "Invalid value: \"..\": must not be '..'");
     }
 }

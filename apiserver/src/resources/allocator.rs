@@ -116,7 +116,7 @@ impl Allocator {
     /// range that automatic allocation uses last.
     fn static_band(&self) -> u64 {
         let (total, step, max) = match &self.range {
-            Range::Ips(net) => (self.size().saturating_add(2), 16, 256),
+            Range::Ips(_) => (self.size().saturating_add(2), 16, 256),
             Range::Ports(_) => (self.size(), 32, 128),
         };
         if total <= 16 {
@@ -245,6 +245,16 @@ impl Allocator {
                 Err(error) => return Err(AllocError::Store(error)),
             }
         }
+    }
+
+    /// Makes sure `value` is reserved: `true` if `owner` holds it (now or already), `false`
+    /// if someone else does.
+    pub async fn ensure(&self, value: &str, owner: &str) -> Result<bool, AllocError> {
+        if self.claim(value, owner).await? {
+            return Ok(true);
+        }
+        let current = self.store.get(self.key(value).as_bytes()).await.map_err(AllocError::Store)?;
+        Ok(current.is_some_and(|kv| kv.value == owner.as_bytes()))
     }
 
     /// Creates the reservation key; `false` when someone holds it already.

@@ -5,6 +5,7 @@ use serde_json::Value;
 
 use crate::error::Cause;
 use crate::registry::table::{age, Column};
+use crate::registry::validation;
 use crate::registry::{Description, Strategy};
 
 pub struct ConfigMaps;
@@ -23,14 +24,14 @@ impl Strategy for ConfigMaps {
         let mut causes = Vec::new();
         let mut size = 0;
         for (key, value) in cm.data.iter().flatten() {
-            causes.extend(config_key(key, "data"));
+            causes.extend(validation::config_key(key, "data"));
             size += value.len();
             if cm.binary_data.as_ref().is_some_and(|b| b.contains_key(key)) {
-                causes.push(Cause::invalid("data", &Value::from(key.as_str()), "duplicate of key present in binaryData"));
+                causes.push(Cause::invalid(format!("data[{key}]"), &Value::from(key.as_str()), "duplicate of key present in binaryData"));
             }
         }
         for (key, value) in cm.binary_data.iter().flatten() {
-            causes.extend(config_key(key, "binaryData"));
+            causes.extend(validation::config_key(key, "binaryData"));
             size += value.0.len();
         }
         if size > MAX_SIZE {
@@ -67,20 +68,4 @@ impl Strategy for ConfigMaps {
         let count = cm.data.as_ref().map_or(0, |d| d.len()) + cm.binary_data.as_ref().map_or(0, |d| d.len());
         vec![Value::from(cm.metadata.name.clone().unwrap_or_default()), Value::from(count), age(&cm.metadata)]
     }
-}
-
-/// Upstream's `IsConfigMapKey`: `[-._a-zA-Z0-9]+`, at most 253 characters, not `.` or `..`.
-pub fn config_key(key: &str, field: &str) -> Vec<Cause> {
-    let mut causes = Vec::new();
-    let value = Value::from(key);
-    if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || "-._".contains(c)) {
-        causes.push(Cause::invalid(field, &value, "a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')"));
-    }
-    if key.len() > 253 {
-        causes.push(Cause::invalid(field, &value, "must be no more than 253 characters"));
-    }
-    if key == "." || key == ".." {
-        causes.push(Cause::invalid(field, &value, format!("must not be '{key}'")));
-    }
-    causes
 }

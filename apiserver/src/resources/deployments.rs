@@ -143,11 +143,7 @@ fn validate_strategy(strategy: &DeploymentStrategy) -> Vec<Cause> {
             }
         }
         "RollingUpdate" => match &strategy.rolling_update {
-            None => causes.push(Cause {
-                reason: "FieldValueRequired",
-                field: "spec.strategy.rollingUpdate".into(),
-                message: "Required value: this should be defaulted and never be nil".into(),
-            }),
+            None => causes.push(Cause::required_because("spec.strategy.rollingUpdate", "this should be defaulted and never be nil")),
             Some(rolling) => causes.extend(validate_rolling_update(rolling)),
         },
         other => {

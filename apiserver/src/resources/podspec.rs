@@ -325,7 +325,7 @@ fn supported(value: Option<&str>, field: &str, values: &[&str]) -> Option<Cause>
 }
 
 /// `Required value: <detail>`, for the required fields upstream explains.
-pub fn required_because(field: impl Into<String>, detail: &str) -> Cause {
+fn required_because(field: impl Into<String>, detail: &str) -> Cause {
     Cause { reason: "FieldValueRequired", field: field.into(), message: format!("Required value: {detail}") }
 }
 

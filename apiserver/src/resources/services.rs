@@ -21,7 +21,7 @@ use super::podspec::{port_name_errors, PORT_RANGE};
 use super::workload::go_strings;
 use crate::error::{ApiError, ApiResult, Cause, Target};
 use crate::registry::table::{age, Column};
-use crate::registry::{validation, Description, NameRule, Strategy};
+use crate::registry::{stored, validation, Description, NameRule, Strategy};
 
 /// Serves services, allocating from the cluster's service IP and node port ranges.
 pub struct Services {
@@ -32,6 +32,8 @@ pub struct Services {
 }
 
 impl Services {
+    /// Services allocating from `ip_range` and `node_port_range`, with reservations kept in
+    /// `store` next to the services themselves.
     pub fn new(store: Arc<dyn Store>, ip_range: IpNet, node_port_range: PortRange) -> Self {
         Services {
             ips: Allocator::ips(store.clone(), ip_range),
@@ -45,6 +47,27 @@ impl Services {
     /// lock it out forever.
     pub async fn claim_cluster_ip(&self, ip: &str, service: &Service) -> ApiResult<()> {
         self.ips.claim_over(ip, &owner(service)).await.map_err(|e| ApiError::Internal(e.to_string()))
+    }
+
+    /// Reserves the values of every stored service that lacks its reservation (a store
+    /// written by another API server, or restored from a backup), so they are never handed
+    /// out twice. Runs at start-up, as upstream's repair controllers do periodically.
+    pub async fn reserve_stored(&self, store: &dyn Store) -> ApiResult<()> {
+        let listed = store.list(b"/services/specs/", store::ListOptions::default()).await?;
+        for kv in listed.kvs {
+            let Ok(service) = stored::decode::<Service>(&kv.value, kv.mod_revision) else { continue };
+            let owner = owner(&service);
+            let held = Held::of(&service);
+            let reservations = held.ips.iter().map(|ip| (&self.ips, ip)).chain(held.ports.iter().map(|port| (&self.node_ports, port)));
+            for (allocator, value) in reservations {
+                match allocator.ensure(value, &owner).await {
+                    Ok(true) | Err(AllocError::Rejected(_)) => {}
+                    Ok(false) => tracing::warn!(service = %owner, value, "service value reserved by another service"),
+                    Err(error) => return Err(internal("cannot reserve a stored service's values", error)),
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Allocates what `service` needs and `old` (the stored version, for an update) does
@@ -346,7 +369,7 @@ impl Strategy for Services {
         if needs_cluster_ip(spec) && spec.ip_family_policy.is_none() {
             spec.ip_family_policy = old_spec.ip_family_policy.clone();
         }
-        if service_type(spec) != "LoadBalancer" {
+        if service_type(old_spec) == "LoadBalancer" && service_type(spec) != "LoadBalancer" {
             if let Some(status) = &mut new.status {
                 status.load_balancer = Some(LoadBalancerStatus::default());
             }

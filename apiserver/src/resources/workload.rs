@@ -70,19 +70,20 @@ pub fn validate_selector_and_template(selector: &LabelSelector, template: Option
 
 /// `spec.selector` may not change after creation in `apps/v1`.
 pub fn immutable_selector(new: &LabelSelector, old: &LabelSelector) -> Option<Cause> {
-    (normalized(new) != normalized(old))
-        .then(|| Cause::invalid_printed("spec.selector", &go_label_selector(new), "field is immutable"))
+    (!same_selector(new, old)).then(|| Cause::invalid_printed("spec.selector", &go_label_selector(new), "field is immutable"))
 }
 
 /// Equality as upstream's semantic comparison sees it: nil and empty collections are equal.
-fn normalized(selector: &LabelSelector) -> (BTreeMap<String, String>, Vec<(String, String, Vec<String>)>) {
-    let expressions = selector
-        .match_expressions
-        .iter()
-        .flatten()
-        .map(|e| (e.key.clone(), e.operator.clone(), e.values.clone().unwrap_or_default()))
-        .collect();
-    (selector.match_labels.clone().unwrap_or_default(), expressions)
+fn same_selector(a: &LabelSelector, b: &LabelSelector) -> bool {
+    let labels = |s: &LabelSelector| s.match_labels.clone().unwrap_or_default();
+    let expressions = |s: &LabelSelector| {
+        s.match_expressions
+            .iter()
+            .flatten()
+            .map(|e| (e.key.clone(), e.operator.clone(), e.values.clone().unwrap_or_default()))
+            .collect::<Vec<_>>()
+    };
+    labels(a) == labels(b) && expressions(a) == expressions(b)
 }
 
 fn selector_is_empty(selector: &LabelSelector) -> bool {
@@ -96,11 +97,9 @@ pub fn validate_label_selector(selector: &LabelSelector, path: &str) -> Vec<Caus
         let at = format!("{path}.matchExpressions[{i}]");
         let values = requirement.values.as_deref().unwrap_or_default();
         match requirement.operator.as_str() {
-            "In" | "NotIn" if values.is_empty() => causes.push(Cause {
-                reason: "FieldValueRequired",
-                field: format!("{at}.values"),
-                message: "Required value: must be specified when `operator` is 'In' or 'NotIn'".into(),
-            }),
+            "In" | "NotIn" if values.is_empty() => {
+                causes.push(Cause::required_because(format!("{at}.values"), "must be specified when `operator` is 'In' or 'NotIn'"))
+            }
             "Exists" | "DoesNotExist" if !values.is_empty() => causes.push(Cause::forbidden(
                 format!("{at}.values"),
                 "may not be specified when `operator` is 'Exists' or 'DoesNotExist'",
@@ -205,7 +204,9 @@ mod tests {
     }
 
     fn template(value: Value) -> PodTemplateSpec {
-        serde_json::from_value(value).unwrap()
+        let mut template = serde_json::from_value(value).unwrap();
+        podspec::default_pod_template(&mut template);
+        template
     }
 
     fn lines(causes: &[Cause]) -> Vec<String> {

@@ -11,6 +11,7 @@ use serde_json::Value;
 use super::podspec;
 use crate::error::{ApiError, ApiResult, Cause};
 use crate::registry::table::Column;
+use crate::registry::strategy::Action;
 use crate::registry::{Description, Strategy};
 
 pub struct Pods;
@@ -39,6 +40,10 @@ impl Strategy for Pods {
             status: true,
             generation: true,
             return_deleted_object: true,
+            actions: &[
+                Action { name: "binding", group: "", version: "v1", kind: "Binding", deletes: false },
+                Action { name: "eviction", group: "policy", version: "v1", kind: "Eviction", deletes: true },
+            ],
             field_selectors: &[
                 "spec.nodeName",
                 "spec.restartPolicy",
@@ -180,6 +185,14 @@ impl Strategy for Pods {
 
     /// Upstream's `CheckGracefulDelete`: only a pod a kubelet may be running waits, for the
     /// requested period or its own `terminationGracePeriodSeconds`.
+    /// A binding (`pods/binding`, what the scheduler posts) assigns the pod to its node.
+    fn act(&self, action: &str, pod: &mut Pod, body: &Value) -> ApiResult<()> {
+        if action != "binding" {
+            return Err(ApiError::MethodNotAllowed);
+        }
+        bind(pod, body)
+    }
+
     fn grace_period(&self, pod: &Pod, requested: Option<i64>) -> Option<i64> {
         let spec = pod.spec.as_ref()?;
         let bound = spec.node_name.as_deref().is_some_and(|n| !n.is_empty());
@@ -197,6 +210,51 @@ impl Strategy for Pods {
 
 /// `SetDefaults_Pod`, which pod templates do not get: requests default to limits, service
 /// links are on, and with host networking host ports mirror container ports.
+/// Upstream's `assignPod`: sets `spec.nodeName` once, records `PodScheduled=True` and copies
+/// the binding's annotations.
+fn bind(pod: &mut Pod, binding: &Value) -> ApiResult<()> {
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    let conflict = |detail: String| ApiError::Conflict {
+        target: crate::error::Target { group: String::new(), resource: "pods/binding".into(), kind: "Binding".into(), name: name.clone() },
+        detail,
+    };
+    let target = binding.get("target").cloned().unwrap_or(Value::Null);
+    let node = target.get("name").and_then(Value::as_str).unwrap_or("");
+    if !matches!(target.get("kind").and_then(Value::as_str), None | Some("") | Some("Node")) {
+        return Err(ApiError::BadRequest("binding target must be a Node".into()));
+    }
+    if node.is_empty() {
+        return Err(ApiError::Invalid {
+            target: crate::error::Target { group: String::new(), resource: "bindings".into(), kind: "Binding".into(), name: name.clone() },
+            causes: vec![Cause::required("target.name")],
+        });
+    }
+    if pod.metadata.deletion_timestamp.is_some() {
+        return Err(conflict(format!("pod {name} is being deleted, cannot be assigned to a host")));
+    }
+    let spec = pod.spec.get_or_insert_with(PodSpec::default);
+    if let Some(assigned) = spec.node_name.as_deref().filter(|n| !n.is_empty()) {
+        return Err(conflict(format!("pod {name} is already assigned to node {assigned:?}")));
+    }
+    spec.node_name = Some(node.to_string());
+    if let Some(annotations) = binding.pointer("/metadata/annotations").and_then(Value::as_object) {
+        let pod_annotations = pod.metadata.annotations.get_or_insert_with(Default::default);
+        for (key, value) in annotations {
+            pod_annotations.insert(key.clone(), value.as_str().unwrap_or_default().to_string());
+        }
+    }
+    let status = pod.status.get_or_insert_with(PodStatus::default);
+    let conditions = status.conditions.get_or_insert_with(Vec::new);
+    conditions.retain(|c| c.type_ != "PodScheduled");
+    conditions.push(PodCondition {
+        type_: "PodScheduled".into(),
+        status: "True".into(),
+        last_transition_time: Some(crate::registry::stored::now()),
+        ..PodCondition::default()
+    });
+    Ok(())
+}
+
 fn default_pod_only(spec: &mut PodSpec) {
     spec.enable_service_links.get_or_insert(true);
     let host_network = spec.host_network == Some(true);
