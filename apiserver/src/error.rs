@@ -131,6 +131,10 @@ pub enum ApiError {
     Conflict { target: Target, detail: String },
     #[error("{} \"{}\" is invalid: {}", .target.group_kind(), .target.name, invalid_summary(.causes))]
     Invalid { target: Target, causes: Vec<Cause> },
+    /// Server-side apply would change fields other managers own: `message` lists them as
+    /// upstream does, one `FieldManagerConflict` cause per field.
+    #[error("{message}")]
+    ApplyConflict { message: String, causes: Vec<Cause> },
     #[error("{0}")]
     BadRequest(String),
     /// A well-formed request that cannot be carried out on this object (a failed JSON patch
@@ -174,7 +178,7 @@ impl ApiError {
     pub fn code(&self) -> StatusCode {
         match self {
             ApiError::NotFound(_) | ApiError::PathNotFound => StatusCode::NOT_FOUND,
-            ApiError::AlreadyExists(_) | ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::AlreadyExists(_) | ApiError::Conflict { .. } | ApiError::ApplyConflict { .. } => StatusCode::CONFLICT,
             ApiError::Invalid { .. } | ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
@@ -194,7 +198,7 @@ impl ApiError {
         match self {
             ApiError::NotFound(_) | ApiError::PathNotFound => "NotFound",
             ApiError::AlreadyExists(_) => "AlreadyExists",
-            ApiError::Conflict { .. } => "Conflict",
+            ApiError::Conflict { .. } | ApiError::ApplyConflict { .. } => "Conflict",
             ApiError::Invalid { .. } | ApiError::Unprocessable(_) => "Invalid",
             ApiError::BadRequest(_) => "BadRequest",
             ApiError::Unauthorized => "Unauthorized",
@@ -225,6 +229,9 @@ impl ApiError {
             ApiError::NotFound(t) | ApiError::AlreadyExists(t) | ApiError::Conflict { target: t, .. } => {
                 Some(json!({"name": t.name, "group": t.group, "kind": t.resource}))
             }
+            ApiError::ApplyConflict { causes, .. } => Some(json!({
+                "causes": causes.iter().map(|c| json!({"reason": c.reason, "message": c.message, "field": c.field})).collect::<Vec<_>>(),
+            })),
             ApiError::Invalid { target: t, causes } => Some(json!({
                 "name": t.name,
                 "group": t.group,

@@ -1,5 +1,6 @@
 //! `kube-apiserver`: the Kubernetes API over HTTPS, persisted to the embedded store or etcd.
 
+mod apply;
 mod authn;
 mod discovery;
 mod error;

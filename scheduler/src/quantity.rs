@@ -17,7 +17,7 @@ fn nanos(text: &str) -> Option<i128> {
     if (whole.is_empty() && fraction.is_empty()) || fraction.contains('.') {
         return None;
     }
-    let digits = whole.bytes().chain(fraction.bytes());
+    let mut digits = whole.bytes().chain(fraction.bytes());
     let mantissa = digits.try_fold(0i128, |acc, d| acc.checked_mul(10)?.checked_add(i128::from(d - b'0')))?;
     let (shift, exponent) = match suffix {
         "Ki" => (10, 0),

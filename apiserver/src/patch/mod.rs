@@ -1,6 +1,6 @@
 //! PATCH bodies: JSON patch (RFC 6902), JSON merge patch (RFC 7386) and strategic merge
 //! patch, applied to the current object before the normal update path (validation,
-//! defaulting, concurrency) takes over. Server-side apply has its own module.
+//! defaulting, concurrency) takes over. Server-side apply has its own module (`crate::apply`).
 
 pub mod schema;
 mod strategic;
@@ -72,14 +72,32 @@ pub fn annotate(definitions: &mut Map<String, Value>) {
         else {
             continue;
         };
-        property.insert("x-kubernetes-patch-strategy".into(), Value::from(meta.strategy));
+        if !meta.strategy.is_empty() {
+            property.insert("x-kubernetes-patch-strategy".into(), Value::from(meta.strategy));
+        }
         if !meta.merge_key.is_empty() {
             property.insert("x-kubernetes-patch-merge-key".into(), Value::from(meta.merge_key));
-            let keys: Vec<&str> = if meta.map_keys.is_empty() { vec![meta.merge_key] } else { meta.map_keys.to_vec() };
-            property.insert("x-kubernetes-list-type".into(), Value::from("map"));
-            property.insert("x-kubernetes-list-map-keys".into(), Value::from(keys));
-        } else if meta.strategy.contains("merge") {
-            property.insert("x-kubernetes-list-type".into(), Value::from("set"));
+        }
+        match meta.list_type() {
+            table::ListType::Map(keys) => {
+                property.insert("x-kubernetes-list-type".into(), Value::from("map"));
+                property.insert("x-kubernetes-list-map-keys".into(), Value::from(keys.to_vec()));
+            }
+            table::ListType::Set => {
+                property.insert("x-kubernetes-list-type".into(), Value::from("set"));
+            }
+            table::ListType::Atomic => {}
+        }
+    }
+    for definition in table::ATOMIC_STRUCTS {
+        if let Some(schema) = definitions.get_mut(*definition).and_then(Value::as_object_mut) {
+            schema.insert("x-kubernetes-map-type".into(), Value::from("atomic"));
+        }
+    }
+    for (definition, field) in table::ATOMIC_MAPS {
+        let property = definitions.get_mut(*definition).and_then(|d| d.get_mut("properties")).and_then(|p| p.get_mut(*field));
+        if let Some(property) = property.and_then(Value::as_object_mut) {
+            property.insert("x-kubernetes-map-type".into(), Value::from("atomic"));
         }
     }
 }

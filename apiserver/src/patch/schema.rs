@@ -5,7 +5,20 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use super::table::{self, FieldMeta};
+use super::table::{self, FieldMeta, ListType};
+
+/// What kind of value a schema describes, as server-side apply walks it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// Named fields (`properties`).
+    Struct,
+    /// String keys to values of one type (`additionalProperties`, or an object without a
+    /// declared shape such as `FieldsV1`).
+    Map,
+    List,
+    /// Strings, numbers, booleans and the few types that are one of several (`IntOrString`).
+    Scalar,
+}
 
 /// The schemas of every served type, keyed by OpenAPI definition name.
 #[derive(Debug, Default)]
@@ -59,5 +72,41 @@ impl<'a> Node<'a> {
     /// The patch metadata of property `name` of this struct.
     pub fn meta(&self, name: &str) -> Option<&'static FieldMeta> {
         table::lookup(self.definition?, name)
+    }
+
+    /// The OpenAPI definition this node is, when it is a named type.
+    pub fn definition(&self) -> Option<&'a str> {
+        self.definition
+    }
+
+    pub fn shape(&self) -> Shape {
+        let Some(schema) = self.schema else { return Shape::Scalar };
+        if schema.get("properties").is_some() {
+            Shape::Struct
+        } else if schema.get("additionalProperties").is_some() {
+            Shape::Map
+        } else if schema.get("items").is_some() {
+            Shape::List
+        } else if schema.get("type").and_then(Value::as_str) == Some("object") {
+            Shape::Map
+        } else {
+            Shape::Scalar
+        }
+    }
+
+    /// Whether this struct declares property `name`.
+    pub fn declares(&self, name: &str) -> bool {
+        self.schema.and_then(|s| s.get("properties")).is_some_and(|p| p.get(name).is_some())
+    }
+
+    /// How server-side apply treats list property `name` of this struct.
+    pub fn list_type(&self, name: &str) -> ListType {
+        self.meta(name).map_or(ListType::Atomic, FieldMeta::list_type)
+    }
+
+    /// Whether property `name` of this struct is owned as a whole: an atomic map, or a
+    /// struct of an atomic type.
+    pub fn atomic(&self, name: &str) -> bool {
+        self.definition.is_some_and(|d| table::atomic_map(d, name)) || self.field(name).definition.is_some_and(table::atomic_struct)
     }
 }

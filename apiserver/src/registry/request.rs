@@ -71,6 +71,10 @@ pub struct Query {
     pub include_object: Option<String>,
     pub grace_period_seconds: Option<i64>,
     pub propagation_policy: Option<String>,
+    /// `?fieldManager=`: who owns the fields a write sets.
+    pub field_manager: Option<String>,
+    /// `?force=`: server-side apply takes fields other managers own.
+    pub force: Option<bool>,
 }
 
 impl Query {
@@ -116,6 +120,8 @@ impl Query {
             include_object: get("includeObject"),
             grace_period_seconds: number("gracePeriodSeconds")?,
             propagation_policy: get("propagationPolicy"),
+            field_manager: get("fieldManager"),
+            force: pairs.get("force").map(|v| matches!(v.as_str(), "true" | "1" | "t" | "T" | "TRUE" | "True")),
         })
     }
 }

@@ -206,8 +206,16 @@ impl<S: Strategy> Rest<S> {
     }
 
     async fn create(&self, request: ApiRequest) -> ApiResult<Response> {
-        let (mut object, warnings) = self.read_body(&request)?;
-        let namespace = self.scope_namespace(&request, object.metadata())?;
+        let (object, warnings) = self.read_body(&request)?;
+        let manager = crate::apply::field_manager(&request, "CreateOptions", false)?;
+        self.insert(&request, object, warnings, Some(&manager)).await
+    }
+
+    /// Creates `object`, for a POST and for a server-side apply to an object that does not
+    /// exist yet. `manager` is recorded as the creating updater; an apply has already
+    /// recorded itself and passes `None`.
+    async fn insert(&self, request: &ApiRequest, mut object: S::Object, warnings: Vec<String>, manager: Option<&str>) -> ApiResult<Response> {
+        let namespace = self.scope_namespace(request, object.metadata())?;
         let description = &self.info.description;
         {
             let meta = object.metadata_mut();
@@ -230,6 +238,9 @@ impl<S: Strategy> Rest<S> {
             }
         }
         let name = object.metadata().name.clone().unwrap_or_default();
+        if let Some(manager) = manager {
+            self.track(None, &mut object, request, manager)?;
+        }
         self.validate(&object, None)?;
         if let Some(ns) = &namespace {
             self.check_namespace(ns, &name).await?;
@@ -292,18 +303,76 @@ impl<S: Strategy> Rest<S> {
         self.write(request, Source::Patch(kind), Vec::new()).await
     }
 
-    /// The new object a PATCH makes of `current`, with the resourceVersion the patch itself
-    /// demands (if it changed the current one).
-    fn patched(&self, kind: PatchType, current: &store::KeyValue, request: &ApiRequest) -> ApiResult<(S::Object, Option<String>, Vec<String>)> {
-        let original: Value = serde_json::from_slice(&stored::with_resource_version(&current.value, current.mod_revision))
-            .map_err(|e| ApiError::Internal(e.to_string()))?;
-        let schemas = self.patch_schemas.get_or_init(|| {
+    /// The object's schema, built on first use: patches and managed fields walk it.
+    fn schemas(&self) -> &crate::patch::schema::Schemas {
+        self.patch_schemas.get_or_init(|| {
             let mut generator = schemars::generate::SchemaSettings::openapi3().into_generator();
             generator.subschema_for::<S::Object>();
             crate::patch::schema::Schemas::new(generator.take_definitions(true))
-        });
-        let root = <S::Object as schemars::JsonSchema>::schema_name();
-        let patched = crate::patch::apply(kind, &original, &request.body, schemas.root(&root))?;
+        })
+    }
+
+    /// Runs `f` with what managed-fields bookkeeping needs to know about a write to this
+    /// resource.
+    fn with_context<T>(&self, request: &ApiRequest, f: impl FnOnce(&crate::apply::Context) -> T) -> T {
+        let definition = <S::Object as schemars::JsonSchema>::schema_name();
+        let api_version = self.info.api_version();
+        let context = crate::apply::Context {
+            schema: self.schemas().root(&definition),
+            definition: &definition,
+            api_version: &api_version,
+            kind: self.info.kind,
+            subresource: request.subresource.as_deref(),
+            has_status: self.info.description.status,
+        };
+        f(&context)
+    }
+
+    /// Records a create (`old` is `None`) or an update by `manager` in the object's
+    /// `managedFields`.
+    fn track(&self, old: Option<&S::Object>, object: &mut S::Object, request: &ApiRequest, manager: &str) -> ApiResult<()> {
+        let to_value = |o: &S::Object| serde_json::to_value(o).map_err(|e| ApiError::Internal(e.to_string()));
+        let old = old.map(to_value).transpose()?;
+        let mut new = to_value(object)?;
+        self.with_context(request, |context| crate::apply::track(old.as_ref(), &mut new, context, manager));
+        let managed = new.pointer("/metadata/managedFields").cloned().unwrap_or(Value::Null);
+        object.metadata_mut().managed_fields = serde_json::from_value(managed).map_err(|e| ApiError::Internal(e.to_string()))?;
+        Ok(())
+    }
+
+    /// Server-side apply to an object that does not exist: the configuration applied to the
+    /// empty object, then created as a POST would be (201).
+    async fn apply_create(&self, request: &ApiRequest, manager: &str) -> ApiResult<Response> {
+        let force = request.query.force.unwrap_or(false);
+        let applied = self.with_context(request, |context| crate::apply::apply(None, &request.body, context, manager, force))?;
+        let (object, warnings) = self.typed(applied, request, Vec::new())?;
+        let name = request.name.clone().unwrap_or_default();
+        match object.metadata().name.as_deref().unwrap_or("") {
+            "" => Err(ApiError::BadRequest(format!(
+                "the name of the object ({name} based on URL) was undeterminable: name must be provided"
+            ))),
+            body_name if body_name != name => Err(ApiError::BadRequest(format!(
+                "the name of the object ({body_name}) does not match the name on the URL ({name})"
+            ))),
+            _ => self.insert(request, object, warnings, None).await,
+        }
+    }
+
+    /// The new object a PATCH by `manager` makes of `current`, with the resourceVersion the
+    /// patch itself demands (if it changed the current one).
+    fn patched(&self, kind: PatchType, current: &store::KeyValue, request: &ApiRequest, manager: &str) -> ApiResult<(S::Object, Option<String>, Vec<String>)> {
+        let original: Value = serde_json::from_slice(&stored::with_resource_version(&current.value, current.mod_revision))
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        let patched = match kind {
+            PatchType::Apply => {
+                let force = request.query.force.unwrap_or(false);
+                self.with_context(request, |context| crate::apply::apply(Some(&original), &request.body, context, manager, force))?
+            }
+            _ => {
+                let root = <S::Object as schemars::JsonSchema>::schema_name();
+                crate::patch::apply(kind, &original, &request.body, self.schemas().root(&root))?
+            }
+        };
         let demanded = patched.pointer("/metadata/resourceVersion").and_then(Value::as_str).map(String::from);
         let precondition = demanded.filter(|rv| !rv.is_empty() && *rv != current.mod_revision.to_string());
         let (object, warnings) = self.typed(patched, request, Vec::new())?;
@@ -316,12 +385,24 @@ impl<S: Strategy> Rest<S> {
         let name = request.name.clone().unwrap_or_default();
         let subresource = request.subresource.as_deref();
         let namespace = request.namespace.clone().filter(|_| self.info.namespaced);
+        let applying = matches!(source, Source::Patch(PatchType::Apply));
+        let manager = match &source {
+            Source::Object(_) => crate::apply::field_manager(&request, "UpdateOptions", false)?,
+            Source::Patch(kind) => crate::apply::field_manager(&request, "PatchOptions", *kind == PatchType::Apply)?,
+            Source::Action(..) => String::new(),
+        };
         loop {
-            let current = self.current(namespace.as_deref(), &name).await?;
+            let current = match self.current(namespace.as_deref(), &name).await {
+                Err(ApiError::NotFound(_)) if applying && subresource.is_none() => match self.apply_create(&request, &manager).await {
+                    Err(ApiError::AlreadyExists(_)) => continue,
+                    created => return created,
+                },
+                current => current?,
+            };
             let (input, precondition) = match &source {
                 Source::Object(input) => (input.clone(), input.metadata().resource_version.clone().filter(|rv| !rv.is_empty())),
                 Source::Patch(kind) => {
-                    let (input, precondition, found) = self.patched(*kind, &current, &request)?;
+                    let (input, precondition, found) = self.patched(*kind, &current, &request, &manager)?;
                     warnings = found;
                     (input, precondition)
                 }
@@ -346,6 +427,11 @@ impl<S: Strategy> Rest<S> {
             let mut object = self.merge_update(&input, &old, subresource)?;
             self.strategy.prepare_update(&mut object, &old);
             self.strategy.default_fields(&mut object);
+            match &source {
+                Source::Patch(PatchType::Apply) => object.metadata_mut().managed_fields = input.metadata().managed_fields.clone(),
+                Source::Action(..) => {}
+                _ => self.track(Some(&old), &mut object, &request, &manager)?,
+            }
             // An action (a binding) is the strategy's own change, exempt from update rules
             // such as pod spec immutability, as upstream's binding bypasses them.
             if !matches!(source, Source::Action(..)) {

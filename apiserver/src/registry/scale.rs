@@ -7,6 +7,7 @@ use k8s_openapi::Metadata;
 use serde_json::{json, Value};
 
 use super::request::{decode_body, ApiRequest, Output, Verb};
+use crate::patch::PatchType;
 use super::rest::{body_response, yaml};
 use super::strategy::{ScalePaths, Strategy};
 use super::{stored, Rest};
@@ -18,8 +19,12 @@ impl<S: Strategy> Rest<S> {
         let name = request.name.clone().unwrap_or_default();
         let namespace = request.namespace.clone();
         let key = self.key(namespace.as_deref(), &name);
-        let wanted = match request.verb {
-            Verb::Update => Some(read_scale(&request)?),
+        let patch = match request.verb {
+            Verb::Patch => Some(PatchType::from_headers(&request.headers)?),
+            _ => None,
+        };
+        let put = match request.verb {
+            Verb::Update => Some(parse_scale(&decode_body(&request.headers, &request.body)?, &name)?),
             _ => None,
         };
         loop {
@@ -27,7 +32,20 @@ impl<S: Strategy> Rest<S> {
                 self.store.get(key.as_bytes()).await?.ok_or_else(|| ApiError::NotFound(self.info.target(&name)))?;
             let object: S::Object = self.decode(&current.value, current.mod_revision)?;
             let mut value = serde_json::to_value(&object).map_err(|e| ApiError::Internal(e.to_string()))?;
-            let Some((replicas, precondition)) = wanted.clone() else {
+            let wanted = match (patch, &put) {
+                (Some(kind), _) => {
+                    // The patch applies to the Scale the client sees; Scale has no list
+                    // semantics, so an empty schema suffices for strategic merge.
+                    let scale = scale_value(&value, paths);
+                    let empty = crate::patch::schema::Schemas::new(Default::default());
+                    let patched = crate::patch::apply(kind, &scale, &request.body, empty.root("Scale"))?;
+                    let (replicas, demanded) = parse_scale(&patched, &name)?;
+                    // Only a resourceVersion the patch itself changed pins the write.
+                    Some((replicas, demanded.filter(|rv| *rv != current.mod_revision.to_string())))
+                }
+                (None, put) => put.clone(),
+            };
+            let Some((replicas, precondition)) = wanted else {
                 return self.scale_response(&value, paths, request.output);
             };
             if precondition.as_ref().is_some_and(|rv| *rv != current.mod_revision.to_string()) {
@@ -65,24 +83,7 @@ impl<S: Strategy> Rest<S> {
     }
 
     fn scale_response(&self, object: &Value, paths: ScalePaths, output: Output) -> ApiResult<Response> {
-        let meta = object.get("metadata").cloned().unwrap_or(Value::Null);
-        let mut metadata = json!({});
-        for field in ["name", "namespace", "uid", "resourceVersion", "creationTimestamp"] {
-            if let Some(v) = meta.get(field) {
-                metadata[field] = v.clone();
-            }
-        }
-        let scale = json!({
-            "kind": "Scale",
-            "apiVersion": "autoscaling/v1",
-            "metadata": metadata,
-            "spec": {"replicas": get_path(object, paths.spec_replicas).cloned().unwrap_or(Value::from(0))},
-            "status": {
-                "replicas": get_path(object, paths.status_replicas).cloned().unwrap_or(Value::from(0)),
-                "selector": get_path(object, paths.label_selector).map(selector_string).unwrap_or_default(),
-            },
-        });
-        let mut body = serde_json::to_vec(&scale).map_err(|e| ApiError::Internal(e.to_string()))?;
+        let mut body = serde_json::to_vec(&scale_value(object, paths)).map_err(|e| ApiError::Internal(e.to_string()))?;
         if output == Output::Yaml {
             body = yaml(&body)?;
         }
@@ -90,9 +91,29 @@ impl<S: Strategy> Rest<S> {
     }
 }
 
-/// The replicas and resourceVersion precondition of a Scale body.
-fn read_scale(request: &ApiRequest) -> ApiResult<(i64, Option<String>)> {
-    let body = decode_body(&request.headers, &request.body)?;
+/// The `autoscaling/v1` Scale view of an object.
+fn scale_value(object: &Value, paths: ScalePaths) -> Value {
+    let meta = object.get("metadata").cloned().unwrap_or(Value::Null);
+    let mut metadata = json!({});
+    for field in ["name", "namespace", "uid", "resourceVersion", "creationTimestamp"] {
+        if let Some(v) = meta.get(field) {
+            metadata[field] = v.clone();
+        }
+    }
+    json!({
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": metadata,
+        "spec": {"replicas": get_path(object, paths.spec_replicas).cloned().unwrap_or(Value::from(0))},
+        "status": {
+            "replicas": get_path(object, paths.status_replicas).cloned().unwrap_or(Value::from(0)),
+            "selector": get_path(object, paths.label_selector).map(selector_string).unwrap_or_default(),
+        },
+    })
+}
+
+/// The replicas and resourceVersion precondition of a Scale (a PUT body or a patched Scale).
+fn parse_scale(body: &Value, name: &str) -> ApiResult<(i64, Option<String>)> {
     if body.get("kind").and_then(Value::as_str) != Some("Scale") {
         return Err(ApiError::BadRequest("the body of the request must be an autoscaling/v1 Scale".into()));
     }
@@ -103,7 +124,7 @@ fn read_scale(request: &ApiRequest) -> ApiResult<(i64, Option<String>)> {
                 group: "autoscaling".into(),
                 resource: "scale".into(),
                 kind: "Scale".into(),
-                name: request.name.clone().unwrap_or_default(),
+                name: name.to_string(),
             },
             causes: vec![Cause::invalid("spec.replicas", &Value::from(replicas), "must be greater than or equal to 0")],
         });

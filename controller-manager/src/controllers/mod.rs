@@ -1,0 +1,85 @@
+//! The controllers, one file each, and the `--controllers` selection among them.
+
+pub mod deployment;
+pub mod garbagecollector;
+pub mod namespace;
+pub mod replicaset;
+pub mod rootcacertpublisher;
+pub mod serviceaccount;
+
+use std::sync::Arc;
+
+use kube::Client;
+
+use crate::events::Broadcaster;
+use crate::informers::Informers;
+use crate::options::Options;
+
+/// What every controller is started with.
+pub struct ControllerContext {
+    pub client: Client,
+    pub informers: Arc<Informers>,
+    pub events: Broadcaster,
+    pub options: Arc<Options>,
+    /// The CA bundle published in every namespace's `kube-root-ca.crt`.
+    pub root_ca: Option<String>,
+}
+
+/// A controller that `--controllers` can name.
+pub struct Descriptor {
+    pub name: &'static str,
+    /// The short names of older releases, still accepted.
+    pub aliases: &'static [&'static str],
+    pub start: fn(&ControllerContext),
+}
+
+/// Every controller this binary runs, all on by default.
+pub const CONTROLLERS: &[Descriptor] = &[
+    Descriptor { name: replicaset::NAME, aliases: &["replicaset"], start: replicaset::start },
+    Descriptor { name: deployment::NAME, aliases: &["deployment"], start: deployment::start },
+    Descriptor { name: garbagecollector::NAME, aliases: &["garbagecollector"], start: garbagecollector::start },
+    Descriptor { name: namespace::NAME, aliases: &["namespace"], start: namespace::start },
+    Descriptor { name: serviceaccount::NAME, aliases: &["serviceaccount"], start: serviceaccount::start },
+    Descriptor { name: rootcacertpublisher::NAME, aliases: &["root-ca-cert-publisher"], start: rootcacertpublisher::start },
+];
+
+/// The controllers `--controllers` selects, in start order, or the unknown name.
+pub fn selected(flags: &[String]) -> Result<Vec<&'static Descriptor>, String> {
+    let find = |name: &str| CONTROLLERS.iter().find(|c| c.name == name || c.aliases.contains(&name));
+    for flag in flags {
+        let name = flag.strip_prefix('-').unwrap_or(flag);
+        if name != "*" && find(name).is_none() {
+            let known: Vec<&str> = CONTROLLERS.iter().map(|c| c.name).collect();
+            return Err(format!("{name:?} is not in the list of known controllers: {}", known.join(", ")));
+        }
+    }
+    Ok(CONTROLLERS
+        .iter()
+        .filter(|controller| {
+            let named = |flag: &String| flag == controller.name || controller.aliases.contains(&flag.as_str());
+            if flags.iter().any(|f| f.strip_prefix('-').is_some_and(|n| named(&n.to_string()))) {
+                return false;
+            }
+            flags.iter().any(|f| f == "*" || named(f))
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(flags: &[&str]) -> Result<Vec<&'static str>, String> {
+        let flags: Vec<String> = flags.iter().map(|f| f.to_string()).collect();
+        selected(&flags).map(|c| c.iter().map(|c| c.name).collect())
+    }
+
+    #[test]
+    fn star_enables_all_and_minus_disables() {
+        assert_eq!(names(&["*"]).unwrap().len(), CONTROLLERS.len());
+        let without_gc = names(&["*", "-garbage-collector-controller"]).unwrap();
+        assert!(!without_gc.contains(&"garbage-collector-controller") && without_gc.len() == CONTROLLERS.len() - 1);
+        assert_eq!(names(&["replicaset", "deployment-controller"]).unwrap(), ["replicaset-controller", "deployment-controller"]);
+        assert!(names(&["bogus"]).unwrap_err().contains("not in the list of known controllers"));
+    }
+}

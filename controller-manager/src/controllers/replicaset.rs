@@ -1,0 +1,681 @@
+//! The ReplicaSet controller (upstream `pkg/controller/replicaset`): keeps `spec.replicas`
+//! active pods from the template, in slow-start batches, adopting matching orphans and
+//! releasing pods that stopped matching, and reports replica counts in the status.
+//!
+//! Expectations make it safe against watch lag: after creating or deleting pods it does
+//! nothing more for that ReplicaSet until the informer has observed every one of those
+//! creations and deletions (or five minutes have passed), so a slow watch never makes it
+//! create or delete twice.
+
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::channel::mpsc::UnboundedReceiver;
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetCondition, ReplicaSetStatus};
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{DeleteParams, PostParams};
+use kube::runtime::controller::Action;
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::{Api, Client, ResourceExt};
+
+use super::ControllerContext;
+use crate::controller_utils::{
+    claim, controller_of, controller_ref, is_pod_active, is_pod_available, is_pod_ready, key_of, matches, phase,
+    ready_condition, selector,
+};
+use crate::events::{EventType, Recorder};
+use crate::informers::Change;
+use crate::runtime::{self, api_message, has_cause, Error, Queue, Result};
+
+/// The controller's name (`--controllers`, events' source, queue metrics).
+pub const NAME: &str = "replicaset-controller";
+
+/// At most this many pods are created or deleted by one sync (upstream's `BurstReplicas`).
+const BURST_REPLICAS: usize = 500;
+/// Unfulfilled expectations are given up after this long, in case a watch event was lost.
+const EXPECTATIONS_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+/// Upstream's annotation ranking pods for scale-down.
+const POD_DELETION_COST: &str = "controller.kubernetes.io/pod-deletion-cost";
+
+struct Context {
+    client: Client,
+    pods: Store<Pod>,
+    replica_sets: Store<ReplicaSet>,
+    expectations: Expectations,
+    recorder: Recorder,
+    queue: Queue<ReplicaSet>,
+}
+
+/// Wires the controller to the shared informers and starts it.
+pub fn start(ctx: &ControllerContext) {
+    let pods = ctx.informers.get::<Pod>();
+    let replica_sets = ctx.informers.get::<ReplicaSet>();
+    let (queue, triggers) = Queue::new(NAME);
+    let context = Arc::new(Context {
+        client: ctx.client.clone(),
+        pods: pods.store(),
+        replica_sets: replica_sets.store(),
+        expectations: Expectations::default(),
+        recorder: ctx.events.recorder(NAME),
+        queue: queue.clone(),
+    });
+    tokio::spawn(watch_replica_sets(context.clone(), replica_sets.subscribe()));
+    tokio::spawn(watch_pods(context.clone(), pods.subscribe()));
+    let store = context.replica_sets.clone();
+    let workers = ctx.options.concurrent_replicaset_syncs;
+    tokio::spawn(runtime::run(queue, triggers, store, workers, context, reconcile));
+}
+
+async fn watch_replica_sets(ctx: Arc<Context>, mut changes: UnboundedReceiver<Change<ReplicaSet>>) {
+    while let Some(change) = changes.next().await {
+        match change {
+            Change::Applied { new, .. } => ctx.queue.add_object(&new),
+            Change::Deleted(gone) => ctx.expectations.forget(&key_of(&*gone)),
+        }
+    }
+}
+
+async fn watch_pods(ctx: Arc<Context>, mut changes: UnboundedReceiver<Change<Pod>>) {
+    while let Some(change) = changes.next().await {
+        match change {
+            Change::Applied { old: None, new } => pod_added(&ctx, &new),
+            Change::Applied { old: Some(old), new } => pod_updated(&ctx, &old, &new),
+            Change::Deleted(gone) => pod_deleted(&ctx, &gone),
+        }
+    }
+}
+
+fn pod_added(ctx: &Context, pod: &Pod) {
+    if pod.metadata.deletion_timestamp.is_some() {
+        // Seen for the first time already being deleted (after a relist): a deletion.
+        pod_deleted(ctx, pod);
+        return;
+    }
+    if let Some(reference) = controller_of(&pod.metadata) {
+        if let Some(rs) = ctx.resolve(pod, reference) {
+            ctx.expectations.creation_observed(&key_of(&*rs));
+            ctx.queue.add_object(&rs);
+        }
+        return;
+    }
+    // An orphan: the ReplicaSets that match it may adopt it.
+    for rs in ctx.matching_replica_sets(pod) {
+        ctx.queue.add_object(&rs);
+    }
+}
+
+fn pod_updated(ctx: &Context, old: &Pod, new: &Pod) {
+    if old.resource_version() == new.resource_version() {
+        return;
+    }
+    let labels_changed = old.metadata.labels != new.metadata.labels;
+    if new.metadata.deletion_timestamp.is_some() {
+        // Graceful deletion started: the pod no longer counts, so observe the deletion now
+        // rather than when the kubelet finally removes it.
+        pod_deleted(ctx, new);
+        if labels_changed {
+            pod_deleted(ctx, old);
+        }
+        return;
+    }
+    let old_ref = controller_of(&old.metadata);
+    let new_ref = controller_of(&new.metadata);
+    let ref_changed = old_ref != new_ref;
+    if ref_changed {
+        if let Some(rs) = old_ref.and_then(|r| ctx.resolve(old, r)) {
+            ctx.queue.add_object(&rs);
+        }
+    }
+    if let Some(reference) = new_ref {
+        if let Some(rs) = ctx.resolve(new, reference) {
+            ctx.queue.add_object(&rs);
+            let min_ready = rs.spec.as_ref().and_then(|s| s.min_ready_seconds).unwrap_or(0);
+            if min_ready > 0 && !is_pod_ready(old) && is_pod_ready(new) {
+                // It becomes available minReadySeconds from now: look again then.
+                ctx.queue.add_after(ObjectRef::from_obj(&*rs), Duration::from_secs(min_ready as u64 + 1));
+            }
+        }
+        return;
+    }
+    if labels_changed || ref_changed {
+        for rs in ctx.matching_replica_sets(new) {
+            ctx.queue.add_object(&rs);
+        }
+    }
+}
+
+fn pod_deleted(ctx: &Context, pod: &Pod) {
+    if let Some(rs) = controller_of(&pod.metadata).and_then(|r| ctx.resolve(pod, r)) {
+        ctx.expectations.deletion_observed(&key_of(&*rs), &key_of(pod));
+        ctx.queue.add_object(&rs);
+    }
+}
+
+impl Context {
+    /// The ReplicaSet a controller reference points to, if it is that very object.
+    fn resolve(&self, pod: &Pod, reference: &OwnerReference) -> Option<Arc<ReplicaSet>> {
+        if reference.kind != "ReplicaSet" || !reference.api_version.starts_with("apps/") {
+            return None;
+        }
+        let key = ObjectRef::new(&reference.name).within(&pod.namespace().unwrap_or_default());
+        self.replica_sets.get(&key).filter(|rs| rs.uid().as_deref() == Some(reference.uid.as_str()))
+    }
+
+    /// ReplicaSets in the pod's namespace whose (non-empty) selector matches it.
+    fn matching_replica_sets(&self, pod: &Pod) -> Vec<Arc<ReplicaSet>> {
+        let namespace = pod.namespace();
+        self.replica_sets
+            .state()
+            .into_iter()
+            .filter(|rs| rs.namespace() == namespace)
+            .filter(|rs| {
+                let Some(spec) = &rs.spec else { return false };
+                let empty = spec.selector.match_labels.as_ref().is_none_or(|l| l.is_empty())
+                    && spec.selector.match_expressions.as_ref().is_none_or(|e| e.is_empty());
+                !empty && selector(&spec.selector).is_ok_and(|s| matches(&s, &pod.metadata))
+            })
+            .collect()
+    }
+}
+
+async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Context>) -> Result<Action> {
+    let key = key_of(&*rs);
+    let namespace = rs.namespace().unwrap_or_default();
+    let spec = rs.spec.clone().unwrap_or_default();
+    let selector = match selector(&spec.selector) {
+        Ok(selector) => selector,
+        Err(error) => {
+            tracing::warn!(replicaset = key, %error, "not syncing");
+            return Ok(Action::await_change());
+        }
+    };
+    let needs_sync = ctx.expectations.satisfied(&key) && rs.metadata.deletion_timestamp.is_none();
+    let active: Vec<Arc<Pod>> = ctx
+        .pods
+        .state()
+        .into_iter()
+        .filter(|pod| pod.namespace().as_deref() == Some(namespace.as_str()) && is_pod_active(pod))
+        .collect();
+    let rs_api: Api<ReplicaSet> = Api::namespaced(ctx.client.clone(), &namespace);
+    let pod_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &namespace);
+    let (pods, mut errors) = claim(&*rs, &rs_api, &pod_api, &selector, active).await;
+    if !errors.is_empty() {
+        return Err(errors.swap_remove(0));
+    }
+    let manage_error = if needs_sync { manage_replicas(&ctx, &rs, &pods, &pod_api).await.err() } else { None };
+    let status = calculate_status(&rs, &pods, manage_error.as_ref());
+    let updated = update_status(&rs_api, &rs, status).await?;
+    if let Some(error) = manage_error {
+        return Err(error);
+    }
+    let replicas = spec.replicas.unwrap_or(1);
+    let min_ready = spec.min_ready_seconds.unwrap_or(0);
+    let status = updated.status.unwrap_or_default();
+    if min_ready > 0 && status.ready_replicas.unwrap_or(0) == replicas && status.available_replicas.unwrap_or(0) != replicas {
+        return Ok(Action::requeue(Duration::from_secs(min_ready as u64)));
+    }
+    Ok(Action::await_change())
+}
+
+/// Creates or deletes pods towards `spec.replicas`.
+async fn manage_replicas(ctx: &Context, rs: &Arc<ReplicaSet>, pods: &[Arc<Pod>], pod_api: &Api<Pod>) -> Result<()> {
+    let key = key_of(&**rs);
+    let wanted = rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1).max(0) as usize;
+    match pods.len().cmp(&wanted) {
+        Ordering::Equal => Ok(()),
+        Ordering::Less => {
+            let count = (wanted - pods.len()).min(BURST_REPLICAS);
+            // Expect every creation before the first is sent: its watch event may come back
+            // before the request does.
+            ctx.expectations.expect_creations(&key, count);
+            let template = pod_from_template(rs);
+            let (created, error) = slow_start_batch(count, || create_pod(ctx, rs, pod_api, &template)).await;
+            // Pods never created will never be observed.
+            for _ in created..count {
+                ctx.expectations.creation_observed(&key);
+            }
+            error.map_or(Ok(()), Err)
+        }
+        Ordering::Greater => {
+            let count = (pods.len() - wanted).min(BURST_REPLICAS);
+            let related = ctx.indirectly_related_pods(rs);
+            let doomed = pods_to_delete(pods.to_vec(), &related, count);
+            ctx.expectations.expect_deletions(&key, doomed.iter().map(|p| key_of(&**p)).collect());
+            let key = &key;
+            let deletions = doomed.iter().map(|pod| async move {
+                let name = pod.name_any();
+                match pod_api.delete(&name, &DeleteParams::default()).await {
+                    Ok(_) => {
+                        ctx.recorder.event(&**rs, EventType::Normal, "SuccessfulDelete", format!("Deleted pod: {name}"));
+                        Ok(())
+                    }
+                    Err(error) => {
+                        // The informer will never see this deletion.
+                        ctx.expectations.deletion_observed(key, &key_of(&**pod));
+                        if matches!(&error, kube::Error::Api(status) if status.code == 404) {
+                            return Ok(());
+                        }
+                        let message = api_message(&error);
+                        ctx.recorder.event(&**rs, EventType::Warning, "FailedDelete", format!("Error deleting: {message}"));
+                        Err(Error::from(error))
+                    }
+                }
+            });
+            futures::future::join_all(deletions).await.into_iter().find_map(|r| r.err()).map_or(Ok(()), Err)
+        }
+    }
+}
+
+/// Creates one pod from the template, reporting it as an event.
+async fn create_pod(ctx: &Context, rs: &ReplicaSet, api: &Api<Pod>, template: &Pod) -> Result<()> {
+    match api.create(&PostParams::default(), template).await {
+        Ok(pod) => {
+            ctx.recorder.event(rs, EventType::Normal, "SuccessfulCreate", format!("Created pod: {}", pod.name_any()));
+            Ok(())
+        }
+        // The namespace is going away: not creating is the right outcome.
+        Err(error) if has_cause(&error, "NamespaceTerminating") => Ok(()),
+        Err(error) => {
+            ctx.recorder.event(rs, EventType::Warning, "FailedCreate", format!("Error creating: {}", api_message(&error)));
+            Err(error.into())
+        }
+    }
+}
+
+/// Runs `count` calls of `call` in batches of 1, 2, 4, ... so a template the API refuses
+/// costs one failed request, not hundreds; stops at the first batch with a failure. Returns
+/// the successes and the first error.
+async fn slow_start_batch<'a, F, Fut>(count: usize, call: F) -> (usize, Option<Error>)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<()>> + 'a,
+{
+    let mut done = 0;
+    let mut batch = 1.min(count);
+    while batch > 0 {
+        let results = futures::future::join_all((0..batch).map(|_| call())).await;
+        let mut first_error = None;
+        for result in results {
+            match result {
+                Ok(()) => done += 1,
+                Err(error) => {
+                    first_error.get_or_insert(error);
+                }
+            }
+        }
+        if first_error.is_some() {
+            return (done, first_error);
+        }
+        batch = (2 * batch).min(count - done);
+    }
+    (done, None)
+}
+
+/// The pod a ReplicaSet creates: the template's metadata and spec, named after the ReplicaSet
+/// and controlled by it.
+fn pod_from_template(rs: &ReplicaSet) -> Pod {
+    let template = rs.spec.as_ref().and_then(|s| s.template.clone()).unwrap_or_default();
+    let meta = template.metadata.unwrap_or_default();
+    Pod {
+        metadata: ObjectMeta {
+            generate_name: Some(format!("{}-", rs.name_any())),
+            namespace: rs.namespace(),
+            labels: meta.labels,
+            annotations: meta.annotations,
+            finalizers: meta.finalizers,
+            owner_references: Some(vec![controller_ref(rs)]),
+            ..ObjectMeta::default()
+        },
+        spec: template.spec,
+        status: None,
+    }
+}
+
+impl Context {
+    /// Pods of every ReplicaSet with the same controller (the Deployment's other revisions):
+    /// deleting where they crowd a node spreads the survivors.
+    fn indirectly_related_pods(&self, rs: &ReplicaSet) -> Vec<Arc<Pod>> {
+        let namespace = rs.namespace();
+        let related: Vec<Arc<ReplicaSet>> = match controller_of(&rs.metadata) {
+            None => self.replica_sets.get(&ObjectRef::from_obj(rs)).into_iter().collect(),
+            Some(owner) => self
+                .replica_sets
+                .state()
+                .into_iter()
+                .filter(|other| other.namespace() == namespace && controller_of(&other.metadata).is_some_and(|o| o.uid == owner.uid))
+                .collect(),
+        };
+        let mut seen = HashSet::new();
+        let mut pods = Vec::new();
+        for other in related {
+            let Some(Ok(selector)) = other.spec.as_ref().map(|s| selector(&s.selector)) else { continue };
+            for pod in self.pods.state() {
+                if pod.namespace() == namespace && matches(&selector, &pod.metadata) && seen.insert(pod.uid()) {
+                    pods.push(pod);
+                }
+            }
+        }
+        pods
+    }
+}
+
+/// The `count` pods to delete first: upstream's `ActivePodsWithRanks` order, where a pod's
+/// rank is the number of related active pods on its node.
+fn pods_to_delete(mut pods: Vec<Arc<Pod>>, related: &[Arc<Pod>], count: usize) -> Vec<Arc<Pod>> {
+    if count < pods.len() {
+        let mut on_node: HashMap<String, usize> = HashMap::new();
+        for pod in related.iter().filter(|p| is_pod_active(p)) {
+            *on_node.entry(node_name(pod).to_string()).or_default() += 1;
+        }
+        let now = Timestamp::now();
+        let rank = |pod: &Pod| on_node.get(node_name(pod)).copied().unwrap_or(0);
+        pods.sort_by(|a, b| deletion_order(a, rank(a), b, rank(b), now));
+    }
+    pods.truncate(count);
+    pods
+}
+
+fn node_name(pod: &Pod) -> &str {
+    pod.spec.as_ref().and_then(|s| s.node_name.as_deref()).unwrap_or("")
+}
+
+/// `Less` means `a` should be deleted before `b`.
+fn deletion_order(a: &Pod, rank_a: usize, b: &Pod, rank_b: usize, now: Timestamp) -> Ordering {
+    // 1. Unassigned before assigned.
+    let (node_a, node_b) = (node_name(a), node_name(b));
+    if node_a != node_b && (node_a.is_empty() || node_b.is_empty()) {
+        return if node_a.is_empty() { Ordering::Less } else { Ordering::Greater };
+    }
+    // 2. Pending before Unknown before Running.
+    let ordinal = |pod: &Pod| match phase(pod) {
+        "Unknown" => 1,
+        "Running" => 2,
+        _ => 0,
+    };
+    let by_phase = ordinal(a).cmp(&ordinal(b));
+    if by_phase != Ordering::Equal {
+        return by_phase;
+    }
+    // 3. Not ready before ready.
+    let by_ready = is_pod_ready(a).cmp(&is_pod_ready(b));
+    if by_ready != Ordering::Equal {
+        return by_ready;
+    }
+    // 4. Lower deletion cost first.
+    let cost = |pod: &Pod| {
+        pod.annotations().get(POD_DELETION_COST).and_then(|c| c.parse::<i32>().ok()).unwrap_or(0)
+    };
+    let by_cost = cost(a).cmp(&cost(b));
+    if by_cost != Ordering::Equal {
+        return by_cost;
+    }
+    // 5. More crowded node first.
+    if rank_a != rank_b {
+        return rank_b.cmp(&rank_a);
+    }
+    // 6. Ready for less time first (on a logarithmic scale, ties broken by UID).
+    if is_pod_ready(a) && is_pod_ready(b) {
+        let ready_since = |pod: &Pod| ready_condition(pod).and_then(|c| c.last_transition_time.clone());
+        let order = newer_first(ready_since(a), ready_since(b), a, b, now);
+        if order != Ordering::Equal {
+            return order;
+        }
+    }
+    // 7. More container restarts first.
+    let restarts = |pod: &Pod| {
+        pod.status
+            .as_ref()
+            .and_then(|s| s.container_statuses.as_ref())
+            .map(|cs| cs.iter().map(|c| c.restart_count).max().unwrap_or(0))
+            .unwrap_or(0)
+    };
+    let by_restarts = restarts(b).cmp(&restarts(a));
+    if by_restarts != Ordering::Equal {
+        return by_restarts;
+    }
+    // 8. Newer before older (logarithmic scale, ties broken by UID).
+    newer_first(a.metadata.creation_timestamp.clone(), b.metadata.creation_timestamp.clone(), a, b, now)
+}
+
+/// Orders two timestamps newest first; a missing one comes first. Timestamps in the same
+/// power-of-two age bucket are ordered by UID, a pseudo-random but stable choice.
+fn newer_first(t_a: Option<Time>, t_b: Option<Time>, a: &Pod, b: &Pod, now: Timestamp) -> Ordering {
+    match (t_a, t_b) {
+        (None, None) => Ordering::Equal,
+        (None, Some(_)) => Ordering::Less,
+        (Some(_), None) => Ordering::Greater,
+        (Some(t_a), Some(t_b)) if t_a == t_b => Ordering::Equal,
+        (Some(t_a), Some(t_b)) => {
+            let bucket = |t: &Time| {
+                let nanos = now.duration_since(t.0).as_nanos();
+                if nanos > 0 { (nanos as f64).log2() as i64 } else { -1 }
+            };
+            match bucket(&t_a).cmp(&bucket(&t_b)) {
+                Ordering::Equal => a.uid().cmp(&b.uid()),
+                order => order,
+            }
+        }
+    }
+}
+
+/// The status for the claimed active pods; a failed create or delete shows as the
+/// `ReplicaFailure` condition until a sync manages without error.
+fn calculate_status(rs: &ReplicaSet, pods: &[Arc<Pod>], manage_error: Option<&Error>) -> ReplicaSetStatus {
+    let mut status = rs.status.clone().unwrap_or_default();
+    let spec = rs.spec.clone().unwrap_or_default();
+    let template_labels: BTreeMap<String, String> =
+        spec.template.as_ref().and_then(|t| t.metadata.as_ref()).and_then(|m| m.labels.clone()).unwrap_or_default();
+    let min_ready = spec.min_ready_seconds.unwrap_or(0);
+    let now = Timestamp::now();
+    let mut fully_labeled = 0;
+    let mut ready = 0;
+    let mut available = 0;
+    for pod in pods {
+        let labels = pod.labels();
+        if template_labels.iter().all(|(k, v)| labels.get(k) == Some(v)) {
+            fully_labeled += 1;
+        }
+        if is_pod_ready(pod) {
+            ready += 1;
+            if is_pod_available(pod, min_ready, now) {
+                available += 1;
+            }
+        }
+    }
+    status.replicas = pods.len() as i32;
+    status.fully_labeled_replicas = nonzero(fully_labeled);
+    status.ready_replicas = nonzero(ready);
+    status.available_replicas = nonzero(available);
+    let conditions = status.conditions.get_or_insert_with(Vec::new);
+    let failing = conditions.iter().any(|c| c.type_ == "ReplicaFailure");
+    match manage_error {
+        Some(error) if !failing => {
+            let reason = match (pods.len() as i32).cmp(&spec.replicas.unwrap_or(1)) {
+                Ordering::Less => "FailedCreate",
+                Ordering::Greater => "FailedDelete",
+                Ordering::Equal => "",
+            };
+            conditions.push(ReplicaSetCondition {
+                type_: "ReplicaFailure".into(),
+                status: "True".into(),
+                reason: Some(reason.into()),
+                message: Some(error.to_string()),
+                last_transition_time: Some(Time(now)),
+            });
+        }
+        None if failing => conditions.retain(|c| c.type_ != "ReplicaFailure"),
+        _ => {}
+    }
+    if conditions.is_empty() {
+        status.conditions = None;
+    }
+    status
+}
+
+fn nonzero(count: i32) -> Option<i32> {
+    (count != 0).then_some(count)
+}
+
+/// Writes the status if it changed (stamping `observedGeneration`), retrying once on a
+/// conflict with the latest ReplicaSet.
+async fn update_status(api: &Api<ReplicaSet>, rs: &ReplicaSet, status: ReplicaSetStatus) -> Result<ReplicaSet> {
+    let mut current = rs.clone();
+    for attempt in 0..2 {
+        let old = current.status.clone().unwrap_or_default();
+        let generation = current.metadata.generation;
+        let same = old.replicas == status.replicas
+            && old.fully_labeled_replicas.unwrap_or(0) == status.fully_labeled_replicas.unwrap_or(0)
+            && old.ready_replicas.unwrap_or(0) == status.ready_replicas.unwrap_or(0)
+            && old.available_replicas.unwrap_or(0) == status.available_replicas.unwrap_or(0)
+            && old.observed_generation == generation
+            && old.conditions.as_deref().unwrap_or_default() == status.conditions.as_deref().unwrap_or_default();
+        if same {
+            return Ok(current);
+        }
+        let mut updated = current.clone();
+        updated.status = Some(ReplicaSetStatus { observed_generation: generation, ..status.clone() });
+        match api.replace_status(&current.name_any(), &PostParams::default(), &updated).await {
+            Ok(written) => return Ok(written),
+            Err(error) if attempt == 0 && matches!(&error, kube::Error::Api(s) if s.code == 409) => {
+                current = api.get(&rs.name_any()).await?;
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
+    Err(Error::Other(format!("status update of replica set {} kept conflicting", rs.name_any())))
+}
+
+#[derive(Default)]
+struct Expectations {
+    entries: Mutex<HashMap<String, Expected>>,
+}
+
+/// Creations and deletions a ReplicaSet still waits to observe; deletions are tracked by pod
+/// so one observed twice (graceful deletion, then removal) counts once.
+struct Expected {
+    creations: i64,
+    deletions: HashSet<String>,
+    since: Instant,
+}
+
+impl Expectations {
+    fn satisfied(&self, key: &str) -> bool {
+        self.entries.lock().expect("expectations").get(key).is_none_or(|e| {
+            (e.creations <= 0 && e.deletions.is_empty()) || e.since.elapsed() > EXPECTATIONS_TIMEOUT
+        })
+    }
+
+    fn expect_creations(&self, key: &str, count: usize) {
+        let expected = Expected { creations: count as i64, deletions: HashSet::new(), since: Instant::now() };
+        self.entries.lock().expect("expectations").insert(key.to_string(), expected);
+    }
+
+    fn expect_deletions(&self, key: &str, pods: HashSet<String>) {
+        let expected = Expected { creations: 0, deletions: pods, since: Instant::now() };
+        self.entries.lock().expect("expectations").insert(key.to_string(), expected);
+    }
+
+    fn creation_observed(&self, key: &str) {
+        if let Some(expected) = self.entries.lock().expect("expectations").get_mut(key) {
+            expected.creations -= 1;
+        }
+    }
+
+    fn deletion_observed(&self, key: &str, pod: &str) {
+        if let Some(expected) = self.entries.lock().expect("expectations").get_mut(key) {
+            expected.deletions.remove(pod);
+        }
+    }
+
+    fn forget(&self, key: &str) {
+        self.entries.lock().expect("expectations").remove(key);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::core::v1::{PodCondition, PodSpec, PodStatus};
+    use k8s_openapi::jiff::SignedDuration;
+
+    use super::*;
+
+    fn pod(name: &str, node: &str, phase: &str, ready_for: Option<i64>, created_ago: i64) -> Arc<Pod> {
+        let now = Timestamp::now();
+        let conditions = ready_for.map(|secs| {
+            vec![PodCondition {
+                type_: "Ready".into(),
+                status: "True".into(),
+                last_transition_time: Some(Time(now - SignedDuration::from_secs(secs))),
+                ..PodCondition::default()
+            }]
+        });
+        Arc::new(Pod {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                uid: Some(name.into()),
+                creation_timestamp: Some(Time(now - SignedDuration::from_secs(created_ago))),
+                ..ObjectMeta::default()
+            },
+            spec: Some(PodSpec { node_name: (!node.is_empty()).then(|| node.into()), ..PodSpec::default() }),
+            status: Some(PodStatus { phase: Some(phase.into()), conditions, ..PodStatus::default() }),
+        })
+    }
+
+    fn names(pods: Vec<Arc<Pod>>) -> Vec<String> {
+        pods.iter().map(|p| p.name_any()).collect()
+    }
+
+    #[test]
+    fn deletes_unassigned_then_pending_then_not_ready_then_newest() {
+        let pods = vec![
+            pod("running-old", "n1", "Running", Some(1000), 5000),
+            pod("running-new", "n2", "Running", Some(10), 20),
+            pod("not-ready", "n3", "Running", None, 6000),
+            pod("pending", "n4", "Pending", None, 7000),
+            pod("unassigned", "", "Pending", None, 8000),
+        ];
+        let order = names(pods_to_delete(pods.clone(), &pods, 4));
+        assert_eq!(order, ["unassigned", "pending", "not-ready", "running-new"]);
+    }
+
+    #[test]
+    fn prefers_crowded_nodes() {
+        let pods = vec![pod("alone", "n1", "Running", Some(100), 100), pod("crowded", "n2", "Running", Some(100), 100)];
+        let related = vec![pods[0].clone(), pods[1].clone(), pod("other", "n2", "Running", Some(100), 100)];
+        assert_eq!(names(pods_to_delete(pods, &related, 1)), ["crowded"]);
+    }
+
+    #[tokio::test]
+    async fn slow_start_doubles_batches_and_stops_at_first_failure() {
+        let calls = std::sync::atomic::AtomicUsize::new(0);
+        let (done, error) = slow_start_batch(10, || async {
+            let n = calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            if n >= 4 { Err(Error::Other("quota".into())) } else { Ok(()) }
+        })
+        .await;
+        // Batches of 1 and 2 succeed; the batch of 4 has one success, then failures.
+        assert_eq!((done, calls.into_inner()), (4, 7));
+        assert!(error.is_some());
+    }
+
+    #[test]
+    fn expectations_wait_for_every_observation() {
+        let expectations = Expectations::default();
+        expectations.expect_creations("ns/rs", 2);
+        expectations.creation_observed("ns/rs");
+        assert!(!expectations.satisfied("ns/rs"));
+        expectations.creation_observed("ns/rs");
+        assert!(expectations.satisfied("ns/rs"));
+        expectations.expect_deletions("ns/rs", ["ns/a".to_string()].into());
+        expectations.deletion_observed("ns/rs", "ns/b");
+        assert!(!expectations.satisfied("ns/rs"));
+        expectations.deletion_observed("ns/rs", "ns/a");
+        expectations.deletion_observed("ns/rs", "ns/a");
+        assert!(expectations.satisfied("ns/rs"));
+    }
+}

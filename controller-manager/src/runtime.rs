@@ -1,0 +1,217 @@
+//! The glue between a controller's event handlers and its `kube::runtime::Controller`: handlers
+//! trigger reconciles through a [`Queue`] (now or after a delay, like client-go's `Add` and
+//! `AddAfter`), and [`run`] drives the Controller (one per resource kind, fed from the shared
+//! informer store) with per-key exponential backoff on errors, like upstream's default
+//! controller rate limiter, and the workqueue metrics.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt::Debug;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::channel::mpsc::{unbounded, UnboundedReceiver, UnboundedSender};
+use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt};
+use kube::runtime::controller::{self, Action, Controller};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
+use kube::{Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+
+use crate::metrics;
+
+/// A reconcile failure; the key is retried with backoff.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{}", api_message(.0))]
+    Kube(#[from] kube::Error),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// The message of an API error as upstream prints it (`pods "x" is forbidden: ...`).
+pub fn api_message(error: &kube::Error) -> String {
+    match error {
+        kube::Error::Api(status) => status.message.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Whether the API refused with a cause of type `cause` (such as `NamespaceTerminating`).
+pub fn has_cause(error: &kube::Error, cause: &str) -> bool {
+    matches!(error, kube::Error::Api(status) if status.details.as_ref().is_some_and(|d| d.causes.iter().any(|c| c.reason == cause)))
+}
+
+/// What a reconcile returns.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// True when `result` failed with HTTP `code`.
+pub fn is_status<T>(result: &std::result::Result<T, kube::Error>, code: u16) -> bool {
+    matches!(result, Err(kube::Error::Api(status)) if status.code == code)
+}
+
+type Key = (Option<String>, String);
+
+/// A cloneable handle that triggers reconciles of `K` keys.
+pub struct Queue<K: Resource<DynamicType = ()>> {
+    name: &'static str,
+    tx: UnboundedSender<ObjectRef<K>>,
+    pending: Arc<Mutex<HashSet<Key>>>,
+}
+
+impl<K: Resource<DynamicType = ()>> Clone for Queue<K> {
+    fn clone(&self) -> Self {
+        Queue { name: self.name, tx: self.tx.clone(), pending: self.pending.clone() }
+    }
+}
+
+impl<K> Queue<K>
+where
+    K: Resource<DynamicType = ()> + 'static,
+{
+    /// A queue for the controller `name` and the stream its Controller consumes.
+    pub fn new(name: &'static str) -> (Self, UnboundedReceiver<ObjectRef<K>>) {
+        let (tx, rx) = unbounded();
+        (Queue { name, tx, pending: Arc::default() }, rx)
+    }
+
+    /// Reconciles `key` as soon as possible (once, however often it is added meanwhile).
+    pub fn add(&self, key: ObjectRef<K>) {
+        metrics::WORKQUEUE_ADDS.with_label_values(&[self.name]).inc();
+        let mut pending = self.pending.lock().expect("pending");
+        pending.insert((key.namespace.clone(), key.name.clone()));
+        metrics::WORKQUEUE_DEPTH.with_label_values(&[self.name]).set(pending.len() as i64);
+        drop(pending);
+        let _ = self.tx.unbounded_send(key);
+    }
+
+    /// Reconciles the object `object`.
+    pub fn add_object(&self, object: &K) {
+        self.add(ObjectRef::from_obj(object));
+    }
+
+    /// Reconciles `key` after `delay`.
+    pub fn add_after(&self, key: ObjectRef<K>, delay: Duration)
+    where
+        K: Send + Sync,
+    {
+        let queue = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            queue.add(key);
+        });
+    }
+
+    fn done_waiting(&self, namespace: Option<String>, name: String) {
+        let mut pending = self.pending.lock().expect("pending");
+        pending.remove(&(namespace, name));
+        metrics::WORKQUEUE_DEPTH.with_label_values(&[self.name]).set(pending.len() as i64);
+    }
+}
+
+/// Exponential per-key backoff of upstream's `DefaultControllerRateLimiter`: 5 ms doubling up
+/// to 1000 s, reset by a success.
+pub struct Backoff<T> {
+    failures: Mutex<HashMap<T, u32>>,
+}
+
+impl<T> Default for Backoff<T> {
+    fn default() -> Self {
+        Backoff { failures: Mutex::default() }
+    }
+}
+
+impl<T: std::hash::Hash + Eq> Backoff<T> {
+    pub fn next(&self, key: T) -> Duration {
+        let mut failures = self.failures.lock().expect("failures");
+        let count = failures.entry(key).or_insert(0);
+        let delay = Duration::from_millis(5).saturating_mul(1u32 << (*count).min(20)).min(Duration::from_secs(1000));
+        *count += 1;
+        delay
+    }
+
+    pub fn forget(&self, key: &T) {
+        self.failures.lock().expect("failures").remove(key);
+    }
+}
+
+type Reconcile<K, Ctx> = dyn Fn(Arc<K>, Arc<Ctx>) -> BoxFuture<'static, Result<Action>> + Send + Sync;
+
+struct Runner<K: Resource<DynamicType = ()>, Ctx> {
+    queue: Queue<K>,
+    context: Arc<Ctx>,
+    reconcile: Box<Reconcile<K, Ctx>>,
+    backoff: Backoff<Key>,
+}
+
+/// Runs the Controller of `K` until the process ends: reconciles triggered through `queue`
+/// run with at most `concurrency` at a time, never two for one key, once `store` is synced.
+pub async fn run<K, Ctx, F, Fut>(
+    queue: Queue<K>,
+    triggers: UnboundedReceiver<ObjectRef<K>>,
+    store: Store<K>,
+    concurrency: u16,
+    context: Arc<Ctx>,
+    reconcile: F,
+) where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    Ctx: Send + Sync + 'static,
+    F: Fn(Arc<K>, Arc<Ctx>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Action>> + Send + 'static,
+{
+    let name = queue.name;
+    let runner = Arc::new(Runner {
+        queue: queue.clone(),
+        context,
+        reconcile: Box::new(move |object, context| reconcile(object, context).boxed()),
+        backoff: Backoff::default(),
+    });
+    Controller::for_stream(futures::stream::pending::<Result<K, watcher::Error>>(), store)
+        .reconcile_on(triggers)
+        .with_config(controller::Config::default().concurrency(concurrency))
+        .run(reconcile_one, error_policy, runner)
+        .for_each(|result| {
+            if let Err(controller::Error::ObjectNotFound(key)) = result {
+                queue.done_waiting(key.namespace.clone(), key.name.clone());
+            }
+            futures::future::ready(())
+        })
+        .await;
+    tracing::error!(controller = name, "controller stopped");
+}
+
+fn reconcile_one<K, Ctx>(object: Arc<K>, runner: Arc<Runner<K, Ctx>>) -> BoxFuture<'static, Result<Action>>
+where
+    K: Resource<DynamicType = ()> + Send + Sync + 'static,
+    Ctx: Send + Sync + 'static,
+{
+    async move {
+        let key = (object.namespace(), object.name_any());
+        runner.queue.done_waiting(key.0.clone(), key.1.clone());
+        let name = runner.queue.name;
+        let started = Instant::now();
+        let result = (runner.reconcile)(object, runner.context.clone()).await;
+        metrics::WORKQUEUE_WORK_DURATION.with_label_values(&[name]).observe(started.elapsed().as_secs_f64());
+        match &result {
+            Ok(_) => {
+                runner.backoff.forget(&key);
+                metrics::RECONCILES.with_label_values(&[name, "success"]).inc();
+            }
+            Err(error) => {
+                metrics::RECONCILES.with_label_values(&[name, "error"]).inc();
+                tracing::info!(controller = name, namespace = key.0.as_deref().unwrap_or(""), name = key.1, %error, "sync failed; retrying");
+            }
+        }
+        result
+    }
+    .boxed()
+}
+
+fn error_policy<K, Ctx>(object: Arc<K>, _error: &Error, runner: Arc<Runner<K, Ctx>>) -> Action
+where
+    K: Resource<DynamicType = ()>,
+{
+    metrics::WORKQUEUE_RETRIES.with_label_values(&[runner.queue.name]).inc();
+    Action::requeue(runner.backoff.next((object.namespace(), object.name_any())))
+}
