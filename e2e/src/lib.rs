@@ -47,13 +47,27 @@ pub struct Cluster {
     dir: TempDir,
     apiserver: Option<Child>,
     etcd: Option<EtcdServer>,
+    /// Flags added to the apiserver's command line.
+    extra_args: Vec<String>,
 }
 
 impl Cluster {
     /// Starts an apiserver on `backend` and waits until `/readyz` answers ok.
     pub async fn start(backend: Backend) -> Cluster {
+        Cluster::start_with(backend, &[]).await
+    }
+
+    /// Like [`Cluster::start`], with extra apiserver flags.
+    pub async fn start_with(backend: Backend, extra_args: &[&str]) -> Cluster {
         let etcd = (backend == Backend::Etcd).then(EtcdServer::start);
-        let mut cluster = Cluster { backend, port: free_port(), dir: tempfile::tempdir().expect("temp dir"), apiserver: None, etcd };
+        let mut cluster = Cluster {
+            backend,
+            port: free_port(),
+            dir: tempfile::tempdir().expect("temp dir"),
+            apiserver: None,
+            etcd,
+            extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
+        };
         cluster.start_apiserver().await;
         cluster
     }
@@ -71,6 +85,7 @@ impl Cluster {
             args.push("--etcd-servers".into());
             args.push(etcd.endpoint());
         }
+        args.extend(self.extra_args.iter().cloned());
         args
     }
 
@@ -187,6 +202,107 @@ impl Cluster {
         let kubeconfig = kube::config::Kubeconfig::read_from(self.kubeconfig()).expect("read kubeconfig");
         let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await.expect("kubeconfig");
         kube::Client::try_from(config).expect("client")
+    }
+}
+
+/// A control-plane component started next to the apiserver (kube-scheduler,
+/// node-simulator); killed when dropped.
+pub struct Process {
+    child: Option<Child>,
+    log: PathBuf,
+    /// The port serving `/healthz` and `/metrics`, for components that serve them.
+    pub port: Option<u16>,
+}
+
+impl Process {
+    /// Kills the process at once (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Whether the process is still running.
+    pub fn running(&mut self) -> bool {
+        self.child.as_mut().is_some_and(|c| c.try_wait().ok().flatten().is_none())
+    }
+
+    /// Its log so far, for failure messages.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// A GET of `path` on its health and metrics port; the body, if it answered 200.
+    pub fn http_get(&self, path: &str) -> Option<String> {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.port?)).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        write!(stream, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).ok()?;
+        let (head, body) = response.split_once("\r\n\r\n")?;
+        head.starts_with("HTTP/1.1 200").then(|| body.to_string())
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+impl Cluster {
+    fn start_process(&self, binary: &str, args: &[String], port: Option<u16>) -> Process {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static STARTED: AtomicUsize = AtomicUsize::new(0);
+        let log = self.dir.path().join(format!("{binary}-{}.log", STARTED.fetch_add(1, Ordering::Relaxed)));
+        let child = Command::new(bin_dir().join(binary))
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log file"))
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {binary} (run `cargo build --workspace` first): {e}"));
+        Process { child: Some(child), log, port }
+    }
+
+    /// Starts kube-scheduler with the kubeconfig the apiserver wrote for it, serving
+    /// `/healthz` and `/metrics` on a free port; `args` are extra flags.
+    pub fn start_scheduler(&self, args: &[&str]) -> Process {
+        let port = free_port();
+        let mut all = vec![
+            "--kubeconfig".to_string(),
+            self.dir.path().join("pki/scheduler.conf").display().to_string(),
+            "--bind-address".into(),
+            "127.0.0.1".into(),
+            "--secure-port".into(),
+            port.to_string(),
+        ];
+        all.extend(args.iter().map(|a| a.to_string()));
+        self.start_process("kube-scheduler", &all, Some(port))
+    }
+
+    /// Starts a node-simulator with the admin kubeconfig; `args` are its flags (`--nodes 3`).
+    pub fn start_node_simulator(&self, args: &[&str]) -> Process {
+        let mut all = vec!["--kubeconfig".to_string(), self.kubeconfig().display().to_string()];
+        all.extend(args.iter().map(|a| a.to_string()));
+        self.start_process("node-simulator", &all, None)
+    }
+
+    /// Starts kube-controller-manager with the kubeconfig the apiserver wrote for it, serving
+    /// HTTPS `/healthz` and `/metrics` on a free port; `args` are extra flags.
+    pub fn start_controller_manager(&self, args: &[&str]) -> Process {
+        let port = free_port();
+        let mut all = vec![
+            "--kubeconfig".to_string(),
+            self.dir.path().join("pki/controller-manager.conf").display().to_string(),
+            "--bind-address".into(),
+            "127.0.0.1".into(),
+            "--secure-port".into(),
+            port.to_string(),
+        ];
+        all.extend(args.iter().map(|a| a.to_string()));
+        self.start_process("kube-controller-manager", &all, Some(port))
     }
 }
 

@@ -24,6 +24,8 @@ on_both_backends!(
     restart_keeps_objects_and_revisions_grow,
     deleting_a_namespace_makes_it_terminating,
     kube_rs_lists_and_watches,
+    bad_requests_get_clear_statuses,
+    streaming_list_watches_send_initial_events,
 );
 
 fn json(text: &str) -> Value {
@@ -277,4 +279,68 @@ async fn kube_rs_lists_and_watches(cluster: &mut Cluster) {
     assert_eq!(seen.metadata.name.as_deref(), Some("from-kube-rs"));
     let listed = configmaps.list(&Default::default()).await.unwrap();
     assert!(listed.items.iter().any(|c| c.metadata.name.as_deref() == Some("from-kube-rs")));
+}
+
+/// A continue token whose revision was compacted away is 410 Expired, as upstream answers.
+async fn compacted_continue_tokens_expire(backend: e2e::Backend) {
+    let cluster = Cluster::start_with(backend, &["--etcd-compaction-interval", "500ms"]).await;
+    let docs: String = (0..5).map(|i| format!("---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c{i}\n")).collect();
+    cluster.ok_stdin(&["create", "-f", "-"], &docs);
+    let first = json(&cluster.ok(&["get", "--raw", "/api/v1/namespaces/default/configmaps?limit=2"]));
+    let token = first["metadata"]["continue"].as_str().unwrap().to_string();
+    cluster.ok(&["create", "configmap", "later"]);
+    tokio::time::sleep(Duration::from_millis(1800)).await;
+    let error = cluster.fails(&["get", "--raw", &format!("/api/v1/namespaces/default/configmaps?limit=2&continue={token}")]);
+    assert!(error.contains("Expired") || error.contains("410") || error.contains("too old"), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compacted_continue_tokens_expire_embedded() {
+    compacted_continue_tokens_expire(e2e::Backend::Embedded).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compacted_continue_tokens_expire_etcd() {
+    compacted_continue_tokens_expire(e2e::Backend::Etcd).await;
+}
+
+/// Oversized bodies are 413, malformed ones 400, unknown content types 415, as upstream.
+async fn bad_requests_get_clear_statuses(cluster: &mut Cluster) {
+    let client = cluster.client().await;
+    let send = |content_type: &str, body: Vec<u8>| {
+        http::Request::post("/api/v1/namespaces/default/configmaps")
+            .header("content-type", content_type)
+            .body(body)
+            .unwrap()
+    };
+    let huge = format!(r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"huge"}},"data":{{"x":"{}"}}}}"#, "a".repeat(4 << 20));
+    for (request, code) in [
+        (send("application/json", huge.into_bytes()), 413),
+        (send("application/json", b"{not json".to_vec()), 400),
+        (send("application/vnd.kubernetes.protobuf", b"garbage".to_vec()), 400),
+        (send("text/plain", b"hello".to_vec()), 415),
+    ] {
+        match client.request_text(request).await {
+            Err(kube::Error::Api(status)) => assert_eq!(status.code, code, "{status:?}"),
+            other => panic!("expected {code}, got {other:?}"),
+        }
+    }
+    assert!(cluster.fails(&["get", "cm", "huge"]).contains("NotFound"), "nothing half-written");
+}
+
+/// kube-rs's streaming lists (`sendInitialEvents`) get the initial state then a bookmark.
+async fn streaming_list_watches_send_initial_events(cluster: &mut Cluster) {
+    cluster.ok(&["create", "configmap", "before"]);
+    let configmaps: Api<ConfigMap> = Api::namespaced(cluster.client().await, "default");
+    let mut events = Box::pin(watcher(configmaps, watcher::Config::default().streaming_lists()));
+    let mut initial = Vec::new();
+    loop {
+        let event = tokio::time::timeout(Duration::from_secs(10), events.try_next()).await.unwrap().unwrap().unwrap();
+        match event {
+            watcher::Event::InitApply(cm) => initial.push(cm.metadata.name.unwrap()),
+            watcher::Event::InitDone => break,
+            _ => {}
+        }
+    }
+    assert_eq!(initial, ["before"]);
 }
