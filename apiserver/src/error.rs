@@ -165,6 +165,11 @@ pub enum ApiError {
     ServiceUnavailable(String),
     #[error("{0}")]
     Internal(String),
+    /// A server error upstream reports without a reason (an error that is not an API status,
+    /// such as a configuration server-side apply cannot type); kubectl then prints
+    /// `Error from server: <message>`.
+    #[error("{0}")]
+    Unclassified(String),
 }
 
 fn invalid_summary(causes: &[Cause]) -> String {
@@ -190,7 +195,7 @@ impl ApiError {
             ApiError::Expired(_) => StatusCode::GONE,
             ApiError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             ApiError::ServiceUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Internal(_) | ApiError::Unclassified(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -211,6 +216,7 @@ impl ApiError {
             ApiError::Timeout(_) => "Timeout",
             ApiError::ServiceUnavailable(_) => "ServiceUnavailable",
             ApiError::Internal(_) => "InternalError",
+            ApiError::Unclassified(_) => "",
         }
     }
 
@@ -225,6 +231,9 @@ impl ApiError {
             "reason": self.reason(),
             "code": self.code().as_u16(),
         });
+        if let Some(fields) = status.as_object_mut().filter(|_| self.reason().is_empty()) {
+            fields.remove("reason");
+        }
         let details = match self {
             ApiError::NotFound(t) | ApiError::AlreadyExists(t) | ApiError::Conflict { target: t, .. } => {
                 Some(json!({"name": t.name, "group": t.group, "kind": t.resource}))

@@ -11,6 +11,7 @@ on_both_backends!(
     client_side_then_server_side_then_client_side_apply,
     deployments_conflict_with_other_managers,
     deployments_move_between_client_and_server_side_apply,
+    scaling_takes_replicas_from_the_applier,
     creates_and_updates_record_their_managers,
     apply_needs_a_field_manager,
 );
@@ -181,6 +182,23 @@ async fn deployments_move_between_client_and_server_side_apply(cluster: &mut Clu
     let rescaled = DEPLOYMENT.replace("replicas: 2", "replicas: 4");
     assert_eq!(cluster.ok_stdin(&["apply", "-f", "-"], &rescaled), "deployment.apps/web configured\n");
     assert_eq!(get(cluster, "deployment/web")["spec"]["replicas"], 4);
+}
+
+async fn scaling_takes_replicas_from_the_applier(cluster: &mut Cluster) {
+    cluster.ok_stdin(&["apply", "--server-side", "-f", "-"], DEPLOYMENT);
+    cluster.ok(&["scale", "deployment", "web", "--replicas=5"]);
+    let object = get(cluster, "deployment/web");
+    let entries = object["metadata"]["managedFields"].as_array().unwrap();
+    // The manager is the User-Agent's product: kubectl's binary name.
+    let scaler = entries.iter().find(|e| e["subresource"] == "scale").expect("the scale is recorded with its subresource");
+    assert_eq!(scaler["operation"], "Update");
+    assert_eq!(scaler["apiVersion"], "apps/v1");
+    assert_eq!(scaler["fieldsV1"], json!({"f:spec": {"f:replicas": {}}}));
+    assert_eq!(entry(&object, "kubectl").unwrap()["fieldsV1"]["f:spec"].get("f:replicas"), None);
+    let out = cluster.kubectl_version(33, &["apply", "--server-side", "-f", "-"], Some(DEPLOYMENT));
+    let error = String::from_utf8_lossy(&out.stderr);
+    assert!(error.contains(r#"with subresource "scale" using apps/v1: .spec.replicas"#), "{error}");
+    assert_eq!(get(cluster, "deployment/web")["spec"]["replicas"], 5);
 }
 
 async fn creates_and_updates_record_their_managers(cluster: &mut Cluster) {

@@ -50,7 +50,7 @@ pub fn apply(live: &Value, config: &Value, ty: Ty, managed: &Managed, writer: &W
         entry.set = entry.set.difference(&comparison.removed);
     }
     if !force && !conflicts.is_empty() {
-        conflicts.sort_by(|a, b| a.owner.identifier().cmp(&b.owner.identifier()));
+        conflicts.sort_by_key(|c| c.owner.identifier());
         return Err(conflicts);
     }
     managers.entries.retain(|e| !e.set.is_empty());

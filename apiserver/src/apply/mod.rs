@@ -179,7 +179,7 @@ pub fn apply(live: Option<&Value>, body: &[u8], context: &Context, manager: &str
             [one] => one.clone(),
             many => format!("errors:\n  {}", many.join("\n  ")),
         };
-        return Err(ApiError::Internal(format!("failed to create typed patch object ({name}; {gvk}): {detail}")));
+        return Err(ApiError::Unclassified(format!("failed to create typed patch object ({name}; {gvk}): {detail}")));
     }
 
     let zero;
@@ -190,7 +190,7 @@ pub fn apply(live: Option<&Value>, body: &[u8], context: &Context, manager: &str
             &zero
         }
     };
-    let managed = Managed::decode(live.pointer("/metadata/managedFields")).map_err(|e| ApiError::Internal(format!("failed to decode managed fields: {e}")))?;
+    let managed = Managed::decode(live.pointer("/metadata/managedFields")).map_err(|e| ApiError::Unclassified(format!("failed to decode managed fields: {e}")))?;
     let bare = without_managed(live);
     let writer = context.writer(manager);
     let applied = match merge::apply(&bare, &config, ty, &managed, &writer, force) {

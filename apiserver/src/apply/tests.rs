@@ -187,6 +187,8 @@ fn configurations_are_validated() {
         "failed to create typed patch object (ns/x; /v1, Kind=ConfigMap): .bogus: field not declared in schema"
     );
     assert!(error("[1, 2]").starts_with("error decoding YAML"));
+    let status = apply(None, b"apiVersion: v1\nkind: ConfigMap\nbogus: 1\n", &context, "m", false).unwrap_err().status();
+    assert_eq!((status["code"].as_u64(), status.get("reason")), (Some(500), None), "upstream reports typing failures without a reason");
 }
 
 #[test]

@@ -330,7 +330,7 @@ impl<S: Strategy> Rest<S> {
 
     /// Records a create (`old` is `None`) or an update by `manager` in the object's
     /// `managedFields`.
-    fn track(&self, old: Option<&S::Object>, object: &mut S::Object, request: &ApiRequest, manager: &str) -> ApiResult<()> {
+    pub(super) fn track(&self, old: Option<&S::Object>, object: &mut S::Object, request: &ApiRequest, manager: &str) -> ApiResult<()> {
         let to_value = |o: &S::Object| serde_json::to_value(o).map_err(|e| ApiError::Internal(e.to_string()));
         let old = old.map(to_value).transpose()?;
         let mut new = to_value(object)?;

@@ -59,6 +59,10 @@ impl<S: Strategy> Rest<S> {
             if self.info.description.generation && get_path(&serde_json::to_value(&object).unwrap_or_default(), paths.spec_replicas) != Some(&Value::from(replicas)) {
                 updated.metadata_mut().generation = Some(object.metadata().generation.unwrap_or(0) + 1);
             }
+            // The writer owns the parent's replicas, recorded with subresource `scale`.
+            let options = if patch.is_some() { "PatchOptions" } else { "UpdateOptions" };
+            let manager = crate::apply::field_manager(&request, options, false)?;
+            self.track(Some(&object), &mut updated, &request, &manager)?;
             let raw = stored::encode(&updated)?;
             if request.query.dry_run || raw == current.value {
                 let value = serde_json::to_value(&updated).map_err(|e| ApiError::Internal(e.to_string()))?;
