@@ -153,16 +153,11 @@ impl<S: Strategy> Rest<S> {
     pub(super) fn encode_list(&self, page: Page, output: Output) -> ApiResult<Response> {
         match output {
             Output::Table(include) => {
-                let rows = page
-                    .items
-                    .iter()
-                    .map(|entry| {
-                        let object = self.decode(&entry.stored, entry.revision)?;
-                        self.row(&object, include)
-                    })
-                    .collect::<ApiResult<Vec<_>>>()?;
-                let table = table::table(&self.strategy.columns(), rows, Some(page.revision), true, page.continue_token);
-                let body = serde_json::to_vec(&table).map_err(|e| ApiError::Internal(e.to_string()))?;
+                let rows = page.items.iter().map(|entry| {
+                    let object = self.decode(&entry.stored, entry.revision)?;
+                    self.row(&object, include)
+                });
+                let body = table::table(&self.strategy.columns(), rows, Some(page.revision), true, page.continue_token)?;
                 Ok(body_response(StatusCode::OK, body, output))
             }
             Output::Json | Output::Yaml => {

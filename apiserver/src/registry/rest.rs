@@ -111,8 +111,7 @@ impl<S: Strategy> Rest<S> {
             Output::Table(include) => {
                 let object = self.decode(raw, revision)?;
                 let row = self.row(&object, include)?;
-                serde_json::to_vec(&table::table(&self.strategy.columns(), vec![row], None, true, None))
-                    .map_err(|e| ApiError::Internal(e.to_string()))?
+                table::table(&self.strategy.columns(), [Ok(row)], None, true, None)?
             }
         };
         Ok(with_warnings(body_response(code, body, output), warnings))
@@ -120,8 +119,8 @@ impl<S: Strategy> Rest<S> {
 
     /// A table row: the strategy's cells and the object as `includeObject` asks.
     pub(super) fn row(&self, object: &S::Object, include: IncludeObject) -> ApiResult<(Vec<Value>, Value)> {
-        let value = serde_json::to_value(object).map_err(|e| ApiError::Internal(e.to_string()))?;
-        Ok((self.strategy.cells(object), include.row_object(&value)))
+        let row_object = include.row_object(object).map_err(|e| ApiError::Internal(e.to_string()))?;
+        Ok((self.strategy.cells(object), row_object))
     }
 
     /// Decodes a request body into the typed object, applying `fieldValidation`.
@@ -740,14 +739,6 @@ fn set_or_remove(object: &mut Value, key: &str, value: Option<Value>) {
     }
 }
 
-fn compact(value: &Value) -> String {
-    let text = value.to_string();
-    if text.len() > 200 {
-        format!("{}...", &text[..text.char_indices().nth(200).map_or(text.len(), |(i, _)| i)])
-    } else {
-        text
-    }
-}
 
 fn json_headers() -> axum::http::HeaderMap {
     let mut headers = axum::http::HeaderMap::new();

@@ -4,6 +4,8 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::{json, Value};
 
+use crate::error::{ApiError, ApiResult};
+
 /// One column definition.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Column {
@@ -74,23 +76,34 @@ impl IncludeObject {
         }
     }
 
-    /// The row's `object` for a full object encoded as JSON.
-    pub fn row_object(self, object: &Value) -> Value {
-        match self {
+    /// The row's `object`; only what is asked for is encoded (usually just the metadata).
+    pub fn row_object<T>(self, object: &T) -> Result<Value, serde_json::Error>
+    where
+        T: serde::Serialize + k8s_openapi::Metadata<Ty = ObjectMeta>,
+    {
+        Ok(match self {
             IncludeObject::None => Value::Null,
-            IncludeObject::Object => object.clone(),
+            IncludeObject::Object => serde_json::to_value(object)?,
             IncludeObject::Metadata => json!({
                 "kind": "PartialObjectMetadata",
                 "apiVersion": "meta.k8s.io/v1",
-                "metadata": object.get("metadata").cloned().unwrap_or(Value::Null),
+                "metadata": serde_json::to_value(object.metadata())?,
             }),
-        }
+        })
     }
 }
 
-/// A table with the given rows (`cells`, row object) at `resource_version`; `headers` false
-/// leaves out the column definitions, as upstream does after a watch's first event.
-pub fn table(columns: &[Column], rows: Vec<(Vec<Value>, Value)>, resource_version: Option<i64>, headers: bool, continue_token: Option<String>) -> Value {
+/// A table with the given rows (`cells`, row object) at `resource_version`, encoded row by
+/// row so a 10,000-row table never exists as one JSON tree; `headers` false leaves out the
+/// column definitions, as upstream does after a watch's first event.
+pub fn table(
+    columns: &[Column],
+    rows: impl IntoIterator<Item = ApiResult<(Vec<Value>, Value)>>,
+    resource_version: Option<i64>,
+    headers: bool,
+    continue_token: Option<String>,
+) -> ApiResult<Vec<u8>> {
+    let encode = |e: serde_json::Error| ApiError::Internal(format!("cannot encode table: {e}"));
     let mut metadata = serde_json::Map::new();
     if let Some(rv) = resource_version {
         metadata.insert("resourceVersion".into(), Value::from(rv.to_string()));
@@ -98,18 +111,23 @@ pub fn table(columns: &[Column], rows: Vec<(Vec<Value>, Value)>, resource_versio
     if let Some(token) = continue_token {
         metadata.insert("continue".into(), Value::from(token));
     }
-    let rows: Vec<Value> = rows
-        .into_iter()
-        .map(|(cells, object)| if object.is_null() { json!({ "cells": cells }) } else { json!({ "cells": cells, "object": object }) })
-        .collect();
     let definitions: Vec<Value> = if headers { columns.iter().map(Column::definition).collect() } else { Vec::new() };
-    json!({
-        "kind": "Table",
-        "apiVersion": "meta.k8s.io/v1",
-        "metadata": metadata,
-        "columnDefinitions": definitions,
-        "rows": rows,
-    })
+    let mut out = Vec::with_capacity(4096);
+    out.extend_from_slice(br#"{"kind":"Table","apiVersion":"meta.k8s.io/v1","metadata":"#);
+    serde_json::to_writer(&mut out, &metadata).map_err(encode)?;
+    out.extend_from_slice(br#","columnDefinitions":"#);
+    serde_json::to_writer(&mut out, &definitions).map_err(encode)?;
+    out.extend_from_slice(br#","rows":["#);
+    for (i, row) in rows.into_iter().enumerate() {
+        let (cells, object) = row?;
+        if i > 0 {
+            out.push(b',');
+        }
+        let row = if object.is_null() { json!({ "cells": cells }) } else { json!({ "cells": cells, "object": object }) };
+        serde_json::to_writer(&mut out, &row).map_err(encode)?;
+    }
+    out.extend_from_slice(b"]}");
+    Ok(out)
 }
 
 /// The AGE cell of an object.

@@ -105,10 +105,8 @@ struct RowMaker<S: Strategy> {
 impl<S: Strategy> RowMaker<S> {
     fn table(&self, entry: &Entry, include: table::IncludeObject, headers: bool) -> ApiResult<Vec<u8>> {
         let object: S::Object = stored::decode(&entry.stored, entry.revision)?;
-        let value = serde_json::to_value(&object).map_err(|e| ApiError::Internal(e.to_string()))?;
-        let row = (self.rest.cells(&object), include.row_object(&value));
-        let table = table::table(&self.rest.columns(), vec![row], Some(entry.revision), headers, None);
-        serde_json::to_vec(&table).map_err(|e| ApiError::Internal(e.to_string()))
+        let row = (self.rest.cells(&object), include.row_object(&object).map_err(|e| ApiError::Internal(e.to_string()))?);
+        table::table(&self.rest.columns(), [Ok(row)], Some(entry.revision), headers, None)
     }
 }
 
