@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Benchmarks, printing figures (never pass/fail). Usage: hack/bench.sh [store|apiserver|all]
+# Benchmarks, printing figures (never pass/fail). Usage: hack/bench.sh [store|apiserver|scheduler|node-simulator|controllers|all]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source hack/lib.sh
@@ -28,14 +28,36 @@ bench_store() {
 }
 
 bench_apiserver() {
-  cargo build --release --locked --bin kube-apiserver -p e2e --example bench_apiserver
+  cargo build --release --locked -p apiserver --bin kube-apiserver
+  cargo build --release --locked -p e2e --example bench_apiserver
   target/release/examples/bench_apiserver target/release/kube-apiserver
+}
+
+bench_scheduler() {
+  cargo build --release --locked -p apiserver -p scheduler
+  cargo build --release --locked -p e2e --example bench_scheduler
+  target/release/examples/bench_scheduler target/release
+}
+
+bench_controllers() {
+  cargo build --release --locked -p apiserver -p scheduler -p node-simulator -p controller-manager
+  cargo build --release --locked -p e2e --example bench_controllers
+  target/release/examples/bench_controllers target/release
+}
+
+bench_node_simulator() {
+  cargo build --release --locked -p apiserver -p scheduler -p node-simulator
+  cargo build --release --locked -p e2e --example bench_node_simulator
+  target/release/examples/bench_node_simulator target/release
 }
 
 what=${1:-all}
 case "$what" in
   store) bench_store ;;
   apiserver) bench_apiserver ;;
-  all) bench_store; bench_apiserver ;;
-  *) echo "usage: $0 [store|apiserver|all]" >&2; exit 2 ;;
+  scheduler) bench_scheduler ;;
+  node-simulator) bench_node_simulator ;;
+  controllers) bench_controllers ;;
+  all) bench_store; bench_apiserver; bench_scheduler; bench_node_simulator; bench_controllers ;;
+  *) echo "usage: $0 [store|apiserver|scheduler|node-simulator|controllers|all]" >&2; exit 2 ;;
 esac

@@ -13,7 +13,7 @@ SECURE_PORT=${SECURE_PORT:-6443}
 mkdir -p "$LOCAL_DIR"
 
 echo "building release binaries..." >&2
-cargo build --release --locked --bin kube-apiserver
+cargo build --release --locked --bin kube-apiserver --bin kube-controller-manager --bin kube-scheduler --bin node-simulator
 
 args=(--secure-port "$SECURE_PORT" --cert-dir "$LOCAL_DIR/pki" --data-dir "$LOCAL_DIR/data")
 if [ -n "${ETCD_SERVERS:-}" ]; then
@@ -45,11 +45,25 @@ for _ in $(seq 300); do
   sleep 0.1
 done
 
+target/release/kube-controller-manager --kubeconfig "$LOCAL_DIR/pki/controller-manager.conf" \
+  --bind-address 127.0.0.1 --secure-port "${CONTROLLER_MANAGER_PORT:-10257}" \
+  >"$LOCAL_DIR/kube-controller-manager.log" 2>&1 &
+pids+=($!)
+
+target/release/kube-scheduler --kubeconfig "$LOCAL_DIR/pki/scheduler.conf" \
+  --bind-address 127.0.0.1 --secure-port "${SCHEDULER_PORT:-10259}" \
+  >"$LOCAL_DIR/kube-scheduler.log" 2>&1 &
+pids+=($!)
+
+target/release/node-simulator --kubeconfig "$LOCAL_DIR/pki/admin.conf" --nodes "${SIMULATED_NODES:-3}" \
+  >"$LOCAL_DIR/node-simulator.log" 2>&1 &
+pids+=($!)
+
 cat <<MSG
 Cluster is up (logs in $LOCAL_DIR/*.log). In another terminal:
 
   export KUBECONFIG=$KUBECONFIG
-  kubectl get namespaces
+  kubectl get nodes
 
 Press Ctrl-C to stop it.
 MSG

@@ -223,6 +223,11 @@ impl Process {
         }
     }
 
+    /// Its process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Whether the process is still running.
     pub fn running(&mut self) -> bool {
         self.child.as_mut().is_some_and(|c| c.try_wait().ok().flatten().is_none())
@@ -242,7 +247,8 @@ impl Process {
         let mut response = String::new();
         stream.read_to_string(&mut response).ok()?;
         let (head, body) = response.split_once("\r\n\r\n")?;
-        head.starts_with("HTTP/1.1 200").then(|| body.to_string())
+        let status = head.lines().next()?;
+        status.split(' ').nth(1).is_some_and(|code| code == "200").then(|| body.to_string())
     }
 }
 

@@ -20,6 +20,7 @@ pub const KUBELET_VERSION: &str = "v1.33.0";
 /// node-simulator/stop-heartbeats=true`; remove it to resume).
 pub const STOP_HEARTBEATS: &str = "node-simulator/stop-heartbeats";
 
+/// One simulated node: what it registers with and the pod IPs it hands out.
 pub struct SimNode {
     pub name: String,
     /// Set once registered, for the Lease's owner reference.

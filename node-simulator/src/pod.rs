@@ -48,6 +48,7 @@ struct Termination {
     finished: Timestamp,
 }
 
+/// A pod on a simulated node, as far as its status needs.
 pub struct SimPod {
     pub namespace: String,
     pub name: String,

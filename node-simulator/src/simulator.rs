@@ -59,6 +59,7 @@ struct State {
     pods: HashMap<String, SimPod>,
 }
 
+/// The simulated nodes and their pods, and the channels feeding the API workers.
 pub struct Simulator {
     client: kube::Client,
     settings: Settings,

@@ -4,7 +4,7 @@
 //! node. Pods nominated to a node by preemption are tracked too, so others do not take the
 //! room being freed for them.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Node, Taint};
@@ -14,6 +14,7 @@ use crate::pod_info::{HostPort, PodInfo};
 use crate::resources::Resources;
 use crate::selector::Selector;
 
+/// Labels of an object.
 pub type Labels = BTreeMap<String, String>;
 
 const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
@@ -114,6 +115,9 @@ pub struct Cache {
     /// Pending pods nominated to a node by preemption, by node; and each one's node by uid.
     nominated: HashMap<String, Vec<Arc<PodInfo>>>,
     nominated_to: HashMap<String, String>,
+    /// Nodes running a pod with (anti-)affinity terms: the only ones inter-pod affinity has
+    /// to visit for pods without terms of their own.
+    affinity_nodes: HashSet<Arc<str>>,
     /// Selectors of the workloads whose pods are spread by default, by namespace and name.
     replica_sets: HashMap<(String, String), Selector>,
     services: HashMap<(String, String), Selector>,
@@ -179,7 +183,30 @@ impl Cache {
                 self.nodes.remove(&*cached.node);
             }
         }
+        self.track_affinity(&cached.node);
         Some(cached)
+    }
+
+    /// Places `pod` on `node` in the cache.
+    fn attach(&mut self, pod: Arc<PodInfo>, node: &str, assumed: bool) {
+        let info = self.node_entry(node);
+        let node = info.name.clone();
+        info.add_pod(pod.clone());
+        self.track_affinity(&node);
+        self.pods.insert(pod.uid.clone(), CachedPod { info: pod, node, assumed });
+    }
+
+    fn track_affinity(&mut self, node: &Arc<str>) {
+        if self.nodes.get(node).is_some_and(|n| n.pods_with_affinity > 0) {
+            self.affinity_nodes.insert(node.clone());
+        } else {
+            self.affinity_nodes.remove(node);
+        }
+    }
+
+    /// Nodes (with a Node object) running pods that have affinity terms.
+    pub fn nodes_with_affinity(&self) -> impl Iterator<Item = &NodeInfo> {
+        self.affinity_nodes.iter().filter_map(|name| self.node(name))
     }
 
     /// Records a decision before the binding is observed, so the node's resources count the
@@ -187,10 +214,7 @@ impl Cache {
     pub fn assume(&mut self, pod: Arc<PodInfo>, node: &str) {
         self.forget_nomination(&pod.uid);
         self.detach(&pod.uid);
-        let info = self.node_entry(node);
-        let node = info.name.clone();
-        info.add_pod(pod.clone());
-        self.pods.insert(pod.uid.clone(), CachedPod { info: pod, node, assumed: true });
+        self.attach(pod, node, true);
     }
 
     /// Undoes an assumption whose binding failed.
@@ -216,10 +240,7 @@ impl Cache {
             }
             _ => Some(ClusterEvent::AssignedPodAdd),
         };
-        let info = self.node_entry(&node);
-        let node = info.name.clone();
-        info.add_pod(pod.clone());
-        self.pods.insert(pod.uid.clone(), CachedPod { info: pod, node, assumed: false });
+        self.attach(pod, &node, false);
         event
     }
 

@@ -18,6 +18,7 @@ pub struct Timing {
     pub retry_period: Duration,
 }
 
+/// One candidate for the lease named `name`, identified by `identity`.
 pub struct LeaderElector {
     api: Api<Lease>,
     name: String,

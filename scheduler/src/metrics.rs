@@ -3,6 +3,7 @@
 
 use prometheus::{Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
 
+/// The scheduler's metrics, registered in one registry.
 pub struct Metrics {
     registry: Registry,
     /// By `result` (scheduled, unschedulable, error) and `profile`.

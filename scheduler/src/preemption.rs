@@ -141,3 +141,89 @@ pub fn preempt(cache: &Cache, pod: &PodInfo, fit: &FitError) -> Result<Candidate
         cache.nominated_pods(&node).iter().filter(|p| p.priority < pod.priority && p.uid != pod.uid).cloned().collect();
     Ok(Candidate { node, victims, displaced_nominations })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::algorithm::{Algorithm, Failure};
+    use k8s_openapi::api::core::v1::{Container, Node, NodeStatus, Pod, PodSpec, ResourceRequirements};
+    use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+    fn node(name: &str) -> Node {
+        Node {
+            metadata: ObjectMeta { name: Some(name.into()), ..Default::default() },
+            status: Some(NodeStatus {
+                allocatable: Some([("cpu".to_string(), Quantity("2".into())), ("pods".to_string(), Quantity("110".into()))].into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn pod(name: &str, cpu: &str, priority: i32, node: Option<&str>) -> Arc<PodInfo> {
+        Arc::new(PodInfo::new(Pod {
+            metadata: ObjectMeta { name: Some(name.into()), namespace: Some("ns".into()), uid: Some(name.into()), ..Default::default() },
+            spec: Some(PodSpec {
+                node_name: node.map(String::from),
+                priority: Some(priority),
+                containers: vec![Container {
+                    name: "c".into(),
+                    resources: Some(ResourceRequirements {
+                        requests: Some([("cpu".to_string(), Quantity(cpu.into()))].into()),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            ..Default::default()
+        }))
+    }
+
+    fn fit_error(cache: &mut Cache, preemptor: &PodInfo) -> FitError {
+        match Algorithm::default().schedule(cache, preemptor) {
+            Err(Failure::Unfit(error)) => error,
+            other => panic!("expected no fit, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn evicts_the_fewest_lower_priority_pods() {
+        let mut cache = Cache::default();
+        cache.update_node(node("n"));
+        cache.update_bound_pod(pod("low-a", "900m", 0, Some("n")));
+        cache.update_bound_pod(pod("low-b", "900m", 0, Some("n")));
+        let preemptor = pod("high", "1", 100, None);
+        let fit = fit_error(&mut cache, &preemptor);
+        let candidate = preempt(&cache, &preemptor, &fit).unwrap();
+        assert_eq!(&*candidate.node, "n");
+        assert_eq!(candidate.victims.len(), 1, "evicting one 900m pod frees enough");
+    }
+
+    #[test]
+    fn nothing_to_preempt_reads_like_upstream() {
+        let mut cache = Cache::default();
+        cache.update_node(node("n"));
+        cache.update_bound_pod(pod("peer", "1500m", 100, Some("n")));
+        let preemptor = pod("high", "1", 100, None);
+        let fit = fit_error(&mut cache, &preemptor);
+        let none = preempt(&cache, &preemptor, &fit).unwrap_err();
+        assert_eq!(none.message, "preemption: 0/1 nodes are available: 1 No preemption victims found for incoming pod.");
+        assert!(none.clear_nomination);
+    }
+
+    #[test]
+    fn preemption_policy_never_is_not_eligible() {
+        let mut cache = Cache::default();
+        cache.update_node(node("n"));
+        cache.update_bound_pod(pod("low", "1500m", 0, Some("n")));
+        let mut never = pod("polite", "1", 100, None).pod.clone();
+        never.spec.as_mut().unwrap().preemption_policy = Some("Never".into());
+        let preemptor = PodInfo::new(never);
+        let fit = fit_error(&mut cache, &preemptor);
+        let none = preempt(&cache, &preemptor, &fit).unwrap_err();
+        assert_eq!(none.message, "preemption: not eligible due to preemptionPolicy=Never.");
+        assert!(!none.clear_nomination);
+    }
+}

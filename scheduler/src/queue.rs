@@ -17,8 +17,9 @@ use tokio::sync::Notify;
 use crate::plugins::{ClusterEvent, Plugin};
 use crate::pod_info::PodInfo;
 
-pub const INITIAL_BACKOFF: Duration = Duration::from_secs(1);
-pub const MAX_BACKOFF: Duration = Duration::from_secs(10);
+/// Upstream's `podInitialBackoffDuration` and `podMaxBackoffDuration`.
+const INITIAL_BACKOFF: Duration = Duration::from_secs(1);
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
 /// Upstream's `podMaxInUnschedulablePodsDuration`.
 const MAX_UNSCHEDULABLE: Duration = Duration::from_secs(300);
 

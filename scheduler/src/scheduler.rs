@@ -34,6 +34,7 @@ enum Nomination {
     Clear,
 }
 
+/// Everything the scheduling loop, the binding tasks and the informers share.
 pub struct Scheduler {
     /// `spec.schedulerName` of the pods this scheduler owns.
     pub name: String,

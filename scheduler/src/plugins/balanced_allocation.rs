@@ -10,6 +10,7 @@ pub fn skips(pod: &PodInfo) -> bool {
     pod.requests.milli_cpu == 0 && pod.requests.memory == 0
 }
 
+/// 100 for perfectly balanced CPU and memory use with the pod added, less the further apart.
 pub fn score(pod: &PodInfo, node: &NodeInfo) -> i64 {
     let pairs = [
         (node.requested.milli_cpu + pod.requests.milli_cpu, node.allocatable.milli_cpu),

@@ -37,10 +37,12 @@ impl FilterState {
     pub fn new(pod: &PodInfo, cache: &Cache) -> FilterState {
         let mut state = FilterState { existing_anti: Counts::new(), affinity: Counts::new(), anti_affinity: Counts::new() };
         let own_terms = !pod.required_affinity.is_empty() || !pod.required_anti_affinity.is_empty();
-        for node in cache.nodes() {
-            if node.pods_with_required_anti_affinity == 0 && !own_terms {
-                continue;
-            }
+        let nodes: Box<dyn Iterator<Item = &NodeInfo>> = if own_terms {
+            Box::new(cache.nodes())
+        } else {
+            Box::new(cache.nodes_with_affinity().filter(|n| n.pods_with_required_anti_affinity > 0))
+        };
+        for node in nodes {
             for other in &node.pods {
                 state.account(pod, other, node, 1, &cache.namespaces);
             }
@@ -133,10 +135,8 @@ pub fn score(pod: &PodInfo, cache: &Cache, nodes: &[&NodeInfo]) -> Option<Vec<i6
             }
         }
     };
-    for node in cache.nodes() {
-        if !own && node.pods_with_affinity == 0 {
-            continue;
-        }
+    let visited: Box<dyn Iterator<Item = &NodeInfo>> = if own { Box::new(cache.nodes()) } else { Box::new(cache.nodes_with_affinity()) };
+    for node in visited {
         for other in &node.pods {
             if !own && !other.has_affinity() {
                 continue;

@@ -6,6 +6,7 @@ use super::{Code, Plugin, Status};
 use crate::cache::NodeInfo;
 use crate::pod_info::PodInfo;
 
+/// Rejects every node but the one the pod names, if it names one.
 pub fn filter(pod: &PodInfo, node: &NodeInfo) -> Result<(), Status> {
     match pod.node_name() {
         Some(name) if name != &*node.name => Err(Status::new(

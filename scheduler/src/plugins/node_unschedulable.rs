@@ -8,6 +8,7 @@ use super::{Code, Plugin, Status};
 use crate::cache::NodeInfo;
 use crate::pod_info::PodInfo;
 
+/// Rejects cordoned nodes unless the pod tolerates the unschedulable taint.
 pub fn filter(pod: &PodInfo, node: &NodeInfo) -> Result<(), Status> {
     let cordoned = node.node.as_ref().and_then(|n| n.spec.as_ref()).and_then(|s| s.unschedulable).unwrap_or(false);
     if !cordoned {

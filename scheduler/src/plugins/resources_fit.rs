@@ -8,6 +8,7 @@ use super::{Code, Plugin, Status};
 use crate::cache::NodeInfo;
 use crate::pod_info::PodInfo;
 
+/// Rejects nodes without room for the pod, with one reason per short resource.
 pub fn filter(pod: &PodInfo, node: &NodeInfo) -> Result<(), Status> {
     let mut reasons: Vec<Cow<'static, str>> = Vec::new();
     let (free, used, wanted) = (&node.allocatable, &node.requested, &pod.requests);

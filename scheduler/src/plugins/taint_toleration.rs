@@ -25,6 +25,7 @@ pub fn tolerates(tolerations: &[Toleration], taint: &Taint) -> bool {
     })
 }
 
+/// Rejects nodes with a `NoSchedule` or `NoExecute` taint the pod does not tolerate.
 pub fn filter(pod: &PodInfo, node: &NodeInfo) -> Result<(), Status> {
     let tolerations = pod.spec().tolerations.as_deref().unwrap_or(&[]);
     let untolerated = node

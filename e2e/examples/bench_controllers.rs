@@ -1,0 +1,131 @@
+//! Controller-manager benchmark behind `hack/bench.sh controllers`: release builds of the
+//! apiserver (embedded store), kube-scheduler, 100 simulated nodes and
+//! kube-controller-manager; a 1,000-replica Deployment is created and the time until 1,000
+//! pods are Ready is printed, then the time for a rollout of a new image to complete.
+//! Figures only; nothing here passes or fails.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use e2e::{Backend, Cluster};
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::runtime::watcher::{self, Event};
+use serde_json::json;
+
+const REPLICAS: usize = 1_000;
+const NODES: usize = 100;
+
+/// Pods of the benchmark by name, kept current by a watch.
+type Pods = Arc<Mutex<HashMap<String, Pod>>>;
+
+fn ready_with_image(pods: &Pods, image: &str) -> usize {
+    pods.lock()
+        .unwrap()
+        .values()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .filter(|p| p.spec.as_ref().is_some_and(|s| s.containers[0].image.as_deref() == Some(image)))
+        .filter(|p| {
+            let conditions = p.status.as_ref().and_then(|s| s.conditions.as_ref());
+            conditions.is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+        })
+        .count()
+}
+
+async fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) -> Duration {
+    let started = Instant::now();
+    while !done() {
+        assert!(started.elapsed() < timeout, "gave up waiting for {what} after {timeout:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    started.elapsed()
+}
+
+fn rss_mb(pid: Option<u32>) -> f64 {
+    let status = pid.and_then(|p| std::fs::read_to_string(format!("/proc/{p}/status")).ok()).unwrap_or_default();
+    let kb: f64 =
+        status.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    kb / 1024.0
+}
+
+#[tokio::main]
+async fn main() {
+    let bin_dir = std::env::args().nth(1).expect("usage: bench_controllers <dir of release binaries>");
+    // SAFETY: set before any other thread reads the environment.
+    unsafe { std::env::set_var("KUBE_BIN_DIR", &bin_dir) };
+    let cluster = Cluster::start(Backend::Embedded).await;
+    let _scheduler = cluster.start_scheduler(&["--leader-elect=false"]);
+    let _nodes = cluster.start_node_simulator(&["--nodes", &NODES.to_string()]);
+    let manager = cluster.start_controller_manager(&["--leader-elect=false"]);
+    let client = cluster.client().await;
+    let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(client.clone());
+    while nodes.list(&Default::default()).await.map(|l| l.items.len()).unwrap_or(0) < NODES {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let pods: Pods = Arc::default();
+    let watched = pods.clone();
+    let pod_api: Api<Pod> = Api::default_namespaced(client.clone());
+    tokio::spawn(async move {
+        let mut events = watcher::watcher(pod_api, watcher::Config::default().labels("app=bench")).boxed();
+        while let Some(event) = events.next().await {
+            let mut pods = watched.lock().unwrap();
+            match event {
+                Ok(Event::Apply(pod) | Event::InitApply(pod)) => {
+                    pods.insert(pod.metadata.name.clone().unwrap_or_default(), pod);
+                }
+                Ok(Event::Delete(pod)) => {
+                    pods.remove(pod.metadata.name.as_deref().unwrap_or_default());
+                }
+                _ => {}
+            }
+        }
+    });
+
+    let deployments: Api<Deployment> = Api::default_namespaced(client.clone());
+    let deployment: Deployment = serde_json::from_value(json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "bench"},
+        "spec": {
+            "replicas": REPLICAS,
+            "selector": {"matchLabels": {"app": "bench"}},
+            "template": {
+                "metadata": {"labels": {"app": "bench"}},
+                "spec": {"containers": [{"name": "app", "image": "registry.k8s.io/pause:3.10"}]},
+            },
+        },
+    }))
+    .unwrap();
+    println!("kube-controller-manager: a {REPLICAS}-replica Deployment on {NODES} simulated nodes");
+    let started = Instant::now();
+    deployments.create(&PostParams::default(), &deployment).await.expect("create deployment");
+    wait_for("1,000 ready pods", Duration::from_secs(600), || ready_with_image(&pods, "registry.k8s.io/pause:3.10") == REPLICAS).await;
+    let created = started.elapsed();
+    println!("  create to {REPLICAS} Ready pods:           {:>8.1} s", created.as_secs_f64());
+
+    let started = Instant::now();
+    let patch = json!({"spec": {"template": {"spec": {"containers": [{"name": "app", "image": "registry.k8s.io/pause:3.9"}]}}}});
+    deployments.patch("bench", &PatchParams::default(), &Patch::Strategic(&patch)).await.expect("patch image");
+    loop {
+        let d = deployments.get("bench").await.expect("get deployment");
+        let status = d.status.unwrap_or_default();
+        let all = Some(REPLICAS as i32);
+        let complete = status.observed_generation >= d.metadata.generation
+            && status.updated_replicas == all
+            && status.replicas == all
+            && status.available_replicas == all;
+        if complete {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(900), "gave up waiting for the rollout");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let rolled = started.elapsed();
+    println!("  rollout of a new image to completion:  {:>8.1} s", rolled.as_secs_f64());
+    println!("  Ready pods with the new image:         {:>8}", ready_with_image(&pods, "registry.k8s.io/pause:3.9"));
+    println!("  controller-manager RSS:                {:>8.1} MB", rss_mb(manager.pid()));
+}
