@@ -92,6 +92,26 @@ pub fn first_ip(range: &ipnet::IpNet) -> std::net::IpAddr {
 /// Creates the system namespaces if they are missing, and the `default/kubernetes` service
 /// leading to `advertised`.
 async fn bootstrap(store: &Arc<dyn Store>, resources: &crate::resources::Config, advertised: SocketAddr) -> Result<(), StartError> {
+    for (name, value, description) in crate::resources::SYSTEM_PRIORITY_CLASSES {
+        let key = format!("/priorityclasses/{name}");
+        if store.get(key.as_bytes()).await?.is_some() {
+            continue;
+        }
+        let mut class = k8s_openapi::api::scheduling::v1::PriorityClass {
+            value: *value,
+            description: Some(description.to_string()),
+            preemption_policy: Some("PreemptLowerPriority".into()),
+            ..Default::default()
+        };
+        class.metadata.name = Some(name.to_string());
+        class.metadata.uid = Some(stored::new_uid());
+        class.metadata.creation_timestamp = Some(stored::now());
+        let raw = stored::encode(&class).map_err(|e| StartError::Config(e.to_string()))?;
+        match store.create(key.as_bytes(), raw).await {
+            Ok(_) | Err(store::Error::AlreadyExists { .. }) => {}
+            Err(other) => return Err(other.into()),
+        }
+    }
     for name in SYSTEM_NAMESPACES {
         let key = format!("/namespaces/{name}");
         if store.get(key.as_bytes()).await?.is_some() {

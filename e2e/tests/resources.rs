@@ -11,6 +11,7 @@ on_both_backends!(
     new_clusters_have_the_kubernetes_service,
     deletes_accept_cascade_options,
     kubectl_1_27_still_works,
+    priority_classes_set_pod_priority,
 );
 
 fn header(table: &str) -> Vec<String> {
@@ -117,4 +118,17 @@ async fn kubectl_1_27_still_works(cluster: &mut Cluster) {
     assert!(version(&["explain", "configmap.data"], None).contains("Data contains the configuration data"));
     version(&["apply", "-f", "-"], Some("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: old\ndata:\n  a: c\n"));
     assert_eq!(version(&["get", "cm", "old", "-o", "jsonpath={.data.a}"], None), "c");
+}
+
+async fn priority_classes_set_pod_priority(cluster: &mut Cluster) {
+    let classes = cluster.ok(&["get", "priorityclasses"]);
+    assert_eq!(header(&classes), ["NAME", "VALUE", "GLOBAL-DEFAULT", "AGE", "PREEMPTIONPOLICY"]);
+    assert!(classes.contains("system-node-critical") && classes.contains("2000001000"), "{classes}");
+    cluster.ok(&["create", "priorityclass", "high", "--value=1000"]);
+    cluster.ok_stdin(&["create", "-f", "-"], "apiVersion: v1\nkind: Pod\nmetadata:\n  name: vip\nspec:\n  priorityClassName: high\n  containers:\n  - name: app\n    image: nginx\n");
+    assert_eq!(cluster.ok(&["get", "pod", "vip", "-o", "jsonpath={.spec.priority}"]), "1000");
+    let missing = cluster.kubectl_version(33, &["create", "-f", "-"], Some("apiVersion: v1\nkind: Pod\nmetadata:\n  name: lost\nspec:\n  priorityClassName: nope\n  containers:\n  - name: app\n    image: nginx\n"));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no PriorityClass with name nope was found"));
+    let reserved = cluster.fails(&["create", "priorityclass", "system-mine", "--value=5"]);
+    assert!(reserved.contains("priority class names with 'system-' prefix are reserved"), "{reserved}");
 }

@@ -11,6 +11,7 @@ mod leases;
 mod namespaces;
 mod nodes;
 mod pods;
+mod priorityclasses;
 mod podspec;
 mod quantity;
 mod replicasets;
@@ -18,6 +19,8 @@ mod secrets;
 mod serviceaccounts;
 mod services;
 mod workload;
+
+pub use priorityclasses::SYSTEM_CLASSES as SYSTEM_PRIORITY_CLASSES;
 
 use std::sync::Arc;
 
@@ -42,7 +45,8 @@ pub fn registry(store: Arc<dyn Store>, config: &Config) -> Registry {
     let mut registry = Registry::default();
     registry.add(Arc::new(Rest::new(namespaces::Namespaces, store.clone())));
     registry.add(Arc::new(Rest::new(configmaps::ConfigMaps, store.clone())));
-    registry.add(Arc::new(Rest::new(pods::Pods, store.clone())));
+    registry.add(Arc::new(Rest::new(pods::Pods::new(store.clone()), store.clone())));
+    registry.add(Arc::new(Rest::new(priorityclasses::PriorityClasses, store.clone())));
     registry.add(Arc::new(Rest::new(nodes::Nodes, store.clone())));
     registry.add(Arc::new(Rest::new(events::CoreEvents, store.clone())));
     registry.add(Arc::new(Rest::new(events::Events, store.clone())));

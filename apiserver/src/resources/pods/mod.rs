@@ -5,6 +5,10 @@ mod qos;
 mod table;
 
 use async_trait::async_trait;
+use std::sync::Arc;
+
+use k8s_openapi::api::scheduling::v1::PriorityClass;
+use store::Store;
 use k8s_openapi::api::core::v1::{Container, Pod, PodCondition, PodIP, PodSpec, PodStatus, Toleration, HostIP};
 use serde_json::Value;
 
@@ -14,7 +18,33 @@ use crate::registry::table::Column;
 use crate::registry::strategy::Action;
 use crate::registry::{Description, Strategy};
 
-pub struct Pods;
+pub struct Pods {
+    /// Where PriorityClasses are looked up by the Priority admission step.
+    store: Option<Arc<dyn Store>>,
+}
+
+impl Pods {
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Pods { store: Some(store) }
+    }
+
+    /// The priority and preemption policy a pod gets from `priorityClassName` (or the global
+    /// default class), like upstream's Priority admission plugin.
+    async fn priority(&self, class: &str) -> ApiResult<Option<(i32, String)>> {
+        let Some(store) = &self.store else { return Ok(None) };
+        let read = |raw: &[u8]| -> Option<(i32, String, bool)> {
+            let class: PriorityClass = serde_json::from_slice(raw).ok()?;
+            let policy = class.preemption_policy.unwrap_or_else(|| "PreemptLowerPriority".into());
+            Some((class.value, policy, class.global_default == Some(true)))
+        };
+        if !class.is_empty() {
+            let found = store.get(format!("/priorityclasses/{class}").as_bytes()).await?;
+            return Ok(found.and_then(|kv| read(&kv.value)).map(|(value, policy, _)| (value, policy)));
+        }
+        let all = store.list(b"/priorityclasses/", Default::default()).await?;
+        Ok(all.kvs.iter().filter_map(|kv| read(&kv.value)).find(|(_, _, default)| *default).map(|(v, p, _)| (v, p)))
+    }
+}
 
 /// What upstream's message lists as changeable on a running pod.
 const UPDATABLE_FIELDS: [&str; 5] = [
@@ -119,26 +149,27 @@ impl Strategy for Pods {
             spec.service_account = Some("default".into());
         }
 
-        let class = spec.priority_class_name.as_deref().unwrap_or("");
-        let priority = match class {
-            "" => 0,
-            "system-cluster-critical" => 2_000_000_000,
-            "system-node-critical" => 2_000_001_000,
-            other => return Err(forbidden(format!("no PriorityClass with name {other} was found"))),
+        let class = spec.priority_class_name.clone().unwrap_or_default();
+        let (priority, preemption) = match (class.as_str(), self.priority(&class).await?) {
+            (_, Some(found)) => found,
+            ("", None) => (0, "PreemptLowerPriority".to_string()),
+            ("system-cluster-critical", None) => (2_000_000_000, "PreemptLowerPriority".to_string()),
+            ("system-node-critical", None) => (2_000_001_000, "PreemptLowerPriority".to_string()),
+            (other, None) => return Err(forbidden(format!("no PriorityClass with name {other} was found"))),
         };
+        let spec = pod.spec.get_or_insert_with(PodSpec::default);
         if let Some(given) = spec.priority.filter(|given| *given != priority) {
             return Err(forbidden(format!(
                 "the integer value of priority ({given}) must not be provided in pod spec; priority admission controller computed {priority} from the given PriorityClass name"
             )));
         }
         spec.priority = Some(priority);
-        let preemption = "PreemptLowerPriority";
         if let Some(given) = spec.preemption_policy.as_deref().filter(|given| *given != preemption) {
             return Err(forbidden(format!(
                 "the string value of PreemptionPolicy ({given}) must not be provided in pod spec; priority admission controller computed {preemption} from the given PriorityClass name"
             )));
         }
-        spec.preemption_policy = Some(preemption.into());
+        spec.preemption_policy = Some(preemption);
 
         for taint in DEFAULT_TOLERATED_TAINTS {
             let tolerated = spec.tolerations.iter().flatten().any(|t| {
@@ -419,6 +450,10 @@ mod tests {
     use super::*;
     use k8s_openapi::api::core::v1::ContainerPort;
 
+    fn pods() -> Pods {
+        Pods { store: None }
+    }
+
     fn pod(image: &str) -> Pod {
         let mut pod = Pod {
             spec: Some(PodSpec {
@@ -432,8 +467,8 @@ mod tests {
             }),
             ..Default::default()
         };
-        Pods.default_fields(&mut pod);
-        Pods.prepare_create(&mut pod);
+        pods().default_fields(&mut pod);
+        pods().prepare_create(&mut pod);
         pod
     }
 
@@ -447,11 +482,11 @@ mod tests {
     #[test]
     fn images_may_change_but_ports_may_not() {
         let old = pod("nginx:1.26");
-        assert_eq!(Pods.validate_update(&pod("nginx:1.27"), &old), vec![]);
+        assert_eq!(pods().validate_update(&pod("nginx:1.27"), &old), vec![]);
 
         let mut changed = pod("nginx:1.27");
         changed.spec.as_mut().unwrap().containers[0].ports.as_mut().unwrap()[0].container_port = 8080;
-        let causes = Pods.validate_update(&changed, &old);
+        let causes = pods().validate_update(&changed, &old);
         assert_eq!(causes.len(), 1, "{causes:?}");
         assert_eq!(causes[0].field, "spec");
         let expected = "Forbidden: pod updates may not change fields other than `spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)\n- spec.containers[0].ports[0].containerPort: 80\n+ spec.containers[0].ports[0].containerPort: 8080";
@@ -464,19 +499,19 @@ mod tests {
         let mut more = pod("nginx");
         let extra = Container { name: "sidecar".into(), image: Some("busybox".into()), ..Default::default() };
         more.spec.as_mut().unwrap().containers.push(extra);
-        Pods.default_fields(&mut more);
-        let causes = Pods.validate_update(&more, &old);
+        pods().default_fields(&mut more);
+        let causes = pods().validate_update(&more, &old);
         assert_eq!(causes.last().unwrap().message, "Forbidden: pod updates may not add or remove containers");
 
         let mut old = pod("nginx");
         old.spec.as_mut().unwrap().active_deadline_seconds = Some(60);
         let mut longer = old.clone();
         longer.spec.as_mut().unwrap().active_deadline_seconds = Some(120);
-        let causes = Pods.validate_update(&longer, &old);
+        let causes = pods().validate_update(&longer, &old);
         assert_eq!(causes[0].message, "Invalid value: 120: must be less than or equal to previous value");
         let mut shorter = old.clone();
         shorter.spec.as_mut().unwrap().active_deadline_seconds = Some(30);
-        assert_eq!(Pods.validate_update(&shorter, &old), vec![]);
+        assert_eq!(pods().validate_update(&shorter, &old), vec![]);
     }
 
     #[test]
@@ -487,17 +522,17 @@ mod tests {
         let mut added = old.clone();
         let second = Toleration { key: Some("b".into()), operator: Some("Exists".into()), ..Default::default() };
         added.spec.as_mut().unwrap().tolerations = Some(vec![toleration, second.clone()]);
-        assert_eq!(Pods.validate_update(&added, &old), vec![]);
+        assert_eq!(pods().validate_update(&added, &old), vec![]);
         let mut removed = old.clone();
         removed.spec.as_mut().unwrap().tolerations = Some(vec![second]);
-        let causes = Pods.validate_update(&removed, &old);
+        let causes = pods().validate_update(&removed, &old);
         assert_eq!(causes[0].message, "Forbidden: existing toleration can not be modified except its tolerationSeconds");
     }
 
     #[tokio::test]
     async fn admission_completes_service_account_priority_and_tolerations() {
         let mut created = pod("nginx");
-        Pods.admit_create(&mut created).await.unwrap();
+        pods().admit_create(&mut created).await.unwrap();
         let spec = created.spec.unwrap();
         assert_eq!(spec.service_account_name.as_deref(), Some("default"));
         assert_eq!(spec.service_account.as_deref(), Some("default"));
@@ -509,19 +544,19 @@ mod tests {
         let mut prioritised = pod("nginx");
         prioritised.metadata.name = Some("p".into());
         prioritised.spec.as_mut().unwrap().priority = Some(5);
-        let error = Pods.admit_create(&mut prioritised).await.unwrap_err();
+        let error = pods().admit_create(&mut prioritised).await.unwrap_err();
         assert_eq!(error.to_string(), "pods \"p\" is forbidden: the integer value of priority (5) must not be provided in pod spec; priority admission controller computed 0 from the given PriorityClass name");
     }
 
     #[test]
     fn only_running_pods_wait_to_be_deleted() {
         let mut pod = pod("nginx");
-        assert_eq!(Pods.grace_period(&pod, None), None, "unscheduled pods go at once");
+        assert_eq!(pods().grace_period(&pod, None), None, "unscheduled pods go at once");
         pod.spec.as_mut().unwrap().node_name = Some("node-1".into());
-        assert_eq!(Pods.grace_period(&pod, None), Some(30));
-        assert_eq!(Pods.grace_period(&pod, Some(5)), Some(5));
-        assert_eq!(Pods.grace_period(&pod, Some(0)), None);
+        assert_eq!(pods().grace_period(&pod, None), Some(30));
+        assert_eq!(pods().grace_period(&pod, Some(5)), Some(5));
+        assert_eq!(pods().grace_period(&pod, Some(0)), None);
         pod.status.as_mut().unwrap().phase = Some("Succeeded".into());
-        assert_eq!(Pods.grace_period(&pod, None), None, "finished pods go at once");
+        assert_eq!(pods().grace_period(&pod, None), None, "finished pods go at once");
     }
 }
