@@ -12,6 +12,7 @@ on_both_backends!(
     deletes_accept_cascade_options,
     kubectl_1_27_still_works,
     priority_classes_set_pod_priority,
+    both_event_apis_see_every_event,
 );
 
 fn header(table: &str) -> Vec<String> {
@@ -131,4 +132,23 @@ async fn priority_classes_set_pod_priority(cluster: &mut Cluster) {
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no PriorityClass with name nope was found"));
     let reserved = cluster.fails(&["create", "priorityclass", "system-mine", "--value=5"]);
     assert!(reserved.contains("priority class names with 'system-' prefix are reserved"), "{reserved}");
+}
+
+async fn both_event_apis_see_every_event(cluster: &mut Cluster) {
+    let new_api = "apiVersion: events.k8s.io/v1\nkind: Event\nmetadata:\n  name: from-new-api\neventTime: \"2026-01-01T00:00:00.000000Z\"\nreportingController: example.com/ctl\nreportingInstance: ctl-1\naction: Testing\nreason: Probed\ntype: Normal\nnote: written through events.k8s.io\nregarding:\n  kind: Pod\n  name: p\n  namespace: default\n";
+    cluster.ok_stdin(&["create", "-f", "-"], new_api);
+    let core: Value = serde_json::from_str(&cluster.ok(&["get", "events.v1.", "from-new-api", "-o", "json"])).unwrap();
+    assert_eq!(core["apiVersion"], "v1");
+    assert_eq!(core["message"], "written through events.k8s.io");
+    assert_eq!(core["involvedObject"]["name"], "p");
+    assert_eq!(core["reportingComponent"], "example.com/ctl");
+    let old_api = "apiVersion: v1\nkind: Event\nmetadata:\n  name: from-core\ninvolvedObject:\n  kind: Pod\n  name: p\n  namespace: default\nreason: Started\nmessage: written through core\ntype: Normal\nsource:\n  component: kubelet\n";
+    cluster.ok_stdin(&["create", "-f", "-"], old_api);
+    let new: Value = serde_json::from_str(&cluster.ok(&["get", "events.v1.events.k8s.io", "from-core", "-o", "json"])).unwrap();
+    assert_eq!(new["apiVersion"], "events.k8s.io/v1");
+    assert_eq!(new["note"], "written through core");
+    assert_eq!(new["regarding"]["name"], "p");
+    assert_eq!(new["deprecatedSource"]["component"], "kubelet");
+    let listed = cluster.ok(&["get", "events"]);
+    assert!(listed.contains("written through events.k8s.io") && listed.contains("written through core"), "{listed}");
 }

@@ -23,8 +23,9 @@ pub struct Derived {
     pub fields: Vec<(&'static str, String)>,
 }
 
-/// Computes [`Derived`] from stored bytes; supplied by the resource's strategy.
-pub type Indexer = Arc<dyn Fn(&[u8]) -> ApiResult<Derived> + Send + Sync>;
+/// Computes [`Derived`] from stored bytes, and the bytes in the served API's form (the same
+/// bytes unless the resource is stored converted); supplied by the resource's strategy.
+pub type Indexer = Arc<dyn Fn(&Bytes) -> ApiResult<(Derived, Bytes)> + Send + Sync>;
 
 /// One object version.
 #[derive(Debug)]
@@ -140,8 +141,8 @@ impl Cache {
             options.revision = page.revision;
             for kv in &page.kvs {
                 match (self.indexer)(&kv.value) {
-                    Ok(derived) => {
-                        let entry = Entry { key: kv.key.clone(), stored: kv.value.clone(), revision: kv.mod_revision, derived };
+                    Ok((derived, stored)) => {
+                        let entry = Entry { key: kv.key.clone(), stored, revision: kv.mod_revision, derived };
                         objects.insert(kv.key.clone(), Arc::new(entry));
                     }
                     Err(error) => tracing::error!(key = %String::from_utf8_lossy(&kv.key), %error, "skipping undecodable object"),
@@ -183,8 +184,8 @@ impl Cache {
             let revision = event.revision();
             let change = match event {
                 store::Event::Put(kv) => match (self.indexer)(&kv.value) {
-                    Ok(derived) => {
-                        let entry = Arc::new(Entry { key: kv.key.clone(), stored: kv.value, revision, derived });
+                    Ok((derived, stored)) => {
+                        let entry = Arc::new(Entry { key: kv.key.clone(), stored, revision, derived });
                         let prev = state.objects.insert(kv.key, entry.clone());
                         let kind = if prev.is_some() { EventType::Modified } else { EventType::Added };
                         Some(CacheEvent { kind, entry, prev })

@@ -126,8 +126,9 @@ impl<S: Strategy> Rest<S> {
             let count = result.kvs.len();
             let last_examined = result.kvs.last().map(|kv| kv.key.slice(prefix.len()..));
             for (i, kv) in result.kvs.into_iter().enumerate() {
-                let object: S::Object = self.decode(&kv.value, kv.mod_revision)?;
-                let entry = Entry { derived: derive(&*self.strategy, &object), key: kv.key, stored: kv.value, revision: kv.mod_revision };
+                let served = self.served(kv.value)?;
+                let object: S::Object = self.decode(&served, kv.mod_revision)?;
+                let entry = Entry { derived: derive(&*self.strategy, &object), key: kv.key, stored: served, revision: kv.mod_revision };
                 if filter.matches(&entry) {
                     items.push(Arc::new(entry));
                 }

@@ -66,10 +66,12 @@ impl<S: Strategy> Rest<S> {
         let strategy = Arc::new(strategy);
         let indexer: Indexer = {
             let strategy = strategy.clone();
-            Arc::new(move |raw: &[u8]| {
-                let object: S::Object = serde_json::from_slice(raw)
+            let info = info.clone();
+            Arc::new(move |raw: &Bytes| {
+                let served = convert(&info, raw.clone(), |c| c.from_storage)?;
+                let object: S::Object = serde_json::from_slice(&served)
                     .map_err(|e| ApiError::Internal(format!("stored object does not decode: {e}")))?;
-                Ok(derive(&*strategy, &object))
+                Ok((derive(&*strategy, &object), served))
             })
         };
         let cache = Cache::start(store.clone(), Bytes::from(prefix.clone()), indexer, CACHE_EVENTS);
@@ -97,10 +99,23 @@ impl<S: Strategy> Rest<S> {
 
     /// Reads the current object or answers 404.
     async fn current(&self, namespace: Option<&str>, name: &str) -> ApiResult<store::KeyValue> {
-        self.store
+        let mut kv = self
+            .store
             .get(self.key(namespace, name).as_bytes())
             .await?
-            .ok_or_else(|| ApiError::NotFound(self.info.target(name)))
+            .ok_or_else(|| ApiError::NotFound(self.info.target(name)))?;
+        kv.value = self.served(kv.value)?;
+        Ok(kv)
+    }
+
+    /// Stored bytes in this API's form (a no-op unless the resource is stored converted).
+    pub(super) fn served(&self, stored: Bytes) -> ApiResult<Bytes> {
+        convert(&self.info, stored, |c| c.from_storage)
+    }
+
+    /// This API's encoded object in the stored form.
+    fn storable(&self, served: Bytes) -> ApiResult<Bytes> {
+        convert(&self.info, served, |c| c.to_storage)
     }
 
     /// Encodes one object for the negotiated output.
@@ -251,7 +266,7 @@ impl<S: Strategy> Rest<S> {
                 Ok(None) => Ok((raw, 0)),
                 Err(other) => Err(other.into()),
             },
-            Ok(raw) => match self.store.create(self.key(namespace.as_deref(), &name).as_bytes(), raw.clone()).await {
+            Ok(raw) => match self.store.create(self.key(namespace.as_deref(), &name).as_bytes(), self.storable(raw.clone())?).await {
                 Ok(revision) => Ok((raw, revision)),
                 Err(store::Error::AlreadyExists { .. }) => Err(ApiError::AlreadyExists(self.info.target(&name))),
                 Err(other) => Err(other.into()),
@@ -469,7 +484,8 @@ impl<S: Strategy> Rest<S> {
     /// Stores an update; an object being deleted whose last finalizer just went is removed.
     async fn write_update(&self, namespace: Option<&str>, name: &str, object: &S::Object, raw: Bytes, expected: i64) -> store::Result<i64> {
         let key = self.key(namespace, name);
-        let revision = self.store.update(key.as_bytes(), raw, expected).await?;
+        let stored = self.storable(raw).map_err(|e| store::Error::InvalidArgument(e.to_string()))?;
+        let revision = self.store.update(key.as_bytes(), stored, expected).await?;
         let meta = object.metadata();
         let finalized = meta.finalizers.as_ref().is_none_or(|f| f.is_empty()) && !self.strategy.holds_deletion(object);
         if meta.deletion_timestamp.is_some() && finalized && self.strategy.grace_period(object, None).is_none() {
@@ -553,7 +569,7 @@ impl<S: Strategy> Rest<S> {
                     if raw == current.value || request.query.dry_run {
                         return self.respond(StatusCode::OK, &raw, current.mod_revision, request.output, &[]);
                     }
-                    match self.store.update(self.key(namespace.as_deref(), &name).as_bytes(), raw.clone(), current.mod_revision).await {
+                    match self.store.update(self.key(namespace.as_deref(), &name).as_bytes(), self.storable(raw.clone())?, current.mod_revision).await {
                         Ok(revision) => return self.respond(StatusCode::OK, &raw, revision, request.output, &[]),
                         Err(store::Error::Conflict { .. }) => continue,
                         Err(store::Error::NotFound { .. }) => return Err(ApiError::NotFound(self.info.target(&name))),
@@ -657,6 +673,13 @@ impl<S: Strategy> Rest<S> {
         let kv = self.current(request.namespace.as_deref().filter(|_| self.info.namespaced), &name).await?;
         self.respond(StatusCode::OK, &kv.value, kv.mod_revision, request.output, &[])
     }
+}
+
+/// Re-encodes `raw` through one direction of the resource's conversion, if it has one.
+fn convert(info: &ResourceInfo, raw: Bytes, direction: impl Fn(&super::strategy::Conversion) -> fn(&Value) -> Value) -> ApiResult<Bytes> {
+    let Some(conversion) = &info.description.conversion else { return Ok(raw) };
+    let value: Value = serde_json::from_slice(&raw).map_err(|e| ApiError::Internal(format!("stored object does not decode: {e}")))?;
+    stored::encode(&direction(conversion)(&value))
 }
 
 /// The Status upstream answers a DELETE with when it does not return the object.

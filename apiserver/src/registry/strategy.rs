@@ -48,6 +48,16 @@ pub struct Action {
     pub deletes: bool,
 }
 
+/// How a resource kept in another API version's layout is converted, like upstream's storage
+/// versions: events.k8s.io/v1 Events live as core/v1 Events, so both APIs see every event.
+#[derive(Debug, Clone, Copy)]
+pub struct Conversion {
+    /// A stored object (apiVersion and kind included) in this API's form.
+    pub from_storage: fn(&Value) -> Value,
+    /// This API's object in the stored form.
+    pub to_storage: fn(&Value) -> Value,
+}
+
 /// Static facts about a resource: what discovery advertises and which generic behaviours apply.
 #[derive(Debug, Clone)]
 pub struct Description {
@@ -69,6 +79,7 @@ pub struct Description {
     /// Serves `/finalize`, which may change only `spec.finalizers` (namespaces).
     pub finalize: bool,
     pub actions: &'static [Action],
+    pub conversion: Option<Conversion>,
 }
 
 impl Default for Description {
@@ -85,6 +96,7 @@ impl Default for Description {
             storage_path: None,
             finalize: false,
             actions: &[],
+            conversion: None,
         }
     }
 }

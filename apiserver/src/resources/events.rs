@@ -13,6 +13,7 @@ use serde_json::Value;
 use crate::error::Cause;
 use crate::registry::table::{human_duration, Column};
 use crate::registry::validation;
+use crate::registry::strategy::Conversion;
 use crate::registry::{Description, NameRule, Strategy};
 
 /// core/v1 Events.
@@ -69,6 +70,44 @@ impl Strategy for CoreEvents {
     }
 }
 
+/// Field names that differ between events.k8s.io/v1 and core/v1 Events, as upstream's
+/// conversion maps them: (events.k8s.io, core).
+const RENAMED: &[(&str, &str)] = &[
+    ("regarding", "involvedObject"),
+    ("note", "message"),
+    ("reportingController", "reportingComponent"),
+    ("deprecatedSource", "source"),
+    ("deprecatedFirstTimestamp", "firstTimestamp"),
+    ("deprecatedLastTimestamp", "lastTimestamp"),
+    ("deprecatedCount", "count"),
+];
+
+fn rename(object: &Value, api_version: &str, to_core: bool) -> Value {
+    let Value::Object(fields) = object else { return object.clone() };
+    let mut out = serde_json::Map::new();
+    for (key, value) in fields {
+        let renamed = RENAMED
+            .iter()
+            .find(|(events, core)| if to_core { events == key } else { core == key })
+            .map(|(events, core)| if to_core { *core } else { *events })
+            .unwrap_or(key.as_str());
+        out.insert(renamed.to_string(), value.clone());
+    }
+    out.insert("apiVersion".into(), Value::from(api_version));
+    out.insert("kind".into(), Value::from("Event"));
+    Value::Object(out)
+}
+
+/// A stored core/v1 Event as an events.k8s.io/v1 Event.
+fn from_core(stored: &Value) -> Value {
+    rename(stored, "events.k8s.io/v1", false)
+}
+
+/// An events.k8s.io/v1 Event as the core/v1 Event it is stored as.
+fn to_core(event: &Value) -> Value {
+    rename(event, "v1", true)
+}
+
 impl Strategy for Events {
     type Object = Event;
 
@@ -87,7 +126,8 @@ impl Strategy for Events {
                 "reportingController",
                 "type",
             ],
-            storage_path: Some("events.k8s.io/events"),
+            // Stored as core/v1 Events (upstream's storage version), so each API sees both.
+            conversion: Some(Conversion { from_storage: from_core, to_storage: to_core }),
             ..Description::default()
         }
     }
