@@ -183,7 +183,7 @@ async fn serve(app: &App, target: Target, verb: Verb, headers: &HeaderMap, query
     }
     let query = Query::parse(query.as_deref())?;
     let output = negotiate(headers, query.include_object.as_deref())?;
-    let body = axum::body::to_bytes(body, MAX_BODY).await.map_err(|_| ApiError::RequestEntityTooLarge)?;
+    let body = read_body(body).await?;
     let request = ApiRequest {
         verb,
         namespace: target.namespace,
@@ -195,6 +195,30 @@ async fn serve(app: &App, target: Target, verb: Verb, headers: &HeaderMap, query
         body,
     };
     resource.handle(request).await
+}
+
+/// Oversized bodies are still read (and discarded) up to this size, so the client gets its
+/// 413 instead of a connection reset in the middle of sending.
+const DRAIN_LIMIT: usize = 64 * 1024 * 1024;
+
+/// The request body, or 413 above [`MAX_BODY`].
+async fn read_body(body: Body) -> ApiResult<bytes::Bytes> {
+    let mut body = body.into_data_stream();
+    let mut data = Vec::new();
+    let mut seen = 0usize;
+    while let Some(chunk) = futures::StreamExt::next(&mut body).await {
+        let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("cannot read the request body: {e}")))?;
+        seen += chunk.len();
+        if seen <= MAX_BODY {
+            data.extend_from_slice(&chunk);
+        } else if seen > DRAIN_LIMIT {
+            break;
+        }
+    }
+    if seen > MAX_BODY {
+        return Err(ApiError::RequestEntityTooLarge);
+    }
+    Ok(data.into())
 }
 
 /// Splits `[namespaces/{ns}/]{resource}[/{name}[/{subresource}]]`.
