@@ -10,6 +10,7 @@ on_both_backends!(
     label_annotate_scale_and_set_image,
     edit_with_a_scripted_editor,
     cordon_and_uncordon,
+    server_side_apply_on_the_scale_subresource,
 );
 
 fn json(text: &str) -> Value {
@@ -115,4 +116,30 @@ async fn cordon_and_uncordon(cluster: &mut Cluster) {
     assert!(nodes.contains("SchedulingDisabled"), "{nodes}");
     assert_eq!(cluster.ok(&["uncordon", "node-1"]).trim(), "node/node-1 uncordoned");
     assert_eq!(cluster.ok(&["get", "node", "node-1", "-o", "jsonpath={.spec.unschedulable}"]), "");
+}
+
+async fn server_side_apply_on_the_scale_subresource(cluster: &mut Cluster) {
+    cluster.ok(&["create", "deployment", "web", "--image=nginx", "--replicas=2"]);
+    cluster.ok(&["scale", "deployment", "web", "--replicas=3"]);
+    let client = cluster.client().await;
+    let apply = |force: bool| {
+        let query = if force { "fieldManager=hpa&force=true" } else { "fieldManager=hpa" };
+        http::Request::patch(format!("/apis/apps/v1/namespaces/default/deployments/web/scale?{query}"))
+            .header("content-type", "application/apply-patch+yaml")
+            .body(b"apiVersion: autoscaling/v1\nkind: Scale\nmetadata:\n  name: web\nspec:\n  replicas: 5\n".to_vec())
+            .unwrap()
+    };
+    match client.request_text(apply(false)).await {
+        Err(kube::Error::Api(status)) => {
+            assert_eq!(status.code, 409);
+            assert!(status.message.contains("Apply failed with 1 conflict") && status.message.contains(".spec.replicas"), "{}", status.message);
+        }
+        other => panic!("expected a conflict with kubectl scale, got {other:?}"),
+    }
+    let scale: Value = serde_json::from_str(&client.request_text(apply(true)).await.unwrap()).unwrap();
+    assert_eq!(scale["spec"]["replicas"], 5);
+    let deployment = json(&cluster.ok(&["get", "deploy", "web", "-o", "json", "--show-managed-fields"]));
+    let hpa = deployment["metadata"]["managedFields"].as_array().unwrap().iter().find(|m| m["manager"] == "hpa").unwrap().clone();
+    assert_eq!((hpa["operation"].as_str(), hpa["subresource"].as_str()), (Some("Apply"), Some("scale")));
+    assert_eq!(deployment["spec"]["replicas"], 5);
 }

@@ -328,7 +328,7 @@ impl<S: Strategy> Rest<S> {
 
     /// Runs `f` with what managed-fields bookkeeping needs to know about a write to this
     /// resource.
-    fn with_context<T>(&self, request: &ApiRequest, f: impl FnOnce(&crate::apply::Context) -> T) -> T {
+    pub(super) fn with_context<T>(&self, request: &ApiRequest, f: impl FnOnce(&crate::apply::Context) -> T) -> T {
         let definition = <S::Object as schemars::JsonSchema>::schema_name();
         let api_version = self.info.api_version();
         let context = crate::apply::Context {

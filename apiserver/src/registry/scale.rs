@@ -32,7 +32,13 @@ impl<S: Strategy> Rest<S> {
                 self.store.get(key.as_bytes()).await?.ok_or_else(|| ApiError::NotFound(self.info.target(&name)))?;
             let object: S::Object = self.decode(&current.value, current.mod_revision)?;
             let mut value = serde_json::to_value(&object).map_err(|e| ApiError::Internal(e.to_string()))?;
+            let mut applied = None;
             let wanted = match (patch, &put) {
+                (Some(PatchType::Apply), _) => {
+                    let (replicas, result) = self.apply_scale(&request, &value, paths, &name)?;
+                    applied = Some(result);
+                    Some((replicas, None))
+                }
                 (Some(kind), _) => {
                     // The patch applies to the Scale the client sees; Scale has no list
                     // semantics, so an empty schema suffices for strategic merge.
@@ -60,9 +66,18 @@ impl<S: Strategy> Rest<S> {
                 updated.metadata_mut().generation = Some(object.metadata().generation.unwrap_or(0) + 1);
             }
             // The writer owns the parent's replicas, recorded with subresource `scale`.
-            let options = if patch.is_some() { "PatchOptions" } else { "UpdateOptions" };
-            let manager = crate::apply::field_manager(&request, options, false)?;
-            self.track(Some(&object), &mut updated, &request, &manager)?;
+            match &applied {
+                Some(applied) => {
+                    let managed = applied.pointer("/metadata/managedFields").cloned().unwrap_or(Value::Null);
+                    updated.metadata_mut().managed_fields =
+                        serde_json::from_value(managed).map_err(|e| ApiError::Internal(e.to_string()))?;
+                }
+                None => {
+                    let options = if patch.is_some() { "PatchOptions" } else { "UpdateOptions" };
+                    let manager = crate::apply::field_manager(&request, options, false)?;
+                    self.track(Some(&object), &mut updated, &request, &manager)?;
+                }
+            }
             let raw = stored::encode(&updated)?;
             if request.query.dry_run || raw == current.value {
                 let value = serde_json::to_value(&updated).map_err(|e| ApiError::Internal(e.to_string()))?;
@@ -84,6 +99,21 @@ impl<S: Strategy> Rest<S> {
                 Err(other) => return Err(other.into()),
             }
         }
+    }
+
+    /// Server-side apply of a Scale: the replicas it sets are applied to the parent object by
+    /// the same field manager, so ownership of `spec.replicas` and conflicts with other
+    /// managers work as on the main resource. Returns the replicas and the applied object.
+    fn apply_scale(&self, request: &ApiRequest, live: &Value, paths: ScalePaths, name: &str) -> ApiResult<(i64, Value)> {
+        let config: Value = serde_yaml::from_slice(&request.body).map_err(|e| ApiError::BadRequest(format!("error decoding YAML: {e}")))?;
+        let (replicas, _) = parse_scale(&config, name)?;
+        let mut parent = json!({"apiVersion": self.info.api_version(), "kind": self.info.kind, "metadata": {"name": name}});
+        set_path(&mut parent, paths.spec_replicas, Value::from(replicas));
+        let manager = crate::apply::field_manager(request, "PatchOptions", true)?;
+        let force = request.query.force.unwrap_or(false);
+        let body = serde_json::to_vec(&parent).map_err(|e| ApiError::Internal(e.to_string()))?;
+        let applied = self.with_context(request, |context| crate::apply::apply(Some(live), &body, context, &manager, force))?;
+        Ok((replicas, applied))
     }
 
     fn scale_response(&self, object: &Value, paths: ScalePaths, output: Output) -> ApiResult<Response> {
