@@ -14,7 +14,8 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
 use futures::channel::mpsc::{unbounded, UnboundedReceiver, UnboundedSender};
-use futures::StreamExt;
+use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt};
 use kube::runtime::reflector::store::Writer;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher::{self, Event};
@@ -43,6 +44,9 @@ impl<K> Clone for Change<K> {
 pub struct Informer<K: Resource<DynamicType = ()> + 'static> {
     store: Store<K>,
     subscribers: Mutex<Vec<UnboundedSender<Change<K>>>>,
+    /// True once the first list is in the store. (kube's `Store::wait_until_ready` wakes only
+    /// the last of several concurrent waiters, and many controllers wait on one informer.)
+    synced: tokio::sync::watch::Sender<bool>,
 }
 
 impl<K> Informer<K>
@@ -60,6 +64,15 @@ where
         let (tx, rx) = unbounded();
         self.subscribers.lock().expect("subscribers").push(tx);
         rx
+    }
+
+    /// Resolves once the store holds the first list (client-go's `WaitForCacheSync`).
+    pub fn synced(&self) -> BoxFuture<'static, ()> {
+        let mut synced = self.synced.subscribe();
+        async move {
+            let _ = synced.wait_for(|s| *s).await;
+        }
+        .boxed()
     }
 
     fn publish(&self, change: Change<K>) {
@@ -101,7 +114,7 @@ impl Informers {
             return existing.downcast_ref::<Arc<Informer<K>>>().expect("informer type").clone();
         }
         let writer = Writer::<K>::default();
-        let informer = Arc::new(Informer { store: writer.as_reader(), subscribers: Mutex::default() });
+        let informer = Arc::new(Informer { store: writer.as_reader(), subscribers: Mutex::default(), synced: tokio::sync::watch::channel(false).0 });
         informers.insert(key, Box::new(informer.clone()));
         let api = Api::<K>::all(self.client.clone());
         let mut config = watcher::Config::default();
@@ -163,6 +176,7 @@ where
                 for gone in before.into_values() {
                     informer.publish(Change::Deleted(gone));
                 }
+                informer.synced.send_replace(true);
             }
         }
     }

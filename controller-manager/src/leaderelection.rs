@@ -24,7 +24,14 @@ pub struct LeaderElector {
     lease_duration: Duration,
     renew_deadline: Duration,
     retry_period: Duration,
-    observed: Mutex<Option<(Option<String>, Option<MicroTime>, Instant)>>,
+    observed: Mutex<Option<Observed>>,
+}
+
+/// The lease record last seen (holder, renew time) and when it was first seen so.
+struct Observed {
+    holder: Option<String>,
+    renewed: Option<MicroTime>,
+    at: Instant,
 }
 
 impl LeaderElector {
@@ -101,13 +108,12 @@ impl LeaderElector {
         let held_by_me = holder.as_deref() == Some(self.identity.as_str());
         {
             let mut observed = self.observed.lock().expect("observed lease");
-            let record = (holder.clone(), spec.renew_time.clone());
-            let changed = observed.as_ref().is_none_or(|(h, r, _)| (h.clone(), r.clone()) != record);
+            let changed = observed.as_ref().is_none_or(|o| o.holder != holder || o.renewed != spec.renew_time);
             if changed {
-                *observed = Some((record.0, record.1, Instant::now()));
+                *observed = Some(Observed { holder: holder.clone(), renewed: spec.renew_time.clone(), at: Instant::now() });
             }
             let duration = spec.lease_duration_seconds.map_or(self.lease_duration, |s| Duration::from_secs(s.max(0) as u64));
-            let since = observed.as_ref().map(|o| o.2).unwrap_or_else(Instant::now);
+            let since = observed.as_ref().map(|o| o.at).unwrap_or_else(Instant::now);
             if holder.is_some() && !held_by_me && since.elapsed() < duration {
                 return false;
             }

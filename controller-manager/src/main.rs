@@ -14,6 +14,7 @@ mod runtime;
 mod server;
 mod workqueue;
 
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -51,8 +52,8 @@ fn init_logging(verbosity: u8) {
         _ => "trace",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{default},kube=warn,hyper=warn,tower=warn")));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{default},kube_client=warn,kube_runtime=warn,hyper=warn,tower=warn")));
+    tracing_subscriber::fmt().with_env_filter(filter).with_ansi(std::io::stderr().is_terminal()).with_writer(std::io::stderr).init();
 }
 
 async fn run(options: Options) -> Result<(), String> {

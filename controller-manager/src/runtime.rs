@@ -146,11 +146,14 @@ struct Runner<K: Resource<DynamicType = ()>, Ctx> {
 }
 
 /// Runs the Controller of `K` until the process ends: reconciles triggered through `queue`
-/// run with at most `concurrency` at a time, never two for one key, once `store` is synced.
+/// run with at most `concurrency` at a time, never two for one key, once every cache in
+/// `caches` (the informers the controller reads, `store`'s included) is synced, so no sync
+/// acts on a partial view of the cluster.
 pub async fn run<K, Ctx, F, Fut>(
     queue: Queue<K>,
     triggers: UnboundedReceiver<ObjectRef<K>>,
     store: Store<K>,
+    caches: Vec<BoxFuture<'static, ()>>,
     concurrency: u16,
     context: Arc<Ctx>,
     reconcile: F,
@@ -161,6 +164,7 @@ pub async fn run<K, Ctx, F, Fut>(
     Fut: Future<Output = Result<Action>> + Send + 'static,
 {
     let name = queue.name;
+    futures::future::join_all(caches).await;
     let runner = Arc::new(Runner {
         queue: queue.clone(),
         context,
@@ -191,7 +195,13 @@ where
         runner.queue.done_waiting(key.0.clone(), key.1.clone());
         let name = runner.queue.name;
         let started = Instant::now();
-        let result = (runner.reconcile)(object, runner.context.clone()).await;
+        // A bug in one sync must not stop the controller: it fails and is retried.
+        let sync = std::panic::AssertUnwindSafe((runner.reconcile)(object, runner.context.clone()));
+        let result = sync.catch_unwind().await.unwrap_or_else(|panic| {
+            let message = panic.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| panic.downcast_ref::<String>().cloned());
+            tracing::error!(controller = name, key = ?key, panic = message.as_deref().unwrap_or("?"), "sync panicked");
+            Err(Error::Other(format!("sync panicked: {}", message.unwrap_or_default())))
+        });
         metrics::WORKQUEUE_WORK_DURATION.with_label_values(&[name]).observe(started.elapsed().as_secs_f64());
         match &result {
             Ok(_) => {
@@ -200,7 +210,13 @@ where
             }
             Err(error) => {
                 metrics::RECONCILES.with_label_values(&[name, "error"]).inc();
-                tracing::info!(controller = name, namespace = key.0.as_deref().unwrap_or(""), name = key.1, %error, "sync failed; retrying");
+                let namespace = key.0.as_deref().unwrap_or("");
+                if matches!(error, Error::Kube(kube::Error::Api(ref status)) if status.code == 409) {
+                    // A write based on a cache that had not caught up yet: routine.
+                    tracing::debug!(controller = name, namespace, name = key.1, %error, "sync conflicted; retrying");
+                } else {
+                    tracing::info!(controller = name, namespace, name = key.1, %error, "sync failed; retrying");
+                }
             }
         }
         result

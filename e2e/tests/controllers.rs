@@ -15,9 +15,11 @@ use serde_json::Value;
 
 on_both_backends!(
     deployment_scales_rolls_out_and_rolls_back,
+    history_is_trimmed_and_a_stuck_rollout_times_out,
     expose_lists_ready_pod_ips_in_endpoints,
     deleting_a_deployment_deletes_its_replica_sets_and_pods,
     orphan_and_foreground_cascades,
+    dangling_owner_references_are_removed,
     replica_set_adopts_and_releases_pods,
     namespace_deletion_empties_the_namespace,
     restart_mid_rollout_finishes_without_extra_pods,
@@ -201,6 +203,32 @@ async fn deployment_scales_rolls_out_and_rolls_back(cluster: &mut Cluster) {
     assert_eq!(replica_sets(cluster, "app=web").len(), 3);
 }
 
+async fn history_is_trimmed_and_a_stuck_rollout_times_out(cluster: &mut Cluster) {
+    let _plane = start_control_plane(cluster, 2, &[]);
+    cluster.ok(&["create", "deployment", "web", "--image=nginx", "--replicas=2"]);
+    cluster.ok(&["patch", "deployment", "web", "--type=merge", "-p", r#"{"spec":{"revisionHistoryLimit":1}}"#]);
+    for image in ["nginx:1", "nginx:2", "nginx:3"] {
+        cluster.ok(&["set", "image", "deployment/web", &format!("nginx={image}")]);
+        cluster.ok(&["rollout", "status", "deployment/web", "--timeout=120s"]);
+    }
+    eventually(30, "old replica sets beyond the history limit to be deleted", || (replica_sets(cluster, "app=web").len() == 2).then_some(())).await;
+
+    // Pods that can never be scheduled make no progress: the deadline passes.
+    let patch = r#"{"spec":{"progressDeadlineSeconds":3,"template":{"spec":{"nodeSelector":{"disktype":"none"}}}}}"#;
+    cluster.ok(&["patch", "deployment", "web", "--type=merge", "-p", patch]);
+    let condition = eventually(60, "ProgressDeadlineExceeded", || {
+        let d = json(&cluster.ok(&["get", "deployment", "web", "-o", "json"]));
+        d["status"]["conditions"].as_array()?.iter().find(|c| c["type"] == "Progressing" && c["reason"] == "ProgressDeadlineExceeded").cloned()
+    })
+    .await;
+    assert_eq!(condition["status"], "False");
+    let stuck = replica_sets(cluster, "app=web").into_iter().find(|rs| !rs["spec"]["template"]["spec"]["nodeSelector"].is_null()).unwrap();
+    assert_eq!(condition["message"], format!("ReplicaSet {} has timed out progressing.", stuck["metadata"]["name"]));
+    let error = cluster.fails(&["rollout", "status", "deployment/web", "--timeout=30s"]);
+    assert!(error.contains("exceeded its progress deadline"), "{error}");
+    assert_eq!(live_pods(cluster, "default", "app=web").iter().filter(|p| is_ready(p)).count(), 2, "maxUnavailable keeps the old pods");
+}
+
 async fn expose_lists_ready_pod_ips_in_endpoints(cluster: &mut Cluster) {
     let _plane = start_control_plane(cluster, 2, &[]);
     cluster.ok(&["create", "deployment", "web", "--image=nginx", "--replicas=3", "--port=80"]);
@@ -287,6 +315,26 @@ async fn orphan_and_foreground_cascades(cluster: &mut Cluster) {
         (gone && replica_sets(cluster, "app=fg").is_empty() && items(cluster, &["get", "pods", "-l", "app=fg"]).is_empty()).then_some(())
     })
     .await;
+}
+
+async fn dangling_owner_references_are_removed(cluster: &mut Cluster) {
+    let _plane = start_control_plane(cluster, 1, &[]);
+    cluster.ok(&["create", "configmap", "owner"]);
+    let owner = json(&cluster.ok(&["get", "configmap", "owner", "-o", "json"]));
+    let uid = owner["metadata"]["uid"].as_str().unwrap();
+    let dependent = format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: dependent\n  ownerReferences:\n  \
+         - {{apiVersion: v1, kind: ConfigMap, name: owner, uid: {uid}}}\n  \
+         - {{apiVersion: v1, kind: ConfigMap, name: ghost, uid: 00000000-0000-0000-0000-000000000000}}\n"
+    );
+    cluster.ok_stdin(&["create", "-f", "-"], &dependent);
+    eventually(30, "the reference to the missing owner to be removed", || {
+        let refs = json(&cluster.ok(&["get", "configmap", "dependent", "-o", "json"]))["metadata"]["ownerReferences"].clone();
+        (refs.as_array()?.len() == 1 && refs[0]["name"] == "owner").then_some(())
+    })
+    .await;
+    cluster.ok(&["delete", "configmap", "owner"]);
+    eventually(30, "the dependent to follow its last owner", || (!cluster.kubectl(&["get", "configmap", "dependent"]).status.success()).then_some(())).await;
 }
 
 const ADOPTER: &str = "\
@@ -512,4 +560,14 @@ async fn pods_of_a_lost_node_are_replaced_elsewhere(cluster: &mut Cluster) {
         }
     }
     assert!(manager.log().contains("doomed-0"), "the manager noticed the node");
+
+    // The node comes back: Ready again, untainted.
+    let _revived = cluster.start_node_simulator(&[&["--nodes", "1", "--node-name-prefix", "doomed-"], &lease[..]].concat());
+    eventually(60, "the node to be Ready without taints", || {
+        let node = json(&cluster.ok(&["get", "node", "doomed-0", "-o", "json"]));
+        let ready = node["status"]["conditions"].as_array()?.iter().any(|c| c["type"] == "Ready" && c["status"] == "True");
+        let tainted = node["spec"]["taints"].as_array().is_some_and(|t| t.iter().any(|t| t["key"] == "node.kubernetes.io/unreachable"));
+        (ready && !tainted).then_some(())
+    })
+    .await;
 }

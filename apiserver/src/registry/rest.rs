@@ -516,9 +516,16 @@ impl<S: Strategy> Rest<S> {
         let (mut new, old_value) = (to_value(input)?, to_value(old)?);
         match subresource {
             Some("status") => {
-                let status = new.get("status").cloned();
-                new = old_value.clone();
-                set_or_remove(&mut new, "status", status);
+                // Like upstream's status strategies: everything but metadata and status (the
+                // spec) stays as it was; metadata changes such as annotations go through.
+                if let (Some(new_fields), Some(old_fields)) = (new.as_object_mut(), old_value.as_object()) {
+                    new_fields.retain(|key, _| key == "metadata" || key == "status");
+                    for (key, value) in old_fields {
+                        if key != "metadata" && key != "status" {
+                            new_fields.insert(key.clone(), value.clone());
+                        }
+                    }
+                }
             }
             Some("finalize") => {
                 let finalizers = new.pointer("/spec/finalizers").cloned();

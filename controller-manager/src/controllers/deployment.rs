@@ -25,6 +25,7 @@ use kube::api::{DeleteParams, PostParams};
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Client, ResourceExt};
+use serde_json::Value;
 
 use super::ControllerContext;
 use crate::controller_utils::{claim, controller_of, controller_ref, matches, selector};
@@ -89,7 +90,8 @@ pub fn start(ctx: &ControllerContext) {
     tokio::spawn(watch_pods(context.clone(), pods.subscribe()));
     let store = context.deployments.clone();
     let workers = ctx.options.concurrent_deployment_syncs;
-    tokio::spawn(runtime::run(queue, triggers, store, workers, context, reconcile));
+    let caches = vec![deployments.synced(), replica_sets.synced(), pods.synced()];
+    tokio::spawn(runtime::run(queue, triggers, store, caches, workers, context, reconcile));
 }
 
 async fn watch_deployments(ctx: Arc<Context>, mut changes: UnboundedReceiver<Change<Deployment>>) {
@@ -270,16 +272,23 @@ impl Sync<'_> {
         Ok(())
     }
 
-    /// Records `revision` on the Deployment. The annotation is metadata, which a status
-    /// update does not change here, so it is written through the Deployment itself.
+    /// Records `revision` on the Deployment along with its status, as upstream does; an API
+    /// server whose status updates drop metadata changes gets the annotation through the
+    /// Deployment itself.
     async fn set_revision(&mut self, revision: &str) -> Result<bool> {
         if self.d.annotations().get(REVISION).map(String::as_str) == Some(revision) {
             return Ok(false);
         }
-        let status = self.d.status.clone();
         self.d.annotations_mut().insert(REVISION.into(), revision.into());
-        self.d = self.deployments.replace(&self.d.name_any(), &PostParams::default(), &self.d).await?;
-        self.d.status = status;
+        let wanted = self.d.clone();
+        self.write_status().await?;
+        if self.d.annotations().get(REVISION).map(String::as_str) != Some(revision) {
+            let status = self.d.status.clone();
+            let mut annotated = self.d.clone();
+            annotated.metadata.annotations = wanted.metadata.annotations;
+            self.d = self.deployments.replace(&annotated.name_any(), &PostParams::default(), &annotated).await?;
+            self.d.status = status;
+        }
         Ok(true)
     }
 
@@ -561,17 +570,17 @@ impl Sync<'_> {
     async fn cleanup_unhealthy_replicas(&mut self, mut old_rss: Vec<Arc<ReplicaSet>>, max_cleanup: i32) -> Result<(Vec<Arc<ReplicaSet>>, i32)> {
         old_rss.sort_by(|a, b| by_creation(a, b));
         let mut total = 0;
-        for i in 0..old_rss.len() {
+        for slot in old_rss.iter_mut() {
             if total >= max_cleanup {
                 break;
             }
-            let rs = old_rss[i].clone();
+            let rs = slot.clone();
             let (replicas, available) = (rs_replicas(&rs), rs_available(&rs));
             if replicas == 0 || replicas == available {
                 continue;
             }
             let down = (max_cleanup - total).min(replicas - available);
-            old_rss[i] = self.scale_replica_set(&rs, replicas - down).await?.1;
+            *slot = self.scale_replica_set(&rs, replicas - down).await?.1;
             total += down;
         }
         Ok((old_rss, total))
@@ -586,17 +595,17 @@ impl Sync<'_> {
         old_rss.sort_by(|a, b| by_creation(a, b));
         let wanted = available - min_available;
         let mut total = 0;
-        for i in 0..old_rss.len() {
+        for slot in old_rss.iter_mut() {
             if total >= wanted {
                 break;
             }
-            let rs = old_rss[i].clone();
+            let rs = slot.clone();
             let replicas = rs_replicas(&rs);
             if replicas == 0 {
                 continue;
             }
             let down = replicas.min(wanted - total);
-            old_rss[i] = self.scale_replica_set(&rs, replicas - down).await?.1;
+            *slot = self.scale_replica_set(&rs, replicas - down).await?.1;
             total += down;
         }
         Ok((old_rss, total))
@@ -884,18 +893,46 @@ fn find_new_replica_set(template: &PodTemplateSpec, rs_list: &[Arc<ReplicaSet>])
 
 /// Templates equal but for the `pod-template-hash` label.
 fn equal_ignore_hash(a: &PodTemplateSpec, b: &PodTemplateSpec) -> bool {
-    let strip = |t: &PodTemplateSpec| {
-        let mut t = t.clone();
-        let meta = t.metadata.get_or_insert_with(Default::default);
-        if let Some(labels) = &mut meta.labels {
+    canonical(a) == canonical(b)
+}
+
+/// Non-pointer Go fields whose zero value and absence are the same to upstream's semantic
+/// equality, but which an object written as protobuf spells out.
+fn zero_means_absent(key: &str, value: &Value) -> bool {
+    match key {
+        "generation" | "hostPort" => value.as_i64() == Some(0),
+        "stdin" | "stdinOnce" | "tty" | "hostNetwork" | "hostPID" | "hostIPC" | "readOnly" => *value == Value::Bool(false),
+        _ => false,
+    }
+}
+
+/// The template as compared and hashed: without the `pod-template-hash` label, empty label
+/// maps or explicit zeros of non-pointer fields.
+fn canonical(template: &PodTemplateSpec) -> Value {
+    fn strip(value: &mut Value) {
+        match value {
+            Value::Object(map) => {
+                map.retain(|key, v| !zero_means_absent(key, v));
+                map.values_mut().for_each(strip);
+            }
+            Value::Array(items) => items.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    let mut value = serde_json::to_value(template).expect("template serializes");
+    strip(&mut value);
+    if let Some(metadata) = value.get_mut("metadata").and_then(Value::as_object_mut) {
+        if let Some(labels) = metadata.get_mut("labels").and_then(Value::as_object_mut) {
             labels.remove(POD_TEMPLATE_HASH);
+            if labels.is_empty() {
+                metadata.remove("labels");
+            }
         }
-        if meta.labels.as_ref().is_some_and(|l| l.is_empty()) {
-            meta.labels = None;
+        if metadata.is_empty() {
+            value.as_object_mut().expect("object").remove("metadata");
         }
-        t
-    };
-    strip(a) == strip(b)
+    }
+    value
 }
 
 /// The `pod-template-hash`: FNV-32a of the template (and the collision count), spelled in
@@ -908,7 +945,7 @@ fn compute_hash(template: &PodTemplateSpec, collision_count: Option<i32>) -> Str
             hash = hash.wrapping_mul(0x0100_0193);
         }
     };
-    write(&serde_json::to_vec(template).expect("template serializes"));
+    write(&serde_json::to_vec(&canonical(template)).expect("template serializes"));
     if let Some(count) = collision_count {
         let mut bytes = [0u8; 8];
         bytes[..4].copy_from_slice(&(count as u32).to_le_bytes());
@@ -1011,13 +1048,15 @@ fn max_unavailable(d: &Deployment) -> Result<i32> {
     Ok(resolve_fenceposts(d)?.1.min(replicas))
 }
 
-/// How many replicas the new ReplicaSet may have now.
+/// How many replicas the new ReplicaSet may have now. A ReplicaSet counts with its pods
+/// still running when it has more than it was scaled to: upstream counts only the sizes, so
+/// a new pod could start before an old one it replaces stops, briefly exceeding `maxSurge`.
 fn new_rs_new_replicas(d: &Deployment, all_rss: &[Arc<ReplicaSet>], new_rs: &ReplicaSet) -> Result<i32> {
     let replicas = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
     if strategy_type(d) != "RollingUpdate" {
         return Ok(replicas);
     }
-    let current: i32 = all_rss.iter().map(|rs| rs_replicas(rs)).sum();
+    let current: i32 = all_rss.iter().map(|rs| rs_replicas(rs).max(rs.status.as_ref().map_or(0, |s| s.replicas))).sum();
     let max_total = replicas + max_surge(d)?;
     let new_current = rs_replicas(new_rs);
     if current >= max_total {
@@ -1154,9 +1193,25 @@ mod tests {
     }
 
     #[test]
+    fn explicit_zeros_of_non_pointer_fields_compare_equal() {
+        let explicit: PodTemplateSpec = serde_json::from_value(serde_json::json!({
+            "metadata": {"generation": 0, "labels": {"app": "web"}},
+            "spec": {"hostIPC": false, "containers": [{"name": "c", "stdin": false, "ports": [{"containerPort": 80, "hostPort": 0}]}]}
+        }))
+        .unwrap();
+        let omitted: PodTemplateSpec = serde_json::from_value(serde_json::json!({
+            "metadata": {"labels": {"app": "web"}},
+            "spec": {"containers": [{"name": "c", "ports": [{"containerPort": 80}]}]}
+        }))
+        .unwrap();
+        assert!(equal_ignore_hash(&explicit, &omitted));
+        assert_eq!(compute_hash(&explicit, None), compute_hash(&omitted, None));
+    }
+
+    #[test]
     fn template_hash_label_is_ignored_when_comparing() {
-        let mut with_hash = PodTemplateSpec::default();
-        with_hash.metadata = Some(ObjectMeta { labels: Some(BTreeMap::from([(POD_TEMPLATE_HASH.to_string(), "abc".to_string())])), ..ObjectMeta::default() });
+        let labels = Some(BTreeMap::from([(POD_TEMPLATE_HASH.to_string(), "abc".to_string())]));
+        let with_hash = PodTemplateSpec { metadata: Some(ObjectMeta { labels, ..ObjectMeta::default() }), ..PodTemplateSpec::default() };
         assert!(equal_ignore_hash(&with_hash, &PodTemplateSpec::default()));
     }
 

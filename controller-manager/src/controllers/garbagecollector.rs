@@ -196,7 +196,8 @@ impl Collector {
                 tracing::info!(resources = expected, "garbage collector: all resource monitors have synced");
                 let _ = synced.send(true);
             }
-            tokio::time::sleep(RESYNC_DISCOVERY).await;
+            // Until the first discovery succeeds, retry soon.
+            tokio::time::sleep(if first.is_some() { RESYNC_DISCOVERY } else { Duration::from_secs(1) }).await;
         }
     }
 

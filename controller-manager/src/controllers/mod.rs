@@ -1,11 +1,15 @@
 //! The controllers, one file each, and the `--controllers` selection among them.
 
 pub mod deployment;
+pub mod endpoints;
+pub mod endpointslice;
 pub mod garbagecollector;
 pub mod namespace;
+pub mod nodelifecycle;
 pub mod replicaset;
 pub mod rootcacertpublisher;
 pub mod serviceaccount;
+pub mod tainteviction;
 
 use std::sync::Arc;
 
@@ -41,6 +45,10 @@ pub const CONTROLLERS: &[Descriptor] = &[
     Descriptor { name: namespace::NAME, aliases: &["namespace"], start: namespace::start },
     Descriptor { name: serviceaccount::NAME, aliases: &["serviceaccount"], start: serviceaccount::start },
     Descriptor { name: rootcacertpublisher::NAME, aliases: &["root-ca-cert-publisher"], start: rootcacertpublisher::start },
+    Descriptor { name: endpoints::NAME, aliases: &["endpoint"], start: endpoints::start },
+    Descriptor { name: endpointslice::NAME, aliases: &["endpointslice"], start: endpointslice::start },
+    Descriptor { name: nodelifecycle::NAME, aliases: &["nodelifecycle"], start: nodelifecycle::start },
+    Descriptor { name: tainteviction::NAME, aliases: &["taint-eviction"], start: tainteviction::start },
 ];
 
 /// The controllers `--controllers` selects, in start order, or the unknown name.

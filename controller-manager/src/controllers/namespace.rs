@@ -55,7 +55,7 @@ pub fn start(ctx: &ControllerContext) {
     let context = Arc::new(Context { client: ctx.client.clone(), queue: queue.clone() });
     tokio::spawn(watch_namespaces(context.clone(), namespaces.subscribe()));
     let workers = ctx.options.concurrent_namespace_syncs;
-    tokio::spawn(runtime::run(queue, triggers, namespaces.store(), workers, context, reconcile));
+    tokio::spawn(runtime::run(queue, triggers, namespaces.store(), vec![namespaces.synced()], workers, context, reconcile));
 }
 
 async fn watch_namespaces(ctx: Arc<Context>, mut changes: UnboundedReceiver<Change<Namespace>>) {

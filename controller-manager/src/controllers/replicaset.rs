@@ -7,7 +7,7 @@
 //! creations and deletions (or five minutes have passed), so a slow watch never makes it
 //! create or delete twice.
 
-use std::cmp::Ordering;
+use std::cmp::{Ordering, Reverse};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -68,7 +68,8 @@ pub fn start(ctx: &ControllerContext) {
     tokio::spawn(watch_pods(context.clone(), pods.subscribe()));
     let store = context.replica_sets.clone();
     let workers = ctx.options.concurrent_replicaset_syncs;
-    tokio::spawn(runtime::run(queue, triggers, store, workers, context, reconcile));
+    let caches = vec![replica_sets.synced(), pods.synced()];
+    tokio::spawn(runtime::run(queue, triggers, store, caches, workers, context, reconcile));
 }
 
 async fn watch_replica_sets(ctx: Arc<Context>, mut changes: UnboundedReceiver<Change<ReplicaSet>>) {
@@ -373,8 +374,7 @@ fn pods_to_delete(mut pods: Vec<Arc<Pod>>, related: &[Arc<Pod>], count: usize) -
             *on_node.entry(node_name(pod).to_string()).or_default() += 1;
         }
         let now = Timestamp::now();
-        let rank = |pod: &Pod| on_node.get(node_name(pod)).copied().unwrap_or(0);
-        pods.sort_by(|a, b| deletion_order(a, rank(a), b, rank(b), now));
+        pods.sort_by_cached_key(|pod| deletion_key(pod, on_node.get(node_name(pod)).copied().unwrap_or(0), now));
     }
     pods.truncate(count);
     pods
@@ -384,83 +384,47 @@ fn node_name(pod: &Pod) -> &str {
     pod.spec.as_ref().and_then(|s| s.node_name.as_deref()).unwrap_or("")
 }
 
-/// `Less` means `a` should be deleted before `b`.
-fn deletion_order(a: &Pod, rank_a: usize, b: &Pod, rank_b: usize, now: Timestamp) -> Ordering {
-    // 1. Unassigned before assigned.
-    let (node_a, node_b) = (node_name(a), node_name(b));
-    if node_a != node_b && (node_a.is_empty() || node_b.is_empty()) {
-        return if node_a.is_empty() { Ordering::Less } else { Ordering::Greater };
-    }
-    // 2. Pending before Unknown before Running.
-    let ordinal = |pod: &Pod| match phase(pod) {
+/// A pod's place in the deletion order, smallest first:
+/// 1. unassigned before assigned;
+/// 2. Pending before Unknown before Running;
+/// 3. not ready before ready;
+/// 4. lower `pod-deletion-cost` first;
+/// 5. more related pods on its node (rank) first;
+/// 6. of ready pods, ready for less time first;
+/// 7. more container restarts first;
+/// 8. newer before older.
+///
+/// Times compare on a logarithmic scale (upstream's `LogarithmicScaleDown`), equal buckets by
+/// UID, a pseudo-random but stable choice; unlike upstream's comparison, two pods with the
+/// very same timestamp are ordered by UID too, which keeps the order total.
+fn deletion_key(pod: &Pod, rank: usize, now: Timestamp) -> impl Ord {
+    let phase = match phase(pod) {
         "Unknown" => 1,
         "Running" => 2,
         _ => 0,
     };
-    let by_phase = ordinal(a).cmp(&ordinal(b));
-    if by_phase != Ordering::Equal {
-        return by_phase;
-    }
-    // 3. Not ready before ready.
-    let by_ready = is_pod_ready(a).cmp(&is_pod_ready(b));
-    if by_ready != Ordering::Equal {
-        return by_ready;
-    }
-    // 4. Lower deletion cost first.
-    let cost = |pod: &Pod| {
-        pod.annotations().get(POD_DELETION_COST).and_then(|c| c.parse::<i32>().ok()).unwrap_or(0)
+    let cost = pod.annotations().get(POD_DELETION_COST).and_then(|c| c.parse::<i32>().ok()).unwrap_or(0);
+    let ready = is_pod_ready(pod);
+    let uid = pod.uid().unwrap_or_default();
+    let age = |time: Option<&Time>| {
+        time.map(|t| {
+            let nanos = now.duration_since(t.0).as_nanos();
+            if nanos > 0 { (nanos as f64).log2() as i64 } else { -1 }
+        })
     };
-    let by_cost = cost(a).cmp(&cost(b));
-    if by_cost != Ordering::Equal {
-        return by_cost;
-    }
-    // 5. More crowded node first.
-    if rank_a != rank_b {
-        return rank_b.cmp(&rank_a);
-    }
-    // 6. Ready for less time first (on a logarithmic scale, ties broken by UID).
-    if is_pod_ready(a) && is_pod_ready(b) {
-        let ready_since = |pod: &Pod| ready_condition(pod).and_then(|c| c.last_transition_time.clone());
-        let order = newer_first(ready_since(a), ready_since(b), a, b, now);
-        if order != Ordering::Equal {
-            return order;
-        }
-    }
-    // 7. More container restarts first.
-    let restarts = |pod: &Pod| {
-        pod.status
-            .as_ref()
-            .and_then(|s| s.container_statuses.as_ref())
-            .map(|cs| cs.iter().map(|c| c.restart_count).max().unwrap_or(0))
-            .unwrap_or(0)
-    };
-    let by_restarts = restarts(b).cmp(&restarts(a));
-    if by_restarts != Ordering::Equal {
-        return by_restarts;
-    }
-    // 8. Newer before older (logarithmic scale, ties broken by UID).
-    newer_first(a.metadata.creation_timestamp.clone(), b.metadata.creation_timestamp.clone(), a, b, now)
-}
-
-/// Orders two timestamps newest first; a missing one comes first. Timestamps in the same
-/// power-of-two age bucket are ordered by UID, a pseudo-random but stable choice.
-fn newer_first(t_a: Option<Time>, t_b: Option<Time>, a: &Pod, b: &Pod, now: Timestamp) -> Ordering {
-    match (t_a, t_b) {
-        (None, None) => Ordering::Equal,
-        (None, Some(_)) => Ordering::Less,
-        (Some(_), None) => Ordering::Greater,
-        (Some(t_a), Some(t_b)) if t_a == t_b => Ordering::Equal,
-        (Some(t_a), Some(t_b)) => {
-            let bucket = |t: &Time| {
-                let nanos = now.duration_since(t.0).as_nanos();
-                if nanos > 0 { (nanos as f64).log2() as i64 } else { -1 }
-            };
-            match bucket(&t_a).cmp(&bucket(&t_b)) {
-                Ordering::Equal => a.uid().cmp(&b.uid()),
-                order => order,
-            }
-        }
-    }
+    let ready_age = if ready { age(ready_condition(pod).and_then(|c| c.last_transition_time.as_ref())) } else { None };
+    let restarts = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref())
+        .map(|cs| cs.iter().map(|c| c.restart_count).max().unwrap_or(0))
+        .unwrap_or(0);
+    let created_age = age(pod.metadata.creation_timestamp.as_ref());
+    (
+        (!node_name(pod).is_empty(), phase, ready, cost, Reverse(rank)),
+        (ready_age.is_some(), ready_age, ready_age.map(|_| uid.clone())),
+        (Reverse(restarts), created_age.is_some(), created_age, uid),
+    )
 }
 
 /// The status for the claimed active pods; a failed create or delete shows as the
@@ -648,6 +612,22 @@ mod tests {
         let pods = vec![pod("alone", "n1", "Running", Some(100), 100), pod("crowded", "n2", "Running", Some(100), 100)];
         let related = vec![pods[0].clone(), pods[1].clone(), pod("other", "n2", "Running", Some(100), 100)];
         assert_eq!(names(pods_to_delete(pods, &related, 1)), ["crowded"]);
+    }
+
+    #[test]
+    fn a_failed_create_shows_as_replica_failure_until_a_clean_sync() {
+        let rs = ReplicaSet {
+            spec: Some(k8s_openapi::api::apps::v1::ReplicaSetSpec { replicas: Some(3), ..Default::default() }),
+            ..ReplicaSet::default()
+        };
+        let pods = vec![pod("a", "n1", "Running", Some(10), 10)];
+        let failed = calculate_status(&rs, &pods, Some(&Error::Other("pods \"x\" is forbidden: quota".into())));
+        let condition = &failed.conditions.as_ref().unwrap()[0];
+        assert_eq!((condition.type_.as_str(), condition.reason.as_deref()), ("ReplicaFailure", Some("FailedCreate")));
+        assert_eq!(condition.message.as_deref(), Some("pods \"x\" is forbidden: quota"));
+        assert_eq!((failed.replicas, failed.ready_replicas, failed.available_replicas), (1, Some(1), Some(1)));
+        let recovered = calculate_status(&ReplicaSet { status: Some(failed), ..rs }, &pods, None);
+        assert!(recovered.conditions.is_none());
     }
 
     #[tokio::test]

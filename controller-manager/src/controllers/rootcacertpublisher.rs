@@ -44,7 +44,8 @@ pub fn start(ctx: &ControllerContext) {
     tokio::spawn(watch_namespaces(queue.clone(), namespaces.subscribe()));
     tokio::spawn(watch_config_maps(queue.clone(), config_maps.subscribe()));
     let context = Arc::new(Context { client: ctx.client.clone(), config_maps: config_maps.store(), root_ca });
-    tokio::spawn(runtime::run(queue, triggers, namespaces.store(), 1, context, reconcile));
+    let caches = vec![namespaces.synced(), config_maps.synced()];
+    tokio::spawn(runtime::run(queue, triggers, namespaces.store(), caches, 1, context, reconcile));
 }
 
 async fn watch_namespaces(queue: Queue<Namespace>, mut changes: UnboundedReceiver<Change<Namespace>>) {

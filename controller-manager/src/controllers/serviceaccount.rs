@@ -35,7 +35,8 @@ pub fn start(ctx: &ControllerContext) {
     tokio::spawn(watch_namespaces(queue.clone(), namespaces.subscribe()));
     tokio::spawn(watch_service_accounts(queue.clone(), service_accounts.subscribe()));
     let context = Arc::new(Context { client: ctx.client.clone(), service_accounts: service_accounts.store() });
-    tokio::spawn(runtime::run(queue, triggers, namespaces.store(), 1, context, reconcile));
+    let caches = vec![namespaces.synced(), service_accounts.synced()];
+    tokio::spawn(runtime::run(queue, triggers, namespaces.store(), caches, 1, context, reconcile));
 }
 
 async fn watch_namespaces(queue: Queue<Namespace>, mut changes: UnboundedReceiver<Change<Namespace>>) {
