@@ -97,8 +97,9 @@ async fn delete_endpoints(ctx: &Context, service: &Service) {
     }
 }
 
-/// Pods changes reach the services selecting the pod before and after the change.
-async fn watch_pods(queue: Queue<Service>, mut changes: UnboundedReceiver<Change<Pod>>, services: Store<Service>) {
+/// Pods changes reach the services selecting the pod before and after the change; shared
+/// with the EndpointSlice controller, which reacts to the same changes.
+pub async fn watch_pods(queue: Queue<Service>, mut changes: UnboundedReceiver<Change<Pod>>, services: Store<Service>) {
     while let Some(change) = changes.next().await {
         let (old, new) = match change {
             Change::Applied { old, new } => (old, Some(new)),

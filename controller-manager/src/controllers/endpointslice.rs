@@ -23,8 +23,8 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Client, ResourceExt};
 
 use super::endpoints::{
-    endpoint_relevant_change, find_port, hostname_for_service, pod_ip_for_service, selected_pods, selecting_services,
-    should_pod_be_in_endpoints, TriggerTimes, LAST_CHANGE_TRIGGER_TIME,
+    find_port, hostname_for_service, pod_ip_for_service, selected_pods, should_pod_be_in_endpoints, watch_pods,
+    TriggerTimes, LAST_CHANGE_TRIGGER_TIME,
 };
 use super::ControllerContext;
 use crate::controller_utils::{controller_ref, is_pod_ready};
@@ -83,25 +83,6 @@ async fn watch_services(queue: Queue<Service>, mut changes: UnboundedReceiver<Ch
                 let key = (gone.namespace().unwrap_or_default(), gone.name_any());
                 ctx.triggers.forget(&key.0, &key.1);
                 ctx.written.forget(&key);
-            }
-        }
-    }
-}
-
-async fn watch_pods(queue: Queue<Service>, mut changes: UnboundedReceiver<Change<Pod>>, services: Store<Service>) {
-    while let Some(change) = changes.next().await {
-        let (old, new) = match change {
-            Change::Applied { old, new } => (old, Some(new)),
-            Change::Deleted(gone) => (Some(gone), None),
-        };
-        if let (Some(old), Some(new)) = (&old, &new) {
-            if old.resource_version() == new.resource_version() || !endpoint_relevant_change(old, new) {
-                continue;
-            }
-        }
-        for pod in old.iter().chain(new.iter()) {
-            for service in selecting_services(&services, pod) {
-                queue.add_object(&service);
             }
         }
     }
