@@ -75,7 +75,7 @@ impl<S: Strategy> Rest<S> {
         let (sender, receiver) = mpsc::channel::<Result<Bytes, std::convert::Infallible>>(64);
         match self.cache.subscribe(prefix.as_bytes(), from).await {
             Ok(subscription) => {
-                let rows = RowMaker { rest: self.strategy.clone(), _marker: std::marker::PhantomData::<S> };
+                let rows = RowMaker { rest: self.strategy.clone() };
                 tokio::spawn(watcher.run(subscription, sender, Duration::from_secs(timeout), rows));
             }
             Err(error @ ApiError::Expired(_)) => {
@@ -99,7 +99,6 @@ fn tokio_stream_from<T: Send + 'static>(mut receiver: mpsc::Receiver<T>) -> impl
 /// Turns entries into table rows for `kubectl get -w`.
 struct RowMaker<S: Strategy> {
     rest: Arc<S>,
-    _marker: std::marker::PhantomData<S>,
 }
 
 impl<S: Strategy> RowMaker<S> {
