@@ -81,6 +81,20 @@ pub fn name_errors(name: &str, rule: NameRule) -> Vec<String> {
     errors
 }
 
+/// Checks of a port's `name` (endpoints and services): required where the object has several
+/// ports, otherwise optional, and a DNS-1123 label when given.
+pub fn port_name(name: &str, required: bool, path: &str) -> Vec<Cause> {
+    let field = format!("{path}.name");
+    match name {
+        "" if required => vec![Cause::required(field)],
+        "" => Vec::new(),
+        name => name_errors(name, NameRule::Label)
+            .into_iter()
+            .map(|error| Cause::invalid(field.clone(), &Value::from(name), error))
+            .collect(),
+    }
+}
+
 /// Upstream's `ValidateObjectMeta`: name (or generateName), labels and annotations.
 pub fn object_meta(meta: &ObjectMeta, rule: NameRule) -> Vec<Cause> {
     let mut causes = Vec::new();

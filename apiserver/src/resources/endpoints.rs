@@ -112,16 +112,7 @@ pub fn special_ip_error(ip: &IpAddr) -> Option<&'static str> {
 }
 
 fn validate_port(port: &EndpointPort, name_required: bool, path: &str) -> Vec<Cause> {
-    let mut causes = Vec::new();
-    match port.name.as_deref().unwrap_or("") {
-        "" if name_required => causes.push(Cause::required(format!("{path}.name"))),
-        "" => {}
-        name => {
-            for error in validation::name_errors(name, NameRule::Label) {
-                causes.push(Cause::invalid(format!("{path}.name"), &Value::from(name), error));
-            }
-        }
-    }
+    let mut causes = validation::port_name(port.name.as_deref().unwrap_or(""), name_required, path);
     if !(1..=65535).contains(&port.port) {
         causes.push(Cause::invalid(format!("{path}.port"), &Value::from(port.port), PORT_RANGE));
     }

@@ -756,18 +756,10 @@ const INVALID_IP: &str = "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8
 
 /// Upstream's `validateServicePort`.
 fn validate_port(port: &ServicePort, name_required: bool, names: &mut BTreeSet<String>, path: &str) -> Vec<Cause> {
-    let mut causes = Vec::new();
-    match port.name.as_deref().unwrap_or("") {
-        "" if name_required => causes.push(Cause::required(format!("{path}.name"))),
-        "" => {}
-        name => {
-            for error in validation::name_errors(name, NameRule::Label) {
-                causes.push(Cause::invalid(format!("{path}.name"), &Value::from(name), error));
-            }
-            if !names.insert(name.to_string()) {
-                causes.push(Cause::duplicate(format!("{path}.name"), &Value::from(name)));
-            }
-        }
+    let name = port.name.as_deref().unwrap_or("");
+    let mut causes = validation::port_name(name, name_required, path);
+    if !name.is_empty() && !names.insert(name.to_string()) {
+        causes.push(Cause::duplicate(format!("{path}.name"), &Value::from(name)));
     }
     if !(1..=65535).contains(&port.port) {
         causes.push(Cause::invalid(format!("{path}.port"), &Value::from(port.port), PORT_RANGE));
