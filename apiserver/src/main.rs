@@ -1,21 +1,6 @@
 //! `kube-apiserver`: the Kubernetes API over HTTPS, persisted to the embedded store or etcd.
 
-mod apply;
-mod authn;
-mod discovery;
-mod error;
-mod metrics;
-mod openapi;
-mod options;
-mod patch;
-mod pki;
-mod protobuf;
-mod registry;
-mod resources;
-mod routes;
-mod server;
-mod tls;
-
+use apiserver::{options, server};
 use clap::Parser;
 
 /// glibc's `M_ARENA_MAX` parameter of `mallopt`.

@@ -1,0 +1,18 @@
+//! `kube-apiserver` as a library: the binary in `main.rs` only parses flags and runs
+//! [`server::run`], so tests and tools can build the same server in-process.
+
+pub mod apply;
+pub mod authn;
+pub mod discovery;
+pub mod error;
+pub mod metrics;
+pub mod openapi;
+pub mod options;
+pub mod patch;
+pub mod pki;
+pub mod protobuf;
+pub mod registry;
+pub mod resources;
+pub mod routes;
+pub mod server;
+pub mod tls;
