@@ -3,6 +3,8 @@
 //! every pod bound to them through kubelet's phases, so the rest of the control plane can be
 //! exercised at scale on one machine.
 
+mod events;
+mod image;
 mod ipam;
 mod node;
 mod options;
@@ -14,6 +16,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
+use crate::image::Registry;
 use crate::ipam::{node_cidr, Ipam};
 use crate::node::{internal_ip, SimNode};
 use crate::options::Options;
@@ -55,6 +58,7 @@ fn nodes(options: &Options) -> Result<Vec<SimNode>, Error> {
                 boot_id: uuid::Uuid::new_v4().to_string(),
                 silenced: false,
                 observed_conditions: Vec::new(),
+                images: Default::default(),
             });
         }
     }
@@ -73,6 +77,7 @@ async fn run(options: Options) -> Result<(), Error> {
         lease_duration_seconds: options.node_lease_duration_seconds,
         status_report_frequency: options.node_status_report_frequency,
         concurrency: options.max_concurrent_requests.max(1),
+        registry: Registry::new(options.missing_images.clone()),
     };
     tokio::select! {
         result = Simulator::run(client, settings, nodes) => result?,

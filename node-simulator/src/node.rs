@@ -1,7 +1,7 @@
 //! A simulated node: the Node object a kubelet registers (capacity, labels, taints, pod
 //! CIDR, addresses, node info, the four conditions) and the status it posts afterwards.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::net::Ipv4Addr;
 
 use k8s_openapi::api::core::v1::{
@@ -36,6 +36,8 @@ pub struct SimNode {
     pub silenced: bool,
     /// The conditions last seen on the Node, so reports keep their transition times.
     pub observed_conditions: Vec<NodeCondition>,
+    /// Images pulled on this node, which `IfNotPresent` pods then find present.
+    pub images: HashSet<String>,
 }
 
 /// Node IPs are consecutive addresses in 172.16.0.0/12, by node index.
@@ -152,6 +154,7 @@ mod tests {
             boot_id: "b".into(),
             silenced: false,
             observed_conditions: Vec::new(),
+            images: Default::default(),
         };
         let object = node.object();
         let labels = object.metadata.labels.unwrap();

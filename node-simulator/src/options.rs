@@ -9,7 +9,10 @@ use std::time::Duration;
 use clap::Parser;
 use ipnet::Ipv4Net;
 use k8s_openapi::api::core::v1::Taint;
+use regex::Regex;
 use serde::Deserialize;
+
+use crate::image::DEFAULT_MISSING_IMAGES;
 
 #[derive(Debug, Clone, Parser)]
 #[command(name = "node-simulator", version, about = "Simulated kubelets: nodes and pods without containers")]
@@ -65,6 +68,12 @@ pub struct Options {
     /// API requests (status updates, lease renewals, deletions) in flight at once.
     #[arg(long, default_value_t = 32)]
     pub max_concurrent_requests: usize,
+    /// Images whose pulls fail (`ErrImagePull`, then `ImagePullBackOff`): a regular
+    /// expression matched against each container's image. The default catches the usual
+    /// placeholders for a missing image (`nginx:404`, `:doesnotexist`, `:nonexistent`,
+    /// `does-not-exist`, `invalid`, `notexist`); `'^$'` makes every image pullable.
+    #[arg(long, default_value = DEFAULT_MISSING_IMAGES)]
+    pub missing_images: Regex,
 }
 
 /// A set of identical nodes.

@@ -22,9 +22,16 @@ use serde_json::json;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use crate::events::{PodEvent, PodRef, Recorder};
+use crate::image::Registry;
 use crate::ipam::Ipam;
 use crate::node::{SimNode, STOP_HEARTBEATS};
-use crate::pod::{SimPod, Stage, EXIT_CODE};
+use crate::pod::{Note, SimPod, Stage, EXIT_CODE};
+
+/// How soon after a failed pull kubelet syncs the pod again and finds the pull in back-off
+/// (its own status update and the sandbox's start wake the pod worker within a second or
+/// two), turning `ErrImagePull` into `ImagePullBackOff`.
+const PULL_RESYNC: Duration = Duration::from_secs(1);
 
 /// Timing and limits from the flags.
 #[derive(Debug, Clone)]
@@ -33,6 +40,8 @@ pub struct Settings {
     pub lease_duration_seconds: i32,
     pub status_report_frequency: Duration,
     pub concurrency: usize,
+    /// Which images cannot be pulled.
+    pub registry: Registry,
 }
 
 /// One unit of API work.
@@ -41,8 +50,12 @@ enum Work {
     /// Post the `ContainerCreating` status of a newly bound pod, then start it after the
     /// startup delay.
     CreatePod(String),
-    /// Start the pod's containers.
+    /// Finish pulling the pod's images and start its containers.
     StartPod(String),
+    /// Sync a pod whose pull failed again within the back-off (`ImagePullBackOff`).
+    BackOffPull(String),
+    /// Pull a pod's missing images again once the back-off is over.
+    RetryPull(String),
     /// Post the pod's status as it stands.
     PostPod(String),
     /// Post the terminated status of a deleted pod and remove it.
@@ -66,6 +79,7 @@ pub struct Simulator {
     state: Mutex<State>,
     work: mpsc::UnboundedSender<Work>,
     timers: mpsc::UnboundedSender<(Instant, Work)>,
+    recorder: Recorder,
 }
 
 fn is_status(error: &kube::Error, code: u16) -> bool {
@@ -78,7 +92,8 @@ impl Simulator {
         let (work, work_queue) = mpsc::unbounded_channel();
         let (timers, timer_queue) = mpsc::unbounded_channel();
         let state = State { nodes: nodes.into_iter().map(|n| (n.name.clone(), n)).collect(), pods: HashMap::new() };
-        let simulator = Arc::new(Simulator { client, settings, state: Mutex::new(state), work, timers });
+        let recorder = Recorder::start(client.clone());
+        let simulator = Arc::new(Simulator { client, settings, state: Mutex::new(state), work, timers, recorder });
         simulator.register().await?;
         tokio::spawn(simulator.clone().run_timers(timer_queue));
         tokio::spawn(simulator.clone().run_workers(work_queue));
@@ -188,10 +203,13 @@ impl Simulator {
         match work {
             Work::CreatePod(uid) => {
                 if self.post_pod(&uid).await {
+                    self.begin_pulls(&uid);
                     self.after(self.settings.pod_startup_delay, Work::StartPod(uid));
                 }
             }
             Work::StartPod(uid) => self.start_pod(&uid).await,
+            Work::BackOffPull(uid) => self.back_off_pull(&uid).await,
+            Work::RetryPull(uid) => self.retry_pull(&uid).await,
             Work::PostPod(uid) => {
                 self.post_pod(&uid).await;
             }
@@ -220,8 +238,59 @@ impl Simulator {
         }
     }
 
+    /// Records kubelet's events about a pod's containers.
+    fn record(&self, pod: &SimPod, notes: Vec<Note>) {
+        for note in notes {
+            let pod = PodRef { namespace: pod.namespace.clone(), name: pod.name.clone(), uid: pod.uid.clone(), node: pod.node.clone() };
+            let Note { field_path, warning, reason, message, repeats } = note;
+            self.recorder.record(PodEvent { pod, field_path, warning, reason, message, repeats });
+        }
+    }
+
+    fn begin_pulls(&self, uid: &str) {
+        let mut state = self.state();
+        let State { nodes, pods } = &mut *state;
+        let Some(pod) = pods.get_mut(uid).filter(|p| p.stage == Stage::Creating) else { return };
+        let Some(node) = nodes.get(&pod.node) else { return };
+        let notes = pod.begin_pulls(&node.images, jiff::Timestamp::now());
+        self.record(pod, notes);
+    }
+
+    /// A failed pull: the pod is found in back-off shortly after, and pulled again when the
+    /// back-off is over.
+    fn schedule_retry(&self, uid: &str, backoff: Duration) {
+        self.after(PULL_RESYNC, Work::BackOffPull(uid.to_string()));
+        self.after(backoff, Work::RetryPull(uid.to_string()));
+    }
+
+    async fn back_off_pull(&self, uid: &str) {
+        {
+            let mut state = self.state();
+            let Some(pod) = state.pods.get_mut(uid).filter(|p| p.stage == Stage::Running) else { return };
+            let notes = pod.back_off();
+            if notes.is_empty() {
+                return;
+            }
+            self.record(pod, notes);
+        }
+        self.post_pod(uid).await;
+    }
+
+    async fn retry_pull(&self, uid: &str) {
+        let backoff = {
+            let mut state = self.state();
+            let Some(pod) = state.pods.get_mut(uid).filter(|p| p.stage == Stage::Running && p.pull.is_some()) else { return };
+            let (notes, backoff) = pod.retry_pulls();
+            self.record(pod, notes);
+            backoff
+        };
+        if self.post_pod(uid).await {
+            self.schedule_retry(uid, backoff);
+        }
+    }
+
     async fn start_pod(&self, uid: &str) {
-        let delays = {
+        let (delays, pull_failed) = {
             let mut state = self.state();
             let State { nodes, pods } = &mut *state;
             let Some(pod) = pods.get_mut(uid) else { return };
@@ -238,13 +307,20 @@ impl Simulator {
                     return;
                 }
             }
+            let now = jiff::Timestamp::now();
+            let Some(node) = nodes.get_mut(&pod.node) else { return };
+            let (notes, pull_failed) = pod.finish_pulls(&mut node.images, now);
+            self.record(pod, notes);
             pod.stage = Stage::Running;
-            pod.started = Some(jiff::Timestamp::now());
-            pod.readiness_delays()
+            pod.started = Some(now);
+            (pod.readiness_delays(), pull_failed)
         };
         if self.post_pod(uid).await {
             for delay in delays {
                 self.after(delay, Work::PostPod(uid.to_string()));
+            }
+            if pull_failed {
+                self.schedule_retry(uid, crate::image::backoff(1));
             }
         }
     }
@@ -400,6 +476,7 @@ impl Simulator {
     fn forget_pod(&self, uid: &str) {
         let mut state = self.state();
         let State { nodes, pods } = &mut *state;
+        self.recorder.forget(uid);
         if let Some(pod) = pods.remove(uid) {
             if let (Some(ip), Some(node)) = (pod.ip, nodes.get_mut(&pod.node)) {
                 if !pod.host_network {
@@ -416,7 +493,7 @@ impl Simulator {
         let State { nodes, pods } = &mut *state;
         let Some(node) = nodes.get_mut(&node_name) else { return };
         if pod.metadata.deletion_timestamp.is_some() {
-            let sim = pods.entry(uid.clone()).or_insert_with(|| adopt(pod, &node_name, node));
+            let sim = pods.entry(uid.clone()).or_insert_with(|| adopt(pod, &node_name, node, &self.settings.registry));
             if sim.stage != Stage::Terminating {
                 sim.stage = Stage::Terminating;
                 self.push(Work::TerminatePod(uid));
@@ -435,7 +512,7 @@ impl Simulator {
             }
             return;
         }
-        let sim = adopt(pod, &node_name, node);
+        let sim = adopt(pod, &node_name, node, &self.settings.registry);
         let fresh = sim.stage == Stage::Creating;
         pods.insert(uid.clone(), sim);
         if fresh {
@@ -446,8 +523,8 @@ impl Simulator {
 
 /// Tracks a pod bound to `node`: a new one starts from `ContainerCreating`; one already
 /// running or finished (found after a restart) is taken over as it is, its IP reserved.
-fn adopt(pod: &Pod, node_name: &str, node: &mut SimNode) -> SimPod {
-    let mut sim = SimPod::new(pod, node_name, node.internal_ip);
+fn adopt(pod: &Pod, node_name: &str, node: &mut SimNode, registry: &Registry) -> SimPod {
+    let mut sim = SimPod::new(pod, node_name, node.internal_ip, registry);
     let status = pod.status.as_ref();
     let ip: Option<Ipv4Addr> = status.and_then(|s| s.pod_ip.as_deref()).and_then(|ip| ip.parse().ok());
     let phase = status.and_then(|s| s.phase.as_deref());

@@ -1,0 +1,148 @@
+//! Pod events as kubelet records them (`source.component: kubelet`, `source.host: <node>`,
+//! the container as `fieldPath`), posted apart from pod status so they never hold up the
+//! simulation: a bounded queue that drops when full, like client-go's event broadcaster
+//! (1,000 queued events), and a few dedicated workers. Repeats of an event that can recur
+//! (a pull failing again) bump the first event's `count` like client-go's correlator, so
+//! `kubectl describe` shows `(x3 over 40s)`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use serde_json::json;
+use tokio::sync::mpsc;
+
+/// Events waiting to be posted before new ones are dropped.
+const QUEUE: usize = 1000;
+/// Event requests in flight at once: few, so that status updates keep the apiserver's
+/// attention in a large simulation.
+const WORKERS: usize = 4;
+
+/// The pod an event is about.
+#[derive(Debug, Clone)]
+pub struct PodRef {
+    pub namespace: String,
+    pub name: String,
+    pub uid: String,
+    pub node: String,
+}
+
+/// One kubelet event about a pod's container.
+#[derive(Debug, Clone)]
+pub struct PodEvent {
+    pub pod: PodRef,
+    /// `spec.containers{name}` or `spec.initContainers{name}`.
+    pub field_path: String,
+    pub warning: bool,
+    pub reason: &'static str,
+    pub message: String,
+    /// Whether it may recur and should then be counted on the first one.
+    pub repeats: bool,
+}
+
+/// What makes two events the same: the pod's UID, the reason, the container and message.
+type EventKey = (String, &'static str, String);
+
+/// A recurring event already posted: its name and how often it happened.
+struct Posted {
+    name: String,
+    count: i32,
+}
+
+/// Where the simulator sends events.
+#[derive(Clone)]
+pub struct Recorder {
+    queue: mpsc::Sender<PodEvent>,
+    posted: Arc<Mutex<HashMap<EventKey, Posted>>>,
+}
+
+impl Recorder {
+    /// Starts the workers posting through `client`.
+    pub fn start(client: kube::Client) -> Recorder {
+        let (queue, incoming) = mpsc::channel(QUEUE);
+        let recorder = Recorder { queue, posted: Arc::default() };
+        tokio::spawn(recorder.clone().run(client, incoming));
+        recorder
+    }
+
+    /// Queues an event, dropping it when the queue is full.
+    pub fn record(&self, event: PodEvent) {
+        if let Err(mpsc::error::TrySendError::Full(event)) = self.queue.try_send(event) {
+            tracing::debug!(pod = %event.pod.name, reason = event.reason, "event queue full; dropping event");
+        }
+    }
+
+    /// Forgets the recurring events of a pod that is gone.
+    pub fn forget(&self, uid: &str) {
+        self.posted.lock().unwrap_or_else(|e| e.into_inner()).retain(|(pod, _, _), _| pod != uid);
+    }
+
+    async fn run(self, client: kube::Client, mut incoming: mpsc::Receiver<PodEvent>) {
+        futures::stream::poll_fn(move |cx| incoming.poll_recv(cx))
+            .for_each_concurrent(WORKERS, |event| {
+                let (recorder, client) = (self.clone(), client.clone());
+                async move { recorder.post(client, event).await }
+            })
+            .await;
+    }
+
+    async fn post(&self, client: kube::Client, event: PodEvent) {
+        let now = Time(jiff::Timestamp::from_second(jiff::Timestamp::now().as_second()).unwrap_or_else(|_| jiff::Timestamp::now()));
+        let api: Api<Event> = Api::namespaced(client, &event.pod.namespace);
+        let key = (event.pod.uid.clone(), event.reason, format!("{}\0{}", event.field_path, event.message));
+        let repeat = if event.repeats {
+            let mut posted = self.posted.lock().unwrap_or_else(|e| e.into_inner());
+            posted.get_mut(&key).map(|p| {
+                p.count += 1;
+                (p.name.clone(), p.count)
+            })
+        } else {
+            None
+        };
+        if let Some((name, count)) = repeat {
+            let patch = Patch::Merge(json!({"count": count, "lastTimestamp": now}));
+            match api.patch(&name, &PatchParams::default(), &patch).await {
+                Ok(_) => return,
+                Err(kube::Error::Api(status)) if status.code == 404 => {}
+                Err(error) => {
+                    tracing::debug!(%error, event = name, "could not update event");
+                    return;
+                }
+            }
+        }
+        let nanos = jiff::Timestamp::now().as_nanosecond();
+        let name = format!("{}.{:x}", event.pod.name, nanos);
+        let object = Event {
+            metadata: ObjectMeta { name: Some(name.clone()), namespace: Some(event.pod.namespace.clone()), ..ObjectMeta::default() },
+            involved_object: ObjectReference {
+                api_version: Some("v1".into()),
+                kind: Some("Pod".into()),
+                namespace: Some(event.pod.namespace.clone()),
+                name: Some(event.pod.name.clone()),
+                uid: Some(event.pod.uid.clone()),
+                field_path: Some(event.field_path.clone()),
+                ..ObjectReference::default()
+            },
+            reason: Some(event.reason.into()),
+            message: Some(event.message.clone()),
+            source: Some(EventSource { component: Some("kubelet".into()), host: Some(event.pod.node.clone()) }),
+            first_timestamp: Some(now.clone()),
+            last_timestamp: Some(now),
+            count: Some(1),
+            type_: Some(if event.warning { "Warning" } else { "Normal" }.into()),
+            reporting_component: Some("kubelet".into()),
+            reporting_instance: Some(event.pod.node.clone()),
+            ..Event::default()
+        };
+        match api.create(&PostParams::default(), &object).await {
+            Ok(_) if event.repeats => {
+                self.posted.lock().unwrap_or_else(|e| e.into_inner()).insert(key, Posted { name, count: 1 });
+            }
+            Ok(_) => {}
+            Err(error) => tracing::debug!(%error, pod = %event.pod.name, reason = event.reason, "could not post event"),
+        }
+    }
+}
