@@ -35,7 +35,9 @@ const PUBLIC_PATHS: &[&str] = &["/healthz", "/livez", "/readyz", "/version"];
 impl Authenticator {
     /// Loads `--token-auth-file`: CSV lines `token,user,uid[,"group1,group2"]`.
     pub fn load(token_file: Option<&Path>) -> Result<Self, String> {
-        let Some(path) = token_file else { return Ok(Authenticator::default()) };
+        let Some(path) = token_file else {
+            return Ok(Authenticator::default());
+        };
         let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
         let mut tokens = HashMap::new();
         for (number, line) in text.lines().enumerate() {
@@ -44,14 +46,28 @@ impl Authenticator {
             }
             let fields = split_csv(line);
             if fields.len() < 3 || fields[0].is_empty() {
-                return Err(format!("{}:{}: want token,user,uid[,groups]", path.display(), number + 1));
+                return Err(format!(
+                    "{}:{}: want token,user,uid[,groups]",
+                    path.display(),
+                    number + 1
+                ));
             }
             let mut groups: Vec<String> = fields
                 .get(3)
-                .map(|g| g.split(',').map(str::trim).filter(|g| !g.is_empty()).map(String::from).collect())
+                .map(|g| {
+                    g.split(',')
+                        .map(str::trim)
+                        .filter(|g| !g.is_empty())
+                        .map(String::from)
+                        .collect()
+                })
                 .unwrap_or_default();
             groups.push("system:authenticated".into());
-            let user = UserInfo { name: fields[1].clone(), uid: fields[2].clone(), groups };
+            let user = UserInfo {
+                name: fields[1].clone(),
+                uid: fields[2].clone(),
+                groups,
+            };
             tokens.insert(fields[0].clone(), user);
         }
         Ok(Authenticator { tokens })
@@ -61,11 +77,22 @@ impl Authenticator {
     pub fn from_certificate(der: &[u8]) -> Option<UserInfo> {
         let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
         let subject = cert.subject();
-        let name = subject.iter_common_name().next()?.as_str().ok()?.to_string();
-        let mut groups: Vec<String> =
-            subject.iter_organization().filter_map(|o| o.as_str().ok().map(String::from)).collect();
+        let name = subject
+            .iter_common_name()
+            .next()?
+            .as_str()
+            .ok()?
+            .to_string();
+        let mut groups: Vec<String> = subject
+            .iter_organization()
+            .filter_map(|o| o.as_str().ok().map(String::from))
+            .collect();
         groups.push("system:authenticated".into());
-        Some(UserInfo { name, uid: String::new(), groups })
+        Some(UserInfo {
+            name,
+            uid: String::new(),
+            groups,
+        })
     }
 
     fn from_request(&self, request: &Request) -> Result<Option<UserInfo>, ApiError> {
@@ -73,14 +100,20 @@ impl Authenticator {
             let token = header
                 .to_str()
                 .ok()
-                .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
+                .and_then(|h| {
+                    h.strip_prefix("Bearer ")
+                        .or_else(|| h.strip_prefix("bearer "))
+                })
                 .map(str::trim);
             return match token.and_then(|t| self.tokens.get(t)) {
                 Some(user) => Ok(Some(user.clone())),
                 None => Err(ApiError::Unauthorized),
             };
         }
-        Ok(request.extensions().get::<ConnectionUser>().and_then(|c| c.0.clone()))
+        Ok(request
+            .extensions()
+            .get::<ConnectionUser>()
+            .and_then(|c| c.0.clone()))
     }
 }
 
@@ -95,7 +128,13 @@ pub async fn authenticate(
             request.extensions_mut().insert(user);
             next.run(request).await
         }
-        Ok(None) if PUBLIC_PATHS.iter().any(|p| request.uri().path().starts_with(p)) => next.run(request).await,
+        Ok(None)
+            if PUBLIC_PATHS
+                .iter()
+                .any(|p| request.uri().path().starts_with(p)) =>
+        {
+            next.run(request).await
+        }
         Ok(None) | Err(_) => ApiError::Unauthorized.into_response(),
     }
 }
@@ -135,6 +174,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("tokens.csv");
         std::fs::write(&path, "only-a-token\n").unwrap();
-        assert!(Authenticator::load(Some(&path)).unwrap_err().contains(":1:"));
+        assert!(Authenticator::load(Some(&path))
+            .unwrap_err()
+            .contains(":1:"));
     }
 }

@@ -10,7 +10,16 @@ use serde_json::{json, Value};
 
 use crate::registry::{Registry, ResourceInfo};
 
-const MAIN_VERBS: &[&str] = &["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"];
+const MAIN_VERBS: &[&str] = &[
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
+];
 const SUB_VERBS: &[&str] = &["get", "patch", "update"];
 
 /// A subresource as discovery lists it.
@@ -23,18 +32,36 @@ struct Sub {
 }
 
 fn subresources(info: &ResourceInfo) -> Vec<Sub> {
-    let own = |name, verbs| Sub { name, group: info.group, version: info.version, kind: info.kind, verbs };
+    let own = |name, verbs| Sub {
+        name,
+        group: info.group,
+        version: info.version,
+        kind: info.kind,
+        verbs,
+    };
     let d = &info.description;
     let mut subs: Vec<Sub> = d
         .actions
         .iter()
-        .map(|a| Sub { name: a.name, group: a.group, version: a.version, kind: a.kind, verbs: &["create"] })
+        .map(|a| Sub {
+            name: a.name,
+            group: a.group,
+            version: a.version,
+            kind: a.kind,
+            verbs: &["create"],
+        })
         .collect();
     if d.finalize {
         subs.push(own("finalize", &["update"]));
     }
     if d.scale.is_some() {
-        subs.push(Sub { name: "scale", group: "autoscaling", version: "v1", kind: "Scale", verbs: SUB_VERBS });
+        subs.push(Sub {
+            name: "scale",
+            group: "autoscaling",
+            version: "v1",
+            kind: "Scale",
+            verbs: SUB_VERBS,
+        });
     }
     if d.status {
         subs.push(own("status", SUB_VERBS));
@@ -58,18 +85,27 @@ impl Document {
             body.hash(&mut hasher);
             hasher.finish()
         };
-        Document { etag: format!("\"{digest:016X}\""), body }
+        Document {
+            etag: format!("\"{digest:016X}\""),
+            body,
+        }
     }
 
     fn respond(&self, headers: &HeaderMap, content_type: &str) -> Response {
         let etag = HeaderValue::from_str(&self.etag).expect("hex etag is a valid header");
-        if headers.get("if-none-match").is_some_and(|v| v.as_bytes() == self.etag.as_bytes()) {
+        if headers
+            .get("if-none-match")
+            .is_some_and(|v| v.as_bytes() == self.etag.as_bytes())
+        {
             let mut response = StatusCode::NOT_MODIFIED.into_response();
             response.headers_mut().insert("etag", etag);
             return response;
         }
         let mut response = (StatusCode::OK, self.body.clone()).into_response();
-        response.headers_mut().insert("content-type", HeaderValue::from_str(content_type).expect("static content type"));
+        response.headers_mut().insert(
+            "content-type",
+            HeaderValue::from_str(content_type).expect("static content type"),
+        );
         response.headers_mut().insert("etag", etag);
         response
     }
@@ -115,7 +151,10 @@ impl Discovery {
             .filter(|(g, _)| !g.is_empty())
             .map(|(g, v)| {
                 let gv = json!({"groupVersion": format!("{g}/{v}"), "version": v});
-                (g.to_string(), json!({"name": g, "versions": [gv.clone()], "preferredVersion": gv}))
+                (
+                    g.to_string(),
+                    json!({"name": g, "versions": [gv.clone()], "preferredVersion": gv}),
+                )
             })
             .collect();
         let group_list = Document::new(&json!({
@@ -162,7 +201,11 @@ impl Discovery {
             let mut items = Vec::new();
             for (g, v) in group_versions.iter().filter(|(g, _)| g.is_empty() == core) {
                 let resources: Vec<Value> = infos(g, v).iter().map(aggregated_resource).collect();
-                let metadata = if g.is_empty() { json!({"creationTimestamp": null}) } else { json!({"name": g, "creationTimestamp": null}) };
+                let metadata = if g.is_empty() {
+                    json!({"creationTimestamp": null})
+                } else {
+                    json!({"name": g, "creationTimestamp": null})
+                };
                 items.push(json!({
                     "metadata": metadata,
                     "versions": [{"version": v, "resources": resources, "freshness": "Current"}],
@@ -181,21 +224,43 @@ impl Discovery {
                         "items": items,
                     }))
                 };
-                (version, list(aggregated_items(true)), list(aggregated_items(false)))
+                (
+                    version,
+                    list(aggregated_items(true)),
+                    list(aggregated_items(false)),
+                )
             })
             .collect();
-        Discovery { api_versions, group_list, groups: group_docs, resource_lists, aggregated }
+        Discovery {
+            api_versions,
+            group_list,
+            groups: group_docs,
+            resource_lists,
+            aggregated,
+        }
     }
 
     /// `/api` or `/apis`: aggregated when the client asks for it, legacy otherwise.
     pub fn root(&self, core: bool, headers: &HeaderMap) -> Response {
         if let Some(version) = aggregated_version(headers) {
-            if let Some((version, api, apis)) = self.aggregated.iter().find(|(v, _, _)| *v == version) {
-                let content_type = format!("application/json;g=apidiscovery.k8s.io;v={version};as=APIGroupDiscoveryList");
-                return if core { api.respond(headers, &content_type) } else { apis.respond(headers, &content_type) };
+            if let Some((version, api, apis)) =
+                self.aggregated.iter().find(|(v, _, _)| *v == version)
+            {
+                let content_type = format!(
+                    "application/json;g=apidiscovery.k8s.io;v={version};as=APIGroupDiscoveryList"
+                );
+                return if core {
+                    api.respond(headers, &content_type)
+                } else {
+                    apis.respond(headers, &content_type)
+                };
             }
         }
-        let document = if core { &self.api_versions } else { &self.group_list };
+        let document = if core {
+            &self.api_versions
+        } else {
+            &self.group_list
+        };
         document.respond(headers, "application/json")
     }
 
@@ -205,7 +270,10 @@ impl Discovery {
     }
 
     pub fn resources(&self, group_version: &str, headers: &HeaderMap) -> Option<Response> {
-        let (_, document) = self.resource_lists.iter().find(|(gv, _)| gv == group_version)?;
+        let (_, document) = self
+            .resource_lists
+            .iter()
+            .find(|(gv, _)| gv == group_version)?;
         Some(document.respond(headers, "application/json"))
     }
 }
@@ -223,7 +291,10 @@ fn aggregated_version(headers: &HeaderMap) -> Option<&'static str> {
             if has("v=v2beta1") {
                 return Some("v2beta1");
             }
-        } else if params.first().is_some_and(|m| *m == "application/json" || *m == "*/*") {
+        } else if params
+            .first()
+            .is_some_and(|m| *m == "application/json" || *m == "*/*")
+        {
             return None;
         }
     }

@@ -49,25 +49,41 @@ pub struct Cause {
 
 impl Cause {
     pub fn required(field: impl Into<String>) -> Self {
-        Cause { reason: "FieldValueRequired", field: field.into(), message: "Required value".into() }
+        Cause {
+            reason: "FieldValueRequired",
+            field: field.into(),
+            message: "Required value".into(),
+        }
     }
 
     /// `Required value: <detail>`, for the required fields upstream explains.
     pub fn required_because(field: impl Into<String>, detail: &str) -> Self {
-        Cause { reason: "FieldValueRequired", field: field.into(), message: format!("Required value: {detail}") }
+        Cause {
+            reason: "FieldValueRequired",
+            field: field.into(),
+            message: format!("Required value: {detail}"),
+        }
     }
 
     pub fn invalid(field: impl Into<String>, value: &Value, detail: impl AsRef<str>) -> Self {
         Cause {
             reason: "FieldValueInvalid",
             field: field.into(),
-            message: format!("Invalid value: {}: {}", display_value(value), detail.as_ref()),
+            message: format!(
+                "Invalid value: {}: {}",
+                display_value(value),
+                detail.as_ref()
+            ),
         }
     }
 
     /// An invalid value whose text is already printed as upstream prints it (Go's `%#v` of a
     /// struct or map: `map[string]string{"app":"web"}`, `[]string{"10.96.0.10"}`).
-    pub fn invalid_printed(field: impl Into<String>, printed: &str, detail: impl AsRef<str>) -> Self {
+    pub fn invalid_printed(
+        field: impl Into<String>,
+        printed: &str,
+        detail: impl AsRef<str>,
+    ) -> Self {
         Cause {
             reason: "FieldValueInvalid",
             field: field.into(),
@@ -77,7 +93,11 @@ impl Cause {
 
     /// A reference to something that does not exist (a volume mount naming no volume).
     pub fn not_found(field: impl Into<String>, value: &Value) -> Self {
-        Cause { reason: "FieldValueNotFound", field: field.into(), message: format!("Not found: {}", display_value(value)) }
+        Cause {
+            reason: "FieldValueNotFound",
+            field: field.into(),
+            message: format!("Not found: {}", display_value(value)),
+        }
     }
 
     pub fn unsupported(field: impl Into<String>, value: &Value, supported: &[&str]) -> Self {
@@ -85,12 +105,20 @@ impl Cause {
         Cause {
             reason: "FieldValueNotSupported",
             field: field.into(),
-            message: format!("Unsupported value: {}: supported values: {}", display_value(value), supported.join(", ")),
+            message: format!(
+                "Unsupported value: {}: supported values: {}",
+                display_value(value),
+                supported.join(", ")
+            ),
         }
     }
 
     pub fn forbidden(field: impl Into<String>, detail: impl Into<String>) -> Self {
-        Cause { reason: "FieldValueForbidden", field: field.into(), message: format!("Forbidden: {}", detail.into()) }
+        Cause {
+            reason: "FieldValueForbidden",
+            field: field.into(),
+            message: format!("Forbidden: {}", detail.into()),
+        }
     }
 
     pub fn duplicate(field: impl Into<String>, value: &Value) -> Self {
@@ -151,8 +179,9 @@ pub enum ApiError {
     NotAcceptable(String),
     #[error("{0}")]
     UnsupportedMediaType(String),
-    #[error("the request is too large")]
-    RequestEntityTooLarge,
+    /// A body, a patch or the object it builds exceeds a limit; the detail says which.
+    #[error("Request entity too large: {0}")]
+    RequestEntityTooLarge(String),
     /// A resourceVersion or continue token older than the kept history.
     #[error("{0}")]
     Expired(String),
@@ -175,7 +204,10 @@ pub enum ApiError {
 fn invalid_summary(causes: &[Cause]) -> String {
     match causes {
         [one] => one.line(),
-        many => format!("[{}]", many.iter().map(Cause::line).collect::<Vec<_>>().join(", ")),
+        many => format!(
+            "[{}]",
+            many.iter().map(Cause::line).collect::<Vec<_>>().join(", ")
+        ),
     }
 }
 
@@ -183,15 +215,19 @@ impl ApiError {
     pub fn code(&self) -> StatusCode {
         match self {
             ApiError::NotFound(_) | ApiError::PathNotFound => StatusCode::NOT_FOUND,
-            ApiError::AlreadyExists(_) | ApiError::Conflict { .. } | ApiError::ApplyConflict { .. } => StatusCode::CONFLICT,
-            ApiError::Invalid { .. } | ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::AlreadyExists(_)
+            | ApiError::Conflict { .. }
+            | ApiError::ApplyConflict { .. } => StatusCode::CONFLICT,
+            ApiError::Invalid { .. } | ApiError::Unprocessable(_) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::RequestEntityTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::RequestEntityTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Expired(_) => StatusCode::GONE,
             ApiError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             ApiError::ServiceUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -211,7 +247,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => "MethodNotAllowed",
             ApiError::NotAcceptable(_) => "NotAcceptable",
             ApiError::UnsupportedMediaType(_) => "UnsupportedMediaType",
-            ApiError::RequestEntityTooLarge => "RequestEntityTooLarge",
+            ApiError::RequestEntityTooLarge(_) => "RequestEntityTooLarge",
             ApiError::Expired(_) => "Expired",
             ApiError::Timeout(_) => "Timeout",
             ApiError::ServiceUnavailable(_) => "ServiceUnavailable",
@@ -235,7 +271,9 @@ impl ApiError {
             fields.remove("reason");
         }
         let details = match self {
-            ApiError::NotFound(t) | ApiError::AlreadyExists(t) | ApiError::Conflict { target: t, .. } => {
+            ApiError::NotFound(t)
+            | ApiError::AlreadyExists(t)
+            | ApiError::Conflict { target: t, .. } => {
                 Some(json!({"name": t.name, "group": t.group, "kind": t.resource}))
             }
             ApiError::ApplyConflict { causes, .. } => Some(json!({
@@ -267,7 +305,9 @@ impl IntoResponse for ApiError {
         }
         let body = serde_json::to_vec(&self.status()).unwrap_or_default();
         let mut response = (self.code(), body).into_response();
-        response.headers_mut().insert("content-type", HeaderValue::from_static("application/json"));
+        response
+            .headers_mut()
+            .insert("content-type", HeaderValue::from_static("application/json"));
         response
     }
 }
@@ -275,9 +315,12 @@ impl IntoResponse for ApiError {
 impl From<store::Error> for ApiError {
     fn from(error: store::Error) -> Self {
         match error {
-            store::Error::Compacted { requested, compacted } => {
-                ApiError::Expired(format!("too old resource version: {requested} ({compacted})"))
-            }
+            store::Error::Compacted {
+                requested,
+                compacted,
+            } => ApiError::Expired(format!(
+                "too old resource version: {requested} ({compacted})"
+            )),
             store::Error::FutureRevision { requested, current } => ApiError::Timeout(format!(
                 "Too large resource version: {requested}, current: {current}"
             )),
@@ -295,17 +338,36 @@ mod tests {
     use super::*;
 
     fn pod(name: &str) -> Target {
-        Target { group: String::new(), resource: "pods".into(), kind: "Pod".into(), name: name.into() }
+        Target {
+            group: String::new(),
+            resource: "pods".into(),
+            kind: "Pod".into(),
+            name: name.into(),
+        }
     }
 
     #[test]
     fn messages_match_upstream_wording() {
-        assert_eq!(ApiError::NotFound(pod("x")).to_string(), r#"pods "x" not found"#);
-        let deployment = Target { group: "apps".into(), resource: "deployments".into(), kind: "Deployment".into(), name: "web".into() };
-        assert_eq!(ApiError::AlreadyExists(deployment.clone()).to_string(), r#"deployments.apps "web" already exists"#);
+        assert_eq!(
+            ApiError::NotFound(pod("x")).to_string(),
+            r#"pods "x" not found"#
+        );
+        let deployment = Target {
+            group: "apps".into(),
+            resource: "deployments".into(),
+            kind: "Deployment".into(),
+            name: "web".into(),
+        };
+        assert_eq!(
+            ApiError::AlreadyExists(deployment.clone()).to_string(),
+            r#"deployments.apps "web" already exists"#
+        );
         let invalid = ApiError::Invalid {
             target: deployment,
-            causes: vec![Cause::required("spec.selector"), Cause::invalid("metadata.name", &json!("A"), "bad")],
+            causes: vec![
+                Cause::required("spec.selector"),
+                Cause::invalid("metadata.name", &json!("A"), "bad"),
+            ],
         };
         assert_eq!(
             invalid.to_string(),
@@ -313,7 +375,13 @@ mod tests {
         );
         let status = invalid.status();
         assert_eq!(status["code"], 422);
-        assert_eq!(status["details"]["causes"][0]["reason"], "FieldValueRequired");
-        assert_eq!(ApiError::NotFound(pod("x")).status()["details"], json!({"name": "x", "kind": "pods"}));
+        assert_eq!(
+            status["details"]["causes"][0]["reason"],
+            "FieldValueRequired"
+        );
+        assert_eq!(
+            ApiError::NotFound(pod("x")).status()["details"],
+            json!({"name": "x", "kind": "pods"})
+        );
     }
 }

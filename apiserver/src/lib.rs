@@ -5,6 +5,7 @@ pub mod apply;
 pub mod authn;
 pub mod discovery;
 pub mod error;
+pub mod limits;
 pub mod metrics;
 pub mod openapi;
 pub mod options;

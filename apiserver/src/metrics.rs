@@ -1,7 +1,9 @@
 //! `/metrics` in Prometheus format, with upstream's request metrics so dashboards and
 //! alerts written for kube-apiserver read ours too.
 
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
+};
 
 /// The apiserver's metrics.
 pub struct Metrics {
@@ -24,9 +26,17 @@ impl Metrics {
             &["verb", "group", "version", "resource", "subresource"],
         )
         .expect("valid metric");
-        registry.register(Box::new(requests.clone())).expect("unique metric");
-        registry.register(Box::new(durations.clone())).expect("unique metric");
-        Metrics { registry, requests, durations }
+        registry
+            .register(Box::new(requests.clone()))
+            .expect("unique metric");
+        registry
+            .register(Box::new(durations.clone()))
+            .expect("unique metric");
+        Metrics {
+            registry,
+            requests,
+            durations,
+        }
     }
 
     /// The text exposition of every metric.

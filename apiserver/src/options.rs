@@ -9,7 +9,11 @@ use clap::Parser;
 use ipnet::IpNet;
 
 #[derive(Debug, Clone, Parser)]
-#[command(name = "kube-apiserver", version, about = "The Kubernetes API server, in Rust")]
+#[command(
+    name = "kube-apiserver",
+    version,
+    about = "The Kubernetes API server, in Rust"
+)]
 pub struct Options {
     /// Port serving HTTPS with authentication.
     #[arg(long, default_value_t = 6443)]
@@ -57,11 +61,12 @@ pub struct Options {
 
 impl Options {
     pub fn advertise_address(&self) -> IpAddr {
-        self.advertise_address.unwrap_or(if self.bind_address.is_unspecified() {
-            IpAddr::from([127, 0, 0, 1])
-        } else {
-            self.bind_address
-        })
+        self.advertise_address
+            .unwrap_or(if self.bind_address.is_unspecified() {
+                IpAddr::from([127, 0, 0, 1])
+            } else {
+                self.bind_address
+            })
     }
 }
 
@@ -76,10 +81,16 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         return Err("empty duration".into());
     }
     while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(rest.len());
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit() && c != '.')
+            .unwrap_or(rest.len());
         let (number, tail) = rest.split_at(digits);
-        let number: f64 = number.parse().map_err(|_| format!("invalid duration {text:?}"))?;
-        let unit = tail.find(|c: char| c.is_ascii_digit()).unwrap_or(tail.len());
+        let number: f64 = number
+            .parse()
+            .map_err(|_| format!("invalid duration {text:?}"))?;
+        let unit = tail
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(tail.len());
         let (unit, tail) = tail.split_at(unit);
         let seconds = match unit {
             "ns" => 1e-9,

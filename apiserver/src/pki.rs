@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine;
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose,
 };
 use time::{Duration, OffsetDateTime};
 
@@ -35,16 +35,31 @@ struct Client {
 
 /// The identities kubeadm creates, one kubeconfig each.
 const CLIENTS: &[Client] = &[
-    Client { file: "admin", user: "kubernetes-admin", groups: &["system:masters"] },
-    Client { file: "scheduler", user: "system:kube-scheduler", groups: &[] },
-    Client { file: "controller-manager", user: "system:kube-controller-manager", groups: &[] },
+    Client {
+        file: "admin",
+        user: "kubernetes-admin",
+        groups: &["system:masters"],
+    },
+    Client {
+        file: "scheduler",
+        user: "system:kube-scheduler",
+        groups: &[],
+    },
+    Client {
+        file: "controller-manager",
+        user: "system:kube-controller-manager",
+        groups: &[],
+    },
 ];
 
 /// Why the PKI could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum PkiError {
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: {source}")]
     Certificate { path: PathBuf, source: rcgen::Error },
 }
@@ -63,31 +78,55 @@ pub struct PkiRequest<'a> {
 /// creating whatever is missing.
 pub fn ensure(request: &PkiRequest) -> Result<ServingFiles, PkiError> {
     let dir = request.cert_dir;
-    fs::create_dir_all(dir).map_err(|source| PkiError::Io { path: dir.to_path_buf(), source })?;
+    fs::create_dir_all(dir).map_err(|source| PkiError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
     let ca_cert_path = dir.join("ca.crt");
     let ca_key_path = dir.join("ca.key");
     if !ca_cert_path.exists() || !ca_key_path.exists() {
         let key = generate_key(&ca_key_path)?;
         let mut params = params_for("kubernetes", &[], Duration::days(3650));
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
-        let cert = params.self_signed(&key).map_err(|source| cert_error(&ca_cert_path, source))?;
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        let cert = params
+            .self_signed(&key)
+            .map_err(|source| cert_error(&ca_cert_path, source))?;
         write_file(&ca_cert_path, cert.pem().as_bytes(), 0o644)?;
         write_file(&ca_key_path, key.serialize_pem().as_bytes(), 0o600)?;
         tracing::info!(path = %ca_cert_path.display(), "generated cluster CA");
     }
     let ca_pem = read(&ca_cert_path)?;
-    let ca_key = KeyPair::from_pem(&read(&ca_key_path)?).map_err(|source| cert_error(&ca_key_path, source))?;
-    let issuer = Issuer::from_ca_cert_pem(&ca_pem, ca_key).map_err(|source| cert_error(&ca_cert_path, source))?;
+    let ca_key = KeyPair::from_pem(&read(&ca_key_path)?)
+        .map_err(|source| cert_error(&ca_key_path, source))?;
+    let issuer = Issuer::from_ca_cert_pem(&ca_pem, ca_key)
+        .map_err(|source| cert_error(&ca_cert_path, source))?;
 
-    let serving = ServingFiles { cert: dir.join("apiserver.crt"), key: dir.join("apiserver.key"), client_ca: ca_cert_path };
+    let serving = ServingFiles {
+        cert: dir.join("apiserver.crt"),
+        key: dir.join("apiserver.key"),
+        client_ca: ca_cert_path,
+    };
     if !serving.cert.exists() || !serving.key.exists() {
-        let mut names: Vec<String> = ["localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"]
-            .into_iter()
-            .map(String::from)
-            .collect();
+        let mut names: Vec<String> = [
+            "localhost",
+            "kubernetes",
+            "kubernetes.default",
+            "kubernetes.default.svc",
+        ]
+        .into_iter()
+        .map(String::from)
+        .collect();
         names.push("kubernetes.default.svc.cluster.local".into());
-        for ip in ["127.0.0.1".parse().unwrap(), request.first_service_ip, request.advertise_address] {
+        for ip in [
+            "127.0.0.1".parse().unwrap(),
+            request.first_service_ip,
+            request.advertise_address,
+        ] {
             let ip = ip.to_string();
             if !names.contains(&ip) {
                 names.push(ip);
@@ -101,7 +140,10 @@ pub fn ensure(request: &PkiRequest) -> Result<ServingFiles, PkiError> {
         issue(&params, &issuer, &serving.cert, &serving.key)?;
     }
 
-    let server = format!("https://{}", socket(request.advertise_address, request.secure_port));
+    let server = format!(
+        "https://{}",
+        socket(request.advertise_address, request.secure_port)
+    );
     for client in CLIENTS {
         let kubeconfig = dir.join(format!("{}.conf", client.file));
         if kubeconfig.exists() {
@@ -110,8 +152,16 @@ pub fn ensure(request: &PkiRequest) -> Result<ServingFiles, PkiError> {
         let mut params = params_for(client.user, client.groups, Duration::days(365));
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
         let key = KeyPair::generate().map_err(|source| cert_error(&kubeconfig, source))?;
-        let cert = params.signed_by(&key, &issuer).map_err(|source| cert_error(&kubeconfig, source))?;
-        let text = kubeconfig_yaml(&server, &ca_pem, client.user, &cert.pem(), &key.serialize_pem());
+        let cert = params
+            .signed_by(&key, &issuer)
+            .map_err(|source| cert_error(&kubeconfig, source))?;
+        let text = kubeconfig_yaml(
+            &server,
+            &ca_pem,
+            client.user,
+            &cert.pem(),
+            &key.serialize_pem(),
+        );
         write_file(&kubeconfig, text.as_bytes(), 0o600)?;
         tracing::info!(path = %kubeconfig.display(), user = client.user, "wrote kubeconfig");
     }
@@ -140,9 +190,16 @@ fn params_for(common_name: &str, organizations: &[&str], validity: Duration) -> 
     params
 }
 
-fn issue(params: &CertificateParams, issuer: &Issuer<'_, KeyPair>, cert_path: &Path, key_path: &Path) -> Result<(), PkiError> {
+fn issue(
+    params: &CertificateParams,
+    issuer: &Issuer<'_, KeyPair>,
+    cert_path: &Path,
+    key_path: &Path,
+) -> Result<(), PkiError> {
     let key = generate_key(key_path)?;
-    let cert = params.signed_by(&key, issuer).map_err(|source| cert_error(cert_path, source))?;
+    let cert = params
+        .signed_by(&key, issuer)
+        .map_err(|source| cert_error(cert_path, source))?;
     write_file(key_path, key.serialize_pem().as_bytes(), 0o600)?;
     write_file(cert_path, cert.pem().as_bytes(), 0o644)
 }
@@ -151,7 +208,13 @@ fn generate_key(path: &Path) -> Result<KeyPair, PkiError> {
     KeyPair::generate().map_err(|source| cert_error(path, source))
 }
 
-fn kubeconfig_yaml(server: &str, ca_pem: &str, user: &str, cert_pem: &str, key_pem: &str) -> String {
+fn kubeconfig_yaml(
+    server: &str,
+    ca_pem: &str,
+    user: &str,
+    cert_pem: &str,
+    key_pem: &str,
+) -> String {
     let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
     format!(
         "apiVersion: v1\nkind: Config\nclusters:\n- cluster:\n    certificate-authority-data: {ca}\n    server: {server}\n  name: kubernetes\n\
@@ -165,21 +228,36 @@ fn kubeconfig_yaml(server: &str, ca_pem: &str, user: &str, cert_pem: &str, key_p
 }
 
 fn read(path: &Path) -> Result<String, PkiError> {
-    fs::read_to_string(path).map_err(|source| PkiError::Io { path: path.to_path_buf(), source })
+    fs::read_to_string(path).map_err(|source| PkiError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// Writes atomically (temp file + rename) so a crash never leaves half a key behind.
 fn write_file(path: &Path, contents: &[u8], mode: u32) -> Result<(), PkiError> {
-    let io = |source| PkiError::Io { path: path.to_path_buf(), source };
+    let io = |source| PkiError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
     let temp = path.with_extension("tmp");
-    let mut file = fs::OpenOptions::new().write(true).create(true).truncate(true).mode(mode).open(&temp).map_err(io)?;
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(&temp)
+        .map_err(io)?;
     file.write_all(contents).map_err(io)?;
     file.sync_all().map_err(io)?;
     fs::rename(&temp, path).map_err(io)
 }
 
 fn cert_error(path: &Path, source: rcgen::Error) -> PkiError {
-    PkiError::Certificate { path: path.to_path_buf(), source }
+    PkiError::Certificate {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 #[cfg(test)]
@@ -197,8 +275,18 @@ mod tests {
             first_service_ip: "10.96.0.1".parse().unwrap(),
         };
         let files = ensure(&request).unwrap();
-        for name in ["ca.key", "apiserver.key", "admin.conf", "scheduler.conf", "controller-manager.conf"] {
-            let mode = fs::metadata(dir.path().join(name)).unwrap().permissions().mode() & 0o777;
+        for name in [
+            "ca.key",
+            "apiserver.key",
+            "admin.conf",
+            "scheduler.conf",
+            "controller-manager.conf",
+        ] {
+            let mode = fs::metadata(dir.path().join(name))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777;
             assert_eq!(mode, 0o600, "{name} holds a key");
         }
         let admin = fs::read_to_string(dir.path().join("admin.conf")).unwrap();
@@ -217,17 +305,36 @@ mod tests {
             .iter()
             .map(|name| match name {
                 x509_parser::extensions::GeneralName::DNSName(dns) => dns.to_string(),
-                x509_parser::extensions::GeneralName::IPAddress(&[a, b, c, d]) => IpAddr::from([a, b, c, d]).to_string(),
+                x509_parser::extensions::GeneralName::IPAddress(&[a, b, c, d]) => {
+                    IpAddr::from([a, b, c, d]).to_string()
+                }
                 other => format!("{other:?}"),
             })
             .collect();
-        for name in ["kubernetes.default.svc.cluster.local", "localhost", "10.96.0.1", "192.0.2.10", "127.0.0.1"] {
-            assert!(sans.iter().any(|s| s == name), "{name} missing from {sans:?}");
+        for name in [
+            "kubernetes.default.svc.cluster.local",
+            "localhost",
+            "10.96.0.1",
+            "192.0.2.10",
+            "127.0.0.1",
+        ] {
+            assert!(
+                sans.iter().any(|s| s == name),
+                "{name} missing from {sans:?}"
+            );
         }
 
         let ca_before = fs::read(dir.path().join("ca.crt")).unwrap();
         ensure(&request).unwrap();
-        assert_eq!(fs::read(dir.path().join("ca.crt")).unwrap(), ca_before, "the CA is reused");
-        assert_eq!(fs::read_to_string(dir.path().join("admin.conf")).unwrap(), admin, "kubeconfigs are reused");
+        assert_eq!(
+            fs::read(dir.path().join("ca.crt")).unwrap(),
+            ca_before,
+            "the CA is reused"
+        );
+        assert_eq!(
+            fs::read_to_string(dir.path().join("admin.conf")).unwrap(),
+            admin,
+            "kubeconfigs are reused"
+        );
     }
 }

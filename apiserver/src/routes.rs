@@ -15,12 +15,10 @@ use serde_json::json;
 use crate::authn::{authenticate, Authenticator};
 use crate::discovery::Discovery;
 use crate::error::{ApiError, ApiResult};
+use crate::limits::MAX_REQUEST_BODY_BYTES;
 use crate::metrics::Metrics;
 use crate::registry::request::{negotiate, percent_decode, Query};
 use crate::registry::{ApiRequest, Registry, Verb};
-
-/// Upstream's limit on request bodies.
-const MAX_BODY: usize = 3 * 1024 * 1024;
 
 /// The version this server speaks.
 pub const GIT_VERSION: &str = "v1.33.5";
@@ -45,7 +43,10 @@ pub fn router(app: Arc<App>, authenticator: Arc<Authenticator>) -> Router {
         .route("/version", get(version))
         .route("/metrics", get(metrics))
         .fallback(api)
-        .layer(axum::middleware::from_fn_with_state(authenticator, authenticate))
+        .layer(axum::middleware::from_fn_with_state(
+            authenticator,
+            authenticate,
+        ))
         .with_state(app)
 }
 
@@ -53,31 +54,62 @@ pub fn router(app: Arc<App>, authenticator: Arc<Authenticator>) -> Router {
 /// store) answering within a second.
 async fn health(State(app): State<Arc<App>>, request: Request) -> Response {
     let path = request.uri().path().to_string();
-    let endpoint = path.trim_start_matches('/').split('/').next().unwrap_or("healthz").to_string();
+    let endpoint = path
+        .trim_start_matches('/')
+        .split('/')
+        .next()
+        .unwrap_or("healthz")
+        .to_string();
     let only = path.split('/').nth(2).map(String::from);
-    let verbose = request.uri().query().is_some_and(|q| q.split('&').any(|p| p == "verbose" || p.starts_with("verbose=")));
-    let store_ok = tokio::time::timeout(std::time::Duration::from_secs(1), app.store.current_revision())
-        .await
-        .is_ok_and(|r| r.is_ok());
+    let verbose = request.uri().query().is_some_and(|q| {
+        q.split('&')
+            .any(|p| p == "verbose" || p.starts_with("verbose="))
+    });
+    let store_ok = tokio::time::timeout(
+        std::time::Duration::from_secs(1),
+        app.store.current_revision(),
+    )
+    .await
+    .is_ok_and(|r| r.is_ok());
     let checks = [("ping", true), ("log", true), ("etcd", store_ok)];
-    let selected: Vec<_> = checks.iter().filter(|(name, _)| only.as_deref().is_none_or(|o| o == *name)).collect();
+    let selected: Vec<_> = checks
+        .iter()
+        .filter(|(name, _)| only.as_deref().is_none_or(|o| o == *name))
+        .collect();
     if selected.is_empty() {
         return ApiError::PathNotFound.into_response();
     }
     let healthy = selected.iter().all(|(_, ok)| *ok);
-    let code = if healthy { StatusCode::OK } else { StatusCode::INTERNAL_SERVER_ERROR };
+    let code = if healthy {
+        StatusCode::OK
+    } else {
+        StatusCode::INTERNAL_SERVER_ERROR
+    };
     let body = if verbose || !healthy {
         let mut text: String = selected
             .iter()
-            .map(|(name, ok)| if *ok { format!("[+]{name} ok\n") } else { format!("[-]{name} failed: reason withheld\n") })
+            .map(|(name, ok)| {
+                if *ok {
+                    format!("[+]{name} ok\n")
+                } else {
+                    format!("[-]{name} failed: reason withheld\n")
+                }
+            })
             .collect();
-        text.push_str(&if healthy { format!("{endpoint} check passed\n") } else { format!("{endpoint} check failed\n") });
+        text.push_str(&if healthy {
+            format!("{endpoint} check passed\n")
+        } else {
+            format!("{endpoint} check failed\n")
+        });
         text
     } else {
         "ok".to_string()
     };
     let mut response = (code, body).into_response();
-    response.headers_mut().insert("content-type", HeaderValue::from_static("text/plain; charset=utf-8"));
+    response.headers_mut().insert(
+        "content-type",
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     response
 }
 
@@ -110,7 +142,10 @@ fn go_arch() -> &'static str {
 
 async fn metrics(State(app): State<Arc<App>>) -> Response {
     let mut response = (StatusCode::OK, app.metrics.render()).into_response();
-    response.headers_mut().insert("content-type", HeaderValue::from_static("text/plain; version=0.0.4"));
+    response.headers_mut().insert(
+        "content-type",
+        HeaderValue::from_static("text/plain; version=0.0.4"),
+    );
     response
 }
 
@@ -131,25 +166,48 @@ async fn api(State(app): State<Arc<App>>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let path = parts.uri.path().trim_end_matches('/').to_string();
     if path.starts_with("/openapi/") {
-        return app.openapi.respond(&path, &parts.headers).unwrap_or_else(not_found);
+        return app
+            .openapi
+            .respond(&path, &parts.headers)
+            .unwrap_or_else(not_found);
     }
-    let segments: Vec<String> = path.split('/').skip(1).map(|s| percent_decode(s, false)).collect();
+    let segments: Vec<String> = path
+        .split('/')
+        .skip(1)
+        .map(|s| percent_decode(s, false))
+        .collect();
     let headers = parts.headers;
     let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
     let (group, rest): (&str, &[&str]) = match segments.as_slice() {
         ["api"] => return app.discovery.root(true, &headers),
         ["apis"] => return app.discovery.root(false, &headers),
         ["api", rest @ ..] => ("", rest),
-        ["apis", group] => return app.discovery.group(group, &headers).unwrap_or_else(not_found),
+        ["apis", group] => {
+            return app
+                .discovery
+                .group(group, &headers)
+                .unwrap_or_else(not_found)
+        }
         ["apis", group, rest @ ..] => (group, rest),
         _ => return not_found(),
     };
-    let [version, rest @ ..] = rest else { return not_found() };
+    let [version, rest @ ..] = rest else {
+        return not_found();
+    };
     if rest.is_empty() {
-        let gv = if group.is_empty() { version.to_string() } else { format!("{group}/{version}") };
-        return app.discovery.resources(&gv, &headers).unwrap_or_else(not_found);
+        let gv = if group.is_empty() {
+            version.to_string()
+        } else {
+            format!("{group}/{version}")
+        };
+        return app
+            .discovery
+            .resources(&gv, &headers)
+            .unwrap_or_else(not_found);
     }
-    let Some(target) = locate(&app.registry, group, version, rest) else { return not_found() };
+    let Some(target) = locate(&app.registry, group, version, rest) else {
+        return not_found();
+    };
     let query = parts.uri.query().map(String::from);
     let verb = match verb(&parts.method, &target, query.as_deref()) {
         Ok(verb) => verb,
@@ -162,23 +220,45 @@ async fn api(State(app): State<Arc<App>>, request: Request) -> Response {
     let subresource = labels.subresource.as_deref().unwrap_or("");
     app.metrics
         .requests
-        .with_label_values(&[verb.as_str().to_uppercase().as_str(), &labels.group, &labels.version, &labels.resource, subresource, &code])
+        .with_label_values(&[
+            verb.as_str().to_uppercase().as_str(),
+            &labels.group,
+            &labels.version,
+            &labels.resource,
+            subresource,
+            &code,
+        ])
         .inc();
     if verb != Verb::Watch {
         app.metrics
             .durations
-            .with_label_values(&[verb.as_str().to_uppercase().as_str(), &labels.group, &labels.version, &labels.resource, subresource])
+            .with_label_values(&[
+                verb.as_str().to_uppercase().as_str(),
+                &labels.group,
+                &labels.version,
+                &labels.resource,
+                subresource,
+            ])
             .observe(started.elapsed().as_secs_f64());
     }
     response
 }
 
-async fn serve(app: &App, target: Target, verb: Verb, headers: &HeaderMap, query: Option<String>, body: Body) -> ApiResult<Response> {
+async fn serve(
+    app: &App,
+    target: Target,
+    verb: Verb,
+    headers: &HeaderMap,
+    query: Option<String>,
+    body: Body,
+) -> ApiResult<Response> {
     let resource = app
         .registry
         .find(&target.group, &target.version, &target.resource)
         .ok_or(ApiError::PathNotFound)?;
-    if resource.info().namespaced != target.namespace.is_some() && (!resource.info().namespaced || target.name.is_some()) {
+    if resource.info().namespaced != target.namespace.is_some()
+        && (!resource.info().namespaced || target.name.is_some())
+    {
         return Err(ApiError::PathNotFound);
     }
     let query = Query::parse(query.as_deref())?;
@@ -201,22 +281,23 @@ async fn serve(app: &App, target: Target, verb: Verb, headers: &HeaderMap, query
 /// 413 instead of a connection reset in the middle of sending.
 const DRAIN_LIMIT: usize = 64 * 1024 * 1024;
 
-/// The request body, or 413 above [`MAX_BODY`].
+/// The request body, or 413 above [`MAX_REQUEST_BODY_BYTES`].
 async fn read_body(body: Body) -> ApiResult<bytes::Bytes> {
     let mut body = body.into_data_stream();
     let mut data = Vec::new();
     let mut seen = 0usize;
     while let Some(chunk) = futures::StreamExt::next(&mut body).await {
-        let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("cannot read the request body: {e}")))?;
+        let chunk = chunk
+            .map_err(|e| ApiError::BadRequest(format!("cannot read the request body: {e}")))?;
         seen += chunk.len();
-        if seen <= MAX_BODY {
+        if seen <= MAX_REQUEST_BODY_BYTES {
             data.extend_from_slice(&chunk);
         } else if seen > DRAIN_LIMIT {
             break;
         }
     }
-    if seen > MAX_BODY {
-        return Err(ApiError::RequestEntityTooLarge);
+    if seen > MAX_REQUEST_BODY_BYTES {
+        return Err(crate::limits::body_too_large());
     }
     Ok(data.into())
 }
@@ -225,8 +306,14 @@ async fn read_body(body: Body) -> ApiResult<bytes::Bytes> {
 fn locate(registry: &Registry, group: &str, version: &str, rest: &[&str]) -> Option<Target> {
     let namespaced_path = rest.len() >= 3
         && rest[0] == "namespaces"
-        && registry.find(group, version, rest[2]).is_some_and(|r| r.info().namespaced);
-    let (namespace, rest) = if namespaced_path { (Some(rest[1].to_string()), &rest[2..]) } else { (None, rest) };
+        && registry
+            .find(group, version, rest[2])
+            .is_some_and(|r| r.info().namespaced);
+    let (namespace, rest) = if namespaced_path {
+        (Some(rest[1].to_string()), &rest[2..])
+    } else {
+        (None, rest)
+    };
     let (resource, name, subresource) = match rest {
         [resource] => (*resource, None, None),
         [resource, name] => (*resource, Some(name.to_string()), None),

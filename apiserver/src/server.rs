@@ -30,7 +30,10 @@ pub enum StartError {
     #[error("{0}")]
     Config(String),
     #[error("cannot listen on {address}: {source}")]
-    Listen { address: SocketAddr, source: std::io::Error },
+    Listen {
+        address: SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 /// Runs the apiserver until the process is stopped.
@@ -39,19 +42,32 @@ pub async fn run(options: Options) -> Result<(), StartError> {
     store::compactor::spawn(store.clone(), options.etcd_compaction_interval);
     let serving = serving_files(&options)?;
     let tls = crate::tls::server_config(&serving).map_err(StartError::Config)?;
-    let authenticator = Arc::new(Authenticator::load(options.token_auth_file.as_deref()).map_err(StartError::Config)?);
+    let authenticator = Arc::new(
+        Authenticator::load(options.token_auth_file.as_deref()).map_err(StartError::Config)?,
+    );
     let address = SocketAddr::new(options.bind_address, options.secure_port);
-    let listener = tokio::net::TcpListener::bind(address).await.map_err(|source| StartError::Listen { address, source })?;
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .map_err(|source| StartError::Listen { address, source })?;
     let resources = crate::resources::Config {
         service_cluster_ip_range: options.service_cluster_ip_range,
-        service_node_port_range: options.service_node_port_range.parse().map_err(StartError::Config)?,
+        service_node_port_range: options
+            .service_node_port_range
+            .parse()
+            .map_err(StartError::Config)?,
     };
     let registry = crate::resources::registry(store.clone(), &resources);
     let advertised = SocketAddr::new(options.advertise_address(), options.secure_port);
     let discovery = Discovery::new(&registry, &advertised.to_string());
     bootstrap(&store, &resources, advertised).await?;
     let openapi = crate::openapi::OpenApi::new(&registry);
-    let app = Arc::new(App { registry, discovery, openapi, store, metrics: Metrics::new() });
+    let app = Arc::new(App {
+        registry,
+        discovery,
+        openapi,
+        store,
+        metrics: Metrics::new(),
+    });
     tracing::info!(%address, "serving");
     crate::tls::serve(listener, tls, router(app, authenticator)).await;
     Ok(())
@@ -79,8 +95,14 @@ fn serving_files(options: &Options) -> Result<ServingFiles, StartError> {
     })?;
     Ok(ServingFiles {
         cert: options.tls_cert_file.clone().unwrap_or(generated.cert),
-        key: options.tls_private_key_file.clone().unwrap_or(generated.key),
-        client_ca: options.client_ca_file.clone().unwrap_or(generated.client_ca),
+        key: options
+            .tls_private_key_file
+            .clone()
+            .unwrap_or(generated.key),
+        client_ca: options
+            .client_ca_file
+            .clone()
+            .unwrap_or(generated.client_ca),
     })
 }
 
@@ -91,7 +113,11 @@ pub fn first_ip(range: &ipnet::IpNet) -> std::net::IpAddr {
 
 /// Creates the system namespaces if they are missing, and the `default/kubernetes` service
 /// leading to `advertised`.
-async fn bootstrap(store: &Arc<dyn Store>, resources: &crate::resources::Config, advertised: SocketAddr) -> Result<(), StartError> {
+async fn bootstrap(
+    store: &Arc<dyn Store>,
+    resources: &crate::resources::Config,
+    advertised: SocketAddr,
+) -> Result<(), StartError> {
     for (name, value, description) in crate::resources::SYSTEM_PRIORITY_CLASSES {
         let key = format!("/priorityclasses/{name}");
         if store.get(key.as_bytes()).await?.is_some() {
@@ -121,9 +147,15 @@ async fn bootstrap(store: &Arc<dyn Store>, resources: &crate::resources::Config,
         namespace.metadata.name = Some(name.to_string());
         namespace.metadata.uid = Some(stored::new_uid());
         namespace.metadata.creation_timestamp = Some(stored::now());
-        namespace.metadata.labels = Some([("kubernetes.io/metadata.name".to_string(), name.to_string())].into());
-        namespace.spec = Some(k8s_openapi::api::core::v1::NamespaceSpec { finalizers: Some(vec!["kubernetes".into()]) });
-        namespace.status = Some(k8s_openapi::api::core::v1::NamespaceStatus { phase: Some("Active".into()), ..Default::default() });
+        namespace.metadata.labels =
+            Some([("kubernetes.io/metadata.name".to_string(), name.to_string())].into());
+        namespace.spec = Some(k8s_openapi::api::core::v1::NamespaceSpec {
+            finalizers: Some(vec!["kubernetes".into()]),
+        });
+        namespace.status = Some(k8s_openapi::api::core::v1::NamespaceStatus {
+            phase: Some("Active".into()),
+            ..Default::default()
+        });
         let raw = stored::encode(&namespace).map_err(|e| StartError::Config(e.to_string()))?;
         match store.create(key.as_bytes(), raw).await {
             Ok(_) | Err(store::Error::AlreadyExists { .. }) => {}

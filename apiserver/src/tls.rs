@@ -25,7 +25,9 @@ pub fn server_config(files: &ServingFiles) -> Result<rustls::ServerConfig, Strin
     let key = read_key(&files.key)?;
     let mut roots = RootCertStore::empty();
     for ca in read_certs(&files.client_ca)? {
-        roots.add(ca).map_err(|e| format!("{}: {e}", files.client_ca.display()))?;
+        roots
+            .add(ca)
+            .map_err(|e| format!("{}: {e}", files.client_ca.display()))?;
     }
     let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
         .allow_unauthenticated()
@@ -75,7 +77,12 @@ pub async fn serve(listener: TcpListener, config: rustls::ServerConfig, app: Rou
     }
 }
 
-async fn serve_connection(acceptor: TlsAcceptor, tcp: tokio::net::TcpStream, peer: SocketAddr, app: Router) {
+async fn serve_connection(
+    acceptor: TlsAcceptor,
+    tcp: tokio::net::TcpStream,
+    peer: SocketAddr,
+    app: Router,
+) {
     let tls = match acceptor.accept(tcp).await {
         Ok(tls) => tls,
         Err(error) => {
@@ -90,12 +97,17 @@ async fn serve_connection(acceptor: TlsAcceptor, tcp: tokio::net::TcpStream, pee
         .and_then(|chain| chain.first())
         .and_then(|leaf| Authenticator::from_certificate(leaf));
     let connection_user = ConnectionUser(user);
-    let service = tower::service_fn(move |mut request: axum::http::Request<hyper::body::Incoming>| {
-        request.extensions_mut().insert(connection_user.clone());
-        app.clone().oneshot(request.map(axum::body::Body::new))
-    });
+    let service = tower::service_fn(
+        move |mut request: axum::http::Request<hyper::body::Incoming>| {
+            request.extensions_mut().insert(connection_user.clone());
+            app.clone().oneshot(request.map(axum::body::Body::new))
+        },
+    );
     let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-    if let Err(error) = builder.serve_connection_with_upgrades(TokioIo::new(tls), TowerToHyperService::new(service)).await {
+    if let Err(error) = builder
+        .serve_connection_with_upgrades(TokioIo::new(tls), TowerToHyperService::new(service))
+        .await
+    {
         tracing::debug!(%peer, %error, "connection ended with an error");
     }
 }

@@ -53,15 +53,22 @@ impl PathElement {
 
     /// Parses a `FieldsV1` key.
     pub fn decode(key: &str) -> Result<Self, String> {
-        let (kind, rest) = key.split_at_checked(2).ok_or_else(|| format!("invalid path element {key:?}"))?;
+        let (kind, rest) = key
+            .split_at_checked(2)
+            .ok_or_else(|| format!("invalid path element {key:?}"))?;
         match kind {
             "f:" => Ok(PathElement::Field(rest.to_string())),
             "k:" => match serde_json::from_str::<Value>(rest) {
                 Ok(Value::Object(map)) => Ok(PathElement::Key(map.into_iter().collect())),
                 _ => Err(format!("invalid key in path element {key:?}")),
             },
-            "v:" => serde_json::from_str(rest).map(PathElement::Value).map_err(|e| format!("invalid value in path element {key:?}: {e}")),
-            "i:" => rest.parse().map(PathElement::Index).map_err(|e| format!("invalid index in path element {key:?}: {e}")),
+            "v:" => serde_json::from_str(rest)
+                .map(PathElement::Value)
+                .map_err(|e| format!("invalid value in path element {key:?}: {e}")),
+            "i:" => rest
+                .parse()
+                .map(PathElement::Index)
+                .map_err(|e| format!("invalid index in path element {key:?}: {e}")),
             _ => Err(format!("unknown path element type in {key:?}")),
         }
     }
@@ -73,7 +80,10 @@ impl std::fmt::Display for PathElement {
         match self {
             PathElement::Field(name) => write!(f, ".{name}"),
             PathElement::Key(fields) => {
-                let parts: Vec<String> = fields.iter().map(|(name, value)| format!("{name}={}", value_string(value))).collect();
+                let parts: Vec<String> = fields
+                    .iter()
+                    .map(|(name, value)| format!("{name}={}", value_string(value)))
+                    .collect();
                 write!(f, "[{}]", parts.join(","))
             }
             PathElement::Value(value) => write!(f, "[={}]", value_string(value)),
@@ -110,13 +120,20 @@ pub fn compare_values(a: &Value, b: &Value) -> Ordering {
     match (a, b) {
         (Value::Number(x), Value::Number(y)) => match (x.as_i64(), y.as_i64()) {
             (Some(x), Some(y)) => x.cmp(&y),
-            _ => x.as_f64().unwrap_or(0.0).partial_cmp(&y.as_f64().unwrap_or(0.0)).unwrap_or(Ordering::Equal),
+            _ => x
+                .as_f64()
+                .unwrap_or(0.0)
+                .partial_cmp(&y.as_f64().unwrap_or(0.0))
+                .unwrap_or(Ordering::Equal),
         },
         (Value::String(x), Value::String(y)) => x.cmp(y),
         (Value::Bool(x), Value::Bool(y)) => x.cmp(y),
-        (Value::Array(x), Value::Array(y)) => {
-            x.iter().zip(y).map(|(x, y)| compare_values(x, y)).find(|o| o.is_ne()).unwrap_or_else(|| x.len().cmp(&y.len()))
-        }
+        (Value::Array(x), Value::Array(y)) => x
+            .iter()
+            .zip(y)
+            .map(|(x, y)| compare_values(x, y))
+            .find(|o| o.is_ne())
+            .unwrap_or_else(|| x.len().cmp(&y.len())),
         (Value::Object(x), Value::Object(y)) => x
             .iter()
             .zip(y)
@@ -205,8 +222,14 @@ impl Set {
         self.children.iter()
     }
 
-    pub(super) fn from_parts(members: BTreeSet<PathElement>, children: BTreeMap<PathElement, Set>) -> Self {
-        let children = children.into_iter().filter(|(_, c)| !c.is_empty()).collect();
+    pub(super) fn from_parts(
+        members: BTreeSet<PathElement>,
+        children: BTreeMap<PathElement, Set>,
+    ) -> Self {
+        let children = children
+            .into_iter()
+            .filter(|(_, c)| !c.is_empty())
+            .collect();
         Set { members, children }
     }
 
@@ -232,7 +255,12 @@ impl Set {
         let children = self
             .children
             .iter()
-            .filter_map(|(element, child)| other.children.get(element).map(|theirs| (element.clone(), child.intersection(theirs))))
+            .filter_map(|(element, child)| {
+                other
+                    .children
+                    .get(element)
+                    .map(|theirs| (element.clone(), child.intersection(theirs)))
+            })
             .collect();
         Set::from_parts(members, children)
     }
@@ -255,7 +283,12 @@ impl Set {
     /// Keeps only the top-level elements `keep` accepts, with everything below them.
     pub fn retain_top(&self, keep: impl Fn(&PathElement) -> bool) -> Set {
         let members = self.members.iter().filter(|e| keep(e)).cloned().collect();
-        let children = self.children.iter().filter(|(e, _)| keep(e)).map(|(e, c)| (e.clone(), c.clone())).collect();
+        let children = self
+            .children
+            .iter()
+            .filter(|(e, _)| keep(e))
+            .map(|(e, c)| (e.clone(), c.clone()))
+            .collect();
         Set::from_parts(members, children)
     }
 
@@ -296,21 +329,28 @@ impl Set {
             }
         }
         for (element, child) in &self.children {
-            out.insert(element.encode(), Value::Object(child.fields_v1_entries(self.members.contains(element))));
+            out.insert(
+                element.encode(),
+                Value::Object(child.fields_v1_entries(self.members.contains(element))),
+            );
         }
         out
     }
 
     /// Parses a `FieldsV1` document.
     pub fn from_fields_v1(fields: &Value) -> Result<Set, String> {
-        let Value::Object(map) = fields else { return Err("FieldsV1 must be a JSON object".into()) };
+        let Value::Object(map) = fields else {
+            return Err("FieldsV1 must be a JSON object".into());
+        };
         let mut set = Set::new();
         for (key, value) in map {
             if key == "." {
                 continue;
             }
             let element = PathElement::decode(key)?;
-            let Value::Object(inner) = value else { return Err(format!("the value of {key:?} must be a JSON object")) };
+            let Value::Object(inner) = value else {
+                return Err(format!("the value of {key:?} must be a JSON object"));
+            };
             if inner.is_empty() || inner.contains_key(".") {
                 set.members.insert(element.clone());
             }
@@ -354,12 +394,30 @@ mod tests {
         let path = vec![
             field("spec"),
             field("ports"),
-            PathElement::Key(vec![("port".into(), json!(80)), ("protocol".into(), json!("TCP"))]),
+            PathElement::Key(vec![
+                ("port".into(), json!(80)),
+                ("protocol".into(), json!("TCP")),
+            ]),
             field("name"),
         ];
-        assert_eq!(path_string(&path), r#".spec.ports[port=80,protocol="TCP"].name"#);
-        assert_eq!(path_string(&[field("metadata"), field("finalizers"), PathElement::Value(json!("x"))]), r#".metadata.finalizers[="x"]"#);
-        assert_eq!(PathElement::decode(r#"k:{"containerPort":80,"protocol":"TCP"}"#).unwrap().encode(), r#"k:{"containerPort":80,"protocol":"TCP"}"#);
+        assert_eq!(
+            path_string(&path),
+            r#".spec.ports[port=80,protocol="TCP"].name"#
+        );
+        assert_eq!(
+            path_string(&[
+                field("metadata"),
+                field("finalizers"),
+                PathElement::Value(json!("x"))
+            ]),
+            r#".metadata.finalizers[="x"]"#
+        );
+        assert_eq!(
+            PathElement::decode(r#"k:{"containerPort":80,"protocol":"TCP"}"#)
+                .unwrap()
+                .encode(),
+            r#"k:{"containerPort":80,"protocol":"TCP"}"#
+        );
     }
 
     #[test]
@@ -381,7 +439,10 @@ mod tests {
         let difference = a.difference(&b);
         assert!(difference.has(&[field("spec"), field("replicas")]));
         assert!(!difference.has(&[field("spec"), field("template")]));
-        assert!(difference.has(&[field("spec"), field("template"), field("x")]), "difference is not recursive");
+        assert!(
+            difference.has(&[field("spec"), field("template"), field("x")]),
+            "difference is not recursive"
+        );
         assert_eq!(a.intersection(&b), b);
         assert_eq!(b.union(&a), a);
         assert!(a.difference(&a).is_empty());

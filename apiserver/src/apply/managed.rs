@@ -51,12 +51,22 @@ impl Entry {
     /// Upstream's manager identifier (the entry without fields and time, as JSON), which
     /// orders managers in conflict messages.
     pub fn identifier(&self) -> String {
-        let mut id = format!("{{\"manager\":{},\"operation\":\"{}\"", Value::from(self.manager.as_str()), self.operation.as_str());
+        let mut id = format!(
+            "{{\"manager\":{},\"operation\":\"{}\"",
+            Value::from(self.manager.as_str()),
+            self.operation.as_str()
+        );
         if self.operation == Operation::Update && !self.api_version.is_empty() {
-            id.push_str(&format!(",\"apiVersion\":{}", Value::from(self.api_version.as_str())));
+            id.push_str(&format!(
+                ",\"apiVersion\":{}",
+                Value::from(self.api_version.as_str())
+            ));
         }
         if !self.subresource.is_empty() {
-            id.push_str(&format!(",\"subresource\":{}", Value::from(self.subresource.as_str())));
+            id.push_str(&format!(
+                ",\"subresource\":{}",
+                Value::from(self.subresource.as_str())
+            ));
         }
         id.push('}');
         id
@@ -93,7 +103,13 @@ impl Entry {
     }
 
     fn decode(index: usize, entry: &Value) -> Result<Entry, String> {
-        let text = |key: &str| entry.get(key).and_then(Value::as_str).unwrap_or("").to_string();
+        let text = |key: &str| {
+            entry
+                .get(key)
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string()
+        };
         let operation = match text("operation").as_str() {
             "Apply" => Operation::Apply,
             "Update" => Operation::Update,
@@ -105,15 +121,30 @@ impl Entry {
         }
         match text("fieldsType").as_str() {
             "FieldsV1" => {}
-            "" => return Err(format!("missing fieldsType in managed fields entry {index}")),
-            other => return Err(format!("invalid fieldsType {other:?} in managed fields entry {index}")),
+            "" => {
+                return Err(format!(
+                    "missing fieldsType in managed fields entry {index}"
+                ))
+            }
+            other => {
+                return Err(format!(
+                    "invalid fieldsType {other:?} in managed fields entry {index}"
+                ))
+            }
         }
         let set = match entry.get("fieldsV1") {
             Some(fields) => Set::from_fields_v1(fields)?,
             None => Set::new(),
         };
         let time = entry.get("time").filter(|t| !t.is_null()).cloned();
-        Ok(Entry { manager: text("manager"), operation, api_version, subresource: text("subresource"), time, set })
+        Ok(Entry {
+            manager: text("manager"),
+            operation,
+            api_version,
+            subresource: text("subresource"),
+            time,
+            set,
+        })
     }
 }
 
@@ -127,8 +158,12 @@ impl Managed {
     /// Decodes `metadata.managedFields`; a later entry for the same owner replaces an earlier one.
     pub fn decode(list: Option<&Value>) -> Result<Managed, String> {
         let mut managed = Managed::default();
-        let Some(list) = list.filter(|l| !l.is_null()) else { return Ok(managed) };
-        let Value::Array(entries) = list else { return Err("managedFields must be a list".into()) };
+        let Some(list) = list.filter(|l| !l.is_null()) else {
+            return Ok(managed);
+        };
+        let Value::Array(entries) = list else {
+            return Err("managedFields must be a list".into());
+        };
         for (index, entry) in entries.iter().enumerate() {
             managed.put(Entry::decode(index, entry)?);
         }
@@ -142,7 +177,13 @@ impl Managed {
         if entries.is_empty() {
             return None;
         }
-        let seconds = |e: &Entry| e.time.as_ref().and_then(Value::as_str).and_then(|t| t.parse::<jiff::Timestamp>().ok()).map_or(0, |t| t.as_second());
+        let seconds = |e: &Entry| {
+            e.time
+                .as_ref()
+                .and_then(Value::as_str)
+                .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+                .map_or(0, |t| t.as_second())
+        };
         entries.sort_by(|a, b| {
             a.operation
                 .cmp(&b.operation)
@@ -151,7 +192,9 @@ impl Managed {
                 .then_with(|| a.api_version.cmp(&b.api_version))
                 .then_with(|| a.subresource.cmp(&b.subresource))
         });
-        Some(Value::Array(entries.into_iter().map(Entry::encode).collect()))
+        Some(Value::Array(
+            entries.into_iter().map(Entry::encode).collect(),
+        ))
     }
 
     pub fn find(&self, owner: &Entry) -> Option<&Entry> {
@@ -186,7 +229,9 @@ pub enum Scope {
 
 impl Scope {
     pub fn keeps(self, element: &PathElement) -> bool {
-        let PathElement::Field(name) = element else { return true };
+        let PathElement::Field(name) = element else {
+            return true;
+        };
         match self {
             Scope::All => true,
             Scope::AllBut(field) => name != field,
@@ -252,7 +297,10 @@ pub fn update(managed: &mut Managed, old: &Value, new: &Value, ty: Ty, writer: &
     let comparison: Comparison = compare(old, new, ty).retain_top(|e| writer.scope.keeps(e));
     let changed = comparison.modified.union(&comparison.added);
     for entry in &mut managed.entries {
-        entry.set = entry.set.difference(&changed).difference(&comparison.removed);
+        entry.set = entry
+            .set
+            .difference(&changed)
+            .difference(&comparison.removed);
     }
     managed.drop_empty();
     let owned = strip(&changed.difference(&comparison.removed));
@@ -270,12 +318,27 @@ pub fn update(managed: &mut Managed, old: &Value, new: &Value, ty: Ty, writer: &
 /// Folds the oldest update entries into one `ancient-changes` entry per API version until
 /// at most [`MAX_UPDATE_MANAGERS`] remain.
 fn cap_updaters(managed: &mut Managed) {
-    let mut updaters: Vec<Entry> = managed.entries.iter().filter(|e| e.operation == Operation::Update).cloned().collect();
+    let mut updaters: Vec<Entry> = managed
+        .entries
+        .iter()
+        .filter(|e| e.operation == Operation::Update)
+        .cloned()
+        .collect();
     if updaters.len() <= MAX_UPDATE_MANAGERS {
         return;
     }
-    let seconds = |e: &Entry| e.time.as_ref().and_then(Value::as_str).and_then(|t| t.parse::<jiff::Timestamp>().ok()).map_or(0, |t| t.as_second());
-    updaters.sort_by(|a, b| seconds(a).cmp(&seconds(b)).then_with(|| a.identifier().cmp(&b.identifier())));
+    let seconds = |e: &Entry| {
+        e.time
+            .as_ref()
+            .and_then(Value::as_str)
+            .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+            .map_or(0, |t| t.as_second())
+    };
+    updaters.sort_by(|a, b| {
+        seconds(a)
+            .cmp(&seconds(b))
+            .then_with(|| a.identifier().cmp(&b.identifier()))
+    });
     let mut remaining = updaters.len();
     let mut first_of_version: Vec<(String, Entry)> = Vec::new();
     for entry in updaters {
@@ -290,7 +353,10 @@ fn cap_updaters(managed: &mut Managed) {
             time: None,
             set: Set::new(),
         };
-        match first_of_version.iter().find(|(v, _)| *v == entry.api_version) {
+        match first_of_version
+            .iter()
+            .find(|(v, _)| *v == entry.api_version)
+        {
             Some((_, first)) => {
                 let base = match managed.find(&bucket) {
                     Some(existing) => existing.set.clone(),
@@ -301,7 +367,11 @@ fn cap_updaters(managed: &mut Managed) {
                     }
                 };
                 managed.remove(&entry);
-                managed.put(Entry { set: entry.set.union(&base), time: entry.time.clone(), ..bucket });
+                managed.put(Entry {
+                    set: entry.set.union(&base),
+                    time: entry.time.clone(),
+                    ..bucket
+                });
                 remaining -= 1;
             }
             None => first_of_version.push((entry.api_version.clone(), entry)),
@@ -321,7 +391,13 @@ mod tests {
     }
 
     fn writer(manager: &str, now: &str) -> Writer {
-        Writer { manager: manager.into(), api_version: "apps/v1".into(), subresource: String::new(), scope: Scope::AllBut("status"), now: Value::from(now) }
+        Writer {
+            manager: manager.into(),
+            api_version: "apps/v1".into(),
+            subresource: String::new(),
+            scope: Scope::AllBut("status"),
+            now: Value::from(now),
+        }
     }
 
     #[test]
@@ -337,7 +413,13 @@ mod tests {
             "status": {"replicas": 0}
         });
         let mut managed = Managed::default();
-        update(&mut managed, &zero, &created, ty, &writer("kubectl-create", "2024-01-01T00:00:00Z"));
+        update(
+            &mut managed,
+            &zero,
+            &created,
+            ty,
+            &writer("kubectl-create", "2024-01-01T00:00:00Z"),
+        );
         assert_eq!(
             managed.encode().unwrap(),
             json!([{
@@ -356,20 +438,49 @@ mod tests {
         let mut scaled = created.clone();
         scaled["spec"]["replicas"] = json!(3);
         scaled["metadata"]["labels"] = json!({"app": "web", "tier": "front"});
-        update(&mut managed, &created, &scaled, ty, &writer("kubectl-edit", "2024-01-01T00:01:00Z"));
+        update(
+            &mut managed,
+            &created,
+            &scaled,
+            ty,
+            &writer("kubectl-edit", "2024-01-01T00:01:00Z"),
+        );
         let list = managed.encode().unwrap();
         assert_eq!(list[0]["manager"], "kubectl-create");
-        assert_eq!(list[0]["fieldsV1"]["f:spec"].get("f:replicas"), None, "replicas moved to the editor");
+        assert_eq!(
+            list[0]["fieldsV1"]["f:spec"].get("f:replicas"),
+            None,
+            "replicas moved to the editor"
+        );
         assert_eq!(list[1]["manager"], "kubectl-edit");
-        assert_eq!(list[1]["fieldsV1"], json!({"f:metadata": {"f:labels": {"f:tier": {}}}, "f:spec": {"f:replicas": {}}}));
+        assert_eq!(
+            list[1]["fieldsV1"],
+            json!({"f:metadata": {"f:labels": {"f:tier": {}}}, "f:spec": {"f:replicas": {}}})
+        );
 
         let mut unlabeled = scaled.clone();
-        unlabeled["metadata"].as_object_mut().unwrap().remove("labels");
-        update(&mut managed, &scaled, &unlabeled, ty, &writer("kubectl-edit", "2024-01-01T00:02:00Z"));
+        unlabeled["metadata"]
+            .as_object_mut()
+            .unwrap()
+            .remove("labels");
+        update(
+            &mut managed,
+            &scaled,
+            &unlabeled,
+            ty,
+            &writer("kubectl-edit", "2024-01-01T00:02:00Z"),
+        );
         let list = managed.encode().unwrap();
-        assert_eq!(list[0]["fieldsV1"]["f:metadata"], Value::Null, "removed fields are owned by no one");
+        assert_eq!(
+            list[0]["fieldsV1"]["f:metadata"],
+            Value::Null,
+            "removed fields are owned by no one"
+        );
         assert_eq!(list[1]["fieldsV1"], json!({"f:spec": {"f:replicas": {}}}));
-        assert_eq!(list[1]["time"], "2024-01-01T00:01:00Z", "removing fields alone takes no ownership and keeps the time");
+        assert_eq!(
+            list[1]["time"], "2024-01-01T00:01:00Z",
+            "removing fields alone takes no ownership and keeps the time"
+        );
     }
 
     #[test]
@@ -381,12 +492,29 @@ mod tests {
         ]);
         let managed = Managed::decode(Some(&list)).unwrap();
         let encoded = managed.encode().unwrap();
-        let order: Vec<&str> = encoded.as_array().unwrap().iter().map(|e| e["manager"].as_str().unwrap()).collect();
+        let order: Vec<&str> = encoded
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["manager"].as_str().unwrap())
+            .collect();
         assert_eq!(order, ["z", "a", "b"]);
-        assert_eq!(managed.entries[1].identifier(), r#"{"manager":"a","operation":"Update","apiVersion":"v1","subresource":"status"}"#);
-        assert_eq!(managed.entries[1].describe(), r#""a" with subresource "status" using v1"#);
-        assert_eq!(managed.entries[2].identifier(), r#"{"manager":"z","operation":"Apply"}"#);
-        assert!(Managed::decode(Some(&json!([{"manager": "x", "operation": "Other", "apiVersion": "v1"}]))).is_err());
+        assert_eq!(
+            managed.entries[1].identifier(),
+            r#"{"manager":"a","operation":"Update","apiVersion":"v1","subresource":"status"}"#
+        );
+        assert_eq!(
+            managed.entries[1].describe(),
+            r#""a" with subresource "status" using v1"#
+        );
+        assert_eq!(
+            managed.entries[2].identifier(),
+            r#"{"manager":"z","operation":"Apply"}"#
+        );
+        assert!(Managed::decode(Some(
+            &json!([{"manager": "x", "operation": "Other", "apiVersion": "v1"}])
+        ))
+        .is_err());
     }
 
     #[test]
@@ -394,7 +522,10 @@ mod tests {
         let mut managed = Managed::default();
         for i in 0..12 {
             let mut set = Set::new();
-            set.insert(&[PathElement::Field("data".into()), PathElement::Field(format!("k{i}"))]);
+            set.insert(&[
+                PathElement::Field("data".into()),
+                PathElement::Field(format!("k{i}")),
+            ]);
             managed.put(Entry {
                 manager: format!("m{i:02}"),
                 operation: Operation::Update,
@@ -406,8 +537,19 @@ mod tests {
         }
         cap_updaters(&mut managed);
         assert_eq!(managed.entries.len(), 10);
-        let ancient = managed.entries.iter().find(|e| e.manager == "ancient-changes").unwrap();
-        assert_eq!(ancient.set.paths().len(), 3, "m00, m01 and m02 fold into one entry");
-        assert!(managed.entries.iter().all(|e| !["m00", "m01", "m02"].contains(&e.manager.as_str())));
+        let ancient = managed
+            .entries
+            .iter()
+            .find(|e| e.manager == "ancient-changes")
+            .unwrap();
+        assert_eq!(
+            ancient.set.paths().len(),
+            3,
+            "m00, m01 and m02 fold into one entry"
+        );
+        assert!(managed
+            .entries
+            .iter()
+            .all(|e| !["m00", "m01", "m02"].contains(&e.manager.as_str())));
     }
 }

@@ -90,7 +90,10 @@ pub fn field_manager(request: &ApiRequest, kind: &'static str, apply: bool) -> A
                 message: "Required value: is required for apply patch".into(),
             });
         } else if !apply && request.query.force.is_some() {
-            causes.push(Cause::forbidden("force", "may not be specified for non-apply patch"));
+            causes.push(Cause::forbidden(
+                "force",
+                "may not be specified for non-apply patch",
+            ));
         }
     }
     if manager.len() > MAX_MANAGER_LENGTH {
@@ -102,19 +105,38 @@ pub fn field_manager(request: &ApiRequest, kind: &'static str, apply: bool) -> A
     }
     for (at, c) in manager.char_indices() {
         if !printable(c) {
-            causes.push(Cause::invalid(format!("fieldManager[{at}]"), &Value::from(manager.as_str()), "all characters must be printable"));
+            causes.push(Cause::invalid(
+                format!("fieldManager[{at}]"),
+                &Value::from(manager.as_str()),
+                "all characters must be printable",
+            ));
         }
     }
     if !causes.is_empty() {
-        let target = Target { group: "meta.k8s.io".into(), resource: String::new(), kind: kind.into(), name: String::new() };
+        let target = Target {
+            group: "meta.k8s.io".into(),
+            resource: String::new(),
+            kind: kind.into(),
+            name: String::new(),
+        };
         return Err(ApiError::Invalid { target, causes });
     }
     if !manager.is_empty() {
         return Ok(manager);
     }
-    let agent = request.headers.get("user-agent").and_then(|v| v.to_str().ok()).unwrap_or("");
+    let agent = request
+        .headers
+        .get("user-agent")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     let mut name = String::new();
-    for c in agent.split('/').next().unwrap_or("").chars().filter(|c| printable(*c)) {
+    for c in agent
+        .split('/')
+        .next()
+        .unwrap_or("")
+        .chars()
+        .filter(|c| printable(*c))
+    {
         if name.len() + c.len_utf8() > MAX_MANAGER_LENGTH {
             break;
         }
@@ -144,22 +166,41 @@ pub fn track(old: Option<&Value>, new: &mut Value, context: &Context, manager: &
     let live = Managed::decode(old.pointer("/metadata/managedFields")).unwrap_or_default();
     let mut managed = match requested {
         _ if context.subresource.is_some() => live,
-        Some(Value::Array(entries)) if entries.is_empty() || entries == [Value::Object(Default::default())] => Managed::default(),
+        Some(Value::Array(entries))
+            if entries.is_empty() || entries == [Value::Object(Default::default())] =>
+        {
+            Managed::default()
+        }
         requested => match Managed::decode(requested.as_ref()) {
             Ok(given) if !given.entries.is_empty() => given,
             _ => live,
         },
     };
-    managed::update(&mut managed, &without_managed(old), &without_managed(new), context.ty(), &context.writer(manager));
+    managed::update(
+        &mut managed,
+        &without_managed(old),
+        &without_managed(new),
+        context.ty(),
+        &context.writer(manager),
+    );
     set_managed(new, managed.encode());
 }
 
 /// Applies the YAML configuration `body` for `manager` to `live` (`None`: the object does
 /// not exist yet) and returns the object to store, managed fields included.
-pub fn apply(live: Option<&Value>, body: &[u8], context: &Context, manager: &str, force: bool) -> ApiResult<Value> {
-    let config: Value = serde_yaml::from_slice(body).map_err(|e| ApiError::BadRequest(format!("error decoding YAML: {e}")))?;
+pub fn apply(
+    live: Option<&Value>,
+    body: &[u8],
+    context: &Context,
+    manager: &str,
+    force: bool,
+) -> ApiResult<Value> {
+    let config: Value = serde_yaml::from_slice(body)
+        .map_err(|e| ApiError::BadRequest(format!("error decoding YAML: {e}")))?;
     let Value::Object(fields) = &config else {
-        return Err(ApiError::BadRequest(format!("error decoding YAML: the configuration is not an object: {config}")));
+        return Err(ApiError::BadRequest(format!(
+            "error decoding YAML: the configuration is not an object: {config}"
+        )));
     };
     let text = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or("").to_string();
     let api_version = text(fields.get("apiVersion"));
@@ -169,17 +210,28 @@ pub fn apply(live: Option<&Value>, body: &[u8], context: &Context, manager: &str
     if api_version != context.api_version || kind != context.kind {
         return Err(ApiError::BadRequest(format!("invalid object type: {gvk}")));
     }
-    if config.pointer("/metadata/managedFields").is_some_and(|m| !m.is_null()) {
-        return Err(ApiError::BadRequest("metadata.managedFields must be nil".into()));
+    if config
+        .pointer("/metadata/managedFields")
+        .is_some_and(|m| !m.is_null())
+    {
+        return Err(ApiError::BadRequest(
+            "metadata.managedFields must be nil".into(),
+        ));
     }
     let ty = context.ty();
     if let Err(errors) = field_set(&config, ty, true) {
-        let name = format!("{}/{}", text(config.pointer("/metadata/namespace")), text(config.pointer("/metadata/name")));
+        let name = format!(
+            "{}/{}",
+            text(config.pointer("/metadata/namespace")),
+            text(config.pointer("/metadata/name"))
+        );
         let detail = match errors.as_slice() {
             [one] => one.clone(),
             many => format!("errors:\n  {}", many.join("\n  ")),
         };
-        return Err(ApiError::Unclassified(format!("failed to create typed patch object ({name}; {gvk}): {detail}")));
+        return Err(ApiError::Unclassified(format!(
+            "failed to create typed patch object ({name}; {gvk}): {detail}"
+        )));
     }
 
     let zero;
@@ -190,7 +242,8 @@ pub fn apply(live: Option<&Value>, body: &[u8], context: &Context, manager: &str
             &zero
         }
     };
-    let managed = Managed::decode(live.pointer("/metadata/managedFields")).map_err(|e| ApiError::Unclassified(format!("failed to decode managed fields: {e}")))?;
+    let managed = Managed::decode(live.pointer("/metadata/managedFields"))
+        .map_err(|e| ApiError::Unclassified(format!("failed to decode managed fields: {e}")))?;
     let bare = without_managed(live);
     let writer = context.writer(manager);
     let applied = match merge::apply(&bare, &config, ty, &managed, &writer, force) {
@@ -198,9 +251,16 @@ pub fn apply(live: Option<&Value>, body: &[u8], context: &Context, manager: &str
         Err(conflicts) => {
             // kubectl taking over from its own client-side apply: fields whose live values
             // are still what the last client-side apply set are its own to take.
-            let allowed = (manager == "kubectl").then(|| allowed_by_last_applied(&bare, context)).flatten();
-            let Some(allowed) = allowed else { return Err(conflict_error(conflicts)) };
-            let remaining: Vec<Conflict> = conflicts.into_iter().filter(|c| !allowed.has(&c.path)).collect();
+            let allowed = (manager == "kubectl")
+                .then(|| allowed_by_last_applied(&bare, context))
+                .flatten();
+            let Some(allowed) = allowed else {
+                return Err(conflict_error(conflicts));
+            };
+            let remaining: Vec<Conflict> = conflicts
+                .into_iter()
+                .filter(|c| !allowed.has(&c.path))
+                .collect();
             if !remaining.is_empty() {
                 return Err(conflict_error(remaining));
             }
@@ -217,21 +277,39 @@ pub fn apply(live: Option<&Value>, body: &[u8], context: &Context, manager: &str
 
 /// The fields of the last client-side apply whose live values it still set.
 fn allowed_by_last_applied(live: &Value, context: &Context) -> Option<Set> {
-    let text = live.get("metadata")?.get("annotations")?.get(LAST_APPLIED)?.as_str().filter(|t| !t.is_empty())?;
+    let text = live
+        .get("metadata")?
+        .get("annotations")?
+        .get(LAST_APPLIED)?
+        .as_str()
+        .filter(|t| !t.is_empty())?;
     let last: Value = serde_json::from_str(text).ok()?;
     if last.get("apiVersion").and_then(Value::as_str) != Some(context.api_version) {
         return None;
     }
     let set = field_set(&last, context.ty(), true).ok()?;
     let comparison = compare(&last, live, context.ty());
-    Some(set.difference(&comparison.modified).difference(&comparison.added).difference(&comparison.removed))
+    Some(
+        set.difference(&comparison.modified)
+            .difference(&comparison.added)
+            .difference(&comparison.removed),
+    )
 }
 
 /// Rewrites an existing last-applied annotation to the configuration kubectl just applied
 /// server-side, so a later client-side apply diffs against it.
 fn update_last_applied(object: &mut Value, config: &Value) {
-    let Some(annotations) = object.pointer_mut("/metadata/annotations").and_then(Value::as_object_mut) else { return };
-    if annotations.get(LAST_APPLIED).and_then(Value::as_str).is_none_or(str::is_empty) {
+    let Some(annotations) = object
+        .pointer_mut("/metadata/annotations")
+        .and_then(Value::as_object_mut)
+    else {
+        return;
+    };
+    if annotations
+        .get(LAST_APPLIED)
+        .and_then(Value::as_str)
+        .is_none_or(str::is_empty)
+    {
         return;
     }
     let mut last = config.clone();
@@ -247,7 +325,10 @@ fn update_last_applied(object: &mut Value, config: &Value) {
         }
     }
     annotations.insert(LAST_APPLIED.into(), Value::from(go_json(&last) + "\n"));
-    let size: usize = annotations.iter().map(|(k, v)| k.len() + v.as_str().map_or(0, str::len)).sum();
+    let size: usize = annotations
+        .iter()
+        .map(|(k, v)| k.len() + v.as_str().map_or(0, str::len))
+        .sum();
     if size > MAX_ANNOTATIONS_SIZE {
         annotations.remove(LAST_APPLIED);
     }
@@ -269,10 +350,18 @@ fn go_json(value: &Value) -> String {
 fn conflict_error(conflicts: Vec<Conflict>) -> ApiError {
     let causes = conflicts
         .iter()
-        .map(|c| Cause { reason: "FieldManagerConflict", field: path_string(&c.path), message: format!("conflict with {}", c.owner.describe()) })
+        .map(|c| Cause {
+            reason: "FieldManagerConflict",
+            field: path_string(&c.path),
+            message: format!("conflict with {}", c.owner.describe()),
+        })
         .collect();
     let message = match conflicts.as_slice() {
-        [one] => format!("Apply failed with 1 conflict: conflict with {}: {}", one.owner.describe(), path_string(&one.path)),
+        [one] => format!(
+            "Apply failed with 1 conflict: conflict with {}: {}",
+            one.owner.describe(),
+            path_string(&one.path)
+        ),
         many => {
             let mut lines = Vec::new();
             let mut previous: Option<String> = None;
@@ -284,7 +373,11 @@ fn conflict_error(conflicts: Vec<Conflict>) -> ApiError {
                 }
                 lines.push(format!("- {}", path_string(&conflict.path)));
             }
-            format!("Apply failed with {} conflicts: {}", many.len(), lines.join("\n"))
+            format!(
+                "Apply failed with {} conflicts: {}",
+                many.len(),
+                lines.join("\n")
+            )
         }
     };
     ApiError::ApplyConflict { message, causes }
@@ -299,10 +392,15 @@ fn without_managed(object: &Value) -> Value {
 }
 
 fn set_managed(object: &mut Value, managed: Option<Value>) {
-    let Some(metadata) = object.as_object_mut().map(|o| o.entry("metadata").or_insert_with(|| Value::Object(Default::default()))) else {
+    let Some(metadata) = object.as_object_mut().map(|o| {
+        o.entry("metadata")
+            .or_insert_with(|| Value::Object(Default::default()))
+    }) else {
         return;
     };
-    let Some(metadata) = metadata.as_object_mut() else { return };
+    let Some(metadata) = metadata.as_object_mut() else {
+        return;
+    };
     match managed {
         Some(list) => {
             metadata.insert("managedFields".into(), list);

@@ -72,7 +72,14 @@ fn entries(object: &Value) -> Value {
 #[test]
 fn apply_creates_with_the_applied_fields() {
     let schemas = schemas();
-    let object = apply(None, DEPLOYMENT.as_bytes(), &deployments(&schemas), "kubectl", false).unwrap();
+    let object = apply(
+        None,
+        DEPLOYMENT.as_bytes(),
+        &deployments(&schemas),
+        "kubectl",
+        false,
+    )
+    .unwrap();
     assert_eq!(object["spec"]["replicas"], 2);
     assert_eq!(
         entries(&object),
@@ -103,7 +110,10 @@ fn conflicts_read_like_upstream() {
 
     let changed = DEPLOYMENT.replace("replicas: 2", "replicas: 3");
     let error = apply(Some(&created), changed.as_bytes(), &context, "other", false).unwrap_err();
-    assert_eq!(error.to_string(), r#"Apply failed with 1 conflict: conflict with "kubectl-client-side-apply" using apps/v1: .spec.replicas"#);
+    assert_eq!(
+        error.to_string(),
+        r#"Apply failed with 1 conflict: conflict with "kubectl-client-side-apply" using apps/v1: .spec.replicas"#
+    );
     let status = error.status();
     assert_eq!(status["code"], 409);
     assert_eq!(status["reason"], "Conflict");
@@ -131,11 +141,24 @@ fn conflicts_read_like_upstream() {
 fn appliers_conflict_by_name_alone() {
     let schemas = schemas();
     let context = configmaps(&schemas);
-    let config = |value: &str| format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\ndata:\n  a: \"{value}\"\n");
+    let config = |value: &str| {
+        format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\ndata:\n  a: \"{value}\"\n")
+    };
     let first = apply(None, config("1").as_bytes(), &context, "one", false).unwrap();
     let same = apply(Some(&first), config("1").as_bytes(), &context, "two", false).unwrap();
-    assert_eq!(entries(&same).as_array().unwrap().len(), 2, "same value: shared ownership");
-    let error = apply(Some(&same), config("2").as_bytes(), &context, "three", false).unwrap_err();
+    assert_eq!(
+        entries(&same).as_array().unwrap().len(),
+        2,
+        "same value: shared ownership"
+    );
+    let error = apply(
+        Some(&same),
+        config("2").as_bytes(),
+        &context,
+        "three",
+        false,
+    )
+    .unwrap_err();
     assert_eq!(error.to_string(), "Apply failed with 2 conflicts: conflicts with \"one\":\n- .data.a\nconflicts with \"two\":\n- .data.a");
 }
 
@@ -153,7 +176,12 @@ fn kubectl_takes_over_its_client_side_apply() {
 
     let config = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\ndata:\n  a: \"9\"\n";
     let error = apply(Some(&live), config.as_bytes(), &context, "someone", false).unwrap_err();
-    assert!(error.to_string().contains("conflict with \"kubectl-client-side-apply\" using v1: .data.a"), "{error}");
+    assert!(
+        error
+            .to_string()
+            .contains("conflict with \"kubectl-client-side-apply\" using v1: .data.a"),
+        "{error}"
+    );
 
     let applied = apply(Some(&live), config.as_bytes(), &context, "kubectl", false).unwrap();
     assert_eq!(applied["data"], json!({"a": "9", "b": "2"}));
@@ -164,20 +192,40 @@ fn kubectl_takes_over_its_client_side_apply() {
     let list = entries(&applied);
     assert_eq!(list[0]["manager"], "kubectl");
     assert_eq!(list[0]["fieldsV1"], json!({"f:data": {"f:a": {}}}));
-    assert_eq!(list[1]["fieldsV1"], json!({"f:data": {".": {}, "f:b": {}}, "f:metadata": {"f:annotations": {".": {}, "f:kubectl.kubernetes.io/last-applied-configuration": {}}}}));
+    assert_eq!(
+        list[1]["fieldsV1"],
+        json!({"f:data": {".": {}, "f:b": {}}, "f:metadata": {"f:annotations": {".": {}, "f:kubectl.kubernetes.io/last-applied-configuration": {}}}})
+    );
 
     let mut drifted = live.clone();
     drifted["data"]["a"] = json!("5");
-    let error = apply(Some(&drifted), config.as_bytes(), &context, "kubectl", false).unwrap_err();
-    assert!(matches!(error, ApiError::ApplyConflict { .. }), "a value changed since the client-side apply is not kubectl's to take");
+    let error = apply(
+        Some(&drifted),
+        config.as_bytes(),
+        &context,
+        "kubectl",
+        false,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(error, ApiError::ApplyConflict { .. }),
+        "a value changed since the client-side apply is not kubectl's to take"
+    );
 }
 
 #[test]
 fn configurations_are_validated() {
     let schemas = schemas();
     let context = configmaps(&schemas);
-    let error = |body: &str| apply(None, body.as_bytes(), &context, "m", false).unwrap_err().to_string();
-    assert_eq!(error("apiVersion: v1\nkind: Secret\nmetadata:\n  name: x\n"), "invalid object type: /v1, Kind=Secret");
+    let error = |body: &str| {
+        apply(None, body.as_bytes(), &context, "m", false)
+            .unwrap_err()
+            .to_string()
+    };
+    assert_eq!(
+        error("apiVersion: v1\nkind: Secret\nmetadata:\n  name: x\n"),
+        "invalid object type: /v1, Kind=Secret"
+    );
     assert_eq!(
         error("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n  managedFields: []\n"),
         "metadata.managedFields must be nil"
@@ -187,8 +235,20 @@ fn configurations_are_validated() {
         "failed to create typed patch object (ns/x; /v1, Kind=ConfigMap): .bogus: field not declared in schema"
     );
     assert!(error("[1, 2]").starts_with("error decoding YAML"));
-    let status = apply(None, b"apiVersion: v1\nkind: ConfigMap\nbogus: 1\n", &context, "m", false).unwrap_err().status();
-    assert_eq!((status["code"].as_u64(), status.get("reason")), (Some(500), None), "upstream reports typing failures without a reason");
+    let status = apply(
+        None,
+        b"apiVersion: v1\nkind: ConfigMap\nbogus: 1\n",
+        &context,
+        "m",
+        false,
+    )
+    .unwrap_err()
+    .status();
+    assert_eq!(
+        (status["code"].as_u64(), status.get("reason")),
+        (Some(500), None),
+        "upstream reports typing failures without a reason"
+    );
 }
 
 #[test]
@@ -203,14 +263,24 @@ fn updates_track_and_reset_managed_fields() {
     );
 
     let mut unchanged = created.clone();
-    unchanged["metadata"].as_object_mut().unwrap().remove("managedFields");
+    unchanged["metadata"]
+        .as_object_mut()
+        .unwrap()
+        .remove("managedFields");
     track(Some(&created), &mut unchanged, &context, "other");
-    assert_eq!(unchanged["metadata"]["managedFields"], created["metadata"]["managedFields"], "a body without managedFields keeps the live ones");
+    assert_eq!(
+        unchanged["metadata"]["managedFields"], created["metadata"]["managedFields"],
+        "a body without managedFields keeps the live ones"
+    );
 
     let mut reset = created.clone();
     reset["metadata"]["managedFields"] = json!([{}]);
     track(Some(&created), &mut reset, &context, "other");
-    assert_eq!(reset["metadata"].get("managedFields"), None, "[{{}}] clears them");
+    assert_eq!(
+        reset["metadata"].get("managedFields"),
+        None,
+        "[{{}}] clears them"
+    );
 }
 
 fn request(query: &str, agent: &str) -> ApiRequest {
@@ -231,13 +301,30 @@ fn request(query: &str, agent: &str) -> ApiRequest {
 #[test]
 fn field_managers_default_to_the_user_agent() {
     let agent = "kubectl/v1.33.0 (linux/amd64) kubernetes/abcdef";
-    assert_eq!(field_manager(&request("", agent), "UpdateOptions", false).unwrap(), "kubectl");
-    assert_eq!(field_manager(&request("fieldManager=mine", agent), "UpdateOptions", false).unwrap(), "mine");
+    assert_eq!(
+        field_manager(&request("", agent), "UpdateOptions", false).unwrap(),
+        "kubectl"
+    );
+    assert_eq!(
+        field_manager(&request("fieldManager=mine", agent), "UpdateOptions", false).unwrap(),
+        "mine"
+    );
     let error = field_manager(&request("", agent), "PatchOptions", true).unwrap_err();
-    assert_eq!(error.to_string(), r#"PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: is required for apply patch"#);
+    assert_eq!(
+        error.to_string(),
+        r#"PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: is required for apply patch"#
+    );
     assert_eq!(error.status()["code"], 422);
     let error = field_manager(&request("force=true", agent), "PatchOptions", false).unwrap_err();
-    assert_eq!(error.to_string(), r#"PatchOptions.meta.k8s.io "" is invalid: force: Forbidden: may not be specified for non-apply patch"#);
+    assert_eq!(
+        error.to_string(),
+        r#"PatchOptions.meta.k8s.io "" is invalid: force: Forbidden: may not be specified for non-apply patch"#
+    );
     let long = "x".repeat(129);
-    assert!(field_manager(&request(&format!("fieldManager={long}"), agent), "CreateOptions", false).is_err());
+    assert!(field_manager(
+        &request(&format!("fieldManager={long}"), agent),
+        "CreateOptions",
+        false
+    )
+    .is_err());
 }

@@ -36,18 +36,28 @@ enum Walk {
 impl<'a> Ty<'a> {
     /// The type of a whole object.
     pub fn root(node: Node<'a>) -> Self {
-        Ty { node, list: ListType::Atomic, atomic: node.definition().is_some_and(table::atomic_struct) }
+        Ty {
+            node,
+            list: ListType::Atomic,
+            atomic: node.definition().is_some_and(table::atomic_struct),
+        }
     }
 
     /// The type below `element`: a struct field, or a map value or list item.
     pub fn child(&self, element: &PathElement) -> Ty<'a> {
         match element {
-            PathElement::Field(name) if self.node.shape() == Shape::Struct => {
-                Ty { node: self.node.field(name), list: self.node.list_type(name), atomic: self.node.atomic(name) }
-            }
+            PathElement::Field(name) if self.node.shape() == Shape::Struct => Ty {
+                node: self.node.field(name),
+                list: self.node.list_type(name),
+                atomic: self.node.atomic(name),
+            },
             _ => {
                 let node = self.node.item();
-                Ty { node, list: ListType::Atomic, atomic: node.definition().is_some_and(table::atomic_struct) }
+                Ty {
+                    node,
+                    list: ListType::Atomic,
+                    atomic: node.definition().is_some_and(table::atomic_struct),
+                }
             }
         }
     }
@@ -64,7 +74,9 @@ impl<'a> Ty<'a> {
             _ => return Walk::Leaf,
         };
         match (granular, value) {
-            (_, None | Some(Value::Null)) | (Walk::Fields, Some(Value::Object(_))) | (Walk::Items, Some(Value::Array(_))) => granular,
+            (_, None | Some(Value::Null))
+            | (Walk::Fields, Some(Value::Object(_)))
+            | (Walk::Items, Some(Value::Array(_))) => granular,
             _ => Walk::Leaf,
         }
     }
@@ -81,7 +93,9 @@ impl<'a> Ty<'a> {
     fn item_element(&self, item: &Value) -> Result<PathElement, String> {
         match self.list {
             ListType::Set => match item {
-                Value::Object(_) => Err("associative list without keys has an element that's a map type".into()),
+                Value::Object(_) => {
+                    Err("associative list without keys has an element that's a map type".into())
+                }
                 other => Ok(PathElement::Value(other.clone())),
             },
             ListType::Map(keys) => {
@@ -113,7 +127,10 @@ impl<'a> Ty<'a> {
 
     /// The items of a granular list with their path elements, skipping items that have none.
     fn elements<'v>(&self, items: &'v [Value]) -> Vec<(PathElement, &'v Value)> {
-        items.iter().filter_map(|item| self.item_element(item).ok().map(|e| (e, item))).collect()
+        items
+            .iter()
+            .filter_map(|item| self.item_element(item).ok().map(|e| (e, item)))
+            .collect()
     }
 }
 
@@ -141,7 +158,14 @@ pub fn field_set(value: &Value, ty: Ty, strict: bool) -> Result<Set, Vec<String>
     }
 }
 
-fn collect_fields(value: &Value, ty: Ty, path: &mut Path, set: &mut Set, strict: bool, errors: &mut Vec<String>) {
+fn collect_fields(
+    value: &Value,
+    ty: Ty,
+    path: &mut Path,
+    set: &mut Set,
+    strict: bool,
+    errors: &mut Vec<String>,
+) {
     match (ty.walk(Some(value)), value) {
         (Walk::Fields, Value::Object(fields)) => {
             for (name, child) in fields {
@@ -149,7 +173,10 @@ fn collect_fields(value: &Value, ty: Ty, path: &mut Path, set: &mut Set, strict:
                 let declared = ty.declares(name);
                 if strict && ty.node.shape() == Shape::Struct && !declared {
                     path.push(element);
-                    errors.push(format!("{}: field not declared in schema", path_string(path)));
+                    errors.push(format!(
+                        "{}: field not declared in schema",
+                        path_string(path)
+                    ));
                     path.pop();
                     continue;
                 }
@@ -176,7 +203,10 @@ fn collect_fields(value: &Value, ty: Ty, path: &mut Path, set: &mut Set, strict:
                 };
                 if !seen.insert(element.clone()) {
                     if strict {
-                        errors.push(format!("{}: duplicate entries for key {element}", path_string(path)));
+                        errors.push(format!(
+                            "{}: duplicate entries for key {element}",
+                            path_string(path)
+                        ));
                     }
                     continue;
                 }
@@ -204,7 +234,11 @@ pub struct Comparison {
 impl Comparison {
     /// Drops whatever `keep` rejects at the top level (fields a write may not change).
     pub fn retain_top(self, keep: impl Fn(&PathElement) -> bool + Copy) -> Self {
-        Comparison { added: self.added.retain_top(keep), removed: self.removed.retain_top(keep), modified: self.modified.retain_top(keep) }
+        Comparison {
+            added: self.added.retain_top(keep),
+            removed: self.removed.retain_top(keep),
+            modified: self.modified.retain_top(keep),
+        }
     }
 }
 
@@ -224,20 +258,39 @@ fn compare_leaf(lhs: Option<&Value>, rhs: Option<&Value>, path: &Path, out: &mut
     }
 }
 
-fn compare_walk(lhs: Option<&Value>, rhs: Option<&Value>, ty: Ty, path: &mut Path, out: &mut Comparison) {
+fn compare_walk(
+    lhs: Option<&Value>,
+    rhs: Option<&Value>,
+    ty: Ty,
+    path: &mut Path,
+    out: &mut Comparison,
+) {
     let walk = ty.walk_pair(lhs, rhs);
     if walk == Walk::Leaf || (empty(lhs) && empty(rhs)) {
         compare_leaf(lhs, rhs, path, out);
         return;
     }
     if walk == Walk::Fields {
-        let (l, r) = (lhs.and_then(Value::as_object), rhs.and_then(Value::as_object));
-        let names: BTreeSet<&String> = l.into_iter().flat_map(Map::keys).chain(r.into_iter().flat_map(Map::keys)).collect();
+        let (l, r) = (
+            lhs.and_then(Value::as_object),
+            rhs.and_then(Value::as_object),
+        );
+        let names: BTreeSet<&String> = l
+            .into_iter()
+            .flat_map(Map::keys)
+            .chain(r.into_iter().flat_map(Map::keys))
+            .collect();
         for name in names {
             let element = PathElement::Field(name.clone());
             let child_ty = ty.child(&element);
             path.push(element);
-            compare_walk(l.and_then(|m| m.get(name)), r.and_then(|m| m.get(name)), child_ty, path, out);
+            compare_walk(
+                l.and_then(|m| m.get(name)),
+                r.and_then(|m| m.get(name)),
+                child_ty,
+                path,
+                out,
+            );
             path.pop();
         }
     } else {
@@ -254,7 +307,13 @@ fn compare_walk(lhs: Option<&Value>, rhs: Option<&Value>, ty: Ty, path: &mut Pat
             let child_ty = ty.child(&element);
             path.push(element);
             match (left.len(), right.len()) {
-                (0..=1, 0..=1) => compare_walk(left.first().copied(), right.first().copied(), child_ty, path, out),
+                (0..=1, 0..=1) => compare_walk(
+                    left.first().copied(),
+                    right.first().copied(),
+                    child_ty,
+                    path,
+                    out,
+                ),
                 (2.., 2..) if left != right => out.modified.insert(path),
                 (2.., 2..) => {}
                 (2.., _) => {
@@ -294,12 +353,23 @@ fn merge_walk(lhs: Option<&Value>, rhs: Option<&Value>, ty: Ty) -> Option<Value>
         return rhs.or(lhs).cloned();
     }
     if walk == Walk::Fields {
-        let (l, r) = (lhs.and_then(Value::as_object), rhs.and_then(Value::as_object));
-        let names: BTreeSet<&String> = l.into_iter().flat_map(Map::keys).chain(r.into_iter().flat_map(Map::keys)).collect();
+        let (l, r) = (
+            lhs.and_then(Value::as_object),
+            rhs.and_then(Value::as_object),
+        );
+        let names: BTreeSet<&String> = l
+            .into_iter()
+            .flat_map(Map::keys)
+            .chain(r.into_iter().flat_map(Map::keys))
+            .collect();
         let mut out = Map::new();
         for name in names {
             let child_ty = ty.child(&PathElement::Field(name.clone()));
-            if let Some(value) = merge_walk(l.and_then(|m| m.get(name)), r.and_then(|m| m.get(name)), child_ty) {
+            if let Some(value) = merge_walk(
+                l.and_then(|m| m.get(name)),
+                r.and_then(|m| m.get(name)),
+                child_ty,
+            ) {
                 out.insert(name.clone(), value);
             }
         }
@@ -317,7 +387,11 @@ fn merge_walk(lhs: Option<&Value>, rhs: Option<&Value>, ty: Ty) -> Option<Value>
 fn merge_items(lhs: &[(PathElement, &Value)], rhs: &[(PathElement, &Value)], ty: Ty) -> Vec<Value> {
     let live = |element: &PathElement| lhs.iter().find(|(e, _)| e == element).map(|(_, v)| *v);
     let applied = |element: &PathElement| rhs.iter().any(|(e, _)| e == element);
-    let mut shared: VecDeque<&PathElement> = rhs.iter().map(|(e, _)| e).filter(|e| live(e).is_some()).collect();
+    let mut shared: VecDeque<&PathElement> = rhs
+        .iter()
+        .map(|(e, _)| e)
+        .filter(|e| live(e).is_some())
+        .collect();
     let mut next_shared = shared.pop_front();
     let mut merged = BTreeSet::new();
     let mut out = Vec::new();
@@ -327,7 +401,11 @@ fn merge_items(lhs: &[(PathElement, &Value)], rhs: &[(PathElement, &Value)], ty:
             let element = &lhs[li].0;
             if *element == rhs[ri].0 {
                 merged.insert(element.clone());
-                out.extend(merge_walk(Some(lhs[li].1), Some(rhs[ri].1), ty.child(element)));
+                out.extend(merge_walk(
+                    Some(lhs[li].1),
+                    Some(rhs[ri].1),
+                    ty.child(element),
+                ));
                 if next_shared == Some(element) {
                     next_shared = shared.pop_front();
                 }
@@ -355,7 +433,11 @@ fn merge_items(lhs: &[(PathElement, &Value)], rhs: &[(PathElement, &Value)], ty:
         if ri < rhs.len() {
             let element = &rhs[ri].0;
             merged.insert(element.clone());
-            out.extend(merge_walk(live(element), Some(rhs[ri].1), ty.child(element)));
+            out.extend(merge_walk(
+                live(element),
+                Some(rhs[ri].1),
+                ty.child(element),
+            ));
             if next_shared == Some(element) {
                 next_shared = shared.pop_front();
             }
@@ -388,7 +470,9 @@ pub fn remove_items(value: &Value, set: &Set, ty: Ty) -> Value {
             items
                 .iter()
                 .filter_map(|item| {
-                    let Ok(element) = ty.item_element(item) else { return Some(item.clone()) };
+                    let Ok(element) = ty.item_element(item) else {
+                        return Some(item.clone());
+                    };
                     if set.is_member(&element) {
                         return None;
                     }
@@ -503,7 +587,10 @@ mod tests {
             c.added.to_fields_v1(),
             json!({"f:metadata": {"f:labels": {".": {}, "f:app": {}}}, "f:spec": {"f:template": {"f:spec": {"f:containers": {"k:{\"name\":\"b\"}": {".": {}, "f:image": {}, "f:name": {}}}}}}})
         );
-        assert_eq!(c.modified.to_fields_v1(), json!({"f:spec": {"f:replicas": {}}}));
+        assert_eq!(
+            c.modified.to_fields_v1(),
+            json!({"f:spec": {"f:replicas": {}}})
+        );
         assert_eq!(
             c.removed.to_fields_v1(),
             json!({"f:spec": {"f:template": {"f:spec": {"f:containers": {"k:{\"name\":\"a\"}": {".": {}, "f:image": {}, "f:name": {}}}}}}})
@@ -537,7 +624,12 @@ mod tests {
         let live = json!({"spec": {"template": {"spec": {"containers": [{"name": "a"}, {"name": "live"}, {"name": "b"}]}}}});
         let config = json!({"spec": {"template": {"spec": {"containers": [{"name": "b"}, {"name": "new"}, {"name": "a"}]}}}});
         let merged = merge(&live, &config, deployment(&schemas));
-        let names: Vec<&str> = merged["spec"]["template"]["spec"]["containers"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+        let names: Vec<&str> = merged["spec"]["template"]["spec"]["containers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect();
         assert_eq!(names, ["live", "b", "new", "a"]);
     }
 
@@ -546,11 +638,24 @@ mod tests {
         let schemas = schemas();
         let ty = deployment(&schemas);
         let value = json!({"spec": {"replicas": 3, "template": {"spec": {"containers": [{"name": "a", "image": "x"}, {"name": "b"}]}}}});
-        let owned = field_set(&json!({"spec": {"template": {"spec": {"containers": [{"name": "b"}]}}}}), ty, true).unwrap();
+        let owned = field_set(
+            &json!({"spec": {"template": {"spec": {"containers": [{"name": "b"}]}}}}),
+            ty,
+            true,
+        )
+        .unwrap();
         let removed = remove_items(&value, &owned, ty);
-        assert_eq!(removed, json!({"spec": {"replicas": 3, "template": {"spec": {"containers": [{"name": "a", "image": "x"}]}}}}));
+        assert_eq!(
+            removed,
+            json!({"spec": {"replicas": 3, "template": {"spec": {"containers": [{"name": "a", "image": "x"}]}}}})
+        );
         let named = with_named_fields(&owned, ty);
         assert!(named.has(&[PathElement::Field("spec".into())]));
-        assert!(named.has(&[PathElement::Field("spec".into()), PathElement::Field("template".into()), PathElement::Field("spec".into()), PathElement::Field("containers".into())]));
+        assert!(named.has(&[
+            PathElement::Field("spec".into()),
+            PathElement::Field("template".into()),
+            PathElement::Field("spec".into()),
+            PathElement::Field("containers".into())
+        ]));
     }
 }

@@ -38,7 +38,10 @@ impl Document {
 
     fn respond(&self, headers: &HeaderMap, content_type: &'static str) -> Response {
         let etag = format!("\"{}\"", self.hash);
-        if headers.get("if-none-match").is_some_and(|v| v.as_bytes() == etag.as_bytes()) {
+        if headers
+            .get("if-none-match")
+            .is_some_and(|v| v.as_bytes() == etag.as_bytes())
+        {
             return StatusCode::NOT_MODIFIED.into_response();
         }
         let mut response = (StatusCode::OK, self.body.clone()).into_response();
@@ -65,14 +68,25 @@ impl OpenApi {
         let mut by_gv: BTreeMap<String, Vec<&dyn Resource>> = BTreeMap::new();
         for resource in registry.all() {
             let info = resource.info();
-            let path = if info.group.is_empty() { format!("api/{}", info.version) } else { format!("apis/{}/{}", info.group, info.version) };
+            let path = if info.group.is_empty() {
+                format!("api/{}", info.version)
+            } else {
+                format!("apis/{}/{}", info.group, info.version)
+            };
             by_gv.entry(path).or_default().push(resource.as_ref());
         }
-        let v3: BTreeMap<String, Document> =
-            by_gv.iter().map(|(path, resources)| (path.clone(), Document::new(&v3_document(resources)))).collect();
+        let v3: BTreeMap<String, Document> = by_gv
+            .iter()
+            .map(|(path, resources)| (path.clone(), Document::new(&v3_document(resources))))
+            .collect();
         let index: Map<String, Value> = v3
             .iter()
-            .map(|(path, doc)| (path.clone(), json!({"serverRelativeURL": format!("/openapi/v3/{path}?hash={}", doc.hash)})))
+            .map(|(path, doc)| {
+                (
+                    path.clone(),
+                    json!({"serverRelativeURL": format!("/openapi/v3/{path}?hash={}", doc.hash)}),
+                )
+            })
             .collect();
         let all: Vec<&dyn Resource> = by_gv.values().flatten().copied().collect();
         let v2 = v2_document(&all);
@@ -90,11 +104,15 @@ impl OpenApi {
             "/openapi/v3" => Some(self.v3_index.respond(headers, "text/plain; charset=utf-8")),
             "/openapi/v2" => {
                 let mut response = match v2_media_type(headers) {
-                    Some(protobuf::MEDIA_TYPE) => self.v2_protobuf.respond(headers, protobuf::MEDIA_TYPE),
+                    Some(protobuf::MEDIA_TYPE) => {
+                        self.v2_protobuf.respond(headers, protobuf::MEDIA_TYPE)
+                    }
                     Some(json) => self.v2.respond(headers, json),
                     None => StatusCode::NOT_ACCEPTABLE.into_response(),
                 };
-                response.headers_mut().insert("vary", HeaderValue::from_static("Accept"));
+                response
+                    .headers_mut()
+                    .insert("vary", HeaderValue::from_static("Accept"));
                 Some(response)
             }
             other => {
@@ -109,8 +127,16 @@ impl OpenApi {
 /// clauses by descending quality (then specificity), the first matching JSON or protobuf wins;
 /// no Accept header means JSON, nothing matching means None (406). Returns the Content-Type.
 fn v2_media_type(headers: &HeaderMap) -> Option<&'static str> {
-    let accept: Vec<&str> = headers.get_all("accept").iter().filter_map(|v| v.to_str().ok()).collect();
-    let accept = if accept.is_empty() { "*/*".to_string() } else { accept.join(",") };
+    let accept: Vec<&str> = headers
+        .get_all("accept")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    let accept = if accept.is_empty() {
+        "*/*".to_string()
+    } else {
+        accept.join(",")
+    };
     let mut clauses: Vec<(f32, &str)> = accept
         .split(',')
         .filter_map(|clause| {
@@ -124,7 +150,10 @@ fn v2_media_type(headers: &HeaderMap) -> Option<&'static str> {
         })
         .collect();
     let wildcards = |media_type: &str| media_type.matches('*').count();
-    clauses.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| wildcards(a.1).cmp(&wildcards(b.1))));
+    clauses.sort_by(|a, b| {
+        b.0.total_cmp(&a.0)
+            .then_with(|| wildcards(a.1).cmp(&wildcards(b.1)))
+    });
     let offered = [
         ("application/json", "application/json"),
         (protobuf::LEGACY_MEDIA_TYPE, protobuf::MEDIA_TYPE),
@@ -134,17 +163,23 @@ fn v2_media_type(headers: &HeaderMap) -> Option<&'static str> {
         let (kind, subtype) = media_type.split_once('/')?;
         offered.into_iter().find_map(|(accepted, served)| {
             let (accepted_kind, accepted_subtype) = accepted.split_once('/')?;
-            let matches = (kind == "*" || kind == accepted_kind) && (subtype == "*" || subtype == accepted_subtype);
+            let matches = (kind == "*" || kind == accepted_kind)
+                && (subtype == "*" || subtype == accepted_subtype);
             matches.then_some(served)
         })
     })
 }
 
 /// Schemas of `resources` (and everything they reference) with the GVK extension on each kind.
-fn schemas(resources: &[&dyn Resource], settings: SchemaSettings) -> (Map<String, Value>, Vec<(String, ResourceInfo)>) {
+fn schemas(
+    resources: &[&dyn Resource],
+    settings: SchemaSettings,
+) -> (Map<String, Value>, Vec<(String, ResourceInfo)>) {
     let mut generator = settings.into_generator();
-    let names: Vec<(String, ResourceInfo)> =
-        resources.iter().map(|r| (r.schema(&mut generator), r.info().clone())).collect();
+    let names: Vec<(String, ResourceInfo)> = resources
+        .iter()
+        .map(|r| (r.schema(&mut generator), r.info().clone()))
+        .collect();
     let mut definitions = generator.take_definitions(true);
     crate::patch::annotate(&mut definitions);
     for (name, info) in &names {
@@ -187,7 +222,9 @@ fn v3_document(resources: &[&dyn Resource]) -> Value {
 }
 
 fn v3_operation(info: &ResourceInfo, action: &str, reference: &Value) -> Value {
-    let mut parameters = vec![json!({"name": "pretty", "in": "query", "schema": {"type": "string", "uniqueItems": true}})];
+    let mut parameters = vec![
+        json!({"name": "pretty", "in": "query", "schema": {"type": "string", "uniqueItems": true}}),
+    ];
     if matches!(action, "post" | "put" | "patch") {
         for name in ["dryRun", "fieldManager", "fieldValidation"] {
             parameters.push(json!({"name": name, "in": "query", "schema": {"type": "string", "uniqueItems": true}}));
@@ -202,7 +239,8 @@ fn v3_operation(info: &ResourceInfo, action: &str, reference: &Value) -> Value {
         "x-kubernetes-group-version-kind": {"group": info.group, "version": info.version, "kind": info.kind},
     });
     if matches!(action, "post" | "put") {
-        operation["requestBody"] = json!({"content": {"*/*": {"schema": reference}}, "required": true});
+        operation["requestBody"] =
+            json!({"content": {"*/*": {"schema": reference}}, "required": true});
     }
     if action == "patch" {
         let body = json!({"schema": {"type": "object"}});
@@ -218,17 +256,43 @@ fn v3_operation(info: &ResourceInfo, action: &str, reference: &Value) -> Value {
 
 /// The REST paths of a resource and the operations (method, Kubernetes action) on each.
 fn resource_paths(info: &ResourceInfo) -> Vec<(String, Vec<(&'static str, &'static str)>)> {
-    let base = if info.group.is_empty() { format!("/api/{}", info.version) } else { format!("/apis/{}/{}", info.group, info.version) };
-    let collection = if info.namespaced { format!("{base}/namespaces/{{namespace}}/{}", info.plural) } else { format!("{base}/{}", info.plural) };
+    let base = if info.group.is_empty() {
+        format!("/api/{}", info.version)
+    } else {
+        format!("/apis/{}/{}", info.group, info.version)
+    };
+    let collection = if info.namespaced {
+        format!("{base}/namespaces/{{namespace}}/{}", info.plural)
+    } else {
+        format!("{base}/{}", info.plural)
+    };
     let mut paths = vec![
-        (collection.clone(), vec![("get", "list"), ("post", "post"), ("delete", "deletecollection")]),
-        (format!("{collection}/{{name}}"), vec![("get", "get"), ("put", "put"), ("patch", "patch"), ("delete", "delete")]),
+        (
+            collection.clone(),
+            vec![
+                ("get", "list"),
+                ("post", "post"),
+                ("delete", "deletecollection"),
+            ],
+        ),
+        (
+            format!("{collection}/{{name}}"),
+            vec![
+                ("get", "get"),
+                ("put", "put"),
+                ("patch", "patch"),
+                ("delete", "delete"),
+            ],
+        ),
     ];
     if info.namespaced {
         paths.push((format!("{base}/{}", info.plural), vec![("get", "list")]));
     }
     if info.description.status {
-        paths.push((format!("{collection}/{{name}}/status"), vec![("get", "get"), ("put", "put"), ("patch", "patch")]));
+        paths.push((
+            format!("{collection}/{{name}}/status"),
+            vec![("get", "get"), ("put", "put"), ("patch", "patch")],
+        ));
     }
     paths
 }
@@ -292,11 +356,20 @@ mod tests {
         assert_eq!(negotiate(None), Some("application/json"));
         assert_eq!(negotiate(Some("*/*")), Some("application/json"));
         // client-go asks with the `@` form and gets the `.` form back.
-        assert_eq!(negotiate(Some(protobuf::LEGACY_MEDIA_TYPE)), Some(protobuf::MEDIA_TYPE));
-        assert_eq!(negotiate(Some(protobuf::MEDIA_TYPE)), Some(protobuf::MEDIA_TYPE));
+        assert_eq!(
+            negotiate(Some(protobuf::LEGACY_MEDIA_TYPE)),
+            Some(protobuf::MEDIA_TYPE)
+        );
+        assert_eq!(
+            negotiate(Some(protobuf::MEDIA_TYPE)),
+            Some(protobuf::MEDIA_TYPE)
+        );
         let weighted = format!("application/json;q=0.9, {}", protobuf::LEGACY_MEDIA_TYPE);
         assert_eq!(negotiate(Some(&weighted)), Some(protobuf::MEDIA_TYPE));
-        assert_eq!(negotiate(Some("application/*;q=0.5, application/json")), Some("application/json"));
+        assert_eq!(
+            negotiate(Some("application/*;q=0.5, application/json")),
+            Some("application/json")
+        );
         assert_eq!(negotiate(Some("text/html")), None);
     }
 }

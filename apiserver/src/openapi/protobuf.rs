@@ -23,7 +23,10 @@ const LENGTH_DELIMITED: u8 = 2;
 
 /// The `openapi.v2.Document` encoding of a swagger 2.0 JSON document.
 pub fn encode(document: &Value) -> Vec<u8> {
-    document.as_object().map(encode_document).unwrap_or_default()
+    document
+        .as_object()
+        .map(encode_document)
+        .unwrap_or_default()
 }
 
 fn encode_document(document: &Map<String, Value>) -> Vec<u8> {
@@ -36,7 +39,9 @@ fn encode_document(document: &Map<String, Value>) -> Vec<u8> {
     w.strings(6, "consumes");
     w.strings(7, "produces");
     w.object(8, "paths", paths);
-    w.object(9, "definitions", |definitions| named_map(definitions, schema));
+    w.object(9, "definitions", |definitions| {
+        named_map(definitions, schema)
+    });
     w.object(15, "externalDocs", external_docs);
     w.vendor_extensions(16);
     w.out
@@ -75,7 +80,15 @@ fn paths(paths: &Map<String, Value>) -> Vec<u8> {
 fn path_item(item: &Map<String, Value>) -> Vec<u8> {
     let mut w = Writer::new(item);
     w.string(1, "$ref");
-    for (field, method) in [(2, "get"), (3, "put"), (4, "post"), (5, "delete"), (6, "options"), (7, "head"), (8, "patch")] {
+    for (field, method) in [
+        (2, "get"),
+        (3, "put"),
+        (4, "post"),
+        (5, "delete"),
+        (6, "options"),
+        (7, "head"),
+        (8, "patch"),
+    ] {
         w.object(field, method, operation);
     }
     w.parameters(9);
@@ -159,7 +172,9 @@ fn primitives_items(items: &Map<String, Value>) -> Vec<u8> {
 fn responses(responses: &Map<String, Value>) -> Vec<u8> {
     let mut w = Writer::new(responses);
     for (code, value) in responses.iter().filter(|(code, _)| !code.starts_with("x-")) {
-        let Some(value) = value.as_object() else { continue };
+        let Some(value) = value.as_object() else {
+            continue;
+        };
         let encoded = if value.contains_key("$ref") {
             field_bytes(2, &json_reference(value))
         } else {
@@ -209,8 +224,11 @@ fn schema(object: &Map<String, Value>) -> Vec<u8> {
     match object.get("items") {
         Some(Value::Object(items)) => w.message(23, &field_bytes(1, &schema(items))),
         Some(Value::Array(items)) => {
-            let encoded: Vec<u8> =
-                items.iter().filter_map(Value::as_object).flat_map(|item| field_bytes(1, &schema(item))).collect();
+            let encoded: Vec<u8> = items
+                .iter()
+                .filter_map(Value::as_object)
+                .flat_map(|item| field_bytes(1, &schema(item)))
+                .collect();
             w.message(23, &encoded);
         }
         _ => {}
@@ -247,7 +265,10 @@ fn named(name: &str, value: &[u8]) -> Vec<u8> {
 /// An `Any` holding `value` as YAML text, as gnostic stores vendor extensions, defaults,
 /// examples and enum values.
 fn any(value: &Value) -> Vec<u8> {
-    field_bytes(2, serde_yaml::to_string(value).unwrap_or_default().as_bytes())
+    field_bytes(
+        2,
+        serde_yaml::to_string(value).unwrap_or_default().as_bytes(),
+    )
 }
 
 /// Encodes the fields of one message from the keys of one JSON object. Scalars at their proto3
@@ -260,7 +281,10 @@ struct Writer<'a> {
 
 impl<'a> Writer<'a> {
     fn new(object: &'a Map<String, Value>) -> Self {
-        Writer { object, out: Vec::new() }
+        Writer {
+            object,
+            out: Vec::new(),
+        }
     }
 
     fn with(mut self, fill: impl FnOnce(&mut Self)) -> Vec<u8> {
@@ -273,7 +297,12 @@ impl<'a> Writer<'a> {
     }
 
     fn string(&mut self, field: u32, key: &str) {
-        if let Some(text) = self.object.get(key).and_then(Value::as_str).filter(|text| !text.is_empty()) {
+        if let Some(text) = self
+            .object
+            .get(key)
+            .and_then(Value::as_str)
+            .filter(|text| !text.is_empty())
+        {
             self.out.extend(field_bytes(field, text.as_bytes()));
         }
     }
@@ -298,7 +327,10 @@ impl<'a> Writer<'a> {
     }
 
     fn int(&mut self, field: u32, key: &str) {
-        let value = self.object.get(key).and_then(|v| v.as_i64().or_else(|| v.as_f64().map(|f| f as i64)));
+        let value = self
+            .object
+            .get(key)
+            .and_then(|v| v.as_i64().or_else(|| v.as_f64().map(|f| f as i64)));
         if let Some(value) = value.filter(|value| *value != 0) {
             // Negative int64 values are their 64-bit two's complement, as protobuf specifies.
             self.out.extend(field_varint(field, value as u64));
@@ -306,7 +338,12 @@ impl<'a> Writer<'a> {
     }
 
     fn double(&mut self, field: u32, key: &str) {
-        if let Some(value) = self.object.get(key).and_then(Value::as_f64).filter(|value| *value != 0.0) {
+        if let Some(value) = self
+            .object
+            .get(key)
+            .and_then(Value::as_f64)
+            .filter(|value| *value != 0.0)
+        {
             put_key(&mut self.out, field, FIXED64);
             self.out.extend(value.to_le_bytes());
         }
@@ -373,7 +410,11 @@ impl<'a> Writer<'a> {
 
     /// Every `x-` key as a `NamedAny`.
     fn vendor_extensions(&mut self, field: u32) {
-        for (name, value) in self.object.iter().filter(|(name, _)| name.starts_with("x-")) {
+        for (name, value) in self
+            .object
+            .iter()
+            .filter(|(name, _)| name.starts_with("x-"))
+        {
             self.message(field, &named(name, &any(value)));
         }
     }
@@ -500,7 +541,11 @@ mod tests {
 
     #[test]
     fn schema_matches_known_bytes() {
-        let encoded = schema(json!({"type": "string", "maxLength": -1}).as_object().unwrap());
+        let encoded = schema(
+            json!({"type": "string", "maxLength": -1})
+                .as_object()
+                .unwrap(),
+        );
         let mut expected = vec![0x58];
         expected.extend([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]);
         expected.extend([0xb2, 0x01, 0x08, 0x0a, 0x06]);
@@ -541,29 +586,47 @@ mod tests {
 
         assert_eq!(text(&bytes, 1), "2.0");
         let info = one(&bytes, 2);
-        assert_eq!((text(&info, 1), text(&info, 2)), ("Kubernetes".into(), "v1.33.0".into()));
+        assert_eq!(
+            (text(&info, 1), text(&info, 2)),
+            ("Kubernetes".into(), "v1.33.0".into())
+        );
 
         let path = one(&one(&bytes, 8), 2);
-        assert_eq!(text(&path, 1), "/api/v1/namespaces/{namespace}/configmaps/{name}");
+        assert_eq!(
+            text(&path, 1),
+            "/api/v1/namespaces/{namespace}/configmaps/{name}"
+        );
         let patch = one(&one(&path, 2), 8);
         assert_eq!(text(&patch, 5), "patchConfigMap");
         let parameters = all(&patch, 8);
         let body = one(&one(&parameters[0], 1), 1);
-        assert_eq!((text(&body, 2), text(&body, 3)), ("body".into(), "body".into()));
+        assert_eq!(
+            (text(&body, 2), text(&body, 3)),
+            ("body".into(), "body".into())
+        );
         assert!(decode(&body).contains(&Field::Varint(4, 1)));
         assert_eq!(text(&one(&one(&body, 5), 22), 1), "object");
         let query = one(&one(&one(&parameters[1], 1), 2), 3);
-        assert_eq!((text(&query, 2), text(&query, 4), text(&query, 6)), ("query".into(), "fieldValidation".into(), "string".into()));
+        assert_eq!(
+            (text(&query, 2), text(&query, 4), text(&query, 6)),
+            ("query".into(), "fieldValidation".into(), "string".into())
+        );
         assert!(decode(&query).contains(&Field::Varint(20, 1)));
         let response = one(&one(&patch, 9), 1);
         assert_eq!(text(&response, 1), "200");
         let response = one(&one(&response, 2), 1);
         assert_eq!(text(&response, 1), "OK");
-        assert_eq!(text(&one(&one(&response, 2), 1), 1), "#/definitions/ConfigMap");
+        assert_eq!(
+            text(&one(&one(&response, 2), 1), 1),
+            "#/definitions/ConfigMap"
+        );
         let extension = one(&patch, 13);
         assert_eq!(text(&extension, 1), "x-kubernetes-group-version-kind");
         let yaml: Value = serde_yaml::from_str(&text(&one(&extension, 2), 2)).unwrap();
-        assert_eq!(yaml, json!({"group": "", "kind": "ConfigMap", "version": "v1"}));
+        assert_eq!(
+            yaml,
+            json!({"group": "", "kind": "ConfigMap", "version": "v1"})
+        );
 
         let definition = one(&one(&bytes, 9), 1);
         assert_eq!(text(&definition, 1), "ConfigMap");
@@ -573,17 +636,31 @@ mod tests {
         assert_eq!(text(&one(&config_map, 22), 1), "object");
         let gvk = one(&config_map, 31);
         let yaml: Value = serde_yaml::from_str(&text(&one(&gvk, 2), 2)).unwrap();
-        assert_eq!(yaml, json!([{"group": "", "kind": "ConfigMap", "version": "v1"}]));
+        assert_eq!(
+            yaml,
+            json!([{"group": "", "kind": "ConfigMap", "version": "v1"}])
+        );
 
-        let properties: BTreeMap<String, Vec<u8>> =
-            all(&one(&config_map, 25), 1).iter().map(|named| (text(named, 1), one(named, 2))).collect();
+        let properties: BTreeMap<String, Vec<u8>> = all(&one(&config_map, 25), 1)
+            .iter()
+            .map(|named| (text(named, 1), one(named, 2)))
+            .collect();
         let data = &properties["data"];
         assert_eq!(text(&one(&one(&one(data, 21), 1), 22), 1), "string");
         let metadata = &properties["metadata"];
-        assert_eq!((text(metadata, 1), text(metadata, 4)), ("#/definitions/ObjectMeta".into(), "Standard metadata.".into()));
+        assert_eq!(
+            (text(metadata, 1), text(metadata, 4)),
+            (
+                "#/definitions/ObjectMeta".into(),
+                "Standard metadata.".into()
+            )
+        );
         let list = &properties["list"];
         let item = one(&one(list, 23), 1);
-        assert_eq!((text(&item, 2), text(&one(&item, 22), 1)), ("int32".into(), "integer".into()));
+        assert_eq!(
+            (text(&item, 2), text(&one(&item, 22), 1)),
+            ("int32".into(), "integer".into())
+        );
         let enum_value: Value = serde_yaml::from_str(&text(&one(list, 20), 2)).unwrap();
         assert_eq!(enum_value, json!([1]));
         assert_eq!(decode(&one(&properties["open"], 21)), [Field::Varint(2, 0)]);

@@ -33,7 +33,14 @@ impl Schemas {
 
     /// The schema of a definition, as the root of a walk.
     pub fn root<'a>(&'a self, definition: &str) -> Node<'a> {
-        Node { schemas: self, definition: self.definitions.get_key_value(definition).map(|(k, _)| k.as_str()), schema: self.definitions.get(definition) }
+        Node {
+            schemas: self,
+            definition: self
+                .definitions
+                .get_key_value(definition)
+                .map(|(k, _)| k.as_str()),
+            schema: self.definitions.get(definition),
+        }
     }
 }
 
@@ -49,23 +56,39 @@ impl<'a> Node<'a> {
     /// Follows `$ref` (directly or as the single `allOf` entry schemars emits) to a definition.
     fn resolve(schemas: &'a Schemas, schema: Option<&'a Value>) -> Self {
         let reference = schema.and_then(|s| {
-            s.get("$ref").or_else(|| s.get("allOf").and_then(|a| a.get(0)).and_then(|a| a.get("$ref")))
+            s.get("$ref").or_else(|| {
+                s.get("allOf")
+                    .and_then(|a| a.get(0))
+                    .and_then(|a| a.get("$ref"))
+            })
         });
-        match reference.and_then(Value::as_str).and_then(|r| r.rsplit('/').next()) {
+        match reference
+            .and_then(Value::as_str)
+            .and_then(|r| r.rsplit('/').next())
+        {
             Some(name) => schemas.root(name),
-            None => Node { schemas, definition: None, schema },
+            None => Node {
+                schemas,
+                definition: None,
+                schema,
+            },
         }
     }
 
     /// The schema of property `name` of this struct.
     pub fn field(&self, name: &str) -> Node<'a> {
-        let property = self.schema.and_then(|s| s.get("properties")).and_then(|p| p.get(name));
+        let property = self
+            .schema
+            .and_then(|s| s.get("properties"))
+            .and_then(|p| p.get(name));
         Node::resolve(self.schemas, property)
     }
 
     /// The schema of this list's items or this map's values.
     pub fn item(&self) -> Node<'a> {
-        let item = self.schema.and_then(|s| s.get("items").or_else(|| s.get("additionalProperties")));
+        let item = self
+            .schema
+            .and_then(|s| s.get("items").or_else(|| s.get("additionalProperties")));
         Node::resolve(self.schemas, item)
     }
 
@@ -80,7 +103,9 @@ impl<'a> Node<'a> {
     }
 
     pub fn shape(&self) -> Shape {
-        let Some(schema) = self.schema else { return Shape::Scalar };
+        let Some(schema) = self.schema else {
+            return Shape::Scalar;
+        };
         if schema.get("properties").is_some() {
             Shape::Struct
         } else if schema.get("additionalProperties").is_some() {
@@ -96,17 +121,24 @@ impl<'a> Node<'a> {
 
     /// Whether this struct declares property `name`.
     pub fn declares(&self, name: &str) -> bool {
-        self.schema.and_then(|s| s.get("properties")).is_some_and(|p| p.get(name).is_some())
+        self.schema
+            .and_then(|s| s.get("properties"))
+            .is_some_and(|p| p.get(name).is_some())
     }
 
     /// How server-side apply treats list property `name` of this struct.
     pub fn list_type(&self, name: &str) -> ListType {
-        self.meta(name).map_or(ListType::Atomic, FieldMeta::list_type)
+        self.meta(name)
+            .map_or(ListType::Atomic, FieldMeta::list_type)
     }
 
     /// Whether property `name` of this struct is owned as a whole: an atomic map, or a
     /// struct of an atomic type.
     pub fn atomic(&self, name: &str) -> bool {
-        self.definition.is_some_and(|d| table::atomic_map(d, name)) || self.field(name).definition.is_some_and(table::atomic_struct)
+        self.definition.is_some_and(|d| table::atomic_map(d, name))
+            || self
+                .field(name)
+                .definition
+                .is_some_and(table::atomic_struct)
     }
 }

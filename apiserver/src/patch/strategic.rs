@@ -31,7 +31,11 @@ enum Outcome {
     Deleted,
 }
 
-fn merge_map(original: &mut Map<String, Value>, patch: &Map<String, Value>, node: Node) -> Result<Outcome, String> {
+fn merge_map(
+    original: &mut Map<String, Value>,
+    patch: &Map<String, Value>,
+    node: Node,
+) -> Result<Outcome, String> {
     match patch.get(DIRECTIVE).map(|d| d.as_str()) {
         None | Some(Some("merge")) => {}
         Some(Some("replace")) => {
@@ -39,11 +43,19 @@ fn merge_map(original: &mut Map<String, Value>, patch: &Map<String, Value>, node
             return Ok(Outcome::Kept);
         }
         Some(Some("delete")) => return Ok(Outcome::Deleted),
-        Some(other) => return Err(format!("Unknown patch type: {}", other.map_or("<not a string>".into(), |s| s.to_string()))),
+        Some(other) => {
+            return Err(format!(
+                "Unknown patch type: {}",
+                other.map_or("<not a string>".into(), |s| s.to_string())
+            ))
+        }
     }
     for (key, value) in patch {
         if let Some(field) = key.strip_prefix(DELETE_FROM_PRIMITIVE_LIST) {
-            let (Some(Value::Array(list)), Value::Array(remove)) = (original.get_mut(field), value) else { continue };
+            let (Some(Value::Array(list)), Value::Array(remove)) = (original.get_mut(field), value)
+            else {
+                continue;
+            };
             list.retain(|item| !remove.contains(item));
         }
     }
@@ -62,7 +74,9 @@ fn merge_map(original: &mut Map<String, Value>, patch: &Map<String, Value>, node
                     original.remove(key);
                 }
             }
-            (Some(Value::Array(existing)), Value::Array(changes)) => merge_list(existing, changes, node.meta(key), child.item())?,
+            (Some(Value::Array(existing)), Value::Array(changes)) => {
+                merge_list(existing, changes, node.meta(key), child.item())?
+            }
             (_, value) => match clean(value, child) {
                 Some(value) => {
                     original.insert(key.clone(), value);
@@ -74,8 +88,13 @@ fn merge_map(original: &mut Map<String, Value>, patch: &Map<String, Value>, node
         }
     }
     for (key, order) in patch {
-        let Some(field) = key.strip_prefix(SET_ELEMENT_ORDER) else { continue };
-        let (Some(Value::Array(list)), Value::Array(order)) = (original.get_mut(field), order) else { continue };
+        let Some(field) = key.strip_prefix(SET_ELEMENT_ORDER) else {
+            continue;
+        };
+        let (Some(Value::Array(list)), Value::Array(order)) = (original.get_mut(field), order)
+        else {
+            continue;
+        };
         reorder(list, order, node.meta(field).map_or("", |m| m.merge_key));
     }
     if let Some(Value::Array(keep)) = patch.get(RETAIN_KEYS) {
@@ -84,9 +103,22 @@ fn merge_map(original: &mut Map<String, Value>, patch: &Map<String, Value>, node
     Ok(Outcome::Kept)
 }
 
-fn merge_list(original: &mut Vec<Value>, patch: &[Value], meta: Option<&FieldMeta>, item: Node) -> Result<(), String> {
-    if let Some(at) = patch.iter().position(|e| e.get(DIRECTIVE).and_then(Value::as_str) == Some("replace")) {
-        let rest: Vec<Value> = patch.iter().enumerate().filter(|(i, _)| *i != at).map(|(_, e)| e.clone()).collect();
+fn merge_list(
+    original: &mut Vec<Value>,
+    patch: &[Value],
+    meta: Option<&FieldMeta>,
+    item: Node,
+) -> Result<(), String> {
+    if let Some(at) = patch
+        .iter()
+        .position(|e| e.get(DIRECTIVE).and_then(Value::as_str) == Some("replace"))
+    {
+        let rest: Vec<Value> = patch
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != at)
+            .map(|(_, e)| e.clone())
+            .collect();
         *original = clean_list(&rest, item);
         return Ok(());
     }
@@ -105,16 +137,23 @@ fn merge_list(original: &mut Vec<Value>, patch: &[Value], meta: Option<&FieldMet
     let key = meta.merge_key;
     for element in patch {
         let Value::Object(changes) = element else {
-            return Err(format!("list item {element} must be an object with merge key {key:?}"));
+            return Err(format!(
+                "list item {element} must be an object with merge key {key:?}"
+            ));
         };
         let Some(id) = changes.get(key) else {
-            return Err(format!("map: {element} does not contain declared merge key: {key}"));
+            return Err(format!(
+                "map: {element} does not contain declared merge key: {key}"
+            ));
         };
         if changes.get(DIRECTIVE).and_then(Value::as_str) == Some("delete") {
             original.retain(|existing| existing.get(key) != Some(id));
             continue;
         }
-        match original.iter_mut().find(|existing| existing.get(key) == Some(id)) {
+        match original
+            .iter_mut()
+            .find(|existing| existing.get(key) == Some(id))
+        {
             Some(Value::Object(existing)) => {
                 if merge_map(existing, changes, item)? == Outcome::Deleted {
                     original.retain(|existing| existing.get(key) != Some(id));
@@ -134,8 +173,21 @@ fn merge_list(original: &mut Vec<Value>, patch: &[Value], meta: Option<&FieldMet
 /// Puts the items named in `order` first, in that order; others keep their relative order.
 fn reorder(list: &mut [Value], order: &[Value], key: &str) {
     let rank = |item: &Value| {
-        let id = if key.is_empty() { Some(item) } else { item.get(key) };
-        order.iter().position(|o| if key.is_empty() { Some(o) == id } else { o.get(key) == id }).unwrap_or(usize::MAX)
+        let id = if key.is_empty() {
+            Some(item)
+        } else {
+            item.get(key)
+        };
+        order
+            .iter()
+            .position(|o| {
+                if key.is_empty() {
+                    Some(o) == id
+                } else {
+                    o.get(key) == id
+                }
+            })
+            .unwrap_or(usize::MAX)
     };
     list.sort_by_key(rank);
 }
@@ -164,7 +216,11 @@ fn clean_map(map: &Map<String, Value>, node: Node) -> Option<Map<String, Value>>
 
 fn clean_list(list: &[Value], item: Node) -> Vec<Value> {
     list.iter()
-        .filter(|e| e.get(DIRECTIVE).and_then(Value::as_str).is_none_or(|d| d != "delete" && d != "replace"))
+        .filter(|e| {
+            e.get(DIRECTIVE)
+                .and_then(Value::as_str)
+                .is_none_or(|d| d != "delete" && d != "replace")
+        })
         .filter_map(|e| clean(e, item))
         .collect()
 }
@@ -199,7 +255,12 @@ mod tests {
 
     fn patch(patch: Value) -> Value {
         let schemas = schemas();
-        apply(&deployment(), &patch, schemas.root("io.k8s.api.apps.v1.Deployment")).unwrap()
+        apply(
+            &deployment(),
+            &patch,
+            schemas.root("io.k8s.api.apps.v1.Deployment"),
+        )
+        .unwrap()
     }
 
     #[test]
@@ -210,44 +271,74 @@ mod tests {
         let containers = &out["spec"]["template"]["spec"]["containers"];
         assert_eq!(containers.as_array().unwrap().len(), 2, "the sidecar stays");
         assert_eq!(containers[0]["image"], "nginx:1.27");
-        assert_eq!(containers[0]["ports"], json!([{"containerPort": 80}]), "fields not in the patch stay");
-        assert_eq!(containers[0]["env"], json!([{"name": "A", "value": "1"}, {"name": "B", "value": "3"}, {"name": "C", "value": "4"}]));
+        assert_eq!(
+            containers[0]["ports"],
+            json!([{"containerPort": 80}]),
+            "fields not in the patch stay"
+        );
+        assert_eq!(
+            containers[0]["env"],
+            json!([{"name": "A", "value": "1"}, {"name": "B", "value": "3"}, {"name": "C", "value": "4"}])
+        );
     }
 
     #[test]
     fn lists_without_a_strategy_are_replaced() {
-        let out = patch(json!({"spec": {"template": {"spec": {"tolerations": [{"key": "y", "operator": "Exists"}]}}}}));
-        assert_eq!(out["spec"]["template"]["spec"]["tolerations"], json!([{"key": "y", "operator": "Exists"}]));
+        let out = patch(
+            json!({"spec": {"template": {"spec": {"tolerations": [{"key": "y", "operator": "Exists"}]}}}}),
+        );
+        assert_eq!(
+            out["spec"]["template"]["spec"]["tolerations"],
+            json!([{"key": "y", "operator": "Exists"}])
+        );
     }
 
     #[test]
     fn delete_directive_removes_one_item() {
-        let out = patch(json!({"spec": {"template": {"spec": {"containers": [{"name": "sidecar", "$patch": "delete"}]}}}}));
-        let names: Vec<&str> = out["spec"]["template"]["spec"]["containers"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+        let out = patch(
+            json!({"spec": {"template": {"spec": {"containers": [{"name": "sidecar", "$patch": "delete"}]}}}}),
+        );
+        let names: Vec<&str> = out["spec"]["template"]["spec"]["containers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect();
         assert_eq!(names, ["app"]);
     }
 
     #[test]
     fn replace_directive_replaces_the_list() {
-        let out = patch(json!({"spec": {"template": {"spec": {"containers": [{"$patch": "replace"}, {"name": "only", "image": "x"}]}}}}));
-        assert_eq!(out["spec"]["template"]["spec"]["containers"], json!([{"name": "only", "image": "x"}]));
+        let out = patch(
+            json!({"spec": {"template": {"spec": {"containers": [{"$patch": "replace"}, {"name": "only", "image": "x"}]}}}}),
+        );
+        assert_eq!(
+            out["spec"]["template"]["spec"]["containers"],
+            json!([{"name": "only", "image": "x"}])
+        );
     }
 
     #[test]
     fn null_deletes_and_maps_merge() {
         let out = patch(json!({"metadata": {"labels": {"tier": null, "env": "prod"}}}));
-        assert_eq!(out["metadata"]["labels"], json!({"app": "web", "env": "prod"}));
+        assert_eq!(
+            out["metadata"]["labels"],
+            json!({"app": "web", "env": "prod"})
+        );
     }
 
     #[test]
     fn retain_keys_drops_what_the_patch_does_not_name() {
-        let out = patch(json!({"spec": {"strategy": {"$retainKeys": ["type"], "type": "Recreate"}}}));
+        let out =
+            patch(json!({"spec": {"strategy": {"$retainKeys": ["type"], "type": "Recreate"}}}));
         assert_eq!(out["spec"]["strategy"], json!({"type": "Recreate"}));
     }
 
     #[test]
     fn primitive_lists_merge_and_delete_from_primitive_list() {
-        let out = patch(json!({"metadata": {"finalizers": ["b"], "$deleteFromPrimitiveList/finalizers": ["a"]}}));
+        let out = patch(
+            json!({"metadata": {"finalizers": ["b"], "$deleteFromPrimitiveList/finalizers": ["a"]}}),
+        );
         assert_eq!(out["metadata"]["finalizers"], json!(["b"]));
     }
 
@@ -257,7 +348,12 @@ mod tests {
             "$setElementOrder/containers": [{"name": "sidecar"}, {"name": "app"}],
             "containers": [{"name": "app", "image": "nginx:2"}]
         }}}}));
-        let names: Vec<&str> = out["spec"]["template"]["spec"]["containers"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+        let names: Vec<&str> = out["spec"]["template"]["spec"]["containers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect();
         assert_eq!(names, ["sidecar", "app"]);
     }
 
@@ -270,7 +366,15 @@ mod tests {
     #[test]
     fn merge_items_need_their_key() {
         let schemas = schemas();
-        let error = apply(&deployment(), &json!({"spec": {"template": {"spec": {"containers": [{"image": "x"}]}}}}), schemas.root("io.k8s.api.apps.v1.Deployment")).unwrap_err();
-        assert!(error.contains("does not contain declared merge key: name"), "{error}");
+        let error = apply(
+            &deployment(),
+            &json!({"spec": {"template": {"spec": {"containers": [{"image": "x"}]}}}}),
+            schemas.root("io.k8s.api.apps.v1.Deployment"),
+        )
+        .unwrap_err();
+        assert!(
+            error.contains("does not contain declared merge key: name"),
+            "{error}"
+        );
     }
 }

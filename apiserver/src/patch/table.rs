@@ -29,20 +29,62 @@ pub struct FieldMeta {
     pub map_keys: &'static [&'static str],
 }
 
-const fn merge(definition: &'static str, field: &'static str, merge_key: &'static str) -> FieldMeta {
-    FieldMeta { definition, field, strategy: "merge", merge_key, map_keys: &[] }
+const fn merge(
+    definition: &'static str,
+    field: &'static str,
+    merge_key: &'static str,
+) -> FieldMeta {
+    FieldMeta {
+        definition,
+        field,
+        strategy: "merge",
+        merge_key,
+        map_keys: &[],
+    }
 }
 
-const fn merge_keys(definition: &'static str, field: &'static str, merge_key: &'static str, map_keys: &'static [&'static str]) -> FieldMeta {
-    FieldMeta { definition, field, strategy: "merge", merge_key, map_keys }
+const fn merge_keys(
+    definition: &'static str,
+    field: &'static str,
+    merge_key: &'static str,
+    map_keys: &'static [&'static str],
+) -> FieldMeta {
+    FieldMeta {
+        definition,
+        field,
+        strategy: "merge",
+        merge_key,
+        map_keys,
+    }
 }
 
-const fn list_map(definition: &'static str, field: &'static str, map_keys: &'static [&'static str]) -> FieldMeta {
-    FieldMeta { definition, field, strategy: "", merge_key: "", map_keys }
+const fn list_map(
+    definition: &'static str,
+    field: &'static str,
+    map_keys: &'static [&'static str],
+) -> FieldMeta {
+    FieldMeta {
+        definition,
+        field,
+        strategy: "",
+        merge_key: "",
+        map_keys,
+    }
 }
 
-const fn with_strategy(definition: &'static str, field: &'static str, strategy: &'static str, merge_key: &'static str) -> FieldMeta {
-    FieldMeta { definition, field, strategy, merge_key, map_keys: &[] }
+const fn with_strategy(
+    definition: &'static str,
+    field: &'static str,
+    strategy: &'static str,
+    merge_key: &'static str,
+) -> FieldMeta {
+    FieldMeta {
+        definition,
+        field,
+        strategy,
+        merge_key,
+        map_keys: &[],
+    }
 }
 
 macro_rules! core {
@@ -70,22 +112,47 @@ pub const FIELDS: &[FieldMeta] = &[
     merge(core!("PodSpec"), "ephemeralContainers", "name"),
     merge(core!("PodSpec"), "imagePullSecrets", "name"),
     merge(core!("PodSpec"), "hostAliases", "ip"),
-    merge_keys(core!("PodSpec"), "topologySpreadConstraints", "topologyKey", &["topologyKey", "whenUnsatisfiable"]),
-    with_strategy(core!("PodSpec"), "resourceClaims", "merge,retainKeys", "name"),
+    merge_keys(
+        core!("PodSpec"),
+        "topologySpreadConstraints",
+        "topologyKey",
+        &["topologyKey", "whenUnsatisfiable"],
+    ),
+    with_strategy(
+        core!("PodSpec"),
+        "resourceClaims",
+        "merge,retainKeys",
+        "name",
+    ),
     merge(core!("PodSpec"), "schedulingGates", "name"),
-    merge_keys(core!("Container"), "ports", "containerPort", &["containerPort", "protocol"]),
+    merge_keys(
+        core!("Container"),
+        "ports",
+        "containerPort",
+        &["containerPort", "protocol"],
+    ),
     list_map(core!("ResourceRequirements"), "claims", &["name"]),
     merge(core!("Container"), "env", "name"),
     merge(core!("Container"), "volumeMounts", "mountPath"),
     merge(core!("Container"), "volumeDevices", "devicePath"),
-    merge_keys(core!("EphemeralContainer"), "ports", "containerPort", &["containerPort", "protocol"]),
+    merge_keys(
+        core!("EphemeralContainer"),
+        "ports",
+        "containerPort",
+        &["containerPort", "protocol"],
+    ),
     merge(core!("EphemeralContainer"), "env", "name"),
     merge(core!("EphemeralContainer"), "volumeMounts", "mountPath"),
     merge(core!("EphemeralContainer"), "volumeDevices", "devicePath"),
     merge(core!("PodStatus"), "conditions", "type"),
     merge(core!("PodStatus"), "podIPs", "ip"),
     merge(core!("PodStatus"), "hostIPs", "ip"),
-    with_strategy(core!("PodStatus"), "resourceClaimStatuses", "merge,retainKeys", "name"),
+    with_strategy(
+        core!("PodStatus"),
+        "resourceClaimStatuses",
+        "merge,retainKeys",
+        "name",
+    ),
     // Nodes.
     merge(core!("NodeSpec"), "podCIDRs", ""),
     merge(core!("NodeStatus"), "conditions", "type"),
@@ -108,7 +175,9 @@ pub const FIELDS: &[FieldMeta] = &[
 
 /// The metadata of `field` in `definition`, if it has any.
 pub fn lookup(definition: &str, field: &str) -> Option<&'static FieldMeta> {
-    FIELDS.iter().find(|f| f.definition == definition && f.field == field)
+    FIELDS
+        .iter()
+        .find(|f| f.definition == definition && f.field == field)
 }
 
 /// How server-side apply treats a list (upstream's `x-kubernetes-list-type`).
@@ -173,11 +242,17 @@ pub fn atomic_map(definition: &str, field: &str) -> bool {
 
 /// Defaults of list-map keys (`+default` on the key field): an applied port without a
 /// protocol is the TCP port the server stores.
-const KEY_DEFAULTS: &[(&str, &str, &str)] = &[(core!("ContainerPort"), "protocol", "TCP"), (core!("ServicePort"), "protocol", "TCP")];
+const KEY_DEFAULTS: &[(&str, &str, &str)] = &[
+    (core!("ContainerPort"), "protocol", "TCP"),
+    (core!("ServicePort"), "protocol", "TCP"),
+];
 
 /// The default of key field `field` of list items of type `definition`.
 pub fn key_default(definition: &str, field: &str) -> Option<Value> {
-    KEY_DEFAULTS.iter().find(|(d, f, _)| *d == definition && *f == field).map(|(_, _, v)| Value::from(*v))
+    KEY_DEFAULTS
+        .iter()
+        .find(|(d, f, _)| *d == definition && *f == field)
+        .map(|(_, _, v)| Value::from(*v))
 }
 
 /// The empty object a create starts from, as upstream's typed Go zero value serializes:
@@ -189,18 +264,26 @@ pub fn zero_object(definition: &str) -> Value {
     let mut zero = json!({"metadata": {}});
     let extra = match definition {
         "io.k8s.api.core.v1.Pod" => json!({"spec": {"containers": null}, "status": {}}),
-        "io.k8s.api.core.v1.Namespace" | "io.k8s.api.core.v1.Node" | "io.k8s.api.core.v1.PersistentVolumeClaim" => {
+        "io.k8s.api.core.v1.Namespace"
+        | "io.k8s.api.core.v1.Node"
+        | "io.k8s.api.core.v1.PersistentVolumeClaim" => {
             json!({"spec": {}, "status": {}})
         }
         "io.k8s.api.core.v1.Service" => json!({"spec": {}, "status": {"loadBalancer": {}}}),
         "io.k8s.api.core.v1.ReplicationController" => json!({"spec": {}, "status": {}}),
         "io.k8s.api.core.v1.PodTemplate" => json!({"template": template}),
-        "io.k8s.api.apps.v1.Deployment" => json!({"spec": {"strategy": {}, "template": template}, "status": {}}),
-        "io.k8s.api.apps.v1.ReplicaSet" | "io.k8s.api.batch.v1.Job" => json!({"spec": {"template": template}, "status": {}}),
+        "io.k8s.api.apps.v1.Deployment" => {
+            json!({"spec": {"strategy": {}, "template": template}, "status": {}})
+        }
+        "io.k8s.api.apps.v1.ReplicaSet" | "io.k8s.api.batch.v1.Job" => {
+            json!({"spec": {"template": template}, "status": {}})
+        }
         "io.k8s.api.apps.v1.StatefulSet" | "io.k8s.api.apps.v1.DaemonSet" => {
             json!({"spec": {"template": template, "updateStrategy": {}}, "status": {}})
         }
-        "io.k8s.api.batch.v1.CronJob" => json!({"spec": {"jobTemplate": {"metadata": {}, "spec": {"template": template}}}, "status": {}}),
+        "io.k8s.api.batch.v1.CronJob" => {
+            json!({"spec": {"jobTemplate": {"metadata": {}, "spec": {"template": template}}}, "status": {}})
+        }
         _ => json!({}),
     };
     if let (Some(zero), Value::Object(extra)) = (zero.as_object_mut(), extra) {

@@ -36,7 +36,9 @@ const MAGIC: &[u8; 4] = b"k8s\0";
 pub enum DecodeError {
     #[error("empty data")]
     Empty,
-    #[error("provided data does not appear to be a protobuf message, expected prefix [107 56 115 0]")]
+    #[error(
+        "provided data does not appear to be a protobuf message, expected prefix [107 56 115 0]"
+    )]
     NotProtobuf,
     #[error("empty body")]
     EmptyBody,
@@ -64,7 +66,10 @@ pub fn decode(body: &[u8]) -> Result<(String, String, Value), DecodeError> {
     let (api_version, kind) = envelope.group_version_kind()?;
     let message = schema::schema()
         .kind_message(&api_version, &kind)
-        .ok_or_else(|| DecodeError::NotRegistered { api_version: api_version.clone(), kind: kind.clone() })?;
+        .ok_or_else(|| DecodeError::NotRegistered {
+            api_version: api_version.clone(),
+            kind: kind.clone(),
+        })?;
     let mut object = transcode::object(message, envelope.raw, 0)?;
     object.insert("apiVersion".into(), Value::String(api_version.clone()));
     object.insert("kind".into(), Value::String(kind.clone()));
@@ -103,9 +108,13 @@ impl<'a> Envelope<'a> {
     fn merge_type_meta(&mut self, data: &[u8]) -> Result<(), DecodeError> {
         for field in Fields::new(data) {
             match field? {
-                (1, WireValue::Bytes(s)) => self.api_version = String::from_utf8_lossy(s).into_owned(),
+                (1, WireValue::Bytes(s)) => {
+                    self.api_version = String::from_utf8_lossy(s).into_owned()
+                }
                 (2, WireValue::Bytes(s)) => self.kind = String::from_utf8_lossy(s).into_owned(),
-                (number @ (1 | 2), other) => return Err(wrong_wire_type("TypeMeta", number, &other)),
+                (number @ (1 | 2), other) => {
+                    return Err(wrong_wire_type("TypeMeta", number, &other))
+                }
                 _ => {}
             }
         }
@@ -115,7 +124,12 @@ impl<'a> Envelope<'a> {
     /// The canonical apiVersion (`group/version`, or `version` for the core group) and kind,
     /// with upstream's checks: a kind, and an apiVersion that parses to a non-empty version.
     fn group_version_kind(&self) -> Result<(String, String), DecodeError> {
-        let type_meta = || format!("runtime.TypeMeta{{APIVersion:{:?}, Kind:{:?}}}", self.api_version, self.kind);
+        let type_meta = || {
+            format!(
+                "runtime.TypeMeta{{APIVersion:{:?}, Kind:{:?}}}",
+                self.api_version, self.kind
+            )
+        };
         if self.kind.is_empty() {
             return Err(DecodeError::MissingKind(type_meta()));
         }
@@ -134,5 +148,8 @@ impl<'a> Envelope<'a> {
 }
 
 fn wrong_wire_type(message: &str, number: u64, value: &WireValue) -> DecodeError {
-    DecodeError::Malformed(format!("proto: {message}: wrong wireType = {} for field {number}", value.wire_type()))
+    DecodeError::Malformed(format!(
+        "proto: {message}: wrong wireType = {} for field {number}",
+        value.wire_type()
+    ))
 }

@@ -83,7 +83,9 @@ impl TryFrom<Vec<String>> for Field {
 
     fn try_from(parts: Vec<String>) -> Result<Self, String> {
         let mut parts = parts.into_iter();
-        let (Some(json_name), Some(ty), label, None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        let (Some(json_name), Some(ty), label, None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
             return Err("a field is [jsonName, type, label?]".into());
         };
         let label = match label.as_deref() {
@@ -105,7 +107,11 @@ impl TryFrom<Vec<String>> for Field {
         if label == Label::Inline && !matches!(ty, FieldType::Message(_)) {
             return Err(format!("inline field {json_name} is not a message"));
         }
-        Ok(Field { json_name, ty, label })
+        Ok(Field {
+            json_name,
+            ty,
+            label,
+        })
     }
 }
 
@@ -126,7 +132,10 @@ impl Schema {
     /// The message of a kind, if upstream registers the kind in that apiVersion.
     pub(super) fn kind_message(&self, api_version: &str, kind: &str) -> Option<&str> {
         let kinds = self.kinds.get(api_version)?;
-        kinds.get(kind).or_else(|| self.meta_kinds.get(kind)).map(String::as_str)
+        kinds
+            .get(kind)
+            .or_else(|| self.meta_kinds.get(kind))
+            .map(String::as_str)
     }
 
     /// The fields of a plain (or composite-shaped) message.
@@ -142,12 +151,16 @@ impl Schema {
     #[cfg(test)]
     pub(super) fn kinds(&self) -> impl Iterator<Item = (&str, &str, &str)> {
         self.kinds.iter().flat_map(|(version, kinds)| {
-            kinds.iter().map(move |(kind, message)| (version.as_str(), kind.as_str(), message.as_str()))
+            kinds
+                .iter()
+                .map(move |(kind, message)| (version.as_str(), kind.as_str(), message.as_str()))
         })
     }
 
     #[cfg(test)]
     pub(super) fn messages(&self) -> impl Iterator<Item = (&str, &Message)> {
-        self.messages.iter().map(|(name, message)| (name.as_str(), message))
+        self.messages
+            .iter()
+            .map(|(name, message)| (name.as_str(), message))
     }
 }

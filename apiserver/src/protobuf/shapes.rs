@@ -14,7 +14,10 @@ pub(super) fn time(data: &[u8]) -> Result<Option<Value>, DecodeError> {
     let Some((seconds, _)) = timestamp(data, "Time")? else {
         return Ok(None);
     };
-    Ok(Some(Value::String(format!("{}Z", rfc3339_seconds(seconds)?))))
+    Ok(Some(Value::String(format!(
+        "{}Z",
+        rfc3339_seconds(seconds)?
+    ))))
 }
 
 /// metav1.MicroTime {seconds = 1, nanos = 2}: RFC 3339 in UTC with six fractional digits.
@@ -24,9 +27,13 @@ pub(super) fn micro_time(data: &[u8]) -> Result<Option<Value>, DecodeError> {
     };
     // Go's time.Unix normalizes nanos outside [0, 1e9) into the seconds.
     let total = i128::from(seconds) * 1_000_000_000 + i128::from(nanos);
-    let seconds = i64::try_from(total.div_euclid(1_000_000_000)).map_err(|_| year_out_of_range())?;
+    let seconds =
+        i64::try_from(total.div_euclid(1_000_000_000)).map_err(|_| year_out_of_range())?;
     let micros = total.rem_euclid(1_000_000_000) / 1_000;
-    Ok(Some(Value::String(format!("{}.{micros:06}Z", rfc3339_seconds(seconds)?))))
+    Ok(Some(Value::String(format!(
+        "{}.{micros:06}Z",
+        rfc3339_seconds(seconds)?
+    ))))
 }
 
 /// resource.Quantity {string = 1}: the string; a missing one is the zero quantity, "0".
@@ -50,14 +57,21 @@ pub(super) fn int_or_string(data: &[u8]) -> Result<Value, DecodeError> {
             (1, WireValue::Varint(v)) => kind = v as i64,
             (2, WireValue::Varint(v)) => int_val = v as i32,
             (3, WireValue::Bytes(s)) => str_val = String::from_utf8_lossy(s).into_owned(),
-            (number @ 1..=3, other) => return Err(wrong_wire_type(&format!("IntOrString field {number}"), &other)),
+            (number @ 1..=3, other) => {
+                return Err(wrong_wire_type(
+                    &format!("IntOrString field {number}"),
+                    &other,
+                ))
+            }
             _ => {}
         }
     }
     match kind {
         0 => Ok(Value::from(int_val)),
         1 => Ok(Value::String(str_val)),
-        _ => Err(DecodeError::Invalid(format!("impossible IntOrString.Type {kind}"))),
+        _ => Err(DecodeError::Invalid(format!(
+            "impossible IntOrString.Type {kind}"
+        ))),
     }
 }
 
@@ -74,9 +88,9 @@ pub(super) fn raw_json(data: &[u8]) -> Result<Option<Value>, DecodeError> {
     if raw.is_empty() {
         return Ok(None);
     }
-    serde_json::from_slice(raw)
-        .map(Some)
-        .map_err(|error| DecodeError::Invalid(format!("embedded object is not valid JSON: {error}")))
+    serde_json::from_slice(raw).map(Some).map_err(|error| {
+        DecodeError::Invalid(format!("embedded object is not valid JSON: {error}"))
+    })
 }
 
 /// A Go named slice wrapped as `{items = 1}`: the array; a nil slice in a map value becomes []
@@ -116,7 +130,10 @@ fn timestamp(data: &[u8], type_name: &str) -> Result<Option<(i64, i32)>, DecodeE
             (1, WireValue::Varint(v)) => seconds = v as i64,
             (2, WireValue::Varint(v)) => nanos = v as i32,
             (number @ (1 | 2), other) => {
-                return Err(wrong_wire_type(&format!("{type_name} field {number}"), &other));
+                return Err(wrong_wire_type(
+                    &format!("{type_name} field {number}"),
+                    &other,
+                ));
             }
             _ => {}
         }
@@ -131,7 +148,9 @@ fn rfc3339_seconds(seconds: i64) -> Result<String, DecodeError> {
     }
     // Civil time, not jiff::Timestamp: its range stops a day short of 9999-12-31.
     let epoch = jiff::civil::DateTime::constant(1970, 1, 1, 0, 0, 0, 0);
-    let utc = epoch.checked_add(jiff::SignedDuration::from_secs(seconds)).map_err(|_| year_out_of_range())?;
+    let utc = epoch
+        .checked_add(jiff::SignedDuration::from_secs(seconds))
+        .map_err(|_| year_out_of_range())?;
     Ok(utc.strftime("%Y-%m-%dT%H:%M:%S").to_string())
 }
 
@@ -140,5 +159,8 @@ fn year_out_of_range() -> DecodeError {
 }
 
 fn wrong_wire_type(field: &str, value: &WireValue) -> DecodeError {
-    DecodeError::Malformed(format!("proto: wrong wireType = {} for field {field}", value.wire_type()))
+    DecodeError::Malformed(format!(
+        "proto: wrong wireType = {} for field {field}",
+        value.wire_type()
+    ))
 }

@@ -16,7 +16,10 @@ use super::{decode, shapes, transcode, DecodeError};
 /// The body client-go sends: magic, then runtime.Unknown around the object's own encoding.
 fn body(api_version: &str, kind: &str, object: &impl Message) -> Vec<u8> {
     let unknown = Unknown {
-        type_meta: Some(TypeMeta { api_version: s(api_version), kind: s(kind) }),
+        type_meta: Some(TypeMeta {
+            api_version: s(api_version),
+            kind: s(kind),
+        }),
         raw: Some(object.encode_to_vec()),
         content_encoding: s(""),
         content_type: s(""),
@@ -27,7 +30,10 @@ fn body(api_version: &str, kind: &str, object: &impl Message) -> Vec<u8> {
 /// Decodes `object` sent as `api_version`/`kind`, checking the returned GVK.
 fn decoded(api_version: &str, kind: &str, object: &impl Message) -> Value {
     let (got_version, got_kind, json) = decode(&body(api_version, kind, object)).unwrap();
-    assert_eq!((got_version.as_str(), got_kind.as_str()), (api_version, kind));
+    assert_eq!(
+        (got_version.as_str(), got_kind.as_str()),
+        (api_version, kind)
+    );
     json
 }
 
@@ -39,7 +45,10 @@ fn map<V>(pairs: &[(&str, V)]) -> BTreeMap<String, V>
 where
     V: Clone,
 {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect()
 }
 
 fn quantity(value: &str) -> Quantity {
@@ -47,7 +56,10 @@ fn quantity(value: &str) -> Quantity {
 }
 
 fn meta_named(name: &str) -> Option<meta::ObjectMeta> {
-    Some(meta::ObjectMeta { name: s(name), ..Default::default() })
+    Some(meta::ObjectMeta {
+        name: s(name),
+        ..Default::default()
+    })
 }
 
 /// `kubectl create configmap foo --from-literal=a=b`, byte for byte as kubectl 1.33.1 sends it (checked
@@ -156,7 +168,10 @@ const KUBECTL_AUTH_CAN_I: &[u8] = b"\
 #[test]
 fn kubectl_auth_can_i_bytes() {
     let (api_version, kind, json) = decode(KUBECTL_AUTH_CAN_I).unwrap();
-    assert_eq!((api_version.as_str(), kind.as_str()), ("authorization.k8s.io/v1", "SelfSubjectAccessReview"));
+    assert_eq!(
+        (api_version.as_str(), kind.as_str()),
+        ("authorization.k8s.io/v1", "SelfSubjectAccessReview")
+    );
     assert_eq!(
         json,
         json!({
@@ -167,7 +182,8 @@ fn kubectl_auth_can_i_bytes() {
             "status": {"allowed": false, "denied": false},
         })
     );
-    let _: k8s_openapi::api::authorization::v1::SelfSubjectAccessReview = serde_json::from_value(json).unwrap();
+    let _: k8s_openapi::api::authorization::v1::SelfSubjectAccessReview =
+        serde_json::from_value(json).unwrap();
 }
 
 #[test]
@@ -176,13 +192,24 @@ fn deployment() {
     let container = core::Container {
         name: s("nginx"),
         image: s("nginx:1.27"),
-        ports: vec![core::ContainerPort { container_port: Some(80), protocol: s("TCP"), ..Default::default() }],
+        ports: vec![core::ContainerPort {
+            container_port: Some(80),
+            protocol: s("TCP"),
+            ..Default::default()
+        }],
         env: vec![
-            core::EnvVar { name: s("EMPTY"), value: s(""), ..Default::default() },
+            core::EnvVar {
+                name: s("EMPTY"),
+                value: s(""),
+                ..Default::default()
+            },
             core::EnvVar {
                 name: s("POD"),
                 value_from: Some(core::EnvVarSource {
-                    field_ref: Some(core::ObjectFieldSelector { field_path: s("metadata.name"), ..Default::default() }),
+                    field_ref: Some(core::ObjectFieldSelector {
+                        field_path: s("metadata.name"),
+                        ..Default::default()
+                    }),
                     ..Default::default()
                 }),
                 ..Default::default()
@@ -196,23 +223,41 @@ fn deployment() {
         ..Default::default()
     };
     let deployment = apps::Deployment {
-        metadata: Some(meta::ObjectMeta { name: s("nginx"), labels: labels.clone(), ..Default::default() }),
+        metadata: Some(meta::ObjectMeta {
+            name: s("nginx"),
+            labels: labels.clone(),
+            ..Default::default()
+        }),
         spec: Some(apps::DeploymentSpec {
             replicas: Some(0),
-            selector: Some(meta::LabelSelector { match_labels: labels.clone(), ..Default::default() }),
+            selector: Some(meta::LabelSelector {
+                match_labels: labels.clone(),
+                ..Default::default()
+            }),
             template: Some(core::PodTemplateSpec {
                 metadata: Some(meta::ObjectMeta {
                     labels,
                     creation_timestamp: Some(meta::Time::default()),
                     ..Default::default()
                 }),
-                spec: Some(core::PodSpec { containers: vec![container], ..Default::default() }),
+                spec: Some(core::PodSpec {
+                    containers: vec![container],
+                    ..Default::default()
+                }),
             }),
             strategy: Some(apps::DeploymentStrategy {
                 r#type: s("RollingUpdate"),
                 rolling_update: Some(apps::RollingUpdateDeployment {
-                    max_surge: Some(IntOrString { r#type: Some(1), int_val: Some(0), str_val: s("25%") }),
-                    max_unavailable: Some(IntOrString { r#type: Some(0), int_val: Some(1), str_val: s("") }),
+                    max_surge: Some(IntOrString {
+                        r#type: Some(1),
+                        int_val: Some(0),
+                        str_val: s("25%"),
+                    }),
+                    max_unavailable: Some(IntOrString {
+                        r#type: Some(0),
+                        int_val: Some(1),
+                        str_val: s(""),
+                    }),
                 }),
             }),
             ..Default::default()
@@ -301,7 +346,11 @@ fn service_with_int_target_port() {
                 name: s("80-8080"),
                 protocol: s("TCP"),
                 port: Some(80),
-                target_port: Some(IntOrString { r#type: Some(0), int_val: Some(8080), str_val: s("") }),
+                target_port: Some(IntOrString {
+                    r#type: Some(0),
+                    int_val: Some(8080),
+                    str_val: s(""),
+                }),
                 node_port: Some(0),
                 ..Default::default()
             }],
@@ -335,7 +384,10 @@ fn pod_with_time_and_embedded_structs() {
             name: s("p"),
             namespace: s("default"),
             // Upstream's Time unmarshal drops the nanos.
-            creation_timestamp: Some(meta::Time { seconds: Some(1_704_164_645), nanos: Some(5) }),
+            creation_timestamp: Some(meta::Time {
+                seconds: Some(1_704_164_645),
+                nanos: Some(5),
+            }),
             ..Default::default()
         }),
         spec: Some(core::PodSpec {
@@ -347,7 +399,11 @@ fn pod_with_time_and_embedded_structs() {
                     handler: Some(core::ProbeHandler {
                         http_get: Some(core::HttpGetAction {
                             path: s("/healthz"),
-                            port: Some(IntOrString { r#type: Some(1), int_val: None, str_val: s("http") }),
+                            port: Some(IntOrString {
+                                r#type: Some(1),
+                                int_val: None,
+                                str_val: s("http"),
+                            }),
                             ..Default::default()
                         }),
                         ..Default::default()
@@ -402,10 +458,17 @@ fn pod_with_time_and_embedded_structs() {
 #[test]
 fn eviction_with_delete_options() {
     let eviction = policy::Eviction {
-        metadata: Some(meta::ObjectMeta { name: s("p"), namespace: s("default"), ..Default::default() }),
+        metadata: Some(meta::ObjectMeta {
+            name: s("p"),
+            namespace: s("default"),
+            ..Default::default()
+        }),
         delete_options: Some(meta::DeleteOptions {
             grace_period_seconds: Some(0),
-            preconditions: Some(meta::Preconditions { uid: s("1234"), resource_version: None }),
+            preconditions: Some(meta::Preconditions {
+                uid: s("1234"),
+                resource_version: None,
+            }),
             dry_run: vec!["All".into()],
             ..Default::default()
         }),
@@ -437,9 +500,16 @@ fn self_subject_access_review() {
             }),
             non_resource_attributes: None,
         }),
-        status: Some(authz::SubjectAccessReviewStatus { allowed: Some(false), ..Default::default() }),
+        status: Some(authz::SubjectAccessReviewStatus {
+            allowed: Some(false),
+            ..Default::default()
+        }),
     };
-    let json = decoded("authorization.k8s.io/v1", "SelfSubjectAccessReview", &review);
+    let json = decoded(
+        "authorization.k8s.io/v1",
+        "SelfSubjectAccessReview",
+        &review,
+    );
     assert_eq!(
         json,
         json!({
@@ -450,7 +520,8 @@ fn self_subject_access_review() {
             "status": {"allowed": false},
         })
     );
-    let _: k8s_openapi::api::authorization::v1::SelfSubjectAccessReview = serde_json::from_value(json).unwrap();
+    let _: k8s_openapi::api::authorization::v1::SelfSubjectAccessReview =
+        serde_json::from_value(json).unwrap();
 }
 
 #[test]
@@ -459,7 +530,12 @@ fn extra_values_are_bare_arrays() {
         spec: Some(authz::SubjectAccessReviewSpec {
             user: s("alice"),
             extra: map(&[
-                ("scopes", authz::ExtraValue { items: vec!["a".into(), "b".into()] }),
+                (
+                    "scopes",
+                    authz::ExtraValue {
+                        items: vec!["a".into(), "b".into()],
+                    },
+                ),
                 ("none", authz::ExtraValue { items: vec![] }),
             ]),
             ..Default::default()
@@ -467,13 +543,20 @@ fn extra_values_are_bare_arrays() {
         ..Default::default()
     };
     let json = decoded("authorization.k8s.io/v1", "SubjectAccessReview", &review);
-    assert_eq!(json["spec"], json!({"user": "alice", "extra": {"scopes": ["a", "b"], "none": []}}));
-    let _: k8s_openapi::api::authorization::v1::SubjectAccessReview = serde_json::from_value(json).unwrap();
+    assert_eq!(
+        json["spec"],
+        json!({"user": "alice", "extra": {"scopes": ["a", "b"], "none": []}})
+    );
+    let _: k8s_openapi::api::authorization::v1::SubjectAccessReview =
+        serde_json::from_value(json).unwrap();
 }
 
 #[test]
 fn delete_options_in_any_group_version() {
-    let options = meta::DeleteOptions { propagation_policy: s("Background"), ..Default::default() };
+    let options = meta::DeleteOptions {
+        propagation_policy: s("Background"),
+        ..Default::default()
+    };
     for api_version in ["meta.k8s.io/v1", "v1", "apps/v1"] {
         let json = decoded(api_version, "DeleteOptions", &options);
         assert_eq!(
@@ -490,8 +573,14 @@ fn lease_micro_time() {
         spec: Some(coordination::LeaseSpec {
             holder_identity: s("node-1"),
             lease_duration_seconds: Some(15),
-            acquire_time: Some(meta::MicroTime { seconds: Some(1_704_164_645), nanos: Some(0) }),
-            renew_time: Some(meta::MicroTime { seconds: Some(1_704_164_645), nanos: Some(123_456_789) }),
+            acquire_time: Some(meta::MicroTime {
+                seconds: Some(1_704_164_645),
+                nanos: Some(0),
+            }),
+            renew_time: Some(meta::MicroTime {
+                seconds: Some(1_704_164_645),
+                nanos: Some(123_456_789),
+            }),
             lease_transitions: Some(0),
             ..Default::default()
         }),
@@ -519,14 +608,21 @@ fn raw_json_fields() {
                 manager: s("kubectl"),
                 operation: s("Update"),
                 api_version: s("apps/v1"),
-                time: Some(meta::Time { seconds: Some(0), nanos: Some(0) }),
+                time: Some(meta::Time {
+                    seconds: Some(0),
+                    nanos: Some(0),
+                }),
                 fields_type: s("FieldsV1"),
-                fields_v1: Some(meta::FieldsV1 { raw: Some(br#"{"f:data":{}}"#.to_vec()) }),
+                fields_v1: Some(meta::FieldsV1 {
+                    raw: Some(br#"{"f:data":{}}"#.to_vec()),
+                }),
                 subresource: s(""),
             }],
             ..Default::default()
         }),
-        data: Some(RawExtension { raw: Some(br#"{"spec":{"x":[1,"y"]}}"#.to_vec()) }),
+        data: Some(RawExtension {
+            raw: Some(br#"{"spec":{"x":[1,"y"]}}"#.to_vec()),
+        }),
         revision: Some(3),
     };
     let json = decoded("apps/v1", "ControllerRevision", &revision);
@@ -554,7 +650,9 @@ fn raw_json_fields() {
 fn crd_schema_shapes() {
     let string_schema = apiext::JsonSchemaProps {
         r#type: s("string"),
-        r#enum: vec![apiext::Json { raw: Some(br#""a""#.to_vec()) }],
+        r#enum: vec![apiext::Json {
+            raw: Some(br#""a""#.to_vec()),
+        }],
         ..Default::default()
     };
     let open_api_v3_schema = apiext::JsonSchemaProps {
@@ -565,7 +663,9 @@ fn crd_schema_shapes() {
                 apiext::JsonSchemaProps {
                     r#type: s("object"),
                     x_kubernetes_preserve_unknown_fields: Some(true),
-                    default: Some(apiext::Json { raw: Some(br#"{"a":1}"#.to_vec()) }),
+                    default: Some(apiext::Json {
+                        raw: Some(br#"{"a":1}"#.to_vec()),
+                    }),
                     ..Default::default()
                 },
             ),
@@ -592,7 +692,10 @@ fn crd_schema_shapes() {
                 },
             ),
         ]),
-        additional_properties: Some(Box::new(apiext::JsonSchemaPropsOrBool { allows: Some(false), schema: None })),
+        additional_properties: Some(Box::new(apiext::JsonSchemaPropsOrBool {
+            allows: Some(false),
+            schema: None,
+        })),
         ..Default::default()
     };
     let crd = apiext::CustomResourceDefinition {
@@ -609,7 +712,9 @@ fn crd_schema_shapes() {
                 name: s("v1"),
                 served: Some(true),
                 storage: Some(true),
-                schema: Some(apiext::CustomResourceValidation { open_apiv3_schema: Some(open_api_v3_schema) }),
+                schema: Some(apiext::CustomResourceValidation {
+                    open_apiv3_schema: Some(open_api_v3_schema),
+                }),
                 ..Default::default()
             }],
             ..Default::default()
@@ -630,20 +735,40 @@ fn crd_schema_shapes() {
             "additionalProperties": false,
         }})
     );
-    assert_eq!(json["spec"]["names"], json!({"plural": "widgets", "kind": "Widget"}));
+    assert_eq!(
+        json["spec"]["names"],
+        json!({"plural": "widgets", "kind": "Widget"})
+    );
     let _: k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition =
         serde_json::from_value(json).unwrap();
 }
 
 #[test]
 fn times_render_like_go() {
-    let timestamp =
-        |seconds: i64, nanos: i32| meta::Time { seconds: Some(seconds), nanos: Some(nanos) }.encode_to_vec();
+    let timestamp = |seconds: i64, nanos: i32| {
+        meta::Time {
+            seconds: Some(seconds),
+            nanos: Some(nanos),
+        }
+        .encode_to_vec()
+    };
     assert_eq!(shapes::time(&[]).unwrap(), None);
-    assert_eq!(shapes::time(&timestamp(-62_135_596_800, 0)).unwrap(), Some(json!("0001-01-01T00:00:00Z")));
-    assert_eq!(shapes::time(&timestamp(253_402_300_799, 999)).unwrap(), Some(json!("9999-12-31T23:59:59Z")));
-    assert_eq!(shapes::micro_time(&timestamp(1, -1)).unwrap(), Some(json!("1970-01-01T00:00:00.999999Z")));
-    assert_eq!(shapes::micro_time(&timestamp(0, 1_500_000_000)).unwrap(), Some(json!("1970-01-01T00:00:01.500000Z")));
+    assert_eq!(
+        shapes::time(&timestamp(-62_135_596_800, 0)).unwrap(),
+        Some(json!("0001-01-01T00:00:00Z"))
+    );
+    assert_eq!(
+        shapes::time(&timestamp(253_402_300_799, 999)).unwrap(),
+        Some(json!("9999-12-31T23:59:59Z"))
+    );
+    assert_eq!(
+        shapes::micro_time(&timestamp(1, -1)).unwrap(),
+        Some(json!("1970-01-01T00:00:00.999999Z"))
+    );
+    assert_eq!(
+        shapes::micro_time(&timestamp(0, 1_500_000_000)).unwrap(),
+        Some(json!("1970-01-01T00:00:01.500000Z"))
+    );
     assert!(shapes::micro_time(&timestamp(-62_167_219_201, 0)).is_err());
 }
 
@@ -656,7 +781,10 @@ fn length_delimited(tag: u8, payload: &[u8]) -> Vec<u8> {
 /// The envelope around hand-made object bytes.
 fn raw_body(api_version: &str, kind: &str, raw: &[u8]) -> Vec<u8> {
     let unknown = Unknown {
-        type_meta: Some(TypeMeta { api_version: s(api_version), kind: s(kind) }),
+        type_meta: Some(TypeMeta {
+            api_version: s(api_version),
+            kind: s(kind),
+        }),
         raw: Some(raw.to_vec()),
         ..Default::default()
     };
@@ -691,7 +819,10 @@ fn packed_repeated_scalars() {
     let spec = length_delimited(14, &security_context);
     let raw = length_delimited(2, &spec);
     let (_, _, json) = decode(&raw_body("v1", "Pod", &raw)).unwrap();
-    assert_eq!(json["spec"]["securityContext"]["supplementalGroups"], json!([1, 2, 3]));
+    assert_eq!(
+        json["spec"]["securityContext"]["supplementalGroups"],
+        json!([1, 2, 3])
+    );
 }
 
 #[test]
@@ -726,14 +857,30 @@ fn errors_read_like_upstream() {
         error(&raw_body("apps/v1", "ConfigMap", b"")),
         r#"no kind "ConfigMap" is registered for version "apps/v1" in scheme "k8s.io/kubernetes/pkg/api/legacyscheme/scheme.go:30""#
     );
-    assert_eq!(error(&raw_body("v1", "ConfigMap", b"\x0a\x05\x0a\x03fo")), "unexpected EOF");
-    assert_eq!(error(&raw_body("v1", "ConfigMap", b"\x08\x01")), "proto: wrong wireType = 0 for field metadata");
-    assert_eq!(error(&raw_body("v1", "ConfigMap", b"\x00\x01")), "proto: illegal tag 0 (wire type 0)");
     assert_eq!(
-        error(&raw_body("v1", "ConfigMap", b"\x20\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01")),
+        error(&raw_body("v1", "ConfigMap", b"\x0a\x05\x0a\x03fo")),
+        "unexpected EOF"
+    );
+    assert_eq!(
+        error(&raw_body("v1", "ConfigMap", b"\x08\x01")),
+        "proto: wrong wireType = 0 for field metadata"
+    );
+    assert_eq!(
+        error(&raw_body("v1", "ConfigMap", b"\x00\x01")),
+        "proto: illegal tag 0 (wire type 0)"
+    );
+    assert_eq!(
+        error(&raw_body(
+            "v1",
+            "ConfigMap",
+            b"\x20\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01"
+        )),
         "proto: integer overflow"
     );
-    assert!(matches!(decode(&raw_body("v1", "ConfigMap", b"\x0a\x02\x42\x00\x0f")), Err(DecodeError::Malformed(_))));
+    assert!(matches!(
+        decode(&raw_body("v1", "ConfigMap", b"\x0a\x02\x42\x00\x0f")),
+        Err(DecodeError::Malformed(_))
+    ));
 }
 
 #[test]
@@ -745,17 +892,34 @@ fn invalid_values_are_refused() {
     let error = decode(&raw_body("v1", "Service", &raw)).unwrap_err();
     assert_eq!(error.to_string(), "impossible IntOrString.Type 7");
 
-    let year_10000 = meta::Time { seconds: Some(253_402_300_800), nanos: None };
-    let metadata = meta::ObjectMeta { creation_timestamp: Some(year_10000), ..Default::default() };
-    let config_map = core::ConfigMap { metadata: Some(metadata), ..Default::default() };
-    let error = decode(&body("v1", "ConfigMap", &config_map)).unwrap_err();
-    assert_eq!(error.to_string(), "Time.MarshalJSON: year outside of range [0,9999]");
-
-    let revision = apps::ControllerRevision {
-        data: Some(RawExtension { raw: Some(b"k8s\0\x01".to_vec()) }),
+    let year_10000 = meta::Time {
+        seconds: Some(253_402_300_800),
+        nanos: None,
+    };
+    let metadata = meta::ObjectMeta {
+        creation_timestamp: Some(year_10000),
         ..Default::default()
     };
-    assert!(matches!(decode(&body("apps/v1", "ControllerRevision", &revision)), Err(DecodeError::Invalid(_))));
+    let config_map = core::ConfigMap {
+        metadata: Some(metadata),
+        ..Default::default()
+    };
+    let error = decode(&body("v1", "ConfigMap", &config_map)).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "Time.MarshalJSON: year outside of range [0,9999]"
+    );
+
+    let revision = apps::ControllerRevision {
+        data: Some(RawExtension {
+            raw: Some(b"k8s\0\x01".to_vec()),
+        }),
+        ..Default::default()
+    };
+    assert!(matches!(
+        decode(&body("apps/v1", "ControllerRevision", &revision)),
+        Err(DecodeError::Invalid(_))
+    ));
 }
 
 /// Appends a protobuf varint.
@@ -785,21 +949,47 @@ fn field(key: &[u8], payload: &[u8]) -> Vec<u8> {
 #[test]
 fn deep_nesting_is_refused() {
     let not = |inner: Vec<u8>| field(b"\xe2\x01", &inner); // not = 28
-    let property = |inner: Vec<u8>| field(b"\xea\x01", &[&b"\x0a\x01p"[..], &field(b"\x12", &inner)].concat());
+    let property = |inner: Vec<u8>| {
+        field(
+            b"\xea\x01",
+            &[&b"\x0a\x01p"[..], &field(b"\x12", &inner)].concat(),
+        )
+    };
     let items = |inner: Vec<u8>| field(b"\xc2\x01", &field(b"\x0a", &inner)); // items = 24, its schema = 1
-    let shallow = [nested_schema(10, not), nested_schema(10, property), nested_schema(10, items)];
-    let deep = [nested_schema(300, not), nested_schema(300, property), nested_schema(300, items)];
+    let shallow = [
+        nested_schema(10, not),
+        nested_schema(10, property),
+        nested_schema(10, items),
+    ];
+    let deep = [
+        nested_schema(300, not),
+        nested_schema(300, property),
+        nested_schema(300, items),
+    ];
     let name = "apiextensions_apiserver.pkg.apis.apiextensions.v1.JSONSchemaProps";
     let results = std::thread::Builder::new()
         .stack_size(2 << 20)
         .spawn(move || {
             let decode = |data: &[u8]| transcode::object(name, data, 0);
-            (shallow.map(|data| decode(&data).is_ok()), deep.map(|data| decode(&data).unwrap_err()))
+            (
+                shallow.map(|data| decode(&data).is_ok()),
+                deep.map(|data| decode(&data).unwrap_err()),
+            )
         })
         .unwrap()
         .join()
         .unwrap();
-    assert_eq!(results, ([true; 3], [DecodeError::TooDeep(100), DecodeError::TooDeep(100), DecodeError::TooDeep(100)]));
+    assert_eq!(
+        results,
+        (
+            [true; 3],
+            [
+                DecodeError::TooDeep(100),
+                DecodeError::TooDeep(100),
+                DecodeError::TooDeep(100)
+            ]
+        )
+    );
 }
 
 /// Tiny deterministic xorshift, to fuzz without a dependency.
@@ -817,7 +1007,11 @@ fn never_panics_on_damaged_bodies() {
         spec: Some(core::ServiceSpec {
             ports: vec![core::ServicePort {
                 port: Some(80),
-                target_port: Some(IntOrString { r#type: Some(1), int_val: None, str_val: s("http") }),
+                target_port: Some(IntOrString {
+                    r#type: Some(1),
+                    int_val: None,
+                    str_val: s("http"),
+                }),
                 ..Default::default()
             }],
             ..Default::default()
@@ -844,7 +1038,9 @@ fn never_panics_on_damaged_bodies() {
     }
     for _ in 0..2000 {
         let length = pseudo_random(&mut seed) as usize % 64;
-        let garbage: Vec<u8> = (0..length).map(|_| pseudo_random(&mut seed) as u8).collect();
+        let garbage: Vec<u8> = (0..length)
+            .map(|_| pseudo_random(&mut seed) as u8)
+            .collect();
         let _ = decode(&[b"k8s\0".as_slice(), &garbage].concat());
         let _ = decode(&raw_body("v1", "Pod", &garbage));
     }
@@ -863,14 +1059,22 @@ fn schema_is_consistent() {
         }
     }
     for (api_version, kind, message) in schema().kinds() {
-        assert!(schema().message(message).is_some(), "{api_version} {kind} → {message}");
+        assert!(
+            schema().message(message).is_some(),
+            "{api_version} {kind} → {message}"
+        );
         let (_, _, json) = decode(&raw_body(api_version, kind, b"")).unwrap();
         assert_eq!(json, json!({"apiVersion": api_version, "kind": kind}));
     }
 }
 
 fn assert_served<T: k8s_pb::Resource>() {
-    assert!(schema().kind_message(T::API_VERSION, T::KIND).is_some(), "{} {} is not served", T::API_VERSION, T::KIND);
+    assert!(
+        schema().kind_message(T::API_VERSION, T::KIND).is_some(),
+        "{} {} is not served",
+        T::API_VERSION,
+        T::KIND
+    );
 }
 
 #[test]

@@ -12,7 +12,11 @@ use super::{shapes, DecodeError};
 const MAX_DEPTH: usize = 100;
 
 /// Decodes `data` as the message `name` into a JSON object.
-pub(super) fn object(name: &str, data: &[u8], depth: usize) -> Result<Map<String, Value>, DecodeError> {
+pub(super) fn object(
+    name: &str,
+    data: &[u8],
+    depth: usize,
+) -> Result<Map<String, Value>, DecodeError> {
     let mut out = Map::new();
     merge(name, data, &mut out, depth)?;
     Ok(out)
@@ -20,12 +24,18 @@ pub(super) fn object(name: &str, data: &[u8], depth: usize) -> Result<Map<String
 
 /// Decodes `data` as the message `name` into `out`: a field seen again replaces a scalar,
 /// merges into a message and appends to a list, as protobuf (and gogo) do.
-fn merge(name: &str, data: &[u8], out: &mut Map<String, Value>, depth: usize) -> Result<(), DecodeError> {
+fn merge(
+    name: &str,
+    data: &[u8],
+    out: &mut Map<String, Value>,
+    depth: usize,
+) -> Result<(), DecodeError> {
     if depth > MAX_DEPTH {
         return Err(DecodeError::TooDeep(MAX_DEPTH));
     }
-    let message =
-        schema().message(name).ok_or_else(|| DecodeError::Invalid(format!("no schema for protobuf message {name}")))?;
+    let message = schema()
+        .message(name)
+        .ok_or_else(|| DecodeError::Invalid(format!("no schema for protobuf message {name}")))?;
     for field in Fields::new(data) {
         let (number, value) = field?;
         // Tags this (1.33) schema does not know are skipped, like upstream skips unknown fields.
@@ -36,7 +46,12 @@ fn merge(name: &str, data: &[u8], out: &mut Map<String, Value>, depth: usize) ->
     Ok(())
 }
 
-fn merge_field(field: &Field, value: WireValue, out: &mut Map<String, Value>, depth: usize) -> Result<(), DecodeError> {
+fn merge_field(
+    field: &Field,
+    value: WireValue,
+    out: &mut Map<String, Value>,
+    depth: usize,
+) -> Result<(), DecodeError> {
     match (&field.label, &field.ty) {
         (Label::Singular, FieldType::Scalar(scalar)) => set_scalar(field, *scalar, value, out),
         (Label::Singular, FieldType::Message(name)) => set_message(field, name, value, out, depth),
@@ -55,7 +70,9 @@ fn merge_field(field: &Field, value: WireValue, out: &mut Map<String, Value>, de
             out.insert(field.json_name.clone(), Value::Object(map));
             Ok(())
         }
-        (Label::Inline, FieldType::Message(name)) => merge(name, bytes(field, value)?, out, depth + 1),
+        (Label::Inline, FieldType::Message(name)) => {
+            merge(name, bytes(field, value)?, out, depth + 1)
+        }
         (Label::Inline, FieldType::Scalar(_)) => Err(wrong_wire_type(field, &value)),
     }
 }
@@ -95,17 +112,31 @@ fn set_message(
     Ok(())
 }
 
-fn push_repeated(field: &Field, value: WireValue, list: &mut Vec<Value>, depth: usize) -> Result<(), DecodeError> {
+fn push_repeated(
+    field: &Field,
+    value: WireValue,
+    list: &mut Vec<Value>,
+    depth: usize,
+) -> Result<(), DecodeError> {
     match (&field.ty, value) {
-        (FieldType::Message(name), value) => list.push(message_value(name, bytes(field, value)?, depth + 1)?),
-        (FieldType::Scalar(scalar @ (Scalar::Int32 | Scalar::Int64 | Scalar::Bool)), WireValue::Bytes(packed)) => {
+        (FieldType::Message(name), value) => {
+            list.push(message_value(name, bytes(field, value)?, depth + 1)?)
+        }
+        (
+            FieldType::Scalar(scalar @ (Scalar::Int32 | Scalar::Int64 | Scalar::Bool)),
+            WireValue::Bytes(packed),
+        ) => {
             for element in packed_varints(packed) {
                 list.push(scalar_value(field, *scalar, WireValue::Varint(element?))?);
             }
         }
         (FieldType::Scalar(Scalar::Double), WireValue::Bytes(packed)) => {
             for element in packed_fixed64(packed) {
-                list.push(scalar_value(field, Scalar::Double, WireValue::Fixed64(element?))?);
+                list.push(scalar_value(
+                    field,
+                    Scalar::Double,
+                    WireValue::Fixed64(element?),
+                )?);
             }
         }
         (FieldType::Scalar(scalar), value) => list.push(scalar_value(field, *scalar, value)?),
@@ -153,15 +184,24 @@ fn message_value(name: &str, data: &[u8], depth: usize) -> Result<Value, DecodeE
 
 fn scalar_value(field: &Field, scalar: Scalar, value: WireValue) -> Result<Value, DecodeError> {
     Ok(match (scalar, value) {
-        (Scalar::String, WireValue::Bytes(b)) => Value::String(String::from_utf8_lossy(b).into_owned()),
-        (Scalar::Bytes, WireValue::Bytes(b)) => Value::String(base64::engine::general_purpose::STANDARD.encode(b)),
+        (Scalar::String, WireValue::Bytes(b)) => {
+            Value::String(String::from_utf8_lossy(b).into_owned())
+        }
+        (Scalar::Bytes, WireValue::Bytes(b)) => {
+            Value::String(base64::engine::general_purpose::STANDARD.encode(b))
+        }
         // Go's int32(v) and int64(v) of the varint: truncation, as gogo does.
         (Scalar::Int32, WireValue::Varint(v)) => Value::from(v as i32),
         (Scalar::Int64, WireValue::Varint(v)) => Value::from(v as i64),
         (Scalar::Bool, WireValue::Varint(v)) => Value::Bool(v != 0),
         (Scalar::Double, WireValue::Fixed64(v)) => Number::from_f64(f64::from_bits(v))
             .map(Value::Number)
-            .ok_or_else(|| DecodeError::Invalid(format!("json: unsupported value for field {}", field.json_name)))?,
+            .ok_or_else(|| {
+                DecodeError::Invalid(format!(
+                    "json: unsupported value for field {}",
+                    field.json_name
+                ))
+            })?,
         (_, value) => return Err(wrong_wire_type(field, &value)),
     })
 }
@@ -177,7 +217,12 @@ fn zero_value(scalar: Scalar) -> Value {
 
 /// The JSON of a shaped message; `None` where upstream writes `null` for a field (zero Time,
 /// empty RawExtension), which the caller omits.
-fn shaped(name: &str, shape: Shape, data: &[u8], depth: usize) -> Result<Option<Value>, DecodeError> {
+fn shaped(
+    name: &str,
+    shape: Shape,
+    data: &[u8],
+    depth: usize,
+) -> Result<Option<Value>, DecodeError> {
     Ok(match shape {
         Shape::Time => shapes::time(data)?,
         Shape::MicroTime => shapes::micro_time(data)?,
@@ -215,5 +260,9 @@ fn take_list(out: &mut Map<String, Value>, key: &str) -> Vec<Value> {
 }
 
 fn wrong_wire_type(field: &Field, value: &WireValue) -> DecodeError {
-    DecodeError::Malformed(format!("proto: wrong wireType = {} for field {}", value.wire_type(), field.json_name))
+    DecodeError::Malformed(format!(
+        "proto: wrong wireType = {} for field {}",
+        value.wire_type(),
+        field.json_name
+    ))
 }

@@ -43,7 +43,9 @@ impl<'a> Fields<'a> {
         let key = read_varint(&mut self.data)?;
         let (number, wire_type) = (key >> 3, key & 7);
         if number == 0 || number > i32::MAX as u64 {
-            return Err(malformed(format!("proto: illegal tag {number} (wire type {wire_type})")));
+            return Err(malformed(format!(
+                "proto: illegal tag {number} (wire type {wire_type})"
+            )));
         }
         let value = match wire_type {
             0 => WireValue::Varint(read_varint(&mut self.data)?),
@@ -91,19 +93,27 @@ pub(super) fn read_varint(data: &mut &[u8]) -> Result<u64, DecodeError> {
 }
 
 /// Splits off the packed elements of a repeated varint field.
-pub(super) fn packed_varints(mut data: &[u8]) -> impl Iterator<Item = Result<u64, DecodeError>> + '_ {
+pub(super) fn packed_varints(
+    mut data: &[u8],
+) -> impl Iterator<Item = Result<u64, DecodeError>> + '_ {
     std::iter::from_fn(move || (!data.is_empty()).then(|| read_varint(&mut data)))
 }
 
 /// Splits off the packed elements of a repeated fixed64 field.
-pub(super) fn packed_fixed64(mut data: &[u8]) -> impl Iterator<Item = Result<u64, DecodeError>> + '_ {
-    std::iter::from_fn(move || (!data.is_empty()).then(|| take_array(&mut data).map(u64::from_le_bytes)))
+pub(super) fn packed_fixed64(
+    mut data: &[u8],
+) -> impl Iterator<Item = Result<u64, DecodeError>> + '_ {
+    std::iter::from_fn(move || {
+        (!data.is_empty()).then(|| take_array(&mut data).map(u64::from_le_bytes))
+    })
 }
 
 fn read_length_delimited<'a>(data: &mut &'a [u8]) -> Result<&'a [u8], DecodeError> {
     let length = read_varint(data)?;
     if length > i64::MAX as u64 {
-        return Err(malformed("proto: negative length found during unmarshaling".into()));
+        return Err(malformed(
+            "proto: negative length found during unmarshaling".into(),
+        ));
     }
     let length = usize::try_from(length).map_err(|_| unexpected_eof())?;
     if length > data.len() {

@@ -105,7 +105,12 @@ const FRESHNESS_WAIT: Duration = Duration::from_secs(3);
 
 impl Cache {
     /// Creates the cache and starts feeding it from `store`.
-    pub fn start(store: Arc<dyn store::Store>, prefix: Bytes, indexer: Indexer, capacity: usize) -> Arc<Cache> {
+    pub fn start(
+        store: Arc<dyn store::Store>,
+        prefix: Bytes,
+        indexer: Indexer,
+        capacity: usize,
+    ) -> Arc<Cache> {
         let (live, _) = broadcast::channel(capacity.max(16));
         let cache = Arc::new(Cache {
             prefix,
@@ -135,21 +140,33 @@ impl Cache {
     /// Lists everything, then follows the store watch until it fails.
     async fn sync(&self, store: &dyn store::Store) -> ApiResult<()> {
         let mut objects = BTreeMap::new();
-        let mut options = store::ListOptions { limit: 10_000, ..Default::default() };
+        let mut options = store::ListOptions {
+            limit: 10_000,
+            ..Default::default()
+        };
         loop {
             let page = store.list(&self.prefix, options.clone()).await?;
             options.revision = page.revision;
             for kv in &page.kvs {
                 match (self.indexer)(&kv.value) {
                     Ok((derived, stored)) => {
-                        let entry = Entry { key: kv.key.clone(), stored, revision: kv.mod_revision, derived };
+                        let entry = Entry {
+                            key: kv.key.clone(),
+                            stored,
+                            revision: kv.mod_revision,
+                            derived,
+                        };
                         objects.insert(kv.key.clone(), Arc::new(entry));
                     }
-                    Err(error) => tracing::error!(key = %String::from_utf8_lossy(&kv.key), %error, "skipping undecodable object"),
+                    Err(error) => {
+                        tracing::error!(key = %String::from_utf8_lossy(&kv.key), %error, "skipping undecodable object")
+                    }
                 }
             }
             match page.kvs.last() {
-                Some(last) if page.remaining > 0 => options.start_after = Some(last.key.slice(self.prefix.len()..)),
+                Some(last) if page.remaining > 0 => {
+                    options.start_after = Some(last.key.slice(self.prefix.len()..))
+                }
                 _ => break,
             }
         }
@@ -159,7 +176,13 @@ impl Cache {
             let mut state = self.state.write().await;
             // Watchers of the previous generation see their stream end and re-watch.
             let (live, _) = broadcast::channel(self.capacity.max(16));
-            *state = State { objects, events: VecDeque::new(), revision, oldest: revision, live };
+            *state = State {
+                objects,
+                events: VecDeque::new(),
+                revision,
+                oldest: revision,
+                live,
+            };
         }
         self.revision.send_replace(revision);
         while let Some(response) = watch.next().await {
@@ -185,9 +208,18 @@ impl Cache {
             let change = match event {
                 store::Event::Put(kv) => match (self.indexer)(&kv.value) {
                     Ok((derived, stored)) => {
-                        let entry = Arc::new(Entry { key: kv.key.clone(), stored, revision, derived });
+                        let entry = Arc::new(Entry {
+                            key: kv.key.clone(),
+                            stored,
+                            revision,
+                            derived,
+                        });
                         let prev = state.objects.insert(kv.key, entry.clone());
-                        let kind = if prev.is_some() { EventType::Modified } else { EventType::Added };
+                        let kind = if prev.is_some() {
+                            EventType::Modified
+                        } else {
+                            EventType::Added
+                        };
                         Some(CacheEvent { kind, entry, prev })
                     }
                     Err(error) => {
@@ -202,7 +234,11 @@ impl Cache {
                         revision,
                         derived: old.derived.clone(),
                     });
-                    CacheEvent { kind: EventType::Deleted, entry, prev: Some(old) }
+                    CacheEvent {
+                        kind: EventType::Deleted,
+                        entry,
+                        prev: Some(old),
+                    }
                 }),
             };
             state.revision = revision;
@@ -225,7 +261,8 @@ impl Cache {
     /// Waits until the cache has applied `revision` (or fails like upstream after a while).
     pub async fn wait_for(&self, revision: i64) -> ApiResult<()> {
         let mut applied = self.revision.subscribe();
-        let reached = tokio::time::timeout(FRESHNESS_WAIT, applied.wait_for(|r| *r >= revision)).await;
+        let reached =
+            tokio::time::timeout(FRESHNESS_WAIT, applied.wait_for(|r| *r >= revision)).await;
         match reached {
             Ok(Ok(_)) => Ok(()),
             _ => Err(ApiError::Timeout(format!(
@@ -241,7 +278,10 @@ impl Cache {
         let state = self.state.read().await;
         let entries = state
             .objects
-            .range::<[u8], _>((std::ops::Bound::Included(prefix), std::ops::Bound::Unbounded))
+            .range::<[u8], _>((
+                std::ops::Bound::Included(prefix),
+                std::ops::Bound::Unbounded,
+            ))
             .take_while(|(key, _)| key.starts_with(prefix))
             .map(|(_, entry)| entry.clone())
             .collect();
@@ -259,20 +299,36 @@ impl Cache {
         match from {
             Some(from) => {
                 if from < state.oldest {
-                    return Err(ApiError::Expired(format!("too old resource version: {from} ({})", state.oldest + 1)));
+                    return Err(ApiError::Expired(format!(
+                        "too old resource version: {from} ({})",
+                        state.oldest + 1
+                    )));
                 }
                 let start = state.events.partition_point(|e| e.revision() <= from);
                 let backlog = state.events.range(start..).cloned().collect();
-                Ok(Subscription { backlog, initial: Vec::new(), revision: state.revision, live })
+                Ok(Subscription {
+                    backlog,
+                    initial: Vec::new(),
+                    revision: state.revision,
+                    live,
+                })
             }
             None => {
                 let initial = state
                     .objects
-                    .range::<[u8], _>((std::ops::Bound::Included(prefix), std::ops::Bound::Unbounded))
+                    .range::<[u8], _>((
+                        std::ops::Bound::Included(prefix),
+                        std::ops::Bound::Unbounded,
+                    ))
                     .take_while(|(key, _)| key.starts_with(prefix))
                     .map(|(_, entry)| entry.clone())
                     .collect();
-                Ok(Subscription { backlog: Vec::new(), initial, revision: state.revision, live })
+                Ok(Subscription {
+                    backlog: Vec::new(),
+                    initial,
+                    revision: state.revision,
+                    live,
+                })
             }
         }
     }

@@ -17,7 +17,11 @@ fn walk(input: &Value, decoded: &Value, path: String, found: &mut Vec<String>) {
     match (input, decoded) {
         (Value::Object(input), Value::Object(decoded)) => {
             for (key, value) in input {
-                let child = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
+                let child = if path.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{path}.{key}")
+                };
                 match decoded.get(key) {
                     Some(kept) => walk(value, kept, child, found),
                     None if !value.is_null() => found.push(child),
@@ -38,7 +42,11 @@ fn walk(input: &Value, decoded: &Value, path: String, found: &mut Vec<String>) {
 pub fn duplicates(body: &[u8]) -> Vec<String> {
     let mut found = Vec::new();
     let mut deserializer = serde_json::Deserializer::from_slice(body);
-    let _ = Walker { path: String::new(), found: &mut found }.deserialize(&mut deserializer);
+    let _ = Walker {
+        path: String::new(),
+        found: &mut found,
+    }
+    .deserialize(&mut deserializer);
     found
 }
 
@@ -65,18 +73,31 @@ impl<'de> Visitor<'de> for Walker<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         let mut seen = std::collections::HashSet::new();
         while let Some(key) = map.next_key::<String>()? {
-            let child = if self.path.is_empty() { key.clone() } else { format!("{}.{key}", self.path) };
+            let child = if self.path.is_empty() {
+                key.clone()
+            } else {
+                format!("{}.{key}", self.path)
+            };
             if !seen.insert(key) {
                 self.found.push(child.clone());
             }
-            map.next_value_seed(Walker { path: child, found: self.found })?;
+            map.next_value_seed(Walker {
+                path: child,
+                found: self.found,
+            })?;
         }
         Ok(())
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         let mut i = 0;
-        while seq.next_element_seed(Walker { path: format!("{}[{i}]", self.path), found: self.found })?.is_some() {
+        while seq
+            .next_element_seed(Walker {
+                path: format!("{}[{i}]", self.path),
+                found: self.found,
+            })?
+            .is_some()
+        {
             i += 1;
         }
         Ok(())
@@ -111,7 +132,10 @@ mod tests {
     fn dropped_fields_are_reported_with_paths() {
         let input = json!({"spec": {"containers": [{"name": "a", "imagee": "x"}], "bogus": 1, "nothing": null}});
         let decoded = json!({"spec": {"containers": [{"name": "a"}]}});
-        assert_eq!(unknown(&input, &decoded), ["spec.bogus", "spec.containers[0].imagee"]);
+        assert_eq!(
+            unknown(&input, &decoded),
+            ["spec.bogus", "spec.containers[0].imagee"]
+        );
     }
 
     #[test]

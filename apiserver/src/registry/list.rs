@@ -39,7 +39,10 @@ impl Filter {
         supported.extend_from_slice(supported_extra);
         Ok(Filter {
             labels: LabelSelector::parse(request.query.label_selector.as_deref().unwrap_or(""))?,
-            fields: FieldSelector::parse(request.query.field_selector.as_deref().unwrap_or(""), &supported)?,
+            fields: FieldSelector::parse(
+                request.query.field_selector.as_deref().unwrap_or(""),
+                &supported,
+            )?,
         })
     }
 
@@ -62,25 +65,9 @@ impl<S: Strategy> Rest<S> {
         let filter = Filter::parse(request, self.info.description.field_selectors)?;
         let prefix = self.list_prefix(request.namespace.as_deref());
         let query = &request.query;
+        query.validate_list_options(false)?;
         let exact = query.resource_version_match.as_deref() == Some("Exact");
-        if let Some(rv_match) = query.resource_version_match.as_deref() {
-            if !["Exact", "NotOlderThan"].contains(&rv_match) {
-                return Err(ApiError::BadRequest(format!(
-                    "resourceVersionMatch: Unsupported value: \"{rv_match}\": supported values: \"Exact\", \"NotOlderThan\""
-                )));
-            }
-            if query.resource_version.is_none() {
-                return Err(ApiError::BadRequest(
-                    "resourceVersionMatch is forbidden unless resourceVersion is provided".into(),
-                ));
-            }
-        }
-        let requested = match query.resource_version.as_deref() {
-            None => None,
-            Some(rv) => Some(rv.parse::<i64>().map_err(|_| {
-                ApiError::BadRequest(format!("resourceVersion: Invalid value: {rv:?}: must be a non-negative integer"))
-            })?),
-        };
+        let requested = query.revision()?;
         if let Some(token) = &query.continue_token {
             if requested.is_some_and(|rv| rv != 0) {
                 return Err(ApiError::BadRequest(
@@ -88,11 +75,19 @@ impl<S: Strategy> Rest<S> {
                 ));
             }
             let token = Continue::decode(token)?;
-            return self.store_page(&prefix, &filter, query.limit, token.rv, Some(token.start)).await;
+            return self
+                .store_page(&prefix, &filter, query.limit, token.rv, Some(token.start))
+                .await;
         }
         match requested {
-            Some(rv) if exact && rv > 0 => self.store_page(&prefix, &filter, query.limit, rv, None).await,
-            None if query.limit > 0 => self.store_page(&prefix, &filter, query.limit, 0, None).await,
+            Some(rv) if exact && rv > 0 => {
+                self.store_page(&prefix, &filter, query.limit, rv, None)
+                    .await
+            }
+            None if query.limit > 0 => {
+                self.store_page(&prefix, &filter, query.limit, 0, None)
+                    .await
+            }
             requested => {
                 let fresh_enough = match requested {
                     None => self.store.current_revision().await?,
@@ -102,16 +97,32 @@ impl<S: Strategy> Rest<S> {
                 self.cache.wait_for(fresh_enough).await?;
                 let (entries, revision) = self.cache.list(prefix.as_bytes()).await;
                 let items = entries.into_iter().filter(|e| filter.matches(e)).collect();
-                Ok(Page { items, revision, continue_token: None, remaining: None })
+                Ok(Page {
+                    items,
+                    revision,
+                    continue_token: None,
+                    remaining: None,
+                })
             }
         }
     }
 
     /// Reads matching objects from the store at `revision` (0: now), up to `limit` (0: all).
-    async fn store_page(&self, prefix: &str, filter: &Filter, limit: usize, revision: i64, start: Option<String>) -> ApiResult<Page> {
+    async fn store_page(
+        &self,
+        prefix: &str,
+        filter: &Filter,
+        limit: usize,
+        revision: i64,
+        start: Option<String>,
+    ) -> ApiResult<Page> {
         let mut items = Vec::new();
         let mut options = store::ListOptions {
-            limit: if filter.is_empty() { limit } else { limit.max(500) },
+            limit: if filter.is_empty() {
+                limit
+            } else {
+                limit.max(500)
+            },
             start_after: start.map(Bytes::from),
             revision,
         };
@@ -128,25 +139,42 @@ impl<S: Strategy> Rest<S> {
             for (i, kv) in result.kvs.into_iter().enumerate() {
                 let served = self.served(kv.value)?;
                 let object: S::Object = self.decode(&served, kv.mod_revision)?;
-                let entry = Entry { derived: derive(&*self.strategy, &object), key: kv.key, stored: served, revision: kv.mod_revision };
+                let entry = Entry {
+                    derived: derive(&*self.strategy, &object),
+                    key: kv.key,
+                    stored: served,
+                    revision: kv.mod_revision,
+                };
                 if filter.matches(&entry) {
                     items.push(Arc::new(entry));
                 }
                 if limit > 0 && items.len() == limit {
                     let more = i + 1 < count || result.remaining > 0;
-                    let remaining = (filter.is_empty() && more).then_some(result.remaining + (count - i - 1) as u64);
-                    let last = items.last().map(|e| String::from_utf8_lossy(&e.key[prefix.len()..]).into_owned());
+                    let remaining = (filter.is_empty() && more)
+                        .then_some(result.remaining + (count - i - 1) as u64);
+                    let last = items
+                        .last()
+                        .map(|e| String::from_utf8_lossy(&e.key[prefix.len()..]).into_owned());
                     return Ok(Page {
                         items,
                         revision: result.revision,
-                        continue_token: more.then(|| Continue::new(result.revision, last.unwrap_or_default()).encode()),
+                        continue_token: more.then(|| {
+                            Continue::new(result.revision, last.unwrap_or_default()).encode()
+                        }),
                         remaining: remaining.filter(|r| *r > 0),
                     });
                 }
             }
             match last_examined {
                 Some(last) if result.remaining > 0 => options.start_after = Some(last),
-                _ => return Ok(Page { items, revision: result.revision, continue_token: None, remaining: None }),
+                _ => {
+                    return Ok(Page {
+                        items,
+                        revision: result.revision,
+                        continue_token: None,
+                        remaining: None,
+                    })
+                }
             }
         }
     }
@@ -158,11 +186,23 @@ impl<S: Strategy> Rest<S> {
                     let object = self.decode(&entry.stored, entry.revision)?;
                     self.row(&object, include)
                 });
-                let body = table::table(&self.strategy.columns(), rows, Some(page.revision), true, page.continue_token)?;
+                let body = table::table(
+                    &self.strategy.columns(),
+                    rows,
+                    Some(page.revision),
+                    true,
+                    page.continue_token,
+                )?;
                 Ok(body_response(StatusCode::OK, body, output))
             }
             Output::Json | Output::Yaml => {
-                let mut body = Vec::with_capacity(page.items.iter().map(|e| e.stored.len() + 40).sum::<usize>() + 200);
+                let mut body = Vec::with_capacity(
+                    page.items
+                        .iter()
+                        .map(|e| e.stored.len() + 40)
+                        .sum::<usize>()
+                        + 200,
+                );
                 body.extend_from_slice(
                     format!(
                         "{{\"kind\":\"{}\",\"apiVersion\":\"{}\",\"metadata\":{{\"resourceVersion\":\"{}\"",
@@ -173,10 +213,14 @@ impl<S: Strategy> Rest<S> {
                     .as_bytes(),
                 );
                 if let Some(token) = &page.continue_token {
-                    body.extend_from_slice(format!(",\"continue\":{}", Value::from(token.as_str())).as_bytes());
+                    body.extend_from_slice(
+                        format!(",\"continue\":{}", Value::from(token.as_str())).as_bytes(),
+                    );
                 }
                 if let Some(remaining) = page.remaining {
-                    body.extend_from_slice(format!(",\"remainingItemCount\":{remaining}").as_bytes());
+                    body.extend_from_slice(
+                        format!(",\"remainingItemCount\":{remaining}").as_bytes(),
+                    );
                 }
                 body.extend_from_slice(b"},\"items\":[");
                 for (i, entry) in page.items.iter().enumerate() {
@@ -229,7 +273,15 @@ impl<S: Strategy> Rest<S> {
             }
         }
         let revision = self.store.current_revision().await?;
-        self.encode_list(Page { items: deleted, revision, continue_token: None, remaining: None }, request.output)
+        self.encode_list(
+            Page {
+                items: deleted,
+                revision,
+                continue_token: None,
+                remaining: None,
+            },
+            request.output,
+        )
     }
 
     async fn delete_one(&self, request: ApiRequest) -> ApiResult<()> {

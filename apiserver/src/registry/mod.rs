@@ -9,8 +9,8 @@ pub mod request;
 mod rest;
 pub mod scale;
 pub mod selector;
-pub mod strategy;
 pub mod stored;
+pub mod strategy;
 pub mod table;
 pub mod validation;
 mod watch;
@@ -51,7 +51,12 @@ impl ResourceInfo {
 
     /// The error target for an object of this resource.
     pub fn target(&self, name: &str) -> Target {
-        Target { group: self.group.into(), resource: self.plural.into(), kind: self.kind.into(), name: name.into() }
+        Target {
+            group: self.group.into(),
+            resource: self.plural.into(),
+            kind: self.kind.into(),
+            name: name.into(),
+        }
     }
 }
 

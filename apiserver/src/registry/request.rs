@@ -7,7 +7,9 @@ use axum::http::HeaderMap;
 use bytes::Bytes;
 
 use super::table::IncludeObject;
-use crate::error::{ApiError, ApiResult};
+use serde_json::Value;
+
+use crate::error::{ApiError, ApiResult, Cause, Target};
 
 /// The Kubernetes verb of a request (what RBAC and metrics call it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,14 +86,20 @@ impl Query {
         let flag = |key: &str| pairs.get(key).is_some_and(|v| v == "true" || v == "1");
         let number = |key: &str| -> ApiResult<Option<i64>> {
             get(key)
-                .map(|v| v.parse::<i64>().map_err(|_| ApiError::BadRequest(format!("invalid value for {key}: {v:?}"))))
+                .map(|v| {
+                    v.parse::<i64>().map_err(|_| {
+                        ApiError::BadRequest(format!("invalid value for {key}: {v:?}"))
+                    })
+                })
                 .transpose()
         };
         let dry_run = match pairs.get("dryRun").map(String::as_str) {
             None | Some("") => false,
             Some("All") => true,
             Some(other) => {
-                return Err(ApiError::BadRequest(format!("Invalid dry run value {other:?}: supported values: \"All\"")))
+                return Err(ApiError::BadRequest(format!(
+                    "Invalid dry run value {other:?}: supported values: \"All\""
+                )))
             }
         };
         let field_validation = match get("fieldValidation").as_deref() {
@@ -113,7 +121,11 @@ impl Query {
             resource_version: get("resourceVersion"),
             resource_version_match: get("resourceVersionMatch"),
             allow_watch_bookmarks: flag("allowWatchBookmarks"),
-            timeout_seconds: number("timeoutSeconds")?.map(|t| t.max(0) as u64),
+            // Zero is Go's unset value: upstream then picks its own timeout, so a client
+            // sending 0 must not get a watch that ends at once (and reconnect in a loop).
+            timeout_seconds: number("timeoutSeconds")?
+                .filter(|t| *t > 0)
+                .map(|t| t as u64),
             send_initial_events: pairs.get("sendInitialEvents").map(|v| v == "true"),
             dry_run,
             field_validation,
@@ -121,9 +133,129 @@ impl Query {
             grace_period_seconds: number("gracePeriodSeconds")?,
             propagation_policy: get("propagationPolicy"),
             field_manager: get("fieldManager"),
-            force: pairs.get("force").map(|v| matches!(v.as_str(), "true" | "1" | "t" | "T" | "TRUE" | "True")),
+            force: pairs
+                .get("force")
+                .map(|v| matches!(v.as_str(), "true" | "1" | "t" | "T" | "TRUE" | "True")),
         })
     }
+}
+
+impl Query {
+    /// Upstream's `ValidateListOptions`, for a list (`watch` false) or a watch: the
+    /// combinations of `resourceVersion`, `resourceVersionMatch`, `continue` and
+    /// `sendInitialEvents` that mean something. Refused like upstream, as an invalid
+    /// `ListOptions.meta.k8s.io` (422) naming every problem.
+    pub fn validate_list_options(&self, watch: bool) -> ApiResult<()> {
+        const FIELD: &str = "resourceVersionMatch";
+        let mut causes = Vec::new();
+        let matching = self.resource_version_match.as_deref();
+        if watch {
+            if self.send_initial_events.is_some() {
+                if matching != Some("NotOlderThan") {
+                    causes.push(Cause::forbidden(
+                        FIELD,
+                        "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan",
+                    ));
+                }
+                if !self.allow_watch_bookmarks {
+                    causes.push(Cause::forbidden(
+                        "allowWatchBookmarks",
+                        "sendInitialEvents requires setting allowWatchBookmarks to true",
+                    ));
+                }
+            }
+            if let Some(value) = matching {
+                if self.send_initial_events.is_none() {
+                    causes.push(Cause::forbidden(FIELD, "resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided"));
+                }
+                if value != "NotOlderThan" {
+                    causes.push(Cause::unsupported(
+                        FIELD,
+                        &Value::from(value),
+                        &["NotOlderThan"],
+                    ));
+                }
+                if self.continue_token.is_some() {
+                    causes.push(Cause::forbidden(
+                        FIELD,
+                        "resourceVersionMatch is forbidden when continue is provided",
+                    ));
+                }
+            }
+        } else {
+            if let Some(value) = matching {
+                if self.resource_version.is_none() {
+                    causes.push(Cause::forbidden(
+                        FIELD,
+                        "resourceVersionMatch is forbidden unless resourceVersion is provided",
+                    ));
+                }
+                if self.continue_token.is_some() {
+                    causes.push(Cause::forbidden(
+                        FIELD,
+                        "resourceVersionMatch is forbidden when continue is provided",
+                    ));
+                }
+                if value != "Exact" && value != "NotOlderThan" {
+                    causes.push(Cause::unsupported(
+                        FIELD,
+                        &Value::from(value),
+                        &["Exact", "NotOlderThan", ""],
+                    ));
+                }
+                if value == "Exact" && self.resource_version.as_deref() == Some("0") {
+                    causes.push(Cause::forbidden(
+                        FIELD,
+                        "resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\"",
+                    ));
+                }
+            }
+            if self.send_initial_events.is_some() {
+                causes.push(Cause::forbidden(
+                    "sendInitialEvents",
+                    "sendInitialEvents is forbidden for list",
+                ));
+            }
+        }
+        if causes.is_empty() {
+            return Ok(());
+        }
+        let target = Target {
+            group: "meta.k8s.io".into(),
+            resource: String::new(),
+            kind: "ListOptions".into(),
+            name: String::new(),
+        };
+        Err(ApiError::Invalid { target, causes })
+    }
+
+    /// `?resourceVersion=` as a revision: absent or `0` is 0 ("any"), as upstream parses it;
+    /// anything but an unsigned integer is a 400 in upstream's words.
+    pub fn revision(&self) -> ApiResult<Option<i64>> {
+        let Some(text) = self.resource_version.as_deref() else {
+            return Ok(None);
+        };
+        match text.parse::<u64>() {
+            Ok(revision) => i64::try_from(revision)
+                .map(Some)
+                .map_err(|_| invalid_resource_version(text, "value out of range")),
+            Err(_)
+                if text.starts_with(|c: char| c.is_ascii_digit())
+                    && text.chars().all(|c| c.is_ascii_digit()) =>
+            {
+                Err(invalid_resource_version(text, "value out of range"))
+            }
+            Err(_) => Err(invalid_resource_version(text, "invalid syntax")),
+        }
+    }
+}
+
+/// Upstream's 400 for a resourceVersion that is not a number (the storage layer's
+/// `strconv.ParseUint` error, quoted).
+fn invalid_resource_version(text: &str, reason: &str) -> ApiError {
+    ApiError::BadRequest(format!(
+        "invalid resource version: resourceVersion: Invalid value: {text:?}: strconv.ParseUint: parsing {text:?}: {reason}"
+    ))
 }
 
 /// Decodes `application/x-www-form-urlencoded` pairs (the query string).
@@ -162,7 +294,10 @@ pub fn percent_decode(s: &str, plus_is_space: bool) -> String {
 
 /// Picks the response format from `Accept`, honouring order; 406 if nothing fits.
 pub fn negotiate(headers: &HeaderMap, include_object: Option<&str>) -> ApiResult<Output> {
-    let accept = headers.get("accept").and_then(|v| v.to_str().ok()).unwrap_or("");
+    let accept = headers
+        .get("accept")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     if accept.trim().is_empty() {
         return Ok(Output::Json);
     }
@@ -189,8 +324,16 @@ pub fn negotiate(headers: &HeaderMap, include_object: Option<&str>) -> ApiResult
 
 /// Decodes a request body (JSON or YAML) into a JSON value; 415 for other types.
 pub fn decode_body(headers: &HeaderMap, body: &Bytes) -> ApiResult<serde_json::Value> {
-    let content_type = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("application/json");
-    let media = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let content_type = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json");
+    let media = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     match media.as_str() {
         "application/json" | "" => serde_json::from_slice(body)
             .map_err(|e| ApiError::BadRequest(format!("the body of the request could not be decoded as JSON: {e}"))),
@@ -224,11 +367,61 @@ mod tests {
 
     #[test]
     fn query_strings_decode() {
-        let query = Query::parse(Some("labelSelector=app%3Dweb%2Ctier+in+(a)&limit=500&allowWatchBookmarks=true")).unwrap();
+        let query = Query::parse(Some(
+            "labelSelector=app%3Dweb%2Ctier+in+(a)&limit=500&allowWatchBookmarks=true",
+        ))
+        .unwrap();
         assert_eq!(query.label_selector.as_deref(), Some("app=web,tier in (a)"));
         assert_eq!(query.limit, 500);
         assert!(query.allow_watch_bookmarks);
         assert!(Query::parse(Some("dryRun=Some")).is_err());
+    }
+
+    #[test]
+    fn list_options_are_validated_like_upstream() {
+        let exact_zero =
+            Query::parse(Some("resourceVersion=0&resourceVersionMatch=Exact")).unwrap();
+        let error = exact_zero.validate_list_options(false).unwrap_err();
+        assert_eq!(error.code(), 422);
+        assert_eq!(
+            error.to_string(),
+            r#"ListOptions.meta.k8s.io "" is invalid: resourceVersionMatch: Forbidden: resourceVersionMatch "exact" is forbidden for resourceVersion "0""#
+        );
+        assert!(Query::parse(Some("resourceVersionMatch=NotOlderThan"))
+            .unwrap()
+            .validate_list_options(false)
+            .is_err());
+        assert!(Query::parse(Some("resourceVersionMatch=NotOlderThan"))
+            .unwrap()
+            .validate_list_options(true)
+            .is_err());
+        assert!(
+            Query::parse(Some("resourceVersion=5&resourceVersionMatch=Exact"))
+                .unwrap()
+                .validate_list_options(false)
+                .is_ok()
+        );
+        let negative = Query::parse(Some("resourceVersion=-1"))
+            .unwrap()
+            .revision()
+            .unwrap_err();
+        assert_eq!(
+            negative.to_string(),
+            r#"invalid resource version: resourceVersion: Invalid value: "-1": strconv.ParseUint: parsing "-1": invalid syntax"#
+        );
+        assert_eq!(
+            Query::parse(Some("resourceVersion=12"))
+                .unwrap()
+                .revision()
+                .unwrap(),
+            Some(12)
+        );
+        assert_eq!(
+            Query::parse(Some("timeoutSeconds=0"))
+                .unwrap()
+                .timeout_seconds,
+            None
+        );
     }
 
     #[test]
@@ -240,8 +433,17 @@ mod tests {
                 .parse()
                 .unwrap(),
         );
-        assert_eq!(negotiate(&headers, None).unwrap(), Output::Table(IncludeObject::Metadata));
-        headers.insert("accept", "application/vnd.kubernetes.protobuf".parse().unwrap());
-        assert!(matches!(negotiate(&headers, None), Err(ApiError::NotAcceptable(_))));
+        assert_eq!(
+            negotiate(&headers, None).unwrap(),
+            Output::Table(IncludeObject::Metadata)
+        );
+        headers.insert(
+            "accept",
+            "application/vnd.kubernetes.protobuf".parse().unwrap(),
+        );
+        assert!(matches!(
+            negotiate(&headers, None),
+            Err(ApiError::NotAcceptable(_))
+        ));
     }
 }

@@ -20,6 +20,7 @@ use super::strategy::Strategy;
 use super::table::{self, IncludeObject};
 use super::{fields, stored, validation, Resource, ResourceInfo};
 use crate::error::{ApiError, ApiResult, Cause};
+use crate::limits;
 use crate::patch::PatchType;
 
 /// Events kept per resource for watchers resuming from a recent resourceVersion.
@@ -60,7 +61,8 @@ impl<S: Strategy> Rest<S> {
             list_kind: <S::Object as k8s_openapi::ListableResource>::LIST_KIND,
             plural,
             singular: S::Object::KIND.to_ascii_lowercase(),
-            namespaced: TypeId::of::<<S::Object as k8s_openapi::Resource>::Scope>() == TypeId::of::<NamespaceResourceScope>(),
+            namespaced: TypeId::of::<<S::Object as k8s_openapi::Resource>::Scope>()
+                == TypeId::of::<NamespaceResourceScope>(),
             description,
         };
         let strategy = Arc::new(strategy);
@@ -69,13 +71,26 @@ impl<S: Strategy> Rest<S> {
             let info = info.clone();
             Arc::new(move |raw: &Bytes| {
                 let served = convert(&info, raw.clone(), |c| c.from_storage)?;
-                let object: S::Object = serde_json::from_slice(&served)
-                    .map_err(|e| ApiError::Internal(format!("stored object does not decode: {e}")))?;
+                let object: S::Object = serde_json::from_slice(&served).map_err(|e| {
+                    ApiError::Internal(format!("stored object does not decode: {e}"))
+                })?;
                 Ok((derive(&*strategy, &object), served))
             })
         };
-        let cache = Cache::start(store.clone(), Bytes::from(prefix.clone()), indexer, CACHE_EVENTS);
-        Rest { strategy, info, store, cache, prefix, patch_schemas: std::sync::OnceLock::new() }
+        let cache = Cache::start(
+            store.clone(),
+            Bytes::from(prefix.clone()),
+            indexer,
+            CACHE_EVENTS,
+        );
+        Rest {
+            strategy,
+            info,
+            store,
+            cache,
+            prefix,
+            patch_schemas: std::sync::OnceLock::new(),
+        }
     }
 
     pub(super) fn key(&self, namespace: Option<&str>, name: &str) -> String {
@@ -119,7 +134,14 @@ impl<S: Strategy> Rest<S> {
     }
 
     /// Encodes one object for the negotiated output.
-    pub(super) fn respond(&self, code: StatusCode, raw: &[u8], revision: i64, output: Output, warnings: &[String]) -> ApiResult<Response> {
+    pub(super) fn respond(
+        &self,
+        code: StatusCode,
+        raw: &[u8],
+        revision: i64,
+        output: Output,
+        warnings: &[String],
+    ) -> ApiResult<Response> {
         let body = match output {
             Output::Json => stored::with_resource_version(raw, revision),
             Output::Yaml => yaml(&stored::with_resource_version(raw, revision))?,
@@ -133,39 +155,66 @@ impl<S: Strategy> Rest<S> {
     }
 
     /// A table row: the strategy's cells and the object as `includeObject` asks.
-    pub(super) fn row(&self, object: &S::Object, include: IncludeObject) -> ApiResult<(Vec<Value>, Value)> {
-        let row_object = include.row_object(object).map_err(|e| ApiError::Internal(e.to_string()))?;
+    pub(super) fn row(
+        &self,
+        object: &S::Object,
+        include: IncludeObject,
+    ) -> ApiResult<(Vec<Value>, Value)> {
+        let row_object = include
+            .row_object(object)
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
         Ok((self.strategy.cells(object), row_object))
     }
 
     /// Decodes a request body into the typed object, applying `fieldValidation`.
     fn read_body(&self, request: &ApiRequest) -> ApiResult<(S::Object, Vec<String>)> {
         if request.body.is_empty() {
-            return Err(ApiError::BadRequest("the body of the request is empty".into()));
+            return Err(ApiError::BadRequest(
+                "the body of the request is empty".into(),
+            ));
         }
         let input = decode_body(&request.headers, &request.body)?;
         let mut problems = Vec::new();
-        if is_json(&request.headers) && request.query.field_validation != Some(FieldValidation::Ignore) {
-            problems.extend(fields::duplicates(&request.body).into_iter().map(|p| format!("duplicate field \"{p}\"")));
+        if is_json(&request.headers)
+            && request.query.field_validation != Some(FieldValidation::Ignore)
+        {
+            problems.extend(
+                fields::duplicates(&request.body)
+                    .into_iter()
+                    .map(|p| format!("duplicate field \"{p}\"")),
+            );
         }
         self.typed(input, request, problems)
     }
 
     /// Checks a document's type and fields and converts it to the typed object; `problems`
     /// already found (duplicate keys) join the unknown fields under `fieldValidation`.
-    fn typed(&self, input: Value, request: &ApiRequest, mut problems: Vec<String>) -> ApiResult<(S::Object, Vec<String>)> {
+    fn typed(
+        &self,
+        input: Value,
+        request: &ApiRequest,
+        mut problems: Vec<String>,
+    ) -> ApiResult<(S::Object, Vec<String>)> {
         let Some(fields_map) = input.as_object() else {
-            return Err(ApiError::BadRequest(format!("the body of the request is not a JSON object: {input}")));
+            return Err(ApiError::BadRequest(format!(
+                "the body of the request is not a JSON object: {input}"
+            )));
         };
         // Like upstream's decoder, a missing apiVersion or kind defaults to the URL's.
         let expected_version = self.info.api_version();
-        let api_version = fields_map.get("apiVersion").and_then(Value::as_str).unwrap_or(&expected_version);
+        let api_version = fields_map
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or(&expected_version);
         if api_version != expected_version {
             return Err(ApiError::BadRequest(format!(
                 "the API version in the data ({api_version}) does not match the expected API version ({expected_version})"
             )));
         }
-        let kind = fields_map.get("kind").and_then(Value::as_str).unwrap_or(self.info.kind);
+        let kind = fields_map
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or(self.info.kind);
         if kind != self.info.kind {
             return Err(ApiError::BadRequest(format!(
                 "the kind in the data ({kind}) does not match the expected kind ({})",
@@ -175,14 +224,23 @@ impl<S: Strategy> Rest<S> {
         let mut input = input;
         input["apiVersion"] = Value::from(expected_version.as_str());
         input["kind"] = Value::from(self.info.kind);
-        let object: S::Object = serde_json::from_value(input.clone())
-            .map_err(|e| ApiError::BadRequest(format!("the body of the request could not be decoded: {e}")))?;
-        let validation = request.query.field_validation.unwrap_or(FieldValidation::Warn);
+        let object: S::Object = serde_json::from_value(input.clone()).map_err(|e| {
+            ApiError::BadRequest(format!("the body of the request could not be decoded: {e}"))
+        })?;
+        let validation = request
+            .query
+            .field_validation
+            .unwrap_or(FieldValidation::Warn);
         if validation == FieldValidation::Ignore {
             return Ok((object, Vec::new()));
         }
-        let decoded = serde_json::to_value(&object).map_err(|e| ApiError::Internal(e.to_string()))?;
-        problems.extend(fields::unknown(&input, &decoded).into_iter().map(|p| format!("unknown field \"{p}\"")));
+        let decoded =
+            serde_json::to_value(&object).map_err(|e| ApiError::Internal(e.to_string()))?;
+        problems.extend(
+            fields::unknown(&input, &decoded)
+                .into_iter()
+                .map(|p| format!("unknown field \"{p}\"")),
+        );
         match validation {
             FieldValidation::Strict if !problems.is_empty() => {
                 Err(ApiError::BadRequest(format!(
@@ -199,7 +257,11 @@ impl<S: Strategy> Rest<S> {
     /// 404 if the namespace is missing, 403 if it is being deleted, as upstream's
     /// NamespaceLifecycle admission answers.
     async fn check_namespace(&self, namespace: &str, name: &str) -> ApiResult<()> {
-        let Some(kv) = self.store.get(format!("/namespaces/{namespace}").as_bytes()).await? else {
+        let Some(kv) = self
+            .store
+            .get(format!("/namespaces/{namespace}").as_bytes())
+            .await?
+        else {
             return Err(ApiError::NotFound(crate::error::Target {
                 group: String::new(),
                 resource: "namespaces".into(),
@@ -207,9 +269,14 @@ impl<S: Strategy> Rest<S> {
                 name: namespace.into(),
             }));
         };
-        let phase: Option<String> = serde_json::from_slice::<Value>(&kv.value)
-            .ok()
-            .and_then(|ns| ns.pointer("/status/phase").and_then(Value::as_str).map(String::from));
+        let phase: Option<String> =
+            serde_json::from_slice::<Value>(&kv.value)
+                .ok()
+                .and_then(|ns| {
+                    ns.pointer("/status/phase")
+                        .and_then(Value::as_str)
+                        .map(String::from)
+                });
         if phase.as_deref() == Some("Terminating") {
             return Err(ApiError::Forbidden(format!(
                 "{} \"{name}\" is forbidden: unable to create new content in namespace {namespace} because it is being terminated",
@@ -222,13 +289,20 @@ impl<S: Strategy> Rest<S> {
     async fn create(&self, request: ApiRequest) -> ApiResult<Response> {
         let (object, warnings) = self.read_body(&request)?;
         let manager = crate::apply::field_manager(&request, "CreateOptions", false)?;
-        self.insert(&request, object, warnings, Some(&manager)).await
+        self.insert(&request, object, warnings, Some(&manager))
+            .await
     }
 
     /// Creates `object`, for a POST and for a server-side apply to an object that does not
     /// exist yet. `manager` is recorded as the creating updater; an apply has already
     /// recorded itself and passes `None`.
-    async fn insert(&self, request: &ApiRequest, mut object: S::Object, warnings: Vec<String>, manager: Option<&str>) -> ApiResult<Response> {
+    async fn insert(
+        &self,
+        request: &ApiRequest,
+        mut object: S::Object,
+        warnings: Vec<String>,
+        manager: Option<&str>,
+    ) -> ApiResult<Response> {
         let namespace = self.scope_namespace(request, object.metadata())?;
         let description = &self.info.description;
         {
@@ -247,7 +321,12 @@ impl<S: Strategy> Rest<S> {
         self.strategy.default_fields(&mut object);
         let generated = object.metadata().name.as_deref().unwrap_or("").is_empty();
         if generated {
-            if let Some(base) = object.metadata().generate_name.clone().filter(|g| !g.is_empty()) {
+            if let Some(base) = object
+                .metadata()
+                .generate_name
+                .clone()
+                .filter(|g| !g.is_empty())
+            {
                 object.metadata_mut().name = Some(format!("{base}{}", stored::name_suffix()));
             }
         }
@@ -260,15 +339,30 @@ impl<S: Strategy> Rest<S> {
             self.check_namespace(ns, &name).await?;
         }
         self.strategy.admit_create(&mut object).await?;
-        let written = match stored::encode(&object) {
-            Ok(raw) if request.query.dry_run => match self.store.get(self.key(namespace.as_deref(), &name).as_bytes()).await {
+        let written = match stored::encode(&object)
+            .and_then(|raw| limits::check_object_size(&raw).map(|()| raw))
+        {
+            Ok(raw) if request.query.dry_run => match self
+                .store
+                .get(self.key(namespace.as_deref(), &name).as_bytes())
+                .await
+            {
                 Ok(Some(_)) => Err(ApiError::AlreadyExists(self.info.target(&name))),
                 Ok(None) => Ok((raw, 0)),
                 Err(other) => Err(other.into()),
             },
-            Ok(raw) => match self.store.create(self.key(namespace.as_deref(), &name).as_bytes(), self.storable(raw.clone())?).await {
+            Ok(raw) => match self
+                .store
+                .create(
+                    self.key(namespace.as_deref(), &name).as_bytes(),
+                    self.storable(raw.clone())?,
+                )
+                .await
+            {
                 Ok(revision) => Ok((raw, revision)),
-                Err(store::Error::AlreadyExists { .. }) => Err(ApiError::AlreadyExists(self.info.target(&name))),
+                Err(store::Error::AlreadyExists { .. }) => {
+                    Err(ApiError::AlreadyExists(self.info.target(&name)))
+                }
                 Err(other) => Err(other.into()),
             },
             Err(error) => Err(error),
@@ -277,15 +371,28 @@ impl<S: Strategy> Rest<S> {
             self.strategy.release(&object, None).await;
         }
         let (raw, revision) = written?;
-        self.respond(StatusCode::CREATED, &raw, revision, request.output, &warnings)
+        self.respond(
+            StatusCode::CREATED,
+            &raw,
+            revision,
+            request.output,
+            &warnings,
+        )
     }
 
     /// The namespace an object lives in: the URL's; a different one in the body is a 400.
-    fn scope_namespace(&self, request: &ApiRequest, meta: &ObjectMeta) -> ApiResult<Option<String>> {
+    fn scope_namespace(
+        &self,
+        request: &ApiRequest,
+        meta: &ObjectMeta,
+    ) -> ApiResult<Option<String>> {
         if !self.info.namespaced {
             return Ok(None);
         }
-        let url = request.namespace.clone().ok_or_else(|| ApiError::MethodNotAllowed)?;
+        let url = request
+            .namespace
+            .clone()
+            .ok_or_else(|| ApiError::MethodNotAllowed)?;
         match meta.namespace.as_deref() {
             Some(body) if !body.is_empty() && body != url => Err(ApiError::BadRequest(
                 "the namespace of the provided object does not match the namespace sent on the request".into(),
@@ -295,16 +402,24 @@ impl<S: Strategy> Rest<S> {
     }
 
     fn validate(&self, object: &S::Object, old: Option<&S::Object>) -> ApiResult<()> {
-        let mut causes = validation::object_meta(object.metadata(), self.info.description.name_rule);
+        let mut causes =
+            validation::object_meta(object.metadata(), self.info.description.name_rule);
         causes.extend(match old {
-            Some(old) => self.strategy.validate_update(object, old),
+            Some(old) => {
+                let mut causes = validation::object_meta_update(object.metadata(), old.metadata());
+                causes.extend(self.strategy.validate_update(object, old));
+                causes
+            }
             None => self.strategy.validate(object),
         });
         if causes.is_empty() {
             return Ok(());
         }
         let name = object.metadata().name.clone().unwrap_or_default();
-        Err(ApiError::Invalid { target: self.info.target(&name), causes })
+        Err(ApiError::Invalid {
+            target: self.info.target(&name),
+            causes,
+        })
     }
 
     async fn update(&self, request: ApiRequest) -> ApiResult<Response> {
@@ -328,7 +443,11 @@ impl<S: Strategy> Rest<S> {
 
     /// Runs `f` with what managed-fields bookkeeping needs to know about a write to this
     /// resource.
-    pub(super) fn with_context<T>(&self, request: &ApiRequest, f: impl FnOnce(&crate::apply::Context) -> T) -> T {
+    pub(super) fn with_context<T>(
+        &self,
+        request: &ApiRequest,
+        f: impl FnOnce(&crate::apply::Context) -> T,
+    ) -> T {
         let definition = <S::Object as schemars::JsonSchema>::schema_name();
         let api_version = self.info.api_version();
         let context = crate::apply::Context {
@@ -344,13 +463,26 @@ impl<S: Strategy> Rest<S> {
 
     /// Records a create (`old` is `None`) or an update by `manager` in the object's
     /// `managedFields`.
-    pub(super) fn track(&self, old: Option<&S::Object>, object: &mut S::Object, request: &ApiRequest, manager: &str) -> ApiResult<()> {
-        let to_value = |o: &S::Object| serde_json::to_value(o).map_err(|e| ApiError::Internal(e.to_string()));
+    pub(super) fn track(
+        &self,
+        old: Option<&S::Object>,
+        object: &mut S::Object,
+        request: &ApiRequest,
+        manager: &str,
+    ) -> ApiResult<()> {
+        let to_value =
+            |o: &S::Object| serde_json::to_value(o).map_err(|e| ApiError::Internal(e.to_string()));
         let old = old.map(to_value).transpose()?;
         let mut new = to_value(object)?;
-        self.with_context(request, |context| crate::apply::track(old.as_ref(), &mut new, context, manager));
-        let managed = new.pointer("/metadata/managedFields").cloned().unwrap_or(Value::Null);
-        object.metadata_mut().managed_fields = serde_json::from_value(managed).map_err(|e| ApiError::Internal(e.to_string()))?;
+        self.with_context(request, |context| {
+            crate::apply::track(old.as_ref(), &mut new, context, manager)
+        });
+        let managed = new
+            .pointer("/metadata/managedFields")
+            .cloned()
+            .unwrap_or(Value::Null);
+        object.metadata_mut().managed_fields =
+            serde_json::from_value(managed).map_err(|e| ApiError::Internal(e.to_string()))?;
         Ok(())
     }
 
@@ -358,7 +490,9 @@ impl<S: Strategy> Rest<S> {
     /// empty object, then created as a POST would be (201).
     async fn apply_create(&self, request: &ApiRequest, manager: &str) -> ApiResult<Response> {
         let force = request.query.force.unwrap_or(false);
-        let applied = self.with_context(request, |context| crate::apply::apply(None, &request.body, context, manager, force))?;
+        let applied = self.with_context(request, |context| {
+            crate::apply::apply(None, &request.body, context, manager, force)
+        })?;
         let (object, warnings) = self.typed(applied, request, Vec::new())?;
         let name = request.name.clone().unwrap_or_default();
         match object.metadata().name.as_deref().unwrap_or("") {
@@ -374,49 +508,81 @@ impl<S: Strategy> Rest<S> {
 
     /// The new object a PATCH by `manager` makes of `current`, with the resourceVersion the
     /// patch itself demands (if it changed the current one).
-    fn patched(&self, kind: PatchType, current: &store::KeyValue, request: &ApiRequest, manager: &str) -> ApiResult<(S::Object, Option<String>, Vec<String>)> {
-        let original: Value = serde_json::from_slice(&stored::with_resource_version(&current.value, current.mod_revision))
-            .map_err(|e| ApiError::Internal(e.to_string()))?;
+    fn patched(
+        &self,
+        kind: PatchType,
+        current: &store::KeyValue,
+        request: &ApiRequest,
+        manager: &str,
+    ) -> ApiResult<(S::Object, Option<String>, Vec<String>)> {
+        let original: Value = serde_json::from_slice(&stored::with_resource_version(
+            &current.value,
+            current.mod_revision,
+        ))
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
         let patched = match kind {
             PatchType::Apply => {
                 let force = request.query.force.unwrap_or(false);
-                self.with_context(request, |context| crate::apply::apply(Some(&original), &request.body, context, manager, force))?
+                self.with_context(request, |context| {
+                    crate::apply::apply(Some(&original), &request.body, context, manager, force)
+                })?
             }
             _ => {
                 let root = <S::Object as schemars::JsonSchema>::schema_name();
                 crate::patch::apply(kind, &original, &request.body, self.schemas().root(&root))?
             }
         };
-        let demanded = patched.pointer("/metadata/resourceVersion").and_then(Value::as_str).map(String::from);
-        let precondition = demanded.filter(|rv| !rv.is_empty() && *rv != current.mod_revision.to_string());
+        let demanded = patched
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str)
+            .map(String::from);
+        let precondition =
+            demanded.filter(|rv| !rv.is_empty() && *rv != current.mod_revision.to_string());
         let (object, warnings) = self.typed(patched, request, Vec::new())?;
         Ok((object, precondition, warnings))
     }
 
     /// The update path shared by PUT and PATCH: read, merge, default, validate, compare and
     /// swap, retrying on a concurrent write unless the client pinned a resourceVersion.
-    async fn write(&self, request: ApiRequest, source: Source<S::Object>, mut warnings: Vec<String>) -> ApiResult<Response> {
+    async fn write(
+        &self,
+        request: ApiRequest,
+        source: Source<S::Object>,
+        mut warnings: Vec<String>,
+    ) -> ApiResult<Response> {
         let name = request.name.clone().unwrap_or_default();
         let subresource = request.subresource.as_deref();
         let namespace = request.namespace.clone().filter(|_| self.info.namespaced);
         let applying = matches!(source, Source::Patch(PatchType::Apply));
         let manager = match &source {
             Source::Object(_) => crate::apply::field_manager(&request, "UpdateOptions", false)?,
-            Source::Patch(kind) => crate::apply::field_manager(&request, "PatchOptions", *kind == PatchType::Apply)?,
+            Source::Patch(kind) => {
+                crate::apply::field_manager(&request, "PatchOptions", *kind == PatchType::Apply)?
+            }
             Source::Action(..) => String::new(),
         };
         loop {
             let current = match self.current(namespace.as_deref(), &name).await {
-                Err(ApiError::NotFound(_)) if applying && subresource.is_none() => match self.apply_create(&request, &manager).await {
-                    Err(ApiError::AlreadyExists(_)) => continue,
-                    created => return created,
-                },
+                Err(ApiError::NotFound(_)) if applying && subresource.is_none() => {
+                    match self.apply_create(&request, &manager).await {
+                        Err(ApiError::AlreadyExists(_)) => continue,
+                        created => return created,
+                    }
+                }
                 current => current?,
             };
             let (input, precondition) = match &source {
-                Source::Object(input) => (input.clone(), input.metadata().resource_version.clone().filter(|rv| !rv.is_empty())),
+                Source::Object(input) => (
+                    input.clone(),
+                    input
+                        .metadata()
+                        .resource_version
+                        .clone()
+                        .filter(|rv| !rv.is_empty()),
+                ),
                 Source::Patch(kind) => {
-                    let (input, precondition, found) = self.patched(*kind, &current, &request, &manager)?;
+                    let (input, precondition, found) =
+                        self.patched(*kind, &current, &request, &manager)?;
                     warnings = found;
                     (input, precondition)
                 }
@@ -427,7 +593,12 @@ impl<S: Strategy> Rest<S> {
                 }
             };
             self.scope_namespace(&request, input.metadata())?;
-            if let Some(body_name) = input.metadata().name.as_deref().filter(|n| !n.is_empty() && *n != name) {
+            if let Some(body_name) = input
+                .metadata()
+                .name
+                .as_deref()
+                .filter(|n| !n.is_empty() && *n != name)
+            {
                 return Err(ApiError::BadRequest(format!(
                     "the name of the object ({body_name}) does not match the name on the URL ({name})"
                 )));
@@ -438,11 +609,19 @@ impl<S: Strategy> Rest<S> {
                 }
             }
             let old = self.decode(&current.value, current.mod_revision)?;
+            if let Source::Object(input) = &source {
+                // Like upstream, a UID in a PUT body is a precondition: a client holding an
+                // object that was deleted and recreated under the same name must not
+                // overwrite the new one.
+                self.check_uid(input.metadata().uid.as_deref(), &old, &name)?;
+            }
             let mut object = self.merge_update(&input, &old, subresource)?;
             self.strategy.prepare_update(&mut object, &old);
             self.strategy.default_fields(&mut object);
             match &source {
-                Source::Patch(PatchType::Apply) => object.metadata_mut().managed_fields = input.metadata().managed_fields.clone(),
+                Source::Patch(PatchType::Apply) => {
+                    object.metadata_mut().managed_fields = input.metadata().managed_fields.clone()
+                }
                 Source::Action(..) => {}
                 _ => self.track(Some(&old), &mut object, &request, &manager)?,
             }
@@ -452,7 +631,9 @@ impl<S: Strategy> Rest<S> {
                 self.validate(&object, Some(&old))?;
             }
             self.strategy.admit_update(&mut object, &old).await?;
-            let raw = match stored::encode(&object) {
+            let raw = match stored::encode(&object)
+                .and_then(|raw| limits::check_object_size(&raw).map(|()| raw))
+            {
                 Ok(raw) => raw,
                 Err(error) => {
                     self.strategy.release(&object, Some(&old)).await;
@@ -460,35 +641,72 @@ impl<S: Strategy> Rest<S> {
                 }
             };
             if raw == current.value {
-                return self.respond(StatusCode::OK, &current.value, current.mod_revision, request.output, &warnings);
+                return self.respond(
+                    StatusCode::OK,
+                    &current.value,
+                    current.mod_revision,
+                    request.output,
+                    &warnings,
+                );
             }
             if request.query.dry_run {
                 self.strategy.release(&object, Some(&old)).await;
-                return self.respond(StatusCode::OK, &raw, current.mod_revision, request.output, &warnings);
+                return self.respond(
+                    StatusCode::OK,
+                    &raw,
+                    current.mod_revision,
+                    request.output,
+                    &warnings,
+                );
             }
-            let written = self.write_update(namespace.as_deref(), &name, &object, raw.clone(), current.mod_revision).await;
+            let written = self
+                .write_update(
+                    namespace.as_deref(),
+                    &name,
+                    &object,
+                    raw.clone(),
+                    current.mod_revision,
+                )
+                .await;
             match &written {
                 Ok(_) => self.strategy.release(&old, Some(&object)).await,
                 Err(_) => self.strategy.release(&object, Some(&old)).await,
             }
             match written {
-                Ok(revision) => return self.respond(StatusCode::OK, &raw, revision, request.output, &warnings),
+                Ok(revision) => {
+                    return self.respond(StatusCode::OK, &raw, revision, request.output, &warnings)
+                }
                 Err(store::Error::Conflict { .. }) if precondition.is_none() => continue,
                 Err(store::Error::Conflict { .. }) => return Err(self.modified(&name)),
-                Err(store::Error::NotFound { .. }) => return Err(ApiError::NotFound(self.info.target(&name))),
+                Err(store::Error::NotFound { .. }) => {
+                    return Err(ApiError::NotFound(self.info.target(&name)))
+                }
                 Err(other) => return Err(other.into()),
             }
         }
     }
 
     /// Stores an update; an object being deleted whose last finalizer just went is removed.
-    async fn write_update(&self, namespace: Option<&str>, name: &str, object: &S::Object, raw: Bytes, expected: i64) -> store::Result<i64> {
+    async fn write_update(
+        &self,
+        namespace: Option<&str>,
+        name: &str,
+        object: &S::Object,
+        raw: Bytes,
+        expected: i64,
+    ) -> store::Result<i64> {
         let key = self.key(namespace, name);
-        let stored = self.storable(raw).map_err(|e| store::Error::InvalidArgument(e.to_string()))?;
+        let stored = self
+            .storable(raw)
+            .map_err(|e| store::Error::InvalidArgument(e.to_string()))?;
         let revision = self.store.update(key.as_bytes(), stored, expected).await?;
         let meta = object.metadata();
-        let finalized = meta.finalizers.as_ref().is_none_or(|f| f.is_empty()) && !self.strategy.holds_deletion(object);
-        if meta.deletion_timestamp.is_some() && finalized && self.strategy.grace_period(object, None).is_none() {
+        let finalized = meta.finalizers.as_ref().is_none_or(|f| f.is_empty())
+            && !self.strategy.holds_deletion(object);
+        if meta.deletion_timestamp.is_some()
+            && finalized
+            && self.strategy.grace_period(object, None).is_none()
+        {
             match self.store.delete(key.as_bytes(), Some(revision)).await {
                 Ok((deleted, _)) => {
                     self.strategy.release(object, None).await;
@@ -510,15 +728,23 @@ impl<S: Strategy> Rest<S> {
 
     /// The object an update stores: the input with the system metadata of `old`, and only
     /// the part the (sub)resource may change.
-    fn merge_update(&self, input: &S::Object, old: &S::Object, subresource: Option<&str>) -> ApiResult<S::Object> {
+    fn merge_update(
+        &self,
+        input: &S::Object,
+        old: &S::Object,
+        subresource: Option<&str>,
+    ) -> ApiResult<S::Object> {
         let description = &self.info.description;
-        let to_value = |o: &S::Object| serde_json::to_value(o).map_err(|e| ApiError::Internal(e.to_string()));
+        let to_value =
+            |o: &S::Object| serde_json::to_value(o).map_err(|e| ApiError::Internal(e.to_string()));
         let (mut new, old_value) = (to_value(input)?, to_value(old)?);
         match subresource {
             Some("status") => {
                 // Like upstream's status strategies: everything but metadata and status (the
                 // spec) stays as it was; metadata changes such as annotations go through.
-                if let (Some(new_fields), Some(old_fields)) = (new.as_object_mut(), old_value.as_object()) {
+                if let (Some(new_fields), Some(old_fields)) =
+                    (new.as_object_mut(), old_value.as_object())
+                {
                     new_fields.retain(|key, _| key == "metadata" || key == "status");
                     for (key, value) in old_fields {
                         if key != "metadata" && key != "status" {
@@ -538,20 +764,35 @@ impl<S: Strategy> Rest<S> {
                 }
             }
             Some(sub) if self.action(sub).is_some() => {}
-            _ if description.status => set_or_remove(&mut new, "status", old_value.get("status").cloned()),
+            _ if description.status => {
+                set_or_remove(&mut new, "status", old_value.get("status").cloned())
+            }
             _ => {}
         }
-        let mut object: S::Object = serde_json::from_value(new).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        let mut object: S::Object =
+            serde_json::from_value(new).map_err(|e| ApiError::BadRequest(e.to_string()))?;
         let old_meta = old.metadata();
         {
             let meta = object.metadata_mut();
             meta.name = old_meta.name.clone();
             meta.namespace = old_meta.namespace.clone();
-            meta.uid = old_meta.uid.clone();
+            // Upstream's BeforeUpdate: an absent UID, the creation time and a deletion in
+            // progress carry over; a UID, deletion time or grace period the client changed
+            // stays, for validation to refuse as immutable.
+            if meta.uid.as_deref().unwrap_or("").is_empty() {
+                meta.uid = old_meta.uid.clone();
+            }
             meta.creation_timestamp = old_meta.creation_timestamp.clone();
-            meta.deletion_timestamp = old_meta.deletion_timestamp.clone();
-            meta.deletion_grace_period_seconds = old_meta.deletion_grace_period_seconds;
-            meta.generate_name = meta.generate_name.take().or_else(|| old_meta.generate_name.clone());
+            if old_meta.deletion_timestamp.is_some() {
+                meta.deletion_timestamp = old_meta.deletion_timestamp.clone();
+            }
+            if meta.deletion_grace_period_seconds.is_none() {
+                meta.deletion_grace_period_seconds = old_meta.deletion_grace_period_seconds;
+            }
+            meta.generate_name = meta
+                .generate_name
+                .take()
+                .or_else(|| old_meta.generate_name.clone());
             meta.generation = old_meta.generation;
             meta.self_link = None;
             drop_empty(meta);
@@ -574,48 +815,88 @@ impl<S: Strategy> Rest<S> {
                 Some(object) => {
                     let raw = stored::encode(&object)?;
                     if raw == current.value || request.query.dry_run {
-                        return self.respond(StatusCode::OK, &raw, current.mod_revision, request.output, &[]);
+                        return self.respond(
+                            StatusCode::OK,
+                            &raw,
+                            current.mod_revision,
+                            request.output,
+                            &[],
+                        );
                     }
-                    match self.store.update(self.key(namespace.as_deref(), &name).as_bytes(), self.storable(raw.clone())?, current.mod_revision).await {
-                        Ok(revision) => return self.respond(StatusCode::OK, &raw, revision, request.output, &[]),
+                    match self
+                        .store
+                        .update(
+                            self.key(namespace.as_deref(), &name).as_bytes(),
+                            self.storable(raw.clone())?,
+                            current.mod_revision,
+                        )
+                        .await
+                    {
+                        Ok(revision) => {
+                            return self.respond(
+                                StatusCode::OK,
+                                &raw,
+                                revision,
+                                request.output,
+                                &[],
+                            )
+                        }
                         Err(store::Error::Conflict { .. }) => continue,
-                        Err(store::Error::NotFound { .. }) => return Err(ApiError::NotFound(self.info.target(&name))),
+                        Err(store::Error::NotFound { .. }) => {
+                            return Err(ApiError::NotFound(self.info.target(&name)))
+                        }
                         Err(other) => return Err(other.into()),
                     }
                 }
                 None => {
                     if !request.query.dry_run {
-                        match self.store.delete(self.key(namespace.as_deref(), &name).as_bytes(), Some(current.mod_revision)).await {
+                        match self
+                            .store
+                            .delete(
+                                self.key(namespace.as_deref(), &name).as_bytes(),
+                                Some(current.mod_revision),
+                            )
+                            .await
+                        {
                             Ok(_) => self.strategy.release(&object, None).await,
                             Err(store::Error::Conflict { .. }) => continue,
-                            Err(store::Error::NotFound { .. }) => return Err(ApiError::NotFound(self.info.target(&name))),
+                            Err(store::Error::NotFound { .. }) => {
+                                return Err(ApiError::NotFound(self.info.target(&name)))
+                            }
                             Err(other) => return Err(other.into()),
                         }
                     }
                     if self.info.description.return_deleted_object {
-                        return self.respond(StatusCode::OK, &current.value, current.mod_revision, request.output, &[]);
+                        return self.respond(
+                            StatusCode::OK,
+                            &current.value,
+                            current.mod_revision,
+                            request.output,
+                            &[],
+                        );
                     }
-                    return Ok(success_status(&self.info, &name, object.metadata().uid.as_deref()));
+                    return Ok(success_status(
+                        &self.info,
+                        &name,
+                        object.metadata().uid.as_deref(),
+                    ));
                 }
             }
         }
     }
 
     /// Upstream's delete preconditions (uid, resourceVersion).
-    fn check_preconditions(&self, options: &DeleteOptions, object: &S::Object, name: &str) -> ApiResult<()> {
-        let Some(preconditions) = &options.preconditions else { return Ok(()) };
+    fn check_preconditions(
+        &self,
+        options: &DeleteOptions,
+        object: &S::Object,
+        name: &str,
+    ) -> ApiResult<()> {
+        let Some(preconditions) = &options.preconditions else {
+            return Ok(());
+        };
         let meta = object.metadata();
-        if let Some(uid) = &preconditions.uid {
-            if Some(uid) != meta.uid.as_ref() {
-                return Err(ApiError::Conflict {
-                    target: self.info.target(name),
-                    detail: format!(
-                        "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
-                        meta.uid.as_deref().unwrap_or("")
-                    ),
-                });
-            }
-        }
+        self.check_uid(preconditions.uid.as_deref(), object, name)?;
         if let Some(rv) = &preconditions.resource_version {
             if Some(rv) != meta.resource_version.as_ref() {
                 return Err(ApiError::Conflict {
@@ -630,19 +911,41 @@ impl<S: Strategy> Rest<S> {
         Ok(())
     }
 
+    /// A UID precondition (a delete's, or the UID in a PUT body) against the current object.
+    fn check_uid(&self, uid: Option<&str>, current: &S::Object, name: &str) -> ApiResult<()> {
+        let Some(uid) = uid.filter(|u| !u.is_empty()) else {
+            return Ok(());
+        };
+        let actual = current.metadata().uid.as_deref().unwrap_or("");
+        if uid == actual {
+            return Ok(());
+        }
+        Err(ApiError::Conflict {
+            target: self.info.target(name),
+            detail: format!(
+                "Precondition failed: UID in precondition: {uid}, UID in object meta: {actual}"
+            ),
+        })
+    }
+
     /// The object to store instead of deleting it when the deletion must wait (finalizers,
     /// a grace period); `None` when it can go now.
     fn begin_delete(&self, object: &mut S::Object, options: &DeleteOptions) -> Option<S::Object> {
-        let policy = options.propagation_policy.as_deref().or(match options.orphan_dependents {
-            Some(true) => Some("Orphan"),
-            _ => None,
-        });
+        let policy = options
+            .propagation_policy
+            .as_deref()
+            .or(match options.orphan_dependents {
+                Some(true) => Some("Orphan"),
+                _ => None,
+            });
         let finalizer = match policy {
             Some("Orphan") => Some("orphan"),
             Some("Foreground") => Some("foregroundDeletion"),
             _ => None,
         };
-        let grace = self.strategy.grace_period(object, options.grace_period_seconds);
+        let grace = self
+            .strategy
+            .grace_period(object, options.grace_period_seconds);
         let meta = object.metadata_mut();
         if let Some(finalizer) = finalizer {
             if meta.deletion_timestamp.is_none() {
@@ -653,7 +956,8 @@ impl<S: Strategy> Rest<S> {
             }
         }
         let has_finalizers = meta.finalizers.as_ref().is_some_and(|f| !f.is_empty());
-        let waits = has_finalizers || self.strategy.holds_deletion(object) || grace.is_some_and(|g| g > 0);
+        let waits =
+            has_finalizers || self.strategy.holds_deletion(object) || grace.is_some_and(|g| g > 0);
         if !waits {
             return None;
         }
@@ -667,7 +971,10 @@ impl<S: Strategy> Rest<S> {
             meta.deletion_grace_period_seconds = Some(seconds);
         } else if let Some(seconds) = grace {
             // A shorter grace period may only shorten a deletion in progress.
-            if meta.deletion_grace_period_seconds.is_none_or(|current| seconds < current) {
+            if meta
+                .deletion_grace_period_seconds
+                .is_none_or(|current| seconds < current)
+            {
                 meta.deletion_grace_period_seconds = Some(seconds);
             }
         }
@@ -677,15 +984,36 @@ impl<S: Strategy> Rest<S> {
 
     async fn get(&self, request: ApiRequest) -> ApiResult<Response> {
         let name = request.name.clone().unwrap_or_default();
-        let kv = self.current(request.namespace.as_deref().filter(|_| self.info.namespaced), &name).await?;
-        self.respond(StatusCode::OK, &kv.value, kv.mod_revision, request.output, &[])
+        let kv = self
+            .current(
+                request
+                    .namespace
+                    .as_deref()
+                    .filter(|_| self.info.namespaced),
+                &name,
+            )
+            .await?;
+        self.respond(
+            StatusCode::OK,
+            &kv.value,
+            kv.mod_revision,
+            request.output,
+            &[],
+        )
     }
 }
 
 /// Re-encodes `raw` through one direction of the resource's conversion, if it has one.
-fn convert(info: &ResourceInfo, raw: Bytes, direction: impl Fn(&super::strategy::Conversion) -> fn(&Value) -> Value) -> ApiResult<Bytes> {
-    let Some(conversion) = &info.description.conversion else { return Ok(raw) };
-    let value: Value = serde_json::from_slice(&raw).map_err(|e| ApiError::Internal(format!("stored object does not decode: {e}")))?;
+fn convert(
+    info: &ResourceInfo,
+    raw: Bytes,
+    direction: impl Fn(&super::strategy::Conversion) -> fn(&Value) -> Value,
+) -> ApiResult<Bytes> {
+    let Some(conversion) = &info.description.conversion else {
+        return Ok(raw);
+    };
+    let value: Value = serde_json::from_slice(&raw)
+        .map_err(|e| ApiError::Internal(format!("stored object does not decode: {e}")))?;
     stored::encode(&direction(conversion)(&value))
 }
 
@@ -699,7 +1027,11 @@ fn success_status(info: &ResourceInfo, name: &str, uid: Option<&str>) -> Respons
         details["uid"] = Value::from(uid);
     }
     let status = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details});
-    body_response(StatusCode::OK, serde_json::to_vec(&status).unwrap_or_default(), Output::Json)
+    body_response(
+        StatusCode::OK,
+        serde_json::to_vec(&status).unwrap_or_default(),
+        Output::Json,
+    )
 }
 
 /// DeleteOptions from the body (if any) and the query string, which wins.
@@ -708,7 +1040,8 @@ fn delete_options(request: &ApiRequest) -> ApiResult<DeleteOptions> {
         DeleteOptions::default()
     } else {
         let value = decode_body(&request.headers, &request.body)?;
-        serde_json::from_value(value).map_err(|e| ApiError::BadRequest(format!("invalid DeleteOptions: {e}")))?
+        serde_json::from_value(value)
+            .map_err(|e| ApiError::BadRequest(format!("invalid DeleteOptions: {e}")))?
     };
     if let Some(grace) = request.query.grace_period_seconds {
         options.grace_period_seconds = Some(grace);
@@ -719,8 +1052,17 @@ fn delete_options(request: &ApiRequest) -> ApiResult<DeleteOptions> {
     if let Some(policy) = &options.propagation_policy {
         if !["Orphan", "Background", "Foreground"].contains(&policy.as_str()) {
             return Err(ApiError::Invalid {
-                target: crate::error::Target { group: String::new(), resource: String::new(), kind: String::new(), name: String::new() },
-                causes: vec![Cause::unsupported("propagationPolicy", &Value::from(policy.as_str()), &["Foreground", "Background", "Orphan"])],
+                target: crate::error::Target {
+                    group: String::new(),
+                    resource: String::new(),
+                    kind: String::new(),
+                    name: String::new(),
+                },
+                causes: vec![Cause::unsupported(
+                    "propagationPolicy",
+                    &Value::from(policy.as_str()),
+                    &["Foreground", "Background", "Orphan"],
+                )],
             });
         }
     }
@@ -769,7 +1111,6 @@ fn set_or_remove(object: &mut Value, key: &str, value: Option<Value>) {
     }
 }
 
-
 fn json_headers() -> axum::http::HeaderMap {
     let mut headers = axum::http::HeaderMap::new();
     headers.insert("content-type", HeaderValue::from_static("application/json"));
@@ -785,8 +1126,11 @@ fn is_json(headers: &axum::http::HeaderMap) -> bool {
 
 /// Converts a JSON document to YAML for `Accept: application/yaml`.
 pub(super) fn yaml(json: &[u8]) -> ApiResult<Vec<u8>> {
-    let value: Value = serde_json::from_slice(json).map_err(|e| ApiError::Internal(e.to_string()))?;
-    serde_yaml::to_string(&value).map(String::into_bytes).map_err(|e| ApiError::Internal(e.to_string()))
+    let value: Value =
+        serde_json::from_slice(json).map_err(|e| ApiError::Internal(e.to_string()))?;
+    serde_yaml::to_string(&value)
+        .map(String::into_bytes)
+        .map_err(|e| ApiError::Internal(e.to_string()))
 }
 
 pub(super) fn body_response(code: StatusCode, body: Vec<u8>, output: Output) -> Response {
@@ -795,7 +1139,9 @@ pub(super) fn body_response(code: StatusCode, body: Vec<u8>, output: Output) -> 
         _ => "application/json",
     };
     let mut response = (code, body).into_response();
-    response.headers_mut().insert("content-type", HeaderValue::from_static(content_type));
+    response
+        .headers_mut()
+        .insert("content-type", HeaderValue::from_static(content_type));
     response
 }
 
@@ -815,10 +1161,16 @@ pub(super) fn derive<S: Strategy>(strategy: &S, object: &S::Object) -> Derived {
     let meta = object.metadata();
     let mut fields = vec![
         ("metadata.name", meta.name.clone().unwrap_or_default()),
-        ("metadata.namespace", meta.namespace.clone().unwrap_or_default()),
+        (
+            "metadata.namespace",
+            meta.namespace.clone().unwrap_or_default(),
+        ),
     ];
     fields.extend(strategy.fields(object));
-    Derived { labels: meta.labels.clone().unwrap_or_default(), fields }
+    Derived {
+        labels: meta.labels.clone().unwrap_or_default(),
+        fields,
+    }
 }
 
 #[async_trait]
@@ -840,7 +1192,11 @@ impl<S: Strategy> Resource for Rest<S> {
             (Verb::Get, Some("status")) if description.status => self.get(request).await,
             (Verb::Update, Some("status")) if description.status => self.update(request).await,
             (Verb::Update, Some("finalize")) if description.finalize => self.update(request).await,
-            (Verb::Get | Verb::Update | Verb::Patch, Some("scale")) if description.scale.is_some() => self.scale(request).await,
+            (Verb::Get | Verb::Update | Verb::Patch, Some("scale"))
+                if description.scale.is_some() =>
+            {
+                self.scale(request).await
+            }
             (Verb::List, None) => self.list(request).await,
             (Verb::Watch, None) => self.watch(request).await,
             (Verb::Create, None) if request.name.is_none() => self.create(request).await,
@@ -849,7 +1205,9 @@ impl<S: Strategy> Resource for Rest<S> {
             (Verb::Patch, Some("status")) if description.status => self.patch(request).await,
             (Verb::Delete, None) => self.delete(request).await,
             (Verb::DeleteCollection, None) => self.delete_collection(request).await,
-            (Verb::Create, Some(sub)) if request.name.is_some() && self.action(sub).is_some() => self.act(request).await,
+            (Verb::Create, Some(sub)) if request.name.is_some() && self.action(sub).is_some() => {
+                self.act(request).await
+            }
             (_, Some(sub)) if !self.serves(sub) => Err(ApiError::PathNotFound),
             _ => Err(ApiError::MethodNotAllowed),
         }
@@ -858,32 +1216,51 @@ impl<S: Strategy> Resource for Rest<S> {
 
 impl<S: Strategy> Rest<S> {
     fn action(&self, subresource: &str) -> Option<&'static super::strategy::Action> {
-        self.info.description.actions.iter().find(|a| a.name == subresource)
+        self.info
+            .description
+            .actions
+            .iter()
+            .find(|a| a.name == subresource)
     }
 
     /// A POST to an action subresource: the change (or deletion) it asks for, answered with
     /// upstream's `Status` Success and 201.
     async fn act(&self, request: ApiRequest) -> ApiResult<Response> {
-        let action = self.action(request.subresource.as_deref().unwrap_or("")).ok_or(ApiError::PathNotFound)?;
+        let action = self
+            .action(request.subresource.as_deref().unwrap_or(""))
+            .ok_or(ApiError::PathNotFound)?;
         let body = decode_body(&request.headers, &request.body)?;
         if body.get("kind").and_then(Value::as_str) != Some(action.kind) {
-            return Err(ApiError::BadRequest(format!("the body of the request must be a {}", action.kind)));
+            return Err(ApiError::BadRequest(format!(
+                "the body of the request must be a {}",
+                action.kind
+            )));
         }
         if action.deletes {
-            let options = body.get("deleteOptions").cloned().unwrap_or(Value::Object(Default::default()));
+            let options = body
+                .get("deleteOptions")
+                .cloned()
+                .unwrap_or(Value::Object(Default::default()));
             let delete = ApiRequest {
                 verb: Verb::Delete,
                 subresource: None,
-                body: Bytes::from(serde_json::to_vec(&options).map_err(|e| ApiError::Internal(e.to_string()))?),
+                body: Bytes::from(
+                    serde_json::to_vec(&options).map_err(|e| ApiError::Internal(e.to_string()))?,
+                ),
                 headers: json_headers(),
                 ..request
             };
             self.delete(delete).await?;
         } else {
-            self.write(request, Source::Action(action.name, body), Vec::new()).await?;
+            self.write(request, Source::Action(action.name, body), Vec::new())
+                .await?;
         }
         let status = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201});
-        Ok(body_response(StatusCode::CREATED, serde_json::to_vec(&status).unwrap_or_default(), Output::Json))
+        Ok(body_response(
+            StatusCode::CREATED,
+            serde_json::to_vec(&status).unwrap_or_default(),
+            Output::Json,
+        ))
     }
 
     fn serves(&self, subresource: &str) -> bool {

@@ -7,11 +7,11 @@ use k8s_openapi::Metadata;
 use serde_json::{json, Value};
 
 use super::request::{decode_body, ApiRequest, Output, Verb};
-use crate::patch::PatchType;
 use super::rest::{body_response, yaml};
 use super::strategy::{ScalePaths, Strategy};
 use super::{stored, Rest};
 use crate::error::{ApiError, ApiResult, Cause};
+use crate::patch::PatchType;
 
 impl<S: Strategy> Rest<S> {
     pub(super) async fn scale(&self, request: ApiRequest) -> ApiResult<Response> {
@@ -24,14 +24,21 @@ impl<S: Strategy> Rest<S> {
             _ => None,
         };
         let put = match request.verb {
-            Verb::Update => Some(parse_scale(&decode_body(&request.headers, &request.body)?, &name)?),
+            Verb::Update => Some(parse_scale(
+                &decode_body(&request.headers, &request.body)?,
+                &name,
+            )?),
             _ => None,
         };
         loop {
-            let current =
-                self.store.get(key.as_bytes()).await?.ok_or_else(|| ApiError::NotFound(self.info.target(&name)))?;
+            let current = self
+                .store
+                .get(key.as_bytes())
+                .await?
+                .ok_or_else(|| ApiError::NotFound(self.info.target(&name)))?;
             let object: S::Object = self.decode(&current.value, current.mod_revision)?;
-            let mut value = serde_json::to_value(&object).map_err(|e| ApiError::Internal(e.to_string()))?;
+            let mut value =
+                serde_json::to_value(&object).map_err(|e| ApiError::Internal(e.to_string()))?;
             let mut applied = None;
             let wanted = match (patch, &put) {
                 (Some(PatchType::Apply), _) => {
@@ -44,43 +51,65 @@ impl<S: Strategy> Rest<S> {
                     // semantics, so an empty schema suffices for strategic merge.
                     let scale = scale_value(&value, paths);
                     let empty = crate::patch::schema::Schemas::new(Default::default());
-                    let patched = crate::patch::apply(kind, &scale, &request.body, empty.root("Scale"))?;
+                    let patched =
+                        crate::patch::apply(kind, &scale, &request.body, empty.root("Scale"))?;
                     let (replicas, demanded) = parse_scale(&patched, &name)?;
                     // Only a resourceVersion the patch itself changed pins the write.
-                    Some((replicas, demanded.filter(|rv| *rv != current.mod_revision.to_string())))
+                    Some((
+                        replicas,
+                        demanded.filter(|rv| *rv != current.mod_revision.to_string()),
+                    ))
                 }
                 (None, put) => put.clone(),
             };
             let Some((replicas, precondition)) = wanted else {
                 return self.scale_response(&value, paths, request.output);
             };
-            if precondition.as_ref().is_some_and(|rv| *rv != current.mod_revision.to_string()) {
+            if precondition
+                .as_ref()
+                .is_some_and(|rv| *rv != current.mod_revision.to_string())
+            {
                 return Err(ApiError::Conflict {
                     target: self.info.target(&name),
                     detail: "the object has been modified; please apply your changes to the latest version and try again".into(),
                 });
             }
             set_path(&mut value, paths.spec_replicas, Value::from(replicas));
-            let mut updated: S::Object = serde_json::from_value(value.clone()).map_err(|e| ApiError::Internal(e.to_string()))?;
-            if self.info.description.generation && get_path(&serde_json::to_value(&object).unwrap_or_default(), paths.spec_replicas) != Some(&Value::from(replicas)) {
-                updated.metadata_mut().generation = Some(object.metadata().generation.unwrap_or(0) + 1);
+            let mut updated: S::Object = serde_json::from_value(value.clone())
+                .map_err(|e| ApiError::Internal(e.to_string()))?;
+            if self.info.description.generation
+                && get_path(
+                    &serde_json::to_value(&object).unwrap_or_default(),
+                    paths.spec_replicas,
+                ) != Some(&Value::from(replicas))
+            {
+                updated.metadata_mut().generation =
+                    Some(object.metadata().generation.unwrap_or(0) + 1);
             }
             // The writer owns the parent's replicas, recorded with subresource `scale`.
             match &applied {
                 Some(applied) => {
-                    let managed = applied.pointer("/metadata/managedFields").cloned().unwrap_or(Value::Null);
-                    updated.metadata_mut().managed_fields =
-                        serde_json::from_value(managed).map_err(|e| ApiError::Internal(e.to_string()))?;
+                    let managed = applied
+                        .pointer("/metadata/managedFields")
+                        .cloned()
+                        .unwrap_or(Value::Null);
+                    updated.metadata_mut().managed_fields = serde_json::from_value(managed)
+                        .map_err(|e| ApiError::Internal(e.to_string()))?;
                 }
                 None => {
-                    let options = if patch.is_some() { "PatchOptions" } else { "UpdateOptions" };
+                    let options = if patch.is_some() {
+                        "PatchOptions"
+                    } else {
+                        "UpdateOptions"
+                    };
                     let manager = crate::apply::field_manager(&request, options, false)?;
                     self.track(Some(&object), &mut updated, &request, &manager)?;
                 }
             }
             let raw = stored::encode(&updated)?;
             if request.query.dry_run || raw == current.value {
-                let value = serde_json::to_value(&updated).map_err(|e| ApiError::Internal(e.to_string()))?;
+                let value = serde_json::to_value(&updated)
+                    .map_err(|e| ApiError::Internal(e.to_string()))?;
                 return self.scale_response(&value, paths, request.output);
             }
             match self.store.update(key.as_bytes(), raw.clone(), current.mod_revision).await {
@@ -104,24 +133,47 @@ impl<S: Strategy> Rest<S> {
     /// Server-side apply of a Scale: the replicas it sets are applied to the parent object by
     /// the same field manager, so ownership of `spec.replicas` and conflicts with other
     /// managers work as on the main resource. Returns the replicas and the applied object.
-    fn apply_scale(&self, request: &ApiRequest, live: &Value, paths: ScalePaths, name: &str) -> ApiResult<(i64, Value)> {
-        let config: Value = serde_yaml::from_slice(&request.body).map_err(|e| ApiError::BadRequest(format!("error decoding YAML: {e}")))?;
+    fn apply_scale(
+        &self,
+        request: &ApiRequest,
+        live: &Value,
+        paths: ScalePaths,
+        name: &str,
+    ) -> ApiResult<(i64, Value)> {
+        let config: Value = serde_yaml::from_slice(&request.body)
+            .map_err(|e| ApiError::BadRequest(format!("error decoding YAML: {e}")))?;
         let (replicas, _) = parse_scale(&config, name)?;
         let mut parent = json!({"apiVersion": self.info.api_version(), "kind": self.info.kind, "metadata": {"name": name}});
         set_path(&mut parent, paths.spec_replicas, Value::from(replicas));
         let manager = crate::apply::field_manager(request, "PatchOptions", true)?;
         let force = request.query.force.unwrap_or(false);
         let body = serde_json::to_vec(&parent).map_err(|e| ApiError::Internal(e.to_string()))?;
-        let applied = self.with_context(request, |context| crate::apply::apply(Some(live), &body, context, &manager, force))?;
+        let applied = self.with_context(request, |context| {
+            crate::apply::apply(Some(live), &body, context, &manager, force)
+        })?;
         Ok((replicas, applied))
     }
 
-    fn scale_response(&self, object: &Value, paths: ScalePaths, output: Output) -> ApiResult<Response> {
-        let mut body = serde_json::to_vec(&scale_value(object, paths)).map_err(|e| ApiError::Internal(e.to_string()))?;
+    fn scale_response(
+        &self,
+        object: &Value,
+        paths: ScalePaths,
+        output: Output,
+    ) -> ApiResult<Response> {
+        let mut body = serde_json::to_vec(&scale_value(object, paths))
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
         if output == Output::Yaml {
             body = yaml(&body)?;
         }
-        Ok(body_response(StatusCode::OK, body, if output == Output::Yaml { Output::Yaml } else { Output::Json }))
+        Ok(body_response(
+            StatusCode::OK,
+            body,
+            if output == Output::Yaml {
+                Output::Yaml
+            } else {
+                Output::Json
+            },
+        ))
     }
 }
 
@@ -129,7 +181,13 @@ impl<S: Strategy> Rest<S> {
 fn scale_value(object: &Value, paths: ScalePaths) -> Value {
     let meta = object.get("metadata").cloned().unwrap_or(Value::Null);
     let mut metadata = json!({});
-    for field in ["name", "namespace", "uid", "resourceVersion", "creationTimestamp"] {
+    for field in [
+        "name",
+        "namespace",
+        "uid",
+        "resourceVersion",
+        "creationTimestamp",
+    ] {
         if let Some(v) = meta.get(field) {
             metadata[field] = v.clone();
         }
@@ -149,9 +207,14 @@ fn scale_value(object: &Value, paths: ScalePaths) -> Value {
 /// The replicas and resourceVersion precondition of a Scale (a PUT body or a patched Scale).
 fn parse_scale(body: &Value, name: &str) -> ApiResult<(i64, Option<String>)> {
     if body.get("kind").and_then(Value::as_str) != Some("Scale") {
-        return Err(ApiError::BadRequest("the body of the request must be an autoscaling/v1 Scale".into()));
+        return Err(ApiError::BadRequest(
+            "the body of the request must be an autoscaling/v1 Scale".into(),
+        ));
     }
-    let replicas = body.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(0);
+    let replicas = body
+        .pointer("/spec/replicas")
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
     if replicas < 0 {
         return Err(ApiError::Invalid {
             target: crate::error::Target {
@@ -160,10 +223,18 @@ fn parse_scale(body: &Value, name: &str) -> ApiResult<(i64, Option<String>)> {
                 kind: "Scale".into(),
                 name: name.to_string(),
             },
-            causes: vec![Cause::invalid("spec.replicas", &Value::from(replicas), "must be greater than or equal to 0")],
+            causes: vec![Cause::invalid(
+                "spec.replicas",
+                &Value::from(replicas),
+                "must be greater than or equal to 0",
+            )],
         });
     }
-    let precondition = body.pointer("/metadata/resourceVersion").and_then(Value::as_str).filter(|s| !s.is_empty()).map(String::from);
+    let precondition = body
+        .pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(String::from);
     Ok((replicas, precondition))
 }
 
@@ -188,13 +259,30 @@ pub fn selector_string(selector: &Value) -> String {
     let mut parts: Vec<(String, String)> = Vec::new();
     if let Some(labels) = selector.get("matchLabels").and_then(Value::as_object) {
         for (key, value) in labels {
-            parts.push((key.clone(), format!("{key}={}", value.as_str().unwrap_or(""))));
+            parts.push((
+                key.clone(),
+                format!("{key}={}", value.as_str().unwrap_or("")),
+            ));
         }
     }
-    for expression in selector.get("matchExpressions").and_then(Value::as_array).into_iter().flatten() {
-        let key = expression.get("key").and_then(Value::as_str).unwrap_or("").to_string();
-        let mut values: Vec<&str> =
-            expression.get("values").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).collect();
+    for expression in selector
+        .get("matchExpressions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let key = expression
+            .get("key")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let mut values: Vec<&str> = expression
+            .get("values")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
         values.sort_unstable();
         let text = match expression.get("operator").and_then(Value::as_str) {
             Some("In") => format!("{key} in ({})", values.join(",")),
@@ -206,7 +294,11 @@ pub fn selector_string(selector: &Value) -> String {
         parts.push((key, text));
     }
     parts.sort();
-    parts.into_iter().map(|(_, text)| text).collect::<Vec<_>>().join(",")
+    parts
+        .into_iter()
+        .map(|(_, text)| text)
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 #[cfg(test)]
@@ -220,6 +312,9 @@ mod tests {
             "matchLabels": {"tier": "front", "app": "web"},
             "matchExpressions": [{"key": "env", "operator": "In", "values": ["prod", "dev"]}]
         });
-        assert_eq!(selector_string(&selector), "app=web,env in (dev,prod),tier=front");
+        assert_eq!(
+            selector_string(&selector),
+            "app=web,env in (dev,prod),tier=front"
+        );
     }
 }

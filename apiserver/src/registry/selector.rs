@@ -50,8 +50,12 @@ impl LabelSelector {
                 LabelOp::NotIn(vs) => !value.is_some_and(|x| vs.contains(x)),
                 LabelOp::Exists => value.is_some(),
                 LabelOp::DoesNotExist => value.is_none(),
-                LabelOp::GreaterThan(n) => value.and_then(|x| x.parse::<i64>().ok()).is_some_and(|x| x > *n),
-                LabelOp::LessThan(n) => value.and_then(|x| x.parse::<i64>().ok()).is_some_and(|x| x < *n),
+                LabelOp::GreaterThan(n) => value
+                    .and_then(|x| x.parse::<i64>().ok())
+                    .is_some_and(|x| x > *n),
+                LabelOp::LessThan(n) => value
+                    .and_then(|x| x.parse::<i64>().ok())
+                    .is_some_and(|x| x < *n),
             }
         })
     }
@@ -91,8 +95,15 @@ fn parse_requirement(part: &str) -> Result<(String, LabelOp), String> {
     }
     for (token, greater) in [(">", true), ("<", false)] {
         if let Some((key, value)) = part.split_once(token) {
-            let n: i64 = value.trim().parse().map_err(|_| format!("for '{token}', integer values required: {part}"))?;
-            let op = if greater { LabelOp::GreaterThan(n) } else { LabelOp::LessThan(n) };
+            let n: i64 = value
+                .trim()
+                .parse()
+                .map_err(|_| format!("for '{token}', integer values required: {part}"))?;
+            let op = if greater {
+                LabelOp::GreaterThan(n)
+            } else {
+                LabelOp::LessThan(n)
+            };
             return Ok((checked_key(key.trim())?, op));
         }
     }
@@ -104,16 +115,28 @@ fn parse_requirement(part: &str) -> Result<(String, LabelOp), String> {
         } else if let Some(set) = rest.strip_prefix("in") {
             (false, set)
         } else {
-            return Err(format!("found '{rest}', expected: in, notin, =, ==, !=, gt, lt"));
+            return Err(format!(
+                "found '{rest}', expected: in, notin, =, ==, !=, gt, lt"
+            ));
         };
         let set = set.trim();
         let inner = set
             .strip_prefix('(')
             .and_then(|s| s.strip_suffix(')'))
             .ok_or_else(|| format!("found '{set}', expected: '('"))?;
-        let values = inner.split(',').map(|v| checked_value(v.trim())).collect::<Result<Vec<_>, _>>()?;
+        let values = inner
+            .split(',')
+            .map(|v| checked_value(v.trim()))
+            .collect::<Result<Vec<_>, _>>()?;
         let key = checked_key(key)?;
-        return Ok((key, if negated { LabelOp::NotIn(values) } else { LabelOp::In(values) }));
+        return Ok((
+            key,
+            if negated {
+                LabelOp::NotIn(values)
+            } else {
+                LabelOp::In(values)
+            },
+        ));
     }
     Ok((checked_key(part)?, LabelOp::Exists))
 }
@@ -122,7 +145,9 @@ fn checked_key(key: &str) -> Result<String, String> {
     let name = key.rsplit('/').next().unwrap_or(key);
     let valid = !name.is_empty()
         && name.len() <= 63
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
         && name.starts_with(|c: char| c.is_ascii_alphanumeric())
         && name.ends_with(|c: char| c.is_ascii_alphanumeric());
     if valid {
@@ -135,7 +160,9 @@ fn checked_key(key: &str) -> Result<String, String> {
 fn checked_value(value: &str) -> Result<String, String> {
     let valid = value.is_empty()
         || (value.len() <= 63
-            && value.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            && value
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
             && value.starts_with(|c: char| c.is_ascii_alphanumeric())
             && value.ends_with(|c: char| c.is_ascii_alphanumeric()));
     if valid {
@@ -161,11 +188,15 @@ impl FieldSelector {
             } else if let Some((f, v)) = part.split_once('=') {
                 (f, true, v)
             } else {
-                return Err(ApiError::BadRequest(format!("invalid selector: '{part}'; can't understand '{part}'")));
+                return Err(ApiError::BadRequest(format!(
+                    "invalid selector: '{part}'; can't understand '{part}'"
+                )));
             };
             let field = field.trim();
             if !supported.contains(&field) {
-                return Err(ApiError::BadRequest(format!("field label not supported: {field}")));
+                return Err(ApiError::BadRequest(format!(
+                    "field label not supported: {field}"
+                )));
             }
             terms.push((field.to_string(), equal, value.trim().to_string()));
         }
@@ -180,7 +211,10 @@ impl FieldSelector {
     /// not have counts as the empty string, as upstream's field sets do.
     pub fn matches(&self, fields: &[(&'static str, String)]) -> bool {
         self.0.iter().all(|(field, equal, value)| {
-            let actual = fields.iter().find(|(f, _)| f == field).map_or("", |(_, v)| v.as_str());
+            let actual = fields
+                .iter()
+                .find(|(f, _)| f == field)
+                .map_or("", |(_, v)| v.as_str());
             (actual == value) == *equal
         })
     }
@@ -191,7 +225,10 @@ mod tests {
     use super::*;
 
     fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -212,7 +249,11 @@ mod tests {
             ("", true),
         ];
         for (text, expected) in cases {
-            assert_eq!(LabelSelector::parse(text).unwrap().matches(&app), expected, "{text}");
+            assert_eq!(
+                LabelSelector::parse(text).unwrap().matches(&app),
+                expected,
+                "{text}"
+            );
         }
         assert!(LabelSelector::parse("app in (web").is_err());
         assert!(LabelSelector::parse("a b c").is_err());
@@ -222,9 +263,16 @@ mod tests {
     #[test]
     fn field_selectors_reject_unknown_fields() {
         let supported = ["metadata.name", "status.phase"];
-        let selector = FieldSelector::parse("metadata.name=x,status.phase!=Running", &supported).unwrap();
-        assert!(selector.matches(&[("metadata.name", "x".into()), ("status.phase", "Pending".into())]));
-        assert!(!selector.matches(&[("metadata.name", "x".into()), ("status.phase", "Running".into())]));
+        let selector =
+            FieldSelector::parse("metadata.name=x,status.phase!=Running", &supported).unwrap();
+        assert!(selector.matches(&[
+            ("metadata.name", "x".into()),
+            ("status.phase", "Pending".into())
+        ]));
+        assert!(!selector.matches(&[
+            ("metadata.name", "x".into()),
+            ("status.phase", "Running".into())
+        ]));
         let error = FieldSelector::parse("spec.foo=bar", &supported).unwrap_err();
         assert_eq!(error.to_string(), "field label not supported: spec.foo");
     }

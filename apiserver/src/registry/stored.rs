@@ -17,9 +17,13 @@ const METADATA: &[u8] = b"\"metadata\":{";
 /// and selfLink), then the other fields.
 pub fn encode<T: Serialize>(object: &T) -> ApiResult<Bytes> {
     let Value::Object(mut fields) = serde_json::to_value(object).map_err(internal)? else {
-        return Err(ApiError::Internal("object did not encode as a JSON object".into()));
+        return Err(ApiError::Internal(
+            "object did not encode as a JSON object".into(),
+        ));
     };
-    let mut metadata = fields.remove("metadata").unwrap_or_else(|| Value::Object(Default::default()));
+    let mut metadata = fields
+        .remove("metadata")
+        .unwrap_or_else(|| Value::Object(Default::default()));
     if let Some(meta) = metadata.as_object_mut() {
         meta.remove("resourceVersion");
         meta.remove("selfLink");
@@ -113,7 +117,9 @@ pub fn name_suffix() -> String {
     use rand::Rng;
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     let mut rng = rand::rng();
-    (0..5).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect()
+    (0..5)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect()
 }
 
 #[cfg(test)]
@@ -129,7 +135,10 @@ mod tests {
         cm.data = Some([("metadata".to_string(), "\"metadata\":{".to_string())].into());
         let stored = encode(&cm).unwrap();
         let text = std::str::from_utf8(&stored).unwrap();
-        assert!(text.starts_with(r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"x"}"#), "{text}");
+        assert!(
+            text.starts_with(r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"x"}"#),
+            "{text}"
+        );
         assert!(!text.contains("99"), "resourceVersion is not stored");
 
         let read: ConfigMap = decode(&stored, 42).unwrap();
@@ -140,8 +149,15 @@ mod tests {
     #[test]
     fn list_items_drop_type_fields() {
         let mut out = Vec::new();
-        write_list_item(&mut out, br#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p"},"spec":{}}"#, 3);
-        assert_eq!(out, br#"{"metadata":{"resourceVersion":"3","name":"p"},"spec":{}}"#);
+        write_list_item(
+            &mut out,
+            br#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p"},"spec":{}}"#,
+            3,
+        );
+        assert_eq!(
+            out,
+            br#"{"metadata":{"resourceVersion":"3","name":"p"},"spec":{}}"#
+        );
     }
 
     #[test]

@@ -192,7 +192,10 @@ pub trait Strategy: Send + Sync + 'static {
 
     /// The cells of one row, matching [`Strategy::columns`].
     fn cells(&self, object: &Self::Object) -> Vec<Value> {
-        vec![Value::from(object.metadata().name.clone().unwrap_or_default()), super::table::age(object.metadata())]
+        vec![
+            Value::from(object.metadata().name.clone().unwrap_or_default()),
+            super::table::age(object.metadata()),
+        ]
     }
 
     /// Finalizers kept outside `metadata.finalizers` that also hold a deletion (a

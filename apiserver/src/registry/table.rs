@@ -21,7 +21,13 @@ pub struct Column {
 
 impl Column {
     pub const fn new(name: &'static str, kind: &'static str, description: &'static str) -> Self {
-        Column { name, kind, format: "", description, priority: 0 }
+        Column {
+            name,
+            kind,
+            format: "",
+            description,
+            priority: 0,
+        }
     }
 
     /// Shown only with `-o wide`.
@@ -111,7 +117,11 @@ pub fn table(
     if let Some(token) = continue_token {
         metadata.insert("continue".into(), Value::from(token));
     }
-    let definitions: Vec<Value> = if headers { columns.iter().map(Column::definition).collect() } else { Vec::new() };
+    let definitions: Vec<Value> = if headers {
+        columns.iter().map(Column::definition).collect()
+    } else {
+        Vec::new()
+    };
     let mut out = Vec::with_capacity(4096);
     out.extend_from_slice(br#"{"kind":"Table","apiVersion":"meta.k8s.io/v1","metadata":"#);
     serde_json::to_writer(&mut out, &metadata).map_err(encode)?;
@@ -123,7 +133,11 @@ pub fn table(
         if i > 0 {
             out.push(b',');
         }
-        let row = if object.is_null() { json!({ "cells": cells }) } else { json!({ "cells": cells, "object": object }) };
+        let row = if object.is_null() {
+            json!({ "cells": cells })
+        } else {
+            json!({ "cells": cells, "object": object })
+        };
         serde_json::to_writer(&mut out, &row).map_err(encode)?;
     }
     out.extend_from_slice(b"]}");
@@ -158,7 +172,11 @@ pub fn human_duration(seconds: i64) -> String {
     let minutes = seconds / 60;
     if minutes < 10 {
         let s = seconds % 60;
-        return if s == 0 { format!("{minutes}m") } else { format!("{minutes}m{s}s") };
+        return if s == 0 {
+            format!("{minutes}m")
+        } else {
+            format!("{minutes}m{s}s")
+        };
     }
     if minutes < 180 {
         return format!("{minutes}m");
@@ -166,21 +184,33 @@ pub fn human_duration(seconds: i64) -> String {
     let hours = minutes / 60;
     if hours < 8 {
         let m = minutes % 60;
-        return if m == 0 { format!("{hours}h") } else { format!("{hours}h{m}m") };
+        return if m == 0 {
+            format!("{hours}h")
+        } else {
+            format!("{hours}h{m}m")
+        };
     }
     if hours < 48 {
         return format!("{hours}h");
     }
     if hours < 24 * 8 {
         let h = hours % 24;
-        return if h == 0 { format!("{}d", hours / 24) } else { format!("{}d{h}h", hours / 24) };
+        return if h == 0 {
+            format!("{}d", hours / 24)
+        } else {
+            format!("{}d{h}h", hours / 24)
+        };
     }
     if hours < 24 * 365 * 2 {
         return format!("{}d", hours / 24);
     }
     if hours < 24 * 365 * 8 {
         let days = (hours / 24) % 365;
-        return if days == 0 { format!("{}y", hours / 24 / 365) } else { format!("{}y{days}d", hours / 24 / 365) };
+        return if days == 0 {
+            format!("{}y", hours / 24 / 365)
+        } else {
+            format!("{}y{days}d", hours / 24 / 365)
+        };
     }
     format!("{}y", hours / 24 / 365)
 }

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use serde_json::Value;
 
 use super::strategy::NameRule;
@@ -29,9 +29,14 @@ pub fn is_dns1123_label(s: &str) -> bool {
 
 /// DNS-1123 subdomain: dot-separated labels, at most 253 characters.
 pub fn is_dns1123_subdomain(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 253 && s.split('.').all(|part| {
-        !part.is_empty() && part.chars().all(is_label_char) && !part.starts_with('-') && !part.ends_with('-')
-    })
+    !s.is_empty()
+        && s.len() <= 253
+        && s.split('.').all(|part| {
+            !part.is_empty()
+                && part.chars().all(is_label_char)
+                && !part.starts_with('-')
+                && !part.ends_with('-')
+        })
 }
 
 /// DNS-1035 label: a DNS-1123 label starting with a letter (service names).
@@ -120,7 +125,11 @@ pub fn object_meta(meta: &ObjectMeta, rule: NameRule) -> Vec<Cause> {
         for (key, value) in annotations {
             total += key.len() + value.len();
             for error in qualified_name_errors(key) {
-                causes.push(Cause::invalid("metadata.annotations", &Value::from(key.as_str()), error));
+                causes.push(Cause::invalid(
+                    "metadata.annotations",
+                    &Value::from(key.as_str()),
+                    error,
+                ));
             }
         }
         if total > 256 * 1024 {
@@ -131,6 +140,147 @@ pub fn object_meta(meta: &ObjectMeta, rule: NameRule) -> Vec<Cause> {
             });
         }
     }
+    causes.extend(owner_references(
+        meta.owner_references.as_deref().unwrap_or_default(),
+    ));
+    causes.extend(finalizers(meta.finalizers.as_deref().unwrap_or_default()));
+    causes
+}
+
+/// Upstream's `ValidateOwnerReferences`: every reference names its owner completely, Events
+/// own nothing, and at most one reference is the controller. Paths carry no index, as
+/// upstream reports them.
+fn owner_references(references: &[OwnerReference]) -> Vec<Cause> {
+    const FIELD: &str = "metadata.ownerReferences";
+    let mut causes = Vec::new();
+    let mut first_controller: Option<String> = None;
+    for reference in references {
+        let version = reference.api_version.rsplit('/').next().unwrap_or("");
+        if version.is_empty() {
+            causes.push(Cause::invalid(
+                format!("{FIELD}.apiVersion"),
+                &Value::from(reference.api_version.as_str()),
+                "version must not be empty",
+            ));
+        }
+        for (field, value) in [
+            ("kind", &reference.kind),
+            ("name", &reference.name),
+            ("uid", &reference.uid),
+        ] {
+            if value.is_empty() {
+                causes.push(Cause::invalid(
+                    format!("{FIELD}.{field}"),
+                    &Value::from(""),
+                    "must not be empty",
+                ));
+            }
+        }
+        if reference.api_version == "v1" && reference.kind == "Event" {
+            let printed = serde_json::to_string(reference).unwrap_or_default();
+            causes.push(Cause::invalid_printed(
+                FIELD,
+                &printed,
+                "/v1, Kind=Event is disallowed from being an owner",
+            ));
+        }
+        if reference.controller == Some(true) {
+            let current = format!("{}/{}", reference.kind, reference.name);
+            match &first_controller {
+                Some(first) => {
+                    let printed = serde_json::to_string(references).unwrap_or_default();
+                    causes.push(Cause::invalid_printed(
+                        FIELD,
+                        &printed,
+                        format!("Only one reference can have Controller set to true. Found \"true\" in references for {first} and {current}"),
+                    ));
+                }
+                None => first_controller = Some(current),
+            }
+        }
+    }
+    causes
+}
+
+/// Upstream's `ValidateFinalizers`: qualified names, and not both `orphan` and
+/// `foregroundDeletion`.
+fn finalizers(finalizers: &[String]) -> Vec<Cause> {
+    const FIELD: &str = "metadata.finalizers";
+    let mut causes = Vec::new();
+    for finalizer in finalizers {
+        for error in qualified_name_errors(finalizer) {
+            causes.push(Cause::invalid(
+                FIELD,
+                &Value::from(finalizer.as_str()),
+                error,
+            ));
+        }
+    }
+    if finalizers.iter().any(|f| f == "orphan")
+        && finalizers.iter().any(|f| f == "foregroundDeletion")
+    {
+        let printed = serde_json::to_string(finalizers).unwrap_or_default();
+        causes.push(Cause::invalid_printed(
+            FIELD,
+            &printed,
+            "finalizer orphan and foregroundDeletion cannot be both set",
+        ));
+    }
+    causes
+}
+
+/// Upstream's `ValidateObjectMetaUpdate` for what an update cannot change: the identity and
+/// deletion state of the object (`uid`, `creationTimestamp`, `deletionTimestamp`,
+/// `deletionGracePeriodSeconds`), and no new finalizers once deletion has begun.
+pub fn object_meta_update(new: &ObjectMeta, old: &ObjectMeta) -> Vec<Cause> {
+    let mut causes = Vec::new();
+    if old.deletion_timestamp.is_some() {
+        let old_finalizers = old.finalizers.as_deref().unwrap_or_default();
+        let mut added: Vec<&String> = new
+            .finalizers
+            .iter()
+            .flatten()
+            .filter(|f| !old_finalizers.contains(f))
+            .collect();
+        added.sort();
+        added.dedup();
+        if !added.is_empty() {
+            let printed: Vec<String> = added.iter().map(|f| format!("{f:?}")).collect();
+            causes.push(Cause::forbidden(
+                "metadata.finalizers",
+                format!("no new finalizers can be added if the object is being deleted, found new finalizers []string{{{}}}", printed.join(", ")),
+            ));
+        }
+    }
+    let immutable = |field: &str, new: Value, old: Value| {
+        (new != old)
+            .then(|| Cause::invalid(format!("metadata.{field}"), &new, "field is immutable"))
+    };
+    let time = |t: &Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>| {
+        t.as_ref()
+            .map(|t| Value::from(t.0.to_string()))
+            .unwrap_or(Value::Null)
+    };
+    causes.extend(immutable(
+        "uid",
+        Value::from(new.uid.as_deref().unwrap_or("")),
+        Value::from(old.uid.as_deref().unwrap_or("")),
+    ));
+    causes.extend(immutable(
+        "creationTimestamp",
+        time(&new.creation_timestamp),
+        time(&old.creation_timestamp),
+    ));
+    causes.extend(immutable(
+        "deletionTimestamp",
+        time(&new.deletion_timestamp),
+        time(&old.deletion_timestamp),
+    ));
+    causes.extend(immutable(
+        "deletionGracePeriodSeconds",
+        Value::from(new.deletion_grace_period_seconds),
+        Value::from(old.deletion_grace_period_seconds),
+    ));
     causes
 }
 
@@ -142,7 +292,11 @@ pub fn labels(labels: Option<&BTreeMap<String, String>>, field: &str) -> Vec<Cau
             causes.push(Cause::invalid(field, &Value::from(key.as_str()), error));
         }
         if let Some(error) = label_value_error(value) {
-            causes.push(Cause::invalid(format!("{field}"), &Value::from(value.as_str()), error));
+            causes.push(Cause::invalid(
+                format!("{field}"),
+                &Value::from(value.as_str()),
+                error,
+            ));
         }
     }
     causes
@@ -173,7 +327,8 @@ pub fn qualified_name_errors(key: &str) -> Vec<String> {
 }
 
 fn is_label_value_shape(s: &str) -> bool {
-    s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    s.chars()
+        .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
         && s.starts_with(|c: char| c.is_ascii_alphanumeric())
         && s.ends_with(|c: char| c.is_ascii_alphanumeric())
 }
@@ -196,14 +351,26 @@ pub fn config_key(key: &str, field: &str) -> Vec<Cause> {
     let mut causes = Vec::new();
     let path = format!("{field}[{key}]");
     let value = Value::from(key);
-    if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || "-._".contains(c)) {
+    if key.is_empty()
+        || !key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-._".contains(c))
+    {
         causes.push(Cause::invalid(&path, &value, "a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')"));
     }
     if key.len() > 253 {
-        causes.push(Cause::invalid(&path, &value, "must be no more than 253 characters"));
+        causes.push(Cause::invalid(
+            &path,
+            &value,
+            "must be no more than 253 characters",
+        ));
     }
     if key == "." || key == ".." {
-        causes.push(Cause::invalid(&path, &value, format!("must not be '{key}'")));
+        causes.push(Cause::invalid(
+            &path,
+            &value,
+            format!("must not be '{key}'"),
+        ));
     }
     causes
 }
@@ -220,18 +387,92 @@ mod tests {
         assert!(is_dns1123_label("kube-system"));
         assert!(!is_dns1123_label("a.b"));
         assert!(!is_dns1035_label("1abc"));
-        let meta = ObjectMeta { name: Some("Bad_Name".into()), ..Default::default() };
+        let meta = ObjectMeta {
+            name: Some("Bad_Name".into()),
+            ..Default::default()
+        };
         let causes = object_meta(&meta, NameRule::Subdomain);
         assert_eq!(causes.len(), 1);
-        assert!(causes[0].message.starts_with("Invalid value: \"Bad_Name\": a lowercase RFC 1123 subdomain"));
+        assert!(causes[0]
+            .message
+            .starts_with("Invalid value: \"Bad_Name\": a lowercase RFC 1123 subdomain"));
         let unnamed = object_meta(&ObjectMeta::default(), NameRule::Subdomain);
-        assert_eq!(unnamed[0].message, "Required value: name or generateName is required");
+        assert_eq!(
+            unnamed[0].message,
+            "Required value: name or generateName is required"
+        );
+    }
+
+    #[test]
+    fn owner_references_and_finalizers_follow_upstream() {
+        let owner = |name: &str, controller: bool| OwnerReference {
+            api_version: "apps/v1".into(),
+            kind: "ReplicaSet".into(),
+            name: name.into(),
+            uid: "u".into(),
+            controller: Some(controller),
+            ..Default::default()
+        };
+        let meta = ObjectMeta {
+            name: Some("x".into()),
+            owner_references: Some(vec![
+                owner("a", true),
+                owner("b", true),
+                OwnerReference::default(),
+            ]),
+            finalizers: Some(vec!["bad finalizer!".into(), "example.com/ok".into()]),
+            ..Default::default()
+        };
+        let causes = object_meta(&meta, NameRule::Subdomain);
+        let lines: Vec<String> = causes
+            .iter()
+            .map(|c| format!("{}: {}", c.field, c.message))
+            .collect();
+        assert!(lines.contains(&"metadata.ownerReferences.apiVersion: Invalid value: \"\": version must not be empty".to_string()), "{lines:?}");
+        assert!(lines.contains(
+            &"metadata.ownerReferences.uid: Invalid value: \"\": must not be empty".to_string()
+        ));
+        assert!(lines.iter().any(|l| l.ends_with(
+            "Only one reference can have Controller set to true. Found \"true\" in references for ReplicaSet/a and ReplicaSet/b"
+        )));
+        assert!(lines.iter().any(|l| l.starts_with(
+            "metadata.finalizers: Invalid value: \"bad finalizer!\": name part must consist"
+        )));
+        assert_eq!(causes.len(), 6, "{lines:?}");
+    }
+
+    #[test]
+    fn updates_keep_identity_and_deletion_state() {
+        let old = ObjectMeta {
+            uid: Some("1".into()),
+            deletion_timestamp: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                jiff::Timestamp::UNIX_EPOCH,
+            )),
+            finalizers: Some(vec!["a/b".into()]),
+            ..Default::default()
+        };
+        assert!(object_meta_update(&old, &old).is_empty());
+        let new = ObjectMeta {
+            uid: Some("2".into()),
+            finalizers: Some(vec!["a/b".into(), "c/d".into()]),
+            ..old.clone()
+        };
+        let causes = object_meta_update(&new, &old);
+        assert_eq!(causes[0].message, "Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers []string{\"c/d\"}");
+        assert_eq!(
+            causes[1].message,
+            "Invalid value: \"2\": field is immutable"
+        );
+        assert_eq!(causes.len(), 2);
     }
 
     #[test]
     fn label_keys_and_values() {
-        let labels_map: BTreeMap<String, String> =
-            [("app.kubernetes.io/name".to_string(), "web".to_string()), ("bad key".to_string(), "-x".to_string())].into();
+        let labels_map: BTreeMap<String, String> = [
+            ("app.kubernetes.io/name".to_string(), "web".to_string()),
+            ("bad key".to_string(), "-x".to_string()),
+        ]
+        .into();
         let causes = labels(Some(&labels_map), "metadata.labels");
         assert_eq!(causes.len(), 2, "{causes:?}");
     }
@@ -242,6 +483,9 @@ mod tests {
         let causes = config_key("bad key", "data");
         assert_eq!(causes.len(), 1);
         assert_eq!(causes[0].field, "data[bad key]");
-        assert_eq!(config_key("..", "binaryData")[0].message, "Invalid value: \"..\": must not be '..'");
+        assert_eq!(
+            config_key("..", "binaryData")[0].message,
+            "Invalid value: \"..\": must not be '..'"
+        );
     }
 }

@@ -32,24 +32,10 @@ impl<S: Strategy> Rest<S> {
         let filter = Filter::parse(&request, self.info.description.field_selectors)?;
         let prefix = self.list_prefix(request.namespace.as_deref());
         let query = &request.query;
-        let requested = match query.resource_version.as_deref() {
-            None => None,
-            Some(rv) => Some(rv.parse::<i64>().map_err(|_| {
-                ApiError::BadRequest(format!("resourceVersion: Invalid value: {rv:?}: must be a non-negative integer"))
-            })?),
-        };
+        query.validate_list_options(true)?;
+        let requested = query.revision()?;
         let initial_events = query.send_initial_events == Some(true);
         if initial_events {
-            if query.resource_version_match.as_deref() != Some("NotOlderThan") {
-                return Err(ApiError::BadRequest(
-                    "resourceVersionMatch: Forbidden: sendInitialEvents requires setting resourceVersionMatch to NotOlderThan".into(),
-                ));
-            }
-            if !query.allow_watch_bookmarks {
-                return Err(ApiError::BadRequest(
-                    "allowWatchBookmarks: Forbidden: sendInitialEvents requires setting allowWatchBookmarks to true".into(),
-                ));
-            }
             if let Some(rv) = requested.filter(|rv| *rv > 0) {
                 self.cache.wait_for(rv).await?;
             }
@@ -75,24 +61,36 @@ impl<S: Strategy> Rest<S> {
         let (sender, receiver) = mpsc::channel::<Result<Bytes, std::convert::Infallible>>(64);
         match self.cache.subscribe(prefix.as_bytes(), from).await {
             Ok(subscription) => {
-                let rows = RowMaker { rest: self.strategy.clone() };
+                let rows = RowMaker {
+                    rest: self.strategy.clone(),
+                };
                 tokio::spawn(watcher.run(subscription, sender, Duration::from_secs(timeout), rows));
             }
             Err(error @ ApiError::Expired(_)) => {
-                let line = event_line("ERROR", &serde_json::to_vec(&error.status()).unwrap_or_default());
+                let line = event_line(
+                    "ERROR",
+                    &serde_json::to_vec(&error.status()).unwrap_or_default(),
+                );
                 let _ = sender.try_send(Ok(line));
             }
             Err(other) => return Err(other),
         }
         let stream = tokio_stream_from(receiver);
         let mut response = (StatusCode::OK, Body::from_stream(stream)).into_response();
-        response.headers_mut().insert("content-type", HeaderValue::from_static("application/json"));
-        response.headers_mut().insert("cache-control", HeaderValue::from_static("no-cache, private"));
+        response
+            .headers_mut()
+            .insert("content-type", HeaderValue::from_static("application/json"));
+        response.headers_mut().insert(
+            "cache-control",
+            HeaderValue::from_static("no-cache, private"),
+        );
         Ok(response)
     }
 }
 
-fn tokio_stream_from<T: Send + 'static>(mut receiver: mpsc::Receiver<T>) -> impl futures::Stream<Item = T> + Send {
+fn tokio_stream_from<T: Send + 'static>(
+    mut receiver: mpsc::Receiver<T>,
+) -> impl futures::Stream<Item = T> + Send {
     futures::stream::poll_fn(move |cx| receiver.poll_recv(cx))
 }
 
@@ -102,10 +100,26 @@ struct RowMaker<S: Strategy> {
 }
 
 impl<S: Strategy> RowMaker<S> {
-    fn table(&self, entry: &Entry, include: table::IncludeObject, headers: bool) -> ApiResult<Vec<u8>> {
+    fn table(
+        &self,
+        entry: &Entry,
+        include: table::IncludeObject,
+        headers: bool,
+    ) -> ApiResult<Vec<u8>> {
         let object: S::Object = stored::decode(&entry.stored, entry.revision)?;
-        let row = (self.rest.cells(&object), include.row_object(&object).map_err(|e| ApiError::Internal(e.to_string()))?);
-        table::table(&self.rest.columns(), [Ok(row)], Some(entry.revision), headers, None)
+        let row = (
+            self.rest.cells(&object),
+            include
+                .row_object(&object)
+                .map_err(|e| ApiError::Internal(e.to_string()))?,
+        );
+        table::table(
+            &self.rest.columns(),
+            [Ok(row)],
+            Some(entry.revision),
+            headers,
+            None,
+        )
     }
 }
 
@@ -123,11 +137,20 @@ struct Watcher {
 type Sender = mpsc::Sender<Result<Bytes, std::convert::Infallible>>;
 
 impl Watcher {
-    async fn run<S: Strategy>(mut self, mut subscription: super::cache::Subscription, sender: Sender, timeout: Duration, rows: RowMaker<S>) {
+    async fn run<S: Strategy>(
+        mut self,
+        mut subscription: super::cache::Subscription,
+        sender: Sender,
+        timeout: Duration,
+        rows: RowMaker<S>,
+    ) {
         let deadline = tokio::time::Instant::now() + timeout;
         let mut last = subscription.revision;
         for entry in std::mem::take(&mut subscription.initial) {
-            if self.in_scope(&entry) && self.filter.matches(&entry) && !self.send(&sender, EventType::Added, &entry, &rows).await {
+            if self.in_scope(&entry)
+                && self.filter.matches(&entry)
+                && !self.send(&sender, EventType::Added, &entry, &rows).await
+            {
                 return;
             }
         }
@@ -139,7 +162,10 @@ impl Watcher {
                 return;
             }
         }
-        let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + BOOKMARK_INTERVAL, BOOKMARK_INTERVAL);
+        let mut ticker = tokio::time::interval_at(
+            tokio::time::Instant::now() + BOOKMARK_INTERVAL,
+            BOOKMARK_INTERVAL,
+        );
         loop {
             tokio::select! {
                 received = subscription.live.recv() => match received {
@@ -168,12 +194,20 @@ impl Watcher {
     }
 
     /// Sends what one change means for this watcher's selection; false once the client left.
-    async fn deliver<S: Strategy>(&mut self, sender: &Sender, event: &CacheEvent, rows: &RowMaker<S>) -> bool {
+    async fn deliver<S: Strategy>(
+        &mut self,
+        sender: &Sender,
+        event: &CacheEvent,
+        rows: &RowMaker<S>,
+    ) -> bool {
         if !self.in_scope(&event.entry) {
             return true;
         }
         let now = self.filter.matches(&event.entry);
-        let before = event.prev.as_ref().is_some_and(|prev| self.filter.matches(prev));
+        let before = event
+            .prev
+            .as_ref()
+            .is_some_and(|prev| self.filter.matches(prev));
         let kind = match (event.kind, before, now) {
             (EventType::Deleted, true, _) => EventType::Deleted,
             (EventType::Deleted, false, _) => return true,
@@ -185,7 +219,13 @@ impl Watcher {
         self.send(sender, kind, &event.entry, rows).await
     }
 
-    async fn send<S: Strategy>(&mut self, sender: &Sender, kind: EventType, entry: &Entry, rows: &RowMaker<S>) -> bool {
+    async fn send<S: Strategy>(
+        &mut self,
+        sender: &Sender,
+        kind: EventType,
+        entry: &Entry,
+        rows: &RowMaker<S>,
+    ) -> bool {
         let object = match self.output {
             Output::Table(include) => {
                 let headers = !std::mem::replace(&mut self.headers_sent, true);
@@ -199,16 +239,27 @@ impl Watcher {
             }
             _ => stored::with_resource_version(&entry.stored, entry.revision),
         };
-        sender.send(Ok(event_line(kind.as_str(), &object))).await.is_ok()
+        sender
+            .send(Ok(event_line(kind.as_str(), &object)))
+            .await
+            .is_ok()
     }
 
     async fn bookmark(&self, sender: &Sender, revision: i64, initial_events_end: bool) -> bool {
-        let mut metadata = json!({"resourceVersion": revision.to_string(), "creationTimestamp": null});
+        let mut metadata =
+            json!({"resourceVersion": revision.to_string(), "creationTimestamp": null});
         if initial_events_end {
             metadata["annotations"] = json!({"k8s.io/initial-events-end": "true"});
         }
-        let object = json!({"kind": self.rest_kind, "apiVersion": self.api_version, "metadata": metadata});
-        sender.send(Ok(event_line("BOOKMARK", &serde_json::to_vec(&object).unwrap_or_default()))).await.is_ok()
+        let object =
+            json!({"kind": self.rest_kind, "apiVersion": self.api_version, "metadata": metadata});
+        sender
+            .send(Ok(event_line(
+                "BOOKMARK",
+                &serde_json::to_vec(&object).unwrap_or_default(),
+            )))
+            .await
+            .is_ok()
     }
 }
 

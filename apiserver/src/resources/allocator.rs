@@ -91,12 +91,20 @@ pub struct Allocator {
 impl Allocator {
     /// Service ClusterIPs from `--service-cluster-ip-range`.
     pub fn ips(store: Arc<dyn Store>, network: IpNet) -> Self {
-        Allocator { store, prefix: "/ranges/serviceips/", range: Range::Ips(network.trunc()) }
+        Allocator {
+            store,
+            prefix: "/ranges/serviceips/",
+            range: Range::Ips(network.trunc()),
+        }
     }
 
     /// NodePorts from `--service-node-port-range`.
     pub fn ports(store: Arc<dyn Store>, range: PortRange) -> Self {
-        Allocator { store, prefix: "/ranges/servicenodeports/", range: Range::Ports(range) }
+        Allocator {
+            store,
+            prefix: "/ranges/servicenodeports/",
+            range: Range::Ports(range),
+        }
     }
 
     /// How many values can be reserved: an IPv4 range loses its network and broadcast
@@ -106,7 +114,11 @@ impl Allocator {
             Range::Ips(IpNet::V4(net)) => (1u64 << (32 - net.prefix_len())).saturating_sub(2),
             Range::Ips(IpNet::V6(net)) => {
                 let bits = 128 - u32::from(net.prefix_len());
-                if bits >= 64 { u64::MAX } else { (1u64 << bits) - 1 }
+                if bits >= 64 {
+                    u64::MAX
+                } else {
+                    (1u64 << bits) - 1
+                }
             }
             Range::Ports(range) => u64::from(range.last - range.first) + 1,
         }
@@ -128,8 +140,13 @@ impl Allocator {
 
     fn value(&self, index: u64) -> String {
         match &self.range {
-            Range::Ips(IpNet::V4(net)) => std::net::Ipv4Addr::from(u32::from(net.network()) + 1 + index as u32).to_string(),
-            Range::Ips(IpNet::V6(net)) => std::net::Ipv6Addr::from(u128::from(net.network()) + 1 + u128::from(index)).to_string(),
+            Range::Ips(IpNet::V4(net)) => {
+                std::net::Ipv4Addr::from(u32::from(net.network()) + 1 + index as u32).to_string()
+            }
+            Range::Ips(IpNet::V6(net)) => {
+                std::net::Ipv6Addr::from(u128::from(net.network()) + 1 + u128::from(index))
+                    .to_string()
+            }
             Range::Ports(range) => (u64::from(range.first) + index).to_string(),
         }
     }
@@ -146,7 +163,9 @@ impl Allocator {
                     return Err(outside());
                 }
                 let offset = match (net, ip) {
-                    (IpNet::V4(n), IpAddr::V4(ip)) => u128::from(u32::from(ip) - u32::from(n.network())),
+                    (IpNet::V4(n), IpAddr::V4(ip)) => {
+                        u128::from(u32::from(ip) - u32::from(n.network()))
+                    }
                     (IpNet::V6(n), IpAddr::V6(ip)) => u128::from(ip) - u128::from(n.network()),
                     _ => return Err(outside()),
                 };
@@ -156,8 +175,9 @@ impl Allocator {
                 }
             }
             Range::Ports(range) => {
-                let outside =
-                    || AllocError::Rejected(format!("provided port is not in the valid range. The range of valid ports is {range}"));
+                let outside = || {
+                    AllocError::Rejected(format!("provided port is not in the valid range. The range of valid ports is {range}"))
+                };
                 let port: u16 = value.parse().map_err(|_| outside())?;
                 if port < range.first || port > range.last {
                     return Err(outside());
@@ -220,7 +240,11 @@ impl Allocator {
     pub async fn release(&self, value: &str, owner: &str) {
         let key = self.key(value);
         let result = match self.store.get(key.as_bytes()).await {
-            Ok(Some(kv)) if kv.value == owner.as_bytes() => self.store.delete(key.as_bytes(), Some(kv.mod_revision)).await.map(|_| ()),
+            Ok(Some(kv)) if kv.value == owner.as_bytes() => self
+                .store
+                .delete(key.as_bytes(), Some(kv.mod_revision))
+                .await
+                .map(|_| ()),
             Ok(_) => Ok(()),
             Err(error) => Err(error),
         };
@@ -238,8 +262,23 @@ impl Allocator {
             if self.claim(value, owner).await? {
                 return Ok(());
             }
-            let Some(kv) = self.store.get(key.as_bytes()).await.map_err(AllocError::Store)? else { continue };
-            match self.store.update(key.as_bytes(), Bytes::copy_from_slice(owner.as_bytes()), kv.mod_revision).await {
+            let Some(kv) = self
+                .store
+                .get(key.as_bytes())
+                .await
+                .map_err(AllocError::Store)?
+            else {
+                continue;
+            };
+            match self
+                .store
+                .update(
+                    key.as_bytes(),
+                    Bytes::copy_from_slice(owner.as_bytes()),
+                    kv.mod_revision,
+                )
+                .await
+            {
                 Ok(_) => return Ok(()),
                 Err(store::Error::Conflict { .. } | store::Error::NotFound { .. }) => continue,
                 Err(error) => return Err(AllocError::Store(error)),
@@ -253,13 +292,24 @@ impl Allocator {
         if self.claim(value, owner).await? {
             return Ok(true);
         }
-        let current = self.store.get(self.key(value).as_bytes()).await.map_err(AllocError::Store)?;
+        let current = self
+            .store
+            .get(self.key(value).as_bytes())
+            .await
+            .map_err(AllocError::Store)?;
         Ok(current.is_some_and(|kv| kv.value == owner.as_bytes()))
     }
 
     /// Creates the reservation key; `false` when someone holds it already.
     async fn claim(&self, value: &str, owner: &str) -> Result<bool, AllocError> {
-        match self.store.create(self.key(value).as_bytes(), Bytes::copy_from_slice(owner.as_bytes())).await {
+        match self
+            .store
+            .create(
+                self.key(value).as_bytes(),
+                Bytes::copy_from_slice(owner.as_bytes()),
+            )
+            .await
+        {
             Ok(_) => Ok(true),
             Err(store::Error::AlreadyExists { .. }) => Ok(false),
             Err(error) => Err(AllocError::Store(error)),
@@ -268,11 +318,20 @@ impl Allocator {
 
     /// Every value reserved now.
     async fn taken(&self) -> Result<HashSet<String>, AllocError> {
-        let listed = self.store.list(self.prefix.as_bytes(), store::ListOptions::default()).await.map_err(AllocError::Store)?;
+        let listed = self
+            .store
+            .list(self.prefix.as_bytes(), store::ListOptions::default())
+            .await
+            .map_err(AllocError::Store)?;
         Ok(listed
             .kvs
             .iter()
-            .filter_map(|kv| std::str::from_utf8(&kv.key).ok()?.strip_prefix(self.prefix).map(String::from))
+            .filter_map(|kv| {
+                std::str::from_utf8(&kv.key)
+                    .ok()?
+                    .strip_prefix(self.prefix)
+                    .map(String::from)
+            })
             .collect())
     }
 }
@@ -288,10 +347,29 @@ mod tests {
 
     #[test]
     fn port_ranges_parse_like_upstream() {
-        assert_eq!("30000-32767".parse::<PortRange>(), Ok(PortRange { first: 30000, last: 32767 }));
-        assert_eq!("30000+10".parse::<PortRange>(), Ok(PortRange { first: 30000, last: 30010 }));
+        assert_eq!(
+            "30000-32767".parse::<PortRange>(),
+            Ok(PortRange {
+                first: 30000,
+                last: 32767
+            })
+        );
+        assert_eq!(
+            "30000+10".parse::<PortRange>(),
+            Ok(PortRange {
+                first: 30000,
+                last: 30010
+            })
+        );
         assert!("32767-30000".parse::<PortRange>().is_err());
-        assert_eq!(PortRange { first: 30000, last: 32767 }.to_string(), "30000-32767");
+        assert_eq!(
+            PortRange {
+                first: 30000,
+                last: 32767
+            }
+            .to_string(),
+            "30000-32767"
+        );
     }
 
     #[tokio::test]
@@ -303,20 +381,35 @@ mod tests {
         assert_eq!(taken.to_string(), "provided IP is already allocated");
         let outside = ips.allocate("10.0.0.1", "b").await.unwrap_err();
         assert_eq!(outside.to_string(), "the provided IP (10.0.0.1) is not in the valid range. The range of valid IPs is 10.96.0.0/12");
-        assert!(ips.allocate("10.96.0.0", "b").await.is_err(), "the network address is not usable");
-        assert!(ips.allocate("10.111.255.255", "b").await.is_err(), "the broadcast address is not usable");
+        assert!(
+            ips.allocate("10.96.0.0", "b").await.is_err(),
+            "the network address is not usable"
+        );
+        assert!(
+            ips.allocate("10.111.255.255", "b").await.is_err(),
+            "the broadcast address is not usable"
+        );
         ips.release("10.96.0.10", "b").await;
-        assert!(ips.allocate("10.96.0.10", "b").await.is_err(), "only the owner releases");
+        assert!(
+            ips.allocate("10.96.0.10", "b").await.is_err(),
+            "only the owner releases"
+        );
         ips.release("10.96.0.10", "a").await;
         assert_eq!(ips.allocate("10.96.0.10", "b").await.unwrap(), "10.96.0.10");
 
-        let ports = Allocator::ports(store(&tempfile::tempdir().unwrap()), "30000-32767".parse().unwrap());
+        let ports = Allocator::ports(
+            store(&tempfile::tempdir().unwrap()),
+            "30000-32767".parse().unwrap(),
+        );
         assert_eq!(
             ports.allocate("80", "a").await.unwrap_err().to_string(),
             "provided port is not in the valid range. The range of valid ports is 30000-32767"
         );
         ports.allocate("30080", "a").await.unwrap();
-        assert_eq!(ports.allocate("30080", "b").await.unwrap_err().to_string(), "provided port is already allocated");
+        assert_eq!(
+            ports.allocate("30080", "b").await.unwrap_err().to_string(),
+            "provided port is already allocated"
+        );
     }
 
     #[tokio::test]
@@ -324,14 +417,23 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let ips = Allocator::ips(store(&dir), "10.96.0.0/12".parse().unwrap());
         let ip: std::net::Ipv4Addr = ips.allocate_next("a").await.unwrap().parse().unwrap();
-        assert!(u32::from(ip) > u32::from(std::net::Ipv4Addr::new(10, 96, 1, 0)), "{ip} is in the static band");
+        assert!(
+            u32::from(ip) > u32::from(std::net::Ipv4Addr::new(10, 96, 1, 0)),
+            "{ip} is in the static band"
+        );
 
-        let small = Allocator::ips(store(&tempfile::tempdir().unwrap()), "10.0.0.0/29".parse().unwrap());
+        let small = Allocator::ips(
+            store(&tempfile::tempdir().unwrap()),
+            "10.0.0.0/29".parse().unwrap(),
+        );
         let mut seen = HashSet::new();
         for _ in 0..6 {
             assert!(seen.insert(small.allocate_next("a").await.unwrap()));
         }
-        assert!(matches!(small.allocate_next("a").await, Err(AllocError::Full)));
+        assert!(matches!(
+            small.allocate_next("a").await,
+            Err(AllocError::Full)
+        ));
         small.release("10.0.0.3", "a").await;
         assert_eq!(small.allocate_next("b").await.unwrap(), "10.0.0.3");
     }
@@ -339,11 +441,16 @@ mod tests {
     #[tokio::test]
     async fn concurrent_allocations_never_collide() {
         let dir = tempfile::tempdir().unwrap();
-        let ports = Arc::new(Allocator::ports(store(&dir), "30000-30039".parse().unwrap()));
+        let ports = Arc::new(Allocator::ports(
+            store(&dir),
+            "30000-30039".parse().unwrap(),
+        ));
         let tasks: Vec<_> = (0..40)
             .map(|i| {
                 let ports = ports.clone();
-                tokio::spawn(async move { ports.allocate_next(&format!("owner-{i}")).await.unwrap() })
+                tokio::spawn(
+                    async move { ports.allocate_next(&format!("owner-{i}")).await.unwrap() },
+                )
             })
             .collect();
         let mut seen = HashSet::new();
@@ -351,7 +458,10 @@ mod tests {
             assert!(seen.insert(task.await.unwrap()));
         }
         assert_eq!(seen.len(), 40);
-        assert!(matches!(ports.allocate_next("late").await, Err(AllocError::Full)));
+        assert!(matches!(
+            ports.allocate_next("late").await,
+            Err(AllocError::Full)
+        ));
     }
 
     #[tokio::test]

@@ -17,7 +17,10 @@ impl Strategy for ConfigMaps {
     type Object = ConfigMap;
 
     fn describe(&self) -> Description {
-        Description { short_names: &["cm"], ..Description::default() }
+        Description {
+            short_names: &["cm"],
+            ..Description::default()
+        }
     }
 
     fn validate(&self, cm: &ConfigMap) -> Vec<Cause> {
@@ -27,7 +30,11 @@ impl Strategy for ConfigMaps {
             causes.extend(validation::config_key(key, "data"));
             size += value.len();
             if cm.binary_data.as_ref().is_some_and(|b| b.contains_key(key)) {
-                causes.push(Cause::invalid(format!("data[{key}]"), &Value::from(key.as_str()), "duplicate of key present in binaryData"));
+                causes.push(Cause::invalid(
+                    format!("data[{key}]"),
+                    &Value::from(key.as_str()),
+                    "duplicate of key present in binaryData",
+                ));
             }
         }
         for (key, value) in cm.binary_data.iter().flatten() {
@@ -48,24 +55,42 @@ impl Strategy for ConfigMaps {
         let mut causes = self.validate(new);
         if old.immutable == Some(true) {
             if new.immutable != Some(true) {
-                causes.push(Cause::forbidden("immutable", "field is immutable when `immutable` is set"));
+                causes.push(Cause::forbidden(
+                    "immutable",
+                    "field is immutable when `immutable` is set",
+                ));
             }
             if new.data != old.data {
-                causes.push(Cause::forbidden("data", "field is immutable when `immutable` is set"));
+                causes.push(Cause::forbidden(
+                    "data",
+                    "field is immutable when `immutable` is set",
+                ));
             }
             if new.binary_data != old.binary_data {
-                causes.push(Cause::forbidden("binaryData", "field is immutable when `immutable` is set"));
+                causes.push(Cause::forbidden(
+                    "binaryData",
+                    "field is immutable when `immutable` is set",
+                ));
             }
         }
         causes
     }
 
     fn columns(&self) -> Vec<Column> {
-        vec![Column::name(), Column::new("Data", "string", "Data contains the configuration data."), Column::age()]
+        vec![
+            Column::name(),
+            Column::new("Data", "string", "Data contains the configuration data."),
+            Column::age(),
+        ]
     }
 
     fn cells(&self, cm: &ConfigMap) -> Vec<Value> {
-        let count = cm.data.as_ref().map_or(0, |d| d.len()) + cm.binary_data.as_ref().map_or(0, |d| d.len());
-        vec![Value::from(cm.metadata.name.clone().unwrap_or_default()), Value::from(count), age(&cm.metadata)]
+        let count = cm.data.as_ref().map_or(0, |d| d.len())
+            + cm.binary_data.as_ref().map_or(0, |d| d.len());
+        vec![
+            Value::from(cm.metadata.name.clone().unwrap_or_default()),
+            Value::from(count),
+            age(&cm.metadata),
+        ]
     }
 }

@@ -2,7 +2,9 @@
 //! only stores them (the controller manager rolls them out); what it adds is upstream's
 //! defaults, validation and the READY/UP-TO-DATE/AVAILABLE table.
 
-use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStatus, DeploymentStrategy, RollingUpdateDeployment};
+use k8s_openapi::api::apps::v1::{
+    Deployment, DeploymentSpec, DeploymentStatus, DeploymentStrategy, RollingUpdateDeployment,
+};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::Value;
 
@@ -33,7 +35,11 @@ impl Strategy for Deployments {
             short_names: &["deploy"],
             categories: &["all"],
             status: true,
-            scale: Some(ScalePaths { spec_replicas: "spec.replicas", status_replicas: "status.replicas", label_selector: "spec.selector" }),
+            scale: Some(ScalePaths {
+                spec_replicas: "spec.replicas",
+                status_replicas: "status.replicas",
+                label_selector: "spec.selector",
+            }),
             generation: true,
             ..Description::default()
         }
@@ -42,12 +48,20 @@ impl Strategy for Deployments {
     fn default_fields(&self, deployment: &mut Deployment) {
         let spec = deployment.spec.get_or_insert_with(DeploymentSpec::default);
         spec.replicas.get_or_insert(1);
-        let strategy = spec.strategy.get_or_insert_with(DeploymentStrategy::default);
+        let strategy = spec
+            .strategy
+            .get_or_insert_with(DeploymentStrategy::default);
         let kind = strategy.type_.get_or_insert_with(|| "RollingUpdate".into());
         if kind == "RollingUpdate" {
-            let rolling = strategy.rolling_update.get_or_insert_with(RollingUpdateDeployment::default);
-            rolling.max_unavailable.get_or_insert_with(|| IntOrString::String("25%".into()));
-            rolling.max_surge.get_or_insert_with(|| IntOrString::String("25%".into()));
+            let rolling = strategy
+                .rolling_update
+                .get_or_insert_with(RollingUpdateDeployment::default);
+            rolling
+                .max_unavailable
+                .get_or_insert_with(|| IntOrString::String("25%".into()));
+            rolling
+                .max_surge
+                .get_or_insert_with(|| IntOrString::String("25%".into()));
         }
         spec.revision_history_limit.get_or_insert(10);
         spec.progress_deadline_seconds.get_or_insert(600);
@@ -60,7 +74,9 @@ impl Strategy for Deployments {
 
     /// Annotations are copied to the replica sets, so changing them is a new generation too.
     fn prepare_update(&self, new: &mut Deployment, old: &Deployment) {
-        if new.metadata.annotations != old.metadata.annotations && new.metadata.generation == old.metadata.generation {
+        if new.metadata.annotations != old.metadata.annotations
+            && new.metadata.generation == old.metadata.generation
+        {
             new.metadata.generation = Some(old.metadata.generation.unwrap_or(0) + 1);
         }
     }
@@ -70,25 +86,49 @@ impl Strategy for Deployments {
         let spec = deployment.spec.as_ref().unwrap_or(&default_spec);
         let mut causes = Vec::new();
         if let Some(replicas) = spec.replicas.filter(|r| *r < 0) {
-            causes.push(Cause::invalid("spec.replicas", &Value::from(replicas), NON_NEGATIVE));
+            causes.push(Cause::invalid(
+                "spec.replicas",
+                &Value::from(replicas),
+                NON_NEGATIVE,
+            ));
         }
-        causes.extend(workload::validate_selector_and_template(&spec.selector, Some(&spec.template), "deployment"));
+        causes.extend(workload::validate_selector_and_template(
+            &spec.selector,
+            Some(&spec.template),
+            "deployment",
+        ));
         if let Some(strategy) = &spec.strategy {
             causes.extend(validate_strategy(strategy));
         }
         let min_ready = spec.min_ready_seconds.unwrap_or(0);
         if min_ready < 0 {
-            causes.push(Cause::invalid("spec.minReadySeconds", &Value::from(min_ready), NON_NEGATIVE));
+            causes.push(Cause::invalid(
+                "spec.minReadySeconds",
+                &Value::from(min_ready),
+                NON_NEGATIVE,
+            ));
         }
         if let Some(limit) = spec.revision_history_limit.filter(|l| *l < 0) {
-            causes.push(Cause::invalid("spec.revisionHistoryLimit", &Value::from(limit), NON_NEGATIVE));
+            causes.push(Cause::invalid(
+                "spec.revisionHistoryLimit",
+                &Value::from(limit),
+                NON_NEGATIVE,
+            ));
         }
         if let Some(deadline) = spec.progress_deadline_seconds {
             if deadline < 0 {
-                causes.push(Cause::invalid("spec.progressDeadlineSeconds", &Value::from(deadline), NON_NEGATIVE));
+                causes.push(Cause::invalid(
+                    "spec.progressDeadlineSeconds",
+                    &Value::from(deadline),
+                    NON_NEGATIVE,
+                ));
             }
             if deadline <= min_ready {
-                causes.push(Cause::invalid("spec.progressDeadlineSeconds", &Value::from(deadline), "must be greater than minReadySeconds"));
+                causes.push(Cause::invalid(
+                    "spec.progressDeadlineSeconds",
+                    &Value::from(deadline),
+                    "must be greater than minReadySeconds",
+                ));
             }
         }
         causes
@@ -97,7 +137,10 @@ impl Strategy for Deployments {
     fn validate_update(&self, new: &Deployment, old: &Deployment) -> Vec<Cause> {
         let mut causes = self.validate(new);
         if let (Some(new_spec), Some(old_spec)) = (&new.spec, &old.spec) {
-            causes.extend(workload::immutable_selector(&new_spec.selector, &old_spec.selector));
+            causes.extend(workload::immutable_selector(
+                &new_spec.selector,
+                &old_spec.selector,
+            ));
         }
         causes
     }
@@ -128,7 +171,10 @@ impl Strategy for Deployments {
             age(&deployment.metadata),
             Value::from(containers),
             Value::from(images),
-            Value::from(spec.map(|s| workload::selector_text(&s.selector)).unwrap_or_default()),
+            Value::from(
+                spec.map(|s| workload::selector_text(&s.selector))
+                    .unwrap_or_default(),
+            ),
         ]
     }
 }
@@ -139,16 +185,26 @@ fn validate_strategy(strategy: &DeploymentStrategy) -> Vec<Cause> {
     match strategy.type_.as_deref().unwrap_or("") {
         "Recreate" => {
             if strategy.rolling_update.is_some() {
-                causes.push(Cause::forbidden("spec.strategy.rollingUpdate", "may not be specified when strategy `type` is 'Recreate'"));
+                causes.push(Cause::forbidden(
+                    "spec.strategy.rollingUpdate",
+                    "may not be specified when strategy `type` is 'Recreate'",
+                ));
             }
         }
         "RollingUpdate" => match &strategy.rolling_update {
-            None => causes.push(Cause::required_because("spec.strategy.rollingUpdate", "this should be defaulted and never be nil")),
+            None => causes.push(Cause::required_because(
+                "spec.strategy.rollingUpdate",
+                "this should be defaulted and never be nil",
+            )),
             Some(rolling) => causes.extend(validate_rolling_update(rolling)),
         },
         other => {
             // Go prints the pointer's address here; any address reads the same to a person.
-            let rolling = if strategy.rolling_update.is_some() { "(*apps.RollingUpdateDeployment)(0xc000000000)" } else { "(*apps.RollingUpdateDeployment)(nil)" };
+            let rolling = if strategy.rolling_update.is_some() {
+                "(*apps.RollingUpdateDeployment)(0xc000000000)"
+            } else {
+                "(*apps.RollingUpdateDeployment)(nil)"
+            };
             causes.push(Cause {
                 reason: "FieldValueNotSupported",
                 field: "spec.strategy".into(),
@@ -190,9 +246,15 @@ fn validate_rolling_update(rolling: &RollingUpdateDeployment) -> Vec<Cause> {
 /// Upstream's `ValidatePositiveIntOrPercent`.
 fn int_or_percent(value: &IntOrString, field: &str) -> Vec<Cause> {
     match value {
-        IntOrString::Int(i) if *i < 0 => vec![Cause::invalid(field, &Value::from(*i), NON_NEGATIVE)],
+        IntOrString::Int(i) if *i < 0 => {
+            vec![Cause::invalid(field, &Value::from(*i), NON_NEGATIVE)]
+        }
         IntOrString::String(_) if percent(value).is_none() => {
-            vec![Cause::invalid_printed(field, &workload::go_int_or_string(value), PERCENT)]
+            vec![Cause::invalid_printed(
+                field,
+                &workload::go_int_or_string(value),
+                PERCENT,
+            )]
         }
         _ => Vec::new(),
     }
@@ -203,7 +265,8 @@ fn percent(value: &IntOrString) -> Option<i64> {
     match value {
         IntOrString::String(s) => {
             let digits = s.strip_suffix('%')?;
-            (!digits.is_empty() && digits.chars().all(|c| c.is_ascii_digit())).then(|| digits.parse().unwrap_or(i64::MAX))
+            (!digits.is_empty() && digits.chars().all(|c| c.is_ascii_digit()))
+                .then(|| digits.parse().unwrap_or(i64::MAX))
         }
         IntOrString::Int(_) => None,
     }
@@ -245,10 +308,16 @@ mod tests {
         let value = serde_json::to_value(deployment(web())).unwrap();
         let spec = &value["spec"];
         assert_eq!(spec["replicas"], 1);
-        assert_eq!(spec["strategy"], json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}}));
+        assert_eq!(
+            spec["strategy"],
+            json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}})
+        );
         assert_eq!(spec["revisionHistoryLimit"], 10);
         assert_eq!(spec["progressDeadlineSeconds"], 600);
-        assert_eq!(spec["template"]["spec"]["containers"][0]["imagePullPolicy"], "IfNotPresent");
+        assert_eq!(
+            spec["template"]["spec"]["containers"][0]["imagePullPolicy"],
+            "IfNotPresent"
+        );
         assert_eq!(spec["template"]["spec"]["restartPolicy"], "Always");
         assert!(Deployments.validate(&deployment(web())).is_empty());
     }
@@ -259,8 +328,11 @@ mod tests {
         value["spec"]["replicas"] = json!(-1);
         value["spec"]["strategy"] = json!({"rollingUpdate": {"maxSurge": 0, "maxUnavailable": 0}});
         value["spec"]["template"]["metadata"]["labels"] = json!({"app": "api"});
-        let lines: Vec<String> =
-            Deployments.validate(&deployment(value)).iter().map(|c| format!("{}: {}", c.field, c.message)).collect();
+        let lines: Vec<String> = Deployments
+            .validate(&deployment(value))
+            .iter()
+            .map(|c| format!("{}: {}", c.field, c.message))
+            .collect();
         assert_eq!(
             lines,
             [
@@ -285,7 +357,12 @@ mod tests {
     fn rows_show_ready_over_desired() {
         let mut d = deployment(web());
         d.spec.as_mut().unwrap().replicas = Some(3);
-        d.status = Some(DeploymentStatus { ready_replicas: Some(2), updated_replicas: Some(3), available_replicas: Some(2), ..Default::default() });
+        d.status = Some(DeploymentStatus {
+            ready_replicas: Some(2),
+            updated_replicas: Some(3),
+            available_replicas: Some(2),
+            ..Default::default()
+        });
         let cells = Deployments.cells(&d);
         assert_eq!(cells[1], "2/3");
         assert_eq!(cells[2], 3);

@@ -19,11 +19,20 @@ impl Strategy for EndpointsStrategy {
     type Object = Endpoints;
 
     fn describe(&self) -> Description {
-        Description { short_names: &["ep"], storage_path: Some("services/endpoints"), ..Description::default() }
+        Description {
+            short_names: &["ep"],
+            storage_path: Some("services/endpoints"),
+            ..Description::default()
+        }
     }
 
     fn default_fields(&self, endpoints: &mut Endpoints) {
-        for port in endpoints.subsets.iter_mut().flatten().flat_map(|s| s.ports.iter_mut().flatten()) {
+        for port in endpoints
+            .subsets
+            .iter_mut()
+            .flatten()
+            .flat_map(|s| s.ports.iter_mut().flatten())
+        {
             port.protocol.get_or_insert_with(|| "TCP".into());
         }
     }
@@ -36,24 +45,38 @@ impl Strategy for EndpointsStrategy {
             let addresses = subset.addresses.as_deref().unwrap_or_default();
             let not_ready = subset.not_ready_addresses.as_deref().unwrap_or_default();
             if addresses.is_empty() && not_ready.is_empty() {
-                causes.push(Cause::required_because(path.clone(), "must specify `addresses` or `notReadyAddresses`"));
+                causes.push(Cause::required_because(
+                    path.clone(),
+                    "must specify `addresses` or `notReadyAddresses`",
+                ));
             }
             for (j, address) in addresses.iter().enumerate() {
                 causes.extend(validate_address(address, &format!("{path}.addresses[{j}]")));
             }
             for (j, address) in not_ready.iter().enumerate() {
-                causes.extend(validate_address(address, &format!("{path}.notReadyAddresses[{j}]")));
+                causes.extend(validate_address(
+                    address,
+                    &format!("{path}.notReadyAddresses[{j}]"),
+                ));
             }
             let ports = subset.ports.as_deref().unwrap_or_default();
             for (j, port) in ports.iter().enumerate() {
-                causes.extend(validate_port(port, ports.len() > 1, &format!("{path}.ports[{j}]")));
+                causes.extend(validate_port(
+                    port,
+                    ports.len() > 1,
+                    &format!("{path}.ports[{j}]"),
+                ));
             }
         }
         causes
     }
 
     fn columns(&self) -> Vec<Column> {
-        vec![Column::name(), Column::new("Endpoints", "string", ENDPOINTS), Column::age()]
+        vec![
+            Column::name(),
+            Column::new("Endpoints", "string", ENDPOINTS),
+            Column::age(),
+        ]
     }
 
     fn cells(&self, endpoints: &Endpoints) -> Vec<Value> {
@@ -73,16 +96,28 @@ fn validate_address(address: &EndpointAddress, path: &str) -> Vec<Cause> {
             &Value::from(address.ip.as_str()),
             "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)",
         )),
-        Ok(ip) => causes.extend(special_ip_error(&ip).map(|e| Cause::invalid(format!("{path}.ip"), &Value::from(address.ip.as_str()), e))),
+        Ok(ip) => {
+            causes.extend(special_ip_error(&ip).map(|e| {
+                Cause::invalid(format!("{path}.ip"), &Value::from(address.ip.as_str()), e)
+            }))
+        }
     }
     if let Some(hostname) = address.hostname.as_deref().filter(|h| !h.is_empty()) {
         for error in validation::name_errors(hostname, NameRule::Label) {
-            causes.push(Cause::invalid(format!("{path}.hostname"), &Value::from(hostname), error));
+            causes.push(Cause::invalid(
+                format!("{path}.hostname"),
+                &Value::from(hostname),
+                error,
+            ));
         }
     }
     if let Some(node) = address.node_name.as_deref().filter(|n| !n.is_empty()) {
         for error in validation::name_errors(node, NameRule::Subdomain) {
-            causes.push(Cause::invalid(format!("{path}.nodeName"), &Value::from(node), error));
+            causes.push(Cause::invalid(
+                format!("{path}.nodeName"),
+                &Value::from(node),
+                error,
+            ));
         }
     }
     causes
@@ -99,7 +134,11 @@ pub fn special_ip_error(ip: &IpAddr) -> Option<&'static str> {
         IpAddr::V6(v6) => v6.segments()[0] & 0xffc0 == 0xfe80,
     };
     if ip.is_unspecified() {
-        Some(if ip.is_ipv4() { "may not be unspecified (0.0.0.0)" } else { "may not be unspecified (::)" })
+        Some(if ip.is_ipv4() {
+            "may not be unspecified (0.0.0.0)"
+        } else {
+            "may not be unspecified (::)"
+        })
     } else if ip.is_loopback() {
         Some("may not be in the loopback range (127.0.0.0/8, ::1/128)")
     } else if link_local {
@@ -114,12 +153,20 @@ pub fn special_ip_error(ip: &IpAddr) -> Option<&'static str> {
 fn validate_port(port: &EndpointPort, name_required: bool, path: &str) -> Vec<Cause> {
     let mut causes = validation::port_name(port.name.as_deref().unwrap_or(""), name_required, path);
     if !(1..=65535).contains(&port.port) {
-        causes.push(Cause::invalid(format!("{path}.port"), &Value::from(port.port), PORT_RANGE));
+        causes.push(Cause::invalid(
+            format!("{path}.port"),
+            &Value::from(port.port),
+            PORT_RANGE,
+        ));
     }
     match port.protocol.as_deref().unwrap_or("") {
         "" => causes.push(Cause::required(format!("{path}.protocol"))),
         "SCTP" | "TCP" | "UDP" => {}
-        other => causes.push(Cause::unsupported(format!("{path}.protocol"), &Value::from(other), &["SCTP", "TCP", "UDP"])),
+        other => causes.push(Cause::unsupported(
+            format!("{path}.protocol"),
+            &Value::from(other),
+            &["SCTP", "TCP", "UDP"],
+        )),
     }
     causes
 }
@@ -177,22 +224,38 @@ mod tests {
             "addresses": [{"ip": "10.0.0.1"}, {"ip": "10.0.0.2"}, {"ip": "10.0.0.3"}, {"ip": "10.0.0.4"}],
             "ports": [{"port": 80}]
         }]));
-        assert_eq!(endpoints_cell(&four), "10.0.0.1:80,10.0.0.2:80,10.0.0.3:80 + 1 more...");
+        assert_eq!(
+            endpoints_cell(&four),
+            "10.0.0.1:80,10.0.0.2:80,10.0.0.3:80 + 1 more..."
+        );
         let headless = endpoints(json!([{"addresses": [{"ip": "10.0.0.1"}, {"ip": "fd00::1"}]}]));
         assert_eq!(endpoints_cell(&headless), "10.0.0.1,fd00::1");
         let v6 = endpoints(json!([{"addresses": [{"ip": "fd00::1"}], "ports": [{"port": 443}]}]));
         assert_eq!(endpoints_cell(&v6), "[fd00::1]:443");
         assert_eq!(endpoints_cell(&endpoints(json!([]))), "<none>");
-        let not_ready = endpoints(json!([{"notReadyAddresses": [{"ip": "10.0.0.1"}], "ports": [{"port": 80}]}]));
+        let not_ready = endpoints(
+            json!([{"notReadyAddresses": [{"ip": "10.0.0.1"}], "ports": [{"port": 80}]}]),
+        );
         assert_eq!(endpoints_cell(&not_ready), "<none>");
     }
 
     #[test]
     fn validation_and_defaults() {
-        let mut ep = endpoints(json!([{"addresses": [{"ip": "127.0.0.1"}], "ports": [{"port": 80}, {"port": 0}]}, {}]));
+        let mut ep = endpoints(
+            json!([{"addresses": [{"ip": "127.0.0.1"}], "ports": [{"port": 80}, {"port": 0}]}, {}]),
+        );
         EndpointsStrategy.default_fields(&mut ep);
-        assert_eq!(ep.subsets.as_ref().unwrap()[0].ports.as_ref().unwrap()[0].protocol.as_deref(), Some("TCP"));
-        let lines: Vec<String> = EndpointsStrategy.validate(&ep).iter().map(|c| format!("{}: {}", c.field, c.message)).collect();
+        assert_eq!(
+            ep.subsets.as_ref().unwrap()[0].ports.as_ref().unwrap()[0]
+                .protocol
+                .as_deref(),
+            Some("TCP")
+        );
+        let lines: Vec<String> = EndpointsStrategy
+            .validate(&ep)
+            .iter()
+            .map(|c| format!("{}: {}", c.field, c.message))
+            .collect();
         assert_eq!(
             lines,
             [

@@ -26,7 +26,10 @@ impl Strategy for EndpointSlices {
     type Object = EndpointSlice;
 
     fn describe(&self) -> Description {
-        Description { generation: true, ..Description::default() }
+        Description {
+            generation: true,
+            ..Description::default()
+        }
     }
 
     /// Upstream's `SetDefaults_EndpointPort`: an unnamed port is named `""`, TCP.
@@ -42,13 +45,21 @@ impl Strategy for EndpointSlices {
         match slice.address_type.as_str() {
             "" => causes.push(Cause::required("addressType")),
             "FQDN" | "IPv4" | "IPv6" => {}
-            other => causes.push(Cause::unsupported("addressType", &Value::from(other), &["FQDN", "IPv4", "IPv6"])),
+            other => causes.push(Cause::unsupported(
+                "addressType",
+                &Value::from(other),
+                &["FQDN", "IPv4", "IPv6"],
+            )),
         }
         if slice.endpoints.len() > MAX_ENDPOINTS {
             causes.push(too_many("endpoints", slice.endpoints.len(), MAX_ENDPOINTS));
         } else {
             for (i, endpoint) in slice.endpoints.iter().enumerate() {
-                causes.extend(validate_endpoint(endpoint, &slice.address_type, &format!("endpoints[{i}]")));
+                causes.extend(validate_endpoint(
+                    endpoint,
+                    &slice.address_type,
+                    &format!("endpoints[{i}]"),
+                ));
             }
         }
         let ports = slice.ports.as_deref().unwrap_or_default();
@@ -63,7 +74,11 @@ impl Strategy for EndpointSlices {
     fn validate_update(&self, new: &EndpointSlice, old: &EndpointSlice) -> Vec<Cause> {
         let mut causes = self.validate(new);
         if new.address_type != old.address_type {
-            causes.push(Cause::invalid("addressType", &Value::from(new.address_type.as_str()), "field is immutable"));
+            causes.push(Cause::invalid(
+                "addressType",
+                &Value::from(new.address_type.as_str()),
+                "field is immutable",
+            ));
         }
         causes
     }
@@ -79,12 +94,19 @@ impl Strategy for EndpointSlices {
     }
 
     fn cells(&self, slice: &EndpointSlice) -> Vec<Value> {
-        let ports = slice.ports.iter().flatten().map(|p| match (p.port, &p.name) {
-            (Some(port), _) => port.to_string(),
-            (None, Some(name)) => name.clone(),
-            (None, None) => "*".into(),
-        });
-        let addresses = slice.endpoints.iter().flat_map(|e| e.addresses.iter().cloned());
+        let ports = slice
+            .ports
+            .iter()
+            .flatten()
+            .map(|p| match (p.port, &p.name) {
+                (Some(port), _) => port.to_string(),
+                (None, Some(name)) => name.clone(),
+                (None, None) => "*".into(),
+            });
+        let addresses = slice
+            .endpoints
+            .iter()
+            .flat_map(|e| e.addresses.iter().cloned());
         vec![
             Value::from(slice.metadata.name.clone().unwrap_or_default()),
             Value::from(slice.address_type.as_str()),
@@ -96,16 +118,27 @@ impl Strategy for EndpointSlices {
 }
 
 fn too_many(field: &str, actual: usize, max: usize) -> Cause {
-    Cause { reason: "FieldValueTooMany", field: field.into(), message: format!("Too many: {actual}: must have at most {max} items") }
+    Cause {
+        reason: "FieldValueTooMany",
+        field: field.into(),
+        message: format!("Too many: {actual}: must have at most {max} items"),
+    }
 }
 
 fn validate_endpoint(endpoint: &Endpoint, address_type: &str, path: &str) -> Vec<Cause> {
     let mut causes = Vec::new();
     let addresses_path = format!("{path}.addresses");
     if endpoint.addresses.is_empty() {
-        causes.push(Cause::required_because(addresses_path.clone(), "must contain at least 1 address"));
+        causes.push(Cause::required_because(
+            addresses_path.clone(),
+            "must contain at least 1 address",
+        ));
     } else if endpoint.addresses.len() > MAX_ADDRESSES {
-        causes.push(too_many(&addresses_path, endpoint.addresses.len(), MAX_ADDRESSES));
+        causes.push(too_many(
+            &addresses_path,
+            endpoint.addresses.len(),
+            MAX_ADDRESSES,
+        ));
     }
     for (i, address) in endpoint.addresses.iter().enumerate() {
         let field = format!("{addresses_path}[{i}]");
@@ -115,8 +148,13 @@ fn validate_endpoint(endpoint: &Endpoint, address_type: &str, path: &str) -> Vec
             "IPv4" | "IPv6" => {
                 let right_family = parsed.filter(|ip| ip.is_ipv4() == (address_type == "IPv4"));
                 match right_family {
-                    None => causes.push(Cause::invalid(field, &value, format!("must be a valid {address_type} address"))),
-                    Some(ip) => causes.extend(special_ip_error(&ip).map(|e| Cause::invalid(field, &value, e))),
+                    None => causes.push(Cause::invalid(
+                        field,
+                        &value,
+                        format!("must be a valid {address_type} address"),
+                    )),
+                    Some(ip) => causes
+                        .extend(special_ip_error(&ip).map(|e| Cause::invalid(field, &value, e))),
                 }
             }
             "FQDN" => {
@@ -129,12 +167,20 @@ fn validate_endpoint(endpoint: &Endpoint, address_type: &str, path: &str) -> Vec
     }
     if let Some(node) = endpoint.node_name.as_deref() {
         for error in validation::name_errors(node, NameRule::Subdomain) {
-            causes.push(Cause::invalid(format!("{path}.nodeName"), &Value::from(node), error));
+            causes.push(Cause::invalid(
+                format!("{path}.nodeName"),
+                &Value::from(node),
+                error,
+            ));
         }
     }
     if let Some(hostname) = endpoint.hostname.as_deref() {
         for error in validation::name_errors(hostname, NameRule::Label) {
-            causes.push(Cause::invalid(format!("{path}.hostname"), &Value::from(hostname), error));
+            causes.push(Cause::invalid(
+                format!("{path}.hostname"),
+                &Value::from(hostname),
+                error,
+            ));
         }
     }
     causes
@@ -148,7 +194,11 @@ fn validate_ports(ports: &[EndpointPort]) -> Vec<Cause> {
         let name = port.name.as_deref().unwrap_or("");
         if !name.is_empty() {
             for error in validation::name_errors(name, NameRule::Label) {
-                causes.push(Cause::invalid(format!("{path}.name"), &Value::from(name), error));
+                causes.push(Cause::invalid(
+                    format!("{path}.name"),
+                    &Value::from(name),
+                    error,
+                ));
             }
         }
         if !names.insert(name) {
@@ -157,7 +207,11 @@ fn validate_ports(ports: &[EndpointPort]) -> Vec<Cause> {
         match port.protocol.as_deref() {
             None => causes.push(Cause::required(format!("{path}.protocol"))),
             Some("SCTP" | "TCP" | "UDP") => {}
-            Some(other) => causes.push(Cause::unsupported(format!("{path}.protocol"), &Value::from(other), &["SCTP", "TCP", "UDP"])),
+            Some(other) => causes.push(Cause::unsupported(
+                format!("{path}.protocol"),
+                &Value::from(other),
+                &["SCTP", "TCP", "UDP"],
+            )),
         }
     }
     causes
@@ -167,7 +221,12 @@ fn validate_ports(ports: &[EndpointPort]) -> Vec<Cause> {
 fn list_with_more(values: impl Iterator<Item = String>) -> String {
     const MAX: usize = 3;
     let values: Vec<String> = values.collect();
-    let text = values.iter().take(MAX).cloned().collect::<Vec<_>>().join(",");
+    let text = values
+        .iter()
+        .take(MAX)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(",");
     if values.len() > MAX {
         format!("{text} + {} more...", values.len() - MAX)
     } else if text.is_empty() {
@@ -197,11 +256,25 @@ mod tests {
             "endpoints": [{"addresses": ["10.0.0.1"]}, {"addresses": ["10.0.0.2"]}, {"addresses": ["10.0.0.3"]}, {"addresses": ["10.0.0.4"]}]
         }));
         let cells = EndpointSlices.cells(&s);
-        assert_eq!(cells[1..4], [json!("IPv4"), json!("80,metrics"), json!("10.0.0.1,10.0.0.2,10.0.0.3 + 1 more...")]);
-        let empty = slice(json!({"metadata": {"name": "e"}, "addressType": "IPv4", "endpoints": []}));
-        assert_eq!(EndpointSlices.cells(&empty)[2..4], [json!("<unset>"), json!("<unset>")]);
+        assert_eq!(
+            cells[1..4],
+            [
+                json!("IPv4"),
+                json!("80,metrics"),
+                json!("10.0.0.1,10.0.0.2,10.0.0.3 + 1 more...")
+            ]
+        );
+        let empty =
+            slice(json!({"metadata": {"name": "e"}, "addressType": "IPv4", "endpoints": []}));
+        assert_eq!(
+            EndpointSlices.cells(&empty)[2..4],
+            [json!("<unset>"), json!("<unset>")]
+        );
         assert!(EndpointSlices.validate(&s).is_empty());
-        assert_eq!(serde_json::to_value(&s).unwrap()["ports"][1], json!({"name": "metrics", "protocol": "TCP"}));
+        assert_eq!(
+            serde_json::to_value(&s).unwrap()["ports"][1],
+            json!({"name": "metrics", "protocol": "TCP"})
+        );
     }
 
     #[test]
@@ -212,7 +285,11 @@ mod tests {
             "ports": [{"port": 80}, {"port": 81}],
             "endpoints": [{"addresses": ["fd00::1"]}, {"addresses": []}]
         }));
-        let lines: Vec<String> = EndpointSlices.validate(&s).iter().map(|c| format!("{}: {}", c.field, c.message)).collect();
+        let lines: Vec<String> = EndpointSlices
+            .validate(&s)
+            .iter()
+            .map(|c| format!("{}: {}", c.field, c.message))
+            .collect();
         assert_eq!(
             lines,
             [

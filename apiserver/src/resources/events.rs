@@ -11,9 +11,9 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::error::Cause;
+use crate::registry::strategy::Conversion;
 use crate::registry::table::{human_duration, Column};
 use crate::registry::validation;
-use crate::registry::strategy::Conversion;
 use crate::registry::{Description, NameRule, Strategy};
 
 /// core/v1 Events.
@@ -83,7 +83,9 @@ const RENAMED: &[(&str, &str)] = &[
 ];
 
 fn rename(object: &Value, api_version: &str, to_core: bool) -> Value {
-    let Value::Object(fields) = object else { return object.clone() };
+    let Value::Object(fields) = object else {
+        return object.clone();
+    };
     let mut out = serde_json::Map::new();
     for (key, value) in fields {
         let renamed = RENAMED
@@ -127,7 +129,10 @@ impl Strategy for Events {
                 "type",
             ],
             // Stored as core/v1 Events (upstream's storage version), so each API sees both.
-            conversion: Some(Conversion { from_storage: from_core, to_storage: to_core }),
+            conversion: Some(Conversion {
+                from_storage: from_core,
+                to_storage: to_core,
+            }),
             ..Description::default()
         }
     }
@@ -140,16 +145,33 @@ impl Strategy for Events {
             causes.push(Cause::required("eventTime"));
         }
         if !matches!(internal.type_, "Normal" | "Warning") {
-            causes.push(Cause::invalid("type", &Value::from(""), format!("has invalid value: {}", internal.type_)));
+            causes.push(Cause::invalid(
+                "type",
+                &Value::from(""),
+                format!("has invalid value: {}", internal.type_),
+            ));
         }
         let deprecated = [
-            ("deprecatedFirstTimestamp", event.deprecated_first_timestamp.is_some()),
-            ("deprecatedLastTimestamp", event.deprecated_last_timestamp.is_some()),
+            (
+                "deprecatedFirstTimestamp",
+                event.deprecated_first_timestamp.is_some(),
+            ),
+            (
+                "deprecatedLastTimestamp",
+                event.deprecated_last_timestamp.is_some(),
+            ),
             ("deprecatedCount", event.deprecated_count.unwrap_or(0) != 0),
-            ("deprecatedSource", !internal.source_component.is_empty() || !internal.source_host.is_empty()),
+            (
+                "deprecatedSource",
+                !internal.source_component.is_empty() || !internal.source_host.is_empty(),
+            ),
         ];
         for (field, _) in deprecated.iter().filter(|(_, set)| *set) {
-            causes.push(Cause::invalid(*field, &Value::from(""), "needs to be unset"));
+            causes.push(Cause::invalid(
+                *field,
+                &Value::from(""),
+                "needs to be unset",
+            ));
         }
         causes
     }
@@ -164,16 +186,40 @@ impl Strategy for Events {
             ("involvedObject", json(&new.regarding), json(&old.regarding)),
             ("reason", json(&new.reason), json(&old.reason)),
             ("message", json(&new.note), json(&old.note)),
-            ("source", json(&new.deprecated_source), json(&old.deprecated_source)),
-            ("firstTimestamp", json(&new.deprecated_first_timestamp), json(&old.deprecated_first_timestamp)),
-            ("lastTimestamp", json(&new.deprecated_last_timestamp), json(&old.deprecated_last_timestamp)),
-            ("count", json(&new.deprecated_count), json(&old.deprecated_count)),
+            (
+                "source",
+                json(&new.deprecated_source),
+                json(&old.deprecated_source),
+            ),
+            (
+                "firstTimestamp",
+                json(&new.deprecated_first_timestamp),
+                json(&old.deprecated_first_timestamp),
+            ),
+            (
+                "lastTimestamp",
+                json(&new.deprecated_last_timestamp),
+                json(&old.deprecated_last_timestamp),
+            ),
+            (
+                "count",
+                json(&new.deprecated_count),
+                json(&old.deprecated_count),
+            ),
             ("type", json(&new.type_), json(&old.type_)),
             ("eventTime", json(&new.event_time), json(&old.event_time)),
             ("action", json(&new.action), json(&old.action)),
             ("related", json(&new.related), json(&old.related)),
-            ("reportingController", json(&new.reporting_controller), json(&old.reporting_controller)),
-            ("reportingInstance", json(&new.reporting_instance), json(&old.reporting_instance)),
+            (
+                "reportingController",
+                json(&new.reporting_controller),
+                json(&old.reporting_controller),
+            ),
+            (
+                "reportingInstance",
+                json(&new.reporting_instance),
+                json(&old.reporting_instance),
+            ),
         ];
         for (field, new_value, old_value) in immutable {
             if new_value != old_value {
@@ -193,10 +239,16 @@ impl Strategy for Events {
             ("regarding.name", text(&regarding.name)),
             ("regarding.uid", text(&regarding.uid)),
             ("regarding.apiVersion", text(&regarding.api_version)),
-            ("regarding.resourceVersion", text(&regarding.resource_version)),
+            (
+                "regarding.resourceVersion",
+                text(&regarding.resource_version),
+            ),
             ("regarding.fieldPath", text(&regarding.field_path)),
             ("reason", internal.reason.to_string()),
-            ("reportingController", internal.reporting_controller.to_string()),
+            (
+                "reportingController",
+                internal.reporting_controller.to_string(),
+            ),
             ("type", internal.type_.to_string()),
         ]
     }
@@ -217,7 +269,11 @@ fn json<T: Serialize>(value: &T) -> Value {
 /// `validateV1EventSeries`: a series has seen the event at least twice.
 fn series_errors(event: &Event) -> Vec<Cause> {
     match &event.series {
-        Some(series) if series.count < 2 => vec![Cause::invalid("series.count", &Value::from(""), "should be at least 2")],
+        Some(series) if series.count < 2 => vec![Cause::invalid(
+            "series.count",
+            &Value::from(""),
+            "should be at least 2",
+        )],
         _ => Vec::new(),
     }
 }
@@ -263,7 +319,12 @@ impl<'a> Internal<'a> {
             last_timestamp: event.last_timestamp.as_ref().map(|t| t.0),
             event_time: event.event_time.as_ref().map(|t| t.0),
             count: event.count.unwrap_or(0),
-            series: event.series.as_ref().map(|s| (s.count.unwrap_or(0), s.last_observed_time.as_ref().map(|t| t.0))),
+            series: event.series.as_ref().map(|s| {
+                (
+                    s.count.unwrap_or(0),
+                    s.last_observed_time.as_ref().map(|t| t.0),
+                )
+            }),
             action: text(&event.action),
             reporting_controller: text(&event.reporting_component),
             reporting_instance: text(&event.reporting_instance),
@@ -285,7 +346,10 @@ impl<'a> Internal<'a> {
             last_timestamp: event.deprecated_last_timestamp.as_ref().map(|t| t.0),
             event_time: event.event_time.as_ref().map(|t| t.0),
             count: event.deprecated_count.unwrap_or(0),
-            series: event.series.as_ref().map(|s| (s.count, Some(s.last_observed_time.0))),
+            series: event
+                .series
+                .as_ref()
+                .map(|s| (s.count, Some(s.last_observed_time.0))),
             action: text(&event.action),
             reporting_controller: text(&event.reporting_controller),
             reporting_instance: text(&event.reporting_instance),
@@ -297,7 +361,13 @@ impl<'a> Internal<'a> {
     fn legacy_errors(&self, reporting_controller_field: &str) -> Vec<Cause> {
         let mut causes = Vec::new();
         let object_namespace = text(&self.involved_object.namespace);
-        let mismatch = || Cause::invalid("involvedObject.namespace", &Value::from(object_namespace), "does not match event.namespace");
+        let mismatch = || {
+            Cause::invalid(
+                "involvedObject.namespace",
+                &Value::from(object_namespace),
+                "does not match event.namespace",
+            )
+        };
         if self.event_time.is_none() {
             let matches = if object_namespace.is_empty() {
                 matches!(self.namespace, "" | "default")
@@ -316,10 +386,19 @@ impl<'a> Internal<'a> {
             causes.push(Cause::required(reporting_controller_field));
         }
         for error in validation::qualified_name_errors(self.reporting_controller) {
-            causes.push(Cause::invalid(reporting_controller_field, &Value::from(self.reporting_controller), error));
+            causes.push(Cause::invalid(
+                reporting_controller_field,
+                &Value::from(self.reporting_controller),
+                error,
+            ));
         }
         let lengths = [
-            ("reportingInstance", self.reporting_instance, REPORTING_INSTANCE_LIMIT, true),
+            (
+                "reportingInstance",
+                self.reporting_instance,
+                REPORTING_INSTANCE_LIMIT,
+                true,
+            ),
             ("action", self.action, ACTION_LIMIT, true),
             ("reason", self.reason, REASON_LIMIT, true),
             ("message", self.message, NOTE_LIMIT, false),
@@ -329,7 +408,11 @@ impl<'a> Internal<'a> {
                 causes.push(Cause::required(field));
             }
             if value.len() > limit {
-                causes.push(Cause::invalid(field, &Value::from(""), format!("can have at most {limit} characters")));
+                causes.push(Cause::invalid(
+                    field,
+                    &Value::from(""),
+                    format!("can have at most {limit} characters"),
+                ));
             }
         }
         causes
@@ -339,14 +422,21 @@ impl<'a> Internal<'a> {
     fn fields(&self) -> Vec<(&'static str, String)> {
         let object = &self.involved_object;
         let text = |value: &Option<String>| value.clone().unwrap_or_default();
-        let source = if self.source_component.is_empty() { self.reporting_controller } else { self.source_component };
+        let source = if self.source_component.is_empty() {
+            self.reporting_controller
+        } else {
+            self.source_component
+        };
         vec![
             ("involvedObject.kind", text(&object.kind)),
             ("involvedObject.namespace", text(&object.namespace)),
             ("involvedObject.name", text(&object.name)),
             ("involvedObject.uid", text(&object.uid)),
             ("involvedObject.apiVersion", text(&object.api_version)),
-            ("involvedObject.resourceVersion", text(&object.resource_version)),
+            (
+                "involvedObject.resourceVersion",
+                text(&object.resource_version),
+            ),
             ("involvedObject.fieldPath", text(&object.field_path)),
             ("reason", self.reason.to_string()),
             ("reportingComponent", self.reporting_controller.to_string()),
@@ -366,7 +456,11 @@ impl<'a> Internal<'a> {
         let (last_seen, count) = match self.series {
             Some((count, last_observed)) => (ago(last_observed), count),
             None => {
-                let last = if self.last_timestamp.is_some() { ago(self.last_timestamp) } else { first_seen.clone() };
+                let last = if self.last_timestamp.is_some() {
+                    ago(self.last_timestamp)
+                } else {
+                    first_seen.clone()
+                };
                 (last, if self.count == 0 { 1 } else { self.count })
             }
         };
@@ -375,9 +469,21 @@ impl<'a> Internal<'a> {
             "" => kind,
             name => format!("{kind}/{name}"),
         };
-        let component = if self.source_component.is_empty() { self.reporting_controller } else { self.source_component };
-        let instance = if self.source_host.is_empty() { self.reporting_instance } else { self.source_host };
-        let source = if instance.is_empty() { component.to_string() } else { format!("{component}, {instance}") };
+        let component = if self.source_component.is_empty() {
+            self.reporting_controller
+        } else {
+            self.source_component
+        };
+        let instance = if self.source_host.is_empty() {
+            self.reporting_instance
+        } else {
+            self.source_host
+        };
+        let source = if instance.is_empty() {
+            component.to_string()
+        } else {
+            format!("{component}, {instance}")
+        };
         vec![
             Value::from(last_seen),
             Value::from(self.type_),
@@ -420,7 +526,10 @@ mod tests {
     }
 
     fn lines(causes: &[Cause]) -> Vec<String> {
-        causes.iter().map(|c| format!("{}: {}", c.field, c.message)).collect()
+        causes
+            .iter()
+            .map(|c| format!("{}: {}", c.field, c.message))
+            .collect()
     }
 
     #[test]
@@ -499,6 +608,9 @@ mod tests {
         );
         let mut changed = event.clone();
         changed.reason = Some("Other".into());
-        assert_eq!(lines(&Events.validate_update(&changed, &event)), ["reason: Invalid value: \"Other\": field is immutable"]);
+        assert_eq!(
+            lines(&Events.validate_update(&changed, &event)),
+            ["reason: Invalid value: \"Other\": field is immutable"]
+        );
     }
 }

@@ -18,26 +18,56 @@ impl Strategy for Leases {
     /// Upstream's `ValidateLeaseSpec`.
     fn validate(&self, lease: &Lease) -> Vec<Cause> {
         let mut causes = Vec::new();
-        let Some(spec) = &lease.spec else { return causes };
+        let Some(spec) = &lease.spec else {
+            return causes;
+        };
         if let Some(duration) = spec.lease_duration_seconds.filter(|d| *d <= 0) {
-            causes.push(Cause::invalid("spec.leaseDurationSeconds", &Value::from(duration), "must be greater than 0"));
+            causes.push(Cause::invalid(
+                "spec.leaseDurationSeconds",
+                &Value::from(duration),
+                "must be greater than 0",
+            ));
         }
         if let Some(transitions) = spec.lease_transitions.filter(|t| *t < 0) {
-            causes.push(Cause::invalid("spec.leaseTransitions", &Value::from(transitions), "must be greater than or equal to 0"));
+            causes.push(Cause::invalid(
+                "spec.leaseTransitions",
+                &Value::from(transitions),
+                "must be greater than or equal to 0",
+            ));
         }
-        if spec.preferred_holder.as_deref().is_some_and(|h| !h.is_empty()) && spec.strategy.as_deref().unwrap_or("").is_empty() {
-            causes.push(Cause::forbidden("spec.preferredHolder", "may only be specified if `strategy` is defined"));
+        if spec
+            .preferred_holder
+            .as_deref()
+            .is_some_and(|h| !h.is_empty())
+            && spec.strategy.as_deref().unwrap_or("").is_empty()
+        {
+            causes.push(Cause::forbidden(
+                "spec.preferredHolder",
+                "may only be specified if `strategy` is defined",
+            ));
         }
         causes
     }
 
     fn columns(&self) -> Vec<Column> {
-        vec![Column::name(), Column::new("Holder", "string", HOLDER), Column::age()]
+        vec![
+            Column::name(),
+            Column::new("Holder", "string", HOLDER),
+            Column::age(),
+        ]
     }
 
     fn cells(&self, lease: &Lease) -> Vec<Value> {
-        let holder = lease.spec.as_ref().and_then(|s| s.holder_identity.clone()).unwrap_or_default();
-        vec![Value::from(lease.metadata.name.clone().unwrap_or_default()), Value::from(holder), age(&lease.metadata)]
+        let holder = lease
+            .spec
+            .as_ref()
+            .and_then(|s| s.holder_identity.clone())
+            .unwrap_or_default();
+        vec![
+            Value::from(lease.metadata.name.clone().unwrap_or_default()),
+            Value::from(holder),
+            age(&lease.metadata),
+        ]
     }
 }
 
@@ -55,6 +85,9 @@ mod tests {
         .unwrap();
         assert_eq!(Leases.cells(&lease)[1], "node-1");
         let causes = Leases.validate(&lease);
-        assert_eq!(causes[0].message, "Invalid value: 0: must be greater than 0");
+        assert_eq!(
+            causes[0].message,
+            "Invalid value: 0: must be greater than 0"
+        );
     }
 }

@@ -11,8 +11,8 @@ mod leases;
 mod namespaces;
 mod nodes;
 mod pods;
-mod priorityclasses;
 mod podspec;
+mod priorityclasses;
 mod quantity;
 mod replicasets;
 mod secrets;
@@ -45,19 +45,38 @@ pub fn registry(store: Arc<dyn Store>, config: &Config) -> Registry {
     let mut registry = Registry::default();
     registry.add(Arc::new(Rest::new(namespaces::Namespaces, store.clone())));
     registry.add(Arc::new(Rest::new(configmaps::ConfigMaps, store.clone())));
-    registry.add(Arc::new(Rest::new(pods::Pods::new(store.clone()), store.clone())));
-    registry.add(Arc::new(Rest::new(priorityclasses::PriorityClasses, store.clone())));
+    registry.add(Arc::new(Rest::new(
+        pods::Pods::new(store.clone()),
+        store.clone(),
+    )));
+    registry.add(Arc::new(Rest::new(
+        priorityclasses::PriorityClasses,
+        store.clone(),
+    )));
     registry.add(Arc::new(Rest::new(nodes::Nodes, store.clone())));
     registry.add(Arc::new(Rest::new(events::CoreEvents, store.clone())));
     registry.add(Arc::new(Rest::new(events::Events, store.clone())));
     registry.add(Arc::new(Rest::new(secrets::Secrets, store.clone())));
-    registry.add(Arc::new(Rest::new(serviceaccounts::ServiceAccounts, store.clone())));
+    registry.add(Arc::new(Rest::new(
+        serviceaccounts::ServiceAccounts,
+        store.clone(),
+    )));
     registry.add(Arc::new(Rest::new(deployments::Deployments, store.clone())));
     registry.add(Arc::new(Rest::new(replicasets::ReplicaSets, store.clone())));
-    let services = services::Services::new(store.clone(), config.service_cluster_ip_range, config.service_node_port_range);
+    let services = services::Services::new(
+        store.clone(),
+        config.service_cluster_ip_range,
+        config.service_node_port_range,
+    );
     registry.add(Arc::new(Rest::new(services, store.clone())));
-    registry.add(Arc::new(Rest::new(endpoints::EndpointsStrategy, store.clone())));
-    registry.add(Arc::new(Rest::new(endpointslices::EndpointSlices, store.clone())));
+    registry.add(Arc::new(Rest::new(
+        endpoints::EndpointsStrategy,
+        store.clone(),
+    )));
+    registry.add(Arc::new(Rest::new(
+        endpointslices::EndpointSlices,
+        store.clone(),
+    )));
     registry.add(Arc::new(Rest::new(leases::Leases, store.clone())));
     registry
 }

@@ -28,7 +28,10 @@ impl Strategy for Namespaces {
     }
 
     fn prepare_create(&self, namespace: &mut Namespace) {
-        namespace.status = Some(NamespaceStatus { phase: Some("Active".into()), ..Default::default() });
+        namespace.status = Some(NamespaceStatus {
+            phase: Some("Active".into()),
+            ..Default::default()
+        });
         let spec = namespace.spec.get_or_insert_with(NamespaceSpec::default);
         if spec.finalizers.as_ref().is_none_or(|f| f.is_empty()) {
             spec.finalizers = Some(vec!["kubernetes".into()]);
@@ -37,12 +40,20 @@ impl Strategy for Namespaces {
 
     fn default_fields(&self, namespace: &mut Namespace) {
         if let Some(name) = namespace.metadata.name.clone() {
-            namespace.metadata.labels.get_or_insert_with(Default::default).insert(NAME_LABEL.into(), name);
+            namespace
+                .metadata
+                .labels
+                .get_or_insert_with(Default::default)
+                .insert(NAME_LABEL.into(), name);
         }
     }
 
     fn holds_deletion(&self, namespace: &Namespace) -> bool {
-        namespace.spec.as_ref().and_then(|s| s.finalizers.as_ref()).is_some_and(|f| !f.is_empty())
+        namespace
+            .spec
+            .as_ref()
+            .and_then(|s| s.finalizers.as_ref())
+            .is_some_and(|f| !f.is_empty())
     }
 
     fn begin_deletion(&self, namespace: &mut Namespace) {
@@ -54,7 +65,11 @@ impl Strategy for Namespaces {
     }
 
     fn columns(&self) -> Vec<Column> {
-        vec![Column::name(), Column::new("Status", "string", "The status of the namespace"), Column::age()]
+        vec![
+            Column::name(),
+            Column::new("Status", "string", "The status of the namespace"),
+            Column::age(),
+        ]
     }
 
     fn cells(&self, namespace: &Namespace) -> Vec<Value> {
@@ -67,5 +82,9 @@ impl Strategy for Namespaces {
 }
 
 fn phase(namespace: &Namespace) -> String {
-    namespace.status.as_ref().and_then(|s| s.phase.clone()).unwrap_or_default()
+    namespace
+        .status
+        .as_ref()
+        .and_then(|s| s.phase.clone())
+        .unwrap_or_default()
 }

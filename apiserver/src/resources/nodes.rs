@@ -32,9 +32,16 @@ impl Strategy for Nodes {
     fn default_fields(&self, node: &mut Node) {
         if let Some(spec) = &mut node.spec {
             if spec.pod_cidrs.as_ref().is_none_or(|cidrs| cidrs.is_empty()) {
-                spec.pod_cidrs = spec.pod_cidr.clone().filter(|cidr| !cidr.is_empty()).map(|cidr| vec![cidr]);
+                spec.pod_cidrs = spec
+                    .pod_cidr
+                    .clone()
+                    .filter(|cidr| !cidr.is_empty())
+                    .map(|cidr| vec![cidr]);
             }
-            spec.pod_cidr = spec.pod_cidrs.as_ref().and_then(|cidrs| cidrs.first().cloned());
+            spec.pod_cidr = spec
+                .pod_cidrs
+                .as_ref()
+                .and_then(|cidrs| cidrs.first().cloned());
         }
         if let Some(status) = &mut node.status {
             if status.allocatable.is_none() {
@@ -45,27 +52,44 @@ impl Strategy for Nodes {
 
     fn validate(&self, node: &Node) -> Vec<Cause> {
         let mut causes = Vec::new();
-        let taints = node.spec.as_ref().and_then(|s| s.taints.as_deref()).unwrap_or_default();
+        let taints = node
+            .spec
+            .as_ref()
+            .and_then(|s| s.taints.as_deref())
+            .unwrap_or_default();
         let mut seen = BTreeSet::new();
         // Upstream reports taint problems under `metadata.taints`, not `spec.taints`.
         for (i, taint) in taints.iter().enumerate() {
             let at = format!("metadata.taints[{i}]");
             for error in validation::qualified_name_errors(&taint.key) {
-                causes.push(Cause::invalid(format!("{at}.key"), &Value::from(taint.key.as_str()), error));
+                causes.push(Cause::invalid(
+                    format!("{at}.key"),
+                    &Value::from(taint.key.as_str()),
+                    error,
+                ));
             }
             let value = taint.value.as_deref().unwrap_or("");
             if let Some(error) = validation::label_value_error(value) {
-                causes.push(Cause::invalid(format!("{at}.value"), &Value::from(value), error));
+                causes.push(Cause::invalid(
+                    format!("{at}.value"),
+                    &Value::from(value),
+                    error,
+                ));
             }
             if taint.effect.is_empty() {
                 causes.push(Cause::required(format!("{at}.effect")));
             } else {
-                causes.extend(podspec::taint_effect_error(&taint.effect, &format!("{at}.effect")));
+                causes.extend(podspec::taint_effect_error(
+                    &taint.effect,
+                    &format!("{at}.effect"),
+                ));
             }
             if !seen.insert((taint.effect.as_str(), taint.key.as_str())) {
                 let shown = serde_json::to_value(taint).unwrap_or(Value::Null);
                 let mut duplicate = Cause::duplicate(&at, &shown);
-                duplicate.message.push_str(": taints must be unique by key and effect pair");
+                duplicate
+                    .message
+                    .push_str(": taints must be unique by key and effect pair");
                 causes.push(duplicate);
             }
         }
@@ -75,19 +99,35 @@ impl Strategy for Nodes {
     /// Upstream's `ValidateNodeUpdate`: a pod CIDR or provider ID, once set, stays.
     fn validate_update(&self, new: &Node, old: &Node) -> Vec<Cause> {
         let mut causes = self.validate(new);
-        let (new_spec, old_spec) = (new.spec.clone().unwrap_or_default(), old.spec.clone().unwrap_or_default());
-        if old_spec.pod_cidrs.as_ref().is_some_and(|c| !c.is_empty()) && new_spec.pod_cidrs != old_spec.pod_cidrs {
-            causes.push(Cause::forbidden("spec.podCIDRs", "node updates may not change podCIDR except from \"\" to valid"));
+        let (new_spec, old_spec) = (
+            new.spec.clone().unwrap_or_default(),
+            old.spec.clone().unwrap_or_default(),
+        );
+        if old_spec.pod_cidrs.as_ref().is_some_and(|c| !c.is_empty())
+            && new_spec.pod_cidrs != old_spec.pod_cidrs
+        {
+            causes.push(Cause::forbidden(
+                "spec.podCIDRs",
+                "node updates may not change podCIDR except from \"\" to valid",
+            ));
         }
         let old_provider = old_spec.provider_id.as_deref().unwrap_or("");
-        if !old_provider.is_empty() && new_spec.provider_id.as_deref().unwrap_or("") != old_provider {
-            causes.push(Cause::forbidden("spec.providerID", "node updates may not change providerID except from \"\" to valid"));
+        if !old_provider.is_empty() && new_spec.provider_id.as_deref().unwrap_or("") != old_provider
+        {
+            causes.push(Cause::forbidden(
+                "spec.providerID",
+                "node updates may not change providerID except from \"\" to valid",
+            ));
         }
         causes
     }
 
     fn fields(&self, node: &Node) -> Vec<(&'static str, String)> {
-        let unschedulable = node.spec.as_ref().and_then(|s| s.unschedulable).unwrap_or(false);
+        let unschedulable = node
+            .spec
+            .as_ref()
+            .and_then(|s| s.unschedulable)
+            .unwrap_or(false);
         vec![("spec.unschedulable", unschedulable.to_string())]
     }
 
@@ -108,7 +148,13 @@ impl Strategy for Nodes {
 
     fn cells(&self, node: &Node) -> Vec<Value> {
         let info = node.status.as_ref().and_then(|s| s.node_info.as_ref());
-        let or_unknown = |value: Option<&String>| Value::from(value.filter(|v| !v.is_empty()).map_or("<unknown>", |v| v.as_str()));
+        let or_unknown = |value: Option<&String>| {
+            Value::from(
+                value
+                    .filter(|v| !v.is_empty())
+                    .map_or("<unknown>", |v| v.as_str()),
+            )
+        };
         vec![
             Value::from(node.metadata.name.clone().unwrap_or_default()),
             Value::from(status(node)),
@@ -129,7 +175,11 @@ const ADDRESSES: &str = "List of addresses reachable to the node. Queried from c
 /// `Ready` or `NotReady` from the Ready condition (`Unknown` without one), plus
 /// `SchedulingDisabled` for a cordoned node.
 fn status(node: &Node) -> String {
-    let conditions = node.status.as_ref().and_then(|s| s.conditions.as_deref()).unwrap_or_default();
+    let conditions = node
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_deref())
+        .unwrap_or_default();
     let mut parts = vec![match conditions.iter().find(|c| c.type_ == "Ready") {
         Some(ready) if ready.status == "True" => "Ready",
         Some(_) => "NotReady",
@@ -146,7 +196,10 @@ fn status(node: &Node) -> String {
 fn roles(node: &Node) -> String {
     let mut roles = BTreeSet::new();
     for (key, value) in node.metadata.labels.iter().flatten() {
-        if let Some(role) = key.strip_prefix("node-role.kubernetes.io/").filter(|r| !r.is_empty()) {
+        if let Some(role) = key
+            .strip_prefix("node-role.kubernetes.io/")
+            .filter(|r| !r.is_empty())
+        {
             roles.insert(role);
         } else if key == "kubernetes.io/role" && !value.is_empty() {
             roles.insert(value.as_str());
@@ -161,8 +214,15 @@ fn roles(node: &Node) -> String {
 
 /// The first address of `kind`, or `<none>`.
 fn address(node: &Node, kind: &str) -> String {
-    let addresses = node.status.as_ref().and_then(|s| s.addresses.as_deref()).unwrap_or_default();
-    addresses.iter().find(|a| a.type_ == kind).map_or_else(|| "<none>".into(), |a| a.address.clone())
+    let addresses = node
+        .status
+        .as_ref()
+        .and_then(|s| s.addresses.as_deref())
+        .unwrap_or_default();
+    addresses
+        .iter()
+        .find(|a| a.type_ == kind)
+        .map_or_else(|| "<none>".into(), |a| a.address.clone())
 }
 
 #[cfg(test)]
@@ -178,16 +238,32 @@ mod tests {
     fn status_reads_the_ready_condition() {
         let ready = json!({"conditions": [{"type": "MemoryPressure", "status": "False"}, {"type": "Ready", "status": "True"}]});
         assert_eq!(status(&node(json!({"status": ready}))), "Ready");
-        assert_eq!(status(&node(json!({"status": {"conditions": [{"type": "Ready", "status": "Unknown"}]}}))), "NotReady");
+        assert_eq!(
+            status(&node(
+                json!({"status": {"conditions": [{"type": "Ready", "status": "Unknown"}]}})
+            )),
+            "NotReady"
+        );
         assert_eq!(status(&node(json!({}))), "Unknown");
-        assert_eq!(status(&node(json!({"spec": {"unschedulable": true}, "status": ready}))), "Ready,SchedulingDisabled");
+        assert_eq!(
+            status(&node(
+                json!({"spec": {"unschedulable": true}, "status": ready})
+            )),
+            "Ready,SchedulingDisabled"
+        );
     }
 
     #[test]
     fn roles_come_from_labels() {
         let labels = json!({"node-role.kubernetes.io/control-plane": "", "node-role.kubernetes.io/etcd": "", "kubernetes.io/role": "master"});
-        assert_eq!(roles(&node(json!({"metadata": {"labels": labels}}))), "control-plane,etcd,master");
-        assert_eq!(roles(&node(json!({"metadata": {"labels": {"app": "x"}}}))), "<none>");
+        assert_eq!(
+            roles(&node(json!({"metadata": {"labels": labels}}))),
+            "control-plane,etcd,master"
+        );
+        assert_eq!(
+            roles(&node(json!({"metadata": {"labels": {"app": "x"}}}))),
+            "<none>"
+        );
     }
 
     #[test]
@@ -216,9 +292,16 @@ mod tests {
             {"key": "dedicated", "value": "other", "effect": "NoSchedule"},
             {"key": "x", "effect": "Sometimes"}
         ]}}));
-        let lines: Vec<String> = Nodes.validate(&tainted).iter().map(|c| format!("{}: {}", c.field, c.message)).collect();
+        let lines: Vec<String> = Nodes
+            .validate(&tainted)
+            .iter()
+            .map(|c| format!("{}: {}", c.field, c.message))
+            .collect();
         assert_eq!(lines.len(), 2, "{lines:?}");
-        assert!(lines[0].starts_with("metadata.taints[1]: Duplicate value: "), "{lines:?}");
+        assert!(
+            lines[0].starts_with("metadata.taints[1]: Duplicate value: "),
+            "{lines:?}"
+        );
         assert!(lines[0].ends_with(": taints must be unique by key and effect pair"));
         assert_eq!(lines[1], "metadata.taints[2].effect: Unsupported value: \"Sometimes\": supported values: \"NoSchedule\", \"PreferNoSchedule\", \"NoExecute\"");
 
@@ -227,6 +310,9 @@ mod tests {
         let mut new = node(json!({"spec": {"podCIDR": "10.244.2.0/24"}}));
         Nodes.default_fields(&mut new);
         let causes = Nodes.validate_update(&new, &old);
-        assert_eq!(causes[0].message, "Forbidden: node updates may not change podCIDR except from \"\" to valid");
+        assert_eq!(
+            causes[0].message,
+            "Forbidden: node updates may not change podCIDR except from \"\" to valid"
+        );
     }
 }

@@ -7,8 +7,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::core::v1::{
-    Container, DownwardAPIVolumeFile, EphemeralContainer, HTTPGetAction, Lifecycle, PodSecurityContext, PodSpec,
-    PodTemplateSpec, Probe, ResourceRequirements, Toleration, Volume,
+    Container, DownwardAPIVolumeFile, EphemeralContainer, HTTPGetAction, Lifecycle,
+    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ResourceRequirements, Toleration, Volume,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity as QuantityText;
 use serde_json::Value;
@@ -28,16 +28,26 @@ pub fn default_pod_template(template: &mut PodTemplateSpec) {
 pub fn default_pod_spec(spec: &mut PodSpec) {
     set_if_none(&mut spec.dns_policy, "ClusterFirst");
     set_if_none(&mut spec.restart_policy, "Always");
-    spec.security_context.get_or_insert_with(PodSecurityContext::default);
+    spec.security_context
+        .get_or_insert_with(PodSecurityContext::default);
     spec.termination_grace_period_seconds.get_or_insert(30);
     set_if_none(&mut spec.scheduler_name, "default-scheduler");
     // The v1 conversion reads the deprecated `serviceAccount` as an alias and echoes the real
     // field back into it.
-    if spec.service_account_name.as_deref().unwrap_or("").is_empty() {
+    if spec
+        .service_account_name
+        .as_deref()
+        .unwrap_or("")
+        .is_empty()
+    {
         spec.service_account_name = spec.service_account.clone().filter(|name| !name.is_empty());
     }
     spec.service_account = spec.service_account_name.clone();
-    for container in spec.containers.iter_mut().chain(spec.init_containers.iter_mut().flatten()) {
+    for container in spec
+        .containers
+        .iter_mut()
+        .chain(spec.init_containers.iter_mut().flatten())
+    {
         default_container(container);
     }
     for container in spec.ephemeral_containers.iter_mut().flatten() {
@@ -50,16 +60,31 @@ pub fn default_pod_spec(spec: &mut PodSpec) {
 
 /// `SetDefaults_Container` plus the defaults of the container's nested fields.
 fn default_container(container: &mut Container) {
-    if container.image_pull_policy.as_deref().unwrap_or("").is_empty() {
-        container.image_pull_policy = Some(pull_policy(container.image.as_deref().unwrap_or("")).into());
+    if container
+        .image_pull_policy
+        .as_deref()
+        .unwrap_or("")
+        .is_empty()
+    {
+        container.image_pull_policy =
+            Some(pull_policy(container.image.as_deref().unwrap_or("")).into());
     }
-    set_if_none(&mut container.termination_message_path, "/dev/termination-log");
+    set_if_none(
+        &mut container.termination_message_path,
+        "/dev/termination-log",
+    );
     set_if_none(&mut container.termination_message_policy, "File");
-    container.resources.get_or_insert_with(ResourceRequirements::default);
+    container
+        .resources
+        .get_or_insert_with(ResourceRequirements::default);
     for port in container.ports.iter_mut().flatten() {
         set_if_none(&mut port.protocol, "TCP");
     }
-    for probe in [&mut container.liveness_probe, &mut container.readiness_probe, &mut container.startup_probe] {
+    for probe in [
+        &mut container.liveness_probe,
+        &mut container.readiness_probe,
+        &mut container.startup_probe,
+    ] {
         if let Some(probe) = probe {
             default_probe(probe);
         }
@@ -68,7 +93,11 @@ fn default_container(container: &mut Container) {
         default_lifecycle(lifecycle);
     }
     for env in container.env.iter_mut().flatten() {
-        if let Some(field_ref) = env.value_from.as_mut().and_then(|from| from.field_ref.as_mut()) {
+        if let Some(field_ref) = env
+            .value_from
+            .as_mut()
+            .and_then(|from| from.field_ref.as_mut())
+        {
             set_if_none(&mut field_ref.api_version, "v1");
         }
     }
@@ -76,12 +105,23 @@ fn default_container(container: &mut Container) {
 
 /// Ephemeral containers share the container defaults.
 fn default_ephemeral_container(container: &mut EphemeralContainer) {
-    if container.image_pull_policy.as_deref().unwrap_or("").is_empty() {
-        container.image_pull_policy = Some(pull_policy(container.image.as_deref().unwrap_or("")).into());
+    if container
+        .image_pull_policy
+        .as_deref()
+        .unwrap_or("")
+        .is_empty()
+    {
+        container.image_pull_policy =
+            Some(pull_policy(container.image.as_deref().unwrap_or("")).into());
     }
-    set_if_none(&mut container.termination_message_path, "/dev/termination-log");
+    set_if_none(
+        &mut container.termination_message_path,
+        "/dev/termination-log",
+    );
     set_if_none(&mut container.termination_message_policy, "File");
-    container.resources.get_or_insert_with(ResourceRequirements::default);
+    container
+        .resources
+        .get_or_insert_with(ResourceRequirements::default);
 }
 
 /// `Always` for `:latest` or an untagged image, `IfNotPresent` otherwise (a digest without a
@@ -121,7 +161,10 @@ fn default_probe(probe: &mut Probe) {
 }
 
 fn default_lifecycle(lifecycle: &mut Lifecycle) {
-    for handler in [&mut lifecycle.post_start, &mut lifecycle.pre_stop].into_iter().flatten() {
+    for handler in [&mut lifecycle.post_start, &mut lifecycle.pre_stop]
+        .into_iter()
+        .flatten()
+    {
         if let Some(http) = &mut handler.http_get {
             default_http_get(http);
         }
@@ -141,7 +184,10 @@ fn default_volume(volume: &mut Volume) {
     const DEFAULT_MODE: i32 = 0o644;
     let has_source = serde_json::to_value(&*volume)
         .ok()
-        .and_then(|v| v.as_object().map(|fields| fields.keys().any(|k| k != "name")))
+        .and_then(|v| {
+            v.as_object()
+                .map(|fields| fields.keys().any(|k| k != "name"))
+        })
         .unwrap_or(true);
     if !has_source {
         volume.empty_dir = Some(Default::default());
@@ -205,15 +251,29 @@ pub fn validate_pod_spec(spec: &PodSpec, path: &str) -> Vec<Cause> {
     }
     let mut names = BTreeSet::new();
     for (i, container) in spec.init_containers.iter().flatten().enumerate() {
-        causes.extend(validate_container(container, &format!("{path}.initContainers[{i}]"), &mut names, &volumes));
+        causes.extend(validate_container(
+            container,
+            &format!("{path}.initContainers[{i}]"),
+            &mut names,
+            &volumes,
+        ));
     }
     if spec.containers.is_empty() {
         causes.push(Cause::required(format!("{path}.containers")));
     }
     for (i, container) in spec.containers.iter().enumerate() {
-        causes.extend(validate_container(container, &format!("{path}.containers[{i}]"), &mut names, &volumes));
+        causes.extend(validate_container(
+            container,
+            &format!("{path}.containers[{i}]"),
+            &mut names,
+            &volumes,
+        ));
     }
-    causes.extend(supported(spec.restart_policy.as_deref(), &format!("{path}.restartPolicy"), &["Always", "OnFailure", "Never"]));
+    causes.extend(supported(
+        spec.restart_policy.as_deref(),
+        &format!("{path}.restartPolicy"),
+        &["Always", "OnFailure", "Never"],
+    ));
     causes.extend(supported(
         spec.dns_policy.as_deref(),
         &format!("{path}.dnsPolicy"),
@@ -227,13 +287,22 @@ pub fn validate_pod_spec(spec: &PodSpec, path: &str) -> Vec<Cause> {
         ));
     }
     if let Some(seconds) = spec.active_deadline_seconds.filter(|s| *s <= 0) {
-        causes.push(Cause::invalid(format!("{path}.activeDeadlineSeconds"), &Value::from(seconds), "must be between 1 and 2147483647, inclusive"));
+        causes.push(Cause::invalid(
+            format!("{path}.activeDeadlineSeconds"),
+            &Value::from(seconds),
+            "must be between 1 and 2147483647, inclusive",
+        ));
     }
     causes.extend(validate_pod_spec_details(spec, path));
     causes
 }
 
-fn validate_container(container: &Container, path: &str, names: &mut BTreeSet<String>, volumes: &BTreeSet<&str>) -> Vec<Cause> {
+fn validate_container(
+    container: &Container,
+    path: &str,
+    names: &mut BTreeSet<String>,
+    volumes: &BTreeSet<&str>,
+) -> Vec<Cause> {
     let mut causes = Vec::new();
     let name_field = format!("{path}.name");
     if container.name.is_empty() {
@@ -241,13 +310,20 @@ fn validate_container(container: &Container, path: &str, names: &mut BTreeSet<St
     } else {
         causes.extend(label_errors(&container.name, &name_field));
         if !names.insert(container.name.clone()) {
-            causes.push(Cause::duplicate(name_field, &Value::from(container.name.as_str())));
+            causes.push(Cause::duplicate(
+                name_field,
+                &Value::from(container.name.as_str()),
+            ));
         }
     }
     if container.image.as_deref().unwrap_or("").trim().is_empty() {
         causes.push(Cause::required(format!("{path}.image")));
     }
-    causes.extend(supported(container.image_pull_policy.as_deref(), &format!("{path}.imagePullPolicy"), &["Always", "IfNotPresent", "Never"]));
+    causes.extend(supported(
+        container.image_pull_policy.as_deref(),
+        &format!("{path}.imagePullPolicy"),
+        &["Always", "IfNotPresent", "Never"],
+    ));
     causes.extend(supported(
         container.termination_message_policy.as_deref(),
         &format!("{path}.terminationMessagePolicy"),
@@ -257,27 +333,52 @@ fn validate_container(container: &Container, path: &str, names: &mut BTreeSet<St
     for (i, port) in container.ports.iter().flatten().enumerate() {
         let port_path = format!("{path}.ports[{i}]");
         if let Some(name) = port.name.as_deref().filter(|n| !n.is_empty()) {
-            causes.extend(port_name_errors(name).into_iter().map(|e| Cause::invalid(format!("{port_path}.name"), &Value::from(name), e)));
+            causes.extend(
+                port_name_errors(name)
+                    .into_iter()
+                    .map(|e| Cause::invalid(format!("{port_path}.name"), &Value::from(name), e)),
+            );
             if !port_names.insert(name) {
-                causes.push(Cause::duplicate(format!("{port_path}.name"), &Value::from(name)));
+                causes.push(Cause::duplicate(
+                    format!("{port_path}.name"),
+                    &Value::from(name),
+                ));
             }
         }
         if port.container_port == 0 {
             causes.push(Cause::required(format!("{port_path}.containerPort")));
         } else if !(1..=65535).contains(&port.container_port) {
-            causes.push(Cause::invalid(format!("{port_path}.containerPort"), &Value::from(port.container_port), PORT_RANGE));
+            causes.push(Cause::invalid(
+                format!("{port_path}.containerPort"),
+                &Value::from(port.container_port),
+                PORT_RANGE,
+            ));
         }
-        if let Some(host_port) = port.host_port.filter(|p| *p != 0 && !(1..=65535).contains(p)) {
-            causes.push(Cause::invalid(format!("{port_path}.hostPort"), &Value::from(host_port), PORT_RANGE));
+        if let Some(host_port) = port
+            .host_port
+            .filter(|p| *p != 0 && !(1..=65535).contains(p))
+        {
+            causes.push(Cause::invalid(
+                format!("{port_path}.hostPort"),
+                &Value::from(host_port),
+                PORT_RANGE,
+            ));
         }
-        causes.extend(supported(port.protocol.as_deref(), &format!("{port_path}.protocol"), &["SCTP", "TCP", "UDP"]));
+        causes.extend(supported(
+            port.protocol.as_deref(),
+            &format!("{port_path}.protocol"),
+            &["SCTP", "TCP", "UDP"],
+        ));
     }
     for (i, mount) in container.volume_mounts.iter().flatten().enumerate() {
         let mount_path = format!("{path}.volumeMounts[{i}]");
         if mount.name.is_empty() {
             causes.push(Cause::required(format!("{mount_path}.name")));
         } else if !volumes.contains(mount.name.as_str()) {
-            causes.push(Cause::not_found(format!("{mount_path}.name"), &Value::from(mount.name.as_str())));
+            causes.push(Cause::not_found(
+                format!("{mount_path}.name"),
+                &Value::from(mount.name.as_str()),
+            ));
         }
         if mount.mount_path.is_empty() {
             causes.push(Cause::required(format!("{mount_path}.mountPath")));
@@ -290,7 +391,10 @@ fn validate_container(container: &Container, path: &str, names: &mut BTreeSet<St
 pub const PORT_RANGE: &str = "must be between 1 and 65535, inclusive";
 
 fn label_errors(name: &str, field: &str) -> Vec<Cause> {
-    validation::name_errors(name, NameRule::Label).into_iter().map(|e| Cause::invalid(field, &Value::from(name), e)).collect()
+    validation::name_errors(name, NameRule::Label)
+        .into_iter()
+        .map(|e| Cause::invalid(field, &Value::from(name), e))
+        .collect()
 }
 
 /// Upstream's `IsValidPortName` (an IANA service name).
@@ -299,7 +403,10 @@ pub fn port_name_errors(name: &str) -> Vec<&'static str> {
     if name.len() > 15 {
         errors.push("must be no more than 15 characters");
     }
-    if !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') {
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    {
         errors.push("must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)");
     }
     if !name.chars().any(|c| c.is_ascii_lowercase()) {
@@ -326,7 +433,11 @@ fn supported(value: Option<&str>, field: &str, values: &[&str]) -> Option<Cause>
 
 /// `Required value: <detail>`, for the required fields upstream explains.
 fn required_because(field: impl Into<String>, detail: &str) -> Cause {
-    Cause { reason: "FieldValueRequired", field: field.into(), message: format!("Required value: {detail}") }
+    Cause {
+        reason: "FieldValueRequired",
+        field: field.into(),
+        message: format!("Required value: {detail}"),
+    }
 }
 
 /// The rest of upstream's `ValidatePodSpec`: container kinds' own rules, probes, env names,
@@ -334,17 +445,26 @@ fn required_because(field: impl Into<String>, detail: &str) -> Cause {
 fn validate_pod_spec_details(spec: &PodSpec, path: &str) -> Vec<Cause> {
     let mut causes = Vec::new();
     for (i, volume) in spec.volumes.iter().flatten().enumerate() {
-        causes.extend(volume_source_errors(volume, &format!("{path}.volumes[{i}]")));
+        causes.extend(volume_source_errors(
+            volume,
+            &format!("{path}.volumes[{i}]"),
+        ));
     }
     for (i, container) in spec.containers.iter().enumerate() {
         let at = format!("{path}.containers[{i}]");
         causes.extend(container_details(container, &at));
         causes.extend(probe_errors(container, &at));
         if container.restart_policy.is_some() {
-            causes.push(Cause::forbidden(format!("{at}.restartPolicy"), "may not be set for non-init containers"));
+            causes.push(Cause::forbidden(
+                format!("{at}.restartPolicy"),
+                "may not be set for non-init containers",
+            ));
         }
     }
-    causes.extend(host_port_conflicts(&spec.containers, &format!("{path}.containers")));
+    causes.extend(host_port_conflicts(
+        &spec.containers,
+        &format!("{path}.containers"),
+    ));
     for (i, container) in spec.init_containers.iter().flatten().enumerate() {
         let at = format!("{path}.initContainers[{i}]");
         causes.extend(container_details(container, &at));
@@ -352,7 +472,11 @@ fn validate_pod_spec_details(spec: &PodSpec, path: &str) -> Vec<Cause> {
             Some("Always") => causes.extend(probe_errors(container, &at)),
             policy => {
                 if let Some(policy) = policy {
-                    causes.push(Cause::unsupported(format!("{at}.restartPolicy"), &Value::from(policy), &["Always"]));
+                    causes.push(Cause::unsupported(
+                        format!("{at}.restartPolicy"),
+                        &Value::from(policy),
+                        &["Always"],
+                    ));
                 }
                 let set = [
                     ("lifecycle", container.lifecycle.is_some()),
@@ -361,11 +485,17 @@ fn validate_pod_spec_details(spec: &PodSpec, path: &str) -> Vec<Cause> {
                     ("startupProbe", container.startup_probe.is_some()),
                 ];
                 for (field, _) in set.iter().filter(|(_, present)| *present) {
-                    causes.push(Cause::forbidden(format!("{at}.{field}"), "may not be set for init containers without restartPolicy=Always"));
+                    causes.push(Cause::forbidden(
+                        format!("{at}.{field}"),
+                        "may not be set for init containers without restartPolicy=Always",
+                    ));
                 }
             }
         }
-        causes.extend(host_port_conflicts(std::slice::from_ref(container), &format!("{path}.initContainers")));
+        causes.extend(host_port_conflicts(
+            std::slice::from_ref(container),
+            &format!("{path}.initContainers"),
+        ));
     }
     if spec.host_network == Some(true) {
         for (i, container) in spec.containers.iter().enumerate() {
@@ -381,39 +511,72 @@ fn validate_pod_spec_details(spec: &PodSpec, path: &str) -> Vec<Cause> {
         }
     }
     if spec.dns_policy.as_deref() == Some("None") && spec.dns_config.is_none() {
-        causes.push(required_because(format!("{path}.dnsConfig"), "must provide `dnsConfig` when `dnsPolicy` is None"));
+        causes.push(required_because(
+            format!("{path}.dnsConfig"),
+            "must provide `dnsConfig` when `dnsPolicy` is None",
+        ));
     }
-    causes.extend(validation::labels(spec.node_selector.as_ref(), &format!("{path}.nodeSelector")));
+    causes.extend(validation::labels(
+        spec.node_selector.as_ref(),
+        &format!("{path}.nodeSelector"),
+    ));
     for (i, gate) in spec.readiness_gates.iter().flatten().enumerate() {
         let field = format!("{path}.readinessGates[{i}].conditionType");
         let value = Value::from(gate.condition_type.as_str());
-        causes.extend(validation::qualified_name_errors(&gate.condition_type).into_iter().map(|e| Cause::invalid(&field, &value, e)));
+        causes.extend(
+            validation::qualified_name_errors(&gate.condition_type)
+                .into_iter()
+                .map(|e| Cause::invalid(&field, &value, e)),
+        );
     }
     let mut gates = BTreeSet::new();
     for (i, gate) in spec.scheduling_gates.iter().flatten().enumerate() {
         let field = format!("{path}.schedulingGates[{i}]");
         let value = Value::from(gate.name.as_str());
-        causes.extend(validation::qualified_name_errors(&gate.name).into_iter().map(|e| Cause::invalid(&field, &value, e)));
+        causes.extend(
+            validation::qualified_name_errors(&gate.name)
+                .into_iter()
+                .map(|e| Cause::invalid(&field, &value, e)),
+        );
         if !gates.insert(gate.name.as_str()) {
             causes.push(Cause::duplicate(&field, &value));
         }
     }
     let names = [
-        ("serviceAccountName", &spec.service_account_name, NameRule::Subdomain),
+        (
+            "serviceAccountName",
+            &spec.service_account_name,
+            NameRule::Subdomain,
+        ),
         ("nodeName", &spec.node_name, NameRule::Subdomain),
         ("hostname", &spec.hostname, NameRule::Label),
         ("subdomain", &spec.subdomain, NameRule::Label),
-        ("priorityClassName", &spec.priority_class_name, NameRule::Subdomain),
+        (
+            "priorityClassName",
+            &spec.priority_class_name,
+            NameRule::Subdomain,
+        ),
     ];
     for (field, value, rule) in names {
         if let Some(name) = value.as_deref().filter(|n| !n.is_empty()) {
             let shown = Value::from(name);
-            causes.extend(validation::name_errors(name, rule).into_iter().map(|e| Cause::invalid(format!("{path}.{field}"), &shown, e)));
+            causes.extend(
+                validation::name_errors(name, rule)
+                    .into_iter()
+                    .map(|e| Cause::invalid(format!("{path}.{field}"), &shown, e)),
+            );
         }
     }
-    causes.extend(validate_tolerations(spec.tolerations.as_deref().unwrap_or_default(), &format!("{path}.tolerations")));
+    causes.extend(validate_tolerations(
+        spec.tolerations.as_deref().unwrap_or_default(),
+        &format!("{path}.tolerations"),
+    ));
     if let Some(policy) = spec.preemption_policy.as_deref() {
-        causes.extend(supported(Some(policy), &format!("{path}.preemptionPolicy"), &["PreemptLowerPriority", "Never"]));
+        causes.extend(supported(
+            Some(policy),
+            &format!("{path}.preemptionPolicy"),
+            &["PreemptLowerPriority", "Never"],
+        ));
     }
     causes
 }
@@ -422,17 +585,45 @@ fn validate_pod_spec_details(spec: &PodSpec, path: &str) -> Vec<Cause> {
 fn volume_source_errors(volume: &Volume, at: &str) -> Vec<Cause> {
     let mut causes = Vec::new();
     let sources: Vec<String> = match serde_json::to_value(volume) {
-        Ok(Value::Object(fields)) => fields.into_iter().map(|(key, _)| key).filter(|key| key != "name").collect(),
+        Ok(Value::Object(fields)) => fields
+            .into_iter()
+            .map(|(key, _)| key)
+            .filter(|key| key != "name")
+            .collect(),
         _ => Vec::new(),
     };
     if let Some(extra) = sources.get(1) {
-        causes.push(Cause::forbidden(format!("{at}.{extra}"), "may not specify more than 1 volume type"));
+        causes.push(Cause::forbidden(
+            format!("{at}.{extra}"),
+            "may not specify more than 1 volume type",
+        ));
     }
     let missing = [
-        ("configMap.name", volume.config_map.as_ref().is_some_and(|s| s.name.is_empty())),
-        ("secret.secretName", volume.secret.as_ref().is_some_and(|s| s.secret_name.as_deref().unwrap_or("").is_empty())),
-        ("persistentVolumeClaim.claimName", volume.persistent_volume_claim.as_ref().is_some_and(|s| s.claim_name.is_empty())),
-        ("hostPath.path", volume.host_path.as_ref().is_some_and(|s| s.path.is_empty())),
+        (
+            "configMap.name",
+            volume
+                .config_map
+                .as_ref()
+                .is_some_and(|s| s.name.is_empty()),
+        ),
+        (
+            "secret.secretName",
+            volume
+                .secret
+                .as_ref()
+                .is_some_and(|s| s.secret_name.as_deref().unwrap_or("").is_empty()),
+        ),
+        (
+            "persistentVolumeClaim.claimName",
+            volume
+                .persistent_volume_claim
+                .as_ref()
+                .is_some_and(|s| s.claim_name.is_empty()),
+        ),
+        (
+            "hostPath.path",
+            volume.host_path.as_ref().is_some_and(|s| s.path.is_empty()),
+        ),
     ];
     for (field, _) in missing.iter().filter(|(_, absent)| *absent) {
         causes.push(Cause::required(format!("{at}.{field}")));
@@ -447,7 +638,9 @@ fn container_details(container: &Container, at: &str) -> Vec<Cause> {
         let field = format!("{at}.env[{i}]");
         if var.name.is_empty() {
             causes.push(Cause::required(format!("{field}.name")));
-        } else if !var.name.chars().all(|c| c.is_ascii_graphic() || c == ' ') || var.name.contains('=') {
+        } else if !var.name.chars().all(|c| c.is_ascii_graphic() || c == ' ')
+            || var.name.contains('=')
+        {
             causes.push(Cause::invalid(
                 format!("{field}.name"),
                 &Value::from(var.name.as_str()),
@@ -455,7 +648,11 @@ fn container_details(container: &Container, at: &str) -> Vec<Cause> {
             ));
         }
         if var.value_from.is_some() && !var.value.as_deref().unwrap_or("").is_empty() {
-            causes.push(Cause::invalid(format!("{field}.valueFrom"), &Value::from(""), "may not be specified when `value` is not empty"));
+            causes.push(Cause::invalid(
+                format!("{field}.valueFrom"),
+                &Value::from(""),
+                "may not be specified when `value` is not empty",
+            ));
         }
     }
     let mut mount_paths = BTreeSet::new();
@@ -469,7 +666,10 @@ fn container_details(container: &Container, at: &str) -> Vec<Cause> {
         }
     }
     if let Some(resources) = &container.resources {
-        causes.extend(resource_requirement_errors(resources, &format!("{at}.resources")));
+        causes.extend(resource_requirement_errors(
+            resources,
+            &format!("{at}.resources"),
+        ));
     }
     causes
 }
@@ -491,17 +691,30 @@ fn probe_errors(container: &Container, at: &str) -> Vec<Cause> {
             ("tcpSocket", probe.tcp_socket.is_some()),
             ("grpc", probe.grpc.is_some()),
         ];
-        let mut present = handlers.iter().filter(|(_, set)| *set).map(|(handler, _)| handler);
+        let mut present = handlers
+            .iter()
+            .filter(|(_, set)| *set)
+            .map(|(handler, _)| handler);
         match (present.next(), present.next()) {
-            (None, _) => causes.push(required_because(field.clone(), "must specify a handler type")),
+            (None, _) => causes.push(required_because(
+                field.clone(),
+                "must specify a handler type",
+            )),
             (Some(_), Some(second)) => {
-                causes.push(Cause::forbidden(format!("{field}.{second}"), "may not specify more than 1 handler type"));
+                causes.push(Cause::forbidden(
+                    format!("{field}.{second}"),
+                    "may not specify more than 1 handler type",
+                ));
             }
             _ => {}
         }
         if name != "readinessProbe" {
             if let Some(threshold) = probe.success_threshold.filter(|t| *t != 1) {
-                causes.push(Cause::invalid(format!("{field}.successThreshold"), &Value::from(threshold), "must be 1"));
+                causes.push(Cause::invalid(
+                    format!("{field}.successThreshold"),
+                    &Value::from(threshold),
+                    "must be 1",
+                ));
             }
         }
     }
@@ -514,10 +727,19 @@ fn host_port_conflicts(containers: &[Container], path: &str) -> Vec<Cause> {
     let mut claimed = BTreeSet::new();
     for (i, container) in containers.iter().enumerate() {
         for (j, port) in container.ports.iter().flatten().enumerate() {
-            let Some(host_port) = port.host_port.filter(|p| *p != 0) else { continue };
-            let claim = format!("{}/{}/{host_port}", port.protocol.as_deref().unwrap_or(""), port.host_ip.as_deref().unwrap_or(""));
+            let Some(host_port) = port.host_port.filter(|p| *p != 0) else {
+                continue;
+            };
+            let claim = format!(
+                "{}/{}/{host_port}",
+                port.protocol.as_deref().unwrap_or(""),
+                port.host_ip.as_deref().unwrap_or("")
+            );
             if !claimed.insert(claim.clone()) {
-                causes.push(Cause::duplicate(format!("{path}[{i}].ports[{j}].hostPort"), &Value::from(claim)));
+                causes.push(Cause::duplicate(
+                    format!("{path}[{i}].ports[{j}].hostPort"),
+                    &Value::from(claim),
+                ));
             }
         }
     }
@@ -543,21 +765,28 @@ fn resource_requirement_errors(resources: &ResourceRequirements, path: &str) -> 
     for (name, amount) in requests {
         let field = format!("{requests_path}[{name}]");
         causes.extend(resource_name_errors(name, &field));
-        let Some(request) = parse_amount(amount, &field, &mut causes) else { continue };
+        let Some(request) = parse_amount(amount, &field, &mut causes) else {
+            continue;
+        };
         let shown = Value::from(amount.0.as_str());
         match (limits.get(name), parsed_limits.get(name.as_str())) {
-            (Some(limit), Some(parsed)) if !overcommit_allowed(name) && request != *parsed => causes.push(Cause::invalid(
-                &requests_path,
-                &shown,
-                format!("must be equal to {name} limit of {}", limit.0),
-            )),
+            (Some(limit), Some(parsed)) if !overcommit_allowed(name) && request != *parsed => {
+                causes.push(Cause::invalid(
+                    &requests_path,
+                    &shown,
+                    format!("must be equal to {name} limit of {}", limit.0),
+                ))
+            }
             (Some(limit), Some(parsed)) if request > *parsed => causes.push(Cause::invalid(
                 &requests_path,
                 &shown,
                 format!("must be less than or equal to {name} limit of {}", limit.0),
             )),
             (None, _) if !overcommit_allowed(name) => {
-                causes.push(required_because(&limits_path, "Limit must be set for non overcommitable resources"));
+                causes.push(required_because(
+                    &limits_path,
+                    "Limit must be set for non overcommitable resources",
+                ));
             }
             _ => {}
         }
@@ -574,7 +803,11 @@ fn parse_amount(amount: &QuantityText, field: &str, causes: &mut Vec<Cause>) -> 
             None
         }
         Some(q) if q.is_negative() => {
-            causes.push(Cause::invalid(field, &shown, "must be greater than or equal to 0"));
+            causes.push(Cause::invalid(
+                field,
+                &shown,
+                "must be greater than or equal to 0",
+            ));
             None
         }
         Some(q) => Some(q),
@@ -594,15 +827,29 @@ fn overcommit_allowed(name: &str) -> bool {
 /// Upstream's `validateContainerResourceName`.
 fn resource_name_errors(name: &str, field: &str) -> Vec<Cause> {
     let shown = Value::from(name);
-    let mut causes: Vec<Cause> = validation::qualified_name_errors(name).into_iter().map(|e| Cause::invalid(field, &shown, e)).collect();
+    let mut causes: Vec<Cause> = validation::qualified_name_errors(name)
+        .into_iter()
+        .map(|e| Cause::invalid(field, &shown, e))
+        .collect();
     if !name.contains('/') {
-        if !matches!(name, "cpu" | "memory" | "ephemeral-storage") && !name.starts_with("hugepages-") {
-            causes.push(Cause::invalid(field, &shown, "must be a standard resource for containers"));
+        if !matches!(name, "cpu" | "memory" | "ephemeral-storage")
+            && !name.starts_with("hugepages-")
+        {
+            causes.push(Cause::invalid(
+                field,
+                &shown,
+                "must be a standard resource for containers",
+            ));
         }
     } else if !is_native_resource(name)
-        && (name.starts_with("requests.") || !validation::qualified_name_errors(&format!("requests.{name}")).is_empty())
+        && (name.starts_with("requests.")
+            || !validation::qualified_name_errors(&format!("requests.{name}")).is_empty())
     {
-        causes.push(Cause::invalid(field, &shown, "doesn't follow extended resource name standard"));
+        causes.push(Cause::invalid(
+            field,
+            &shown,
+            "doesn't follow extended resource name standard",
+        ));
     }
     causes
 }
@@ -630,20 +877,36 @@ pub fn validate_tolerations(tolerations: &[Toleration], path: &str) -> Vec<Cause
             ));
         }
         if toleration.toleration_seconds.is_some() && effect != "NoExecute" {
-            causes.push(Cause::invalid(format!("{at}.effect"), &Value::from(effect), "effect must be 'NoExecute' when `tolerationSeconds` is set"));
+            causes.push(Cause::invalid(
+                format!("{at}.effect"),
+                &Value::from(effect),
+                "effect must be 'NoExecute' when `tolerationSeconds` is set",
+            ));
         }
         match operator {
             "Equal" | "" => {
                 if let Some(error) = validation::label_value_error(value) {
-                    causes.push(Cause::invalid(format!("{at}.operator"), &Value::from(value), error));
+                    causes.push(Cause::invalid(
+                        format!("{at}.operator"),
+                        &Value::from(value),
+                        error,
+                    ));
                 }
             }
             "Exists" if !value.is_empty() => {
                 let shown = serde_json::to_value(toleration).unwrap_or(Value::Null);
-                causes.push(Cause::invalid(format!("{at}.operator"), &shown, "value must be empty when `operator` is 'Exists'"));
+                causes.push(Cause::invalid(
+                    format!("{at}.operator"),
+                    &shown,
+                    "value must be empty when `operator` is 'Exists'",
+                ));
             }
             "Exists" => {}
-            other => causes.push(Cause::unsupported(format!("{at}.operator"), &Value::from(other), &["Equal", "Exists"])),
+            other => causes.push(Cause::unsupported(
+                format!("{at}.operator"),
+                &Value::from(other),
+                &["Equal", "Exists"],
+            )),
         }
         if !effect.is_empty() {
             causes.extend(taint_effect_error(effect, &format!("{at}.effect")));
@@ -654,7 +917,11 @@ pub fn validate_tolerations(tolerations: &[Toleration], path: &str) -> Vec<Cause
 
 /// Upstream's `validateTaintEffect` for a set effect (callers decide whether empty is allowed).
 pub fn taint_effect_error(effect: &str, field: &str) -> Option<Cause> {
-    supported(Some(effect), field, &["NoSchedule", "PreferNoSchedule", "NoExecute"])
+    supported(
+        Some(effect),
+        field,
+        &["NoSchedule", "PreferNoSchedule", "NoExecute"],
+    )
 }
 
 #[cfg(test)]
@@ -709,8 +976,10 @@ mod tests {
         }))
         .unwrap();
         default_pod_spec(&mut spec);
-        let lines: Vec<String> =
-            validate_pod_spec(&spec, "spec.template.spec").iter().map(|c| format!("{}: {}", c.field, c.message)).collect();
+        let lines: Vec<String> = validate_pod_spec(&spec, "spec.template.spec")
+            .iter()
+            .map(|c| format!("{}: {}", c.field, c.message))
+            .collect();
         assert_eq!(
             lines,
             [
@@ -725,7 +994,10 @@ mod tests {
     }
 
     fn lines(causes: &[Cause]) -> Vec<String> {
-        causes.iter().map(|c| format!("{}: {}", c.field, c.message)).collect()
+        causes
+            .iter()
+            .map(|c| format!("{}: {}", c.field, c.message))
+            .collect()
     }
 
     fn defaulted(value: serde_json::Value) -> PodSpec {
@@ -781,7 +1053,11 @@ mod tests {
 
     #[test]
     fn tolerations_follow_upstream_rules() {
-        let toleration = Toleration { operator: Some("Equal".into()), effect: Some("NoRun".into()), ..Default::default() };
+        let toleration = Toleration {
+            operator: Some("Equal".into()),
+            effect: Some("NoRun".into()),
+            ..Default::default()
+        };
         assert_eq!(
             lines(&validate_tolerations(&[toleration], "spec.tolerations")),
             [
@@ -795,7 +1071,9 @@ mod tests {
     fn deprecated_service_account_is_an_alias() {
         let spec = defaulted(serde_json::json!({"containers": [], "serviceAccount": "builder"}));
         assert_eq!(spec.service_account_name.as_deref(), Some("builder"));
-        let spec = defaulted(serde_json::json!({"containers": [], "serviceAccountName": "web", "serviceAccount": "old"}));
+        let spec = defaulted(
+            serde_json::json!({"containers": [], "serviceAccountName": "web", "serviceAccount": "old"}),
+        );
         assert_eq!(spec.service_account.as_deref(), Some("web"));
     }
 }

@@ -23,7 +23,10 @@ impl Strategy for PriorityClasses {
     type Object = PriorityClass;
 
     fn describe(&self) -> Description {
-        Description { short_names: &["pc"], ..Description::default() }
+        Description {
+            short_names: &["pc"],
+            ..Description::default()
+        }
     }
 
     fn default_fields(&self, class: &mut PriorityClass) {
@@ -39,7 +42,9 @@ impl Strategy for PriorityClasses {
         match system {
             Some((_, value, _)) if class.value != *value => causes.push(Cause::forbidden(
                 "metadata.name",
-                format!("{name:?} is a reserved system priority class name; its value must be {value}"),
+                format!(
+                    "{name:?} is a reserved system priority class name; its value must be {value}"
+                ),
             )),
             Some(_) => {}
             None if name.starts_with("system-") => causes.push(Cause::forbidden(
@@ -48,13 +53,19 @@ impl Strategy for PriorityClasses {
             )),
             None if class.value > HIGHEST_USER_PRIORITY => causes.push(Cause::forbidden(
                 "value",
-                format!("maximum allowed value of a user defined priority is {HIGHEST_USER_PRIORITY}"),
+                format!(
+                    "maximum allowed value of a user defined priority is {HIGHEST_USER_PRIORITY}"
+                ),
             )),
             None => {}
         }
         if let Some(policy) = class.preemption_policy.as_deref() {
             if !["PreemptLowerPriority", "Never"].contains(&policy) {
-                causes.push(Cause::unsupported("preemptionPolicy", &Value::from(policy), &["Never", "PreemptLowerPriority"]));
+                causes.push(Cause::unsupported(
+                    "preemptionPolicy",
+                    &Value::from(policy),
+                    &["Never", "PreemptLowerPriority"],
+                ));
             }
         }
         causes
@@ -63,10 +74,17 @@ impl Strategy for PriorityClasses {
     fn validate_update(&self, new: &PriorityClass, old: &PriorityClass) -> Vec<Cause> {
         let mut causes = self.validate(new);
         if new.value != old.value {
-            causes.push(Cause::forbidden("value", "may not be changed in an update."));
+            causes.push(Cause::forbidden(
+                "value",
+                "may not be changed in an update.",
+            ));
         }
         if new.preemption_policy != old.preemption_policy {
-            causes.push(Cause::invalid("preemptionPolicy", &Value::from(new.preemption_policy.clone()), "field is immutable"));
+            causes.push(Cause::invalid(
+                "preemptionPolicy",
+                &Value::from(new.preemption_policy.clone()),
+                "field is immutable",
+            ));
         }
         causes
     }
@@ -97,7 +115,10 @@ mod tests {
     use super::*;
 
     fn class(name: &str, value: i32) -> PriorityClass {
-        let mut class = PriorityClass { value, ..Default::default() };
+        let mut class = PriorityClass {
+            value,
+            ..Default::default()
+        };
         class.metadata.name = Some(name.into());
         class
     }
@@ -105,9 +126,22 @@ mod tests {
     #[test]
     fn system_names_and_huge_values_are_reserved() {
         assert!(PriorityClasses.validate(&class("high", 1000)).is_empty());
-        assert!(PriorityClasses.validate(&class("system-node-critical", 2_000_001_000)).is_empty());
-        assert_eq!(PriorityClasses.validate(&class("system-mine", 5))[0].message, "Forbidden: priority class names with 'system-' prefix are reserved");
-        assert_eq!(PriorityClasses.validate(&class("huge", 2_000_000_000))[0].field, "value");
-        assert_eq!(PriorityClasses.validate_update(&class("high", 1), &class("high", 2)).len(), 1);
+        assert!(PriorityClasses
+            .validate(&class("system-node-critical", 2_000_001_000))
+            .is_empty());
+        assert_eq!(
+            PriorityClasses.validate(&class("system-mine", 5))[0].message,
+            "Forbidden: priority class names with 'system-' prefix are reserved"
+        );
+        assert_eq!(
+            PriorityClasses.validate(&class("huge", 2_000_000_000))[0].field,
+            "value"
+        );
+        assert_eq!(
+            PriorityClasses
+                .validate_update(&class("high", 1), &class("high", 2))
+                .len(),
+            1
+        );
     }
 }

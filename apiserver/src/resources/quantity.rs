@@ -22,7 +22,9 @@ impl Quantity {
             b'+' => (false, &text[1..]),
             _ => (false, text),
         };
-        let number_end = rest.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(rest.len());
+        let number_end = rest
+            .find(|c: char| !c.is_ascii_digit() && c != '.')
+            .unwrap_or(rest.len());
         let (number, suffix) = rest.split_at(number_end);
         let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
         if whole.is_empty() && fraction.is_empty() || fraction.contains('.') {
@@ -30,7 +32,9 @@ impl Quantity {
         }
         let mut mantissa: i128 = 0;
         for digit in whole.bytes().chain(fraction.bytes()) {
-            mantissa = mantissa.checked_mul(10)?.checked_add(i128::from(digit - b'0'))?;
+            mantissa = mantissa
+                .checked_mul(10)?
+                .checked_add(i128::from(digit - b'0'))?;
         }
         let (binary_power, decimal_power) = suffix_powers(suffix)?;
         // value = mantissa × 10^(decimal_power − fraction digits) × 2^binary_power, in nano-units.
@@ -124,7 +128,9 @@ mod tests {
 
     #[test]
     fn malformed_quantities_are_rejected() {
-        for text in ["", "abc", "1.2.3", "Ki", "1Kb", "1 Gi", ".", "1e", "1e+", "--1", "1mi"] {
+        for text in [
+            "", "abc", "1.2.3", "Ki", "1Kb", "1 Gi", ".", "1e", "1e+", "--1", "1mi",
+        ] {
             assert_eq!(Quantity::parse(text), None, "{text}");
         }
     }

@@ -14,7 +14,8 @@ pub struct ReplicaSets;
 
 const DESIRED: &str = "Replicas is the number of desired pods. This is a pointer to distinguish between explicit zero and unspecified. Defaults to 1. More info: https://kubernetes.io/docs/concepts/workloads/controllers/replicaset";
 const CURRENT: &str = "Replicas is the most recently observed number of non-terminating pods. More info: https://kubernetes.io/docs/concepts/workloads/controllers/replicaset";
-const READY: &str = "The number of non-terminating pods targeted by this ReplicaSet with a Ready Condition.";
+const READY: &str =
+    "The number of non-terminating pods targeted by this ReplicaSet with a Ready Condition.";
 const CONTAINERS: &str = "Names of each container in the template.";
 const IMAGES: &str = "Images referenced by each container in the template.";
 const SELECTOR: &str = "Selector is a label query over pods that should match the replica count. Label keys and values that must match in order to be controlled by this replica set. It must match the pod template's labels. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/labels/#label-selectors";
@@ -27,7 +28,11 @@ impl Strategy for ReplicaSets {
             short_names: &["rs"],
             categories: &["all"],
             status: true,
-            scale: Some(ScalePaths { spec_replicas: "spec.replicas", status_replicas: "status.replicas", label_selector: "spec.selector" }),
+            scale: Some(ScalePaths {
+                spec_replicas: "spec.replicas",
+                status_replicas: "status.replicas",
+                label_selector: "spec.selector",
+            }),
             generation: true,
             field_selectors: &["status.replicas"],
             ..Description::default()
@@ -52,25 +57,47 @@ impl Strategy for ReplicaSets {
         let spec = replica_set.spec.as_ref().unwrap_or(&default_spec);
         let mut causes = Vec::new();
         if let Some(replicas) = spec.replicas.filter(|r| *r < 0) {
-            causes.push(Cause::invalid("spec.replicas", &Value::from(replicas), "must be greater than or equal to 0"));
+            causes.push(Cause::invalid(
+                "spec.replicas",
+                &Value::from(replicas),
+                "must be greater than or equal to 0",
+            ));
         }
         if let Some(min_ready) = spec.min_ready_seconds.filter(|s| *s < 0) {
-            causes.push(Cause::invalid("spec.minReadySeconds", &Value::from(min_ready), "must be greater than or equal to 0"));
+            causes.push(Cause::invalid(
+                "spec.minReadySeconds",
+                &Value::from(min_ready),
+                "must be greater than or equal to 0",
+            ));
         }
-        causes.extend(workload::validate_selector_and_template(&spec.selector, spec.template.as_ref(), "deployment"));
+        causes.extend(workload::validate_selector_and_template(
+            &spec.selector,
+            spec.template.as_ref(),
+            "deployment",
+        ));
         causes
     }
 
     fn validate_update(&self, new: &ReplicaSet, old: &ReplicaSet) -> Vec<Cause> {
         let mut causes = self.validate(new);
         if let (Some(new_spec), Some(old_spec)) = (&new.spec, &old.spec) {
-            causes.extend(workload::immutable_selector(&new_spec.selector, &old_spec.selector));
+            causes.extend(workload::immutable_selector(
+                &new_spec.selector,
+                &old_spec.selector,
+            ));
         }
         causes
     }
 
     fn fields(&self, replica_set: &ReplicaSet) -> Vec<(&'static str, String)> {
-        vec![("status.replicas", replica_set.status.as_ref().map_or(0, |s| s.replicas).to_string())]
+        vec![(
+            "status.replicas",
+            replica_set
+                .status
+                .as_ref()
+                .map_or(0, |s| s.replicas)
+                .to_string(),
+        )]
     }
 
     fn columns(&self) -> Vec<Column> {
@@ -89,8 +116,11 @@ impl Strategy for ReplicaSets {
     fn cells(&self, replica_set: &ReplicaSet) -> Vec<Value> {
         let spec = replica_set.spec.as_ref();
         let status = replica_set.status.clone().unwrap_or_default();
-        let (containers, images) = workload::container_cells(spec.and_then(|s| s.template.as_ref()));
-        let selector = spec.map(|s| workload::selector_text(&s.selector)).filter(|s| !s.is_empty());
+        let (containers, images) =
+            workload::container_cells(spec.and_then(|s| s.template.as_ref()));
+        let selector = spec
+            .map(|s| workload::selector_text(&s.selector))
+            .filter(|s| !s.is_empty());
         vec![
             Value::from(replica_set.metadata.name.clone().unwrap_or_default()),
             Value::from(spec.and_then(|s| s.replicas).unwrap_or(0)),
@@ -123,15 +153,22 @@ mod tests {
         ReplicaSets.default_fields(&mut rs);
         ReplicaSets.prepare_create(&mut rs);
         assert!(ReplicaSets.validate(&rs).is_empty());
-        assert_eq!(serde_json::to_value(&rs).unwrap()["status"], json!({"replicas": 0}));
+        assert_eq!(
+            serde_json::to_value(&rs).unwrap()["status"],
+            json!({"replicas": 0})
+        );
         let cells = ReplicaSets.cells(&rs);
         assert_eq!(cells[1..4], [json!(1), json!(0), json!(0)]);
         assert_eq!(cells[7], "app=web,pod-template-hash=5d8f");
 
         let mut changed = rs.clone();
-        changed.spec.as_mut().unwrap().selector.match_labels = Some([("app".to_string(), "web".to_string())].into());
+        changed.spec.as_mut().unwrap().selector.match_labels =
+            Some([("app".to_string(), "web".to_string())].into());
         let causes = ReplicaSets.validate_update(&changed, &rs);
         assert_eq!(causes.len(), 1);
-        assert!(causes[0].message.ends_with("field is immutable"), "{causes:?}");
+        assert!(
+            causes[0].message.ends_with("field is immutable"),
+            "{causes:?}"
+        );
     }
 }

@@ -19,7 +19,10 @@ impl Strategy for Secrets {
     type Object = Secret;
 
     fn describe(&self) -> Description {
-        Description { field_selectors: &["type"], ..Description::default() }
+        Description {
+            field_selectors: &["type"],
+            ..Description::default()
+        }
     }
 
     /// `SetDefaults_Secret`, and the v1 conversion that writes `stringData` into `data`
@@ -57,26 +60,45 @@ impl Strategy for Secrets {
             "kubernetes.io/service-account-token" => {
                 let annotation = "kubernetes.io/service-account.name";
                 let annotations = secret.metadata.annotations.as_ref();
-                if annotations.and_then(|a| a.get(annotation)).is_none_or(|v| v.is_empty()) {
-                    causes.push(Cause::required(format!("metadata.annotations[{annotation}]")));
+                if annotations
+                    .and_then(|a| a.get(annotation))
+                    .is_none_or(|v| v.is_empty())
+                {
+                    causes.push(Cause::required(format!(
+                        "metadata.annotations[{annotation}]"
+                    )));
                 }
             }
             kind @ ("kubernetes.io/dockercfg" | "kubernetes.io/dockerconfigjson") => {
-                let name = if kind == "kubernetes.io/dockercfg" { ".dockercfg" } else { ".dockerconfigjson" };
+                let name = if kind == "kubernetes.io/dockercfg" {
+                    ".dockercfg"
+                } else {
+                    ".dockerconfigjson"
+                };
                 match data.get(name) {
                     None => causes.push(Cause::required(key(name))),
                     Some(bytes) => {
-                        if let Err(error) = serde_json::from_slice::<serde_json::Map<String, Value>>(&bytes.0) {
-                            causes.push(Cause::invalid(key(name), &Value::from("<secret contents redacted>"), error.to_string()));
+                        if let Err(error) =
+                            serde_json::from_slice::<serde_json::Map<String, Value>>(&bytes.0)
+                        {
+                            causes.push(Cause::invalid(
+                                key(name),
+                                &Value::from("<secret contents redacted>"),
+                                error.to_string(),
+                            ));
                         }
                     }
                 }
             }
-            "kubernetes.io/basic-auth" if !data.contains_key("username") && !data.contains_key("password") => {
+            "kubernetes.io/basic-auth"
+                if !data.contains_key("username") && !data.contains_key("password") =>
+            {
                 causes.push(Cause::required(key("username")));
                 causes.push(Cause::required(key("password")));
             }
-            "kubernetes.io/ssh-auth" if data.get("ssh-privatekey").is_none_or(|v| v.0.is_empty()) => {
+            "kubernetes.io/ssh-auth"
+                if data.get("ssh-privatekey").is_none_or(|v| v.0.is_empty()) =>
+            {
                 causes.push(Cause::required(key("ssh-privatekey")));
             }
             "kubernetes.io/tls" => {
@@ -96,14 +118,24 @@ impl Strategy for Secrets {
     fn validate_update(&self, new: &Secret, old: &Secret) -> Vec<Cause> {
         let mut causes = Vec::new();
         if new.type_ != old.type_ {
-            causes.push(Cause::invalid("type", &Value::from(new.type_.clone().unwrap_or_default()), "field is immutable"));
+            causes.push(Cause::invalid(
+                "type",
+                &Value::from(new.type_.clone().unwrap_or_default()),
+                "field is immutable",
+            ));
         }
         if old.immutable == Some(true) {
             if new.immutable != Some(true) {
-                causes.push(Cause::forbidden("immutable", "field is immutable when `immutable` is set"));
+                causes.push(Cause::forbidden(
+                    "immutable",
+                    "field is immutable when `immutable` is set",
+                ));
             }
             if new.data != old.data {
-                causes.push(Cause::forbidden("data", "field is immutable when `immutable` is set"));
+                causes.push(Cause::forbidden(
+                    "data",
+                    "field is immutable when `immutable` is set",
+                ));
             }
         }
         causes.extend(self.validate(new));
@@ -145,12 +177,16 @@ mod tests {
     }
 
     fn lines(causes: &[Cause]) -> Vec<String> {
-        causes.iter().map(|c| format!("{}: {}", c.field, c.message)).collect()
+        causes
+            .iter()
+            .map(|c| format!("{}: {}", c.field, c.message))
+            .collect()
     }
 
     #[test]
     fn string_data_lands_in_data_of_an_opaque_secret() {
-        let secret = secret(json!({"data": {"a": "eA=="}, "stringData": {"a": "override", "b": "plain"}}));
+        let secret =
+            secret(json!({"data": {"a": "eA=="}, "stringData": {"a": "override", "b": "plain"}}));
         assert_eq!(secret.type_.as_deref(), Some("Opaque"));
         assert!(secret.string_data.is_none());
         let data = secret.data.as_ref().unwrap();
@@ -162,9 +198,13 @@ mod tests {
     #[test]
     fn typed_secrets_need_their_keys() {
         let tls = secret(json!({"type": "kubernetes.io/tls", "data": {"tls.crt": ""}}));
-        assert_eq!(lines(&Secrets.validate(&tls)), ["data[tls.key]: Required value"]);
+        assert_eq!(
+            lines(&Secrets.validate(&tls)),
+            ["data[tls.key]: Required value"]
+        );
         let bad_key = secret(json!({"stringData": {"bad key": "x"}}));
-        assert!(lines(&Secrets.validate(&bad_key))[0].starts_with("data[bad key]: Invalid value: \"bad key\": a valid config key"));
+        assert!(lines(&Secrets.validate(&bad_key))[0]
+            .starts_with("data[bad key]: Invalid value: \"bad key\": a valid config key"));
     }
 
     #[test]

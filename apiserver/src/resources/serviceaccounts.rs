@@ -12,7 +12,10 @@ impl Strategy for ServiceAccounts {
     type Object = ServiceAccount;
 
     fn describe(&self) -> Description {
-        Description { short_names: &["sa"], ..Description::default() }
+        Description {
+            short_names: &["sa"],
+            ..Description::default()
+        }
     }
 
     fn columns(&self) -> Vec<Column> {

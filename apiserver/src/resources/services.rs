@@ -10,7 +10,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use ipnet::IpNet;
 use k8s_openapi::api::core::v1::{
-    ClientIPConfig, LoadBalancerStatus, Service, ServicePort, ServiceSpec, ServiceStatus, SessionAffinityConfig,
+    ClientIPConfig, LoadBalancerStatus, Service, ServicePort, ServiceSpec, ServiceStatus,
+    SessionAffinityConfig,
 };
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::Value;
@@ -46,24 +47,39 @@ impl Services {
     /// address is fixed, and a start interrupted between reserving and storing it must not
     /// lock it out forever.
     pub async fn claim_cluster_ip(&self, ip: &str, service: &Service) -> ApiResult<()> {
-        self.ips.claim_over(ip, &owner(service)).await.map_err(|e| ApiError::Internal(e.to_string()))
+        self.ips
+            .claim_over(ip, &owner(service))
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))
     }
 
     /// Reserves the values of every stored service that lacks its reservation (a store
     /// written by another API server, or restored from a backup), so they are never handed
     /// out twice. Runs at start-up, as upstream's repair controllers do periodically.
     pub async fn reserve_stored(&self, store: &dyn Store) -> ApiResult<()> {
-        let listed = store.list(b"/services/specs/", store::ListOptions::default()).await?;
+        let listed = store
+            .list(b"/services/specs/", store::ListOptions::default())
+            .await?;
         for kv in listed.kvs {
-            let Ok(service) = stored::decode::<Service>(&kv.value, kv.mod_revision) else { continue };
+            let Ok(service) = stored::decode::<Service>(&kv.value, kv.mod_revision) else {
+                continue;
+            };
             let owner = owner(&service);
             let held = Held::of(&service);
-            let reservations = held.ips.iter().map(|ip| (&self.ips, ip)).chain(held.ports.iter().map(|port| (&self.node_ports, port)));
+            let reservations = held
+                .ips
+                .iter()
+                .map(|ip| (&self.ips, ip))
+                .chain(held.ports.iter().map(|port| (&self.node_ports, port)));
             for (allocator, value) in reservations {
                 match allocator.ensure(value, &owner).await {
                     Ok(true) | Err(AllocError::Rejected(_)) => {}
-                    Ok(false) => tracing::warn!(service = %owner, value, "service value reserved by another service"),
-                    Err(error) => return Err(internal("cannot reserve a stored service's values", error)),
+                    Ok(false) => {
+                        tracing::warn!(service = %owner, value, "service value reserved by another service")
+                    }
+                    Err(error) => {
+                        return Err(internal("cannot reserve a stored service's values", error))
+                    }
                 }
             }
         }
@@ -72,18 +88,37 @@ impl Services {
 
     /// Allocates what `service` needs and `old` (the stored version, for an update) does
     /// not hold, recording each value in `taken` so a failure can give them back.
-    async fn allocate(&self, service: &mut Service, old: Option<&Service>, taken: &mut Held) -> ApiResult<()> {
+    async fn allocate(
+        &self,
+        service: &mut Service,
+        old: Option<&Service>,
+        taken: &mut Held,
+    ) -> ApiResult<()> {
         let owner = owner(service);
         let name = service.metadata.name.clone().unwrap_or_default();
         let invalid = |cause: Cause| ApiError::Invalid {
-            target: Target { group: String::new(), resource: "services".into(), kind: "Service".into(), name: name.clone() },
+            target: Target {
+                group: String::new(),
+                resource: "services".into(),
+                kind: "Service".into(),
+                name: name.clone(),
+            },
             causes: vec![cause],
         };
         let old_spec = old.and_then(|o| o.spec.as_ref());
         let spec = service.spec.get_or_insert_with(ServiceSpec::default);
 
-        if needs_cluster_ip(spec) && !is_headless(spec) && old_spec.is_none_or(|o| !needs_cluster_ip(o)) {
-            let requested = spec.cluster_ips.as_ref().and_then(|ips| ips.first()).or(spec.cluster_ip.as_ref()).filter(|ip| !ip.is_empty()).cloned();
+        if needs_cluster_ip(spec)
+            && !is_headless(spec)
+            && old_spec.is_none_or(|o| !needs_cluster_ip(o))
+        {
+            let requested = spec
+                .cluster_ips
+                .as_ref()
+                .and_then(|ips| ips.first())
+                .or(spec.cluster_ip.as_ref())
+                .filter(|ip| !ip.is_empty())
+                .cloned();
             let ip = match requested {
                 Some(ip) => self.ips.allocate(&ip, &owner).await.map_err(|e| match e {
                     AllocError::Store(e) => e.into(),
@@ -93,7 +128,11 @@ impl Services {
                         format!("failed to allocate IP {ip}: {e}"),
                     )),
                 })?,
-                None => self.ips.allocate_next(&owner).await.map_err(|e| internal("failed to allocate a serviceIP", e))?,
+                None => self
+                    .ips
+                    .allocate_next(&owner)
+                    .await
+                    .map_err(|e| internal("failed to allocate a serviceIP", e))?,
             };
             taken.ips.insert(ip.clone());
             if spec.cluster_ip.as_deref().unwrap_or("").is_empty() {
@@ -105,7 +144,10 @@ impl Services {
         }
 
         if needs_node_ports(spec) {
-            let held_before: HashSet<i32> = old_spec.filter(|o| needs_node_ports(o)).map(node_ports_of).unwrap_or_default();
+            let held_before: HashSet<i32> = old_spec
+                .filter(|o| needs_node_ports(o))
+                .map(node_ports_of)
+                .unwrap_or_default();
             let automatic = should_allocate_node_ports(spec);
             let ports = spec.ports.get_or_insert_with(Vec::new);
             // A service port number served over two protocols shares one node port.
@@ -114,25 +156,49 @@ impl Services {
                 let requested = ports[i].node_port.unwrap_or(0);
                 let shared = if old.is_none() {
                     by_port.get(&ports[i].port).copied().or_else(|| {
-                        ports.iter().filter(|p| p.port == ports[i].port).find_map(|p| p.node_port.filter(|n| *n != 0))
+                        ports
+                            .iter()
+                            .filter(|p| p.port == ports[i].port)
+                            .find_map(|p| p.node_port.filter(|n| *n != 0))
                     })
                 } else {
                     None
                 };
-                let wanted = if requested != 0 { Some(requested) } else { shared };
+                let wanted = if requested != 0 {
+                    Some(requested)
+                } else {
+                    shared
+                };
                 let node_port = match wanted {
-                    Some(port) if held_before.contains(&port) || taken.ports.contains(&port.to_string()) => port,
+                    Some(port)
+                        if held_before.contains(&port)
+                            || taken.ports.contains(&port.to_string()) =>
+                    {
+                        port
+                    }
                     Some(port) => {
-                        let value = self.node_ports.allocate(&port.to_string(), &owner).await.map_err(|e| match e {
-                            AllocError::Store(e) => e.into(),
-                            e => invalid(Cause::invalid(format!("spec.ports[{i}].nodePort"), &Value::from(port), e.to_string())),
-                        })?;
+                        let value = self
+                            .node_ports
+                            .allocate(&port.to_string(), &owner)
+                            .await
+                            .map_err(|e| match e {
+                                AllocError::Store(e) => e.into(),
+                                e => invalid(Cause::invalid(
+                                    format!("spec.ports[{i}].nodePort"),
+                                    &Value::from(port),
+                                    e.to_string(),
+                                )),
+                            })?;
                         taken.ports.insert(value);
                         port
                     }
                     None if !automatic => continue,
                     None => {
-                        let value = self.node_ports.allocate_next(&owner).await.map_err(|e| internal("failed to allocate a nodePort", e))?;
+                        let value = self
+                            .node_ports
+                            .allocate_next(&owner)
+                            .await
+                            .map_err(|e| internal("failed to allocate a nodePort", e))?;
                         let port = value.parse().unwrap_or(0);
                         taken.ports.insert(value);
                         port
@@ -145,10 +211,21 @@ impl Services {
 
         if needs_health_check(spec) && old_spec.is_none_or(|o| !needs_health_check(o)) {
             let value = match spec.health_check_node_port.filter(|p| *p != 0) {
-                Some(port) => self.node_ports.allocate(&port.to_string(), &owner).await.map_err(|e| {
-                    internal(&format!("failed to allocate requested HealthCheck NodePort {port}"), e)
-                })?,
-                None => self.node_ports.allocate_next(&owner).await.map_err(|e| internal("failed to allocate a HealthCheck NodePort 0", e))?,
+                Some(port) => self
+                    .node_ports
+                    .allocate(&port.to_string(), &owner)
+                    .await
+                    .map_err(|e| {
+                        internal(
+                            &format!("failed to allocate requested HealthCheck NodePort {port}"),
+                            e,
+                        )
+                    })?,
+                None => self
+                    .node_ports
+                    .allocate_next(&owner)
+                    .await
+                    .map_err(|e| internal("failed to allocate a HealthCheck NodePort 0", e))?,
             };
             spec.health_check_node_port = value.parse().ok();
             taken.ports.insert(value);
@@ -186,7 +263,9 @@ struct Held {
 
 impl Held {
     fn of(service: &Service) -> Held {
-        let Some(spec) = &service.spec else { return Held::default() };
+        let Some(spec) = &service.spec else {
+            return Held::default();
+        };
         let mut held = Held::default();
         if needs_cluster_ip(spec) && !is_headless(spec) {
             for ip in spec.cluster_ips.iter().flatten() {
@@ -196,10 +275,15 @@ impl Held {
             }
         }
         if needs_node_ports(spec) {
-            held.ports.extend(node_ports_of(spec).into_iter().map(|p| p.to_string()));
+            held.ports
+                .extend(node_ports_of(spec).into_iter().map(|p| p.to_string()));
         }
         if needs_health_check(spec) {
-            held.ports.extend(spec.health_check_node_port.filter(|p| *p != 0).map(|p| p.to_string()));
+            held.ports.extend(
+                spec.health_check_node_port
+                    .filter(|p| *p != 0)
+                    .map(|p| p.to_string()),
+            );
         }
         held
     }
@@ -256,7 +340,11 @@ fn needs_cluster_ip(spec: &ServiceSpec) -> bool {
 
 /// `clusterIP: None`: DNS answers with the pods' addresses, no virtual IP is allocated.
 fn is_headless(spec: &ServiceSpec) -> bool {
-    spec.cluster_ips.as_ref().and_then(|ips| ips.first()).or(spec.cluster_ip.as_ref()).is_some_and(|ip| ip == "None")
+    spec.cluster_ips
+        .as_ref()
+        .and_then(|ips| ips.first())
+        .or(spec.cluster_ip.as_ref())
+        .is_some_and(|ip| ip == "None")
 }
 
 fn needs_node_ports(spec: &ServiceSpec) -> bool {
@@ -272,7 +360,12 @@ fn should_allocate_node_ports(spec: &ServiceSpec) -> bool {
 }
 
 fn externally_accessible(spec: &ServiceSpec) -> bool {
-    needs_node_ports(spec) || (service_type(spec) == "ClusterIP" && spec.external_ips.as_ref().is_some_and(|ips| !ips.is_empty()))
+    needs_node_ports(spec)
+        || (service_type(spec) == "ClusterIP"
+            && spec
+                .external_ips
+                .as_ref()
+                .is_some_and(|ips| !ips.is_empty()))
 }
 
 fn needs_health_check(spec: &ServiceSpec) -> bool {
@@ -280,7 +373,12 @@ fn needs_health_check(spec: &ServiceSpec) -> bool {
 }
 
 fn node_ports_of(spec: &ServiceSpec) -> HashSet<i32> {
-    spec.ports.iter().flatten().filter_map(|p| p.node_port).filter(|p| *p != 0).collect()
+    spec.ports
+        .iter()
+        .flatten()
+        .filter_map(|p| p.node_port)
+        .filter(|p| *p != 0)
+        .collect()
 }
 
 fn cluster_ips(spec: &ServiceSpec) -> &[String] {
@@ -307,14 +405,24 @@ impl Strategy for Services {
     /// Upstream's `SetDefaults_Service`, then the IP family fields its allocator fills in.
     fn default_fields(&self, service: &mut Service) {
         let spec = service.spec.get_or_insert_with(ServiceSpec::default);
-        let affinity = spec.session_affinity.get_or_insert_with(|| "None".into()).clone();
+        let affinity = spec
+            .session_affinity
+            .get_or_insert_with(|| "None".into())
+            .clone();
         if affinity == "None" {
             spec.session_affinity_config = None;
         } else if affinity == "ClientIP" {
-            let timeout = spec.session_affinity_config.as_ref().and_then(|c| c.client_ip.as_ref()).and_then(|c| c.timeout_seconds);
+            let timeout = spec
+                .session_affinity_config
+                .as_ref()
+                .and_then(|c| c.client_ip.as_ref())
+                .and_then(|c| c.timeout_seconds);
             if timeout.is_none() {
-                spec.session_affinity_config =
-                    Some(SessionAffinityConfig { client_ip: Some(ClientIPConfig { timeout_seconds: Some(10800) }) });
+                spec.session_affinity_config = Some(SessionAffinityConfig {
+                    client_ip: Some(ClientIPConfig {
+                        timeout_seconds: Some(10800),
+                    }),
+                });
             }
         }
         spec.type_.get_or_insert_with(|| "ClusterIP".into());
@@ -330,17 +438,34 @@ impl Strategy for Services {
                 port.target_port = Some(IntOrString::Int(port.port));
             }
         }
-        if externally_accessible(spec) && spec.external_traffic_policy.as_deref().unwrap_or("").is_empty() {
+        if externally_accessible(spec)
+            && spec
+                .external_traffic_policy
+                .as_deref()
+                .unwrap_or("")
+                .is_empty()
+        {
             spec.external_traffic_policy = Some("Cluster".into());
         }
-        if spec.internal_traffic_policy.is_none() && matches!(service_type(spec), "ClusterIP" | "NodePort" | "LoadBalancer") {
+        if spec.internal_traffic_policy.is_none()
+            && matches!(
+                service_type(spec),
+                "ClusterIP" | "NodePort" | "LoadBalancer"
+            )
+        {
             spec.internal_traffic_policy = Some("Cluster".into());
         }
         if service_type(spec) == "LoadBalancer" {
             spec.allocate_load_balancer_node_ports.get_or_insert(true);
-            let ingress = service.status.as_mut().and_then(|s| s.load_balancer.as_mut()).and_then(|lb| lb.ingress.as_mut());
+            let ingress = service
+                .status
+                .as_mut()
+                .and_then(|s| s.load_balancer.as_mut())
+                .and_then(|lb| lb.ingress.as_mut());
             for ingress in ingress.into_iter().flatten() {
-                if ingress.ip.as_deref().is_some_and(|ip| !ip.is_empty()) && ingress.ip_mode.is_none() {
+                if ingress.ip.as_deref().is_some_and(|ip| !ip.is_empty())
+                    && ingress.ip_mode.is_none()
+                {
                     ingress.ip_mode = Some("VIP".into());
                 }
             }
@@ -349,9 +474,14 @@ impl Strategy for Services {
     }
 
     fn prepare_create(&self, service: &mut Service) {
-        service.status = Some(ServiceStatus { load_balancer: Some(LoadBalancerStatus::default()), conditions: None });
+        service.status = Some(ServiceStatus {
+            load_balancer: Some(LoadBalancerStatus::default()),
+            conditions: None,
+        });
         if let Some(spec) = &mut service.spec {
-            if spec.cluster_ip.as_deref().is_some_and(|ip| !ip.is_empty()) && spec.cluster_ips.as_ref().is_none_or(|ips| ips.is_empty()) {
+            if spec.cluster_ip.as_deref().is_some_and(|ip| !ip.is_empty())
+                && spec.cluster_ips.as_ref().is_none_or(|ips| ips.is_empty())
+            {
                 spec.cluster_ips = spec.cluster_ip.clone().map(|ip| vec![ip]);
             }
         }
@@ -395,12 +525,21 @@ impl Strategy for Services {
             {
                 causes.push(Cause::invalid(
                     "spec.loadBalancerClass",
-                    &spec.load_balancer_class.as_deref().map_or(Value::Null, Value::from),
+                    &spec
+                        .load_balancer_class
+                        .as_deref()
+                        .map_or(Value::Null, Value::from),
                     "may not change once set",
                 ));
             }
-            if needs_health_check(spec) && needs_health_check(old_spec) && spec.health_check_node_port != old_spec.health_check_node_port {
-                causes.push(Cause::forbidden("spec.healthCheckNodePort", "field is immutable"));
+            if needs_health_check(spec)
+                && needs_health_check(old_spec)
+                && spec.health_check_node_port != old_spec.health_check_node_port
+            {
+                causes.push(Cause::forbidden(
+                    "spec.healthCheckNodePort",
+                    "field is immutable",
+                ));
             }
         }
         causes.extend(self.validate(new));
@@ -427,8 +566,14 @@ impl Strategy for Services {
     fn fields(&self, service: &Service) -> Vec<(&'static str, String)> {
         let spec = service.spec.as_ref();
         vec![
-            ("spec.clusterIP", spec.and_then(|s| s.cluster_ip.clone()).unwrap_or_default()),
-            ("spec.type", spec.and_then(|s| s.type_.clone()).unwrap_or_default()),
+            (
+                "spec.clusterIP",
+                spec.and_then(|s| s.cluster_ip.clone()).unwrap_or_default(),
+            ),
+            (
+                "spec.type",
+                spec.and_then(|s| s.type_.clone()).unwrap_or_default(),
+            ),
         ]
     }
 
@@ -451,9 +596,18 @@ impl Strategy for Services {
         vec![
             Value::from(service.metadata.name.clone().unwrap_or_default()),
             Value::from(service_type(spec)),
-            Value::from(cluster_ips(spec).first().cloned().unwrap_or_else(|| "<none>".into())),
+            Value::from(
+                cluster_ips(spec)
+                    .first()
+                    .cloned()
+                    .unwrap_or_else(|| "<none>".into()),
+            ),
             Value::from(external_ip_cell(service)),
-            Value::from(if ports.is_empty() { "<none>".to_string() } else { ports }),
+            Value::from(if ports.is_empty() {
+                "<none>".to_string()
+            } else {
+                ports
+            }),
             age(&service.metadata),
             Value::from(labels_cell(spec.selector.as_ref())),
         ]
@@ -468,11 +622,23 @@ impl Services {
         if !needs_cluster_ip(spec) {
             return;
         }
-        let headless_selectorless = is_headless(spec) && spec.selector.as_ref().is_none_or(|s| s.is_empty());
+        let headless_selectorless =
+            is_headless(spec) && spec.selector.as_ref().is_none_or(|s| s.is_empty());
         if spec.ip_family_policy.is_none() {
-            spec.ip_family_policy = Some(if headless_selectorless { "RequireDualStack" } else { "SingleStack" }.into());
+            spec.ip_family_policy = Some(
+                if headless_selectorless {
+                    "RequireDualStack"
+                } else {
+                    "SingleStack"
+                }
+                .into(),
+            );
         }
-        let requested: Vec<IpAddr> = cluster_ips(spec).iter().take_while(|ip| *ip != "None").filter_map(|ip| ip.parse().ok()).collect();
+        let requested: Vec<IpAddr> = cluster_ips(spec)
+            .iter()
+            .take_while(|ip| *ip != "None")
+            .filter_map(|ip| ip.parse().ok())
+            .collect();
         if requested.iter().any(|ip| family_of(ip) != self.family) {
             return;
         }
@@ -483,8 +649,15 @@ impl Services {
         if families.is_empty() {
             families.push(self.family.into());
         }
-        if headless_selectorless && families.len() < 2 && spec.ip_family_policy.as_deref() != Some("SingleStack") {
-            let other = if families[0] == "IPv4" { "IPv6" } else { "IPv4" };
+        if headless_selectorless
+            && families.len() < 2
+            && spec.ip_family_policy.as_deref() != Some("SingleStack")
+        {
+            let other = if families[0] == "IPv4" {
+                "IPv6"
+            } else {
+                "IPv4"
+            };
             families.push(other.into());
         }
     }
@@ -507,15 +680,25 @@ impl Services {
                 }
             }
         }
-        if !causes.is_empty() || (is_headless(spec) && spec.selector.as_ref().is_none_or(|s| s.is_empty())) {
+        if !causes.is_empty()
+            || (is_headless(spec) && spec.selector.as_ref().is_none_or(|s| s.is_empty()))
+        {
             return causes;
         }
         if spec.ip_family_policy.as_deref() == Some("RequireDualStack") {
-            causes.push(Cause::invalid("spec.ipFamilyPolicy", &Value::from("RequireDualStack"), "this cluster is not configured for dual-stack services"));
+            causes.push(Cause::invalid(
+                "spec.ipFamilyPolicy",
+                &Value::from("RequireDualStack"),
+                "this cluster is not configured for dual-stack services",
+            ));
         }
         for (i, family) in spec.ip_families.iter().flatten().enumerate() {
             if family != self.family && ["IPv4", "IPv6"].contains(&family.as_str()) {
-                causes.push(Cause::invalid(format!("spec.ipFamilies[{i}]"), &Value::from(family.as_str()), "not configured on this cluster"));
+                causes.push(Cause::invalid(
+                    format!("spec.ipFamilies[{i}]"),
+                    &Value::from(family.as_str()),
+                    "not configured on this cluster",
+                ));
             }
         }
         causes
@@ -534,19 +717,32 @@ fn patch_allocated_values(spec: &mut ServiceSpec, old: &ServiceSpec) {
         }
     }
     if needs_node_ports(old) && needs_node_ports(spec) {
-        let in_both: HashSet<i32> = node_ports_of(old).intersection(&node_ports_of(spec)).copied().collect();
-        let by_name: HashMap<&str, i32> =
-            old.ports.iter().flatten().map(|p| (p.name.as_deref().unwrap_or(""), p.node_port.unwrap_or(0))).collect();
+        let in_both: HashSet<i32> = node_ports_of(old)
+            .intersection(&node_ports_of(spec))
+            .copied()
+            .collect();
+        let by_name: HashMap<&str, i32> = old
+            .ports
+            .iter()
+            .flatten()
+            .map(|p| (p.name.as_deref().unwrap_or(""), p.node_port.unwrap_or(0)))
+            .collect();
         for port in spec.ports.iter_mut().flatten() {
             if port.node_port.unwrap_or(0) == 0 {
-                let previous = by_name.get(port.name.as_deref().unwrap_or("")).copied().unwrap_or(0);
+                let previous = by_name
+                    .get(port.name.as_deref().unwrap_or(""))
+                    .copied()
+                    .unwrap_or(0);
                 if previous != 0 && !in_both.contains(&previous) {
                     port.node_port = Some(previous);
                 }
             }
         }
     }
-    if needs_health_check(old) && needs_health_check(spec) && spec.health_check_node_port.unwrap_or(0) == 0 {
+    if needs_health_check(old)
+        && needs_health_check(spec)
+        && spec.health_check_node_port.unwrap_or(0) == 0
+    {
         spec.health_check_node_port = old.health_check_node_port;
     }
 }
@@ -554,12 +750,22 @@ fn patch_allocated_values(spec: &mut ServiceSpec, old: &ServiceSpec) {
 /// Upstream's `normalizeClusterIPs` for updates: an old client that only knows `clusterIP`
 /// keeps `clusterIPs` in step with it.
 fn normalize_cluster_ips(spec: &mut ServiceSpec, old: &ServiceSpec) {
-    if !cluster_ips(old).is_empty() && cluster_ips(spec).is_empty() && old.cluster_ip == spec.cluster_ip {
+    if !cluster_ips(old).is_empty()
+        && cluster_ips(spec).is_empty()
+        && old.cluster_ip == spec.cluster_ip
+    {
         spec.cluster_ips = old.cluster_ips.clone();
     }
-    let (old_ip, new_ip) = (old.cluster_ip.as_deref().unwrap_or(""), spec.cluster_ip.as_deref().unwrap_or(""));
+    let (old_ip, new_ip) = (
+        old.cluster_ip.as_deref().unwrap_or(""),
+        spec.cluster_ip.as_deref().unwrap_or(""),
+    );
     if old_ip != new_ip && cluster_ips(old) == cluster_ips(spec) {
-        spec.cluster_ips = if !old_ip.is_empty() && new_ip.is_empty() { None } else { Some(vec![new_ip.to_string()]) };
+        spec.cluster_ips = if !old_ip.is_empty() && new_ip.is_empty() {
+            None
+        } else {
+            Some(vec![new_ip.to_string()])
+        };
     }
 }
 
@@ -576,24 +782,38 @@ fn drop_type_dependent_fields(spec: &mut ServiceSpec, old: &ServiceSpec) {
             spec.ip_family_policy = None;
         }
     }
-    let node_ports = |s: &ServiceSpec| s.ports.iter().flatten().map(|p| p.node_port.unwrap_or(0)).collect::<Vec<_>>();
+    let node_ports = |s: &ServiceSpec| {
+        s.ports
+            .iter()
+            .flatten()
+            .map(|p| p.node_port.unwrap_or(0))
+            .collect::<Vec<_>>()
+    };
     if needs_node_ports(old) && !needs_node_ports(spec) && node_ports(old) == node_ports(spec) {
         for port in spec.ports.iter_mut().flatten() {
             port.node_port = None;
         }
     }
-    if needs_health_check(old) && !needs_health_check(spec) && old.health_check_node_port == spec.health_check_node_port {
+    if needs_health_check(old)
+        && !needs_health_check(spec)
+        && old.health_check_node_port == spec.health_check_node_port
+    {
         spec.health_check_node_port = None;
     }
     if service_type(old) == "LoadBalancer" && service_type(spec) != "LoadBalancer" {
-        if spec.allocate_load_balancer_node_ports.is_some() && spec.allocate_load_balancer_node_ports == old.allocate_load_balancer_node_ports {
+        if spec.allocate_load_balancer_node_ports.is_some()
+            && spec.allocate_load_balancer_node_ports == old.allocate_load_balancer_node_ports
+        {
             spec.allocate_load_balancer_node_ports = None;
         }
         if spec.load_balancer_class == old.load_balancer_class {
             spec.load_balancer_class = None;
         }
     }
-    if externally_accessible(old) && !externally_accessible(spec) && old.external_traffic_policy == spec.external_traffic_policy {
+    if externally_accessible(old)
+        && !externally_accessible(spec)
+        && old.external_traffic_policy == spec.external_traffic_policy
+    {
         spec.external_traffic_policy = None;
     }
 }
@@ -616,11 +836,17 @@ fn validate_spec(spec: &ServiceSpec) -> Vec<Cause> {
         "ExternalName" => {
             for (set, field) in [
                 (!cluster_ips(spec).is_empty(), "spec.clusterIPs"),
-                (spec.ip_families.as_ref().is_some_and(|f| !f.is_empty()), "spec.ipFamilies"),
+                (
+                    spec.ip_families.as_ref().is_some_and(|f| !f.is_empty()),
+                    "spec.ipFamilies",
+                ),
                 (spec.ip_family_policy.is_some(), "spec.ipFamilyPolicy"),
             ] {
                 if set {
-                    causes.push(Cause::forbidden(field, "may not be set for ExternalName services"));
+                    causes.push(Cause::forbidden(
+                        field,
+                        "may not be set for ExternalName services",
+                    ));
                 }
             }
             let name = spec.external_name.as_deref().unwrap_or("");
@@ -629,7 +855,11 @@ fn validate_spec(spec: &ServiceSpec) -> Vec<Cause> {
                 causes.push(Cause::required("spec.externalName"));
             } else {
                 for error in validation::name_errors(cname, NameRule::Subdomain) {
-                    causes.push(Cause::invalid("spec.externalName", &Value::from(cname), error));
+                    causes.push(Cause::invalid(
+                        "spec.externalName",
+                        &Value::from(cname),
+                        error,
+                    ));
                 }
             }
         }
@@ -637,7 +867,12 @@ fn validate_spec(spec: &ServiceSpec) -> Vec<Cause> {
     }
     let mut names = BTreeSet::new();
     for (i, port) in ports.iter().enumerate() {
-        causes.extend(validate_port(port, ports.len() > 1, &mut names, &format!("spec.ports[{i}]")));
+        causes.extend(validate_port(
+            port,
+            ports.len() > 1,
+            &mut names,
+            &format!("spec.ports[{i}]"),
+        ));
     }
     if spec.selector.is_some() {
         causes.extend(validation::labels(spec.selector.as_ref(), "spec.selector"));
@@ -645,7 +880,11 @@ fn validate_spec(spec: &ServiceSpec) -> Vec<Cause> {
     match spec.session_affinity.as_deref() {
         None | Some("") => causes.push(Cause::required("spec.sessionAffinity")),
         Some("ClientIP") => {
-            let timeout = spec.session_affinity_config.as_ref().and_then(|c| c.client_ip.as_ref()).and_then(|c| c.timeout_seconds);
+            let timeout = spec
+                .session_affinity_config
+                .as_ref()
+                .and_then(|c| c.client_ip.as_ref())
+                .and_then(|c| c.timeout_seconds);
             match timeout {
                 Some(t) if t > 0 && t <= 86400 => {}
                 Some(t) => causes.push(Cause::invalid(
@@ -653,31 +892,51 @@ fn validate_spec(spec: &ServiceSpec) -> Vec<Cause> {
                     &Value::from(t),
                     "must be greater than 0 and less than 86400",
                 )),
-                None => causes.push(Cause::required("spec.sessionAffinityConfig.clientIP.timeoutSeconds")),
+                None => causes.push(Cause::required(
+                    "spec.sessionAffinityConfig.clientIP.timeoutSeconds",
+                )),
             }
         }
         Some("None") => {
             if spec.session_affinity_config.is_some() {
-                causes.push(Cause::forbidden("spec.sessionAffinityConfig", "must not be set when session affinity is None"));
+                causes.push(Cause::forbidden(
+                    "spec.sessionAffinityConfig",
+                    "must not be set when session affinity is None",
+                ));
             }
         }
-        Some(other) => causes.push(Cause::unsupported("spec.sessionAffinity", &Value::from(other), &["ClientIP", "None"])),
+        Some(other) => causes.push(Cause::unsupported(
+            "spec.sessionAffinity",
+            &Value::from(other),
+            &["ClientIP", "None"],
+        )),
     }
     causes.extend(validate_cluster_ips(spec));
     for (i, ip) in spec.external_ips.iter().flatten().enumerate() {
         if ip.parse::<IpAddr>().is_err() {
-            causes.push(Cause::invalid(format!("spec.externalIPs[{i}]"), &Value::from(ip.as_str()), INVALID_IP));
+            causes.push(Cause::invalid(
+                format!("spec.externalIPs[{i}]"),
+                &Value::from(ip.as_str()),
+                INVALID_IP,
+            ));
         }
     }
     match kind {
         "" => causes.push(Cause::required("spec.type")),
         "ClusterIP" | "ExternalName" | "LoadBalancer" | "NodePort" => {}
-        other => causes.push(Cause::unsupported("spec.type", &Value::from(other), &["ClusterIP", "ExternalName", "LoadBalancer", "NodePort"])),
+        other => causes.push(Cause::unsupported(
+            "spec.type",
+            &Value::from(other),
+            &["ClusterIP", "ExternalName", "LoadBalancer", "NodePort"],
+        )),
     }
     if kind == "ClusterIP" {
         for (i, port) in ports.iter().enumerate() {
             if port.node_port.unwrap_or(0) != 0 {
-                causes.push(Cause::forbidden(format!("spec.ports[{i}].nodePort"), "may not be used when `type` is 'ClusterIP'"));
+                causes.push(Cause::forbidden(
+                    format!("spec.ports[{i}].nodePort"),
+                    "may not be used when `type` is 'ClusterIP'",
+                ));
             }
         }
     }
@@ -687,7 +946,10 @@ fn validate_spec(spec: &ServiceSpec) -> Vec<Cause> {
         let protocol = port.protocol.as_deref().unwrap_or("");
         if let Some(node_port) = port.node_port.filter(|p| *p != 0) {
             if !node_ports.insert((protocol, node_port)) {
-                causes.push(Cause::duplicate(format!("spec.ports[{i}].nodePort"), &Value::from(node_port)));
+                causes.push(Cause::duplicate(
+                    format!("spec.ports[{i}].nodePort"),
+                    &Value::from(node_port),
+                ));
             }
         }
         if !port_keys.insert((protocol, port.port)) {
@@ -701,11 +963,23 @@ fn validate_spec(spec: &ServiceSpec) -> Vec<Cause> {
             });
         }
     }
-    if spec.load_balancer_source_ranges.as_ref().is_some_and(|r| !r.is_empty()) {
+    if spec
+        .load_balancer_source_ranges
+        .as_ref()
+        .is_some_and(|r| !r.is_empty())
+    {
         if kind != "LoadBalancer" {
-            causes.push(Cause::forbidden("spec.LoadBalancerSourceRanges", "may only be used when `type` is 'LoadBalancer'"));
+            causes.push(Cause::forbidden(
+                "spec.LoadBalancerSourceRanges",
+                "may only be used when `type` is 'LoadBalancer'",
+            ));
         }
-        for (i, range) in spec.load_balancer_source_ranges.iter().flatten().enumerate() {
+        for (i, range) in spec
+            .load_balancer_source_ranges
+            .iter()
+            .flatten()
+            .enumerate()
+        {
             if range.trim().parse::<IpNet>().is_err() {
                 causes.push(Cause::invalid(
                     format!("spec.LoadBalancerSourceRanges[{i}]"),
@@ -716,20 +990,34 @@ fn validate_spec(spec: &ServiceSpec) -> Vec<Cause> {
         }
     }
     if spec.allocate_load_balancer_node_ports.is_some() && kind != "LoadBalancer" {
-        causes.push(Cause::forbidden("spec.allocateLoadBalancerNodePorts", "may only be used when `type` is 'LoadBalancer'"));
+        causes.push(Cause::forbidden(
+            "spec.allocateLoadBalancerNodePorts",
+            "may only be used when `type` is 'LoadBalancer'",
+        ));
     }
     if spec.load_balancer_class.is_some() && kind != "LoadBalancer" {
-        causes.push(Cause::forbidden("spec.loadBalancerClass", "may only be used when `type` is 'LoadBalancer'"));
+        causes.push(Cause::forbidden(
+            "spec.loadBalancerClass",
+            "may only be used when `type` is 'LoadBalancer'",
+        ));
     }
     let policy = spec.external_traffic_policy.as_deref().unwrap_or("");
     if !externally_accessible(spec) {
         if !policy.is_empty() {
-            causes.push(Cause::invalid("spec.externalTrafficPolicy", &Value::from(policy), "may only be set for externally-accessible services"));
+            causes.push(Cause::invalid(
+                "spec.externalTrafficPolicy",
+                &Value::from(policy),
+                "may only be set for externally-accessible services",
+            ));
         }
     } else if policy.is_empty() {
         causes.push(Cause::required("spec.externalTrafficPolicy"));
     } else if !["Cluster", "Local"].contains(&policy) {
-        causes.push(Cause::unsupported("spec.externalTrafficPolicy", &Value::from(policy), &["Cluster", "Local"]));
+        causes.push(Cause::unsupported(
+            "spec.externalTrafficPolicy",
+            &Value::from(policy),
+            &["Cluster", "Local"],
+        ));
     }
     let health = spec.health_check_node_port.unwrap_or(0);
     if !needs_health_check(spec) && health != 0 {
@@ -740,14 +1028,26 @@ fn validate_spec(spec: &ServiceSpec) -> Vec<Cause> {
         ));
     }
     match spec.internal_traffic_policy.as_deref() {
-        None if matches!(kind, "ClusterIP" | "NodePort" | "LoadBalancer") => causes.push(Cause::required("spec.internalTrafficPolicy")),
-        Some(p) if !["Cluster", "Local"].contains(&p) => {
-            causes.push(Cause::unsupported("spec.internalTrafficPolicy", &Value::from(p), &["Cluster", "Local"]))
+        None if matches!(kind, "ClusterIP" | "NodePort" | "LoadBalancer") => {
+            causes.push(Cause::required("spec.internalTrafficPolicy"))
         }
+        Some(p) if !["Cluster", "Local"].contains(&p) => causes.push(Cause::unsupported(
+            "spec.internalTrafficPolicy",
+            &Value::from(p),
+            &["Cluster", "Local"],
+        )),
         _ => {}
     }
-    if let Some(distribution) = spec.traffic_distribution.as_deref().filter(|d| *d != "PreferClose") {
-        causes.push(Cause::unsupported("spec.trafficDistribution", &Value::from(distribution), &["PreferClose"]));
+    if let Some(distribution) = spec
+        .traffic_distribution
+        .as_deref()
+        .filter(|d| *d != "PreferClose")
+    {
+        causes.push(Cause::unsupported(
+            "spec.trafficDistribution",
+            &Value::from(distribution),
+            &["PreferClose"],
+        ));
     }
     causes
 }
@@ -755,27 +1055,48 @@ fn validate_spec(spec: &ServiceSpec) -> Vec<Cause> {
 const INVALID_IP: &str = "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)";
 
 /// Upstream's `validateServicePort`.
-fn validate_port(port: &ServicePort, name_required: bool, names: &mut BTreeSet<String>, path: &str) -> Vec<Cause> {
+fn validate_port(
+    port: &ServicePort,
+    name_required: bool,
+    names: &mut BTreeSet<String>,
+    path: &str,
+) -> Vec<Cause> {
     let name = port.name.as_deref().unwrap_or("");
     let mut causes = validation::port_name(name, name_required, path);
     if !name.is_empty() && !names.insert(name.to_string()) {
         causes.push(Cause::duplicate(format!("{path}.name"), &Value::from(name)));
     }
     if !(1..=65535).contains(&port.port) {
-        causes.push(Cause::invalid(format!("{path}.port"), &Value::from(port.port), PORT_RANGE));
+        causes.push(Cause::invalid(
+            format!("{path}.port"),
+            &Value::from(port.port),
+            PORT_RANGE,
+        ));
     }
     match port.protocol.as_deref().unwrap_or("") {
         "" => causes.push(Cause::required(format!("{path}.protocol"))),
         "SCTP" | "TCP" | "UDP" => {}
-        other => causes.push(Cause::unsupported(format!("{path}.protocol"), &Value::from(other), &["SCTP", "TCP", "UDP"])),
+        other => causes.push(Cause::unsupported(
+            format!("{path}.protocol"),
+            &Value::from(other),
+            &["SCTP", "TCP", "UDP"],
+        )),
     }
     match &port.target_port {
         Some(IntOrString::Int(target)) if !(1..=65535).contains(target) => {
-            causes.push(Cause::invalid(format!("{path}.targetPort"), &Value::from(*target), PORT_RANGE));
+            causes.push(Cause::invalid(
+                format!("{path}.targetPort"),
+                &Value::from(*target),
+                PORT_RANGE,
+            ));
         }
         Some(IntOrString::String(target)) => {
             for error in port_name_errors(target) {
-                causes.push(Cause::invalid(format!("{path}.targetPort"), &Value::from(target.as_str()), error));
+                causes.push(Cause::invalid(
+                    format!("{path}.targetPort"),
+                    &Value::from(target.as_str()),
+                    error,
+                ));
             }
         }
         _ => {}
@@ -792,24 +1113,43 @@ fn validate_cluster_ips(spec: &ServiceSpec) -> Vec<Cause> {
     let ips = cluster_ips(spec);
     let printed = go_strings(spec.cluster_ips.as_deref());
     match spec.cluster_ip.as_deref().unwrap_or("") {
-        "" if !ips.is_empty() => causes.push(Cause::invalid_printed("spec.clusterIPs", &printed, "must be empty when `clusterIP` is not specified")),
+        "" if !ips.is_empty() => causes.push(Cause::invalid_printed(
+            "spec.clusterIPs",
+            &printed,
+            "must be empty when `clusterIP` is not specified",
+        )),
         "" => {}
         _ if ips.is_empty() => causes.push(Cause::required("spec.clusterIPs")),
-        ip if ips[0] != ip => causes.push(Cause::invalid_printed("spec.clusterIPs", &printed, "first value must match `clusterIP`")),
+        ip if ips[0] != ip => causes.push(Cause::invalid_printed(
+            "spec.clusterIPs",
+            &printed,
+            "first value must match `clusterIP`",
+        )),
         _ => {}
     }
     let mut seen = BTreeSet::new();
     for (i, family) in spec.ip_families.iter().flatten().enumerate() {
         if !["IPv4", "IPv6"].contains(&family.as_str()) {
-            causes.push(Cause::unsupported(format!("spec.ipFamilies[{i}]"), &Value::from(family.as_str()), &["IPv4", "IPv6"]));
+            causes.push(Cause::unsupported(
+                format!("spec.ipFamilies[{i}]"),
+                &Value::from(family.as_str()),
+                &["IPv4", "IPv6"],
+            ));
         }
         if !seen.insert(family.as_str()) {
-            causes.push(Cause::duplicate(format!("spec.ipFamilies[{i}]"), &Value::from(family.as_str())));
+            causes.push(Cause::duplicate(
+                format!("spec.ipFamilies[{i}]"),
+                &Value::from(family.as_str()),
+            ));
         }
     }
     if let Some(policy) = spec.ip_family_policy.as_deref() {
         if !["PreferDualStack", "RequireDualStack", "SingleStack"].contains(&policy) {
-            causes.push(Cause::unsupported("spec.ipFamilyPolicy", &Value::from(policy), &["PreferDualStack", "RequireDualStack", "SingleStack"]));
+            causes.push(Cause::unsupported(
+                "spec.ipFamilyPolicy",
+                &Value::from(policy),
+                &["PreferDualStack", "RequireDualStack", "SingleStack"],
+            ));
         }
     }
     let mut invalid_ips = false;
@@ -817,31 +1157,57 @@ fn validate_cluster_ips(spec: &ServiceSpec) -> Vec<Cause> {
         if i == 0 && ip == "None" {
             if ips.len() > 1 {
                 invalid_ips = true;
-                causes.push(Cause::invalid_printed("spec.clusterIPs", &printed, "'None' must be the first and only value"));
+                causes.push(Cause::invalid_printed(
+                    "spec.clusterIPs",
+                    &printed,
+                    "'None' must be the first and only value",
+                ));
             }
             continue;
         }
         if ip.parse::<IpAddr>().is_err() {
             invalid_ips = true;
-            causes.push(Cause::invalid(format!("spec.clusterIPs[{i}]"), &Value::from(ip.as_str()), INVALID_IP));
+            causes.push(Cause::invalid(
+                format!("spec.clusterIPs[{i}]"),
+                &Value::from(ip.as_str()),
+                INVALID_IP,
+            ));
         }
     }
     if ips.len() > 2 {
-        causes.push(Cause::invalid_printed("spec.clusterIPs", &printed, "may only hold up to 2 values"));
+        causes.push(Cause::invalid_printed(
+            "spec.clusterIPs",
+            &printed,
+            "may only hold up to 2 values",
+        ));
     }
     if invalid_ips {
         return causes;
     }
     if ips.len() > 1 {
-        let families: BTreeSet<&str> = ips.iter().filter_map(|ip| ip.parse::<IpAddr>().ok()).map(|ip| family_of(&ip)).collect();
+        let families: BTreeSet<&str> = ips
+            .iter()
+            .filter_map(|ip| ip.parse::<IpAddr>().ok())
+            .map(|ip| family_of(&ip))
+            .collect();
         if families.len() != ips.len() {
-            causes.push(Cause::invalid_printed("spec.clusterIPs", &printed, "may specify no more than one IP for each IP family"));
+            causes.push(Cause::invalid_printed(
+                "spec.clusterIPs",
+                &printed,
+                "may specify no more than one IP for each IP family",
+            ));
         }
     }
     let headless = ips.len() == 1 && ips[0] == "None";
     if !headless {
-        for (i, (ip, family)) in ips.iter().zip(spec.ip_families.iter().flatten()).enumerate() {
-            let Ok(parsed) = ip.parse::<IpAddr>() else { continue };
+        for (i, (ip, family)) in ips
+            .iter()
+            .zip(spec.ip_families.iter().flatten())
+            .enumerate()
+        {
+            let Ok(parsed) = ip.parse::<IpAddr>() else {
+                continue;
+            };
             if family_of(&parsed) != family {
                 causes.push(Cause::invalid(
                     format!("spec.clusterIPs[{i}]"),
@@ -857,7 +1223,8 @@ fn validate_cluster_ips(spec: &ServiceSpec) -> Vec<Cause> {
 /// Upstream's `validateUpgradeDowngradeClusterIPs` for a single-stack cluster: the
 /// primary ClusterIP never changes once set.
 fn validate_cluster_ips_update(spec: &ServiceSpec, old: &ServiceSpec) -> Vec<Cause> {
-    if !needs_cluster_ip(spec) || !needs_cluster_ip(old) || (is_headless(spec) && is_headless(old)) {
+    if !needs_cluster_ip(spec) || !needs_cluster_ip(old) || (is_headless(spec) && is_headless(old))
+    {
         return Vec::new();
     }
     let (new_ips, old_ips) = (cluster_ips(spec), cluster_ips(old));
@@ -866,13 +1233,25 @@ fn validate_cluster_ips_update(spec: &ServiceSpec, old: &ServiceSpec) -> Vec<Cau
     if new_ips.len() == old_ips.len() {
         for (i, (new, old)) in new_ips.iter().zip(old_ips).enumerate() {
             if new != old {
-                causes.push(Cause::invalid_printed(format!("spec.clusterIPs[{i}]"), &printed, "may not change once set"));
+                causes.push(Cause::invalid_printed(
+                    format!("spec.clusterIPs[{i}]"),
+                    &printed,
+                    "may not change once set",
+                ));
             }
         }
     } else if new_ips.is_empty() {
-        causes.push(Cause::invalid_printed("spec.clusterIPs[0]", &printed, "primary clusterIP can not be unset"));
+        causes.push(Cause::invalid_printed(
+            "spec.clusterIPs[0]",
+            &printed,
+            "primary clusterIP can not be unset",
+        ));
     } else if !old_ips.is_empty() && new_ips[0] != old_ips[0] {
-        causes.push(Cause::invalid_printed("spec.clusterIPs[0]", &printed, "may not change once set"));
+        causes.push(Cause::invalid_printed(
+            "spec.clusterIPs[0]",
+            &printed,
+            "may not change once set",
+        ));
     }
     causes
 }
@@ -886,14 +1265,25 @@ fn validate_families_update(spec: &ServiceSpec, old: &ServiceSpec) -> Vec<Cause>
     let old_families = old.ip_families.as_deref().unwrap_or_default();
     match (new_families.first(), old_families.first()) {
         (Some(new), Some(old)) if new != old => {
-            vec![Cause::invalid_printed("spec.ipFamilies[0]", &go_families(new_families), "may not change once set")]
+            vec![Cause::invalid_printed(
+                "spec.ipFamilies[0]",
+                &go_families(new_families),
+                "may not change once set",
+            )]
         }
         _ => Vec::new(),
     }
 }
 
 fn go_families(families: &[String]) -> String {
-    format!("[]core.IPFamily{{{}}}", families.iter().map(|f| format!("{f:?}")).collect::<Vec<_>>().join(", "))
+    format!(
+        "[]core.IPFamily{{{}}}",
+        families
+            .iter()
+            .map(|f| format!("{f:?}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
 }
 
 /// The PORT(S) cell: `80/TCP`, or `80:30080/TCP` with a node port, comma-joined.
@@ -914,7 +1304,9 @@ pub fn port_cell(ports: &[ServicePort]) -> String {
 /// The EXTERNAL-IP cell: external IPs, the load balancer's addresses (`<pending>` until it
 /// has one), or the external name.
 fn external_ip_cell(service: &Service) -> String {
-    let Some(spec) = &service.spec else { return "<unknown>".into() };
+    let Some(spec) = &service.spec else {
+        return "<unknown>".into();
+    };
     let external = spec.external_ips.clone().unwrap_or_default();
     match service_type(spec) {
         "ClusterIP" | "NodePort" => {
@@ -925,11 +1317,19 @@ fn external_ip_cell(service: &Service) -> String {
             }
         }
         "LoadBalancer" => {
-            let ingress = service.status.as_ref().and_then(|s| s.load_balancer.as_ref()).and_then(|lb| lb.ingress.as_ref());
+            let ingress = service
+                .status
+                .as_ref()
+                .and_then(|s| s.load_balancer.as_ref())
+                .and_then(|lb| lb.ingress.as_ref());
             let balancer: BTreeSet<String> = ingress
                 .into_iter()
                 .flatten()
-                .filter_map(|i| i.ip.clone().filter(|ip| !ip.is_empty()).or_else(|| i.hostname.clone().filter(|h| !h.is_empty())))
+                .filter_map(|i| {
+                    i.ip.clone()
+                        .filter(|ip| !ip.is_empty())
+                        .or_else(|| i.hostname.clone().filter(|h| !h.is_empty()))
+                })
                 .collect();
             let mut all: Vec<String> = balancer.into_iter().collect();
             all.extend(external);
@@ -947,7 +1347,11 @@ fn external_ip_cell(service: &Service) -> String {
 /// A label map as kubectl prints it: `app=web,tier=front`, or `<none>`.
 pub fn labels_cell(labels: Option<&std::collections::BTreeMap<String, String>>) -> String {
     match labels {
-        Some(labels) if !labels.is_empty() => labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","),
+        Some(labels) if !labels.is_empty() => labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(","),
         _ => "<none>".into(),
     }
 }
@@ -965,8 +1369,13 @@ mod tests {
     use store::embedded::{EmbeddedConfig, EmbeddedStore};
 
     fn services(dir: &tempfile::TempDir) -> Services {
-        let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(EmbeddedConfig::new(dir.path())).unwrap());
-        Services::new(store, "10.96.0.0/12".parse().unwrap(), "30000-32767".parse().unwrap())
+        let store: Arc<dyn Store> =
+            Arc::new(EmbeddedStore::open(EmbeddedConfig::new(dir.path())).unwrap());
+        Services::new(
+            store,
+            "10.96.0.0/12".parse().unwrap(),
+            "30000-32767".parse().unwrap(),
+        )
     }
 
     fn service(name: &str, spec: Value) -> Service {
@@ -993,7 +1402,10 @@ mod tests {
     fn defaults_match_upstream() {
         let dir = tempfile::tempdir().unwrap();
         let services = services(&dir);
-        let mut svc = service("web", json!({"selector": {"app": "web"}, "ports": [{"port": 80}]}));
+        let mut svc = service(
+            "web",
+            json!({"selector": {"app": "web"}, "ports": [{"port": 80}]}),
+        );
         services.prepare_create(&mut svc);
         services.default_fields(&mut svc);
         let value = serde_json::to_value(&svc).unwrap();
@@ -1011,48 +1423,99 @@ mod tests {
         );
         assert_eq!(value["status"], json!({"loadBalancer": {}}));
 
-        let mut node_port = service("np", json!({"type": "NodePort", "ports": [{"port": 80, "targetPort": "http"}]}));
+        let mut node_port = service(
+            "np",
+            json!({"type": "NodePort", "ports": [{"port": 80, "targetPort": "http"}]}),
+        );
         services.default_fields(&mut node_port);
         let spec = node_port.spec.unwrap();
         assert_eq!(spec.external_traffic_policy.as_deref(), Some("Cluster"));
-        assert_eq!(spec.ports.unwrap()[0].target_port, Some(IntOrString::String("http".into())));
+        assert_eq!(
+            spec.ports.unwrap()[0].target_port,
+            Some(IntOrString::String("http".into()))
+        );
 
-        let mut headless = service("db", json!({"clusterIP": "None", "ports": [{"port": 5432}]}));
+        let mut headless = service(
+            "db",
+            json!({"clusterIP": "None", "ports": [{"port": 5432}]}),
+        );
         services.prepare_create(&mut headless);
         services.default_fields(&mut headless);
         let spec = headless.spec.unwrap();
         assert_eq!(spec.ip_family_policy.as_deref(), Some("RequireDualStack"));
-        assert_eq!(spec.ip_families, Some(vec!["IPv4".to_string(), "IPv6".to_string()]));
+        assert_eq!(
+            spec.ip_families,
+            Some(vec!["IPv4".to_string(), "IPv6".to_string()])
+        );
     }
 
     #[tokio::test]
     async fn cluster_ips_are_allocated_once_and_released() {
         let dir = tempfile::tempdir().unwrap();
         let services = services(&dir);
-        let dns = create(&services, service("dns", json!({"clusterIP": "10.96.0.10", "ports": [{"port": 53, "protocol": "UDP"}]})))
-            .await
-            .unwrap();
-        assert_eq!(dns.spec.as_ref().unwrap().cluster_ips, Some(vec!["10.96.0.10".to_string()]));
+        let dns = create(
+            &services,
+            service(
+                "dns",
+                json!({"clusterIP": "10.96.0.10", "ports": [{"port": 53, "protocol": "UDP"}]}),
+            ),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            dns.spec.as_ref().unwrap().cluster_ips,
+            Some(vec!["10.96.0.10".to_string()])
+        );
 
-        let error = create(&services, service("other", json!({"clusterIP": "10.96.0.10", "ports": [{"port": 53}]}))).await.unwrap_err();
+        let error = create(
+            &services,
+            service(
+                "other",
+                json!({"clusterIP": "10.96.0.10", "ports": [{"port": 53}]}),
+            ),
+        )
+        .await
+        .unwrap_err();
         assert_eq!(
             error.to_string(),
             r#"Service "other" is invalid: spec.clusterIPs: Invalid value: []string{"10.96.0.10"}: failed to allocate IP 10.96.0.10: provided IP is already allocated"#
         );
         assert_eq!(error.code(), 422);
 
-        let auto = create(&services, service("web", json!({"ports": [{"port": 80}]}))).await.unwrap();
-        let ip = auto.spec.as_ref().unwrap().cluster_ip.clone().unwrap();
-        assert!(ip.starts_with("10."), "{ip}");
-        assert_eq!(auto.spec.as_ref().unwrap().cluster_ips, Some(vec![ip.clone()]));
-
-        let headless = create(&services, service("db", json!({"clusterIP": "None", "selector": {"app": "db"}, "ports": [{"port": 5432}]})))
+        let auto = create(&services, service("web", json!({"ports": [{"port": 80}]})))
             .await
             .unwrap();
-        assert_eq!(headless.spec.as_ref().unwrap().cluster_ip.as_deref(), Some("None"));
+        let ip = auto.spec.as_ref().unwrap().cluster_ip.clone().unwrap();
+        assert!(ip.starts_with("10."), "{ip}");
+        assert_eq!(
+            auto.spec.as_ref().unwrap().cluster_ips,
+            Some(vec![ip.clone()])
+        );
+
+        let headless = create(
+            &services,
+            service(
+                "db",
+                json!({"clusterIP": "None", "selector": {"app": "db"}, "ports": [{"port": 5432}]}),
+            ),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            headless.spec.as_ref().unwrap().cluster_ip.as_deref(),
+            Some("None")
+        );
 
         services.release(&dns, None).await;
-        create(&services, service("dns2", json!({"clusterIP": "10.96.0.10", "ports": [{"port": 53}]}))).await.unwrap();
+        create(
+            &services,
+            service(
+                "dns2",
+                json!({"clusterIP": "10.96.0.10", "ports": [{"port": 53}]}),
+            ),
+        )
+        .await
+        .unwrap();
     }
 
     #[tokio::test]
@@ -1063,9 +1526,20 @@ mod tests {
             .map(|i| {
                 let services = services.clone();
                 tokio::spawn(async move {
-                    let svc = create(&services, service(&format!("s{i}"), json!({"type": "NodePort", "ports": [{"port": 80}]}))).await.unwrap();
+                    let svc = create(
+                        &services,
+                        service(
+                            &format!("s{i}"),
+                            json!({"type": "NodePort", "ports": [{"port": 80}]}),
+                        ),
+                    )
+                    .await
+                    .unwrap();
                     let spec = svc.spec.unwrap();
-                    (spec.cluster_ip.unwrap(), spec.ports.unwrap()[0].node_port.unwrap())
+                    (
+                        spec.cluster_ip.unwrap(),
+                        spec.ports.unwrap()[0].node_port.unwrap(),
+                    )
                 })
             })
             .collect();
@@ -1090,11 +1564,20 @@ mod tests {
         .unwrap();
         let ports = svc.spec.as_ref().unwrap().ports.clone().unwrap();
         assert_eq!(ports[0].node_port, Some(30080));
-        assert_eq!(port_cell(&ports), format!("80:30080/TCP,53:{}/UDP", ports[1].node_port.unwrap()));
+        assert_eq!(
+            port_cell(&ports),
+            format!("80:30080/TCP,53:{}/UDP", ports[1].node_port.unwrap())
+        );
 
-        let taken = create(&services, service("other", json!({"type": "NodePort", "ports": [{"port": 80, "nodePort": 30080}]})))
-            .await
-            .unwrap_err();
+        let taken = create(
+            &services,
+            service(
+                "other",
+                json!({"type": "NodePort", "ports": [{"port": 80, "nodePort": 30080}]}),
+            ),
+        )
+        .await
+        .unwrap_err();
         assert_eq!(
             taken.to_string(),
             r#"Service "other" is invalid: spec.ports[0].nodePort: Invalid value: 30080: provided port is already allocated"#
@@ -1102,45 +1585,103 @@ mod tests {
 
         // `kubectl replace` without the allocated values keeps them; switching to ClusterIP
         // drops and frees the node ports.
-        let mut replaced = service("web", json!({"type": "ClusterIP", "ports": [{"name": "http", "port": 80}, {"name": "dns", "port": 53, "protocol": "UDP"}]}));
+        let mut replaced = service(
+            "web",
+            json!({"type": "ClusterIP", "ports": [{"name": "http", "port": 80}, {"name": "dns", "port": 53, "protocol": "UDP"}]}),
+        );
         replaced.spec.as_mut().unwrap().ports.as_mut().unwrap()[0].node_port = Some(30080);
         replaced.spec.as_mut().unwrap().ports.as_mut().unwrap()[1].node_port = ports[1].node_port;
         services.prepare_update(&mut replaced, &svc);
         services.default_fields(&mut replaced);
         assert!(services.validate_update(&replaced, &svc).is_empty());
         services.admit_update(&mut replaced, &svc).await.unwrap();
-        assert_eq!(replaced.spec.as_ref().unwrap().cluster_ip, svc.spec.as_ref().unwrap().cluster_ip);
-        assert!(replaced.spec.as_ref().unwrap().ports.as_ref().unwrap().iter().all(|p| p.node_port.is_none()));
+        assert_eq!(
+            replaced.spec.as_ref().unwrap().cluster_ip,
+            svc.spec.as_ref().unwrap().cluster_ip
+        );
+        assert!(replaced
+            .spec
+            .as_ref()
+            .unwrap()
+            .ports
+            .as_ref()
+            .unwrap()
+            .iter()
+            .all(|p| p.node_port.is_none()));
         services.release(&svc, Some(&replaced)).await;
-        create(&services, service("other", json!({"type": "NodePort", "ports": [{"port": 80, "nodePort": 30080}]}))).await.unwrap();
+        create(
+            &services,
+            service(
+                "other",
+                json!({"type": "NodePort", "ports": [{"port": 80, "nodePort": 30080}]}),
+            ),
+        )
+        .await
+        .unwrap();
     }
 
     #[tokio::test]
     async fn cluster_ip_is_immutable() {
         let dir = tempfile::tempdir().unwrap();
         let services = services(&dir);
-        let svc = create(&services, service("web", json!({"clusterIP": "10.96.0.20", "ports": [{"port": 80}]}))).await.unwrap();
+        let svc = create(
+            &services,
+            service(
+                "web",
+                json!({"clusterIP": "10.96.0.20", "ports": [{"port": 80}]}),
+            ),
+        )
+        .await
+        .unwrap();
         let mut changed = svc.clone();
         changed.spec.as_mut().unwrap().cluster_ip = Some("10.96.0.21".into());
         services.prepare_update(&mut changed, &svc);
-        let lines: Vec<String> = services.validate_update(&changed, &svc).iter().map(|c| format!("{}: {}", c.field, c.message)).collect();
-        assert_eq!(lines, [r#"spec.clusterIPs[0]: Invalid value: []string{"10.96.0.21"}: may not change once set"#]);
+        let lines: Vec<String> = services
+            .validate_update(&changed, &svc)
+            .iter()
+            .map(|c| format!("{}: {}", c.field, c.message))
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                r#"spec.clusterIPs[0]: Invalid value: []string{"10.96.0.21"}: may not change once set"#
+            ]
+        );
     }
 
     #[test]
     fn cells_read_like_kubectl() {
         let dir = tempfile::tempdir().unwrap();
         let services = services(&dir);
-        let mut lb = service("lb", json!({"type": "LoadBalancer", "clusterIP": "10.96.0.5", "clusterIPs": ["10.96.0.5"],
-            "ports": [{"port": 80, "nodePort": 31000, "protocol": "TCP"}], "selector": {"app": "web", "tier": "a"}}));
+        let mut lb = service(
+            "lb",
+            json!({"type": "LoadBalancer", "clusterIP": "10.96.0.5", "clusterIPs": ["10.96.0.5"],
+            "ports": [{"port": 80, "nodePort": 31000, "protocol": "TCP"}], "selector": {"app": "web", "tier": "a"}}),
+        );
         let cells = services.cells(&lb);
-        assert_eq!(cells[1..5], [json!("LoadBalancer"), json!("10.96.0.5"), json!("<pending>"), json!("80:31000/TCP")]);
+        assert_eq!(
+            cells[1..5],
+            [
+                json!("LoadBalancer"),
+                json!("10.96.0.5"),
+                json!("<pending>"),
+                json!("80:31000/TCP")
+            ]
+        );
         assert_eq!(cells[6], "app=web,tier=a");
-        lb.status = serde_json::from_value(json!({"loadBalancer": {"ingress": [{"ip": "1.2.3.4"}]}})).unwrap();
+        lb.status =
+            serde_json::from_value(json!({"loadBalancer": {"ingress": [{"ip": "1.2.3.4"}]}}))
+                .unwrap();
         assert_eq!(services.cells(&lb)[3], "1.2.3.4");
-        let external = service("ext", json!({"type": "ExternalName", "externalName": "example.com"}));
+        let external = service(
+            "ext",
+            json!({"type": "ExternalName", "externalName": "example.com"}),
+        );
         let cells = services.cells(&external);
-        assert_eq!(cells[2..5], [json!("<none>"), json!("example.com"), json!("<none>")]);
+        assert_eq!(
+            cells[2..5],
+            [json!("<none>"), json!("example.com"), json!("<none>")]
+        );
         assert_eq!(cells[6], "<none>");
     }
 }

@@ -26,7 +26,11 @@ pub fn is_unset(selector: &LabelSelector) -> bool {
 /// well-formed, and must select the template's own labels; the template's pods must
 /// restart `Always`. `kind` names the resource in the empty-selector message as upstream
 /// does (it says "deployment" for replica sets too).
-pub fn validate_selector_and_template(selector: &LabelSelector, template: Option<&PodTemplateSpec>, kind: &str) -> Vec<Cause> {
+pub fn validate_selector_and_template(
+    selector: &LabelSelector,
+    template: Option<&PodTemplateSpec>,
+    kind: &str,
+) -> Vec<Cause> {
     let mut causes = Vec::new();
     let mut usable = true;
     if is_unset(selector) {
@@ -36,18 +40,28 @@ pub fn validate_selector_and_template(selector: &LabelSelector, template: Option
         usable = shape.is_empty();
         causes.extend(shape);
         if selector_is_empty(selector) {
-            causes.push(Cause::invalid_printed("spec.selector", &go_label_selector(selector), format!("empty selector is invalid for {kind}")));
+            causes.push(Cause::invalid_printed(
+                "spec.selector",
+                &go_label_selector(selector),
+                format!("empty selector is invalid for {kind}"),
+            ));
         }
     }
     if !usable {
-        causes.push(Cause::invalid_printed("spec.selector", &go_label_selector(selector), "invalid label selector"));
+        causes.push(Cause::invalid_printed(
+            "spec.selector",
+            &go_label_selector(selector),
+            "invalid label selector",
+        ));
     }
     let empty = PodTemplateSpec::default();
     let template = template.unwrap_or(&empty);
     let labels = template.metadata.as_ref().and_then(|m| m.labels.as_ref());
     // An absent selector selects nothing; an empty one everything.
     let mismatch = is_unset(selector)
-        || (usable && !selector_is_empty(selector) && !matches(selector, labels.unwrap_or(&BTreeMap::new())));
+        || (usable
+            && !selector_is_empty(selector)
+            && !matches(selector, labels.unwrap_or(&BTreeMap::new())));
     if mismatch {
         causes.push(Cause::invalid_printed(
             "spec.template.metadata.labels",
@@ -60,17 +74,30 @@ pub fn validate_selector_and_template(selector: &LabelSelector, template: Option
     let spec = template.spec.as_ref().unwrap_or(&default_spec);
     causes.extend(podspec::validate_pod_spec(spec, "spec.template.spec"));
     if let Some(policy) = spec.restart_policy.as_deref().filter(|p| *p != "Always") {
-        causes.push(Cause::unsupported("spec.template.spec.restartPolicy", &Value::from(policy), &["Always"]));
+        causes.push(Cause::unsupported(
+            "spec.template.spec.restartPolicy",
+            &Value::from(policy),
+            &["Always"],
+        ));
     }
     if spec.active_deadline_seconds.is_some() {
-        causes.push(Cause::forbidden("spec.template.spec.activeDeadlineSeconds", "activeDeadlineSeconds in ReplicaSet is not Supported"));
+        causes.push(Cause::forbidden(
+            "spec.template.spec.activeDeadlineSeconds",
+            "activeDeadlineSeconds in ReplicaSet is not Supported",
+        ));
     }
     causes
 }
 
 /// `spec.selector` may not change after creation in `apps/v1`.
 pub fn immutable_selector(new: &LabelSelector, old: &LabelSelector) -> Option<Cause> {
-    (!same_selector(new, old)).then(|| Cause::invalid_printed("spec.selector", &go_label_selector(new), "field is immutable"))
+    (!same_selector(new, old)).then(|| {
+        Cause::invalid_printed(
+            "spec.selector",
+            &go_label_selector(new),
+            "field is immutable",
+        )
+    })
 }
 
 /// Equality as upstream's semantic comparison sees it: nil and empty collections are equal.
@@ -80,39 +107,65 @@ fn same_selector(a: &LabelSelector, b: &LabelSelector) -> bool {
         s.match_expressions
             .iter()
             .flatten()
-            .map(|e| (e.key.clone(), e.operator.clone(), e.values.clone().unwrap_or_default()))
+            .map(|e| {
+                (
+                    e.key.clone(),
+                    e.operator.clone(),
+                    e.values.clone().unwrap_or_default(),
+                )
+            })
             .collect::<Vec<_>>()
     };
     labels(a) == labels(b) && expressions(a) == expressions(b)
 }
 
 fn selector_is_empty(selector: &LabelSelector) -> bool {
-    selector.match_labels.as_ref().is_none_or(|m| m.is_empty()) && selector.match_expressions.as_ref().is_none_or(|e| e.is_empty())
+    selector.match_labels.as_ref().is_none_or(|m| m.is_empty())
+        && selector
+            .match_expressions
+            .as_ref()
+            .is_none_or(|e| e.is_empty())
 }
 
 /// Upstream's `ValidateLabelSelector` (label values in selectors must be valid).
 pub fn validate_label_selector(selector: &LabelSelector, path: &str) -> Vec<Cause> {
-    let mut causes = validation::labels(selector.match_labels.as_ref(), &format!("{path}.matchLabels"));
+    let mut causes = validation::labels(
+        selector.match_labels.as_ref(),
+        &format!("{path}.matchLabels"),
+    );
     for (i, requirement) in selector.match_expressions.iter().flatten().enumerate() {
         let at = format!("{path}.matchExpressions[{i}]");
         let values = requirement.values.as_deref().unwrap_or_default();
         match requirement.operator.as_str() {
-            "In" | "NotIn" if values.is_empty() => {
-                causes.push(Cause::required_because(format!("{at}.values"), "must be specified when `operator` is 'In' or 'NotIn'"))
-            }
+            "In" | "NotIn" if values.is_empty() => causes.push(Cause::required_because(
+                format!("{at}.values"),
+                "must be specified when `operator` is 'In' or 'NotIn'",
+            )),
             "Exists" | "DoesNotExist" if !values.is_empty() => causes.push(Cause::forbidden(
                 format!("{at}.values"),
                 "may not be specified when `operator` is 'Exists' or 'DoesNotExist'",
             )),
             "In" | "NotIn" | "Exists" | "DoesNotExist" => {}
-            other => causes.push(Cause::invalid(format!("{at}.operator"), &Value::from(other), "not a valid selector operator")),
+            other => causes.push(Cause::invalid(
+                format!("{at}.operator"),
+                &Value::from(other),
+                "not a valid selector operator",
+            )),
         }
         for error in validation::qualified_name_errors(&requirement.key) {
-            causes.push(Cause::invalid(format!("{at}.key"), &Value::from(requirement.key.as_str()), error));
+            causes.push(Cause::invalid(
+                format!("{at}.key"),
+                &Value::from(requirement.key.as_str()),
+                error,
+            ));
         }
         for (j, value) in values.iter().enumerate() {
             if let Some(error) = validation::label_value_error(value) {
-                causes.push(Cause::invalid(format!("{at}.values[{j}]"), &Value::from(value.as_str()), error));
+                causes.push(Cause::invalid(
+                    format!("{at}.values[{j}]"),
+                    &Value::from(value.as_str()),
+                    error,
+                ));
             }
         }
     }
@@ -121,32 +174,48 @@ pub fn validate_label_selector(selector: &LabelSelector, path: &str) -> Vec<Caus
 
 /// Whether `labels` satisfy every requirement of `selector`.
 pub fn matches(selector: &LabelSelector, labels: &BTreeMap<String, String>) -> bool {
-    let by_label = selector.match_labels.iter().flatten().all(|(k, v)| labels.get(k) == Some(v));
+    let by_label = selector
+        .match_labels
+        .iter()
+        .flatten()
+        .all(|(k, v)| labels.get(k) == Some(v));
     by_label
-        && selector.match_expressions.iter().flatten().all(|requirement| {
-            let values = requirement.values.as_deref().unwrap_or_default();
-            let value = labels.get(&requirement.key);
-            match requirement.operator.as_str() {
-                "In" => value.is_some_and(|v| values.contains(v)),
-                "NotIn" => value.is_none_or(|v| !values.contains(v)),
-                "Exists" => value.is_some(),
-                "DoesNotExist" => value.is_none(),
-                _ => false,
-            }
-        })
+        && selector
+            .match_expressions
+            .iter()
+            .flatten()
+            .all(|requirement| {
+                let values = requirement.values.as_deref().unwrap_or_default();
+                let value = labels.get(&requirement.key);
+                match requirement.operator.as_str() {
+                    "In" => value.is_some_and(|v| values.contains(v)),
+                    "NotIn" => value.is_none_or(|v| !values.contains(v)),
+                    "Exists" => value.is_some(),
+                    "DoesNotExist" => value.is_none(),
+                    _ => false,
+                }
+            })
 }
 
 /// The CONTAINERS and IMAGES cells: the template's container names and images, comma-joined.
 pub fn container_cells(template: Option<&PodTemplateSpec>) -> (String, String) {
-    let containers = template.and_then(|t| t.spec.as_ref()).map(|s| s.containers.as_slice()).unwrap_or_default();
+    let containers = template
+        .and_then(|t| t.spec.as_ref())
+        .map(|s| s.containers.as_slice())
+        .unwrap_or_default();
     let names: Vec<&str> = containers.iter().map(|c| c.name.as_str()).collect();
-    let images: Vec<&str> = containers.iter().map(|c| c.image.as_deref().unwrap_or("")).collect();
+    let images: Vec<&str> = containers
+        .iter()
+        .map(|c| c.image.as_deref().unwrap_or(""))
+        .collect();
     (names.join(","), images.join(","))
 }
 
 /// A selector as kubectl prints it (`app=web,tier in (a,b)`), empty for an empty selector.
 pub fn selector_text(selector: &LabelSelector) -> String {
-    serde_json::to_value(selector).map(|v| selector_string(&v)).unwrap_or_default()
+    serde_json::to_value(selector)
+        .map(|v| selector_string(&v))
+        .unwrap_or_default()
 }
 
 /// Go's `%#v` of a `map[string]string`: keys sorted, `nil` when absent.
@@ -164,7 +233,14 @@ pub fn go_string_map(map: Option<&BTreeMap<String, String>>) -> String {
 pub fn go_strings(values: Option<&[String]>) -> String {
     match values {
         None => "[]string(nil)".into(),
-        Some(values) => format!("[]string{{{}}}", values.iter().map(|v| format!("{v:?}")).collect::<Vec<_>>().join(", ")),
+        Some(values) => format!(
+            "[]string{{{}}}",
+            values
+                .iter()
+                .map(|v| format!("{v:?}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     }
 }
 
@@ -172,9 +248,18 @@ pub fn go_strings(values: Option<&[String]>) -> String {
 pub fn go_label_selector(selector: &LabelSelector) -> String {
     let expressions = match &selector.match_expressions {
         None => "[]v1.LabelSelectorRequirement(nil)".to_string(),
-        Some(list) => format!("[]v1.LabelSelectorRequirement{{{}}}", list.iter().map(go_requirement).collect::<Vec<_>>().join(", ")),
+        Some(list) => format!(
+            "[]v1.LabelSelectorRequirement{{{}}}",
+            list.iter()
+                .map(go_requirement)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     };
-    format!("v1.LabelSelector{{MatchLabels:{}, MatchExpressions:{expressions}}}", go_string_map(selector.match_labels.as_ref()))
+    format!(
+        "v1.LabelSelector{{MatchLabels:{}, MatchExpressions:{expressions}}}",
+        go_string_map(selector.match_labels.as_ref())
+    )
 }
 
 fn go_requirement(requirement: &LabelSelectorRequirement) -> String {
@@ -210,7 +295,10 @@ mod tests {
     }
 
     fn lines(causes: &[Cause]) -> Vec<String> {
-        causes.iter().map(|c| format!("{}: {}", c.field, c.message)).collect()
+        causes
+            .iter()
+            .map(|c| format!("{}: {}", c.field, c.message))
+            .collect()
     }
 
     #[test]
@@ -219,19 +307,34 @@ mod tests {
             "metadata": {"labels": {"app": "web", "tier": "front"}},
             "spec": {"containers": [{"name": "web", "image": "nginx"}]}
         }));
-        let causes = validate_selector_and_template(&selector(json!({"matchLabels": {"app": "api"}})), Some(&template), "deployment");
+        let causes = validate_selector_and_template(
+            &selector(json!({"matchLabels": {"app": "api"}})),
+            Some(&template),
+            "deployment",
+        );
         assert_eq!(
             lines(&causes),
-            [r#"spec.template.metadata.labels: Invalid value: map[string]string{"app":"web", "tier":"front"}: `selector` does not match template `labels`"#]
+            [
+                r#"spec.template.metadata.labels: Invalid value: map[string]string{"app":"web", "tier":"front"}: `selector` does not match template `labels`"#
+            ]
         );
-        let matching = validate_selector_and_template(&selector(json!({"matchLabels": {"app": "web"}})), Some(&template), "deployment");
+        let matching = validate_selector_and_template(
+            &selector(json!({"matchLabels": {"app": "web"}})),
+            Some(&template),
+            "deployment",
+        );
         assert!(matching.is_empty(), "{matching:?}");
     }
 
     #[test]
     fn missing_selector_is_required_and_matches_nothing() {
-        let template = template(json!({"spec": {"containers": [{"name": "web", "image": "nginx"}]}}));
-        let causes = validate_selector_and_template(&LabelSelector::default(), Some(&template), "deployment");
+        let template =
+            template(json!({"spec": {"containers": [{"name": "web", "image": "nginx"}]}}));
+        let causes = validate_selector_and_template(
+            &LabelSelector::default(),
+            Some(&template),
+            "deployment",
+        );
         assert_eq!(
             lines(&causes),
             [
@@ -239,7 +342,11 @@ mod tests {
                 "spec.template.metadata.labels: Invalid value: map[string]string(nil): `selector` does not match template `labels`",
             ]
         );
-        let empty = validate_selector_and_template(&selector(json!({"matchLabels": {}})), Some(&template), "deployment");
+        let empty = validate_selector_and_template(
+            &selector(json!({"matchLabels": {}})),
+            Some(&template),
+            "deployment",
+        );
         assert_eq!(
             lines(&empty),
             ["spec.selector: Invalid value: v1.LabelSelector{MatchLabels:map[string]string{}, MatchExpressions:[]v1.LabelSelectorRequirement(nil)}: empty selector is invalid for deployment"]
@@ -248,9 +355,18 @@ mod tests {
 
     #[test]
     fn expressions_select_and_validate() {
-        let s = selector(json!({"matchExpressions": [{"key": "tier", "operator": "In", "values": ["a", "b"]}, {"key": "canary", "operator": "DoesNotExist"}]}));
+        let s = selector(
+            json!({"matchExpressions": [{"key": "tier", "operator": "In", "values": ["a", "b"]}, {"key": "canary", "operator": "DoesNotExist"}]}),
+        );
         assert!(matches(&s, &[("tier".to_string(), "a".to_string())].into()));
-        assert!(!matches(&s, &[("tier".to_string(), "a".to_string()), ("canary".to_string(), "1".to_string())].into()));
+        assert!(!matches(
+            &s,
+            &[
+                ("tier".to_string(), "a".to_string()),
+                ("canary".to_string(), "1".to_string())
+            ]
+            .into()
+        ));
         assert_eq!(selector_text(&s), "!canary,tier in (a,b)");
         let bad = selector(json!({"matchExpressions": [{"key": "tier", "operator": "In"}]}));
         assert_eq!(
@@ -266,7 +382,9 @@ mod tests {
         let new = selector(json!({"matchLabels": {"app": "api"}}));
         assert_eq!(
             lines(&[immutable_selector(&new, &old).unwrap()]),
-            [r#"spec.selector: Invalid value: v1.LabelSelector{MatchLabels:map[string]string{"app":"api"}, MatchExpressions:[]v1.LabelSelectorRequirement(nil)}: field is immutable"#]
+            [
+                r#"spec.selector: Invalid value: v1.LabelSelector{MatchLabels:map[string]string{"app":"api"}, MatchExpressions:[]v1.LabelSelectorRequirement(nil)}: field is immutable"#
+            ]
         );
     }
 }

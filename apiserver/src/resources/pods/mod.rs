@@ -7,15 +7,17 @@ mod table;
 use async_trait::async_trait;
 use std::sync::Arc;
 
+use k8s_openapi::api::core::v1::{
+    Container, HostIP, Pod, PodCondition, PodIP, PodSpec, PodStatus, Toleration,
+};
 use k8s_openapi::api::scheduling::v1::PriorityClass;
-use store::Store;
-use k8s_openapi::api::core::v1::{Container, Pod, PodCondition, PodIP, PodSpec, PodStatus, Toleration, HostIP};
 use serde_json::Value;
+use store::Store;
 
 use super::podspec;
 use crate::error::{ApiError, ApiResult, Cause};
-use crate::registry::table::Column;
 use crate::registry::strategy::Action;
+use crate::registry::table::Column;
 use crate::registry::{Description, Strategy};
 
 pub struct Pods {
@@ -31,18 +33,31 @@ impl Pods {
     /// The priority and preemption policy a pod gets from `priorityClassName` (or the global
     /// default class), like upstream's Priority admission plugin.
     async fn priority(&self, class: &str) -> ApiResult<Option<(i32, String)>> {
-        let Some(store) = &self.store else { return Ok(None) };
+        let Some(store) = &self.store else {
+            return Ok(None);
+        };
         let read = |raw: &[u8]| -> Option<(i32, String, bool)> {
             let class: PriorityClass = serde_json::from_slice(raw).ok()?;
-            let policy = class.preemption_policy.unwrap_or_else(|| "PreemptLowerPriority".into());
+            let policy = class
+                .preemption_policy
+                .unwrap_or_else(|| "PreemptLowerPriority".into());
             Some((class.value, policy, class.global_default == Some(true)))
         };
         if !class.is_empty() {
-            let found = store.get(format!("/priorityclasses/{class}").as_bytes()).await?;
-            return Ok(found.and_then(|kv| read(&kv.value)).map(|(value, policy, _)| (value, policy)));
+            let found = store
+                .get(format!("/priorityclasses/{class}").as_bytes())
+                .await?;
+            return Ok(found
+                .and_then(|kv| read(&kv.value))
+                .map(|(value, policy, _)| (value, policy)));
         }
         let all = store.list(b"/priorityclasses/", Default::default()).await?;
-        Ok(all.kvs.iter().filter_map(|kv| read(&kv.value)).find(|(_, _, default)| *default).map(|(v, p, _)| (v, p)))
+        Ok(all
+            .kvs
+            .iter()
+            .filter_map(|kv| read(&kv.value))
+            .find(|(_, _, default)| *default)
+            .map(|(v, p, _)| (v, p)))
     }
 }
 
@@ -57,7 +72,10 @@ const UPDATABLE_FIELDS: [&str; 5] = [
 
 /// Taints the DefaultTolerationSeconds admission plugin tolerates for five minutes, so pods
 /// survive a short node outage before being evicted.
-const DEFAULT_TOLERATED_TAINTS: [&str; 2] = ["node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"];
+const DEFAULT_TOLERATED_TAINTS: [&str; 2] = [
+    "node.kubernetes.io/not-ready",
+    "node.kubernetes.io/unreachable",
+];
 
 #[async_trait]
 impl Strategy for Pods {
@@ -71,8 +89,20 @@ impl Strategy for Pods {
             generation: true,
             return_deleted_object: true,
             actions: &[
-                Action { name: "binding", group: "", version: "v1", kind: "Binding", deletes: false },
-                Action { name: "eviction", group: "policy", version: "v1", kind: "Eviction", deletes: true },
+                Action {
+                    name: "binding",
+                    group: "",
+                    version: "v1",
+                    kind: "Binding",
+                    deletes: false,
+                },
+                Action {
+                    name: "eviction",
+                    group: "policy",
+                    version: "v1",
+                    kind: "Eviction",
+                    deletes: true,
+                },
             ],
             field_selectors: &[
                 "spec.nodeName",
@@ -101,7 +131,11 @@ impl Strategy for Pods {
     fn prepare_create(&self, pod: &mut Pod) {
         let spec = pod.spec.get_or_insert_with(PodSpec::default);
         let mut conditions = Vec::new();
-        if spec.scheduling_gates.as_ref().is_some_and(|gates| !gates.is_empty()) {
+        if spec
+            .scheduling_gates
+            .as_ref()
+            .is_some_and(|gates| !gates.is_empty())
+        {
             conditions.push(PodCondition {
                 type_: "PodScheduled".into(),
                 status: "False".into(),
@@ -119,14 +153,29 @@ impl Strategy for Pods {
     }
 
     fn validate(&self, pod: &Pod) -> Vec<Cause> {
-        let Some(spec) = &pod.spec else { return vec![Cause::required("spec.containers")] };
+        let Some(spec) = &pod.spec else {
+            return vec![Cause::required("spec.containers")];
+        };
         let mut causes = podspec::validate_pod_spec(spec, "spec");
-        if spec.ephemeral_containers.as_ref().is_some_and(|c| !c.is_empty()) {
-            causes.push(Cause::forbidden("spec.ephemeralContainers", "cannot be set on create"));
+        if spec
+            .ephemeral_containers
+            .as_ref()
+            .is_some_and(|c| !c.is_empty())
+        {
+            causes.push(Cause::forbidden(
+                "spec.ephemeralContainers",
+                "cannot be set on create",
+            ));
         }
-        let gated = spec.scheduling_gates.as_ref().is_some_and(|g| !g.is_empty());
+        let gated = spec
+            .scheduling_gates
+            .as_ref()
+            .is_some_and(|g| !g.is_empty());
         if gated && spec.node_name.as_deref().is_some_and(|n| !n.is_empty()) {
-            causes.push(Cause::forbidden("spec.nodeName", "cannot be set until all schedulingGates have been cleared"));
+            causes.push(Cause::forbidden(
+                "spec.nodeName",
+                "cannot be set until all schedulingGates have been cleared",
+            ));
         }
         causes
     }
@@ -142,9 +191,15 @@ impl Strategy for Pods {
     /// DefaultTolerationSeconds.
     async fn admit_create(&self, pod: &mut Pod) -> ApiResult<()> {
         let name = pod.metadata.name.clone().unwrap_or_default();
-        let forbidden = |detail: String| ApiError::Forbidden(format!("pods \"{name}\" is forbidden: {detail}"));
+        let forbidden =
+            |detail: String| ApiError::Forbidden(format!("pods \"{name}\" is forbidden: {detail}"));
         let spec = pod.spec.get_or_insert_with(PodSpec::default);
-        if spec.service_account_name.as_deref().unwrap_or("").is_empty() {
+        if spec
+            .service_account_name
+            .as_deref()
+            .unwrap_or("")
+            .is_empty()
+        {
             spec.service_account_name = Some("default".into());
             spec.service_account = Some("default".into());
         }
@@ -153,9 +208,15 @@ impl Strategy for Pods {
         let (priority, preemption) = match (class.as_str(), self.priority(&class).await?) {
             (_, Some(found)) => found,
             ("", None) => (0, "PreemptLowerPriority".to_string()),
-            ("system-cluster-critical", None) => (2_000_000_000, "PreemptLowerPriority".to_string()),
+            ("system-cluster-critical", None) => {
+                (2_000_000_000, "PreemptLowerPriority".to_string())
+            }
             ("system-node-critical", None) => (2_000_001_000, "PreemptLowerPriority".to_string()),
-            (other, None) => return Err(forbidden(format!("no PriorityClass with name {other} was found"))),
+            (other, None) => {
+                return Err(forbidden(format!(
+                    "no PriorityClass with name {other} was found"
+                )))
+            }
         };
         let spec = pod.spec.get_or_insert_with(PodSpec::default);
         if let Some(given) = spec.priority.filter(|given| *given != priority) {
@@ -164,7 +225,11 @@ impl Strategy for Pods {
             )));
         }
         spec.priority = Some(priority);
-        if let Some(given) = spec.preemption_policy.as_deref().filter(|given| *given != preemption) {
+        if let Some(given) = spec
+            .preemption_policy
+            .as_deref()
+            .filter(|given| *given != preemption)
+        {
             return Err(forbidden(format!(
                 "the string value of PreemptionPolicy ({given}) must not be provided in pod spec; priority admission controller computed {preemption} from the given PriorityClass name"
             )));
@@ -178,13 +243,15 @@ impl Strategy for Pods {
                 (key.is_empty() || key == taint) && (effect.is_empty() || effect == "NoExecute")
             });
             if !tolerated {
-                spec.tolerations.get_or_insert_with(Vec::new).push(Toleration {
-                    key: Some(taint.into()),
-                    operator: Some("Exists".into()),
-                    effect: Some("NoExecute".into()),
-                    toleration_seconds: Some(300),
-                    value: None,
-                });
+                spec.tolerations
+                    .get_or_insert_with(Vec::new)
+                    .push(Toleration {
+                        key: Some(taint.into()),
+                        operator: Some("Exists".into()),
+                        effect: Some("NoExecute".into()),
+                        toleration_seconds: Some(300),
+                        value: None,
+                    });
             }
         }
         Ok(())
@@ -195,14 +262,42 @@ impl Strategy for Pods {
         let status = pod.status.as_ref();
         let text = |value: Option<&String>| value.cloned().unwrap_or_default();
         vec![
-            ("spec.nodeName", text(spec.and_then(|s| s.node_name.as_ref()))),
-            ("spec.restartPolicy", text(spec.and_then(|s| s.restart_policy.as_ref()))),
-            ("spec.schedulerName", text(spec.and_then(|s| s.scheduler_name.as_ref()))),
-            ("spec.serviceAccountName", text(spec.and_then(|s| s.service_account_name.as_ref()))),
-            ("spec.hostNetwork", spec.and_then(|s| s.host_network).unwrap_or(false).to_string()),
+            (
+                "spec.nodeName",
+                text(spec.and_then(|s| s.node_name.as_ref())),
+            ),
+            (
+                "spec.restartPolicy",
+                text(spec.and_then(|s| s.restart_policy.as_ref())),
+            ),
+            (
+                "spec.schedulerName",
+                text(spec.and_then(|s| s.scheduler_name.as_ref())),
+            ),
+            (
+                "spec.serviceAccountName",
+                text(spec.and_then(|s| s.service_account_name.as_ref())),
+            ),
+            (
+                "spec.hostNetwork",
+                spec.and_then(|s| s.host_network)
+                    .unwrap_or(false)
+                    .to_string(),
+            ),
             ("status.phase", text(status.and_then(|s| s.phase.as_ref()))),
-            ("status.podIP", text(status.and_then(|s| s.pod_ips.as_ref()).and_then(|ips| ips.first()).map(|ip| &ip.ip))),
-            ("status.nominatedNodeName", text(status.and_then(|s| s.nominated_node_name.as_ref()))),
+            (
+                "status.podIP",
+                text(
+                    status
+                        .and_then(|s| s.pod_ips.as_ref())
+                        .and_then(|ips| ips.first())
+                        .map(|ip| &ip.ip),
+                ),
+            ),
+            (
+                "status.nominatedNodeName",
+                text(status.and_then(|s| s.nominated_node_name.as_ref())),
+            ),
         ]
     }
 
@@ -246,30 +341,53 @@ impl Strategy for Pods {
 fn bind(pod: &mut Pod, binding: &Value) -> ApiResult<()> {
     let name = pod.metadata.name.clone().unwrap_or_default();
     let conflict = |detail: String| ApiError::Conflict {
-        target: crate::error::Target { group: String::new(), resource: "pods/binding".into(), kind: "Binding".into(), name: name.clone() },
+        target: crate::error::Target {
+            group: String::new(),
+            resource: "pods/binding".into(),
+            kind: "Binding".into(),
+            name: name.clone(),
+        },
         detail,
     };
     let target = binding.get("target").cloned().unwrap_or(Value::Null);
     let node = target.get("name").and_then(Value::as_str).unwrap_or("");
-    if !matches!(target.get("kind").and_then(Value::as_str), None | Some("") | Some("Node")) {
+    if !matches!(
+        target.get("kind").and_then(Value::as_str),
+        None | Some("") | Some("Node")
+    ) {
         return Err(ApiError::BadRequest("binding target must be a Node".into()));
     }
     if node.is_empty() {
         return Err(ApiError::Invalid {
-            target: crate::error::Target { group: String::new(), resource: "bindings".into(), kind: "Binding".into(), name: name.clone() },
+            target: crate::error::Target {
+                group: String::new(),
+                resource: "bindings".into(),
+                kind: "Binding".into(),
+                name: name.clone(),
+            },
             causes: vec![Cause::required("target.name")],
         });
     }
     if pod.metadata.deletion_timestamp.is_some() {
-        return Err(conflict(format!("pod {name} is being deleted, cannot be assigned to a host")));
+        return Err(conflict(format!(
+            "pod {name} is being deleted, cannot be assigned to a host"
+        )));
     }
     let spec = pod.spec.get_or_insert_with(PodSpec::default);
     if let Some(assigned) = spec.node_name.as_deref().filter(|n| !n.is_empty()) {
-        return Err(conflict(format!("pod {name} is already assigned to node {assigned:?}")));
+        return Err(conflict(format!(
+            "pod {name} is already assigned to node {assigned:?}"
+        )));
     }
     spec.node_name = Some(node.to_string());
-    if let Some(annotations) = binding.pointer("/metadata/annotations").and_then(Value::as_object) {
-        let pod_annotations = pod.metadata.annotations.get_or_insert_with(Default::default);
+    if let Some(annotations) = binding
+        .pointer("/metadata/annotations")
+        .and_then(Value::as_object)
+    {
+        let pod_annotations = pod
+            .metadata
+            .annotations
+            .get_or_insert_with(Default::default);
         for (key, value) in annotations {
             pod_annotations.insert(key.clone(), value.as_str().unwrap_or_default().to_string());
         }
@@ -289,12 +407,18 @@ fn bind(pod: &mut Pod, binding: &Value) -> ApiResult<()> {
 fn default_pod_only(spec: &mut PodSpec) {
     spec.enable_service_links.get_or_insert(true);
     let host_network = spec.host_network == Some(true);
-    for container in spec.containers.iter_mut().chain(spec.init_containers.iter_mut().flatten()) {
+    for container in spec
+        .containers
+        .iter_mut()
+        .chain(spec.init_containers.iter_mut().flatten())
+    {
         if let Some(resources) = &mut container.resources {
             if let Some(limits) = &resources.limits {
                 let requests = resources.requests.get_or_insert_with(Default::default);
                 for (name, limit) in limits {
-                    requests.entry(name.clone()).or_insert_with(|| limit.clone());
+                    requests
+                        .entry(name.clone())
+                        .or_insert_with(|| limit.clone());
                 }
             }
         }
@@ -312,13 +436,29 @@ fn default_pod_only(spec: &mut PodSpec) {
 /// is the singular one.
 fn sync_ips(status: &mut PodStatus) {
     if status.pod_ips.as_ref().is_none_or(|ips| ips.is_empty()) {
-        status.pod_ips = status.pod_ip.clone().filter(|ip| !ip.is_empty()).map(|ip| vec![PodIP { ip }]);
+        status.pod_ips = status
+            .pod_ip
+            .clone()
+            .filter(|ip| !ip.is_empty())
+            .map(|ip| vec![PodIP { ip }]);
     }
-    status.pod_ip = status.pod_ips.as_ref().and_then(|ips| ips.first()).map(|ip| ip.ip.clone());
+    status.pod_ip = status
+        .pod_ips
+        .as_ref()
+        .and_then(|ips| ips.first())
+        .map(|ip| ip.ip.clone());
     if status.host_ips.as_ref().is_none_or(|ips| ips.is_empty()) {
-        status.host_ips = status.host_ip.clone().filter(|ip| !ip.is_empty()).map(|ip| vec![HostIP { ip }]);
+        status.host_ips = status
+            .host_ip
+            .clone()
+            .filter(|ip| !ip.is_empty())
+            .map(|ip| vec![HostIP { ip }]);
     }
-    status.host_ip = status.host_ips.as_ref().and_then(|ips| ips.first()).map(|ip| ip.ip.clone());
+    status.host_ip = status
+        .host_ips
+        .as_ref()
+        .and_then(|ips| ips.first())
+        .map(|ip| ip.ip.clone());
 }
 
 /// Upstream's `ValidatePodUpdate`: the new spec must be valid, and only images, the active
@@ -330,7 +470,11 @@ fn update_causes(new: &Pod, old: &Pod) -> Vec<Cause> {
     let mut causes = podspec::validate_pod_spec(new_spec, "spec");
 
     let lists: [(&[Container], &[Container], &str); 2] = [
-        (&new_spec.containers, &old_spec.containers, "spec.containers"),
+        (
+            &new_spec.containers,
+            &old_spec.containers,
+            "spec.containers",
+        ),
         (
             new_spec.init_containers.as_deref().unwrap_or_default(),
             old_spec.init_containers.as_deref().unwrap_or_default(),
@@ -339,7 +483,10 @@ fn update_causes(new: &Pod, old: &Pod) -> Vec<Cause> {
     ];
     for (new_list, old_list, path) in lists {
         if new_list.len() != old_list.len() {
-            causes.push(Cause::forbidden(path, "pod updates may not add or remove containers"));
+            causes.push(Cause::forbidden(
+                path,
+                "pod updates may not add or remove containers",
+            ));
             return causes;
         }
         for (i, container) in new_list.iter().enumerate() {
@@ -347,29 +494,56 @@ fn update_causes(new: &Pod, old: &Pod) -> Vec<Cause> {
             if image.is_empty() {
                 causes.push(Cause::required(format!("{path}[{i}].image")));
             } else if image.trim() != image {
-                causes.push(Cause::invalid(format!("{path}[{i}].image"), &Value::from(image), "must not have leading or trailing whitespace"));
+                causes.push(Cause::invalid(
+                    format!("{path}[{i}].image"),
+                    &Value::from(image),
+                    "must not have leading or trailing whitespace",
+                ));
             }
         }
     }
 
-    match (new_spec.active_deadline_seconds, old_spec.active_deadline_seconds) {
+    match (
+        new_spec.active_deadline_seconds,
+        old_spec.active_deadline_seconds,
+    ) {
         (Some(seconds), _) if !(0..=i64::from(i32::MAX)).contains(&seconds) => {
-            causes.push(Cause::invalid("spec.activeDeadlineSeconds", &Value::from(seconds), "must be between 0 and 2147483647, inclusive"));
+            causes.push(Cause::invalid(
+                "spec.activeDeadlineSeconds",
+                &Value::from(seconds),
+                "must be between 0 and 2147483647, inclusive",
+            ));
             return causes;
         }
         (Some(seconds), Some(previous)) if previous < seconds => {
-            causes.push(Cause::invalid("spec.activeDeadlineSeconds", &Value::from(seconds), "must be less than or equal to previous value"));
+            causes.push(Cause::invalid(
+                "spec.activeDeadlineSeconds",
+                &Value::from(seconds),
+                "must be less than or equal to previous value",
+            ));
             return causes;
         }
         (None, Some(_)) => {
-            causes.push(Cause::invalid("spec.activeDeadlineSeconds", &Value::Null, "must not update from a positive integer to nil value"));
+            causes.push(Cause::invalid(
+                "spec.activeDeadlineSeconds",
+                &Value::Null,
+                "must not update from a positive integer to nil value",
+            ));
         }
         _ => {}
     }
 
     if qos::class(new_spec) != qos::class(old_spec) {
-        let current = new.status.as_ref().and_then(|s| s.qos_class.clone()).unwrap_or_default();
-        causes.push(Cause::invalid("metadata", &Value::from(current), "Pod QoS is immutable"));
+        let current = new
+            .status
+            .as_ref()
+            .and_then(|s| s.qos_class.clone())
+            .unwrap_or_default();
+        causes.push(Cause::invalid(
+            "metadata",
+            &Value::from(current),
+            "Pod QoS is immutable",
+        ));
     }
 
     let munged = munge(new_spec, old_spec);
@@ -379,16 +553,28 @@ fn update_causes(new: &Pod, old: &Pod) -> Vec<Cause> {
         diff(&old_value, &new_value, "spec", &mut lines);
         causes.push(Cause::forbidden(
             "spec",
-            format!("pod updates may not change fields other than {}\n{}", UPDATABLE_FIELDS.join(","), lines.join("\n")),
+            format!(
+                "pod updates may not change fields other than {}\n{}",
+                UPDATABLE_FIELDS.join(","),
+                lines.join("\n")
+            ),
         ));
     }
 
     let new_tolerations = new_spec.tolerations.as_deref().unwrap_or_default();
     let kept = old_spec.tolerations.iter().flatten().all(|old| {
-        new_tolerations.iter().any(|new| Toleration { toleration_seconds: new.toleration_seconds, ..old.clone() } == *new)
+        new_tolerations.iter().any(|new| {
+            Toleration {
+                toleration_seconds: new.toleration_seconds,
+                ..old.clone()
+            } == *new
+        })
     });
     if !kept {
-        causes.push(Cause::forbidden("spec.tolerations", "existing toleration can not be modified except its tolerationSeconds"));
+        causes.push(Cause::forbidden(
+            "spec.tolerations",
+            "existing toleration can not be modified except its tolerationSeconds",
+        ));
     }
     causes
 }
@@ -407,7 +593,9 @@ fn munge(new: &PodSpec, old: &PodSpec) -> PodSpec {
     munged.active_deadline_seconds = old.active_deadline_seconds;
     munged.tolerations.clone_from(&old.tolerations);
     munged.scheduling_gates.clone_from(&old.scheduling_gates);
-    if old.termination_grace_period_seconds.is_some_and(|s| s < 0) && munged.termination_grace_period_seconds == Some(1) {
+    if old.termination_grace_period_seconds.is_some_and(|s| s < 0)
+        && munged.termination_grace_period_seconds == Some(1)
+    {
         munged.termination_grace_period_seconds = old.termination_grace_period_seconds;
     }
     munged
@@ -424,7 +612,10 @@ fn diff(old: &Value, new: &Value, path: &str, lines: &mut Vec<String>) {
         (Value::Object(a), Value::Object(b)) => {
             let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
             for key in keys {
-                let (x, y) = (a.get(key).unwrap_or(&Value::Null), b.get(key).unwrap_or(&Value::Null));
+                let (x, y) = (
+                    a.get(key).unwrap_or(&Value::Null),
+                    b.get(key).unwrap_or(&Value::Null),
+                );
                 diff(x, y, &format!("{path}.{key}"), lines);
             }
         }
@@ -460,7 +651,10 @@ mod tests {
                 containers: vec![Container {
                     name: "web".into(),
                     image: Some(image.into()),
-                    ports: Some(vec![ContainerPort { container_port: 80, ..Default::default() }]),
+                    ports: Some(vec![ContainerPort {
+                        container_port: 80,
+                        ..Default::default()
+                    }]),
                     ..Default::default()
                 }],
                 ..Default::default()
@@ -485,7 +679,11 @@ mod tests {
         assert_eq!(pods().validate_update(&pod("nginx:1.27"), &old), vec![]);
 
         let mut changed = pod("nginx:1.27");
-        changed.spec.as_mut().unwrap().containers[0].ports.as_mut().unwrap()[0].container_port = 8080;
+        changed.spec.as_mut().unwrap().containers[0]
+            .ports
+            .as_mut()
+            .unwrap()[0]
+            .container_port = 8080;
         let causes = pods().validate_update(&changed, &old);
         assert_eq!(causes.len(), 1, "{causes:?}");
         assert_eq!(causes[0].field, "spec");
@@ -497,18 +695,28 @@ mod tests {
     fn containers_cannot_be_added_and_deadlines_only_shrink() {
         let old = pod("nginx");
         let mut more = pod("nginx");
-        let extra = Container { name: "sidecar".into(), image: Some("busybox".into()), ..Default::default() };
+        let extra = Container {
+            name: "sidecar".into(),
+            image: Some("busybox".into()),
+            ..Default::default()
+        };
         more.spec.as_mut().unwrap().containers.push(extra);
         pods().default_fields(&mut more);
         let causes = pods().validate_update(&more, &old);
-        assert_eq!(causes.last().unwrap().message, "Forbidden: pod updates may not add or remove containers");
+        assert_eq!(
+            causes.last().unwrap().message,
+            "Forbidden: pod updates may not add or remove containers"
+        );
 
         let mut old = pod("nginx");
         old.spec.as_mut().unwrap().active_deadline_seconds = Some(60);
         let mut longer = old.clone();
         longer.spec.as_mut().unwrap().active_deadline_seconds = Some(120);
         let causes = pods().validate_update(&longer, &old);
-        assert_eq!(causes[0].message, "Invalid value: 120: must be less than or equal to previous value");
+        assert_eq!(
+            causes[0].message,
+            "Invalid value: 120: must be less than or equal to previous value"
+        );
         let mut shorter = old.clone();
         shorter.spec.as_mut().unwrap().active_deadline_seconds = Some(30);
         assert_eq!(pods().validate_update(&shorter, &old), vec![]);
@@ -517,16 +725,27 @@ mod tests {
     #[test]
     fn tolerations_may_only_be_added() {
         let mut old = pod("nginx");
-        let toleration = Toleration { key: Some("a".into()), operator: Some("Exists".into()), ..Default::default() };
+        let toleration = Toleration {
+            key: Some("a".into()),
+            operator: Some("Exists".into()),
+            ..Default::default()
+        };
         old.spec.as_mut().unwrap().tolerations = Some(vec![toleration.clone()]);
         let mut added = old.clone();
-        let second = Toleration { key: Some("b".into()), operator: Some("Exists".into()), ..Default::default() };
+        let second = Toleration {
+            key: Some("b".into()),
+            operator: Some("Exists".into()),
+            ..Default::default()
+        };
         added.spec.as_mut().unwrap().tolerations = Some(vec![toleration, second.clone()]);
         assert_eq!(pods().validate_update(&added, &old), vec![]);
         let mut removed = old.clone();
         removed.spec.as_mut().unwrap().tolerations = Some(vec![second]);
         let causes = pods().validate_update(&removed, &old);
-        assert_eq!(causes[0].message, "Forbidden: existing toleration can not be modified except its tolerationSeconds");
+        assert_eq!(
+            causes[0].message,
+            "Forbidden: existing toleration can not be modified except its tolerationSeconds"
+        );
     }
 
     #[tokio::test]
@@ -536,10 +755,22 @@ mod tests {
         let spec = created.spec.unwrap();
         assert_eq!(spec.service_account_name.as_deref(), Some("default"));
         assert_eq!(spec.service_account.as_deref(), Some("default"));
-        assert_eq!((spec.priority, spec.preemption_policy.as_deref()), (Some(0), Some("PreemptLowerPriority")));
+        assert_eq!(
+            (spec.priority, spec.preemption_policy.as_deref()),
+            (Some(0), Some("PreemptLowerPriority"))
+        );
         let tolerations = spec.tolerations.unwrap();
-        let keys: Vec<_> = tolerations.iter().map(|t| (t.key.as_deref().unwrap(), t.toleration_seconds)).collect();
-        assert_eq!(keys, [("node.kubernetes.io/not-ready", Some(300)), ("node.kubernetes.io/unreachable", Some(300))]);
+        let keys: Vec<_> = tolerations
+            .iter()
+            .map(|t| (t.key.as_deref().unwrap(), t.toleration_seconds))
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                ("node.kubernetes.io/not-ready", Some(300)),
+                ("node.kubernetes.io/unreachable", Some(300))
+            ]
+        );
 
         let mut prioritised = pod("nginx");
         prioritised.metadata.name = Some("p".into());
@@ -551,12 +782,20 @@ mod tests {
     #[test]
     fn only_running_pods_wait_to_be_deleted() {
         let mut pod = pod("nginx");
-        assert_eq!(pods().grace_period(&pod, None), None, "unscheduled pods go at once");
+        assert_eq!(
+            pods().grace_period(&pod, None),
+            None,
+            "unscheduled pods go at once"
+        );
         pod.spec.as_mut().unwrap().node_name = Some("node-1".into());
         assert_eq!(pods().grace_period(&pod, None), Some(30));
         assert_eq!(pods().grace_period(&pod, Some(5)), Some(5));
         assert_eq!(pods().grace_period(&pod, Some(0)), None);
         pod.status.as_mut().unwrap().phase = Some("Succeeded".into());
-        assert_eq!(pods().grace_period(&pod, None), None, "finished pods go at once");
+        assert_eq!(
+            pods().grace_period(&pod, None),
+            None,
+            "finished pods go at once"
+        );
     }
 }

@@ -17,9 +17,16 @@ pub fn class(spec: &PodSpec) -> &'static str {
     let mut requests: BTreeMap<&str, Quantity> = BTreeMap::new();
     let mut limits: BTreeMap<&str, Quantity> = BTreeMap::new();
     let mut guaranteed = true;
-    for container in spec.containers.iter().chain(spec.init_containers.iter().flatten()) {
+    for container in spec
+        .containers
+        .iter()
+        .chain(spec.init_containers.iter().flatten())
+    {
         let container_limits = compute_amounts(container, Kind::Limits);
-        if !COMPUTE.iter().all(|name| container_limits.iter().any(|(n, _)| n == name)) {
+        if !COMPUTE
+            .iter()
+            .all(|name| container_limits.iter().any(|(n, _)| n == name))
+        {
             guaranteed = false;
         }
         for (name, amount) in compute_amounts(container, Kind::Requests) {
@@ -55,9 +62,13 @@ fn compute_amounts(container: &Container, kind: Kind) -> Vec<(&'static str, Quan
         .filter_map(|&name| {
             let value = match kind {
                 Kind::Limits => limits.and_then(|l| l.get(name)),
-                Kind::Requests => requests.and_then(|r| r.get(name)).or_else(|| limits.and_then(|l| l.get(name))),
+                Kind::Requests => requests
+                    .and_then(|r| r.get(name))
+                    .or_else(|| limits.and_then(|l| l.get(name))),
             }?;
-            Quantity::parse(&value.0).filter(|q| q.is_positive()).map(|q| (name, q))
+            Quantity::parse(&value.0)
+                .filter(|q| q.is_positive())
+                .map(|q| (name, q))
         })
         .collect()
 }
@@ -75,31 +86,79 @@ mod tests {
 
     fn container(requests: &[(&str, &str)], limits: &[(&str, &str)]) -> Container {
         let list = |pairs: &[(&str, &str)]| {
-            (!pairs.is_empty()).then(|| pairs.iter().map(|(k, v)| (k.to_string(), Q(v.to_string()))).collect())
+            (!pairs.is_empty()).then(|| {
+                pairs
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), Q(v.to_string())))
+                    .collect()
+            })
         };
         Container {
             name: "c".into(),
-            resources: Some(ResourceRequirements { requests: list(requests), limits: list(limits), ..Default::default() }),
+            resources: Some(ResourceRequirements {
+                requests: list(requests),
+                limits: list(limits),
+                ..Default::default()
+            }),
             ..Default::default()
         }
     }
 
     fn spec(containers: Vec<Container>) -> PodSpec {
-        PodSpec { containers, ..Default::default() }
+        PodSpec {
+            containers,
+            ..Default::default()
+        }
     }
 
     #[test]
     fn classes_follow_requests_and_limits() {
         assert_eq!(class(&spec(vec![container(&[], &[])])), "BestEffort");
-        assert_eq!(class(&spec(vec![container(&[("cpu", "0")], &[])])), "BestEffort", "zero requests do not count");
-        assert_eq!(class(&spec(vec![container(&[("cpu", "100m")], &[])])), "Burstable");
+        assert_eq!(
+            class(&spec(vec![container(&[("cpu", "0")], &[])])),
+            "BestEffort",
+            "zero requests do not count"
+        );
+        assert_eq!(
+            class(&spec(vec![container(&[("cpu", "100m")], &[])])),
+            "Burstable"
+        );
         let full = [("cpu", "500m"), ("memory", "128Mi")];
         assert_eq!(class(&spec(vec![container(&full, &full)])), "Guaranteed");
-        assert_eq!(class(&spec(vec![container(&[], &full)])), "Guaranteed", "requests default to limits");
-        assert_eq!(class(&spec(vec![container(&[("cpu", "0.5"), ("memory", "128Mi")], &full)])), "Guaranteed");
-        assert_eq!(class(&spec(vec![container(&[("cpu", "250m"), ("memory", "128Mi")], &full)])), "Burstable");
-        assert_eq!(class(&spec(vec![container(&[], &[("cpu", "1")])])), "Burstable", "memory limit missing");
-        assert_eq!(class(&spec(vec![container(&full, &full), container(&[], &[])])), "Burstable");
-        assert_eq!(class(&spec(vec![container(&[("nvidia.com/gpu", "1")], &[("nvidia.com/gpu", "1")])])), "BestEffort");
+        assert_eq!(
+            class(&spec(vec![container(&[], &full)])),
+            "Guaranteed",
+            "requests default to limits"
+        );
+        assert_eq!(
+            class(&spec(vec![container(
+                &[("cpu", "0.5"), ("memory", "128Mi")],
+                &full
+            )])),
+            "Guaranteed"
+        );
+        assert_eq!(
+            class(&spec(vec![container(
+                &[("cpu", "250m"), ("memory", "128Mi")],
+                &full
+            )])),
+            "Burstable"
+        );
+        assert_eq!(
+            class(&spec(vec![container(&[], &[("cpu", "1")])])),
+            "Burstable",
+            "memory limit missing"
+        );
+        assert_eq!(
+            class(&spec(vec![container(&full, &full), container(&[], &[])])),
+            "Burstable"
+        );
+        assert_eq!(
+            class(&spec(vec![container(
+                &[("nvidia.com/gpu", "1")],
+                &[("nvidia.com/gpu", "1")]
+            )])),
+            "BestEffort"
+        );
     }
 }

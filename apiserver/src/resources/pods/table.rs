@@ -32,8 +32,12 @@ pub fn cells(pod: &Pod) -> Vec<Value> {
     let summary = Summary::of(pod);
     let status = pod.status.as_ref();
     let spec = pod.spec.as_ref();
-    let or_none = |value: Option<&str>| Value::from(value.filter(|v| !v.is_empty()).unwrap_or("<none>"));
-    let ip = status.and_then(|s| s.pod_ips.as_ref()).and_then(|ips| ips.first()).map(|ip| ip.ip.as_str());
+    let or_none =
+        |value: Option<&str>| Value::from(value.filter(|v| !v.is_empty()).unwrap_or("<none>"));
+    let ip = status
+        .and_then(|s| s.pod_ips.as_ref())
+        .and_then(|ips| ips.first())
+        .map(|ip| ip.ip.as_str());
     vec![
         Value::from(pod.metadata.name.clone().unwrap_or_default()),
         Value::from(format!("{}/{}", summary.ready, summary.total)),
@@ -61,27 +65,43 @@ impl Summary {
     pub fn of(pod: &Pod) -> Summary {
         let spec = pod.spec.as_ref();
         let status = pod.status.as_ref();
-        let init_specs = spec.and_then(|s| s.init_containers.as_deref()).unwrap_or_default();
-        let is_sidecar =
-            |name: &str| init_specs.iter().any(|c| c.name == name && c.restart_policy.as_deref() == Some("Always"));
-        let conditions = status.and_then(|s| s.conditions.as_deref()).unwrap_or_default();
+        let init_specs = spec
+            .and_then(|s| s.init_containers.as_deref())
+            .unwrap_or_default();
+        let is_sidecar = |name: &str| {
+            init_specs
+                .iter()
+                .any(|c| c.name == name && c.restart_policy.as_deref() == Some("Always"))
+        };
+        let conditions = status
+            .and_then(|s| s.conditions.as_deref())
+            .unwrap_or_default();
         let phase = status.and_then(|s| s.phase.as_deref()).unwrap_or("");
 
         let mut summary = Summary {
             ready: 0,
-            total: spec.map_or(0, |s| s.containers.len()) + init_specs.iter().filter(|c| is_sidecar(&c.name)).count(),
-            reason: status.and_then(|s| s.reason.clone()).filter(|r| !r.is_empty()).unwrap_or_else(|| phase.to_string()),
+            total: spec.map_or(0, |s| s.containers.len())
+                + init_specs.iter().filter(|c| is_sidecar(&c.name)).count(),
+            reason: status
+                .and_then(|s| s.reason.clone())
+                .filter(|r| !r.is_empty())
+                .unwrap_or_else(|| phase.to_string()),
             restarts: 0,
             last_restart: None,
         };
-        if conditions.iter().any(|c| c.type_ == "PodScheduled" && c.reason.as_deref() == Some("SchedulingGated")) {
+        if conditions
+            .iter()
+            .any(|c| c.type_ == "PodScheduled" && c.reason.as_deref() == Some("SchedulingGated"))
+        {
             summary.reason = "SchedulingGated".into();
         }
 
         let mut sidecar_restarts = 0;
         let mut last_sidecar_restart = None;
         let mut initializing = false;
-        let init_statuses = status.and_then(|s| s.init_container_statuses.as_deref()).unwrap_or_default();
+        let init_statuses = status
+            .and_then(|s| s.init_container_statuses.as_deref())
+            .unwrap_or_default();
         for (i, container) in init_statuses.iter().enumerate() {
             summary.restarts += i64::from(container.restart_count);
             summary.last_restart = summary.last_restart.max(last_termination(container));
@@ -92,7 +112,10 @@ impl Summary {
             }
             let state = container.state.as_ref();
             let terminated = state.and_then(|s| s.terminated.as_ref());
-            let waiting_reason = state.and_then(|s| s.waiting.as_ref()).and_then(|w| w.reason.as_deref()).unwrap_or("");
+            let waiting_reason = state
+                .and_then(|s| s.waiting.as_ref())
+                .and_then(|w| w.reason.as_deref())
+                .unwrap_or("");
             if terminated.is_some_and(|t| t.exit_code == 0) {
                 continue;
             }
@@ -105,10 +128,14 @@ impl Summary {
             summary.reason = match terminated {
                 Some(t) => match t.reason.as_deref().filter(|r| !r.is_empty()) {
                     Some(reason) => format!("Init:{reason}"),
-                    None if t.signal.unwrap_or(0) != 0 => format!("Init:Signal:{}", t.signal.unwrap_or(0)),
+                    None if t.signal.unwrap_or(0) != 0 => {
+                        format!("Init:Signal:{}", t.signal.unwrap_or(0))
+                    }
                     None => format!("Init:ExitCode:{}", t.exit_code),
                 },
-                None if !waiting_reason.is_empty() && waiting_reason != "PodInitializing" => format!("Init:{waiting_reason}"),
+                None if !waiting_reason.is_empty() && waiting_reason != "PodInitializing" => {
+                    format!("Init:{waiting_reason}")
+                }
                 None => format!("Init:{i}/{}", init_specs.len()),
             };
             initializing = true;
@@ -119,19 +146,26 @@ impl Summary {
             summary.restarts = sidecar_restarts;
             summary.last_restart = last_sidecar_restart;
             let mut has_running = false;
-            let statuses = status.and_then(|s| s.container_statuses.as_deref()).unwrap_or_default();
+            let statuses = status
+                .and_then(|s| s.container_statuses.as_deref())
+                .unwrap_or_default();
             for container in statuses.iter().rev() {
                 summary.restarts += i64::from(container.restart_count);
                 summary.last_restart = summary.last_restart.max(last_termination(container));
                 let state = container.state.as_ref();
-                let waiting = state.and_then(|s| s.waiting.as_ref()).and_then(|w| w.reason.as_deref()).filter(|r| !r.is_empty());
+                let waiting = state
+                    .and_then(|s| s.waiting.as_ref())
+                    .and_then(|w| w.reason.as_deref())
+                    .filter(|r| !r.is_empty());
                 let terminated = state.and_then(|s| s.terminated.as_ref());
                 if let Some(reason) = waiting {
                     summary.reason = reason.to_string();
                 } else if let Some(t) = terminated {
                     summary.reason = match t.reason.as_deref().filter(|r| !r.is_empty()) {
                         Some(reason) => reason.to_string(),
-                        None if t.signal.unwrap_or(0) != 0 => format!("Signal:{}", t.signal.unwrap_or(0)),
+                        None if t.signal.unwrap_or(0) != 0 => {
+                            format!("Signal:{}", t.signal.unwrap_or(0))
+                        }
                         None => format!("ExitCode:{}", t.exit_code),
                     };
                 } else if container.ready && state.is_some_and(|s| s.running.is_some()) {
@@ -140,7 +174,12 @@ impl Summary {
                 }
             }
             if summary.reason == "Completed" && has_running {
-                summary.reason = if condition_true(conditions, "Ready") { "Running" } else { "NotReady" }.into();
+                summary.reason = if condition_true(conditions, "Ready") {
+                    "Running"
+                } else {
+                    "NotReady"
+                }
+                .into();
             }
         }
 
@@ -158,7 +197,11 @@ impl Summary {
     pub fn restarts_cell(&self, now: jiff::Timestamp) -> String {
         match self.last_restart {
             Some(at) if self.restarts != 0 => {
-                format!("{} ({} ago)", self.restarts, human_duration(now.as_second() - at.as_second()))
+                format!(
+                    "{} ({} ago)",
+                    self.restarts,
+                    human_duration(now.as_second() - at.as_second())
+                )
             }
             _ => self.restarts.to_string(),
         }
@@ -171,19 +214,34 @@ fn last_termination(container: &ContainerStatus) -> Option<jiff::Timestamp> {
 }
 
 fn condition_true(conditions: &[PodCondition], kind: &str) -> bool {
-    conditions.iter().any(|c| c.type_ == kind && c.status == "True")
+    conditions
+        .iter()
+        .any(|c| c.type_ == kind && c.status == "True")
 }
 
 /// `<none>`, or how many of the readiness gates' conditions are true: `1/2`.
 fn readiness_gates(pod: &Pod) -> String {
-    let gates = pod.spec.as_ref().and_then(|s| s.readiness_gates.as_deref()).unwrap_or_default();
+    let gates = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.readiness_gates.as_deref())
+        .unwrap_or_default();
     if gates.is_empty() {
         return "<none>".into();
     }
-    let conditions = pod.status.as_ref().and_then(|s| s.conditions.as_deref()).unwrap_or_default();
+    let conditions = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_deref())
+        .unwrap_or_default();
     let passing = gates
         .iter()
-        .filter(|gate| conditions.iter().find(|c| c.type_ == gate.condition_type).is_some_and(|c| c.status == "True"))
+        .filter(|gate| {
+            conditions
+                .iter()
+                .find(|c| c.type_ == gate.condition_type)
+                .is_some_and(|c| c.status == "True")
+        })
         .count();
     format!("{passing}/{}", gates.len())
 }
@@ -192,8 +250,8 @@ fn readiness_gates(pod: &Pod) -> String {
 mod tests {
     use super::*;
     use k8s_openapi::api::core::v1::{
-        Container, ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStateWaiting, PodSpec,
-        PodStatus,
+        Container, ContainerState, ContainerStateRunning, ContainerStateTerminated,
+        ContainerStateWaiting, PodSpec, PodStatus,
     };
     use serde_json::json;
 
@@ -206,7 +264,10 @@ mod tests {
             name: name.into(),
             ready,
             restart_count: restarts,
-            state: Some(ContainerState { running: Some(ContainerStateRunning::default()), ..Default::default() }),
+            state: Some(ContainerState {
+                running: Some(ContainerStateRunning::default()),
+                ..Default::default()
+            }),
             ..Default::default()
         }
     }
@@ -215,7 +276,10 @@ mod tests {
         ContainerStatus {
             name: name.into(),
             state: Some(ContainerState {
-                waiting: Some(ContainerStateWaiting { reason: Some(reason.into()), ..Default::default() }),
+                waiting: Some(ContainerStateWaiting {
+                    reason: Some(reason.into()),
+                    ..Default::default()
+                }),
                 ..Default::default()
             }),
             ..Default::default()
@@ -226,7 +290,11 @@ mod tests {
         ContainerStatus {
             name: name.into(),
             state: Some(ContainerState {
-                terminated: Some(ContainerStateTerminated { exit_code, reason: reason.map(String::from), ..Default::default() }),
+                terminated: Some(ContainerStateTerminated {
+                    exit_code,
+                    reason: reason.map(String::from),
+                    ..Default::default()
+                }),
                 ..Default::default()
             }),
             ..Default::default()
@@ -234,14 +302,20 @@ mod tests {
     }
 
     fn with(containers: &[&str], inits: &[(&str, bool)], status: PodStatus) -> Pod {
-        let container = |name: &str| Container { name: name.into(), ..Default::default() };
+        let container = |name: &str| Container {
+            name: name.into(),
+            ..Default::default()
+        };
         Pod {
             spec: Some(PodSpec {
                 containers: containers.iter().map(|n| container(n)).collect(),
                 init_containers: Some(
                     inits
                         .iter()
-                        .map(|(n, sidecar)| Container { restart_policy: sidecar.then(|| "Always".into()), ..container(n) })
+                        .map(|(n, sidecar)| Container {
+                            restart_policy: sidecar.then(|| "Always".into()),
+                            ..container(n)
+                        })
                         .collect(),
                 ),
                 ..Default::default()
@@ -252,55 +326,141 @@ mod tests {
     }
 
     fn phase(phase: &str) -> PodStatus {
-        PodStatus { phase: Some(phase.into()), ..Default::default() }
+        PodStatus {
+            phase: Some(phase.into()),
+            ..Default::default()
+        }
     }
 
     #[test]
     fn pending_and_running_pods() {
         let summary = Summary::of(&with(&["web"], &[], phase("Pending")));
-        assert_eq!((summary.ready, summary.total, summary.reason.as_str()), (0, 1, "Pending"));
+        assert_eq!(
+            (summary.ready, summary.total, summary.reason.as_str()),
+            (0, 1, "Pending")
+        );
 
-        let status = PodStatus { container_statuses: Some(vec![waiting("web", "ContainerCreating")]), ..phase("Pending") };
-        assert_eq!(Summary::of(&with(&["web"], &[], status)).reason, "ContainerCreating");
+        let status = PodStatus {
+            container_statuses: Some(vec![waiting("web", "ContainerCreating")]),
+            ..phase("Pending")
+        };
+        assert_eq!(
+            Summary::of(&with(&["web"], &[], status)).reason,
+            "ContainerCreating"
+        );
 
-        let status = PodStatus { container_statuses: Some(vec![running("a", true, 0), running("b", false, 0)]), ..phase("Running") };
+        let status = PodStatus {
+            container_statuses: Some(vec![running("a", true, 0), running("b", false, 0)]),
+            ..phase("Running")
+        };
         let summary = Summary::of(&with(&["a", "b"], &[], status));
-        assert_eq!((summary.ready, summary.total, summary.reason.as_str()), (1, 2, "Running"));
+        assert_eq!(
+            (summary.ready, summary.total, summary.reason.as_str()),
+            (1, 2, "Running")
+        );
     }
 
     #[test]
     fn terminated_containers_name_the_outcome() {
-        let status = PodStatus { container_statuses: Some(vec![terminated("job", 0, Some("Completed"))]), ..phase("Succeeded") };
-        assert_eq!(Summary::of(&with(&["job"], &[], status)).reason, "Completed");
-        let status = PodStatus { container_statuses: Some(vec![terminated("job", 1, Some("Error"))]), ..phase("Failed") };
+        let status = PodStatus {
+            container_statuses: Some(vec![terminated("job", 0, Some("Completed"))]),
+            ..phase("Succeeded")
+        };
+        assert_eq!(
+            Summary::of(&with(&["job"], &[], status)).reason,
+            "Completed"
+        );
+        let status = PodStatus {
+            container_statuses: Some(vec![terminated("job", 1, Some("Error"))]),
+            ..phase("Failed")
+        };
         assert_eq!(Summary::of(&with(&["job"], &[], status)).reason, "Error");
-        let status = PodStatus { container_statuses: Some(vec![terminated("job", 137, None)]), ..phase("Failed") };
-        assert_eq!(Summary::of(&with(&["job"], &[], status)).reason, "ExitCode:137");
-        let status = PodStatus { container_statuses: Some(vec![waiting("web", "CrashLoopBackOff")]), ..phase("Running") };
-        assert_eq!(Summary::of(&with(&["web"], &[], status)).reason, "CrashLoopBackOff");
+        let status = PodStatus {
+            container_statuses: Some(vec![terminated("job", 137, None)]),
+            ..phase("Failed")
+        };
+        assert_eq!(
+            Summary::of(&with(&["job"], &[], status)).reason,
+            "ExitCode:137"
+        );
+        let status = PodStatus {
+            container_statuses: Some(vec![waiting("web", "CrashLoopBackOff")]),
+            ..phase("Running")
+        };
+        assert_eq!(
+            Summary::of(&with(&["web"], &[], status)).reason,
+            "CrashLoopBackOff"
+        );
     }
 
     #[test]
     fn completed_sibling_of_a_running_container_reads_running_or_not_ready() {
-        let statuses = vec![terminated("done", 0, Some("Completed")), running("web", true, 0)];
-        let ready = PodCondition { type_: "Ready".into(), status: "True".into(), ..Default::default() };
-        let status = PodStatus { container_statuses: Some(statuses.clone()), conditions: Some(vec![ready]), ..phase("Running") };
-        assert_eq!(Summary::of(&with(&["web", "done"], &[], status)).reason, "Running");
-        let status = PodStatus { container_statuses: Some(statuses), ..phase("Running") };
-        assert_eq!(Summary::of(&with(&["web", "done"], &[], status)).reason, "NotReady");
+        let statuses = vec![
+            terminated("done", 0, Some("Completed")),
+            running("web", true, 0),
+        ];
+        let ready = PodCondition {
+            type_: "Ready".into(),
+            status: "True".into(),
+            ..Default::default()
+        };
+        let status = PodStatus {
+            container_statuses: Some(statuses.clone()),
+            conditions: Some(vec![ready]),
+            ..phase("Running")
+        };
+        assert_eq!(
+            Summary::of(&with(&["web", "done"], &[], status)).reason,
+            "Running"
+        );
+        let status = PodStatus {
+            container_statuses: Some(statuses),
+            ..phase("Running")
+        };
+        assert_eq!(
+            Summary::of(&with(&["web", "done"], &[], status)).reason,
+            "NotReady"
+        );
     }
 
     #[test]
     fn init_containers_report_progress() {
-        let status = PodStatus { init_container_statuses: Some(vec![waiting("setup", "PodInitializing")]), ..phase("Pending") };
-        assert_eq!(Summary::of(&with(&["web"], &[("setup", false)], status)).reason, "Init:0/1");
-        let statuses = vec![terminated("a", 0, Some("Completed")), running("b", false, 0)];
-        let status = PodStatus { init_container_statuses: Some(statuses), ..phase("Pending") };
-        assert_eq!(Summary::of(&with(&["web"], &[("a", false), ("b", false)], status)).reason, "Init:1/2");
-        let status = PodStatus { init_container_statuses: Some(vec![terminated("a", 1, Some("Error"))]), ..phase("Pending") };
-        assert_eq!(Summary::of(&with(&["web"], &[("a", false)], status)).reason, "Init:Error");
-        let status = PodStatus { init_container_statuses: Some(vec![waiting("a", "CrashLoopBackOff")]), ..phase("Pending") };
-        assert_eq!(Summary::of(&with(&["web"], &[("a", false)], status)).reason, "Init:CrashLoopBackOff");
+        let status = PodStatus {
+            init_container_statuses: Some(vec![waiting("setup", "PodInitializing")]),
+            ..phase("Pending")
+        };
+        assert_eq!(
+            Summary::of(&with(&["web"], &[("setup", false)], status)).reason,
+            "Init:0/1"
+        );
+        let statuses = vec![
+            terminated("a", 0, Some("Completed")),
+            running("b", false, 0),
+        ];
+        let status = PodStatus {
+            init_container_statuses: Some(statuses),
+            ..phase("Pending")
+        };
+        assert_eq!(
+            Summary::of(&with(&["web"], &[("a", false), ("b", false)], status)).reason,
+            "Init:1/2"
+        );
+        let status = PodStatus {
+            init_container_statuses: Some(vec![terminated("a", 1, Some("Error"))]),
+            ..phase("Pending")
+        };
+        assert_eq!(
+            Summary::of(&with(&["web"], &[("a", false)], status)).reason,
+            "Init:Error"
+        );
+        let status = PodStatus {
+            init_container_statuses: Some(vec![waiting("a", "CrashLoopBackOff")]),
+            ..phase("Pending")
+        };
+        assert_eq!(
+            Summary::of(&with(&["web"], &[("a", false)], status)).reason,
+            "Init:CrashLoopBackOff"
+        );
     }
 
     #[test]
@@ -313,7 +473,15 @@ mod tests {
             ..phase("Running")
         };
         let summary = Summary::of(&with(&["web"], &[("proxy", true)], status));
-        assert_eq!((summary.ready, summary.total, summary.reason.as_str(), summary.restarts), (2, 2, "Running", 3));
+        assert_eq!(
+            (
+                summary.ready,
+                summary.total,
+                summary.reason.as_str(),
+                summary.restarts
+            ),
+            (2, 2, "Running", 3)
+        );
     }
 
     #[test]
@@ -339,7 +507,10 @@ mod tests {
         let summary = Summary::of(&crashed);
         let now: jiff::Timestamp = "2025-01-01T00:05:00Z".parse().unwrap();
         assert_eq!(summary.restarts_cell(now), "3 (5m ago)");
-        assert_eq!(Summary::of(&with(&["web"], &[], phase("Pending"))).restarts_cell(now), "0");
+        assert_eq!(
+            Summary::of(&with(&["web"], &[], phase("Pending"))).restarts_cell(now),
+            "0"
+        );
         let cells = cells(&crashed);
         assert_eq!(cells[1], "0/1");
         assert_eq!(cells[2], "CrashLoopBackOff");
