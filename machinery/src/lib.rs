@@ -1,0 +1,14 @@
+//! What every control-plane binary shares, as upstream's apimachinery, client-go/tools and
+//! component-base are shared by the Go components: quantities, selectors and durations with
+//! upstream's exact semantics, and the component plumbing (client set-up, logging, the
+//! health and metrics server, leader election, events, shutdown) written once.
+
+pub mod client;
+pub mod duration;
+pub mod events;
+pub mod leaderelection;
+pub mod lifecycle;
+pub mod logging;
+pub mod quantity;
+pub mod selector;
+pub mod server;

@@ -1,0 +1,20 @@
+//! The end of a component's life: SIGTERM (what the kubelet and systemd send) or SIGINT.
+//! Binaries pass this future down to whatever must clean up on the way out (the leader
+//! lease above all, so a standby takes over at once instead of after the lease expires).
+
+/// Resolves on the first SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut terminate) => {
+            tokio::select! {
+                _ = terminate.recv() => tracing::info!("received SIGTERM, shutting down"),
+                _ = tokio::signal::ctrl_c() => tracing::info!("received SIGINT, shutting down"),
+            }
+        }
+        Err(error) => {
+            tracing::warn!(%error, "cannot watch for SIGTERM; only SIGINT stops this process cleanly");
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
