@@ -12,7 +12,7 @@ use k8s_openapi::api::core::v1::{Node, Taint};
 use crate::plugins::ClusterEvent;
 use crate::pod_info::{HostPort, PodInfo};
 use crate::resources::Resources;
-use crate::selector::Selector;
+use machinery::selector::Selector;
 
 /// Labels of an object.
 pub type Labels = BTreeMap<String, String>;

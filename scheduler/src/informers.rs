@@ -20,7 +20,7 @@ use tokio::sync::oneshot;
 use crate::plugins::ClusterEvent;
 use crate::pod_info::PodInfo;
 use crate::scheduler::Scheduler;
-use crate::selector::Selector;
+use machinery::selector::Selector;
 
 /// Identifies a deleted object: its namespace, name and uid.
 struct Deleted {

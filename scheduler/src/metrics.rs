@@ -1,7 +1,7 @@
 //! `/metrics` with upstream's scheduler metric names, so dashboards written for
 //! kube-scheduler read ours.
 
-use prometheus::{Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
+use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry};
 
 /// The scheduler's metrics, registered in one registry.
 pub struct Metrics {
@@ -17,8 +17,6 @@ pub struct Metrics {
     pub queue_incoming: IntCounterVec,
     pub preemption_attempts: IntCounter,
     pub preemption_victims: Histogram,
-    /// 1 while this instance holds the lease, by lease `name`.
-    pub leader: IntGaugeVec,
 }
 
 fn registered<T: prometheus::core::Collector + Clone + 'static>(registry: &Registry, metric: T) -> T {
@@ -63,11 +61,6 @@ impl Metrics {
                 .buckets(prometheus::exponential_buckets(1.0, 2.0, 7).expect("valid buckets")),
         )
         .expect("valid metric");
-        let leader = IntGaugeVec::new(
-            Opts::new("leader_election_master_status", "Gauge of if the reporting system is master of the relevant lease, 0 indicates backup, 1 indicates master. 'name' is the string used to identify the lease. Please make sure to group by name."),
-            &["name"],
-        )
-        .expect("valid metric");
         Metrics {
             attempts: registered(&registry, attempts),
             attempt_duration: registered(&registry, attempt_duration),
@@ -76,15 +69,12 @@ impl Metrics {
             queue_incoming: registered(&registry, queue_incoming),
             preemption_attempts: registered(&registry, preemption_attempts),
             preemption_victims: registered(&registry, preemption_victims),
-            leader: registered(&registry, leader),
             registry,
         }
     }
 
-    /// The text exposition of every metric.
-    pub fn render(&self) -> Vec<u8> {
-        let mut out = Vec::new();
-        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
-        out
+    /// The registry holding them, for the component server's `/metrics`.
+    pub fn registry(&self) -> Registry {
+        self.registry.clone()
     }
 }

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use k8s_openapi::api::core::v1::{Pod, PodAffinityTerm, PodSpec};
 
 use crate::resources::{non_zero_requests, pod_requests, Resources};
-use crate::selector::Selector;
+use machinery::selector::Selector;
 
 /// A host port a container binds: pods binding the same port and protocol on overlapping
 /// addresses cannot share a node.

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::{Container, PodSpec};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
-use crate::quantity::{milli_value, value};
+use machinery::quantity::Quantity as Amount;
 
 /// CPU assumed for a container without a CPU request when spreading load (upstream's
 /// `DefaultMilliCPURequest`), so best-effort pods do not all pile onto one node.
@@ -38,13 +38,15 @@ impl Resources {
     pub fn from_list(list: &BTreeMap<String, Quantity>) -> Resources {
         let mut resources = Resources::default();
         for (name, quantity) in list {
+            // Unparsable quantities count as zero: the apiserver never admits them.
+            let amount = Amount::try_from(quantity).unwrap_or_default();
             match name.as_str() {
-                "cpu" => resources.milli_cpu = milli_value(quantity),
-                "memory" => resources.memory = value(quantity),
-                "ephemeral-storage" => resources.ephemeral_storage = value(quantity),
-                "pods" => resources.pods = value(quantity),
+                "cpu" => resources.milli_cpu = amount.milli_value(),
+                "memory" => resources.memory = amount.value(),
+                "ephemeral-storage" => resources.ephemeral_storage = amount.value(),
+                "pods" => resources.pods = amount.value(),
                 other if is_scalar(other) => {
-                    resources.scalar.insert(other.to_string(), value(quantity));
+                    resources.scalar.insert(other.to_string(), amount.value());
                 }
                 _ => {}
             }

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::{Binding, ObjectReference, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::Resource;
 use serde_json::{json, Value};
 use tokio::sync::Semaphore;
 
@@ -20,7 +21,7 @@ use crate::metrics::Metrics;
 use crate::pod_info::PodInfo;
 use crate::preemption::{self, Candidate};
 use crate::queue::{Attempt, Queue};
-use crate::recorder::Recorder;
+use machinery::events::{EventType, Recorder};
 
 /// Bindings in flight at once; beyond this the loop waits, so a backlog cannot open
 /// thousands of connections to the apiserver.
@@ -188,7 +189,7 @@ impl Scheduler {
                 let attempts = attempt.attempts.to_string();
                 self.metrics.pod_scheduling_duration.with_label_values(&[attempts.as_str()]).observe(attempt.queued_at.elapsed().as_secs_f64());
                 let message = format!("Successfully assigned {} to {node}", pod.key());
-                self.recorder.record(&pod.pod, None, "Normal", "Scheduled", "Binding", message);
+                self.recorder.action_event(pod.pod.object_ref(&()), None, EventType::Normal, "Scheduled", "Binding", message);
             }
             Err(error) => {
                 self.cache().forget(&pod.uid);
@@ -207,7 +208,8 @@ impl Scheduler {
     /// A `FailedScheduling` event and the `PodScheduled=False` condition (with the node the
     /// pod is nominated to, if preemption nominated one).
     async fn report_failure(&self, pod: &PodInfo, reason: &str, message: &str, nomination: Nomination) {
-        self.recorder.record(&pod.pod, None, "Warning", "FailedScheduling", "Scheduling", message.to_string());
+        let regarding = pod.pod.object_ref(&());
+        self.recorder.action_event(regarding, None, EventType::Warning, "FailedScheduling", "Scheduling", message.to_string());
         let status = pod.pod.status.as_ref();
         let current = status.and_then(|s| s.conditions.iter().flatten().find(|c| c.type_ == "PodScheduled"));
         let same_condition = current.is_some_and(|c| {
@@ -263,7 +265,8 @@ impl Scheduler {
                 Ok(_) => {
                     tracing::info!(preemptor = %preemptor.key(), victim = %victim.key(), %node, "preemptor pod preempted victim pod");
                     let message = format!("Preempted by pod {} on node {node}", preemptor.uid);
-                    self.recorder.record(&victim.pod, Some(&preemptor.pod), "Normal", "Preempted", "Preempting", message);
+                    let (regarding, related) = (victim.pod.object_ref(&()), Some(preemptor.pod.object_ref(&())));
+                    self.recorder.action_event(regarding, related, EventType::Normal, "Preempted", "Preempting", message);
                 }
                 Err(error) => tracing::warn!(victim = %victim.key(), %error, "could not delete preemption victim"),
             }

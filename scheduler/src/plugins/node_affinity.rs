@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use super::{normalize, Code, Plugin, Status};
 use crate::cache::NodeInfo;
 use crate::pod_info::PodInfo;
-use crate::selector::NodeTerm;
+use machinery::selector::NodeTerm;
 
 /// A pod's node constraints, compiled once per scheduling cycle.
 #[derive(Clone)]

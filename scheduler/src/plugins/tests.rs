@@ -284,7 +284,7 @@ fn preferred_node_affinity_and_prefer_no_schedule_taints_score() {
 #[test]
 fn replica_set_pods_spread_by_default() {
     let mut cache = cluster(vec![node("a", "4", &[]), node("b", "4", &[])]);
-    cache.set_replica_set("default", "web", Some(crate::selector::Selector::from_labels(&labels(&[("app", "web")]))));
+    cache.set_replica_set("default", "web", Some(machinery::selector::Selector::from_labels(&labels(&[("app", "web")]))));
     bind(&mut cache, pod("w1", ""), "a");
     bind(&mut cache, pod("w2", ""), "a");
     let scores = scores(&cache, pod("w3", ""));

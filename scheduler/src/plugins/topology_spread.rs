@@ -13,7 +13,7 @@ use super::taint_toleration::tolerates;
 use super::{Code, Plugin, Status};
 use crate::cache::{Cache, NodeInfo};
 use crate::pod_info::PodInfo;
-use crate::selector::Selector;
+use machinery::selector::Selector;
 
 const HOSTNAME: &str = "kubernetes.io/hostname";
 const ZONE: &str = "topology.kubernetes.io/zone";
