@@ -11,6 +11,7 @@ mod options;
 mod pod;
 mod simulator;
 
+use std::future::Future;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -26,11 +27,9 @@ type Error = Box<dyn std::error::Error + Send + Sync>;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .init();
-    match run(Options::parse()).await {
+    let options = Options::parse();
+    machinery::logging::init(options.logging.verbosity);
+    match run(options, machinery::lifecycle::shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!(%error, "node-simulator stopped");
@@ -65,13 +64,10 @@ fn nodes(options: &Options) -> Result<Vec<SimNode>, Error> {
     Ok(nodes)
 }
 
-async fn run(options: Options) -> Result<(), Error> {
+/// Simulates the nodes until `shutdown` resolves.
+async fn run(options: Options, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
     let nodes = nodes(&options)?;
-    let config = match &options.kubeconfig {
-        Some(path) => kube::Config::from_custom_kubeconfig(kube::config::Kubeconfig::read_from(path)?, &Default::default()).await?,
-        None => kube::Config::infer().await?,
-    };
-    let client = kube::Client::try_from(config)?;
+    let client = options.client.client().await?;
     let settings = Settings {
         pod_startup_delay: options.pod_startup_delay,
         lease_duration_seconds: options.node_lease_duration_seconds,
@@ -81,7 +77,7 @@ async fn run(options: Options) -> Result<(), Error> {
     };
     tokio::select! {
         result = Simulator::run(client, settings, nodes) => result?,
-        _ = tokio::signal::ctrl_c() => {}
+        () = shutdown => {}
     }
     Ok(())
 }

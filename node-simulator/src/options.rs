@@ -9,6 +9,9 @@ use std::time::Duration;
 use clap::Parser;
 use ipnet::Ipv4Net;
 use k8s_openapi::api::core::v1::Taint;
+use machinery::client::ClientArgs;
+use machinery::duration::parse_duration;
+use machinery::logging::LoggingArgs;
 use regex::Regex;
 use serde::Deserialize;
 
@@ -17,9 +20,10 @@ use crate::image::DEFAULT_MISSING_IMAGES;
 #[derive(Debug, Clone, Parser)]
 #[command(name = "node-simulator", version, about = "Simulated kubelets: nodes and pods without containers")]
 pub struct Options {
-    /// Kubeconfig with the apiserver's address and credentials (default: $KUBECONFIG).
-    #[arg(long)]
-    pub kubeconfig: Option<PathBuf>,
+    #[command(flatten)]
+    pub client: ClientArgs,
+    #[command(flatten)]
+    pub logging: LoggingArgs,
     /// How many nodes to simulate (ignored with --config).
     #[arg(long, default_value_t = 1)]
     pub nodes: usize,
@@ -125,7 +129,7 @@ impl Options {
             }]);
         };
         let text = std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
-        let file: ConfigFile = serde_yaml::from_str(&text).map_err(|e| format!("parsing {}: {e}", path.display()))?;
+        let file: ConfigFile = serde_yaml_ng::from_str(&text).map_err(|e| format!("parsing {}: {e}", path.display()))?;
         Ok(file
             .node_groups
             .into_iter()
@@ -155,31 +159,6 @@ fn parse_taint(text: &str) -> Result<Taint, String> {
         None => (key_value, None),
     };
     Ok(Taint { key: key.to_string(), value, effect: effect.to_string(), time_added: None })
-}
-
-/// Parses Go's duration syntax (`500ms`, `10s`, `5m`), as kubelet's flags take it.
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    let invalid = || format!("invalid duration {text:?}");
-    if text == "0" {
-        return Ok(Duration::ZERO);
-    }
-    let mut total = Duration::ZERO;
-    let mut rest = text;
-    while !rest.is_empty() {
-        let split = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or_else(invalid)?;
-        let number: f64 = rest[..split].parse().map_err(|_| invalid())?;
-        let unit_end = rest[split..].find(|c: char| c.is_ascii_digit()).map_or(rest.len(), |i| split + i);
-        let unit = match &rest[split..unit_end] {
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return Err(invalid()),
-        };
-        total += Duration::from_secs_f64(number * unit);
-        rest = &rest[unit_end..];
-    }
-    Ok(total)
 }
 
 #[cfg(test)]
