@@ -26,12 +26,7 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn run() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    machinery::logging::init(0);
     let options = options::Options::parse();
     match server::run(options).await {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -13,7 +13,6 @@ mod nodes;
 mod pods;
 mod podspec;
 mod priorityclasses;
-mod quantity;
 mod replicasets;
 mod secrets;
 mod serviceaccounts;

@@ -13,7 +13,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity as QuantityText;
 use serde_json::Value;
 
-use super::quantity::{self, Quantity};
+use machinery::quantity::{self, Quantity};
 use crate::error::Cause;
 use crate::registry::validation;
 use crate::registry::NameRule;

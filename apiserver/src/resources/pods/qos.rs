@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{Container, PodSpec};
 
-use crate::resources::quantity::Quantity;
+use machinery::quantity::Quantity;
 
 /// The resources QoS looks at; extended resources and storage do not count.
 const COMPUTE: [&str; 2] = ["cpu", "memory"];
