@@ -7,7 +7,7 @@
 //! creations and deletions (or five minutes have passed), so a slow watch never makes it
 //! create or delete twice.
 
-use std::cmp::{Ordering, Reverse};
+use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use futures::channel::mpsc::UnboundedReceiver;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetCondition, ReplicaSetStatus};
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, PostParams};
@@ -367,15 +367,24 @@ impl Context {
 
 /// The `count` pods to delete first: upstream's `ActivePodsWithRanks` order, where a pod's
 /// rank is the number of related active pods on its node.
-fn pods_to_delete(mut pods: Vec<Arc<Pod>>, related: &[Arc<Pod>], count: usize) -> Vec<Arc<Pod>> {
-    if count < pods.len() {
+fn pods_to_delete(pods: Vec<Arc<Pod>>, related: &[Arc<Pod>], count: usize) -> Vec<Arc<Pod>> {
+    let mut pods = if count < pods.len() {
         let mut on_node: HashMap<String, usize> = HashMap::new();
         for pod in related.iter().filter(|p| is_pod_active(p)) {
             *on_node.entry(node_name(pod).to_string()).or_default() += 1;
         }
         let now = Timestamp::now();
-        pods.sort_by_cached_key(|pod| deletion_key(pod, on_node.get(node_name(pod)).copied().unwrap_or(0), now));
-    }
+        let ranked = pods
+            .into_iter()
+            .map(|pod| {
+                let rank = on_node.get(node_name(&pod)).copied().unwrap_or(0);
+                DeletionRank::new(pod, rank)
+            })
+            .collect();
+        merge_sort(ranked, &|a: &DeletionRank, b: &DeletionRank| a.compare(b, now)).into_iter().map(|r| r.pod).collect()
+    } else {
+        pods
+    };
     pods.truncate(count);
     pods
 }
@@ -384,47 +393,126 @@ fn node_name(pod: &Pod) -> &str {
     pod.spec.as_ref().and_then(|s| s.node_name.as_deref()).unwrap_or("")
 }
 
-/// A pod's place in the deletion order, smallest first:
-/// 1. unassigned before assigned;
-/// 2. Pending before Unknown before Running;
-/// 3. not ready before ready;
-/// 4. lower `pod-deletion-cost` first;
-/// 5. more related pods on its node (rank) first;
-/// 6. of ready pods, ready for less time first;
-/// 7. more container restarts first;
-/// 8. newer before older.
-///
-/// Times compare on a logarithmic scale (upstream's `LogarithmicScaleDown`), equal buckets by
-/// UID, a pseudo-random but stable choice; unlike upstream's comparison, two pods with the
-/// very same timestamp are ordered by UID too, which keeps the order total.
-fn deletion_key(pod: &Pod, rank: usize, now: Timestamp) -> impl Ord {
-    let phase = match phase(pod) {
-        "Unknown" => 1,
-        "Running" => 2,
-        _ => 0,
-    };
-    let cost = pod.annotations().get(POD_DELETION_COST).and_then(|c| c.parse::<i32>().ok()).unwrap_or(0);
-    let ready = is_pod_ready(pod);
-    let uid = pod.uid().unwrap_or_default();
-    let age = |time: Option<&Time>| {
-        time.map(|t| {
-            let nanos = now.duration_since(t.0).as_nanos();
+/// What upstream's deletion order looks at in a pod.
+struct DeletionRank {
+    pod: Arc<Pod>,
+    assigned: bool,
+    /// Pending (and any other phase) 0, Unknown 1, Running 2.
+    phase: u8,
+    ready: bool,
+    cost: i32,
+    /// Related active pods on the pod's node.
+    rank: usize,
+    /// When a ready pod turned ready; `None` for a zero time.
+    ready_since: Option<Timestamp>,
+    /// The most restarts of an app container, then of a sidecar.
+    restarts: (i32, i32),
+    created: Option<Timestamp>,
+    uid: String,
+}
+
+impl DeletionRank {
+    fn new(shared: Arc<Pod>, rank: usize) -> DeletionRank {
+        let pod = &*shared;
+        let ready = is_pod_ready(pod);
+        let status = pod.status.as_ref();
+        let sidecars: HashSet<&str> = pod
+            .spec
+            .iter()
+            .flat_map(|s| s.init_containers.iter().flatten())
+            .filter(|c| c.restart_policy.as_deref() == Some("Always"))
+            .map(|c| c.name.as_str())
+            .collect();
+        let max_restarts = |statuses: Option<&Vec<ContainerStatus>>, only: Option<&HashSet<&str>>| {
+            let counts = statuses.iter().flat_map(|s| s.iter()).filter(|c| only.is_none_or(|names| names.contains(c.name.as_str())));
+            counts.map(|c| c.restart_count).max().unwrap_or(0)
+        };
+        DeletionRank {
+            assigned: !node_name(pod).is_empty(),
+            phase: match phase(pod) {
+                "Unknown" => 1,
+                "Running" => 2,
+                _ => 0,
+            },
+            ready,
+            cost: pod.annotations().get(POD_DELETION_COST).and_then(|c| c.parse::<i32>().ok()).unwrap_or(0),
+            rank,
+            ready_since: if ready { ready_condition(pod).and_then(|c| c.last_transition_time.as_ref()).map(|t| t.0) } else { None },
+            restarts: (
+                max_restarts(status.and_then(|s| s.container_statuses.as_ref()), None),
+                max_restarts(status.and_then(|s| s.init_container_statuses.as_ref()), Some(&sidecars)),
+            ),
+            created: pod.metadata.creation_timestamp.as_ref().map(|t| t.0),
+            uid: pod.uid().unwrap_or_default(),
+            pod: shared,
+        }
+    }
+
+    /// Upstream's `ActivePodsWithRanks.Less` as an ordering (`Less`: `self` goes first;
+    /// `Equal`: neither does):
+    /// 1. unassigned before assigned;
+    /// 2. Pending before Unknown before Running;
+    /// 3. not ready before ready;
+    /// 4. lower `pod-deletion-cost` first;
+    /// 5. more related pods on its node (rank) first;
+    /// 6. of ready pods, ready for less time first;
+    /// 7. more app container restarts first, then more sidecar restarts;
+    /// 8. newer before older.
+    ///
+    /// Times compare on a logarithmic scale (upstream's `LogarithmicScaleDown`) and, within
+    /// one bucket, by UID, a pseudo-random but stable choice; equal times fall through to
+    /// the next rule, so pods created in the same second are equal, as upstream has them.
+    fn compare(&self, other: &DeletionRank, now: Timestamp) -> Ordering {
+        if self.assigned != other.assigned {
+            return self.assigned.cmp(&other.assigned);
+        }
+        let first = self.phase.cmp(&other.phase).then(self.ready.cmp(&other.ready)).then(self.cost.cmp(&other.cost)).then(other.rank.cmp(&self.rank));
+        if first != Ordering::Equal {
+            return first;
+        }
+        if self.ready && other.ready && self.ready_since != other.ready_since {
+            return self.newer_first(self.ready_since, other.ready_since, other, now);
+        }
+        if self.restarts != other.restarts {
+            return other.restarts.cmp(&self.restarts);
+        }
+        if self.created != other.created {
+            return self.newer_first(self.created, other.created, other, now);
+        }
+        Ordering::Equal
+    }
+
+    /// Of two different times, a zero one first, then the newer on a log2 scale of their
+    /// age, the same bucket ordered by UID.
+    fn newer_first(&self, mine: Option<Timestamp>, theirs: Option<Timestamp>, other: &DeletionRank, now: Timestamp) -> Ordering {
+        let (Some(mine), Some(theirs)) = (mine, theirs) else { return if mine.is_none() { Ordering::Less } else { Ordering::Greater } };
+        let bucket = |t: Timestamp| {
+            let nanos = now.duration_since(t).as_nanos();
             if nanos > 0 { (nanos as f64).log2() as i64 } else { -1 }
-        })
-    };
-    let ready_age = if ready { age(ready_condition(pod).and_then(|c| c.last_transition_time.as_ref())) } else { None };
-    let restarts = pod
-        .status
-        .as_ref()
-        .and_then(|s| s.container_statuses.as_ref())
-        .map(|cs| cs.iter().map(|c| c.restart_count).max().unwrap_or(0))
-        .unwrap_or(0);
-    let created_age = age(pod.metadata.creation_timestamp.as_ref());
-    (
-        (!node_name(pod).is_empty(), phase, ready, cost, Reverse(rank)),
-        (ready_age.is_some(), ready_age, ready_age.map(|_| uid.clone())),
-        (Reverse(restarts), created_age.is_some(), created_age, uid),
-    )
+        };
+        bucket(mine).cmp(&bucket(theirs)).then_with(|| self.uid.cmp(&other.uid))
+    }
+}
+
+/// A stable merge sort that, unlike the standard library's sorts, accepts a comparison
+/// that is not a total order (upstream's is not: UIDs order pods within a time bucket,
+/// while pods with equal times are equal), never panicking and keeping the input order of
+/// pods it cannot tell apart.
+fn merge_sort<T>(mut items: Vec<T>, compare: &dyn Fn(&T, &T) -> Ordering) -> Vec<T> {
+    if items.len() <= 1 {
+        return items;
+    }
+    let right = merge_sort(items.split_off(items.len() / 2), compare);
+    let left = merge_sort(items, compare);
+    let mut merged = Vec::with_capacity(left.len() + right.len());
+    let (mut left, mut right) = (left.into_iter().peekable(), right.into_iter().peekable());
+    while let (Some(l), Some(r)) = (left.peek(), right.peek()) {
+        let next = if compare(r, l) == Ordering::Less { right.next() } else { left.next() };
+        merged.extend(next);
+    }
+    merged.extend(left);
+    merged.extend(right);
+    merged
 }
 
 /// The status for the claimed active pods; a failed create or delete shows as the
@@ -605,6 +693,42 @@ mod tests {
         ];
         let order = names(pods_to_delete(pods.clone(), &pods, 4));
         assert_eq!(order, ["unassigned", "pending", "not-ready", "running-new"]);
+    }
+
+    /// `pod` created at exactly `at` (and ready since then when ready).
+    fn at(pod: &Arc<Pod>, at: Timestamp) -> Arc<Pod> {
+        let mut pod = (**pod).clone();
+        pod.metadata.creation_timestamp = Some(Time(at));
+        for condition in pod.status.as_mut().unwrap().conditions.iter_mut().flatten() {
+            condition.last_transition_time = Some(Time(at));
+        }
+        Arc::new(pod)
+    }
+
+    #[test]
+    fn equal_times_are_equal_and_a_time_bucket_is_ordered_by_uid() {
+        let second = Timestamp::from_second(Timestamp::now().as_second() - 100).unwrap();
+        // Created in the same second: upstream finds no difference, so the order given stays.
+        let same = vec![at(&pod("b", "n1", "Running", None, 0), second), at(&pod("a", "n1", "Running", None, 0), second)];
+        assert_eq!(names(pods_to_delete(same.clone(), &same, 1)), ["b"]);
+        // Different seconds of the same log2 bucket of age: ordered by UID.
+        let earlier = second - SignedDuration::from_secs(1);
+        let bucket = vec![at(&pod("y", "n1", "Running", None, 0), second), at(&pod("x", "n1", "Running", None, 0), earlier)];
+        assert_eq!(names(pods_to_delete(bucket.clone(), &bucket, 1)), ["x"]);
+        // Ready pods: the same, on the time they turned ready.
+        let ready = vec![at(&pod("d", "n1", "Running", Some(0), 0), second), at(&pod("c", "n1", "Running", Some(0), 0), second)];
+        assert_eq!(names(pods_to_delete(ready.clone(), &ready, 1)), ["d"]);
+    }
+
+    #[test]
+    fn more_restarts_go_first() {
+        let mut restarted = (*pod("restarted", "n1", "Running", Some(100), 100)).clone();
+        restarted.status.as_mut().unwrap().container_statuses =
+            Some(vec![ContainerStatus { name: "c".into(), restart_count: 2, ..ContainerStatus::default() }]);
+        let pods = [pod("steady", "n1", "Running", Some(100), 100), Arc::new(restarted)];
+        let second = Timestamp::from_second(Timestamp::now().as_second() - 100).unwrap();
+        let pods: Vec<Arc<Pod>> = pods.iter().map(|p| at(p, second)).collect();
+        assert_eq!(names(pods_to_delete(pods.clone(), &pods, 1)), ["restarted"]);
     }
 
     #[test]
