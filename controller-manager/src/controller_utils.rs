@@ -9,8 +9,8 @@ use k8s_openapi::api::core::v1::{Pod, PodCondition};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::api::{Patch, PatchParams};
-use kube::core::{Selector, SelectorExt};
 use kube::{Api, Resource, ResourceExt};
+use machinery::selector::Selector;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
@@ -75,12 +75,12 @@ pub fn controller_ref<K: Resource<DynamicType = ()>>(owner: &K) -> OwnerReferenc
 
 /// The selector of a `LabelSelector`; an invalid one is an error of the object.
 pub fn selector(label_selector: &LabelSelector) -> Result<Selector> {
-    Selector::try_from(label_selector.clone()).map_err(|e| Error::Other(format!("invalid label selector: {e}")))
+    Selector::from_label_selector(label_selector).map_err(|e| Error::Other(format!("invalid label selector: {e}")))
 }
 
 /// Whether `selector` matches the labels of `meta`.
 pub fn matches(selector: &Selector, meta: &ObjectMeta) -> bool {
-    selector.matches(meta.labels.as_ref().unwrap_or(&Default::default()))
+    selector.matches(meta.labels.as_ref())
 }
 
 /// `namespace/name`, the key upstream's caches and expectations use.

@@ -7,36 +7,34 @@ mod controller_utils;
 mod controllers;
 mod events;
 mod informers;
-mod leaderelection;
 mod metrics;
 mod options;
 mod runtime;
-mod server;
 mod workqueue;
 
-use std::io::IsTerminal;
-use std::net::SocketAddr;
+use std::future::Future;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use base64::Engine;
 use clap::Parser;
-use k8s_openapi::api::coordination::v1::Lease;
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::{Client, Config};
+use kube::Client;
+use machinery::leaderelection;
+use machinery::server::{Check, ComponentServer};
 
 use controllers::ControllerContext;
-use events::{Broadcaster, EventType};
+use events::Broadcaster;
 use informers::Informers;
-use leaderelection::LeaderElector;
 use options::Options;
+
+type Error = Box<dyn std::error::Error + Send + Sync>;
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let options = Options::parse();
-    init_logging(options.verbosity);
+    machinery::logging::init(options.logging.verbosity);
     let _ = rustls::crypto::ring::default_provider().install_default();
-    match run(options).await {
+    match run(options, machinery::lifecycle::shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!("{error}");
@@ -45,69 +43,58 @@ async fn main() -> ExitCode {
     }
 }
 
-fn init_logging(verbosity: u8) {
-    let default = match verbosity {
-        0..=1 => "info",
-        2..=4 => "debug",
-        _ => "trace",
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{default},kube_client=warn,kube_runtime=warn,hyper=warn,tower=warn")));
-    tracing_subscriber::fmt().with_env_filter(filter).with_ansi(std::io::stderr().is_terminal()).with_writer(std::io::stderr).init();
-}
-
-async fn run(options: Options) -> Result<(), String> {
+/// Runs the selected controllers (once leading, with leader election) until `shutdown`
+/// resolves, releasing the leader lease on the way out.
+async fn run(options: Options, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
     let selected = controllers::selected(&options.controllers)?;
-    let config = match &options.kubeconfig {
-        Some(path) => {
-            let kubeconfig = Kubeconfig::read_from(path).map_err(|e| format!("kubeconfig {}: {e}", path.display()))?;
-            Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await.map_err(|e| e.to_string())?
-        }
-        None => Config::infer().await.map_err(|e| format!("no --kubeconfig and {e}"))?,
-    };
+    let config = options.client.config().await?;
     let root_ca = match &options.root_ca_file {
         Some(path) => Some(std::fs::read_to_string(path).map_err(|e| format!("--root-ca-file {}: {e}", path.display()))?),
         None => config.root_cert.as_ref().map(|certs| certs.iter().map(|der| pem("CERTIFICATE", der)).collect()),
     };
-    let client = Client::try_from(config).map_err(|e| e.to_string())?;
-    if options.secure_port != 0 {
-        server::serve(SocketAddr::new(options.bind_address, options.secure_port)).await?;
+    let client = Client::try_from(config)?;
+    let election = &options.leader_election;
+    let elector = election.leader_elect.then(|| election.elector(client.clone(), leaderelection::identity()));
+    if let Some(server) = ComponentServer::new(&options.serving) {
+        let mut server = server.self_signed();
+        if let Some(elector) = &elector {
+            let health = elector.health();
+            server = server.health_check(Check::new("leaderElection", move || health.check()));
+        }
+        server.start().await?;
     }
     let options = Arc::new(options);
     let events = Broadcaster::start(client.clone());
-    let start = |events: Broadcaster| {
-        let ctx = ControllerContext {
-            client: client.clone(),
-            informers: Arc::new(Informers::new(client.clone())),
-            events,
-            options: options.clone(),
-            root_ca: root_ca.clone(),
-        };
-        for controller in &selected {
-            tracing::info!(controller = controller.name, "starting controller");
-            (controller.start)(&ctx);
+    let start = {
+        let events = events.clone();
+        move || {
+            let ctx = ControllerContext {
+                client: client.clone(),
+                informers: Arc::new(Informers::new(client.clone())),
+                events,
+                options: options.clone(),
+                root_ca,
+            };
+            for controller in &selected {
+                tracing::info!(controller = controller.name, "starting controller");
+                (controller.start)(&ctx);
+            }
+            ctx.informers.start();
         }
-        ctx.informers.start();
     };
-    if !options.leader_elect {
-        start(events);
-        return std::future::pending().await;
-    }
-    let identity = format!("{}_{}", hostname(), uuid::Uuid::new_v4());
-    let elector = LeaderElector::new(client.clone(), &options, identity);
-    elector.acquire().await;
-    let lease: kube::Api<Lease> = kube::Api::namespaced(client.clone(), &options.leader_elect_resource_namespace);
-    if let Ok(lease) = lease.get(&options.leader_elect_resource_name).await {
-        let message = format!("{} became leader", elector.identity());
-        events.recorder("kube-controller-manager").event(&lease, EventType::Normal, "LeaderElection", message);
-    }
-    start(events);
-    elector.hold().await;
-    Err("leaderelection lost".into())
-}
-
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_else(|_| "localhost".into())
+    let Some(elector) = elector else {
+        start();
+        shutdown.await;
+        return Ok(());
+    };
+    let elector = elector.with_recorder(events.recorder("kube-controller-manager"));
+    elector
+        .run(shutdown, move || {
+            start();
+            std::future::pending()
+        })
+        .await?;
+    Ok(())
 }
 
 /// A DER blob as PEM.

@@ -1,12 +1,12 @@
 //! Prometheus metrics served on `/metrics`, named like upstream's client-go workqueue metrics
 //! (`workqueue_*{name}`) so existing dashboards read them, plus per-controller reconcile
-//! counts and latency, and the leader-election status.
+//! counts and latency. They live in the default registry, which the component server
+//! serves with `leader_election_master_status`.
 
 use std::sync::LazyLock;
 
 use prometheus::{
-    register_histogram_vec, register_int_counter_vec, register_int_gauge_vec, Encoder, HistogramVec, IntCounterVec,
-    IntGaugeVec, TextEncoder,
+    register_histogram_vec, register_int_counter_vec, register_int_gauge_vec, HistogramVec, IntCounterVec, IntGaugeVec,
 };
 
 /// Items waiting in a controller's queue (keys triggered but not yet being reconciled).
@@ -45,20 +45,3 @@ pub static RECONCILES: LazyLock<IntCounterVec> = LazyLock::new(|| {
     )
     .expect("metric")
 });
-
-/// 1 while this instance holds the leader lease, like upstream's `leader_election_master_status`.
-pub static LEADER: LazyLock<IntGaugeVec> = LazyLock::new(|| {
-    register_int_gauge_vec!(
-        "leader_election_master_status",
-        "Gauge of if the reporting system is master of the relevant lease, 0 indicates backup, 1 indicates master.",
-        &["name"]
-    )
-    .expect("metric")
-});
-
-/// The whole registry in the Prometheus text format.
-pub fn render() -> String {
-    let mut buffer = Vec::new();
-    TextEncoder::new().encode(&prometheus::gather(), &mut buffer).expect("encode metrics");
-    String::from_utf8(buffer).expect("metrics are UTF-8")
-}

@@ -1,60 +1,37 @@
 //! Command-line flags, with upstream kube-controller-manager's names and defaults so existing
 //! manifests and scripts start this binary unchanged.
 
-use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{ArgAction, Parser};
+use clap::Parser;
+use machinery::client::ClientArgs;
+use machinery::duration::parse_duration;
+use machinery::leaderelection::LeaderElectionArgs;
+use machinery::logging::LoggingArgs;
+use machinery::server::ServingArgs;
 
 /// The Kubernetes controller manager is a daemon that embeds the core control loops shipped
 /// with Kubernetes.
 #[derive(Parser, Debug, Clone)]
 #[command(name = "kube-controller-manager", version)]
+#[command(mut_arg("leader_elect_resource_name", |a| a.default_value("kube-controller-manager").required(false)))]
+#[command(mut_arg("secure_port", |a| a.default_value("10257").required(false)))]
 pub struct Options {
-    /// Path to kubeconfig file with authorization and master location information.
-    #[arg(long)]
-    pub kubeconfig: Option<PathBuf>,
+    #[command(flatten)]
+    pub client: ClientArgs,
 
     /// A list of controllers to enable. '*' enables all on-by-default controllers, 'foo'
     /// enables the controller named 'foo', '-foo' disables the controller named 'foo'.
     #[arg(long, value_delimiter = ',', default_value = "*")]
     pub controllers: Vec<String>,
 
-    /// Start a leader election client and gain leadership before executing the main loop.
-    #[arg(long, action = ArgAction::Set, default_value_t = true, num_args = 0..=1, default_missing_value = "true")]
-    pub leader_elect: bool,
+    #[command(flatten)]
+    pub leader_election: LeaderElectionArgs,
 
-    /// The duration that non-leader candidates will wait after observing a leadership renewal
-    /// until attempting to acquire leadership of a led but unrenewed leader slot.
-    #[arg(long, value_parser = parse_duration, default_value = "15s")]
-    pub leader_elect_lease_duration: Duration,
-
-    /// The interval between attempts by the acting master to renew a leadership slot before
-    /// it stops leading.
-    #[arg(long, value_parser = parse_duration, default_value = "10s")]
-    pub leader_elect_renew_deadline: Duration,
-
-    /// The duration the clients should wait between attempting acquisition and renewal of a
-    /// leadership.
-    #[arg(long, value_parser = parse_duration, default_value = "2s")]
-    pub leader_elect_retry_period: Duration,
-
-    /// The name of resource object that is used for locking during leader election.
-    #[arg(long, default_value = "kube-controller-manager")]
-    pub leader_elect_resource_name: String,
-
-    /// The namespace of resource object that is used for locking during leader election.
-    #[arg(long, default_value = "kube-system")]
-    pub leader_elect_resource_namespace: String,
-
-    /// The port on which to serve HTTPS (/healthz, /metrics). If 0, don't serve at all.
-    #[arg(long, default_value_t = 10257)]
-    pub secure_port: u16,
-
-    /// The IP address on which to listen for the --secure-port port.
-    #[arg(long, default_value = "0.0.0.0")]
-    pub bind_address: IpAddr,
+    /// HTTPS (self-signed) `/healthz`, `/livez`, `/readyz` and `/metrics`.
+    #[command(flatten)]
+    pub serving: ServingArgs,
 
     /// The number of replica sets that are allowed to sync concurrently.
     #[arg(long, default_value_t = 5)]
@@ -103,40 +80,8 @@ pub struct Options {
     #[arg(long)]
     pub root_ca_file: Option<PathBuf>,
 
-    /// Number for the log level verbosity.
-    #[arg(short = 'v', long = "v", default_value_t = 0)]
-    pub verbosity: u8,
-}
-
-/// Parses a Go duration (`300ms`, `40s`, `1m30s`, `1.5h`).
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    if text == "0" {
-        return Ok(Duration::ZERO);
-    }
-    let invalid = || format!("invalid duration {text:?}");
-    let mut total = 0f64;
-    let mut rest = text;
-    if rest.is_empty() {
-        return Err(invalid());
-    }
-    while !rest.is_empty() {
-        let number_end = rest.find(|c: char| !c.is_ascii_digit() && c != '.').ok_or_else(invalid)?;
-        let number: f64 = rest[..number_end].parse().map_err(|_| invalid())?;
-        rest = &rest[number_end..];
-        let unit_end = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
-        let seconds = match &rest[..unit_end] {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return Err(invalid()),
-        };
-        total += number * seconds;
-        rest = &rest[unit_end..];
-    }
-    Ok(Duration::from_secs_f64(total))
+    #[command(flatten)]
+    pub logging: LoggingArgs,
 }
 
 #[cfg(test)]
@@ -144,20 +89,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn go_durations() {
-        assert_eq!(parse_duration("40s"), Ok(Duration::from_secs(40)));
-        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert_eq!(parse_duration("1.5h"), Ok(Duration::from_secs(5400)));
-        assert!(parse_duration("10").is_err());
-        assert!(parse_duration("").is_err());
-    }
-
-    #[test]
     fn flags_parse_like_upstream() {
         let options = Options::parse_from(["kcm", "--leader-elect=false", "--controllers=*,-garbage-collector-controller"]);
-        assert!(!options.leader_elect);
+        assert!(!options.leader_election.leader_elect);
         assert_eq!(options.controllers, ["*", "-garbage-collector-controller"]);
-        assert!(Options::parse_from(["kcm"]).leader_elect);
+        let defaults = Options::parse_from(["kcm"]);
+        assert!(defaults.leader_election.leader_elect);
+        assert_eq!(defaults.leader_election.leader_elect_resource_name, "kube-controller-manager");
+        assert_eq!(defaults.leader_election.leader_elect_lease_duration, Duration::from_secs(15));
+        assert_eq!(defaults.serving.secure_port, 10257);
+        assert_eq!(defaults.node_startup_grace_period, Duration::from_secs(60));
+        let verbose = Options::parse_from(["kcm", "--v=3", "--node-monitor-grace-period=1m30s", "--master=https://127.0.0.1:6443"]);
+        assert_eq!(verbose.logging.verbosity, 3);
+        assert_eq!(verbose.node_monitor_grace_period, Duration::from_secs(90));
+        assert_eq!(verbose.client.master.as_deref(), Some("https://127.0.0.1:6443"));
     }
 }
