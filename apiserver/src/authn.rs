@@ -95,25 +95,69 @@ impl Authenticator {
         })
     }
 
-    fn from_request(&self, request: &Request) -> Result<Option<UserInfo>, ApiError> {
-        if let Some(header) = request.headers().get("authorization") {
-            let token = header
-                .to_str()
-                .ok()
-                .and_then(|h| {
-                    h.strip_prefix("Bearer ")
-                        .or_else(|| h.strip_prefix("bearer "))
-                })
-                .map(str::trim);
-            return match token.and_then(|t| self.tokens.get(t)) {
-                Some(user) => Ok(Some(user.clone())),
-                None => Err(ApiError::Unauthorized),
-            };
-        }
-        Ok(request
+    /// The caller: the verified client certificate's user if there is one (upstream tries
+    /// x509 before tokens, so a valid certificate wins over a bad token), else the bearer
+    /// token's, else anonymous (`None`).
+    fn identify(&self, request: &Request) -> Result<Option<UserInfo>, ApiError> {
+        if let Some(user) = request
             .extensions()
             .get::<ConnectionUser>()
-            .and_then(|c| c.0.clone()))
+            .and_then(|c| c.0.clone())
+        {
+            return Ok(Some(user));
+        }
+        let Some(header) = request.headers().get("authorization") else {
+            return Ok(None);
+        };
+        let token = header
+            .to_str()
+            .ok()
+            .and_then(|h| {
+                h.strip_prefix("Bearer ")
+                    .or_else(|| h.strip_prefix("bearer "))
+            })
+            .map(str::trim);
+        match token.and_then(|t| self.tokens.get(t)) {
+            Some(user) => Ok(Some(user.clone())),
+            None => Err(ApiError::Unauthorized),
+        }
+    }
+}
+
+/// Refuses `Impersonate-*` headers. Without authorization there is no one to allow
+/// impersonation to, so honouring them would let anyone act as anyone, and ignoring them
+/// would run the request as someone the client did not mean. The refusals are upstream's: a
+/// group, UID or extra without a user is a 400; anything else is the 403 a caller without
+/// the `impersonate` permission gets.
+fn check_impersonation(request: &Request, user: &UserInfo) -> Result<(), ApiError> {
+    let headers = request.headers();
+    let value = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let impersonated_user = value("impersonate-user");
+    let groups: Vec<String> = headers
+        .get_all("impersonate-group")
+        .iter()
+        .filter_map(|v| v.to_str().ok().map(str::to_string))
+        .collect();
+    let others = value("impersonate-uid").is_some()
+        || headers
+            .keys()
+            .any(|k| k.as_str().starts_with("impersonate-extra-"));
+    match impersonated_user {
+        Some(name) => Err(ApiError::Forbidden(format!(
+            "users \"{name}\" is forbidden: User \"{}\" cannot impersonate resource \"users\" in API group \"\" at the cluster scope",
+            user.name
+        ))),
+        None if !groups.is_empty() || others => {
+            let requested: Vec<String> =
+                groups.iter().map(|g| format!("{{Group  {g}  authentication.k8s.io/v1  }}")).collect();
+            Err(ApiError::BadRequest(format!("requested [{}] without impersonating a user", requested.join(" "))))
+        }
+        None => Ok(()),
     }
 }
 
@@ -123,8 +167,11 @@ pub async fn authenticate(
     mut request: Request,
     next: Next,
 ) -> Response {
-    match authenticator.from_request(&request) {
+    match authenticator.identify(&request) {
         Ok(Some(user)) => {
+            if let Err(error) = check_impersonation(&request, &user) {
+                return error.into_response();
+            }
             request.extensions_mut().insert(user);
             next.run(request).await
         }

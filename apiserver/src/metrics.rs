@@ -12,6 +12,12 @@ pub struct Metrics {
     pub durations: HistogramVec,
 }
 
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Metrics {
     pub fn new() -> Self {
         let registry = Registry::new();

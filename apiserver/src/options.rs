@@ -38,7 +38,7 @@ pub struct Options {
     #[arg(long, default_value = store::DEFAULT_PREFIX)]
     pub etcd_prefix: String,
     /// Interval of storage compaction (Go duration syntax, e.g. 5m0s).
-    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    #[arg(long, default_value = "5m", value_parser = machinery::duration::parse_duration)]
     pub etcd_compaction_interval: Duration,
     /// CIDR from which service ClusterIPs are allocated.
     #[arg(long, default_value = "10.96.0.0/12")]
@@ -57,6 +57,28 @@ pub struct Options {
     /// Static bearer tokens, CSV: token,user,uid,"group1,group2".
     #[arg(long)]
     pub token_auth_file: Option<PathBuf>,
+    /// Non-mutating requests (get, list) served at once; more are answered 429 with
+    /// Retry-After, except for system:masters. Watches do not count. 0: no limit.
+    #[arg(long, default_value_t = 400)]
+    pub max_requests_inflight: usize,
+    /// Mutating requests served at once; more are answered 429. 0: no limit.
+    #[arg(long, default_value_t = 200)]
+    pub max_mutating_requests_inflight: usize,
+    /// Time a request other than a watch may take before it is answered 504 (Go duration).
+    #[arg(long, default_value = "1m0s", value_parser = machinery::duration::parse_duration)]
+    pub request_timeout: Duration,
+    /// Not an upstream flag: time a client has for its TLS handshake and for each request's
+    /// headers (Go's ReadHeaderTimeout, which upstream fixes at 32s).
+    #[arg(long, default_value = "32s", value_parser = machinery::duration::parse_duration)]
+    pub read_header_timeout: Duration,
+    /// Not an upstream flag: a connection with no request in progress is closed after this
+    /// (upstream fixes it at 90s).
+    #[arg(long, default_value = "1m30s", value_parser = machinery::duration::parse_duration)]
+    pub idle_connection_timeout: Duration,
+    /// Not an upstream flag: connections served at once (default: the file limit, raised to
+    /// its hard maximum, less a reserve). Further clients wait to be accepted.
+    #[arg(long)]
+    pub max_connections: Option<usize>,
 }
 
 impl Options {
@@ -67,55 +89,5 @@ impl Options {
             } else {
                 self.bind_address
             })
-    }
-}
-
-/// Parses Go's duration syntax (`300ms`, `1m30s`, `5m0s`, `2h`), which upstream flags use.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let mut total = Duration::ZERO;
-    let mut rest = text.trim();
-    if rest == "0" {
-        return Ok(total);
-    }
-    if rest.is_empty() {
-        return Err("empty duration".into());
-    }
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !c.is_ascii_digit() && c != '.')
-            .unwrap_or(rest.len());
-        let (number, tail) = rest.split_at(digits);
-        let number: f64 = number
-            .parse()
-            .map_err(|_| format!("invalid duration {text:?}"))?;
-        let unit = tail
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(tail.len());
-        let (unit, tail) = tail.split_at(unit);
-        let seconds = match unit {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return Err(format!("invalid duration {text:?}: unknown unit {unit:?}")),
-        };
-        total += Duration::from_secs_f64(number * seconds);
-        rest = tail;
-    }
-    Ok(total)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn go_durations_parse() {
-        assert_eq!(parse_duration("5m0s").unwrap(), Duration::from_secs(300));
-        assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
-        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
-        assert!(parse_duration("5 minutes").is_err());
     }
 }

@@ -15,6 +15,7 @@ use serde_json::json;
 use crate::authn::{authenticate, Authenticator};
 use crate::discovery::Discovery;
 use crate::error::{ApiError, ApiResult};
+use crate::filters::Filters;
 use crate::limits::MAX_REQUEST_BODY_BYTES;
 use crate::metrics::Metrics;
 use crate::registry::request::{negotiate, percent_decode, Query};
@@ -32,7 +33,9 @@ pub struct App {
     pub metrics: Metrics,
 }
 
-pub fn router(app: Arc<App>, authenticator: Arc<Authenticator>) -> Router {
+/// The whole HTTP surface: authentication first, then the in-flight limits and timeouts,
+/// then the handlers.
+pub fn router(app: Arc<App>, authenticator: Arc<Authenticator>, filters: Arc<Filters>) -> Router {
     Router::new()
         .route("/healthz", get(health))
         .route("/healthz/{check}", get(health))
@@ -43,6 +46,10 @@ pub fn router(app: Arc<App>, authenticator: Arc<Authenticator>) -> Router {
         .route("/version", get(version))
         .route("/metrics", get(metrics))
         .fallback(api)
+        .layer(axum::middleware::from_fn_with_state(
+            filters,
+            crate::filters::limit,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             authenticator,
             authenticate,

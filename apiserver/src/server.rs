@@ -69,7 +69,17 @@ pub async fn run(options: Options) -> Result<(), StartError> {
         metrics: Metrics::new(),
     });
     tracing::info!(%address, "serving");
-    crate::tls::serve(listener, tls, router(app, authenticator)).await;
+    let filters = Arc::new(crate::filters::Filters::new(
+        options.max_requests_inflight,
+        options.max_mutating_requests_inflight,
+        options.request_timeout,
+    ));
+    let limits = crate::listener::ConnectionLimits {
+        read_header_timeout: options.read_header_timeout,
+        idle_timeout: options.idle_connection_timeout,
+        max_connections: crate::listener::ConnectionLimits::connection_cap(options.max_connections),
+    };
+    crate::listener::serve(listener, tls, router(app, authenticator, filters), limits).await;
     Ok(())
 }
 

@@ -1,21 +1,13 @@
-//! The HTTPS listener: rustls with HTTP/2 and HTTP/1.1 (ALPN), asking for an optional client
-//! certificate so both certificate and token users can connect on one port.
+//! The TLS configuration: rustls with HTTP/2 and HTTP/1.1 (ALPN), asking for an optional
+//! client certificate so both certificate and token users can connect on one port.
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
-use axum::Router;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::service::TowerToHyperService;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 use rustls::RootCertStore;
-use tokio::net::TcpListener;
-use tokio_rustls::TlsAcceptor;
-use tower::ServiceExt;
 
-use crate::authn::{Authenticator, ConnectionUser};
 use crate::pki::ServingFiles;
 
 /// Builds the TLS configuration from PEM files.
@@ -59,55 +51,4 @@ fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, String> {
     rustls_pemfile::private_key(&mut pem.as_slice())
         .map_err(|e| format!("{}: {e}", path.display()))?
         .ok_or_else(|| format!("{}: no private key found", path.display()))
-}
-
-/// Accepts connections forever, serving `app` on each.
-pub async fn serve(listener: TcpListener, config: rustls::ServerConfig, app: Router) {
-    let acceptor = TlsAcceptor::from(Arc::new(config));
-    loop {
-        let (tcp, peer) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            Err(error) => {
-                tracing::warn!(%error, "accept failed");
-                continue;
-            }
-        };
-        let _ = tcp.set_nodelay(true);
-        tokio::spawn(serve_connection(acceptor.clone(), tcp, peer, app.clone()));
-    }
-}
-
-async fn serve_connection(
-    acceptor: TlsAcceptor,
-    tcp: tokio::net::TcpStream,
-    peer: SocketAddr,
-    app: Router,
-) {
-    let tls = match acceptor.accept(tcp).await {
-        Ok(tls) => tls,
-        Err(error) => {
-            tracing::debug!(%peer, %error, "TLS handshake failed");
-            return;
-        }
-    };
-    let user = tls
-        .get_ref()
-        .1
-        .peer_certificates()
-        .and_then(|chain| chain.first())
-        .and_then(|leaf| Authenticator::from_certificate(leaf));
-    let connection_user = ConnectionUser(user);
-    let service = tower::service_fn(
-        move |mut request: axum::http::Request<hyper::body::Incoming>| {
-            request.extensions_mut().insert(connection_user.clone());
-            app.clone().oneshot(request.map(axum::body::Body::new))
-        },
-    );
-    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-    if let Err(error) = builder
-        .serve_connection_with_upgrades(TokioIo::new(tls), TowerToHyperService::new(service))
-        .await
-    {
-        tracing::debug!(%peer, %error, "connection ended with an error");
-    }
 }

@@ -16,7 +16,11 @@ pub enum Error {
     AlreadyExists { key: Bytes },
     /// A compare-and-swap precondition failed: the key's mod revision is not the expected one.
     #[error("key {} was modified: expected mod revision {expected}, found {actual}", String::from_utf8_lossy(.key))]
-    Conflict { key: Bytes, expected: i64, actual: i64 },
+    Conflict {
+        key: Bytes,
+        expected: i64,
+        actual: i64,
+    },
     /// The requested revision is older than the kept history (HTTP 410 upstream).
     /// `compacted` is the compaction revision as far as this process knows it (etcd does not
     /// report it on every call), so it is a lower bound of the oldest readable revision.

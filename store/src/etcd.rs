@@ -18,8 +18,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use etcd_client::{
-    Client, Compare, CompareOp, ConnectOptions, DeleteOptions, GetOptions, GetResponse, KvClient, ResponseHeader, Txn,
-    TxnOp, TxnOpResponse, TxnResponse, WatchClient,
+    Client, Compare, CompareOp, ConnectOptions, DeleteOptions, GetOptions, GetResponse, KvClient,
+    ResponseHeader, Txn, TxnOp, TxnOpResponse, TxnResponse, WatchClient,
 };
 
 use self::request::{Failure, Kind, Retry};
@@ -98,9 +98,15 @@ impl EtcdStore {
             .await
             .map_err(|error| Failure::from(error).into_error())?;
         let store = EtcdStore {
-            kv: client.kv_client().max_decoding_message_size(MAX_MESSAGE_SIZE),
-            watch: client.watch_client().max_decoding_message_size(MAX_MESSAGE_SIZE),
-            keys: Arc::new(Keyspace { prefix: config.prefix.clone().into_bytes() }),
+            kv: client
+                .kv_client()
+                .max_decoding_message_size(MAX_MESSAGE_SIZE),
+            watch: client
+                .watch_client()
+                .max_decoding_message_size(MAX_MESSAGE_SIZE),
+            keys: Arc::new(Keyspace {
+                prefix: config.prefix.clone().into_bytes(),
+            }),
             request_timeout: config.request_timeout,
             progress_interval: config.progress_interval,
             compacted: Arc::new(AtomicI64::new(0)),
@@ -111,29 +117,54 @@ impl EtcdStore {
     }
 
     /// A read: repeated on any transient failure until the request timeout.
-    async fn read(&self, what: &str, key: Vec<u8>, options: GetOptions) -> Result<GetResponse, Failure> {
-        request::bounded(&self.kv, self.request_timeout, what, Retry::Idempotent, move |mut kv| {
-            let (key, options) = (key.clone(), options.clone());
-            async move { kv.get(key, Some(options)).await }
-        })
+    async fn read(
+        &self,
+        what: &str,
+        key: Vec<u8>,
+        options: GetOptions,
+    ) -> Result<GetResponse, Failure> {
+        request::bounded(
+            &self.kv,
+            self.request_timeout,
+            what,
+            Retry::Idempotent,
+            move |mut kv| {
+                let (key, options) = (key.clone(), options.clone());
+                async move { kv.get(key, Some(options)).await }
+            },
+        )
         .await
     }
 
     /// A transaction with writes: repeated only when etcd never saw the failed attempt.
     async fn write(&self, what: &str, txn: Txn) -> Result<TxnResponse> {
-        request::bounded(&self.kv, self.request_timeout, what, Retry::IfNotSent, move |mut kv| {
-            let txn = txn.clone();
-            async move { kv.txn(txn).await }
-        })
+        request::bounded(
+            &self.kv,
+            self.request_timeout,
+            what,
+            Retry::IfNotSent,
+            move |mut kv| {
+                let txn = txn.clone();
+                async move { kv.txn(txn).await }
+            },
+        )
         .await
         .map_err(Failure::into_error)
     }
 
     /// The contract's error for a request at `requested` that etcd refused as compacted or
     /// future; `oldest_at_least` is what the refusal proves about the compaction revision.
-    async fn revision_error(&self, failure: Failure, requested: i64, oldest_at_least: i64) -> Error {
+    async fn revision_error(
+        &self,
+        failure: Failure,
+        requested: i64,
+        oldest_at_least: i64,
+    ) -> Error {
         match failure.kind() {
-            Kind::Compacted => Error::Compacted { requested, compacted: self.saw_compaction(oldest_at_least) },
+            Kind::Compacted => Error::Compacted {
+                requested,
+                compacted: self.saw_compaction(oldest_at_least),
+            },
             Kind::FutureRevision => match self.current_revision().await {
                 Ok(current) => Error::FutureRevision { requested, current },
                 Err(error) => error,
@@ -145,19 +176,28 @@ impl EtcdStore {
     /// Records that history is compacted at least up to `revision`; returns the best known
     /// compaction revision.
     fn saw_compaction(&self, revision: i64) -> i64 {
-        self.compacted.fetch_max(revision, Ordering::Relaxed).max(revision)
+        self.compacted
+            .fetch_max(revision, Ordering::Relaxed)
+            .max(revision)
     }
 
     /// Fails with `Compacted` when a watch from `from_revision` could not get its first
     /// events: etcd would only say so asynchronously, a read at `from_revision + 1` says it now.
     async fn check_history(&self, from_revision: i64) -> Result<()> {
         let first_needed = from_revision.saturating_add(1);
-        let options = GetOptions::new().with_count_only().with_revision(first_needed);
-        match self.read("watch history check", self.keys.start(b"", None), options).await {
+        let options = GetOptions::new()
+            .with_count_only()
+            .with_revision(first_needed);
+        match self
+            .read("watch history check", self.keys.start(b"", None), options)
+            .await
+        {
             Ok(_) => Ok(()),
             // A watch may start in the future: etcd delivers the events once they happen.
             Err(failure) if failure.kind() == Kind::FutureRevision => Ok(()),
-            Err(failure) => Err(self.revision_error(failure, from_revision, first_needed.saturating_add(1)).await),
+            Err(failure) => Err(self
+                .revision_error(failure, from_revision, first_needed.saturating_add(1))
+                .await),
         }
     }
 }
@@ -166,19 +206,30 @@ impl EtcdStore {
 impl Store for EtcdStore {
     async fn current_revision(&self) -> Result<i64> {
         let options = GetOptions::new().with_count_only();
-        let response = self.read("current revision", self.keys.start(b"", None), options).await;
+        let response = self
+            .read("current revision", self.keys.start(b"", None), options)
+            .await;
         header_revision(response.map_err(Failure::into_error)?.header())
     }
 
     async fn get(&self, key: &[u8]) -> Result<Option<KeyValue>> {
-        let response = self.read("get", self.keys.key(key)?, GetOptions::new()).await;
+        let response = self
+            .read("get", self.keys.key(key)?, GetOptions::new())
+            .await;
         let response = response.map_err(Failure::into_error)?;
-        response.kvs().first().map(|kv| self.keys.key_value(kv)).transpose()
+        response
+            .kvs()
+            .first()
+            .map(|kv| self.keys.key_value(kv))
+            .transpose()
     }
 
     async fn list(&self, prefix: &[u8], options: ListOptions) -> Result<ListResult> {
         if options.revision < 0 {
-            return Err(Error::InvalidArgument(format!("negative list revision {}", options.revision)));
+            return Err(Error::InvalidArgument(format!(
+                "negative list revision {}",
+                options.revision
+            )));
         }
         let get = GetOptions::new()
             .with_range(self.keys.end(prefix))
@@ -188,22 +239,42 @@ impl Store for EtcdStore {
         let response = match self.read("list", start, get).await {
             Ok(response) => response,
             Err(failure) => {
-                return Err(self.revision_error(failure, options.revision, options.revision.saturating_add(1)).await)
+                return Err(self
+                    .revision_error(
+                        failure,
+                        options.revision,
+                        options.revision.saturating_add(1),
+                    )
+                    .await)
             }
         };
         let revision = match options.revision {
             0 => header_revision(response.header())?,
             requested => requested,
         };
-        let kvs = response.kvs().iter().map(|kv| self.keys.key_value(kv)).collect::<Result<Vec<_>>>()?;
+        let kvs = response
+            .kvs()
+            .iter()
+            .map(|kv| self.keys.key_value(kv))
+            .collect::<Result<Vec<_>>>()?;
         // etcd counts every key of the requested range, not only the returned page.
-        let remaining = u64::try_from(response.count()).unwrap_or(0).saturating_sub(kvs.len() as u64);
-        Ok(ListResult { kvs, revision, remaining })
+        let remaining = u64::try_from(response.count())
+            .unwrap_or(0)
+            .saturating_sub(kvs.len() as u64);
+        Ok(ListResult {
+            kvs,
+            revision,
+            remaining,
+        })
     }
 
     async fn count(&self, prefix: &[u8]) -> Result<u64> {
-        let options = GetOptions::new().with_range(self.keys.end(prefix)).with_count_only();
-        let response = self.read("count", self.keys.start(prefix, None), options).await;
+        let options = GetOptions::new()
+            .with_range(self.keys.end(prefix))
+            .with_count_only();
+        let response = self
+            .read("count", self.keys.start(prefix, None), options)
+            .await;
         let count = response.map_err(Failure::into_error)?.count();
         u64::try_from(count).map_err(|_| Error::Corrupt(format!("etcd counted {count} keys")))
     }
@@ -215,7 +286,9 @@ impl Store for EtcdStore {
             .and_then([TxnOp::put(full, value.to_vec(), None)]);
         let response = self.write("create", txn).await?;
         if !response.succeeded() {
-            return Err(Error::AlreadyExists { key: Bytes::copy_from_slice(key) });
+            return Err(Error::AlreadyExists {
+                key: Bytes::copy_from_slice(key),
+            });
         }
         header_revision(response.header())
     }
@@ -223,25 +296,43 @@ impl Store for EtcdStore {
     async fn update(&self, key: &[u8], value: Bytes, expected_mod_revision: i64) -> Result<i64> {
         let full = self.keys.key(key)?;
         let txn = Txn::new()
-            .when([exists(&full), Compare::mod_revision(full.clone(), CompareOp::Equal, expected_mod_revision)])
+            .when([
+                exists(&full),
+                Compare::mod_revision(full.clone(), CompareOp::Equal, expected_mod_revision),
+            ])
             .and_then([TxnOp::put(full.clone(), value.to_vec(), None)])
             .or_else([TxnOp::get(full, None)]);
         let response = self.write("update", txn).await?;
         if !response.succeeded() {
-            return Err(precondition_failed(key, Some(expected_mod_revision), &response));
+            return Err(precondition_failed(
+                key,
+                Some(expected_mod_revision),
+                &response,
+            ));
         }
         header_revision(response.header())
     }
 
-    async fn delete(&self, key: &[u8], expected_mod_revision: Option<i64>) -> Result<(i64, KeyValue)> {
+    async fn delete(
+        &self,
+        key: &[u8],
+        expected_mod_revision: Option<i64>,
+    ) -> Result<(i64, KeyValue)> {
         let full = self.keys.key(key)?;
         let mut compares = vec![exists(&full)];
         if let Some(expected) = expected_mod_revision {
-            compares.push(Compare::mod_revision(full.clone(), CompareOp::Equal, expected));
+            compares.push(Compare::mod_revision(
+                full.clone(),
+                CompareOp::Equal,
+                expected,
+            ));
         }
         let txn = Txn::new()
             .when(compares)
-            .and_then([TxnOp::delete(full.clone(), Some(DeleteOptions::new().with_prev_key()))])
+            .and_then([TxnOp::delete(
+                full.clone(),
+                Some(DeleteOptions::new().with_prev_key()),
+            )])
             .or_else([TxnOp::get(full, None)]);
         let response = self.write("delete", txn).await?;
         if !response.succeeded() {
@@ -249,7 +340,10 @@ impl Store for EtcdStore {
         }
         let revision = header_revision(response.header())?;
         let prev = deleted_value(&response).ok_or_else(|| {
-            Error::Corrupt(format!("etcd deleted {} without returning its value", String::from_utf8_lossy(key)))
+            Error::Corrupt(format!(
+                "etcd deleted {} without returning its value",
+                String::from_utf8_lossy(key)
+            ))
         })?;
         Ok((revision, self.keys.key_value(&prev)?))
     }
@@ -258,7 +352,9 @@ impl Store for EtcdStore {
         let from_revision = match from_revision {
             0 => self.current_revision().await?,
             negative if negative < 0 => {
-                return Err(Error::InvalidArgument(format!("negative watch revision {negative}")))
+                return Err(Error::InvalidArgument(format!(
+                    "negative watch revision {negative}"
+                )))
             }
             from => {
                 self.check_history(from).await?;
@@ -278,11 +374,14 @@ impl Store for EtcdStore {
     }
 
     async fn compact(&self, revision: i64) -> Result<()> {
-        let compaction =
-            request::bounded(&self.kv, self.request_timeout, "compact", Retry::IfNotSent, |mut kv| async move {
-                kv.compact(revision, None).await
-            })
-            .await;
+        let compaction = request::bounded(
+            &self.kv,
+            self.request_timeout,
+            "compact",
+            Retry::IfNotSent,
+            |mut kv| async move { kv.compact(revision, None).await },
+        )
+        .await;
         match compaction {
             Ok(_) => {
                 self.saw_compaction(revision);
@@ -333,13 +432,16 @@ impl Keyspace {
 
     /// The contract's view of an etcd key-value: key relative to the prefix.
     fn key_value(&self, kv: &etcd_client::KeyValue) -> Result<KeyValue> {
-        let key = kv.key().strip_prefix(self.prefix.as_slice()).ok_or_else(|| {
-            Error::Corrupt(format!(
-                "etcd returned key {} outside the prefix {}",
-                String::from_utf8_lossy(kv.key()),
-                String::from_utf8_lossy(&self.prefix)
-            ))
-        })?;
+        let key = kv
+            .key()
+            .strip_prefix(self.prefix.as_slice())
+            .ok_or_else(|| {
+                Error::Corrupt(format!(
+                    "etcd returned key {} outside the prefix {}",
+                    String::from_utf8_lossy(kv.key()),
+                    String::from_utf8_lossy(&self.prefix)
+                ))
+            })?;
         Ok(KeyValue {
             key: Bytes::copy_from_slice(key),
             value: Bytes::copy_from_slice(kv.value()),
@@ -352,17 +454,23 @@ impl Keyspace {
 /// Rejects configurations that could only fail later, or make a timer panic.
 fn check_config(config: &EtcdConfig) -> Result<()> {
     if config.endpoints.is_empty() {
-        return Err(Error::InvalidArgument("no etcd endpoints configured".into()));
+        return Err(Error::InvalidArgument(
+            "no etcd endpoints configured".into(),
+        ));
     }
     if config.request_timeout.is_zero() || config.progress_interval.is_zero() {
-        return Err(Error::InvalidArgument("etcd request timeout and progress interval must be positive".into()));
+        return Err(Error::InvalidArgument(
+            "etcd request timeout and progress interval must be positive".into(),
+        ));
     }
     Ok(())
 }
 
 /// The revision a response was served at; etcd always sends it.
 fn header_revision(header: Option<&ResponseHeader>) -> Result<i64> {
-    header.map(ResponseHeader::revision).ok_or_else(|| Error::Corrupt("etcd response without a header".into()))
+    header
+        .map(ResponseHeader::revision)
+        .ok_or_else(|| Error::Corrupt("etcd response without a header".into()))
 }
 
 /// Transaction guard "the key exists": etcd compares a missing key as if all its revisions
@@ -380,10 +488,15 @@ fn precondition_failed(key: &[u8], expected: Option<i64>, response: &TxnResponse
     });
     match (actual, expected) {
         (None, _) => Error::NotFound { key },
-        (Some(actual), Some(expected)) => Error::Conflict { key, expected, actual },
-        (Some(_), None) => {
-            Error::Corrupt(format!("etcd refused to delete {} although it exists", String::from_utf8_lossy(&key)))
-        }
+        (Some(actual), Some(expected)) => Error::Conflict {
+            key,
+            expected,
+            actual,
+        },
+        (Some(_), None) => Error::Corrupt(format!(
+            "etcd refused to delete {} although it exists",
+            String::from_utf8_lossy(&key)
+        )),
     }
 }
 
@@ -401,9 +514,14 @@ mod tests {
 
     #[test]
     fn ranges_stay_inside_the_store_prefix() {
-        let keys = Keyspace { prefix: b"/registry".to_vec() };
+        let keys = Keyspace {
+            prefix: b"/registry".to_vec(),
+        };
         assert_eq!(keys.start(b"/pods/", None), b"/registry/pods/");
-        assert_eq!(keys.start(b"/pods/", Some(b"ns/p09")), b"/registry/pods/ns/p09\0");
+        assert_eq!(
+            keys.start(b"/pods/", Some(b"ns/p09")),
+            b"/registry/pods/ns/p09\0"
+        );
         assert_eq!(keys.end(b"/pods/"), b"/registry/pods0");
         assert_eq!(keys.end(b""), b"/registrz");
     }

@@ -130,7 +130,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// Deletes `key`, if given only while its mod revision is `expected_mod_revision`.
     /// Returns the delete's revision and the value that was deleted.
-    async fn delete(&self, key: &[u8], expected_mod_revision: Option<i64>) -> Result<(i64, KeyValue)>;
+    async fn delete(
+        &self,
+        key: &[u8],
+        expected_mod_revision: Option<i64>,
+    ) -> Result<(i64, KeyValue)>;
 
     /// Every change under `prefix` with a revision above `from_revision` (0: from now on), in
     /// revision order, with no gaps and no duplicates. Fails with `Compacted` when that

@@ -32,7 +32,9 @@ impl EtcdServer {
     /// Starts a single-member etcd and waits until it serves requests. Panics (failing the
     /// test) when etcd is not installed or does not come up within 20 s.
     pub fn start() -> EtcdServer {
-        EtcdServer { cluster: EtcdCluster::start(1) }
+        EtcdServer {
+            cluster: EtcdCluster::start(1),
+        }
     }
 
     /// The client URL to pass to `EtcdConfig::new`.
@@ -74,7 +76,9 @@ impl EtcdCluster {
             match wait_until_healthy(&mut cluster.members) {
                 Ok(()) => return cluster,
                 Err(error) if attempt < START_ATTEMPTS => {
-                    eprintln!("etcd startup attempt {attempt} failed, retrying on other ports: {error}");
+                    eprintln!(
+                        "etcd startup attempt {attempt} failed, retrying on other ports: {error}"
+                    );
                     attempt += 1;
                 }
                 Err(error) => panic!("etcd did not start: {error}"),
@@ -102,7 +106,11 @@ impl EtcdCluster {
             .map(|(name, ports)| format!("{name}=http://127.0.0.1:{}", ports[1]))
             .collect::<Vec<_>>()
             .join(",");
-        let token = dir.path().file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
+        let token = dir
+            .path()
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let mut members: Vec<Member> = names
             .into_iter()
             .zip(ports.chunks(2))
@@ -152,8 +160,16 @@ impl Member {
     }
 
     fn spawn(&mut self) {
-        assert!(self.process.is_none(), "etcd {} is already running", self.name);
-        let log = File::options().create(true).append(true).open(&self.log).expect("create the etcd log file");
+        assert!(
+            self.process.is_none(),
+            "etcd {} is already running",
+            self.name
+        );
+        let log = File::options()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("create the etcd log file");
         let peer_url = format!("http://127.0.0.1:{}", self.peer_port);
         let child = Command::new(&self.binary)
             .arg("--name")
@@ -167,7 +183,14 @@ impl Member {
             .args(["--initial-cluster", &self.initial_cluster])
             .args(["--initial-cluster-token", &self.token])
             .args(["--initial-cluster-state", "new"])
-            .args(["--logger", "zap", "--log-level", "warn", "--log-outputs", "stderr"])
+            .args([
+                "--logger",
+                "zap",
+                "--log-level",
+                "warn",
+                "--log-outputs",
+                "stderr",
+            ])
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("clone the etcd log file"))
             .stderr(log)
@@ -197,13 +220,16 @@ impl Member {
     /// served a quorum read.
     fn healthy(&self) -> bool {
         let address = SocketAddr::from((Ipv4Addr::LOCALHOST, self.client_port));
-        let Ok(mut stream) = TcpStream::connect_timeout(&address, Duration::from_millis(500)) else {
+        let Ok(mut stream) = TcpStream::connect_timeout(&address, Duration::from_millis(500))
+        else {
             return false;
         };
         let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
         let _ = stream.set_write_timeout(Some(Duration::from_secs(2)));
         let mut response = String::new();
-        stream.write_all(b"GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").is_ok()
+        stream
+            .write_all(b"GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+            .is_ok()
             && stream.read_to_string(&mut response).is_ok()
             && response.contains(r#""health":"true""#)
     }
@@ -230,9 +256,14 @@ fn wait_until_healthy(members: &mut [Member]) -> Result<(), String> {
             return Ok(());
         }
         if Instant::now() > deadline {
-            let logs: Vec<String> =
-                members.iter().map(|member| format!("--- {} ---\n{}", member.name, member.log_tail())).collect();
-            return Err(format!("not healthy after {STARTUP_TIMEOUT:?}; logs:\n{}", logs.join("\n")));
+            let logs: Vec<String> = members
+                .iter()
+                .map(|member| format!("--- {} ---\n{}", member.name, member.log_tail()))
+                .collect();
+            return Err(format!(
+                "not healthy after {STARTUP_TIMEOUT:?}; logs:\n{}",
+                logs.join("\n")
+            ));
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -241,7 +272,11 @@ fn wait_until_healthy(members: &mut [Member]) -> Result<(), String> {
 /// The etcd binary: Debian's, else the first `etcd` on PATH.
 fn etcd_binary() -> PathBuf {
     let on_path = std::env::var_os("PATH")
-        .map(|path| std::env::split_paths(&path).map(|dir| dir.join("etcd")).collect::<Vec<_>>())
+        .map(|path| {
+            std::env::split_paths(&path)
+                .map(|dir| dir.join("etcd"))
+                .collect::<Vec<_>>()
+        })
         .unwrap_or_default();
     std::iter::once(PathBuf::from(DEBIAN_ETCD)).chain(on_path).find(|candidate| candidate.is_file()).unwrap_or_else(
         || panic!("etcd not found at {DEBIAN_ETCD} nor on PATH: install etcd-server (hack/test.sh does it)"),
@@ -251,12 +286,19 @@ fn etcd_binary() -> PathBuf {
 /// Distinct free loopback ports: all listeners are held until every port is chosen, so this
 /// process never hands out one port twice.
 fn free_ports(count: usize) -> Vec<u16> {
-    let listeners: Vec<TcpListener> =
-        (0..count).map(|_| TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind a free port")).collect();
-    listeners.iter().map(|listener| listener.local_addr().expect("local address").port()).collect()
+    let listeners: Vec<TcpListener> = (0..count)
+        .map(|_| TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind a free port"))
+        .collect();
+    listeners
+        .iter()
+        .map(|listener| listener.local_addr().expect("local address").port())
+        .collect()
 }
 
 /// A fresh directory for one cluster's data and logs.
 fn scratch_dir() -> TempDir {
-    tempfile::Builder::new().prefix("etcd-test-").tempdir().expect("create a temp dir for etcd")
+    tempfile::Builder::new()
+        .prefix("etcd-test-")
+        .tempdir()
+        .expect("create a temp dir for etcd")
 }

@@ -82,13 +82,26 @@ async fn create_assigns_increasing_revisions(store: Arc<dyn Store>) {
     assert_eq!(store.current_revision().await.unwrap(), r2);
 
     let a = store.get(b"/pods/default/a").await.unwrap().unwrap();
-    assert_eq!((a.key, a.value, a.create_revision, a.mod_revision), (b("/pods/default/a"), b("one"), r1, r1));
+    assert_eq!(
+        (a.key, a.value, a.create_revision, a.mod_revision),
+        (b("/pods/default/a"), b("one"), r1, r1)
+    );
     assert!(store.get(b"/pods/default/missing").await.unwrap().is_none());
 
     let again = store.create(b"/pods/default/a", b("other")).await;
-    assert!(matches!(again, Err(Error::AlreadyExists { ref key }) if key == "/pods/default/a"), "{again:?}");
-    assert_eq!(store.get(b"/pods/default/a").await.unwrap().unwrap().value, b("one"));
-    assert_eq!(store.current_revision().await.unwrap(), r2, "a failed create takes no revision");
+    assert!(
+        matches!(again, Err(Error::AlreadyExists { ref key }) if key == "/pods/default/a"),
+        "{again:?}"
+    );
+    assert_eq!(
+        store.get(b"/pods/default/a").await.unwrap().unwrap().value,
+        b("one")
+    );
+    assert_eq!(
+        store.current_revision().await.unwrap(),
+        r2,
+        "a failed create takes no revision"
+    );
 }
 
 async fn update_is_compare_and_swap(store: Arc<dyn Store>) {
@@ -96,7 +109,10 @@ async fn update_is_compare_and_swap(store: Arc<dyn Store>) {
     let updated = store.update(b"/cm/x", b("v2"), created).await.unwrap();
     assert!(updated > created);
     let kv = store.get(b"/cm/x").await.unwrap().unwrap();
-    assert_eq!((kv.value, kv.create_revision, kv.mod_revision), (b("v2"), created, updated));
+    assert_eq!(
+        (kv.value, kv.create_revision, kv.mod_revision),
+        (b("v2"), created, updated)
+    );
 
     let stale = store.update(b"/cm/x", b("v3"), created).await;
     assert!(
@@ -106,18 +122,27 @@ async fn update_is_compare_and_swap(store: Arc<dyn Store>) {
     assert_eq!(store.get(b"/cm/x").await.unwrap().unwrap().value, b("v2"));
 
     let missing = store.update(b"/cm/nope", b("v"), created).await;
-    assert!(matches!(missing, Err(Error::NotFound { .. })), "{missing:?}");
+    assert!(
+        matches!(missing, Err(Error::NotFound { .. })),
+        "{missing:?}"
+    );
 }
 
 async fn delete_returns_the_value_and_honours_preconditions(store: Arc<dyn Store>) {
     let created = store.create(b"/secrets/s", b("data")).await.unwrap();
     let stale = store.delete(b"/secrets/s", Some(created - 1)).await;
     assert!(matches!(stale, Err(Error::Conflict { .. })), "{stale:?}");
-    assert!(store.get(b"/secrets/s").await.unwrap().is_some(), "a failed delete keeps the key");
+    assert!(
+        store.get(b"/secrets/s").await.unwrap().is_some(),
+        "a failed delete keeps the key"
+    );
 
     let (revision, prev) = store.delete(b"/secrets/s", Some(created)).await.unwrap();
     assert!(revision > created);
-    assert_eq!((prev.key, prev.value, prev.mod_revision), (b("/secrets/s"), b("data"), created));
+    assert_eq!(
+        (prev.key, prev.value, prev.mod_revision),
+        (b("/secrets/s"), b("data"), created)
+    );
     assert!(store.get(b"/secrets/s").await.unwrap().is_none());
 
     let again = store.delete(b"/secrets/s", None).await;
@@ -125,21 +150,36 @@ async fn delete_returns_the_value_and_honours_preconditions(store: Arc<dyn Store
 
     let recreated = store.create(b"/secrets/s", b("new")).await.unwrap();
     let kv = store.get(b"/secrets/s").await.unwrap().unwrap();
-    assert_eq!(kv.create_revision, recreated, "a re-created key starts a new life");
+    assert_eq!(
+        kv.create_revision, recreated,
+        "a re-created key starts a new life"
+    );
     let (_, prev) = store.delete(b"/secrets/s", None).await.unwrap();
     assert_eq!(prev.value, b("new"));
 }
 
 async fn list_pages_see_one_revision(store: Arc<dyn Store>) {
     for i in 0..25 {
-        store.create(format!("/pods/ns/p{i:02}").as_bytes(), b(&format!("v{i}"))).await.unwrap();
+        store
+            .create(format!("/pods/ns/p{i:02}").as_bytes(), b(&format!("v{i}")))
+            .await
+            .unwrap();
     }
     // Neighbours of the prefix that must never show up in it.
     store.create(b"/pods/nsx/other", b("x")).await.unwrap();
     store.create(b"/pods/nr", b("x")).await.unwrap();
     assert_eq!(store.count(b"/pods/ns/").await.unwrap(), 25);
 
-    let first = store.list(b"/pods/ns/", ListOptions { limit: 10, ..Default::default() }).await.unwrap();
+    let first = store
+        .list(
+            b"/pods/ns/",
+            ListOptions {
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(first.kvs.len(), 10);
     assert_eq!(first.remaining, 15);
     assert_eq!(first.revision, store.current_revision().await.unwrap());
@@ -147,15 +187,26 @@ async fn list_pages_see_one_revision(store: Arc<dyn Store>) {
 
     // The world moves on between pages.
     let p12 = store.get(b"/pods/ns/p12").await.unwrap().unwrap();
-    store.update(b"/pods/ns/p12", b("changed"), p12.mod_revision).await.unwrap();
+    store
+        .update(b"/pods/ns/p12", b("changed"), p12.mod_revision)
+        .await
+        .unwrap();
     store.delete(b"/pods/ns/p20", None).await.unwrap();
     store.create(b"/pods/ns/p15a", b("late")).await.unwrap();
     store.delete(b"/pods/ns/p03", None).await.unwrap();
 
-    let mut seen: Vec<(Bytes, Bytes)> = first.kvs.iter().map(|kv| (kv.key.clone(), kv.value.clone())).collect();
+    let mut seen: Vec<(Bytes, Bytes)> = first
+        .kvs
+        .iter()
+        .map(|kv| (kv.key.clone(), kv.value.clone()))
+        .collect();
     let mut last = first.kvs.last().unwrap().key.clone();
     loop {
-        let options = ListOptions { limit: 10, start_after: Some(last.slice(b"/pods/ns/".len()..)), revision: at };
+        let options = ListOptions {
+            limit: 10,
+            start_after: Some(last.slice(b"/pods/ns/".len()..)),
+            revision: at,
+        };
         let page = store.list(b"/pods/ns/", options).await.unwrap();
         assert_eq!(page.revision, at);
         seen.extend(page.kvs.iter().map(|kv| (kv.key.clone(), kv.value.clone())));
@@ -165,24 +216,50 @@ async fn list_pages_see_one_revision(store: Arc<dyn Store>) {
         assert_eq!(page.kvs.len(), 10);
         last = page.kvs.last().unwrap().key.clone();
     }
-    let expected: Vec<(Bytes, Bytes)> =
-        (0..25).map(|i| (b(&format!("/pods/ns/p{i:02}")), b(&format!("v{i}")))).collect();
-    assert_eq!(seen, expected, "the pages together are the list as of the first page");
+    let expected: Vec<(Bytes, Bytes)> = (0..25)
+        .map(|i| (b(&format!("/pods/ns/p{i:02}")), b(&format!("v{i}"))))
+        .collect();
+    assert_eq!(
+        seen, expected,
+        "the pages together are the list as of the first page"
+    );
 
-    let now = store.list(b"/pods/ns/", ListOptions::default()).await.unwrap();
-    let keys: Vec<_> = now.kvs.iter().map(|kv| String::from_utf8_lossy(&kv.key).into_owned()).collect();
+    let now = store
+        .list(b"/pods/ns/", ListOptions::default())
+        .await
+        .unwrap();
+    let keys: Vec<_> = now
+        .kvs
+        .iter()
+        .map(|kv| String::from_utf8_lossy(&kv.key).into_owned())
+        .collect();
     assert_eq!(keys.len(), 24);
-    assert!(keys.contains(&"/pods/ns/p15a".to_string()) && !keys.contains(&"/pods/ns/p20".to_string()));
-    assert_eq!(now.kvs.iter().find(|kv| kv.key == "/pods/ns/p12").unwrap().value, b("changed"));
+    assert!(
+        keys.contains(&"/pods/ns/p15a".to_string()) && !keys.contains(&"/pods/ns/p20".to_string())
+    );
+    assert_eq!(
+        now.kvs
+            .iter()
+            .find(|kv| kv.key == "/pods/ns/p12")
+            .unwrap()
+            .value,
+        b("changed")
+    );
     assert_eq!(now.remaining, 0);
 }
 
 async fn list_rejects_future_revisions(store: Arc<dyn Store>) {
     store.create(b"/a", b("x")).await.unwrap();
     let current = store.current_revision().await.unwrap();
-    let options = ListOptions { revision: current + 100, ..Default::default() };
+    let options = ListOptions {
+        revision: current + 100,
+        ..Default::default()
+    };
     let result = store.list(b"/", options).await;
-    assert!(matches!(result, Err(Error::FutureRevision { .. })), "{result:?}");
+    assert!(
+        matches!(result, Err(Error::FutureRevision { .. })),
+        "{result:?}"
+    );
 }
 
 async fn watch_orders_concurrent_writes_without_gaps_or_duplicates(store: Arc<dyn Store>) {
@@ -207,37 +284,63 @@ async fn watch_orders_concurrent_writes_without_gaps_or_duplicates(store: Arc<dy
     }
     let seen = events(&mut watch, acked.len()).await;
     let revisions: Vec<i64> = seen.iter().map(Event::revision).collect();
-    assert!(revisions.windows(2).all(|w| w[0] < w[1]), "events in strictly increasing revision order");
-    let seen: HashSet<(String, i64)> =
-        seen.iter().map(|e| (String::from_utf8_lossy(e.key()).into_owned(), e.revision())).collect();
-    assert_eq!(seen, acked, "every acknowledged write exactly once, at its revision");
+    assert!(
+        revisions.windows(2).all(|w| w[0] < w[1]),
+        "events in strictly increasing revision order"
+    );
+    let seen: HashSet<(String, i64)> = seen
+        .iter()
+        .map(|e| (String::from_utf8_lossy(e.key()).into_owned(), e.revision()))
+        .collect();
+    assert_eq!(
+        seen, acked,
+        "every acknowledged write exactly once, at its revision"
+    );
 }
 
 async fn watch_resumes_from_a_revision(store: Arc<dyn Store>) {
     let mut revisions = Vec::new();
     for i in 0..10 {
-        revisions.push(store.create(format!("/ev/k{i}").as_bytes(), b("x")).await.unwrap());
+        revisions.push(
+            store
+                .create(format!("/ev/k{i}").as_bytes(), b("x"))
+                .await
+                .unwrap(),
+        );
     }
     let (deleted_at, _) = store.delete(b"/ev/k0", None).await.unwrap();
 
     let mut watch = store.watch(b"/ev/", revisions[4]).await.unwrap();
     let replayed = events(&mut watch, 6).await;
     let got: Vec<i64> = replayed.iter().map(Event::revision).collect();
-    assert_eq!(got, [&revisions[5..], &[deleted_at]].concat(), "only changes after the revision");
+    assert_eq!(
+        got,
+        [&revisions[5..], &[deleted_at]].concat(),
+        "only changes after the revision"
+    );
     match &replayed[5] {
         Event::Delete { revision, prev } => {
             assert_eq!(*revision, deleted_at);
-            assert_eq!((prev.key.clone(), prev.value.clone(), prev.mod_revision), (b("/ev/k0"), b("x"), revisions[0]));
+            assert_eq!(
+                (prev.key.clone(), prev.value.clone(), prev.mod_revision),
+                (b("/ev/k0"), b("x"), revisions[0])
+            );
         }
         other => panic!("expected a delete, got {other:?}"),
     }
 
     // Live changes follow the replay seamlessly.
     let kv = store.get(b"/ev/k9").await.unwrap().unwrap();
-    let updated = store.update(b"/ev/k9", b("y"), kv.mod_revision).await.unwrap();
+    let updated = store
+        .update(b"/ev/k9", b("y"), kv.mod_revision)
+        .await
+        .unwrap();
     match events(&mut watch, 1).await.remove(0) {
         Event::Put(kv) => {
-            assert_eq!((kv.key, kv.value, kv.mod_revision, kv.create_revision), (b("/ev/k9"), b("y"), updated, revisions[9]))
+            assert_eq!(
+                (kv.key, kv.value, kv.mod_revision, kv.create_revision),
+                (b("/ev/k9"), b("y"), updated, revisions[9])
+            )
         }
         other => panic!("expected a put, got {other:?}"),
     }
@@ -269,15 +372,39 @@ async fn compaction_makes_old_revisions_gone(store: Arc<dyn Store>) {
     let first = store.create(b"/c/k", b("0")).await.unwrap();
     let mut revision = first;
     for i in 1..10 {
-        revision = store.update(b"/c/k", b(&i.to_string()), revision).await.unwrap();
+        revision = store
+            .update(b"/c/k", b(&i.to_string()), revision)
+            .await
+            .unwrap();
     }
     let other = store.create(b"/c/other", b("o")).await.unwrap();
     store.compact(revision).await.unwrap();
 
-    let old = store.list(b"/c/", ListOptions { revision: first, ..Default::default() }).await;
+    let old = store
+        .list(
+            b"/c/",
+            ListOptions {
+                revision: first,
+                ..Default::default()
+            },
+        )
+        .await;
     assert!(matches!(old, Err(Error::Compacted { .. })), "{old:?}");
-    let at = store.list(b"/c/", ListOptions { revision, ..Default::default() }).await.unwrap();
-    assert_eq!(at.kvs.len(), 1, "the state at the compaction revision stays readable");
+    let at = store
+        .list(
+            b"/c/",
+            ListOptions {
+                revision,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        at.kvs.len(),
+        1,
+        "the state at the compaction revision stays readable"
+    );
     assert_eq!(at.kvs[0].value, b("9"));
 
     match store.watch(b"/c/", first).await {
@@ -294,7 +421,10 @@ async fn compaction_makes_old_revisions_gone(store: Arc<dyn Store>) {
     let again = store.compact(revision).await;
     assert!(matches!(again, Err(Error::Compacted { .. })), "{again:?}");
     let future = store.compact(other + 100).await;
-    assert!(matches!(future, Err(Error::FutureRevision { .. })), "{future:?}");
+    assert!(
+        matches!(future, Err(Error::FutureRevision { .. })),
+        "{future:?}"
+    );
 }
 
 async fn one_writer_wins_each_round_on_a_contended_key(store: Arc<dyn Store>) {
@@ -304,7 +434,9 @@ async fn one_writer_wins_each_round_on_a_contended_key(store: Arc<dyn Store>) {
             .map(|writer| {
                 let store = store.clone();
                 tokio::spawn(async move {
-                    store.update(b"/contended", b(&format!("{round}-{writer}")), revision).await
+                    store
+                        .update(b"/contended", b(&format!("{round}-{writer}")), revision)
+                        .await
                 })
             })
             .collect();
@@ -316,8 +448,20 @@ async fn one_writer_wins_each_round_on_a_contended_key(store: Arc<dyn Store>) {
                 Err(other) => panic!("unexpected error {other:?}"),
             }
         }
-        assert_eq!(winners.len(), 1, "round {round}: exactly one compare-and-swap wins");
+        assert_eq!(
+            winners.len(),
+            1,
+            "round {round}: exactly one compare-and-swap wins"
+        );
         revision = winners[0];
-        assert_eq!(store.get(b"/contended").await.unwrap().unwrap().mod_revision, revision);
+        assert_eq!(
+            store
+                .get(b"/contended")
+                .await
+                .unwrap()
+                .unwrap()
+                .mod_revision,
+            revision
+        );
     }
 }

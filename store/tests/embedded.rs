@@ -17,7 +17,9 @@ const CRASH_CHILD_DIR: &str = "STORE_CRASH_CHILD_DIR";
 /// writers, printing each write only once the store has acknowledged it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crash_child() {
-    let Ok(dir) = std::env::var(CRASH_CHILD_DIR) else { return };
+    let Ok(dir) = std::env::var(CRASH_CHILD_DIR) else {
+        return;
+    };
     let store = std::sync::Arc::new(EmbeddedStore::open(EmbeddedConfig::new(dir)).unwrap());
     let (acks, mut acked) = tokio::sync::mpsc::unbounded_channel();
     for writer in 0..16 {
@@ -25,7 +27,10 @@ async fn crash_child() {
         tokio::spawn(async move {
             for i in 0.. {
                 let key = format!("/crash/w{writer}-{i}");
-                let revision = store.create(key.as_bytes(), Bytes::from(key.clone())).await.unwrap();
+                let revision = store
+                    .create(key.as_bytes(), Bytes::from(key.clone()))
+                    .await
+                    .unwrap();
                 acks.send(format!("{key} {revision}")).unwrap();
             }
         });
@@ -61,12 +66,23 @@ async fn acknowledged_writes_survive_kill_9() {
         }
     }
     child.wait().unwrap();
-    assert_eq!(acked.len(), 3000, "the child acknowledged writes before dying");
+    assert_eq!(
+        acked.len(),
+        3000,
+        "the child acknowledged writes before dying"
+    );
 
     let store = EmbeddedStore::open(EmbeddedConfig::new(dir.path())).expect("reopen after kill -9");
     for (key, revision) in &acked {
-        let kv = store.get(key.as_bytes()).await.unwrap().unwrap_or_else(|| panic!("acknowledged {key} lost"));
-        assert_eq!((kv.mod_revision, kv.value.as_ref()), (*revision, key.as_bytes()));
+        let kv = store
+            .get(key.as_bytes())
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("acknowledged {key} lost"));
+        assert_eq!(
+            (kv.mod_revision, kv.value.as_ref()),
+            (*revision, key.as_bytes())
+        );
     }
     let highest = acked.iter().map(|(_, r)| *r).max().unwrap();
     assert!(store.current_revision().await.unwrap() >= highest);
@@ -78,15 +94,37 @@ async fn acknowledged_writes_survive_kill_9() {
 async fn reopening_keeps_keys_and_revisions() {
     let dir = tempfile::tempdir().unwrap();
     let store = EmbeddedStore::open(EmbeddedConfig::new(dir.path())).unwrap();
-    let created = store.create(b"/ns/default", Bytes::from_static(b"{}")).await.unwrap();
+    let created = store
+        .create(b"/ns/default", Bytes::from_static(b"{}"))
+        .await
+        .unwrap();
     store.compact(created).await.unwrap();
     store.close().await;
 
     let store = EmbeddedStore::open(EmbeddedConfig::new(dir.path())).unwrap();
     assert_eq!(store.current_revision().await.unwrap(), created);
-    assert_eq!(store.get(b"/ns/default").await.unwrap().unwrap().mod_revision, created);
-    let old = store.list(b"/", ListOptions { revision: created - 1, ..Default::default() }).await;
-    assert!(matches!(old, Err(Error::Compacted { .. })), "compaction survives a restart: {old:?}");
+    assert_eq!(
+        store
+            .get(b"/ns/default")
+            .await
+            .unwrap()
+            .unwrap()
+            .mod_revision,
+        created
+    );
+    let old = store
+        .list(
+            b"/",
+            ListOptions {
+                revision: created - 1,
+                ..Default::default()
+            },
+        )
+        .await;
+    assert!(
+        matches!(old, Err(Error::Compacted { .. })),
+        "compaction survives a restart: {old:?}"
+    );
     assert!(store.create(b"/ns/other", Bytes::new()).await.unwrap() > created);
 }
 
@@ -95,7 +133,9 @@ async fn a_data_dir_in_use_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let _store = EmbeddedStore::open(EmbeddedConfig::new(dir.path())).unwrap();
     let second = EmbeddedStore::open(EmbeddedConfig::new(dir.path()));
-    let Err(Error::Unavailable(message)) = second else { panic!("second open must fail") };
+    let Err(Error::Unavailable(message)) = second else {
+        panic!("second open must fail")
+    };
     assert!(message.contains("in use"), "{message}");
 }
 
@@ -106,8 +146,15 @@ fn a_corrupt_data_file_is_a_clear_error() {
     let Err(Error::Corrupt(message)) = EmbeddedStore::open(EmbeddedConfig::new(dir.path())) else {
         panic!("opening garbage must fail as Corrupt")
     };
-    assert!(message.contains("store.redb"), "the message names the file: {message}");
-    assert_eq!(std::fs::read(dir.path().join("store.redb")).unwrap(), vec![0x42; 64 * 1024], "nothing overwritten");
+    assert!(
+        message.contains("store.redb"),
+        "the message names the file: {message}"
+    );
+    assert_eq!(
+        std::fs::read(dir.path().join("store.redb")).unwrap(),
+        vec![0x42; 64 * 1024],
+        "nothing overwritten"
+    );
 }
 
 #[test]
@@ -115,7 +162,9 @@ fn an_unreadable_data_dir_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("not-a-dir");
     std::fs::write(&file, b"x").unwrap();
-    let Err(error) = EmbeddedStore::open(EmbeddedConfig::new(&file)) else { panic!("must fail") };
+    let Err(error) = EmbeddedStore::open(EmbeddedConfig::new(&file)) else {
+        panic!("must fail")
+    };
     assert!(error.to_string().contains("not-a-dir"), "{error}");
 }
 
@@ -128,11 +177,19 @@ async fn a_slow_watcher_replays_from_disk_without_gaps() {
     let mut watch = store.watch(b"/slow/", 0).await.unwrap();
     let mut written = Vec::new();
     for i in 0..300 {
-        written.push(store.create(format!("/slow/{i}").as_bytes(), Bytes::new()).await.unwrap());
+        written.push(
+            store
+                .create(format!("/slow/{i}").as_bytes(), Bytes::new())
+                .await
+                .unwrap(),
+        );
     }
     let mut seen = Vec::new();
     while seen.len() < written.len() {
-        let response = tokio::time::timeout(Duration::from_secs(10), watch.next()).await.unwrap().unwrap();
+        let response = tokio::time::timeout(Duration::from_secs(10), watch.next())
+            .await
+            .unwrap()
+            .unwrap();
         if let WatchResponse::Events(events) = response.unwrap() {
             seen.extend(events.iter().map(Event::revision));
         }

@@ -78,7 +78,10 @@ async fn create_acknowledged(store: &EtcdStore, key: &str) -> i64 {
                 Err(error) => panic!("reading {key} back: {error:?}"),
             },
             Err(Error::Unavailable(reason)) => {
-                assert!(Instant::now() < deadline, "{key} still unavailable after 20 s: {reason}");
+                assert!(
+                    Instant::now() < deadline,
+                    "{key} still unavailable after 20 s: {reason}"
+                );
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
             Err(error) => panic!("creating {key}: {error:?}"),
@@ -89,7 +92,9 @@ async fn create_acknowledged(store: &EtcdStore, key: &str) -> i64 {
 /// Index of the member currently leading the cluster, asked of each member directly.
 async fn leader(endpoints: &[String]) -> usize {
     for (index, endpoint) in endpoints.iter().enumerate() {
-        let mut client = etcd_client::Client::connect([endpoint], None).await.expect("connect to one member");
+        let mut client = etcd_client::Client::connect([endpoint], None)
+            .await
+            .expect("connect to one member");
         let status = client.status().await.expect("member status");
         if status.header().map(|header| header.member_id()) == Some(status.leader()) {
             return index;
@@ -100,7 +105,10 @@ async fn leader(endpoints: &[String]) -> usize {
 
 /// Asserts that `call` fails with `Unavailable`, and within the request timeout (plus slack
 /// for scheduling), not after hanging.
-async fn assert_unavailable_quickly<T>(what: &str, call: impl std::future::Future<Output = store::Result<T>>) {
+async fn assert_unavailable_quickly<T>(
+    what: &str,
+    call: impl std::future::Future<Output = store::Result<T>>,
+) {
     let started = Instant::now();
     match call.await {
         Err(Error::Unavailable(_)) => {}
@@ -108,7 +116,10 @@ async fn assert_unavailable_quickly<T>(what: &str, call: impl std::future::Futur
         Ok(_) => panic!("{what} succeeded during the outage"),
     }
     let took = started.elapsed();
-    assert!(took < REQUEST_TIMEOUT + Duration::from_secs(1), "{what} took {took:?} to fail");
+    assert!(
+        took < REQUEST_TIMEOUT + Duration::from_secs(1),
+        "{what} took {took:?} to fail"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -117,7 +128,11 @@ async fn writes_and_a_watch_survive_killing_the_leader() {
     const KILL_AFTER: usize = 60;
     let mut cluster = EtcdCluster::start(3);
     let endpoints = cluster.endpoints();
-    let store = Arc::new(EtcdStore::connect(config(endpoints.clone(), "/registry")).await.unwrap());
+    let store = Arc::new(
+        EtcdStore::connect(config(endpoints.clone(), "/registry"))
+            .await
+            .unwrap(),
+    );
     let mut watch = store.watch(b"/w/", 0).await.unwrap();
 
     let written = Arc::new(AtomicUsize::new(0));
@@ -140,23 +155,43 @@ async fn writes_and_a_watch_survive_killing_the_leader() {
     let acked = writer.await.unwrap();
 
     for (key, revision) in &acked {
-        let kv = store.get(key.as_bytes()).await.unwrap().unwrap_or_else(|| panic!("acknowledged {key} is gone"));
+        let kv = store
+            .get(key.as_bytes())
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("acknowledged {key} is gone"));
         assert_eq!((kv.value, kv.mod_revision), (b(key), *revision), "{key}");
     }
     assert_eq!(store.count(b"/w/").await.unwrap(), WRITES as u64);
 
     let seen = events(&mut watch, WRITES).await;
     let revisions: Vec<i64> = seen.iter().map(Event::revision).collect();
-    assert!(revisions.windows(2).all(|w| w[0] < w[1]), "events in strictly increasing revision order");
-    let seen: HashSet<(String, i64)> =
-        seen.iter().map(|event| (String::from_utf8_lossy(event.key()).into_owned(), event.revision())).collect();
-    assert_eq!(seen, acked.into_iter().collect::<HashSet<_>>(), "every acknowledged write exactly once");
+    assert!(
+        revisions.windows(2).all(|w| w[0] < w[1]),
+        "events in strictly increasing revision order"
+    );
+    let seen: HashSet<(String, i64)> = seen
+        .iter()
+        .map(|event| {
+            (
+                String::from_utf8_lossy(event.key()).into_owned(),
+                event.revision(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        acked.into_iter().collect::<HashSet<_>>(),
+        "every acknowledged write exactly once"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_fail_fast_during_an_outage_and_recover_after_restart() {
     let mut server = EtcdServer::start();
-    let store = EtcdStore::connect(config(vec![server.endpoint()], "/registry")).await.unwrap();
+    let store = EtcdStore::connect(config(vec![server.endpoint()], "/registry"))
+        .await
+        .unwrap();
     let mut watch = store.watch(b"/r/", 0).await.unwrap();
     let before = store.create(b"/r/before", b("x")).await.unwrap();
     assert_eq!(events(&mut watch, 1).await[0].revision(), before);
@@ -169,16 +204,26 @@ async fn calls_fail_fast_during_an_outage_and_recover_after_restart() {
 
     server.restart();
     // The same store, with no reconnect by hand: the first call after the restart works.
-    store.current_revision().await.expect("the store works again once etcd is back");
+    store
+        .current_revision()
+        .await
+        .expect("the store works again once etcd is back");
     let mut acked = Vec::new();
     for i in 0..5 {
         acked.push(create_acknowledged(&store, &format!("/r/after{i}")).await);
     }
-    assert!(store.get(b"/r/during").await.unwrap().is_none(), "a write refused during the outage never happened");
+    assert!(
+        store.get(b"/r/during").await.unwrap().is_none(),
+        "a write refused during the outage never happened"
+    );
 
     // The watch opened before the outage resumed by itself after `before`: the writes made
     // after the restart, each once, in order, and nothing else.
-    let resumed: Vec<i64> = events(&mut watch, acked.len()).await.iter().map(Event::revision).collect();
+    let resumed: Vec<i64> = events(&mut watch, acked.len())
+        .await
+        .iter()
+        .map(Event::revision)
+        .collect();
     assert_eq!(resumed, acked);
     let elsewhere = store.create(b"/elsewhere", b("x")).await.unwrap();
     quiet_until(&mut watch, elsewhere).await;
@@ -187,12 +232,19 @@ async fn calls_fail_fast_during_an_outage_and_recover_after_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stores_with_different_prefixes_do_not_see_each_other() {
     let server = EtcdServer::start();
-    let a = EtcdStore::connect(config(vec![server.endpoint()], "/tenant-a")).await.unwrap();
-    let other = EtcdStore::connect(config(vec![server.endpoint()], "/tenant-b")).await.unwrap();
+    let a = EtcdStore::connect(config(vec![server.endpoint()], "/tenant-a"))
+        .await
+        .unwrap();
+    let other = EtcdStore::connect(config(vec![server.endpoint()], "/tenant-b"))
+        .await
+        .unwrap();
     let mut other_watch = other.watch(b"/", 0).await.unwrap();
 
     a.create(b"/pods/x", b("a")).await.unwrap();
-    let theirs = other.create(b"/pods/x", b("b")).await.expect("the same relative key is free in another prefix");
+    let theirs = other
+        .create(b"/pods/x", b("b"))
+        .await
+        .expect("the same relative key is free in another prefix");
     a.create(b"/pods/y", b("a")).await.unwrap();
 
     assert_eq!(a.get(b"/pods/x").await.unwrap().unwrap().value, b("a"));
@@ -204,25 +256,45 @@ async fn stores_with_different_prefixes_do_not_see_each_other() {
     assert_eq!(other.count(b"/").await.unwrap(), 1);
 
     let (deleted_at, _) = a.delete(b"/pods/x", None).await.unwrap();
-    assert!(other.get(b"/pods/x").await.unwrap().is_some(), "a delete in one prefix leaves the other alone");
+    assert!(
+        other.get(b"/pods/x").await.unwrap().is_some(),
+        "a delete in one prefix leaves the other alone"
+    );
 
     assert_eq!(events(&mut other_watch, 1).await[0].revision(), theirs);
     quiet_until(&mut other_watch, deleted_at).await;
 
     // The layout in etcd is the prefix followed by the relative key, as upstream's.
-    let mut raw = etcd_client::Client::connect([server.endpoint()], None).await.unwrap();
+    let mut raw = etcd_client::Client::connect([server.endpoint()], None)
+        .await
+        .unwrap();
     let stored = raw.get("/tenant-b/pods/x", None).await.unwrap();
-    assert_eq!(stored.kvs().first().map(|kv| kv.value().to_vec()), Some(b"b".to_vec()));
+    assert_eq!(
+        stored.kvs().first().map(|kv| kv.value().to_vec()),
+        Some(b"b".to_vec())
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connecting_to_no_etcd_fails_with_unavailable() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let endpoint = format!("http://127.0.0.1:{port}");
     let started = Instant::now();
     let result = EtcdStore::connect(config(vec![endpoint], "/registry")).await;
-    assert!(matches!(result, Err(Error::Unavailable(_))), "{:?}", result.err());
-    assert!(started.elapsed() < REQUEST_TIMEOUT + Duration::from_secs(1), "took {:?}", started.elapsed());
+    assert!(
+        matches!(result, Err(Error::Unavailable(_))),
+        "{:?}",
+        result.err()
+    );
+    assert!(
+        started.elapsed() < REQUEST_TIMEOUT + Duration::from_secs(1),
+        "took {:?}",
+        started.elapsed()
+    );
 }
 
 /// etcd 3.4.23 answers a progress request with its current revision even while events below it
@@ -244,13 +316,20 @@ async fn progress_never_overtakes_events() {
             match next(&mut watch).await {
                 WatchResponse::Events(events) => {
                     for event in events {
-                        assert!(event.revision() > delivered, "event {} delivered after {delivered}", event.revision());
+                        assert!(
+                            event.revision() > delivered,
+                            "event {} delivered after {delivered}",
+                            event.revision()
+                        );
                         delivered = event.revision();
                         seen += 1;
                     }
                 }
                 WatchResponse::Progress { revision } => {
-                    assert!(revision > delivered, "progress {revision} delivered after {delivered}");
+                    assert!(
+                        revision > delivered,
+                        "progress {revision} delivered after {delivered}"
+                    );
                     delivered = revision;
                 }
             }
@@ -263,7 +342,10 @@ async fn progress_never_overtakes_events() {
             tokio::spawn(async move {
                 for i in 0..WRITES_EACH {
                     let prefix = if i % 2 == 0 { "/q" } else { "/p" };
-                    store.create(format!("{prefix}/w{w}/k{i}").as_bytes(), b("x")).await.unwrap();
+                    store
+                        .create(format!("{prefix}/w{w}/k{i}").as_bytes(), b("x"))
+                        .await
+                        .unwrap();
                 }
             })
         })

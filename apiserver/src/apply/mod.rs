@@ -195,7 +195,7 @@ pub fn apply(
     manager: &str,
     force: bool,
 ) -> ApiResult<Value> {
-    let config: Value = serde_yaml::from_slice(body)
+    let config: Value = crate::yaml::to_json(body)
         .map_err(|e| ApiError::BadRequest(format!("error decoding YAML: {e}")))?;
     let Value::Object(fields) = &config else {
         return Err(ApiError::BadRequest(format!(

@@ -105,7 +105,7 @@ fn apply_creates_with_the_applied_fields() {
 fn conflicts_read_like_upstream() {
     let schemas = schemas();
     let context = deployments(&schemas);
-    let mut created = serde_yaml::from_str::<Value>(DEPLOYMENT).unwrap();
+    let mut created = serde_yaml_ng::from_str::<Value>(DEPLOYMENT).unwrap();
     track(None, &mut created, &context, "kubectl-client-side-apply");
 
     let changed = DEPLOYMENT.replace("replicas: 2", "replicas: 3");

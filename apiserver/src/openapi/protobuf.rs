@@ -267,7 +267,9 @@ fn named(name: &str, value: &[u8]) -> Vec<u8> {
 fn any(value: &Value) -> Vec<u8> {
     field_bytes(
         2,
-        serde_yaml::to_string(value).unwrap_or_default().as_bytes(),
+        serde_yaml_ng::to_string(value)
+            .unwrap_or_default()
+            .as_bytes(),
     )
 }
 
@@ -622,7 +624,7 @@ mod tests {
         );
         let extension = one(&patch, 13);
         assert_eq!(text(&extension, 1), "x-kubernetes-group-version-kind");
-        let yaml: Value = serde_yaml::from_str(&text(&one(&extension, 2), 2)).unwrap();
+        let yaml: Value = serde_yaml_ng::from_str(&text(&one(&extension, 2), 2)).unwrap();
         assert_eq!(
             yaml,
             json!({"group": "", "kind": "ConfigMap", "version": "v1"})
@@ -635,7 +637,7 @@ mod tests {
         assert_eq!(text(&config_map, 19), "data");
         assert_eq!(text(&one(&config_map, 22), 1), "object");
         let gvk = one(&config_map, 31);
-        let yaml: Value = serde_yaml::from_str(&text(&one(&gvk, 2), 2)).unwrap();
+        let yaml: Value = serde_yaml_ng::from_str(&text(&one(&gvk, 2), 2)).unwrap();
         assert_eq!(
             yaml,
             json!([{"group": "", "kind": "ConfigMap", "version": "v1"}])
@@ -661,7 +663,7 @@ mod tests {
             (text(&item, 2), text(&one(&item, 22), 1)),
             ("int32".into(), "integer".into())
         );
-        let enum_value: Value = serde_yaml::from_str(&text(&one(list, 20), 2)).unwrap();
+        let enum_value: Value = serde_yaml_ng::from_str(&text(&one(list, 20), 2)).unwrap();
         assert_eq!(enum_value, json!([1]));
         assert_eq!(decode(&one(&properties["open"], 21)), [Field::Varint(2, 0)]);
     }

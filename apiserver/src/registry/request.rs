@@ -317,9 +317,10 @@ pub fn negotiate(headers: &HeaderMap, include_object: Option<&str>) -> ApiResult
             _ => continue,
         }
     }
-    Err(ApiError::NotAcceptable(format!(
+    Err(ApiError::NotAcceptable(
         "only the following media types are accepted: application/json, application/yaml, application/json;as=Table;v=v1;g=meta.k8s.io"
-    )))
+            .into(),
+    ))
 }
 
 /// Decodes a request body (JSON or YAML) into a JSON value; 415 for other types.
@@ -337,7 +338,7 @@ pub fn decode_body(headers: &HeaderMap, body: &Bytes) -> ApiResult<serde_json::V
     match media.as_str() {
         "application/json" | "" => serde_json::from_slice(body)
             .map_err(|e| ApiError::BadRequest(format!("the body of the request could not be decoded as JSON: {e}"))),
-        "application/yaml" => serde_yaml::from_slice(body)
+        "application/yaml" => crate::yaml::to_json(body)
             .map_err(|e| ApiError::BadRequest(format!("the body of the request could not be decoded as YAML: {e}"))),
         "application/vnd.kubernetes.protobuf" => crate::protobuf::decode(body)
             .map(|(_, _, object)| object)

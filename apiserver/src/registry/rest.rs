@@ -392,7 +392,7 @@ impl<S: Strategy> Rest<S> {
         let url = request
             .namespace
             .clone()
-            .ok_or_else(|| ApiError::MethodNotAllowed)?;
+            .ok_or(ApiError::MethodNotAllowed)?;
         match meta.namespace.as_deref() {
             Some(body) if !body.is_empty() && body != url => Err(ApiError::BadRequest(
                 "the namespace of the provided object does not match the namespace sent on the request".into(),
@@ -603,17 +603,17 @@ impl<S: Strategy> Rest<S> {
                     "the name of the object ({body_name}) does not match the name on the URL ({name})"
                 )));
             }
+            let old = self.decode(&current.value, current.mod_revision)?;
+            if let Source::Object(input) = &source {
+                // Like upstream, a UID in a PUT body is a precondition, checked before the
+                // resourceVersion: a client holding an object that was deleted and recreated
+                // under the same name must not overwrite the new one.
+                self.check_uid(input.metadata().uid.as_deref(), &old, &name)?;
+            }
             if let Some(rv) = &precondition {
                 if *rv != current.mod_revision.to_string() {
                     return Err(self.modified(&name));
                 }
-            }
-            let old = self.decode(&current.value, current.mod_revision)?;
-            if let Source::Object(input) = &source {
-                // Like upstream, a UID in a PUT body is a precondition: a client holding an
-                // object that was deleted and recreated under the same name must not
-                // overwrite the new one.
-                self.check_uid(input.metadata().uid.as_deref(), &old, &name)?;
             }
             let mut object = self.merge_update(&input, &old, subresource)?;
             self.strategy.prepare_update(&mut object, &old);
@@ -1128,7 +1128,7 @@ fn is_json(headers: &axum::http::HeaderMap) -> bool {
 pub(super) fn yaml(json: &[u8]) -> ApiResult<Vec<u8>> {
     let value: Value =
         serde_json::from_slice(json).map_err(|e| ApiError::Internal(e.to_string()))?;
-    serde_yaml::to_string(&value)
+    crate::yaml::from_json(&value)
         .map(String::into_bytes)
         .map_err(|e| ApiError::Internal(e.to_string()))
 }

@@ -140,7 +140,7 @@ impl<S: Strategy> Rest<S> {
         paths: ScalePaths,
         name: &str,
     ) -> ApiResult<(i64, Value)> {
-        let config: Value = serde_yaml::from_slice(&request.body)
+        let config: Value = crate::yaml::to_json(&request.body)
             .map_err(|e| ApiError::BadRequest(format!("error decoding YAML: {e}")))?;
         let (replicas, _) = parse_scale(&config, name)?;
         let mut parent = json!({"apiVersion": self.info.api_version(), "kind": self.info.kind, "metadata": {"name": name}});

@@ -17,10 +17,14 @@ mod tests {
 
     #[test]
     fn parse_errors_are_bad_requests_in_upstream_words() {
-        let error = ApiError::from(FieldSelector::parse("spec.foo=bar", &["metadata.name"]).unwrap_err());
-        assert!(matches!(&error, ApiError::BadRequest(message) if message == "field label not supported: spec.foo"));
+        let error =
+            ApiError::from(FieldSelector::parse("spec.foo=bar", &["metadata.name"]).unwrap_err());
+        assert!(
+            matches!(&error, ApiError::BadRequest(message) if message == "field label not supported: spec.foo")
+        );
         let error = ApiError::from(LabelSelector::parse("a b c").unwrap_err());
-        let expected = "unable to parse requirement: found 'b c', expected: in, notin, =, ==, !=, gt, lt";
+        let expected =
+            "unable to parse requirement: found 'b c', expected: in, notin, =, ==, !=, gt, lt";
         assert!(matches!(&error, ApiError::BadRequest(message) if message == expected));
     }
 }

@@ -136,7 +136,7 @@ pub fn object_meta(meta: &ObjectMeta, rule: NameRule) -> Vec<Cause> {
             causes.push(Cause {
                 reason: "FieldValueTooLong",
                 field: "metadata.annotations".into(),
-                message: format!("Too long: may not be more than 262144 bytes"),
+                message: "Too long: may not be more than 262144 bytes".to_string(),
             });
         }
     }
@@ -292,11 +292,7 @@ pub fn labels(labels: Option<&BTreeMap<String, String>>, field: &str) -> Vec<Cau
             causes.push(Cause::invalid(field, &Value::from(key.as_str()), error));
         }
         if let Some(error) = label_value_error(value) {
-            causes.push(Cause::invalid(
-                format!("{field}"),
-                &Value::from(value.as_str()),
-                error,
-            ));
+            causes.push(Cause::invalid(field, &Value::from(value.as_str()), error));
         }
     }
     causes

@@ -13,10 +13,10 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity as QuantityText;
 use serde_json::Value;
 
-use machinery::quantity::{self, Quantity};
 use crate::error::Cause;
 use crate::registry::validation;
 use crate::registry::NameRule;
+use machinery::quantity::{self, Quantity};
 
 /// Upstream's defaults of a pod template (its spec; template metadata has none).
 pub fn default_pod_template(template: &mut PodTemplateSpec) {
@@ -84,10 +84,11 @@ fn default_container(container: &mut Container) {
         &mut container.liveness_probe,
         &mut container.readiness_probe,
         &mut container.startup_probe,
-    ] {
-        if let Some(probe) = probe {
-            default_probe(probe);
-        }
+    ]
+    .into_iter()
+    .flatten()
+    {
+        default_probe(probe);
     }
     if let Some(lifecycle) = &mut container.lifecycle {
         default_lifecycle(lifecycle);

@@ -75,7 +75,11 @@ pub(super) fn encode_change(change: &Change) -> Vec<u8> {
 /// `prefix_len` bytes.
 pub(super) fn decode_change(revision: i64, raw: &[u8], prefix_len: usize) -> Result<Change> {
     let mut buf = raw;
-    let bad = || Error::Corrupt(format!("history record at revision {revision} is truncated"));
+    let bad = || {
+        Error::Corrupt(format!(
+            "history record at revision {revision} is truncated"
+        ))
+    };
     let kind = take_u8(&mut buf).ok_or_else(bad)?;
     let full_key = take_bytes(&mut buf).ok_or_else(bad)?;
     let key = full_key.slice(prefix_len.min(full_key.len())..);
@@ -179,9 +183,19 @@ mod tests {
 
     #[test]
     fn truncated_records_are_corrupt_not_defaults() {
-        let change = Change { key: Bytes::from_static(b"/k"), new: None, prev: None };
+        let change = Change {
+            key: Bytes::from_static(b"/k"),
+            new: None,
+            prev: None,
+        };
         let raw = encode_change(&change);
-        assert!(matches!(decode_change(1, &raw[..raw.len() - 1], 0), Err(Error::Corrupt(_))));
-        assert!(matches!(decode_current(Bytes::new(), b"short"), Err(Error::Corrupt(_))));
+        assert!(matches!(
+            decode_change(1, &raw[..raw.len() - 1], 0),
+            Err(Error::Corrupt(_))
+        ));
+        assert!(matches!(
+            decode_current(Bytes::new(), b"short"),
+            Err(Error::Corrupt(_))
+        ));
     }
 }

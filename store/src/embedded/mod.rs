@@ -17,7 +17,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use redb::{Database, DatabaseError, ReadableDatabase, ReadableTable, ReadableTableMetadata, StorageError};
+use redb::{
+    Database, DatabaseError, ReadableDatabase, ReadableTable, ReadableTableMetadata, StorageError,
+};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use self::tables::{storage_error, Snapshot, COMPACTED, CURRENT, HISTORY, META, REVISION};
@@ -99,7 +101,10 @@ impl EmbeddedStore {
     /// path when the directory is unreadable, in use, or holds something that is not a store.
     pub fn open(config: EmbeddedConfig) -> Result<Self> {
         std::fs::create_dir_all(&config.data_dir).map_err(|e| {
-            Error::Unavailable(format!("cannot create data dir {}: {e}", config.data_dir.display()))
+            Error::Unavailable(format!(
+                "cannot create data dir {}: {e}",
+                config.data_dir.display()
+            ))
         })?;
         let path = config.data_dir.join(DB_FILE);
         let db = redb::Builder::new()
@@ -125,13 +130,21 @@ impl EmbeddedStore {
             .spawn(move || writer::run(writer_shared, requests))
             .map_err(|e| Error::Unavailable(format!("cannot start the store writer: {e}")))?;
         tracing::info!(path = %path.display(), revision, "opened embedded store");
-        Ok(EmbeddedStore { shared, writes, writer })
+        Ok(EmbeddedStore {
+            shared,
+            writes,
+            writer,
+        })
     }
 
     /// Finishes pending writes and stops the writer, so the directory can be reopened in this
     /// process. The database file closes once the last watch of this store is dropped too.
     pub async fn close(self) {
-        let EmbeddedStore { shared, writes, writer } = self;
+        let EmbeddedStore {
+            shared,
+            writes,
+            writer,
+        } = self;
         drop(writes);
         drop(shared);
         let _ = tokio::task::spawn_blocking(move || writer.join()).await;
@@ -140,7 +153,10 @@ impl EmbeddedStore {
     async fn write(&self, op: Op) -> Result<Applied> {
         let (reply, answer) = oneshot::channel();
         let closed = || Error::Unavailable("embedded store writer stopped".into());
-        self.writes.send(Request { op, reply }).await.map_err(|_| closed())?;
+        self.writes
+            .send(Request { op, reply })
+            .await
+            .map_err(|_| closed())?;
         answer.await.map_err(|_| closed())?
     }
 
@@ -162,16 +178,25 @@ fn initialise(db: &Database) -> Result<i64> {
         let current = txn.open_table(CURRENT).map_err(storage_error)?;
         let history = txn.open_table(HISTORY).map_err(storage_error)?;
         let mut meta = txn.open_table(META).map_err(storage_error)?;
-        let revision = meta.get(REVISION).map_err(storage_error)?.map(|v| v.value());
+        let revision = meta
+            .get(REVISION)
+            .map_err(storage_error)?
+            .map(|v| v.value());
         match revision {
             Some(revision) => revision,
-            None if current.is_empty().map_err(storage_error)? && history.is_empty().map_err(storage_error)? => {
+            None if current.is_empty().map_err(storage_error)?
+                && history.is_empty().map_err(storage_error)? =>
+            {
                 // Like etcd, an empty store is at revision 1 and the first write gets 2.
                 meta.insert(REVISION, 1).map_err(storage_error)?;
                 meta.insert(COMPACTED, 0).map_err(storage_error)?;
                 1
             }
-            None => return Err(Error::Corrupt("data present but the revision counter is missing".into())),
+            None => {
+                return Err(Error::Corrupt(
+                    "data present but the revision counter is missing".into(),
+                ))
+            }
         }
     };
     txn.commit().map_err(storage_error)?;
@@ -183,10 +208,15 @@ fn open_error(path: &Path, error: DatabaseError) -> Error {
         DatabaseError::DatabaseAlreadyOpen => {
             Error::Unavailable(format!("{} is in use by another process", path.display()))
         }
-        DatabaseError::Storage(StorageError::Io(e)) if e.kind() != std::io::ErrorKind::InvalidData => {
+        DatabaseError::Storage(StorageError::Io(e))
+            if e.kind() != std::io::ErrorKind::InvalidData =>
+        {
             Error::Unavailable(format!("cannot open {}: {e}", path.display()))
         }
-        other => Error::Corrupt(format!("{} is not a readable store: {other}", path.display())),
+        other => Error::Corrupt(format!(
+            "{} is not a readable store: {other}",
+            path.display()
+        )),
     }
 }
 
@@ -203,31 +233,50 @@ impl Store for EmbeddedStore {
 
     async fn list(&self, prefix: &[u8], options: ListOptions) -> Result<ListResult> {
         let full_prefix = [self.shared.prefix.as_slice(), prefix].concat();
-        self.read(move |snapshot| snapshot.list(&full_prefix, &options)).await
+        self.read(move |snapshot| snapshot.list(&full_prefix, &options))
+            .await
     }
 
     async fn count(&self, prefix: &[u8]) -> Result<u64> {
         let full_prefix = [self.shared.prefix.as_slice(), prefix].concat();
-        self.read(move |snapshot| snapshot.count(&full_prefix)).await
+        self.read(move |snapshot| snapshot.count(&full_prefix))
+            .await
     }
 
     async fn create(&self, key: &[u8], value: Bytes) -> Result<i64> {
-        match self.write(Op::Create { key: self.shared.full_key(key)?, value }).await? {
+        match self
+            .write(Op::Create {
+                key: self.shared.full_key(key)?,
+                value,
+            })
+            .await?
+        {
             Applied::Written(revision) => Ok(revision),
             _ => unreachable!("a create answers with its revision"),
         }
     }
 
     async fn update(&self, key: &[u8], value: Bytes, expected_mod_revision: i64) -> Result<i64> {
-        let op = Op::Update { key: self.shared.full_key(key)?, value, expected: expected_mod_revision };
+        let op = Op::Update {
+            key: self.shared.full_key(key)?,
+            value,
+            expected: expected_mod_revision,
+        };
         match self.write(op).await? {
             Applied::Written(revision) => Ok(revision),
             _ => unreachable!("an update answers with its revision"),
         }
     }
 
-    async fn delete(&self, key: &[u8], expected_mod_revision: Option<i64>) -> Result<(i64, KeyValue)> {
-        let op = Op::Delete { key: self.shared.full_key(key)?, expected: expected_mod_revision };
+    async fn delete(
+        &self,
+        key: &[u8],
+        expected_mod_revision: Option<i64>,
+    ) -> Result<(i64, KeyValue)> {
+        let op = Op::Delete {
+            key: self.shared.full_key(key)?,
+            expected: expected_mod_revision,
+        };
         match self.write(op).await? {
             Applied::Deleted(revision, prev) => Ok((revision, prev)),
             _ => unreachable!("a delete answers with the deleted value"),
@@ -235,7 +284,11 @@ impl Store for EmbeddedStore {
     }
 
     async fn watch(&self, prefix: &[u8], from_revision: i64) -> Result<WatchStream> {
-        watch::start(self.shared.clone(), Bytes::copy_from_slice(prefix), from_revision)
+        watch::start(
+            self.shared.clone(),
+            Bytes::copy_from_slice(prefix),
+            from_revision,
+        )
     }
 
     async fn compact(&self, revision: i64) -> Result<()> {

@@ -86,13 +86,23 @@ impl Snapshot {
     /// from the current state by undoing, per key, the first change made after it.
     pub(super) fn list(&self, full_prefix: &[u8], options: &ListOptions) -> Result<ListResult> {
         let latest = self.revision()?;
-        let revision = if options.revision == 0 { latest } else { options.revision };
+        let revision = if options.revision == 0 {
+            latest
+        } else {
+            options.revision
+        };
         if revision > latest {
-            return Err(Error::FutureRevision { requested: revision, current: latest });
+            return Err(Error::FutureRevision {
+                requested: revision,
+                current: latest,
+            });
         }
         let compacted = self.compacted()?;
         if revision < compacted {
-            return Err(Error::Compacted { requested: revision, compacted });
+            return Err(Error::Compacted {
+                requested: revision,
+                compacted,
+            });
         }
         let start = options.start_after.as_ref().map(|after| {
             let mut start = full_prefix.to_vec();
@@ -137,7 +147,10 @@ impl Snapshot {
         let relative_prefix = &full_prefix[self.prefix_len..];
         let relative_start = start.map(|s| &s[self.prefix_len..]);
         let history = self.txn.open_table(HISTORY).map_err(storage_error)?;
-        for entry in history.range(revision as u64 + 1..=latest as u64).map_err(storage_error)? {
+        for entry in history
+            .range(revision as u64 + 1..=latest as u64)
+            .map_err(storage_error)?
+        {
             let (rev, raw) = entry.map_err(storage_error)?;
             let change = decode_change(rev.value() as i64, raw.value(), self.prefix_len)?;
             let key = change.key.as_ref();
@@ -162,20 +175,24 @@ impl Snapshot {
         let latest = self.revision()?;
         let compacted = self.compacted()?;
         if after + 1 < compacted {
-            return Err(Error::Compacted { requested: after + 1, compacted });
+            return Err(Error::Compacted {
+                requested: after + 1,
+                compacted,
+            });
         }
         let history = self.txn.open_table(HISTORY).map_err(storage_error)?;
         let mut events = Vec::new();
         let mut covered = latest;
-        let mut read = 0;
-        for entry in history.range(after as u64 + 1..=latest.max(after) as u64).map_err(storage_error)? {
+        let range = history
+            .range(after as u64 + 1..=latest.max(after) as u64)
+            .map_err(storage_error)?;
+        for (read, entry) in range.enumerate() {
             let (rev, raw) = entry.map_err(storage_error)?;
             let rev = rev.value() as i64;
             if read == max {
                 covered = rev - 1;
                 return Ok((events, covered, false));
             }
-            read += 1;
             let change = decode_change(rev, raw.value(), self.prefix_len)?;
             if change.key.starts_with(relative_prefix) {
                 events.push(change.into_event(rev)?);
@@ -212,7 +229,11 @@ struct Page {
 
 impl Page {
     fn new(limit: usize) -> Self {
-        Page { limit, kvs: Vec::new(), remaining: 0 }
+        Page {
+            limit,
+            kvs: Vec::new(),
+            remaining: 0,
+        }
     }
 
     fn has_room(&self) -> bool {
@@ -239,6 +260,10 @@ impl Page {
     }
 
     fn finish(self, revision: i64) -> ListResult {
-        ListResult { kvs: self.kvs, revision, remaining: self.remaining }
+        ListResult {
+            kvs: self.kvs,
+            revision,
+            remaining: self.remaining,
+        }
     }
 }

@@ -23,21 +23,40 @@ pub(super) fn start(shared: Arc<Shared>, prefix: Bytes, from_revision: i64) -> R
     // Subscribe before looking at the revision, so nothing committed in between is missed.
     let receiver = shared.events.subscribe();
     let replaying = from_revision != 0;
-    let last = if replaying { from_revision } else { shared.revision.load(Ordering::Acquire) };
+    let last = if replaying {
+        from_revision
+    } else {
+        shared.revision.load(Ordering::Acquire)
+    };
     if replaying {
         let compacted = shared.snapshot()?.compacted()?;
         if from_revision + 1 < compacted {
-            return Err(Error::Compacted { requested: from_revision + 1, compacted });
+            return Err(Error::Compacted {
+                requested: from_revision + 1,
+                compacted,
+            });
         }
     }
     let period = shared.progress_interval;
     let mut ticker = tokio::time::interval_at(Instant::now() + period, period);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let watcher = Watcher { shared, prefix, last, reported: last, receiver, replaying, ticker, finished: false };
-    Ok(Box::pin(futures::stream::unfold(watcher, |mut watcher| async move {
-        let item = watcher.next().await?;
-        Some((item, watcher))
-    })))
+    let watcher = Watcher {
+        shared,
+        prefix,
+        last,
+        reported: last,
+        receiver,
+        replaying,
+        ticker,
+        finished: false,
+    };
+    Ok(Box::pin(futures::stream::unfold(
+        watcher,
+        |mut watcher| async move {
+            let item = watcher.next().await?;
+            Some((item, watcher))
+        },
+    )))
 }
 
 struct Watcher {
@@ -100,10 +119,13 @@ impl Watcher {
         let shared = self.shared.clone();
         let prefix = self.prefix.clone();
         let after = self.last;
-        let (events, covered, done) =
-            tokio::task::spawn_blocking(move || shared.snapshot()?.changes_after(after, &prefix, REPLAY_BATCH))
-                .await
-                .map_err(|e| Error::Unavailable(format!("watch replay task failed: {e}")))??;
+        let (events, covered, done) = tokio::task::spawn_blocking(move || {
+            shared
+                .snapshot()?
+                .changes_after(after, &prefix, REPLAY_BATCH)
+        })
+        .await
+        .map_err(|e| Error::Unavailable(format!("watch replay task failed: {e}")))??;
         self.last = covered;
         self.replaying = !done;
         Ok(self.respond(events))

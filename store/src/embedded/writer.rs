@@ -24,10 +24,22 @@ const MAX_BATCH: usize = 1024;
 
 /// A write, with its key already carrying the store prefix.
 pub(super) enum Op {
-    Create { key: Vec<u8>, value: Bytes },
-    Update { key: Vec<u8>, value: Bytes, expected: i64 },
-    Delete { key: Vec<u8>, expected: Option<i64> },
-    Compact { revision: i64 },
+    Create {
+        key: Vec<u8>,
+        value: Bytes,
+    },
+    Update {
+        key: Vec<u8>,
+        value: Bytes,
+        expected: i64,
+    },
+    Delete {
+        key: Vec<u8>,
+        expected: Option<i64>,
+    },
+    Compact {
+        revision: i64,
+    },
 }
 
 /// What a successful write did.
@@ -83,7 +95,8 @@ fn commit(shared: &Shared, batch: Vec<Request>) {
 /// the whole transaction failed (nothing of the batch was written).
 fn apply_all(shared: &Shared, ops: &[Op]) -> Result<(Vec<Result<Applied>>, Vec<Event>, i64)> {
     let mut txn = shared.db.begin_write().map_err(storage_error)?;
-    txn.set_durability(Durability::Immediate).map_err(storage_error)?;
+    txn.set_durability(Durability::Immediate)
+        .map_err(storage_error)?;
     let mut batch = Batch {
         revision: shared.revision.load(Ordering::Acquire),
         compacted: 0,
@@ -94,13 +107,18 @@ fn apply_all(shared: &Shared, ops: &[Op]) -> Result<(Vec<Result<Applied>>, Vec<E
         let mut current = txn.open_table(CURRENT).map_err(storage_error)?;
         let mut history = txn.open_table(HISTORY).map_err(storage_error)?;
         let mut meta = txn.open_table(META).map_err(storage_error)?;
-        batch.compacted = meta.get(COMPACTED).map_err(storage_error)?.map_or(0, |v| v.value());
+        batch.compacted = meta
+            .get(COMPACTED)
+            .map_err(storage_error)?
+            .map_or(0, |v| v.value());
         let mut outcomes = Vec::with_capacity(ops.len());
         for op in ops {
             outcomes.push(batch.apply(&mut current, &mut history, op)?);
         }
-        meta.insert(REVISION, batch.revision).map_err(storage_error)?;
-        meta.insert(COMPACTED, batch.compacted).map_err(storage_error)?;
+        meta.insert(REVISION, batch.revision)
+            .map_err(storage_error)?;
+        meta.insert(COMPACTED, batch.compacted)
+            .map_err(storage_error)?;
         outcomes
     };
     txn.commit().map_err(storage_error)?;
@@ -122,20 +140,37 @@ type HistoryTable<'t> = Table<'t, u64, &'static [u8]>;
 impl Batch {
     /// One write: the inner result is the write's own outcome (a failed precondition leaves
     /// the rest of the batch alone), the outer one a storage failure that aborts the batch.
-    fn apply(&mut self, current: &mut CurrentTable, history: &mut HistoryTable, op: &Op) -> Result<Result<Applied>> {
+    fn apply(
+        &mut self,
+        current: &mut CurrentTable,
+        history: &mut HistoryTable,
+        op: &Op,
+    ) -> Result<Result<Applied>> {
         match op {
             Op::Create { key, value } => {
-                if current.get(key.as_slice()).map_err(storage_error)?.is_some() {
-                    return Ok(Err(Error::AlreadyExists { key: self.relative(key) }));
+                if current
+                    .get(key.as_slice())
+                    .map_err(storage_error)?
+                    .is_some()
+                {
+                    return Ok(Err(Error::AlreadyExists {
+                        key: self.relative(key),
+                    }));
                 }
-                self.put(current, history, key, value, None).map(|()| Ok(Applied::Written(self.revision)))
+                self.put(current, history, key, value, None)
+                    .map(|()| Ok(Applied::Written(self.revision)))
             }
-            Op::Update { key, value, expected } => {
+            Op::Update {
+                key,
+                value,
+                expected,
+            } => {
                 let prev = match self.check(current, key, Some(*expected))? {
                     Ok(prev) => prev,
                     Err(error) => return Ok(Err(error)),
                 };
-                self.put(current, history, key, value, Some(prev)).map(|()| Ok(Applied::Written(self.revision)))
+                self.put(current, history, key, value, Some(prev))
+                    .map(|()| Ok(Applied::Written(self.revision)))
             }
             Op::Delete { key, expected } => {
                 let prev = match self.check(current, key, *expected)? {
@@ -144,9 +179,18 @@ impl Batch {
                 };
                 self.revision += 1;
                 current.remove(key.as_slice()).map_err(storage_error)?;
-                let change = Change { key: Bytes::copy_from_slice(key), new: None, prev: Some(prev.clone()) };
-                history.insert(self.revision as u64, encode_change(&change).as_slice()).map_err(storage_error)?;
-                self.events.push(Event::Delete { revision: self.revision, prev: prev.clone() });
+                let change = Change {
+                    key: Bytes::copy_from_slice(key),
+                    new: None,
+                    prev: Some(prev.clone()),
+                };
+                history
+                    .insert(self.revision as u64, encode_change(&change).as_slice())
+                    .map_err(storage_error)?;
+                self.events.push(Event::Delete {
+                    revision: self.revision,
+                    prev: prev.clone(),
+                });
                 Ok(Ok(Applied::Deleted(self.revision, prev)))
             }
             Op::Compact { revision } => self.compact(history, *revision),
@@ -154,14 +198,26 @@ impl Batch {
     }
 
     /// The key's current value if it exists and its mod revision is `expected` (when given).
-    fn check(&self, current: &CurrentTable, key: &[u8], expected: Option<i64>) -> Result<Result<KeyValue>> {
+    fn check(
+        &self,
+        current: &CurrentTable,
+        key: &[u8],
+        expected: Option<i64>,
+    ) -> Result<Result<KeyValue>> {
         let Some(raw) = current.get(key).map_err(storage_error)? else {
-            return Ok(Err(Error::NotFound { key: self.relative(key) }));
+            return Ok(Err(Error::NotFound {
+                key: self.relative(key),
+            }));
         };
         let raw = raw.value();
-        let actual = current_mod_revision(raw).ok_or_else(|| Error::Corrupt("short current value".into()))?;
+        let actual = current_mod_revision(raw)
+            .ok_or_else(|| Error::Corrupt("short current value".into()))?;
         if let Some(expected) = expected.filter(|e| *e != actual) {
-            return Ok(Err(Error::Conflict { key: self.relative(key), expected, actual }));
+            return Ok(Err(Error::Conflict {
+                key: self.relative(key),
+                expected,
+                actual,
+            }));
         }
         decode_current(self.relative(key), raw).map(Ok)
     }
@@ -178,10 +234,19 @@ impl Batch {
         let revision = self.revision;
         let create_revision = prev.as_ref().map_or(revision, |prev| prev.create_revision);
         current
-            .insert(key, encode_current(create_revision, revision, value).as_slice())
+            .insert(
+                key,
+                encode_current(create_revision, revision, value).as_slice(),
+            )
             .map_err(storage_error)?;
-        let change = Change { key: Bytes::copy_from_slice(key), new: Some((create_revision, value.clone())), prev };
-        history.insert(revision as u64, encode_change(&change).as_slice()).map_err(storage_error)?;
+        let change = Change {
+            key: Bytes::copy_from_slice(key),
+            new: Some((create_revision, value.clone())),
+            prev,
+        };
+        history
+            .insert(revision as u64, encode_change(&change).as_slice())
+            .map_err(storage_error)?;
         self.events.push(Event::Put(KeyValue {
             key: self.relative(key),
             value: value.clone(),
@@ -193,12 +258,20 @@ impl Batch {
 
     fn compact(&mut self, history: &mut HistoryTable, revision: i64) -> Result<Result<Applied>> {
         if revision <= self.compacted {
-            return Ok(Err(Error::Compacted { requested: revision, compacted: self.compacted }));
+            return Ok(Err(Error::Compacted {
+                requested: revision,
+                compacted: self.compacted,
+            }));
         }
         if revision > self.revision {
-            return Ok(Err(Error::FutureRevision { requested: revision, current: self.revision }));
+            return Ok(Err(Error::FutureRevision {
+                requested: revision,
+                current: self.revision,
+            }));
         }
-        history.retain_in(..revision as u64, |_, _| false).map_err(storage_error)?;
+        history
+            .retain_in(..revision as u64, |_, _| false)
+            .map_err(storage_error)?;
         self.compacted = revision;
         Ok(Ok(Applied::Compacted))
     }

@@ -75,7 +75,10 @@ impl Failure {
     }
 
     fn timed_out(what: &str, after: Duration) -> Self {
-        Failure { kind: Kind::Transient, message: format!("etcd {what} request timed out after {after:?}") }
+        Failure {
+            kind: Kind::Transient,
+            message: format!("etcd {what} request timed out after {after:?}"),
+        }
     }
 
     fn may_retry(&self, retry: Retry) -> bool {
@@ -101,11 +104,16 @@ impl Failure {
                 | Code::Unknown
                 | Code::Aborted
                 | Code::ResourceExhausted => Kind::Transient,
-                Code::InvalidArgument | Code::OutOfRange | Code::FailedPrecondition => Kind::Rejected,
+                Code::InvalidArgument | Code::OutOfRange | Code::FailedPrecondition => {
+                    Kind::Rejected
+                }
                 _ => Kind::Unexpected,
             }
         };
-        Failure { kind, message: format!("etcd answered {:?}: {message}", status.code()) }
+        Failure {
+            kind,
+            message: format!("etcd answered {:?}: {message}", status.code()),
+        }
     }
 }
 
@@ -116,10 +124,15 @@ impl From<etcd_client::Error> for Failure {
             etcd_client::Error::TransportError(_)
             | etcd_client::Error::IoError(_)
             | etcd_client::Error::WatchError(_) => Kind::Transient,
-            etcd_client::Error::InvalidArgs(_) | etcd_client::Error::InvalidUri(_) => Kind::Rejected,
+            etcd_client::Error::InvalidArgs(_) | etcd_client::Error::InvalidUri(_) => {
+                Kind::Rejected
+            }
             _ => Kind::Unexpected,
         };
-        Failure { kind, message: format!("etcd client: {error}") }
+        Failure {
+            kind,
+            message: format!("etcd client: {error}"),
+        }
     }
 }
 

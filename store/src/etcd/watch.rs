@@ -17,7 +17,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use etcd_client::{EventType, WatchClient, WatchOptions, WatchResponse as EtcdResponse, WatchStream as EtcdStream};
+use etcd_client::{
+    EventType, WatchClient, WatchOptions, WatchResponse as EtcdResponse, WatchStream as EtcdStream,
+};
 use futures::StreamExt;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
@@ -81,7 +83,11 @@ enum Step {
 impl Watcher {
     pub(super) fn new(target: Target) -> Self {
         let from = target.from_revision;
-        Watcher { target, delivered: from, last_event: from }
+        Watcher {
+            target,
+            delivered: from,
+            last_event: from,
+        }
     }
 
     /// Opens the etcd watch before returning, so a watch that cannot be established fails
@@ -90,9 +96,10 @@ impl Watcher {
         let stream = self.open().await.map_err(Failure::into_error)?;
         let (sender, receiver) = mpsc::channel(CHANNEL_CAPACITY);
         tokio::spawn(self.run(stream, sender));
-        Ok(Box::pin(futures::stream::unfold(receiver, |mut receiver| async move {
-            receiver.recv().await.map(|item| (item, receiver))
-        })))
+        Ok(Box::pin(futures::stream::unfold(
+            receiver,
+            |mut receiver| async move { receiver.recv().await.map(|item| (item, receiver)) },
+        )))
     }
 
     async fn run(mut self, mut stream: EtcdStream, sender: mpsc::Sender<Result<WatchResponse>>) {
@@ -120,10 +127,16 @@ impl Watcher {
             .with_start_revision(self.delivered.saturating_add(1))
             .with_prev_key();
         let timeout = self.target.request_timeout;
-        request::bounded(&self.target.client, timeout, "watch", Retry::Idempotent, move |mut client| {
-            let (start, options) = (start.clone(), options.clone());
-            async move { client.watch(start, Some(options)).await }
-        })
+        request::bounded(
+            &self.target.client,
+            timeout,
+            "watch",
+            Retry::Idempotent,
+            move |mut client| {
+                let (start, options) = (start.clone(), options.clone());
+                async move { client.watch(start, Some(options)).await }
+            },
+        )
         .await
     }
 
@@ -151,7 +164,11 @@ impl Watcher {
     }
 
     /// Forwards one etcd watch stream until it breaks or the watch is over.
-    async fn pump(&mut self, stream: EtcdStream, sender: &mpsc::Sender<Result<WatchResponse>>) -> Ended {
+    async fn pump(
+        &mut self,
+        stream: EtcdStream,
+        sender: &mpsc::Sender<Result<WatchResponse>>,
+    ) -> Ended {
         let (mut requests, mut responses) = stream.split();
         let interval = self.target.progress_interval;
         let mut ticks = tokio::time::interval_at(Instant::now() + interval, interval);
@@ -206,15 +223,26 @@ impl Watcher {
     fn cancellation(&self, response: &EtcdResponse) -> Error {
         let compact_revision = response.compact_revision();
         if compact_revision > 0 {
-            let known = self.target.compacted.fetch_max(compact_revision, Ordering::Relaxed);
-            return Error::Compacted { requested: self.delivered, compacted: known.max(compact_revision) };
+            let known = self
+                .target
+                .compacted
+                .fetch_max(compact_revision, Ordering::Relaxed);
+            return Error::Compacted {
+                requested: self.delivered,
+                compacted: known.max(compact_revision),
+            };
         }
-        Error::Unavailable(format!("etcd cancelled the watch: {}", response.cancel_reason()))
+        Error::Unavailable(format!(
+            "etcd cancelled the watch: {}",
+            response.cancel_reason()
+        ))
     }
 
     fn progress(&mut self, response: &EtcdResponse, progress: &mut ProgressFilter) -> Step {
         let Some(header) = response.header() else {
-            return Step::Finish(Error::Corrupt("etcd progress response without a header".into()));
+            return Step::Finish(Error::Corrupt(
+                "etcd progress response without a header".into(),
+            ));
         };
         match progress.confirm(header.revision(), Instant::now()) {
             Some(revision) if revision > self.delivered => {
@@ -251,7 +279,9 @@ impl Watcher {
 
     fn event(&self, event: &etcd_client::Event) -> Result<Event> {
         let keys = &self.target.keys;
-        let kv = event.kv().ok_or_else(|| Error::Corrupt("etcd watch event without a key".into()))?;
+        let kv = event
+            .kv()
+            .ok_or_else(|| Error::Corrupt("etcd watch event without a key".into()))?;
         match event.event_type() {
             EventType::Put => Ok(Event::Put(keys.key_value(kv)?)),
             EventType::Delete => {
@@ -261,7 +291,10 @@ impl Watcher {
                         String::from_utf8_lossy(kv.key())
                     ))
                 })?;
-                Ok(Event::Delete { revision: kv.mod_revision(), prev: keys.key_value(prev)? })
+                Ok(Event::Delete {
+                    revision: kv.mod_revision(),
+                    prev: keys.key_value(prev)?,
+                })
             }
         }
     }
@@ -314,7 +347,11 @@ mod tests {
         assert_eq!(filter.confirm(11, start), None, "too soon to trust 10");
         assert_eq!(filter.confirm(12, settled), Some(10));
         filter.saw_events();
-        assert_eq!(filter.confirm(15, settled), None, "events in between void the pending progress");
+        assert_eq!(
+            filter.confirm(15, settled),
+            None,
+            "events in between void the pending progress"
+        );
         assert_eq!(filter.confirm(16, settled + PROGRESS_SETTLE_TIME), Some(15));
     }
 }

@@ -26,7 +26,10 @@ pub async fn embedded() -> Backend {
     let mut config = EmbeddedConfig::new(dir.path());
     config.progress_interval = PROGRESS;
     let store = EmbeddedStore::open(config).expect("open embedded store");
-    Backend { store: Arc::new(store), _keep: Box::new(dir) }
+    Backend {
+        store: Arc::new(store),
+        _keep: Box::new(dir),
+    }
 }
 
 pub async fn etcd() -> Backend {
@@ -34,5 +37,8 @@ pub async fn etcd() -> Backend {
     let mut config = EtcdConfig::new(vec![server.endpoint()]);
     config.progress_interval = PROGRESS;
     let store = EtcdStore::connect(config).await.expect("connect to etcd");
-    Backend { store: Arc::new(store), _keep: Box::new(server) }
+    Backend {
+        store: Arc::new(store),
+        _keep: Box::new(server),
+    }
 }
