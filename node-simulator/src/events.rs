@@ -43,8 +43,11 @@ pub struct PodEvent {
     pub repeats: bool,
 }
 
-/// What makes two events the same: the pod's UID, the reason, the container and message.
-type EventKey = (String, &'static str, String);
+/// What makes two events of one pod the same: the reason, the container and the message.
+type EventKey = (&'static str, String);
+
+/// Recurring events posted, by pod UID.
+type Recurring = HashMap<String, HashMap<EventKey, Posted>>;
 
 /// A recurring event already posted: its name and how often it happened.
 struct Posted {
@@ -56,7 +59,7 @@ struct Posted {
 #[derive(Clone)]
 pub struct Recorder {
     queue: mpsc::Sender<PodEvent>,
-    posted: Arc<Mutex<HashMap<EventKey, Posted>>>,
+    posted: Arc<Mutex<Recurring>>,
 }
 
 impl Recorder {
@@ -77,7 +80,7 @@ impl Recorder {
 
     /// Forgets the recurring events of a pod that is gone.
     pub fn forget(&self, uid: &str) {
-        self.posted.lock().unwrap_or_else(|e| e.into_inner()).retain(|(pod, _, _), _| pod != uid);
+        self.posted.lock().unwrap_or_else(|e| e.into_inner()).remove(uid);
     }
 
     async fn run(self, client: kube::Client, mut incoming: mpsc::Receiver<PodEvent>) {
@@ -92,10 +95,10 @@ impl Recorder {
     async fn post(&self, client: kube::Client, event: PodEvent) {
         let now = Time(jiff::Timestamp::from_second(jiff::Timestamp::now().as_second()).unwrap_or_else(|_| jiff::Timestamp::now()));
         let api: Api<Event> = Api::namespaced(client, &event.pod.namespace);
-        let key = (event.pod.uid.clone(), event.reason, format!("{}\0{}", event.field_path, event.message));
+        let key = (event.reason, format!("{}\0{}", event.field_path, event.message));
         let repeat = if event.repeats {
             let mut posted = self.posted.lock().unwrap_or_else(|e| e.into_inner());
-            posted.get_mut(&key).map(|p| {
+            posted.get_mut(&event.pod.uid).and_then(|pod| pod.get_mut(&key)).map(|p| {
                 p.count += 1;
                 (p.name.clone(), p.count)
             })
@@ -139,7 +142,8 @@ impl Recorder {
         };
         match api.create(&PostParams::default(), &object).await {
             Ok(_) if event.repeats => {
-                self.posted.lock().unwrap_or_else(|e| e.into_inner()).insert(key, Posted { name, count: 1 });
+                let mut posted = self.posted.lock().unwrap_or_else(|e| e.into_inner());
+                posted.entry(event.pod.uid.clone()).or_default().insert(key, Posted { name, count: 1 });
             }
             Ok(_) => {}
             Err(error) => tracing::debug!(%error, pod = %event.pod.name, reason = event.reason, "could not post event"),
