@@ -34,13 +34,8 @@ async fn main() -> ExitCode {
     let options = Options::parse();
     machinery::logging::init(options.logging.verbosity);
     let _ = rustls::crypto::ring::default_provider().install_default();
-    match run(options, machinery::lifecycle::shutdown_signal()).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            tracing::error!("{error}");
-            ExitCode::FAILURE
-        }
-    }
+    let result = run(options, machinery::lifecycle::shutdown_signal()).await;
+    machinery::lifecycle::exit_code("kube-controller-manager", result)
 }
 
 /// Runs the selected controllers (once leading, with leader election) until `shutdown`

@@ -2,6 +2,20 @@
 //! Binaries pass this future down to whatever must clean up on the way out (the leader
 //! lease above all, so a standby takes over at once instead of after the lease expires).
 
+use std::fmt::Display;
+use std::process::ExitCode;
+
+/// The exit code of a component whose run ended with `result`; an error is logged first.
+pub fn exit_code<E: Display>(component: &str, result: Result<(), E>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(%error, "{component} stopped");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// Resolves on the first SIGTERM or SIGINT.
 pub async fn shutdown_signal() {
     use tokio::signal::unix::{signal, SignalKind};

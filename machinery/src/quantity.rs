@@ -109,26 +109,22 @@ impl Quantity {
     /// The sum; a zero `self` takes `other`'s notation, as upstream's `Add` does. `None` on
     /// overflow.
     pub fn checked_add(self, other: Quantity) -> Option<Quantity> {
-        let format = if self.is_zero() {
-            other.format
-        } else {
-            self.format
-        };
-        Some(Quantity {
-            nanos: self.nanos.checked_add(other.nanos)?,
-            format,
-        })
+        self.combine(other, i128::checked_add)
     }
 
     /// The difference, with `checked_add`'s notation rule.
     pub fn checked_sub(self, other: Quantity) -> Option<Quantity> {
+        self.combine(other, i128::checked_sub)
+    }
+
+    fn combine(self, other: Quantity, op: fn(i128, i128) -> Option<i128>) -> Option<Quantity> {
         let format = if self.is_zero() {
             other.format
         } else {
             self.format
         };
         Some(Quantity {
-            nanos: self.nanos.checked_sub(other.nanos)?,
+            nanos: op(self.nanos, other.nanos)?,
             format,
         })
     }

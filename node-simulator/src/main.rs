@@ -29,13 +29,8 @@ type Error = Box<dyn std::error::Error + Send + Sync>;
 async fn main() -> ExitCode {
     let options = Options::parse();
     machinery::logging::init(options.logging.verbosity);
-    match run(options, machinery::lifecycle::shutdown_signal()).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            tracing::error!(%error, "node-simulator stopped");
-            ExitCode::FAILURE
-        }
-    }
+    let result = run(options, machinery::lifecycle::shutdown_signal()).await;
+    machinery::lifecycle::exit_code("node-simulator", result)
 }
 
 /// The nodes the flags or --config describe, numbered across groups for their pod CIDRs

@@ -35,13 +35,8 @@ type Error = Box<dyn std::error::Error + Send + Sync>;
 async fn main() -> ExitCode {
     let options = Options::parse();
     machinery::logging::init(options.logging.verbosity);
-    match run(options, machinery::lifecycle::shutdown_signal()).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            tracing::error!(%error, "kube-scheduler stopped");
-            ExitCode::FAILURE
-        }
-    }
+    let result = run(options, machinery::lifecycle::shutdown_signal()).await;
+    machinery::lifecycle::exit_code("kube-scheduler", result)
 }
 
 /// Schedules until `shutdown` resolves, releasing the leader lease on the way out.
