@@ -1,12 +1,17 @@
 //! Pod events as kubelet records them (`source.component: kubelet`, `source.host: <node>`,
 //! the container as `fieldPath`), posted apart from pod status so they never hold up the
 //! simulation: a bounded queue that drops when full, like client-go's event broadcaster
-//! (1,000 queued events), and a few dedicated workers. Repeats of an event that can recur
-//! (a pull failing again) bump the first event's `count` like client-go's correlator, so
-//! `kubectl describe` shows `(x3 over 40s)`.
+//! (1,000 queued events), and a few dedicated workers that also wait while the simulator's
+//! own API requests are backed up. One process stands in for many kubelets, each of which
+//! would post its events over its own connection; here pod status comes first, and under a
+//! load the apiserver cannot keep up with, events are what gets dropped. Repeats of an
+//! event that can recur (a pull failing again) bump the first event's `count` like
+//! client-go's correlator, so `kubectl describe` shows `(x3 over 40s)`.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
@@ -20,6 +25,8 @@ const QUEUE: usize = 1000;
 /// Event requests in flight at once: few, so that status updates keep the apiserver's
 /// attention in a large simulation.
 const WORKERS: usize = 4;
+/// How often a worker held back by a backlog looks again.
+const BACKLOG_POLL: Duration = Duration::from_millis(20);
 
 /// The pod an event is about.
 #[derive(Debug, Clone)]
@@ -41,6 +48,8 @@ pub struct PodEvent {
     pub message: String,
     /// Whether it may recur and should then be counted on the first one.
     pub repeats: bool,
+    /// When kubelet recorded it.
+    pub at: jiff::Timestamp,
 }
 
 /// What makes two events of one pod the same: the reason, the container and the message.
@@ -55,18 +64,35 @@ struct Posted {
     count: i32,
 }
 
+/// The simulator's API requests queued or in flight, and how many it runs at once: events
+/// wait while there are more.
+#[derive(Clone)]
+pub struct Backlog {
+    pub pending: Arc<AtomicUsize>,
+    pub concurrency: usize,
+}
+
+impl Backlog {
+    async fn wait(&self) {
+        while self.pending.load(Ordering::Relaxed) > self.concurrency {
+            tokio::time::sleep(BACKLOG_POLL).await;
+        }
+    }
+}
+
 /// Where the simulator sends events.
 #[derive(Clone)]
 pub struct Recorder {
     queue: mpsc::Sender<PodEvent>,
+    backlog: Backlog,
     posted: Arc<Mutex<Recurring>>,
 }
 
 impl Recorder {
-    /// Starts the workers posting through `client`.
-    pub fn start(client: kube::Client) -> Recorder {
+    /// Starts the workers posting through `client`, holding back while `backlog` is long.
+    pub fn start(client: kube::Client, backlog: Backlog) -> Recorder {
         let (queue, incoming) = mpsc::channel(QUEUE);
-        let recorder = Recorder { queue, posted: Arc::default() };
+        let recorder = Recorder { queue, backlog, posted: Arc::default() };
         tokio::spawn(recorder.clone().run(client, incoming));
         recorder
     }
@@ -93,7 +119,8 @@ impl Recorder {
     }
 
     async fn post(&self, client: kube::Client, event: PodEvent) {
-        let now = Time(jiff::Timestamp::from_second(jiff::Timestamp::now().as_second()).unwrap_or_else(|_| jiff::Timestamp::now()));
+        self.backlog.wait().await;
+        let now = Time(jiff::Timestamp::from_second(event.at.as_second()).unwrap_or(event.at));
         let api: Api<Event> = Api::namespaced(client, &event.pod.namespace);
         let key = (event.reason, format!("{}\0{}", event.field_path, event.message));
         let repeat = if event.repeats {
@@ -116,7 +143,7 @@ impl Recorder {
                 }
             }
         }
-        let nanos = jiff::Timestamp::now().as_nanosecond();
+        let nanos = event.at.as_nanosecond();
         let name = format!("{}.{:x}", event.pod.name, nanos);
         let object = Event {
             metadata: ObjectMeta { name: Some(name.clone()), namespace: Some(event.pod.namespace.clone()), ..ObjectMeta::default() },

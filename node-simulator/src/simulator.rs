@@ -6,6 +6,7 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -22,7 +23,7 @@ use serde_json::json;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::events::{PodEvent, PodRef, Recorder};
+use crate::events::{Backlog, PodEvent, PodRef, Recorder};
 use crate::image::Registry;
 use crate::ipam::Ipam;
 use crate::node::{SimNode, STOP_HEARTBEATS};
@@ -79,6 +80,8 @@ pub struct Simulator {
     state: Mutex<State>,
     work: mpsc::UnboundedSender<Work>,
     timers: mpsc::UnboundedSender<(Instant, Work)>,
+    /// Work queued or in progress, which events give way to.
+    pending: Arc<AtomicUsize>,
     recorder: Recorder,
 }
 
@@ -92,8 +95,9 @@ impl Simulator {
         let (work, work_queue) = mpsc::unbounded_channel();
         let (timers, timer_queue) = mpsc::unbounded_channel();
         let state = State { nodes: nodes.into_iter().map(|n| (n.name.clone(), n)).collect(), pods: HashMap::new() };
-        let recorder = Recorder::start(client.clone());
-        let simulator = Arc::new(Simulator { client, settings, state: Mutex::new(state), work, timers, recorder });
+        let pending = Arc::new(AtomicUsize::new(0));
+        let recorder = Recorder::start(client.clone(), Backlog { pending: pending.clone(), concurrency: settings.concurrency });
+        let simulator = Arc::new(Simulator { client, settings, state: Mutex::new(state), work, timers, pending, recorder });
         simulator.register().await?;
         tokio::spawn(simulator.clone().run_timers(timer_queue));
         tokio::spawn(simulator.clone().run_workers(work_queue));
@@ -107,7 +111,10 @@ impl Simulator {
     }
 
     fn push(&self, work: Work) {
-        let _ = self.work.send(work);
+        self.pending.fetch_add(1, Ordering::Relaxed);
+        if self.work.send(work).is_err() {
+            self.pending.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 
     fn after(&self, delay: Duration, work: Work) {
@@ -194,7 +201,10 @@ impl Simulator {
         futures::stream::poll_fn(move |cx| queue.poll_recv(cx))
             .for_each_concurrent(self.settings.concurrency, |work| {
                 let simulator = self.clone();
-                async move { simulator.handle(work).await }
+                async move {
+                    simulator.handle(work).await;
+                    simulator.pending.fetch_sub(1, Ordering::Relaxed);
+                }
             })
             .await;
     }
@@ -243,7 +253,7 @@ impl Simulator {
         for note in notes {
             let pod = PodRef { namespace: pod.namespace.clone(), name: pod.name.clone(), uid: pod.uid.clone(), node: pod.node.clone() };
             let Note { field_path, warning, reason, message, repeats } = note;
-            self.recorder.record(PodEvent { pod, field_path, warning, reason, message, repeats });
+            self.recorder.record(PodEvent { pod, field_path, warning, reason, message, repeats, at: jiff::Timestamp::now() });
         }
     }
 
