@@ -6,6 +6,7 @@
 pub mod client;
 pub mod duration;
 pub mod events;
+pub mod informers;
 pub mod leaderelection;
 pub mod lifecycle;
 pub mod logging;
