@@ -141,7 +141,8 @@ fn node_events(old: &Node, new: &Node) -> Vec<ClusterEvent> {
 
 impl Cache {
     /// Adds or updates a node; returns what changed, for requeueing unschedulable pods.
-    pub fn update_node(&mut self, node: Node) -> Vec<ClusterEvent> {
+    pub fn update_node(&mut self, node: impl Into<Arc<Node>>) -> Vec<ClusterEvent> {
+        let node = node.into();
         let name: Arc<str> = node.metadata.name.as_deref().unwrap_or_default().into();
         let info = self.nodes.entry(name.clone()).or_insert_with(|| NodeInfo::new(name));
         let allocatable = node.status.as_ref().and_then(|s| s.allocatable.as_ref());
@@ -153,7 +154,7 @@ impl Cache {
                 vec![ClusterEvent::NodeAdd]
             }
         };
-        info.node = Some(Arc::new(node));
+        info.node = Some(node);
         events
     }
 

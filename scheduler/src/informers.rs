@@ -1,81 +1,62 @@
-//! Watches feeding the scheduler: nodes and pods into the cache and queue (with the cluster
-//! events they represent), namespaces for affinity namespace selectors, and the ReplicaSets
-//! and Services whose selectors drive default spreading. Each watch re-lists after a gap and
-//! reports objects that disappeared meanwhile as deleted.
+//! Watches feeding the scheduler, through the shared informers of `machinery::informers`:
+//! nodes and pods into the cache and queue (with the cluster events they represent),
+//! namespaces for affinity namespace selectors, and the ReplicaSets and Services whose
+//! selectors drive default spreading. The informers' store holds the pods and nodes the cache
+//! refers to (shared, not copied), and a relist after a watch gap reports objects that
+//! disappeared meanwhile as deleted.
 
-use std::collections::{HashMap, HashSet};
-use std::fmt::Debug;
+use std::future::Future;
 use std::sync::Arc;
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Service};
-use kube::api::Api;
-use kube::runtime::watcher::{self, Event};
-use kube::runtime::WatchStreamExt;
 use kube::{Resource, ResourceExt};
-use serde::de::DeserializeOwned;
+use machinery::informers::{Change, Informer, Informers};
+use machinery::selector::Selector;
 use tokio::sync::oneshot;
 
 use crate::plugins::ClusterEvent;
 use crate::pod_info::PodInfo;
 use crate::scheduler::Scheduler;
-use machinery::selector::Selector;
 
-/// Identifies a deleted object: its namespace, name and uid.
-struct Deleted {
-    namespace: String,
-    name: String,
-    uid: String,
-}
-
-/// Watches `api` forever, calling `apply` with every added or changed object and `delete`
-/// for every removed one; `synced` fires once the first full list has been applied.
-async fn inform<K, A, D>(api: Api<K>, config: watcher::Config, mut apply: A, mut delete: D, synced: oneshot::Sender<()>)
+/// Hands every change of `informer` to `handle`, in order; `synced` fires once the first list
+/// has been handled (not merely received), so scheduling never starts from a partial view.
+/// Subscribes at once, so it must be called before the informers start.
+fn feed<K>(
+    informer: &Informer<K>,
+    mut handle: impl FnMut(Change<K>) + Send + 'static,
+    synced: oneshot::Sender<()>,
+) -> impl Future<Output = ()> + Send + 'static
 where
-    K: Resource + Clone + DeserializeOwned + Debug + Send + 'static,
-    K::DynamicType: Default,
-    A: FnMut(K),
-    D: FnMut(Deleted),
+    K: Resource<DynamicType = ()> + Clone + Send + Sync + 'static,
 {
-    let kind = K::kind(&K::DynamicType::default()).to_string();
-    let mut synced = Some(synced);
-    let mut known: HashMap<(String, String), String> = HashMap::new();
-    let mut listed: Option<HashSet<(String, String)>> = None;
-    let mut stream = watcher::watcher(api, config).default_backoff().boxed();
-    while let Some(event) = stream.next().await {
-        match event {
-            Ok(Event::Init) => listed = Some(HashSet::new()),
-            Ok(Event::InitApply(object) | Event::Apply(object)) => {
-                let key = (object.namespace().unwrap_or_default(), object.name_any());
-                if let Some(listed) = &mut listed {
-                    listed.insert(key.clone());
-                }
-                known.insert(key, object.uid().unwrap_or_default());
-                apply(object);
-            }
-            Ok(Event::Delete(object)) => {
-                let key = (object.namespace().unwrap_or_default(), object.name_any());
-                known.remove(&key);
-                delete(Deleted { namespace: key.0, name: key.1, uid: object.uid().unwrap_or_default() });
-            }
-            Ok(Event::InitDone) => {
-                let listed = listed.take().unwrap_or_default();
-                let gone: Vec<(String, String)> = known.keys().filter(|k| !listed.contains(*k)).cloned().collect();
-                for key in gone {
-                    let uid = known.remove(&key).unwrap_or_default();
-                    delete(Deleted { namespace: key.0, name: key.1, uid });
-                }
-                if let Some(synced) = synced.take() {
-                    let _ = synced.send(());
+    let mut changes = informer.subscribe();
+    let mut listed = informer.synced();
+    async move {
+        let mut synced = Some(synced);
+        loop {
+            tokio::select! {
+                biased;
+                change = changes.next() => match change {
+                    Some(change) => handle(change),
+                    None => return,
+                },
+                () = &mut listed, if synced.is_some() => {
+                    // The informer publishes the whole first list before it reports it synced.
+                    while let Ok(change) = changes.try_recv() {
+                        handle(change);
+                    }
+                    if let Some(synced) = synced.take() {
+                        let _ = synced.send(());
+                    }
                 }
             }
-            Err(error) => tracing::warn!(%error, kind, "watch failed; retrying"),
         }
     }
 }
 
-fn on_node(scheduler: &Scheduler, node: Node) {
+fn on_node(scheduler: &Scheduler, node: Arc<Node>) {
     let events = scheduler.cache().update_node(node);
     for event in events {
         requeue(scheduler, event);
@@ -89,7 +70,7 @@ fn requeue(scheduler: &Scheduler, event: ClusterEvent) {
     }
 }
 
-fn on_pod(scheduler: &Scheduler, pod: Pod) {
+fn on_pod(scheduler: &Scheduler, pod: Arc<Pod>) {
     let uid = pod.metadata.uid.clone().unwrap_or_default();
     let spec = pod.spec.as_ref();
     let bound = spec.and_then(|s| s.node_name.as_deref()).is_some_and(|n| !n.is_empty());
@@ -118,84 +99,92 @@ fn on_pod(scheduler: &Scheduler, pod: Pod) {
     scheduler.queue.add_or_update(info);
 }
 
-fn on_pod_deleted(scheduler: &Scheduler, deleted: Deleted) {
-    scheduler.queue.remove(&deleted.uid);
-    if scheduler.cache().remove_pod(&deleted.uid) {
+fn on_pod_deleted(scheduler: &Scheduler, pod: &Pod) {
+    let uid = pod.metadata.uid.clone().unwrap_or_default();
+    scheduler.queue.remove(&uid);
+    if scheduler.cache().remove_pod(&uid) {
         requeue(scheduler, ClusterEvent::AssignedPodDelete);
     }
 }
 
-/// Starts every watch; resolves once nodes and pods have been listed, when scheduling can
-/// begin without mistaking an incomplete view for the cluster.
+/// Starts every watch; resolves once nodes and pods have been listed and handled, when
+/// scheduling can begin without mistaking an incomplete view for the cluster.
 pub async fn start(scheduler: Arc<Scheduler>, client: kube::Client) {
+    let informers = Informers::new(client);
     let (nodes_synced, nodes_ready) = oneshot::channel();
     let (pods_synced, pods_ready) = oneshot::channel();
 
     let s = scheduler.clone();
-    let s2 = scheduler.clone();
-    tokio::spawn(inform(
-        Api::<Node>::all(client.clone()),
-        watcher::Config::default(),
-        move |node| on_node(&s, node),
-        move |deleted| {
-            s2.cache().remove_node(&deleted.name);
-            requeue(&s2, ClusterEvent::NodeDelete);
+    tokio::spawn(feed(
+        &informers.get::<Node>(),
+        move |change| match change {
+            Change::Applied { new, .. } => on_node(&s, new),
+            Change::Deleted(node) => {
+                s.cache().remove_node(&node.name_any());
+                requeue(&s, ClusterEvent::NodeDelete);
+            }
         },
         nodes_synced,
     ));
 
     let s = scheduler.clone();
-    let s2 = scheduler.clone();
-    tokio::spawn(inform(
-        Api::<Pod>::all(client.clone()),
-        watcher::Config::default().fields("status.phase!=Succeeded,status.phase!=Failed"),
-        move |pod| on_pod(&s, pod),
-        move |deleted| on_pod_deleted(&s2, deleted),
+    tokio::spawn(feed(
+        &informers.get_selected::<Pod>("status.phase!=Succeeded,status.phase!=Failed"),
+        move |change| match change {
+            Change::Applied { new, .. } => on_pod(&s, new),
+            Change::Deleted(pod) => on_pod_deleted(&s, &pod),
+        },
         pods_synced,
     ));
 
     let s = scheduler.clone();
-    let s2 = scheduler.clone();
-    tokio::spawn(inform(
-        Api::<Namespace>::all(client.clone()),
-        watcher::Config::default(),
-        move |namespace: Namespace| {
-            let name = namespace.name_any();
-            s.cache().namespaces.insert(name, namespace.metadata.labels.unwrap_or_default());
-        },
-        move |deleted| {
-            s2.cache().namespaces.remove(&deleted.name);
+    tokio::spawn(feed(
+        &informers.get::<Namespace>(),
+        move |change| match change {
+            Change::Applied { new, .. } => {
+                s.cache().namespaces.insert(new.name_any(), new.metadata.labels.clone().unwrap_or_default());
+            }
+            Change::Deleted(namespace) => {
+                s.cache().namespaces.remove(&namespace.name_any());
+            }
         },
         oneshot::channel().0,
     ));
 
     let s = scheduler.clone();
-    let s2 = scheduler.clone();
-    tokio::spawn(inform(
-        Api::<ReplicaSet>::all(client.clone()),
-        watcher::Config::default(),
-        move |rs: ReplicaSet| {
-            let selector = rs.spec.as_ref().map(|spec| Selector::new(Some(&spec.selector)));
+    tokio::spawn(feed(
+        &informers.get::<ReplicaSet>(),
+        move |change| {
+            let (rs, selector) = match change {
+                Change::Applied { new, .. } => {
+                    let selector = new.spec.as_ref().map(|spec| Selector::new(Some(&spec.selector)));
+                    (new, selector)
+                }
+                Change::Deleted(rs) => (rs, None),
+            };
             s.cache().set_replica_set(&rs.namespace().unwrap_or_default(), &rs.name_any(), selector);
         },
-        move |deleted| s2.cache().set_replica_set(&deleted.namespace, &deleted.name, None),
         oneshot::channel().0,
     ));
 
-    let s = scheduler.clone();
-    let s2 = scheduler;
-    tokio::spawn(inform(
-        Api::<Service>::all(client),
-        watcher::Config::default(),
-        move |service: Service| {
-            let selector = service.spec.as_ref().and_then(|s| s.selector.as_ref()).filter(|s| !s.is_empty());
-            let selector = selector.map(Selector::from_labels);
+    let s = scheduler;
+    tokio::spawn(feed(
+        &informers.get::<Service>(),
+        move |change| {
+            let (service, selector) = match change {
+                Change::Applied { new, .. } => {
+                    let selector = new.spec.as_ref().and_then(|s| s.selector.as_ref()).filter(|s| !s.is_empty());
+                    let selector = selector.map(Selector::from_labels);
+                    (new, selector)
+                }
+                Change::Deleted(service) => (service, None),
+            };
             s.cache().set_service(&service.namespace().unwrap_or_default(), &service.name_any(), selector);
         },
-        move |deleted| s2.cache().set_service(&deleted.namespace, &deleted.name, None),
         oneshot::channel().0,
     ));
 
+    informers.start();
     let _ = nodes_ready.await;
     let _ = pods_ready.await;
 }

@@ -3,6 +3,7 @@
 //! scheduling cycle compares numbers and compiled selectors instead of re-reading specs.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Pod, PodAffinityTerm, PodSpec};
 
@@ -84,7 +85,8 @@ pub struct WeightedTerm {
 /// A pod and what the scheduler derived from it.
 #[derive(Debug)]
 pub struct PodInfo {
-    pub pod: Pod,
+    /// The pod as the informer holds it (shared, not copied).
+    pub pod: Arc<Pod>,
     pub uid: String,
     pub namespace: String,
     pub name: String,
@@ -114,7 +116,8 @@ fn host_ports(spec: &PodSpec) -> Vec<HostPort> {
 }
 
 impl PodInfo {
-    pub fn new(pod: Pod) -> PodInfo {
+    pub fn new(pod: impl Into<Arc<Pod>>) -> PodInfo {
+        let pod = pod.into();
         let spec = pod.spec.clone().unwrap_or_default();
         let affinity = spec.affinity.as_ref();
         let pod_affinity = affinity.and_then(|a| a.pod_affinity.as_ref());

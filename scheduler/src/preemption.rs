@@ -218,7 +218,7 @@ mod tests {
         let mut cache = Cache::default();
         cache.update_node(node("n"));
         cache.update_bound_pod(pod("low", "1500m", 0, Some("n")));
-        let mut never = pod("polite", "1", 100, None).pod.clone();
+        let mut never = (*pod("polite", "1", 100, None).pod).clone();
         never.spec.as_mut().unwrap().preemption_policy = Some("Never".into());
         let preemptor = PodInfo::new(never);
         let fit = fit_error(&mut cache, &preemptor);

@@ -170,7 +170,7 @@ pub struct Queue {
 /// status and bookkeeping metadata (the scheduler's own condition updates must not retry it).
 fn relevant_change(old: &PodInfo, new: &PodInfo) -> bool {
     let strip = |pod: &PodInfo| {
-        let mut pod = pod.pod.clone();
+        let mut pod = (*pod.pod).clone();
         pod.status = None;
         pod.metadata.resource_version = None;
         pod.metadata.generation = None;
@@ -461,7 +461,7 @@ mod tests {
         queue.add_or_update(pod("p", 0));
         let attempt = queue.pop().await;
         queue.unschedulable(&attempt, [Plugin::NodeResourcesFit].into());
-        let mut updated = attempt.pod.pod.clone();
+        let mut updated = (*attempt.pod.pod).clone();
         updated.status = Some(Default::default());
         queue.add_or_update(Arc::new(PodInfo::new(updated.clone())));
         assert_eq!(queue.sizes().unschedulable, 1);
