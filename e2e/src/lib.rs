@@ -31,13 +31,16 @@ pub fn kubectl_path(minor: u32) -> PathBuf {
 }
 
 fn bin_dir() -> PathBuf {
-    std::env::var_os("KUBE_BIN_DIR").map(PathBuf::from).unwrap_or_else(|| {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug")
-    })
+    std::env::var_os("KUBE_BIN_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug"))
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
 }
 
 /// A running control plane; every process is killed when it is dropped.
@@ -110,10 +113,18 @@ impl Cluster {
                     return;
                 }
             }
-            if let Some(status) = self.apiserver.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+            if let Some(status) = self
+                .apiserver
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
                 panic!("kube-apiserver exited with {status}:\n{}", self.log());
             }
-            assert!(Instant::now() < deadline, "kube-apiserver not ready after 30 s:\n{}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "kube-apiserver not ready after 30 s:\n{}",
+                self.log()
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -125,6 +136,18 @@ impl Cluster {
             let _ = child.wait();
         }
         self.start_apiserver().await;
+    }
+
+    /// The apiserver's resident memory, read from `/proc` (Linux).
+    pub fn apiserver_rss_bytes(&self) -> u64 {
+        let pid = self.apiserver.as_ref().expect("apiserver running").id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
+        let kib = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .expect("VmRSS");
+        kib * 1024
     }
 
     /// The admin kubeconfig the apiserver generated.
@@ -161,7 +184,12 @@ impl Cluster {
             Some(input) => {
                 use std::io::Write;
                 let mut child = command.stdin(Stdio::piped()).spawn().expect("run kubectl");
-                child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write stdin");
+                child
+                    .stdin
+                    .take()
+                    .expect("stdin")
+                    .write_all(input.as_bytes())
+                    .expect("write stdin");
                 child.wait_with_output().expect("run kubectl")
             }
         }
@@ -176,7 +204,12 @@ impl Cluster {
     /// Runs kubectl expecting failure; returns its stderr.
     pub fn fails(&self, args: &[&str]) -> String {
         let out = self.kubectl(args);
-        assert!(!out.status.success(), "kubectl {} unexpectedly succeeded: {}", args.join(" "), String::from_utf8_lossy(&out.stdout));
+        assert!(
+            !out.status.success(),
+            "kubectl {} unexpectedly succeeded: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout)
+        );
         String::from_utf8_lossy(&out.stderr).into_owned()
     }
 
@@ -199,8 +232,11 @@ impl Cluster {
 
     /// A kube-rs client authenticated as the admin.
     pub async fn client(&self) -> kube::Client {
-        let kubeconfig = kube::config::Kubeconfig::read_from(self.kubeconfig()).expect("read kubeconfig");
-        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await.expect("kubeconfig");
+        let kubeconfig =
+            kube::config::Kubeconfig::read_from(self.kubeconfig()).expect("read kubeconfig");
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+            .await
+            .expect("kubeconfig");
         kube::Client::try_from(config).expect("client")
     }
 }
@@ -230,7 +266,9 @@ impl Process {
 
     /// Whether the process is still running.
     pub fn running(&mut self) -> bool {
-        self.child.as_mut().is_some_and(|c| c.try_wait().ok().flatten().is_none())
+        self.child
+            .as_mut()
+            .is_some_and(|c| c.try_wait().ok().flatten().is_none())
     }
 
     /// Its log so far, for failure messages.
@@ -248,7 +286,11 @@ impl Process {
         stream.read_to_string(&mut response).ok()?;
         let (head, body) = response.split_once("\r\n\r\n")?;
         let status = head.lines().next()?;
-        status.split(' ').nth(1).is_some_and(|code| code == "200").then(|| body.to_string())
+        status
+            .split(' ')
+            .nth(1)
+            .is_some_and(|code| code == "200")
+            .then(|| body.to_string())
     }
 }
 
@@ -262,14 +304,23 @@ impl Cluster {
     fn start_process(&self, binary: &str, args: &[String], port: Option<u16>) -> Process {
         use std::sync::atomic::{AtomicUsize, Ordering};
         static STARTED: AtomicUsize = AtomicUsize::new(0);
-        let log = self.dir.path().join(format!("{binary}-{}.log", STARTED.fetch_add(1, Ordering::Relaxed)));
+        let log = self.dir.path().join(format!(
+            "{binary}-{}.log",
+            STARTED.fetch_add(1, Ordering::Relaxed)
+        ));
         let child = Command::new(bin_dir().join(binary))
             .args(args)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).expect("log file"))
             .spawn()
-            .unwrap_or_else(|e| panic!("start {binary} (run `cargo build --workspace` first): {e}"));
-        Process { child: Some(child), log, port }
+            .unwrap_or_else(|e| {
+                panic!("start {binary} (run `cargo build --workspace` first): {e}")
+            });
+        Process {
+            child: Some(child),
+            log,
+            port,
+        }
     }
 
     /// Starts kube-scheduler with the kubeconfig the apiserver wrote for it, serving
@@ -278,7 +329,11 @@ impl Cluster {
         let port = free_port();
         let mut all = vec![
             "--kubeconfig".to_string(),
-            self.dir.path().join("pki/scheduler.conf").display().to_string(),
+            self.dir
+                .path()
+                .join("pki/scheduler.conf")
+                .display()
+                .to_string(),
             "--bind-address".into(),
             "127.0.0.1".into(),
             "--secure-port".into(),
@@ -290,7 +345,10 @@ impl Cluster {
 
     /// Starts a node-simulator with the admin kubeconfig; `args` are its flags (`--nodes 3`).
     pub fn start_node_simulator(&self, args: &[&str]) -> Process {
-        let mut all = vec!["--kubeconfig".to_string(), self.kubeconfig().display().to_string()];
+        let mut all = vec![
+            "--kubeconfig".to_string(),
+            self.kubeconfig().display().to_string(),
+        ];
         all.extend(args.iter().map(|a| a.to_string()));
         self.start_process("node-simulator", &all, None)
     }
@@ -301,7 +359,11 @@ impl Cluster {
         let port = free_port();
         let mut all = vec![
             "--kubeconfig".to_string(),
-            self.dir.path().join("pki/controller-manager.conf").display().to_string(),
+            self.dir
+                .path()
+                .join("pki/controller-manager.conf")
+                .display()
+                .to_string(),
             "--bind-address".into(),
             "127.0.0.1".into(),
             "--secure-port".into(),
