@@ -138,6 +138,17 @@ impl Cluster {
         self.start_apiserver().await;
     }
 
+    /// Stops the etcd behind an etcd-backed cluster (as an outage would), or starts it
+    /// again on the same data.
+    pub fn set_etcd_running(&mut self, running: bool) {
+        let etcd = self.etcd.as_mut().expect("an etcd-backed cluster");
+        if running {
+            etcd.restart();
+        } else {
+            etcd.stop();
+        }
+    }
+
     /// The apiserver's resident memory, read from `/proc` (Linux).
     pub fn apiserver_rss_bytes(&self) -> u64 {
         let pid = self.apiserver.as_ref().expect("apiserver running").id();

@@ -419,6 +419,41 @@ async fn connections_are_bounded_and_timed_out(backend: Backend) {
     assert!(rss < MEMORY_BOUND);
 }
 
+/// With etcd down, a list fails within the request timeout (upstream's 504) instead of
+/// hanging, and the server answers again once etcd is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lists_fail_within_the_request_timeout_while_etcd_is_down() {
+    let mut cluster = Cluster::start_with(Backend::Etcd, &["--request-timeout", "3s"]).await;
+    cluster.ok(&["create", "configmap", "before"]);
+    cluster.set_etcd_running(false);
+    let started = std::time::Instant::now();
+    let out = cluster.kubectl(&[
+        "get",
+        "--raw",
+        "/api/v1/namespaces/default/configmaps?limit=10",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "the list took {:?}",
+        started.elapsed()
+    );
+    cluster.set_etcd_running(true);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !cluster
+        .kubectl(&["get", "configmap", "before"])
+        .status
+        .success()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the apiserver did not recover:\n{}",
+            cluster.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// Python: POSTs as the token user with a Content-Length it never sends, then prints what
 /// the server answers.
 const HOLD_SLOT: &str = r#"
