@@ -92,7 +92,11 @@ impl Recorder {
     /// Starts the workers posting through `client`, holding back while `backlog` is long.
     pub fn start(client: kube::Client, backlog: Backlog) -> Recorder {
         let (queue, incoming) = mpsc::channel(QUEUE);
-        let recorder = Recorder { queue, backlog, posted: Arc::default() };
+        let recorder = Recorder {
+            queue,
+            backlog,
+            posted: Arc::default(),
+        };
         tokio::spawn(recorder.clone().run(client, incoming));
         recorder
     }
@@ -106,7 +110,10 @@ impl Recorder {
 
     /// Forgets the recurring events of a pod that is gone.
     pub fn forget(&self, uid: &str) {
-        self.posted.lock().unwrap_or_else(|e| e.into_inner()).remove(uid);
+        self.posted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(uid);
     }
 
     async fn run(self, client: kube::Client, mut incoming: mpsc::Receiver<PodEvent>) {
@@ -122,13 +129,19 @@ impl Recorder {
         self.backlog.wait().await;
         let now = Time(jiff::Timestamp::from_second(event.at.as_second()).unwrap_or(event.at));
         let api: Api<Event> = Api::namespaced(client, &event.pod.namespace);
-        let key = (event.reason, format!("{}\0{}", event.field_path, event.message));
+        let key = (
+            event.reason,
+            format!("{}\0{}", event.field_path, event.message),
+        );
         let repeat = if event.repeats {
             let mut posted = self.posted.lock().unwrap_or_else(|e| e.into_inner());
-            posted.get_mut(&event.pod.uid).and_then(|pod| pod.get_mut(&key)).map(|p| {
-                p.count += 1;
-                (p.name.clone(), p.count)
-            })
+            posted
+                .get_mut(&event.pod.uid)
+                .and_then(|pod| pod.get_mut(&key))
+                .map(|p| {
+                    p.count += 1;
+                    (p.name.clone(), p.count)
+                })
         } else {
             None
         };
@@ -146,7 +159,11 @@ impl Recorder {
         let nanos = event.at.as_nanosecond();
         let name = format!("{}.{:x}", event.pod.name, nanos);
         let object = Event {
-            metadata: ObjectMeta { name: Some(name.clone()), namespace: Some(event.pod.namespace.clone()), ..ObjectMeta::default() },
+            metadata: ObjectMeta {
+                name: Some(name.clone()),
+                namespace: Some(event.pod.namespace.clone()),
+                ..ObjectMeta::default()
+            },
             involved_object: ObjectReference {
                 api_version: Some("v1".into()),
                 kind: Some("Pod".into()),
@@ -158,7 +175,10 @@ impl Recorder {
             },
             reason: Some(event.reason.into()),
             message: Some(event.message.clone()),
-            source: Some(EventSource { component: Some("kubelet".into()), host: Some(event.pod.node.clone()) }),
+            source: Some(EventSource {
+                component: Some("kubelet".into()),
+                host: Some(event.pod.node.clone()),
+            }),
             first_timestamp: Some(now.clone()),
             last_timestamp: Some(now),
             count: Some(1),
@@ -170,10 +190,15 @@ impl Recorder {
         match api.create(&PostParams::default(), &object).await {
             Ok(_) if event.repeats => {
                 let mut posted = self.posted.lock().unwrap_or_else(|e| e.into_inner());
-                posted.entry(event.pod.uid.clone()).or_default().insert(key, Posted { name, count: 1 });
+                posted
+                    .entry(event.pod.uid.clone())
+                    .or_default()
+                    .insert(key, Posted { name, count: 1 });
             }
             Ok(_) => {}
-            Err(error) => tracing::debug!(%error, pod = %event.pod.name, reason = event.reason, "could not post event"),
+            Err(error) => {
+                tracing::debug!(%error, pod = %event.pod.name, reason = event.reason, "could not post event")
+            }
         }
     }
 }

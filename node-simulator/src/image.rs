@@ -18,7 +18,8 @@ pub const IMAGE_PULL: &str = "node-simulator/image-pull";
 /// image that does not exist (`nginx:404`, `nginx:doesnotexist`, `busybox:nonexistent`,
 /// `does-not-exist/app`, `invalid-image`, `...:notexist`). Only the part before a digest is
 /// matched, and `404` only as a whole word, so digests and ports such as `:4040` never match.
-pub const DEFAULT_MISSING_IMAGES: &str = r"(?i)^[^@]*(\b404\b|non-?exist|not-?exist|doesnt-?exist|invalid)";
+pub const DEFAULT_MISSING_IMAGES: &str =
+    r"(?i)^[^@]*(\b404\b|non-?exist|not-?exist|doesnt-?exist|invalid)";
 
 /// kubelet's image pull back-off: 10 s, doubling per failed pull, at most 300 s.
 const BACKOFF_INITIAL: Duration = Duration::from_secs(10);
@@ -56,7 +57,9 @@ impl PullPolicy {
             Some("Always") => PullPolicy::Always,
             Some("IfNotPresent") => PullPolicy::IfNotPresent,
             Some("Never") => PullPolicy::Never,
-            _ if tag(image).is_none_or(|t| t == "latest") && !image.contains('@') => PullPolicy::Always,
+            _ if tag(image).is_none_or(|t| t == "latest") && !image.contains('@') => {
+                PullPolicy::Always
+            }
             _ => PullPolicy::IfNotPresent,
         }
     }
@@ -73,7 +76,8 @@ fn tag(image: &str) -> Option<&str> {
 /// `docker.io/library/nginx:latest`, `me/app:1` is `docker.io/me/app:1`.
 pub fn qualified(image: &str) -> String {
     let first = image.split('/').next().unwrap_or(image);
-    let has_registry = image.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost");
+    let has_registry =
+        image.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost");
     let mut name = match (has_registry, image.contains('/')) {
         (true, _) => image.to_string(),
         (false, true) => format!("docker.io/{image}"),
@@ -95,7 +99,9 @@ pub fn pull_error(image: &str) -> String {
 
 /// The back-off after `failures` failed pulls.
 pub fn backoff(failures: u32) -> Duration {
-    BACKOFF_INITIAL.saturating_mul(1 << failures.saturating_sub(1).min(16)).min(BACKOFF_MAX)
+    BACKOFF_INITIAL
+        .saturating_mul(1 << failures.saturating_sub(1).min(16))
+        .min(BACKOFF_MAX)
 }
 
 /// A plausible, stable size for an image (kubelet reports the unpacked size it pulled).
@@ -142,9 +148,18 @@ mod tests {
             "nginx:notexist",
             "nginx:NonExistent-tag",
         ] {
-            assert!(registry.is_missing(image, &none), "{image} should be missing");
+            assert!(
+                registry.is_missing(image, &none),
+                "{image} should be missing"
+            );
         }
-        for image in ["nginx", "nginx:1.27", "localhost:4040/app:1", "registry.k8s.io/pause:3.10", "nginx@sha256:404f00"] {
+        for image in [
+            "nginx",
+            "nginx:1.27",
+            "localhost:4040/app:1",
+            "registry.k8s.io/pause:3.10",
+            "nginx@sha256:404f00",
+        ] {
             assert!(!registry.is_missing(image, &none), "{image} should pull");
         }
         let fail = BTreeMap::from([(IMAGE_PULL.to_string(), "fail".to_string())]);
@@ -154,10 +169,16 @@ mod tests {
     #[test]
     fn references_are_qualified_like_containerd() {
         assert_eq!(qualified("nginx"), "docker.io/library/nginx:latest");
-        assert_eq!(qualified("nginx:doesnotexist"), "docker.io/library/nginx:doesnotexist");
+        assert_eq!(
+            qualified("nginx:doesnotexist"),
+            "docker.io/library/nginx:doesnotexist"
+        );
         assert_eq!(qualified("me/app:1"), "docker.io/me/app:1");
         assert_eq!(qualified("localhost:5000/app"), "localhost:5000/app:latest");
-        assert_eq!(qualified("registry.k8s.io/pause:3.10"), "registry.k8s.io/pause:3.10");
+        assert_eq!(
+            qualified("registry.k8s.io/pause:3.10"),
+            "registry.k8s.io/pause:3.10"
+        );
     }
 
     #[test]
@@ -165,7 +186,10 @@ mod tests {
         assert_eq!(PullPolicy::of(None, "nginx"), PullPolicy::Always);
         assert_eq!(PullPolicy::of(None, "nginx:latest"), PullPolicy::Always);
         assert_eq!(PullPolicy::of(None, "nginx:1.27"), PullPolicy::IfNotPresent);
-        assert_eq!(PullPolicy::of(None, "localhost:5000/app"), PullPolicy::Always);
+        assert_eq!(
+            PullPolicy::of(None, "localhost:5000/app"),
+            PullPolicy::Always
+        );
         assert_eq!(PullPolicy::of(Some("Never"), "nginx"), PullPolicy::Never);
     }
 

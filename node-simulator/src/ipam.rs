@@ -10,7 +10,9 @@ use ipnet::Ipv4Net;
 /// The `index`-th subnet of `prefix` bits in `cluster`, or why there is none.
 pub fn node_cidr(cluster: Ipv4Net, prefix: u8, index: usize) -> Result<Ipv4Net, String> {
     if prefix < cluster.prefix_len() || prefix > 30 {
-        return Err(format!("--node-cidr-mask-size {prefix} does not fit in --cluster-cidr {cluster}"));
+        return Err(format!(
+            "--node-cidr-mask-size {prefix} does not fit in --cluster-cidr {cluster}"
+        ));
     }
     let available = 1usize << (prefix - cluster.prefix_len());
     if index >= available {
@@ -30,7 +32,10 @@ pub struct Ipam {
 
 impl Ipam {
     pub fn new(cidr: Ipv4Net) -> Ipam {
-        Ipam { cidr, used: BTreeSet::new() }
+        Ipam {
+            cidr,
+            used: BTreeSet::new(),
+        }
     }
 
     pub fn cidr(&self) -> Ipv4Net {
@@ -50,13 +55,15 @@ impl Ipam {
     /// Marks an address found on an existing pod as taken (after a restart).
     pub fn reserve(&mut self, ip: Ipv4Addr) {
         if self.cidr.contains(&ip) {
-            self.used.insert(u32::from(ip) - u32::from(self.cidr.network()));
+            self.used
+                .insert(u32::from(ip) - u32::from(self.cidr.network()));
         }
     }
 
     pub fn release(&mut self, ip: Ipv4Addr) {
         if self.cidr.contains(&ip) {
-            self.used.remove(&(u32::from(ip) - u32::from(self.cidr.network())));
+            self.used
+                .remove(&(u32::from(ip) - u32::from(self.cidr.network())));
         }
     }
 }
@@ -68,9 +75,17 @@ mod tests {
     #[test]
     fn node_cidrs_are_consecutive_subnets() {
         let cluster: Ipv4Net = "10.244.0.0/16".parse().unwrap();
-        assert_eq!(node_cidr(cluster, 24, 0).unwrap().to_string(), "10.244.0.0/24");
-        assert_eq!(node_cidr(cluster, 24, 3).unwrap().to_string(), "10.244.3.0/24");
-        assert!(node_cidr(cluster, 24, 256).unwrap_err().contains("room for 256"));
+        assert_eq!(
+            node_cidr(cluster, 24, 0).unwrap().to_string(),
+            "10.244.0.0/24"
+        );
+        assert_eq!(
+            node_cidr(cluster, 24, 3).unwrap().to_string(),
+            "10.244.3.0/24"
+        );
+        assert!(node_cidr(cluster, 24, 256)
+            .unwrap_err()
+            .contains("room for 256"));
     }
 
     #[test]

@@ -45,9 +45,17 @@ fn nodes(options: &Options) -> Result<Vec<SimNode>, Error> {
                 uid: None,
                 labels: group.labels.clone(),
                 taints: group.taints.clone(),
-                capacity: group.capacity.iter().map(|(k, v)| (k.clone(), Quantity(v.clone()))).collect(),
+                capacity: group
+                    .capacity
+                    .iter()
+                    .map(|(k, v)| (k.clone(), Quantity(v.clone())))
+                    .collect(),
                 internal_ip: internal_ip(index),
-                ipam: Ipam::new(node_cidr(options.cluster_cidr, options.node_cidr_mask_size, index)?),
+                ipam: Ipam::new(node_cidr(
+                    options.cluster_cidr,
+                    options.node_cidr_mask_size,
+                    index,
+                )?),
                 machine_id: uuid::Uuid::new_v4().simple().to_string(),
                 boot_id: uuid::Uuid::new_v4().to_string(),
                 silenced: false,

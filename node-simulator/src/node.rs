@@ -5,7 +5,8 @@ use std::collections::{BTreeMap, HashSet};
 use std::net::Ipv4Addr;
 
 use k8s_openapi::api::core::v1::{
-    DaemonEndpoint, Node, NodeAddress, NodeCondition, NodeDaemonEndpoints, NodeSpec, NodeStatus, NodeSystemInfo, Taint,
+    DaemonEndpoint, Node, NodeAddress, NodeCondition, NodeDaemonEndpoints, NodeSpec, NodeStatus,
+    NodeSystemInfo, Taint,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
@@ -63,13 +64,40 @@ impl SimNode {
     pub fn conditions(&self) -> Vec<NodeCondition> {
         let now = Time(jiff::Timestamp::now());
         let mut conditions = vec![
-            condition("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available", &now),
-            condition("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure", &now),
-            condition("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available", &now),
-            condition("Ready", "True", "KubeletReady", "kubelet is posting ready status", &now),
+            condition(
+                "MemoryPressure",
+                "False",
+                "KubeletHasSufficientMemory",
+                "kubelet has sufficient memory available",
+                &now,
+            ),
+            condition(
+                "DiskPressure",
+                "False",
+                "KubeletHasNoDiskPressure",
+                "kubelet has no disk pressure",
+                &now,
+            ),
+            condition(
+                "PIDPressure",
+                "False",
+                "KubeletHasSufficientPID",
+                "kubelet has sufficient PID available",
+                &now,
+            ),
+            condition(
+                "Ready",
+                "True",
+                "KubeletReady",
+                "kubelet is posting ready status",
+                &now,
+            ),
         ];
         for condition in &mut conditions {
-            let observed = self.observed_conditions.iter().find(|c| c.type_ == condition.type_ && c.status == condition.status);
+            let observed = self
+                .observed_conditions
+                .iter()
+                .find(|c| c.type_ == condition.type_ && c.status == condition.status);
             if let Some(since) = observed.and_then(|c| c.last_transition_time.clone()) {
                 condition.last_transition_time = Some(since);
             }
@@ -83,10 +111,18 @@ impl SimNode {
             allocatable: Some(self.capacity.clone()),
             conditions: Some(self.conditions()),
             addresses: Some(vec![
-                NodeAddress { type_: "InternalIP".into(), address: self.internal_ip.to_string() },
-                NodeAddress { type_: "Hostname".into(), address: self.name.clone() },
+                NodeAddress {
+                    type_: "InternalIP".into(),
+                    address: self.internal_ip.to_string(),
+                },
+                NodeAddress {
+                    type_: "Hostname".into(),
+                    address: self.name.clone(),
+                },
             ]),
-            daemon_endpoints: Some(NodeDaemonEndpoints { kubelet_endpoint: Some(DaemonEndpoint { port: 10250 }) }),
+            daemon_endpoints: Some(NodeDaemonEndpoints {
+                kubelet_endpoint: Some(DaemonEndpoint { port: 10250 }),
+            }),
             node_info: Some(NodeSystemInfo {
                 machine_id: self.machine_id.clone(),
                 system_uuid: self.machine_id.clone(),
@@ -122,7 +158,9 @@ impl SimNode {
             metadata: ObjectMeta {
                 name: Some(self.name.clone()),
                 labels: Some(labels),
-                annotations: Some([("node.alpha.kubernetes.io/ttl".to_string(), "0".to_string())].into()),
+                annotations: Some(
+                    [("node.alpha.kubernetes.io/ttl".to_string(), "0".to_string())].into(),
+                ),
                 ..Default::default()
             },
             spec: Some(NodeSpec {
@@ -160,10 +198,18 @@ mod tests {
         let labels = object.metadata.labels.unwrap();
         assert_eq!(labels["kubernetes.io/hostname"], "node-0");
         assert_eq!(labels["zone"], "a");
-        assert_eq!(object.spec.unwrap().pod_cidr.as_deref(), Some("10.244.0.0/24"));
+        assert_eq!(
+            object.spec.unwrap().pod_cidr.as_deref(),
+            Some("10.244.0.0/24")
+        );
         let status = object.status.unwrap();
         assert_eq!(status.node_info.unwrap().kubelet_version, "v1.33.0");
-        let conditions: Vec<(String, String)> = status.conditions.unwrap().into_iter().map(|c| (c.type_, c.status)).collect();
+        let conditions: Vec<(String, String)> = status
+            .conditions
+            .unwrap()
+            .into_iter()
+            .map(|c| (c.type_, c.status))
+            .collect();
         assert!(conditions.contains(&("Ready".to_string(), "True".to_string())));
         assert_eq!(status.addresses.unwrap()[0].address, "172.16.0.1");
     }

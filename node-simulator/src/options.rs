@@ -18,7 +18,11 @@ use serde::Deserialize;
 use crate::image::DEFAULT_MISSING_IMAGES;
 
 #[derive(Debug, Clone, Parser)]
-#[command(name = "node-simulator", version, about = "Simulated kubelets: nodes and pods without containers")]
+#[command(
+    name = "node-simulator",
+    version,
+    about = "Simulated kubelets: nodes and pods without containers"
+)]
 pub struct Options {
     #[command(flatten)]
     pub client: ClientArgs,
@@ -108,7 +112,10 @@ impl Options {
         let mut capacity: BTreeMap<String, String> = [
             ("cpu".to_string(), self.cpu.clone()),
             ("memory".to_string(), self.memory.clone()),
-            ("ephemeral-storage".to_string(), self.ephemeral_storage.clone()),
+            (
+                "ephemeral-storage".to_string(),
+                self.ephemeral_storage.clone(),
+            ),
             ("pods".to_string(), self.max_pods.to_string()),
         ]
         .into();
@@ -128,14 +135,19 @@ impl Options {
                 taints: self.register_with_taints.clone(),
             }]);
         };
-        let text = std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
-        let file: ConfigFile = serde_yaml_ng::from_str(&text).map_err(|e| format!("parsing {}: {e}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("reading {}: {e}", path.display()))?;
+        let file: ConfigFile = serde_yaml_ng::from_str(&text)
+            .map_err(|e| format!("parsing {}: {e}", path.display()))?;
         Ok(file
             .node_groups
             .into_iter()
             .map(|mut group| {
                 for (name, quantity) in &defaults {
-                    group.capacity.entry(name.clone()).or_insert_with(|| quantity.clone());
+                    group
+                        .capacity
+                        .entry(name.clone())
+                        .or_insert_with(|| quantity.clone());
                 }
                 group
             })
@@ -144,13 +156,17 @@ impl Options {
 }
 
 fn parse_pair(text: &str) -> Result<(String, String), String> {
-    let (key, value) = text.split_once('=').ok_or_else(|| format!("expected key=value, got {text:?}"))?;
+    let (key, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("expected key=value, got {text:?}"))?;
     Ok((key.to_string(), value.to_string()))
 }
 
 /// kubelet's taint syntax: `key=value:Effect` or `key:Effect`.
 fn parse_taint(text: &str) -> Result<Taint, String> {
-    let (key_value, effect) = text.rsplit_once(':').ok_or_else(|| format!("expected key=value:Effect, got {text:?}"))?;
+    let (key_value, effect) = text
+        .rsplit_once(':')
+        .ok_or_else(|| format!("expected key=value:Effect, got {text:?}"))?;
     if !matches!(effect, "NoSchedule" | "PreferNoSchedule" | "NoExecute") {
         return Err(format!("invalid taint effect {effect:?}"));
     }
@@ -158,7 +174,12 @@ fn parse_taint(text: &str) -> Result<Taint, String> {
         Some((key, value)) => (key, Some(value.to_string())),
         None => (key_value, None),
     };
-    Ok(Taint { key: key.to_string(), value, effect: effect.to_string(), time_added: None })
+    Ok(Taint {
+        key: key.to_string(),
+        value,
+        effect: effect.to_string(),
+        time_added: None,
+    })
 }
 
 #[cfg(test)]
@@ -182,7 +203,10 @@ mod tests {
         assert_eq!(groups[0].taints[1].key, "spot");
         assert_eq!(groups[0].capacity["example.com/gpu"], "2");
         assert_eq!(groups[0].capacity["pods"], "110");
-        assert_eq!(options.node_status_report_frequency, Duration::from_secs(90));
+        assert_eq!(
+            options.node_status_report_frequency,
+            Duration::from_secs(90)
+        );
     }
 
     #[test]

@@ -43,8 +43,19 @@ struct Image {
 impl Image {
     fn new(image: Option<&String>, policy: Option<&str>, registry: &Registry, pod: &Pod) -> Image {
         let image = image.cloned().unwrap_or_default();
-        let missing = registry.is_missing(&image, pod.metadata.annotations.as_ref().unwrap_or(&Default::default()));
-        Image { policy: PullPolicy::of(policy, &image), missing, blocked: None, image }
+        let missing = registry.is_missing(
+            &image,
+            pod.metadata
+                .annotations
+                .as_ref()
+                .unwrap_or(&Default::default()),
+        );
+        Image {
+            policy: PullPolicy::of(policy, &image),
+            missing,
+            blocked: None,
+            image,
+        }
     }
 
     /// Whether kubelet pulls it rather than use (or miss) the node's copy.
@@ -90,8 +101,20 @@ pub struct Note {
     pub repeats: bool,
 }
 
-fn note(field_path: &str, warning: bool, reason: &'static str, message: String, repeats: bool) -> Note {
-    Note { field_path: field_path.to_string(), warning, reason, message, repeats }
+fn note(
+    field_path: &str,
+    warning: bool,
+    reason: &'static str,
+    message: String,
+    repeats: bool,
+) -> Note {
+    Note {
+        field_path: field_path.to_string(),
+        warning,
+        reason,
+        message,
+        repeats,
+    }
 }
 
 /// Failed pulls of a pod's images, for kubelet's back-off.
@@ -179,8 +202,14 @@ fn condition(type_: &str, status: bool, since: Timestamp, reason: Option<(&str, 
 
 /// The events of a failed pull: the runtime's error, then the container's.
 fn failed_pull(path: &str, image: &str) -> [Note; 2] {
-    let message = format!("Failed to pull image {image:?}: {}", image::pull_error(image));
-    [note(path, true, "Failed", message, true), note(path, true, "Failed", "Error: ErrImagePull".into(), true)]
+    let message = format!(
+        "Failed to pull image {image:?}: {}",
+        image::pull_error(image)
+    );
+    [
+        note(path, true, "Failed", message, true),
+        note(path, true, "Failed", "Error: ErrImagePull".into(), true),
+    ]
 }
 
 impl SimPod {
@@ -193,8 +222,15 @@ impl SimPod {
             .iter()
             .map(|c| Container {
                 name: c.name.clone(),
-                image: Image::new(c.image.as_ref(), c.image_pull_policy.as_deref(), registry, pod),
-                readiness_delay: c.readiness_probe.as_ref().map(|p| Duration::from_secs(p.initial_delay_seconds.unwrap_or(0).max(0) as u64)),
+                image: Image::new(
+                    c.image.as_ref(),
+                    c.image_pull_policy.as_deref(),
+                    registry,
+                    pod,
+                ),
+                readiness_delay: c.readiness_probe.as_ref().map(|p| {
+                    Duration::from_secs(p.initial_delay_seconds.unwrap_or(0).max(0) as u64)
+                }),
             })
             .collect();
         let init_containers = spec
@@ -203,7 +239,12 @@ impl SimPod {
             .flatten()
             .map(|c| InitContainer {
                 name: c.name.clone(),
-                image: Image::new(c.image.as_ref(), c.image_pull_policy.as_deref(), registry, pod),
+                image: Image::new(
+                    c.image.as_ref(),
+                    c.image_pull_policy.as_deref(),
+                    registry,
+                    pod,
+                ),
                 sidecar: c.restart_policy.as_deref() == Some("Always"),
             })
             .collect();
@@ -219,7 +260,9 @@ impl SimPod {
             containers,
             init_containers,
             restart_policy: spec.restart_policy.unwrap_or_else(|| "Always".into()),
-            created: status.and_then(|s| s.start_time.as_ref()).map_or_else(Timestamp::now, |t| t.0),
+            created: status
+                .and_then(|s| s.start_time.as_ref())
+                .map_or_else(Timestamp::now, |t| t.0),
             started: None,
             restarts: 0,
             last_termination: None,
@@ -276,7 +319,13 @@ impl SimPod {
         for slot in self.reached(present) {
             if self.image(slot).pulls(present) {
                 let image = self.image(slot);
-                notes.push(note(&self.field_path(slot), false, "Pulling", format!("Pulling image {:?}", image.image), image.missing));
+                notes.push(note(
+                    &self.field_path(slot),
+                    false,
+                    "Pulling",
+                    format!("Pulling image {:?}", image.image),
+                    image.missing,
+                ));
             }
         }
         notes
@@ -285,8 +334,14 @@ impl SimPod {
     /// The pulls end: images found go into `present`, missing ones block their containers
     /// (`ErrImagePull`, or `ErrImageNeverPull` under `imagePullPolicy: Never`). Returns the
     /// events, and whether a pull failed (the back-off starts).
-    pub fn finish_pulls(&mut self, present: &mut HashSet<String>, now: Timestamp) -> (Vec<Note>, bool) {
-        let took = self.pull_started.map_or(Duration::ZERO, |t| Duration::try_from(now.duration_since(t)).unwrap_or_default());
+    pub fn finish_pulls(
+        &mut self,
+        present: &mut HashSet<String>,
+        now: Timestamp,
+    ) -> (Vec<Note>, bool) {
+        let took = self.pull_started.map_or(Duration::ZERO, |t| {
+            Duration::try_from(now.duration_since(t)).unwrap_or_default()
+        });
         let took = image::go_duration(took);
         let mut notes = Vec::new();
         let mut failed = false;
@@ -296,9 +351,17 @@ impl SimPod {
             let name = image.image.clone();
             if image.fails(present) {
                 if image.policy == PullPolicy::Never {
-                    let message = format!("Container image {name:?} is not present with pull policy of Never");
+                    let message = format!(
+                        "Container image {name:?} is not present with pull policy of Never"
+                    );
                     notes.push(note(&path, true, "ErrImageNeverPull", message, false));
-                    notes.push(note(&path, true, "Failed", "Error: ErrImageNeverPull".into(), false));
+                    notes.push(note(
+                        &path,
+                        true,
+                        "Failed",
+                        "Error: ErrImageNeverPull".into(),
+                        false,
+                    ));
                     self.image_mut(slot).blocked = Some(Blocked::NeverPull);
                 } else {
                     notes.extend(failed_pull(&path, &name));
@@ -311,11 +374,20 @@ impl SimPod {
                 notes.push(note(&path, false, "Pulled", message, false));
                 present.insert(name);
             } else {
-                notes.push(note(&path, false, "Pulled", format!("Container image {name:?} already present on machine"), false));
+                notes.push(note(
+                    &path,
+                    false,
+                    "Pulled",
+                    format!("Container image {name:?} already present on machine"),
+                    false,
+                ));
             }
         }
         if failed {
-            self.pull = Some(PullFailure { failures: 1, backing_off: false });
+            self.pull = Some(PullFailure {
+                failures: 1,
+                backing_off: false,
+            });
         }
         (notes, failed)
     }
@@ -323,19 +395,35 @@ impl SimPod {
     fn missing_slots(&self) -> Vec<(bool, usize)> {
         let init = (0..self.init_containers.len()).map(|i| (true, i));
         let app = (0..self.containers.len()).map(|i| (false, i));
-        init.chain(app).filter(|slot| self.image(*slot).blocked == Some(Blocked::Missing)).collect()
+        init.chain(app)
+            .filter(|slot| self.image(*slot).blocked == Some(Blocked::Missing))
+            .collect()
     }
 
     /// kubelet syncs the pod again before the back-off is over: `ImagePullBackOff`. Returns
     /// the events, none if the pod is not failing a pull or already backing off.
     pub fn back_off(&mut self) -> Vec<Note> {
-        let Some(pull) = self.pull.as_mut().filter(|p| !p.backing_off) else { return Vec::new() };
+        let Some(pull) = self.pull.as_mut().filter(|p| !p.backing_off) else {
+            return Vec::new();
+        };
         pull.backing_off = true;
         let mut notes = Vec::new();
         for slot in self.missing_slots() {
             let (path, image) = (self.field_path(slot), &self.image(slot).image);
-            notes.push(note(&path, false, "BackOff", format!("Back-off pulling image {image:?}"), true));
-            notes.push(note(&path, true, "Failed", "Error: ImagePullBackOff".into(), true));
+            notes.push(note(
+                &path,
+                false,
+                "BackOff",
+                format!("Back-off pulling image {image:?}"),
+                true,
+            ));
+            notes.push(note(
+                &path,
+                true,
+                "Failed",
+                "Error: ImagePullBackOff".into(),
+                true,
+            ));
         }
         notes
     }
@@ -343,14 +431,22 @@ impl SimPod {
     /// The back-off is over and kubelet pulls again, failing again. Returns the events and
     /// the next back-off.
     pub fn retry_pulls(&mut self) -> (Vec<Note>, Duration) {
-        let Some(pull) = self.pull.as_mut() else { return (Vec::new(), Duration::ZERO) };
+        let Some(pull) = self.pull.as_mut() else {
+            return (Vec::new(), Duration::ZERO);
+        };
         pull.failures += 1;
         pull.backing_off = false;
         let backoff = image::backoff(pull.failures);
         let mut notes = Vec::new();
         for slot in self.missing_slots() {
             let (path, image) = (self.field_path(slot), self.image(slot).image.clone());
-            notes.push(note(&path, false, "Pulling", format!("Pulling image {image:?}"), true));
+            notes.push(note(
+                &path,
+                false,
+                "Pulling",
+                format!("Pulling image {image:?}"),
+                true,
+            ));
             notes.extend(failed_pull(&path, &image));
         }
         (notes, backoff)
@@ -359,30 +455,52 @@ impl SimPod {
     /// The waiting state of a container kubelet could not get the image of.
     fn blocked_state(&self, image: &Image) -> Option<Value> {
         let (reason, message) = match image.blocked? {
-            Blocked::NeverPull => ("ErrImageNeverPull", format!("Container image {:?} is not present with pull policy of Never", image.image)),
-            Blocked::Missing if self.pull.is_some_and(|p| p.backing_off) => {
-                ("ImagePullBackOff", format!("Back-off pulling image {:?}: ErrImagePull: {}", image.image, image::pull_error(&image.image)))
-            }
+            Blocked::NeverPull => (
+                "ErrImageNeverPull",
+                format!(
+                    "Container image {:?} is not present with pull policy of Never",
+                    image.image
+                ),
+            ),
+            Blocked::Missing if self.pull.is_some_and(|p| p.backing_off) => (
+                "ImagePullBackOff",
+                format!(
+                    "Back-off pulling image {:?}: ErrImagePull: {}",
+                    image.image,
+                    image::pull_error(&image.image)
+                ),
+            ),
             Blocked::Missing => ("ErrImagePull", image::pull_error(&image.image)),
         };
         Some(json!({"waiting": {"reason": reason, "message": message}}))
     }
 
     fn blocked(&self) -> bool {
-        self.init_containers.iter().map(|c| &c.image).chain(self.containers.iter().map(|c| &c.image)).any(|i| i.blocked.is_some())
+        self.init_containers
+            .iter()
+            .map(|c| &c.image)
+            .chain(self.containers.iter().map(|c| &c.image))
+            .any(|i| i.blocked.is_some())
     }
 
     /// The distinct readiness delays after the containers start, when status must be
     /// posted again.
     pub fn readiness_delays(&self) -> Vec<Duration> {
-        let mut delays: Vec<Duration> = self.containers.iter().filter_map(|c| c.readiness_delay).filter(|d| !d.is_zero()).collect();
+        let mut delays: Vec<Duration> = self
+            .containers
+            .iter()
+            .filter_map(|c| c.readiness_delay)
+            .filter(|d| !d.is_zero())
+            .collect();
         delays.sort();
         delays.dedup();
         delays
     }
 
     fn container_ready(&self, container: &Container, now: Timestamp) -> bool {
-        let Some(started) = self.started else { return false };
+        let Some(started) = self.started else {
+            return false;
+        };
         let delay = container.readiness_delay.unwrap_or_default();
         now.duration_since(started).as_secs_f64() >= delay.as_secs_f64()
     }
@@ -399,9 +517,17 @@ impl SimPod {
         };
         if finishes {
             self.stage = Stage::Finished(code);
-            self.last_termination = Some(Termination { exit_code: code, started: self.started.unwrap_or(now), finished: now });
+            self.last_termination = Some(Termination {
+                exit_code: code,
+                started: self.started.unwrap_or(now),
+                finished: now,
+            });
         } else {
-            self.last_termination = Some(Termination { exit_code: code, started: self.started.unwrap_or(now), finished: now });
+            self.last_termination = Some(Termination {
+                exit_code: code,
+                started: self.started.unwrap_or(now),
+                finished: now,
+            });
             self.restarts += 1;
             self.started = Some(now);
         }
@@ -409,7 +535,10 @@ impl SimPod {
     }
 
     fn container_id(&self, name: &str) -> String {
-        format!("containerd://{}", fake_digest(&[&self.uid, name, &self.restarts.to_string()]))
+        format!(
+            "containerd://{}",
+            fake_digest(&[&self.uid, name, &self.restarts.to_string()])
+        )
     }
 
     fn image_id(image: &Image) -> String {
@@ -418,7 +547,13 @@ impl SimPod {
         format!("{repository}@sha256:{}", fake_digest(&[image]))
     }
 
-    fn terminated(&self, name: &str, exit_code: i32, started: Timestamp, finished: Timestamp) -> Value {
+    fn terminated(
+        &self,
+        name: &str,
+        exit_code: i32,
+        started: Timestamp,
+        finished: Timestamp,
+    ) -> Value {
         json!({"terminated": {
             "exitCode": exit_code,
             "reason": if exit_code == 0 { "Completed" } else { "Error" },
@@ -429,20 +564,37 @@ impl SimPod {
     }
 
     fn init_statuses(&self, now: Timestamp) -> Vec<Value> {
-        let first_blocked = self.init_containers.iter().position(|c| c.image.blocked.is_some());
+        let first_blocked = self
+            .init_containers
+            .iter()
+            .position(|c| c.image.blocked.is_some());
         self.init_containers
             .iter()
             .enumerate()
             .map(|(i, c)| {
                 let initializing = json!({"waiting": {"reason": "PodInitializing"}});
                 let (state, ready, started) = match (self.stage, self.started) {
-                    _ if c.image.blocked.is_some() => (self.blocked_state(&c.image).unwrap_or(initializing), false, false),
+                    _ if c.image.blocked.is_some() => (
+                        self.blocked_state(&c.image).unwrap_or(initializing),
+                        false,
+                        false,
+                    ),
                     _ if first_blocked.is_some_and(|b| i > b) => (initializing, false, false),
                     (Stage::Creating, _) | (_, None) => (initializing, false, false),
-                    (Stage::Running, Some(at)) if c.sidecar => (json!({"running": {"startedAt": time(at)}}), true, true),
-                    (_, Some(at)) => (self.terminated(&c.name, 0, self.created, at.min(now)), !c.sidecar, false),
+                    (Stage::Running, Some(at)) if c.sidecar => {
+                        (json!({"running": {"startedAt": time(at)}}), true, true)
+                    }
+                    (_, Some(at)) => (
+                        self.terminated(&c.name, 0, self.created, at.min(now)),
+                        !c.sidecar,
+                        false,
+                    ),
                 };
-                let image_id = if state.get("waiting").is_some() { String::new() } else { Self::image_id(&c.image) };
+                let image_id = if state.get("waiting").is_some() {
+                    String::new()
+                } else {
+                    Self::image_id(&c.image)
+                };
                 json!({
                     "name": c.name,
                     "image": c.image.image,
@@ -458,24 +610,56 @@ impl SimPod {
     }
 
     fn container_statuses(&self, now: Timestamp) -> Vec<Value> {
-        let init_blocked = self.init_containers.iter().any(|c| c.image.blocked.is_some());
-        let waiting = if self.init_containers.is_empty() { "ContainerCreating" } else { "PodInitializing" };
+        let init_blocked = self
+            .init_containers
+            .iter()
+            .any(|c| c.image.blocked.is_some());
+        let waiting = if self.init_containers.is_empty() {
+            "ContainerCreating"
+        } else {
+            "PodInitializing"
+        };
         self.containers
             .iter()
             .map(|c| {
                 let initializing = json!({"waiting": {"reason": "PodInitializing"}});
                 let (state, ready, started, image_id) = match (self.stage, self.started) {
-                    _ if c.image.blocked.is_some() => (self.blocked_state(&c.image).unwrap_or(initializing), false, false, String::new()),
+                    _ if c.image.blocked.is_some() => (
+                        self.blocked_state(&c.image).unwrap_or(initializing),
+                        false,
+                        false,
+                        String::new(),
+                    ),
                     _ if init_blocked => (initializing, false, false, String::new()),
-                    (Stage::Running, Some(at)) => {
-                        (json!({"running": {"startedAt": time(at)}}), self.container_ready(c, now), true, Self::image_id(&c.image))
-                    }
-                    (Stage::Finished(code), Some(at)) => (self.terminated(&c.name, code, at, now), false, false, Self::image_id(&c.image)),
-                    (Stage::Terminating, Some(at)) => (self.terminated(&c.name, 0, at, now), false, false, Self::image_id(&c.image)),
-                    _ => (json!({"waiting": {"reason": waiting}}), false, false, String::new()),
+                    (Stage::Running, Some(at)) => (
+                        json!({"running": {"startedAt": time(at)}}),
+                        self.container_ready(c, now),
+                        true,
+                        Self::image_id(&c.image),
+                    ),
+                    (Stage::Finished(code), Some(at)) => (
+                        self.terminated(&c.name, code, at, now),
+                        false,
+                        false,
+                        Self::image_id(&c.image),
+                    ),
+                    (Stage::Terminating, Some(at)) => (
+                        self.terminated(&c.name, 0, at, now),
+                        false,
+                        false,
+                        Self::image_id(&c.image),
+                    ),
+                    _ => (
+                        json!({"waiting": {"reason": waiting}}),
+                        false,
+                        false,
+                        String::new(),
+                    ),
                 };
                 let last = match self.last_termination {
-                    Some(t) if self.stage == Stage::Running => self.terminated(&c.name, t.exit_code, t.started, t.finished),
+                    Some(t) if self.stage == Stage::Running => {
+                        self.terminated(&c.name, t.exit_code, t.started, t.finished)
+                    }
                     _ => json!({}),
                 };
                 let has_container = state.get("waiting").is_none();
@@ -500,8 +684,13 @@ impl SimPod {
     /// The pod status for the current stage, as a strategic merge patch body.
     pub fn status(&self, now: Timestamp) -> Value {
         let containers = self.container_statuses(now);
-        let unready: Vec<&str> =
-            self.containers.iter().zip(&containers).filter(|(_, s)| s["ready"] != json!(true)).map(|(c, _)| c.name.as_str()).collect();
+        let unready: Vec<&str> = self
+            .containers
+            .iter()
+            .zip(&containers)
+            .filter(|(_, s)| s["ready"] != json!(true))
+            .map(|(c, _)| c.name.as_str())
+            .collect();
         let all_ready = unready.is_empty();
         // A container still waiting for its image keeps the pod Pending, as kubelet's phase
         // counts waiting containers before running ones.
@@ -517,28 +706,70 @@ impl SimPod {
         let not_ready = if terminal {
             ("PodCompleted", String::new())
         } else {
-            ("ContainersNotReady", format!("containers with unready status: [{}]", unready.join(" ")))
+            (
+                "ContainersNotReady",
+                format!("containers with unready status: [{}]", unready.join(" ")),
+            )
         };
         let ready = all_ready && !terminal;
         let ready_since = if all_ready {
-            let delay = self.containers.iter().filter_map(|c| c.readiness_delay).max().unwrap_or_default();
-            running_since.checked_add(jiff::SignedDuration::try_from(delay).unwrap_or_default()).unwrap_or(running_since)
+            let delay = self
+                .containers
+                .iter()
+                .filter_map(|c| c.readiness_delay)
+                .max()
+                .unwrap_or_default();
+            running_since
+                .checked_add(jiff::SignedDuration::try_from(delay).unwrap_or_default())
+                .unwrap_or(running_since)
         } else {
             running_since
         };
-        let first_blocked = self.init_containers.iter().position(|c| c.image.blocked.is_some());
-        let initialized = (self.stage != Stage::Creating || self.init_containers.is_empty()) && first_blocked.is_none();
-        let pending_init: Vec<&str> = self.init_containers.iter().skip(first_blocked.unwrap_or(0)).map(|c| c.name.as_str()).collect();
+        let first_blocked = self
+            .init_containers
+            .iter()
+            .position(|c| c.image.blocked.is_some());
+        let initialized = (self.stage != Stage::Creating || self.init_containers.is_empty())
+            && first_blocked.is_none();
+        let pending_init: Vec<&str> = self
+            .init_containers
+            .iter()
+            .skip(first_blocked.unwrap_or(0))
+            .map(|c| c.name.as_str())
+            .collect();
         let conditions = vec![
-            condition("PodReadyToStartContainers", self.stage != Stage::Creating && !terminal, running_since, None),
+            condition(
+                "PodReadyToStartContainers",
+                self.stage != Stage::Creating && !terminal,
+                running_since,
+                None,
+            ),
             condition(
                 "Initialized",
                 initialized,
                 self.created,
-                (!initialized).then(|| ("ContainersNotInitialized", format!("containers with incomplete status: [{}]", pending_init.join(" ")))),
+                (!initialized).then(|| {
+                    (
+                        "ContainersNotInitialized",
+                        format!(
+                            "containers with incomplete status: [{}]",
+                            pending_init.join(" ")
+                        ),
+                    )
+                }),
             ),
-            condition("Ready", ready, ready_since, (!ready).then(|| not_ready.clone())),
-            condition("ContainersReady", ready, ready_since, (!ready).then_some(not_ready)),
+            condition(
+                "Ready",
+                ready,
+                ready_since,
+                (!ready).then(|| not_ready.clone()),
+            ),
+            condition(
+                "ContainersReady",
+                ready,
+                ready_since,
+                (!ready).then_some(not_ready),
+            ),
             condition("PodScheduled", true, self.created, None),
         ];
         let mut status = json!({
@@ -568,13 +799,21 @@ mod tests {
 
     fn pod(restart_policy: &str, readiness_delay: Option<i32>) -> SimPod {
         let pod = Pod {
-            metadata: ObjectMeta { name: Some("p".into()), namespace: Some("ns".into()), uid: Some("u".into()), ..Default::default() },
+            metadata: ObjectMeta {
+                name: Some("p".into()),
+                namespace: Some("ns".into()),
+                uid: Some("u".into()),
+                ..Default::default()
+            },
             spec: Some(PodSpec {
                 restart_policy: Some(restart_policy.into()),
                 containers: vec![ApiContainer {
                     name: "app".into(),
                     image: Some("nginx:1.27".into()),
-                    readiness_probe: readiness_delay.map(|d| Probe { initial_delay_seconds: Some(d), ..Default::default() }),
+                    readiness_probe: readiness_delay.map(|d| Probe {
+                        initial_delay_seconds: Some(d),
+                        ..Default::default()
+                    }),
                     ..Default::default()
                 }],
                 ..Default::default()
@@ -600,8 +839,16 @@ mod tests {
             })
             .collect();
         let pod = Pod {
-            metadata: ObjectMeta { name: Some("p".into()), namespace: Some("ns".into()), uid: Some("u".into()), ..Default::default() },
-            spec: Some(PodSpec { containers, ..Default::default() }),
+            metadata: ObjectMeta {
+                name: Some("p".into()),
+                namespace: Some("ns".into()),
+                uid: Some("u".into()),
+                ..Default::default()
+            },
+            spec: Some(PodSpec {
+                containers,
+                ..Default::default()
+            }),
             ..Default::default()
         };
         SimPod::new(&pod, "node-0", "172.16.0.1".parse().unwrap(), &registry())
@@ -610,7 +857,9 @@ mod tests {
     /// Walks a pod through kubelet's pulls on a node holding `present`, as the simulator does.
     fn start(p: &mut SimPod, present: &mut HashSet<String>, now: Timestamp) -> (Vec<Note>, bool) {
         let mut notes = p.begin_pulls(present, now);
-        let later = now.checked_add(jiff::SignedDuration::from_millis(1200)).unwrap();
+        let later = now
+            .checked_add(jiff::SignedDuration::from_millis(1200))
+            .unwrap();
         let (finished, failed) = p.finish_pulls(present, later);
         notes.extend(finished);
         p.stage = Stage::Running;
@@ -620,12 +869,18 @@ mod tests {
     }
 
     fn messages(notes: &[Note]) -> Vec<String> {
-        notes.iter().map(|n| format!("{} {}", n.reason, n.message)).collect()
+        notes
+            .iter()
+            .map(|n| format!("{} {}", n.reason, n.message))
+            .collect()
     }
 
     fn condition_status(status: &Value, type_: &str) -> String {
         let conditions = status["status"]["conditions"].as_array().unwrap();
-        conditions.iter().find(|c| c["type"] == type_).unwrap()["status"].as_str().unwrap().to_string()
+        conditions.iter().find(|c| c["type"] == type_).unwrap()["status"]
+            .as_str()
+            .unwrap()
+            .to_string()
     }
 
     #[test]
@@ -634,7 +889,10 @@ mod tests {
         let now = Timestamp::now();
         let creating = p.status(now);
         assert_eq!(creating["status"]["phase"], "Pending");
-        assert_eq!(creating["status"]["containerStatuses"][0]["state"]["waiting"]["reason"], "ContainerCreating");
+        assert_eq!(
+            creating["status"]["containerStatuses"][0]["state"]["waiting"]["reason"],
+            "ContainerCreating"
+        );
         assert_eq!(condition_status(&creating, "PodScheduled"), "True");
         assert_eq!(condition_status(&creating, "Ready"), "False");
         p.stage = Stage::Running;
@@ -671,11 +929,20 @@ mod tests {
         };
         assert_eq!(run("Never", 0).status(now)["status"]["phase"], "Succeeded");
         assert_eq!(run("Never", 1).status(now)["status"]["phase"], "Failed");
-        assert_eq!(run("OnFailure", 0).status(now)["status"]["phase"], "Succeeded");
+        assert_eq!(
+            run("OnFailure", 0).status(now)["status"]["phase"],
+            "Succeeded"
+        );
         let restarted = run("OnFailure", 2).status(now);
         assert_eq!(restarted["status"]["phase"], "Running");
-        assert_eq!(restarted["status"]["containerStatuses"][0]["restartCount"], 1);
-        assert_eq!(restarted["status"]["containerStatuses"][0]["lastState"]["terminated"]["exitCode"], 2);
+        assert_eq!(
+            restarted["status"]["containerStatuses"][0]["restartCount"],
+            1
+        );
+        assert_eq!(
+            restarted["status"]["containerStatuses"][0]["lastState"]["terminated"]["exitCode"],
+            2
+        );
     }
 
     #[test]
@@ -697,7 +964,10 @@ mod tests {
         let mut second = pod_with_images(&[("nginx:1.27", None), ("nginx", None)]);
         let (notes, _) = start(&mut second, &mut present, now);
         assert_eq!(messages(&notes)[0], "Pulling Pulling image \"nginx\"");
-        assert_eq!(messages(&notes)[1], "Pulled Container image \"nginx:1.27\" already present on machine");
+        assert_eq!(
+            messages(&notes)[1],
+            "Pulled Container image \"nginx:1.27\" already present on machine"
+        );
         assert_eq!(second.status(now)["status"]["phase"], "Running");
     }
 
@@ -710,10 +980,17 @@ mod tests {
         assert!(failed);
         let now = p.started.unwrap();
         let error = "rpc error: code = NotFound desc = failed to pull and unpack image \"docker.io/library/nginx:doesnotexist\": failed to resolve reference \"docker.io/library/nginx:doesnotexist\": docker.io/library/nginx:doesnotexist: not found";
-        let failures: Vec<Note> = notes.iter().filter(|n| n.reason == "Failed").cloned().collect();
+        let failures: Vec<Note> = notes
+            .iter()
+            .filter(|n| n.reason == "Failed")
+            .cloned()
+            .collect();
         assert_eq!(
             messages(&failures),
-            [format!("Failed Failed to pull image \"nginx:doesnotexist\": {error}"), "Failed Error: ErrImagePull".to_string()]
+            [
+                format!("Failed Failed to pull image \"nginx:doesnotexist\": {error}"),
+                "Failed Error: ErrImagePull".to_string()
+            ]
         );
         assert!(failures.iter().all(|n| n.warning && n.repeats));
         let status = p.status(now);
@@ -722,23 +999,41 @@ mod tests {
         assert_eq!(waiting["message"], error);
         assert_eq!(status["status"]["containerStatuses"][1]["ready"], true);
         assert_eq!(status["status"]["phase"], "Pending");
-        let ready = status["status"]["conditions"].as_array().unwrap().iter().find(|c| c["type"] == "Ready").unwrap().clone();
+        let ready = status["status"]["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["type"] == "Ready")
+            .unwrap()
+            .clone();
         assert_eq!(ready["status"], "False");
         assert_eq!(ready["reason"], "ContainersNotReady");
         assert_eq!(ready["message"], "containers with unready status: [c0]");
 
         let notes = p.back_off();
-        assert_eq!(messages(&notes), ["BackOff Back-off pulling image \"nginx:doesnotexist\"", "Failed Error: ImagePullBackOff"]);
+        assert_eq!(
+            messages(&notes),
+            [
+                "BackOff Back-off pulling image \"nginx:doesnotexist\"",
+                "Failed Error: ImagePullBackOff"
+            ]
+        );
         assert!(!notes[0].warning && notes[1].warning);
         assert!(p.back_off().is_empty(), "one back-off per failed pull");
         let waiting = p.status(now)["status"]["containerStatuses"][0]["state"]["waiting"].clone();
         assert_eq!(waiting["reason"], "ImagePullBackOff");
-        assert_eq!(waiting["message"], format!("Back-off pulling image \"nginx:doesnotexist\": ErrImagePull: {error}"));
+        assert_eq!(
+            waiting["message"],
+            format!("Back-off pulling image \"nginx:doesnotexist\": ErrImagePull: {error}")
+        );
 
         let (notes, backoff) = p.retry_pulls();
         assert_eq!(backoff, Duration::from_secs(20));
         assert_eq!(notes[0].reason, "Pulling");
-        assert_eq!(p.status(now)["status"]["containerStatuses"][0]["state"]["waiting"]["reason"], "ErrImagePull");
+        assert_eq!(
+            p.status(now)["status"]["containerStatuses"][0]["state"]["waiting"]["reason"],
+            "ErrImagePull"
+        );
         assert!(!present.contains("nginx:doesnotexist"));
     }
 
@@ -751,6 +1046,9 @@ mod tests {
         assert_eq!(notes[0].reason, "ErrImageNeverPull");
         let waiting = p.status(now)["status"]["containerStatuses"][0]["state"]["waiting"].clone();
         assert_eq!(waiting["reason"], "ErrImageNeverPull");
-        assert_eq!(waiting["message"], "Container image \"nginx:1.27\" is not present with pull policy of Never");
+        assert_eq!(
+            waiting["message"],
+            "Container image \"nginx:1.27\" is not present with pull policy of Never"
+        );
     }
 }

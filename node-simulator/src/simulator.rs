@@ -91,13 +91,34 @@ fn is_status(error: &kube::Error, code: u16) -> bool {
 
 impl Simulator {
     /// Registers `nodes` and simulates them until the process ends.
-    pub async fn run(client: kube::Client, settings: Settings, nodes: Vec<SimNode>) -> Result<(), kube::Error> {
+    pub async fn run(
+        client: kube::Client,
+        settings: Settings,
+        nodes: Vec<SimNode>,
+    ) -> Result<(), kube::Error> {
         let (work, work_queue) = mpsc::unbounded_channel();
         let (timers, timer_queue) = mpsc::unbounded_channel();
-        let state = State { nodes: nodes.into_iter().map(|n| (n.name.clone(), n)).collect(), pods: HashMap::new() };
+        let state = State {
+            nodes: nodes.into_iter().map(|n| (n.name.clone(), n)).collect(),
+            pods: HashMap::new(),
+        };
         let pending = Arc::new(AtomicUsize::new(0));
-        let recorder = Recorder::start(client.clone(), Backlog { pending: pending.clone(), concurrency: settings.concurrency });
-        let simulator = Arc::new(Simulator { client, settings, state: Mutex::new(state), work, timers, pending, recorder });
+        let recorder = Recorder::start(
+            client.clone(),
+            Backlog {
+                pending: pending.clone(),
+                concurrency: settings.concurrency,
+            },
+        );
+        let simulator = Arc::new(Simulator {
+            client,
+            settings,
+            state: Mutex::new(state),
+            work,
+            timers,
+            pending,
+            recorder,
+        });
         simulator.register().await?;
         tokio::spawn(simulator.clone().run_timers(timer_queue));
         tokio::spawn(simulator.clone().run_workers(work_queue));
@@ -135,8 +156,16 @@ impl Simulator {
         let renew_every = self.renew_interval();
         let mut rng = rand::rng();
         for name in names {
-            self.after(renew_every.mul_f64(rng.random_range(0.0..0.1)), Work::RenewLease(name.clone()));
-            self.after(self.settings.status_report_frequency.mul_f64(rng.random_range(0.0..1.0)), Work::ReportNode(name));
+            self.after(
+                renew_every.mul_f64(rng.random_range(0.0..0.1)),
+                Work::RenewLease(name.clone()),
+            );
+            self.after(
+                self.settings
+                    .status_report_frequency
+                    .mul_f64(rng.random_range(0.0..1.0)),
+                Work::ReportNode(name),
+            );
         }
         Ok(())
     }
@@ -148,14 +177,22 @@ impl Simulator {
             Ok(created) => created,
             Err(error) if is_status(&error, 409) => {
                 let patch = json!({ "status": object.status });
-                api.patch_status(name, &PatchParams::default(), &Patch::Strategic(patch)).await?
+                api.patch_status(name, &PatchParams::default(), &Patch::Strategic(patch))
+                    .await?
             }
             Err(error) => return Err(error),
         };
         let mut state = self.state();
-        let node = state.nodes.get_mut(name).expect("registered nodes are known");
+        let node = state
+            .nodes
+            .get_mut(name)
+            .expect("registered nodes are known");
         node.uid = registered.metadata.uid.clone();
-        let cidr = registered.spec.as_ref().and_then(|s| s.pod_cidr.as_deref()).and_then(|c| c.parse().ok());
+        let cidr = registered
+            .spec
+            .as_ref()
+            .and_then(|s| s.pod_cidr.as_deref())
+            .and_then(|c| c.parse().ok());
         if let Some(cidr) = cidr.filter(|c| *c != node.ipam.cidr()) {
             tracing::info!(node = name, %cidr, "keeping the pod CIDR the node already has");
             node.ipam = Ipam::new(cidr);
@@ -233,11 +270,20 @@ impl Simulator {
     async fn post_pod(&self, uid: &str) -> bool {
         let (namespace, name, status) = {
             let state = self.state();
-            let Some(pod) = state.pods.get(uid) else { return false };
-            (pod.namespace.clone(), pod.name.clone(), pod.status(jiff::Timestamp::now()))
+            let Some(pod) = state.pods.get(uid) else {
+                return false;
+            };
+            (
+                pod.namespace.clone(),
+                pod.name.clone(),
+                pod.status(jiff::Timestamp::now()),
+            )
         };
         let api: Api<Pod> = Api::namespaced(self.client.clone(), &namespace);
-        match api.patch_status(&name, &PatchParams::default(), &Patch::Strategic(status)).await {
+        match api
+            .patch_status(&name, &PatchParams::default(), &Patch::Strategic(status))
+            .await
+        {
             Ok(_) => true,
             Err(error) if is_status(&error, 404) => false,
             Err(error) => {
@@ -251,17 +297,40 @@ impl Simulator {
     /// Records kubelet's events about a pod's containers.
     fn record(&self, pod: &SimPod, notes: Vec<Note>) {
         for note in notes {
-            let pod = PodRef { namespace: pod.namespace.clone(), name: pod.name.clone(), uid: pod.uid.clone(), node: pod.node.clone() };
-            let Note { field_path, warning, reason, message, repeats } = note;
-            self.recorder.record(PodEvent { pod, field_path, warning, reason, message, repeats, at: jiff::Timestamp::now() });
+            let pod = PodRef {
+                namespace: pod.namespace.clone(),
+                name: pod.name.clone(),
+                uid: pod.uid.clone(),
+                node: pod.node.clone(),
+            };
+            let Note {
+                field_path,
+                warning,
+                reason,
+                message,
+                repeats,
+            } = note;
+            self.recorder.record(PodEvent {
+                pod,
+                field_path,
+                warning,
+                reason,
+                message,
+                repeats,
+                at: jiff::Timestamp::now(),
+            });
         }
     }
 
     fn begin_pulls(&self, uid: &str) {
         let mut state = self.state();
         let State { nodes, pods } = &mut *state;
-        let Some(pod) = pods.get_mut(uid).filter(|p| p.stage == Stage::Creating) else { return };
-        let Some(node) = nodes.get(&pod.node) else { return };
+        let Some(pod) = pods.get_mut(uid).filter(|p| p.stage == Stage::Creating) else {
+            return;
+        };
+        let Some(node) = nodes.get(&pod.node) else {
+            return;
+        };
         let notes = pod.begin_pulls(&node.images, jiff::Timestamp::now());
         self.record(pod, notes);
     }
@@ -276,7 +345,13 @@ impl Simulator {
     async fn back_off_pull(&self, uid: &str) {
         {
             let mut state = self.state();
-            let Some(pod) = state.pods.get_mut(uid).filter(|p| p.stage == Stage::Running) else { return };
+            let Some(pod) = state
+                .pods
+                .get_mut(uid)
+                .filter(|p| p.stage == Stage::Running)
+            else {
+                return;
+            };
             let notes = pod.back_off();
             if notes.is_empty() {
                 return;
@@ -289,7 +364,13 @@ impl Simulator {
     async fn retry_pull(&self, uid: &str) {
         let backoff = {
             let mut state = self.state();
-            let Some(pod) = state.pods.get_mut(uid).filter(|p| p.stage == Stage::Running && p.pull.is_some()) else { return };
+            let Some(pod) = state
+                .pods
+                .get_mut(uid)
+                .filter(|p| p.stage == Stage::Running && p.pull.is_some())
+            else {
+                return;
+            };
             let (notes, backoff) = pod.retry_pulls();
             self.record(pod, notes);
             backoff
@@ -308,8 +389,14 @@ impl Simulator {
                 return;
             }
             if pod.ip.is_none() {
-                let Some(node) = nodes.get_mut(&pod.node) else { return };
-                pod.ip = if pod.host_network { Some(node.internal_ip) } else { node.ipam.allocate() };
+                let Some(node) = nodes.get_mut(&pod.node) else {
+                    return;
+                };
+                pod.ip = if pod.host_network {
+                    Some(node.internal_ip)
+                } else {
+                    node.ipam.allocate()
+                };
                 if pod.ip.is_none() {
                     tracing::warn!(pod = %pod.name, node = %pod.node, "no pod IP left in the node's pod CIDR; retrying");
                     drop(state);
@@ -318,7 +405,9 @@ impl Simulator {
                 }
             }
             let now = jiff::Timestamp::now();
-            let Some(node) = nodes.get_mut(&pod.node) else { return };
+            let Some(node) = nodes.get_mut(&pod.node) else {
+                return;
+            };
             let (notes, pull_failed) = pod.finish_pulls(&mut node.images, now);
             self.record(pod, notes);
             pod.stage = Stage::Running;
@@ -336,12 +425,22 @@ impl Simulator {
     }
 
     async fn terminate_pod(&self, uid: &str) {
-        let Some((namespace, name)) = self.state().pods.get(uid).map(|p| (p.namespace.clone(), p.name.clone())) else { return };
+        let Some((namespace, name)) = self
+            .state()
+            .pods
+            .get(uid)
+            .map(|p| (p.namespace.clone(), p.name.clone()))
+        else {
+            return;
+        };
         self.post_pod(uid).await;
         let api: Api<Pod> = Api::namespaced(self.client.clone(), &namespace);
         let params = DeleteParams {
             grace_period_seconds: Some(0),
-            preconditions: Some(Preconditions { uid: Some(uid.to_string()), resource_version: None }),
+            preconditions: Some(Preconditions {
+                uid: Some(uid.to_string()),
+                resource_version: None,
+            }),
             ..Default::default()
         };
         match api.delete(&name, &params).await {
@@ -357,9 +456,18 @@ impl Simulator {
     async fn renew_lease(&self, name: &str) {
         let (silenced, owner, unhealthy) = {
             let state = self.state();
-            let Some(node) = state.nodes.get(name) else { return };
-            let ready = node.observed_conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True");
-            (node.silenced, node.uid.clone(), !ready && !node.observed_conditions.is_empty())
+            let Some(node) = state.nodes.get(name) else {
+                return;
+            };
+            let ready = node
+                .observed_conditions
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True");
+            (
+                node.silenced,
+                node.uid.clone(),
+                !ready && !node.observed_conditions.is_empty(),
+            )
         };
         self.after(self.renew_interval(), Work::RenewLease(name.to_string()));
         if silenced {
@@ -381,7 +489,13 @@ impl Simulator {
                         name: Some(name.to_string()),
                         namespace: Some("kube-node-lease".into()),
                         owner_references: owner.map(|uid| {
-                            vec![OwnerReference { api_version: "v1".into(), kind: "Node".into(), name: name.to_string(), uid, ..Default::default() }]
+                            vec![OwnerReference {
+                                api_version: "v1".into(),
+                                kind: "Node".into(),
+                                name: name.to_string(),
+                                uid,
+                                ..Default::default()
+                            }]
                         }),
                         ..Default::default()
                     },
@@ -405,17 +519,25 @@ impl Simulator {
             Some(node) => node.silenced,
             None => return,
         };
-        self.after(self.settings.status_report_frequency, Work::ReportNode(name.to_string()));
+        self.after(
+            self.settings.status_report_frequency,
+            Work::ReportNode(name.to_string()),
+        );
         if !silenced {
             self.post_node_status(name).await;
         }
     }
 
     async fn post_node_status(&self, name: &str) {
-        let Some(conditions) = self.state().nodes.get(name).map(SimNode::conditions) else { return };
+        let Some(conditions) = self.state().nodes.get(name).map(SimNode::conditions) else {
+            return;
+        };
         let api: Api<Node> = Api::all(self.client.clone());
         let patch = Patch::Strategic(json!({ "status": { "conditions": conditions } }));
-        match api.patch_status(name, &PatchParams::default(), &patch).await {
+        match api
+            .patch_status(name, &PatchParams::default(), &patch)
+            .await
+        {
             Ok(node) => self.observe_node(&node),
             Err(error) => tracing::warn!(node = name, %error, "could not update node status"),
         }
@@ -423,9 +545,15 @@ impl Simulator {
 
     fn observe_node(&self, node: &Node) {
         let mut state = self.state();
-        let Some(sim) = state.nodes.get_mut(&node.name_any()) else { return };
+        let Some(sim) = state.nodes.get_mut(&node.name_any()) else {
+            return;
+        };
         sim.uid = node.metadata.uid.clone();
-        sim.observed_conditions = node.status.as_ref().and_then(|s| s.conditions.clone()).unwrap_or_default();
+        sim.observed_conditions = node
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.clone())
+            .unwrap_or_default();
         let silenced = node.annotations().contains_key(STOP_HEARTBEATS);
         if silenced != sim.silenced {
             tracing::info!(node = %node.name_any(), silenced, "node heartbeats {}", if silenced { "stopped" } else { "resumed" });
@@ -435,7 +563,9 @@ impl Simulator {
 
     async fn watch_nodes(self: Arc<Self>) {
         let api: Api<Node> = Api::all(self.client.clone());
-        let mut stream = watcher::watcher(api, watcher::Config::default()).default_backoff().boxed();
+        let mut stream = watcher::watcher(api, watcher::Config::default())
+            .default_backoff()
+            .boxed();
         while let Some(event) = stream.next().await {
             match event {
                 Ok(Event::Apply(node) | Event::InitApply(node)) => self.observe_node(&node),
@@ -473,7 +603,13 @@ impl Simulator {
                 Ok(Event::Delete(pod)) => self.forget_pod(&pod.uid().unwrap_or_default()),
                 Ok(Event::InitDone) => {
                     let listed = listed.take().unwrap_or_default();
-                    let gone: Vec<String> = self.state().pods.keys().filter(|uid| !listed.contains(*uid)).cloned().collect();
+                    let gone: Vec<String> = self
+                        .state()
+                        .pods
+                        .keys()
+                        .filter(|uid| !listed.contains(*uid))
+                        .cloned()
+                        .collect();
                     for uid in gone {
                         self.forget_pod(&uid);
                     }
@@ -497,13 +633,19 @@ impl Simulator {
     }
 
     fn on_pod(&self, pod: &Pod) {
-        let Some(node_name) = pod.spec.as_ref().and_then(|s| s.node_name.clone()) else { return };
+        let Some(node_name) = pod.spec.as_ref().and_then(|s| s.node_name.clone()) else {
+            return;
+        };
         let uid = pod.uid().unwrap_or_default();
         let mut state = self.state();
         let State { nodes, pods } = &mut *state;
-        let Some(node) = nodes.get_mut(&node_name) else { return };
+        let Some(node) = nodes.get_mut(&node_name) else {
+            return;
+        };
         if pod.metadata.deletion_timestamp.is_some() {
-            let sim = pods.entry(uid.clone()).or_insert_with(|| adopt(pod, &node_name, node, &self.settings.registry));
+            let sim = pods
+                .entry(uid.clone())
+                .or_insert_with(|| adopt(pod, &node_name, node, &self.settings.registry));
             if sim.stage != Stage::Terminating {
                 sim.stage = Stage::Terminating;
                 self.push(Work::TerminatePod(uid));
@@ -515,9 +657,13 @@ impl Simulator {
             if exit.is_some() && exit != sim.handled_exit.as_ref() && sim.stage == Stage::Running {
                 sim.handled_exit = exit.cloned();
                 match exit.and_then(|code| code.parse::<i32>().ok()) {
-                    Some(code) if sim.exit(code, jiff::Timestamp::now()) => self.push(Work::PostPod(uid)),
+                    Some(code) if sim.exit(code, jiff::Timestamp::now()) => {
+                        self.push(Work::PostPod(uid))
+                    }
                     Some(_) => {}
-                    None => tracing::warn!(pod = %pod.name_any(), "ignoring non-numeric {EXIT_CODE} annotation"),
+                    None => {
+                        tracing::warn!(pod = %pod.name_any(), "ignoring non-numeric {EXIT_CODE} annotation")
+                    }
                 }
             }
             return;
@@ -536,7 +682,9 @@ impl Simulator {
 fn adopt(pod: &Pod, node_name: &str, node: &mut SimNode, registry: &Registry) -> SimPod {
     let mut sim = SimPod::new(pod, node_name, node.internal_ip, registry);
     let status = pod.status.as_ref();
-    let ip: Option<Ipv4Addr> = status.and_then(|s| s.pod_ip.as_deref()).and_then(|ip| ip.parse().ok());
+    let ip: Option<Ipv4Addr> = status
+        .and_then(|s| s.pod_ip.as_deref())
+        .and_then(|ip| ip.parse().ok());
     let phase = status.and_then(|s| s.phase.as_deref());
     let stage = match phase {
         Some("Running") => Some(Stage::Running),

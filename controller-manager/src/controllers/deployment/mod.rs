@@ -66,12 +66,17 @@ pub fn start(ctx: &ControllerContext) {
         queue: queue.clone(),
     });
     tokio::spawn(watch_deployments(context.clone(), deployments.subscribe()));
-    tokio::spawn(watch_replica_sets(context.clone(), replica_sets.subscribe()));
+    tokio::spawn(watch_replica_sets(
+        context.clone(),
+        replica_sets.subscribe(),
+    ));
     tokio::spawn(watch_pods(context.clone(), pods.subscribe()));
     let store = context.deployments.clone();
     let workers = ctx.options.concurrent_deployment_syncs;
     let caches = vec![deployments.synced(), replica_sets.synced(), pods.synced()];
-    tokio::spawn(runtime::run(queue, triggers, store, caches, workers, context, reconcile));
+    tokio::spawn(runtime::run(
+        queue, triggers, store, caches, workers, context, reconcile,
+    ));
 }
 
 async fn watch_deployments(ctx: Arc<Context>, mut changes: UnboundedReceiver<Change<Deployment>>) {
@@ -92,11 +97,15 @@ async fn watch_replica_sets(ctx: Arc<Context>, mut changes: UnboundedReceiver<Ch
                     ctx.enqueue_matching(&new);
                 }
             }
-            Change::Applied { old: Some(old), new } => {
+            Change::Applied {
+                old: Some(old),
+                new,
+            } => {
                 if old.resource_version() == new.resource_version() {
                     continue;
                 }
-                let (old_ref, new_ref) = (controller_of(&old.metadata), controller_of(&new.metadata));
+                let (old_ref, new_ref) =
+                    (controller_of(&old.metadata), controller_of(&new.metadata));
                 if old_ref != new_ref {
                     if let Some(reference) = old_ref {
                         ctx.enqueue_owner(&old, reference);
@@ -104,7 +113,9 @@ async fn watch_replica_sets(ctx: Arc<Context>, mut changes: UnboundedReceiver<Ch
                 }
                 match new_ref {
                     Some(reference) => ctx.enqueue_owner(&new, reference),
-                    None if old_ref != new_ref || old.metadata.labels != new.metadata.labels => ctx.enqueue_matching(&new),
+                    None if old_ref != new_ref || old.metadata.labels != new.metadata.labels => {
+                        ctx.enqueue_matching(&new)
+                    }
                     None => {}
                 }
             }
@@ -120,10 +131,19 @@ async fn watch_replica_sets(ctx: Arc<Context>, mut changes: UnboundedReceiver<Ch
 /// A Recreate rollout waits for the old pods to be gone; their deletion is its cue.
 async fn watch_pods(ctx: Arc<Context>, mut changes: UnboundedReceiver<Change<Pod>>) {
     while let Some(change) = changes.next().await {
-        let Change::Deleted(pod) = change else { continue };
+        let Change::Deleted(pod) = change else {
+            continue;
+        };
         let namespace = pod.namespace().unwrap_or_default();
-        let Some(rs_ref) = controller_of(&pod.metadata).filter(|r| r.kind == "ReplicaSet") else { continue };
-        let Some(rs) = ctx.replica_sets.get(&ObjectRef::new(&rs_ref.name).within(&namespace)) else { continue };
+        let Some(rs_ref) = controller_of(&pod.metadata).filter(|r| r.kind == "ReplicaSet") else {
+            continue;
+        };
+        let Some(rs) = ctx
+            .replica_sets
+            .get(&ObjectRef::new(&rs_ref.name).within(&namespace))
+        else {
+            continue;
+        };
         if let Some(d) = controller_of(&rs.metadata).and_then(|r| ctx.resolve(&namespace, r)) {
             if strategy_type(&d) == "Recreate" {
                 ctx.queue.add_object(&d);
@@ -138,7 +158,9 @@ impl Context {
             return None;
         }
         let key = ObjectRef::new(&reference.name).within(namespace);
-        self.deployments.get(&key).filter(|d| d.uid().as_deref() == Some(reference.uid.as_str()))
+        self.deployments
+            .get(&key)
+            .filter(|d| d.uid().as_deref() == Some(reference.uid.as_str()))
     }
 
     fn enqueue_owner(&self, rs: &ReplicaSet, reference: &OwnerReference) {
@@ -155,7 +177,9 @@ impl Context {
                 continue;
             }
             let Some(spec) = &d.spec else { continue };
-            if !selects_nothing_in_particular(&spec.selector) && selector(&spec.selector).is_ok_and(|s| matches(&s, &rs.metadata)) {
+            if !selects_nothing_in_particular(&spec.selector)
+                && selector(&spec.selector).is_ok_and(|s| matches(&s, &rs.metadata))
+            {
                 self.queue.add_object(&d);
             }
         }
@@ -180,8 +204,10 @@ async fn reconcile(d: Arc<Deployment>, ctx: Arc<Context>) -> Result<Action> {
     };
     let spec = d.spec.clone().unwrap_or_default();
     if selects_nothing_in_particular(&spec.selector) {
-        let message = "This deployment is selecting all pods. A non-empty selector is required.".to_string();
-        ctx.recorder.event(&*d, EventType::Warning, "SelectingAll", message);
+        let message =
+            "This deployment is selecting all pods. A non-empty selector is required.".to_string();
+        ctx.recorder
+            .event(&*d, EventType::Warning, "SelectingAll", message);
         let status = sync.d.status.get_or_insert_with(Default::default);
         if status.observed_generation < d.metadata.generation {
             status.observed_generation = d.metadata.generation;
@@ -192,7 +218,8 @@ async fn reconcile(d: Arc<Deployment>, ctx: Arc<Context>) -> Result<Action> {
     let rs_list = sync.claim_replica_sets().await?;
     if d.metadata.deletion_timestamp.is_some() {
         let (new_rs, old_rss) = sync.new_and_old(&rs_list, false).await?;
-        sync.sync_status(&all(&new_rs, &old_rss), new_rs.as_deref()).await?;
+        sync.sync_status(&all(&new_rs, &old_rss), new_rs.as_deref())
+            .await?;
         return Ok(Action::await_change());
     }
     sync.check_paused_conditions().await?;
@@ -217,7 +244,11 @@ impl Sync<'_> {
     }
 
     fn template(&self) -> PodTemplateSpec {
-        self.d.spec.as_ref().map(|s| s.template.clone()).unwrap_or_default()
+        self.d
+            .spec
+            .as_ref()
+            .map(|s| s.template.clone())
+            .unwrap_or_default()
     }
 
     fn status(&mut self) -> &mut DeploymentStatus {
@@ -229,14 +260,33 @@ impl Sync<'_> {
         let spec = self.d.spec.clone().unwrap_or_default();
         let selector = selector(&spec.selector)?;
         let namespace = self.d.namespace();
-        let candidates: Vec<Arc<ReplicaSet>> =
-            self.ctx.replica_sets.state().into_iter().filter(|rs| rs.namespace() == namespace).collect();
-        let (claimed, mut errors) = claim(&self.d, &self.deployments, &self.replica_sets, &selector, candidates).await;
-        if errors.is_empty() { Ok(claimed) } else { Err(errors.swap_remove(0)) }
+        let candidates: Vec<Arc<ReplicaSet>> = self
+            .ctx
+            .replica_sets
+            .state()
+            .into_iter()
+            .filter(|rs| rs.namespace() == namespace)
+            .collect();
+        let (claimed, mut errors) = claim(
+            &self.d,
+            &self.deployments,
+            &self.replica_sets,
+            &selector,
+            candidates,
+        )
+        .await;
+        if errors.is_empty() {
+            Ok(claimed)
+        } else {
+            Err(errors.swap_remove(0))
+        }
     }
 
     async fn write_status(&mut self) -> Result<()> {
-        self.d = self.deployments.replace_status(&self.d.name_any(), &PostParams::default(), &self.d).await?;
+        self.d = self
+            .deployments
+            .replace_status(&self.d.name_any(), &PostParams::default(), &self.d)
+            .await?;
         Ok(())
     }
 }

@@ -28,24 +28,43 @@ pub const RESUMED: &str = "DeploymentResumed";
 impl Sync<'_> {
     /// The status with the Progressing condition brought up to date; a rollout still within
     /// its deadline is looked at again when the deadline passes.
-    pub(super) async fn sync_rollout_status(&mut self, all_rss: &[Arc<ReplicaSet>], new_rs: Option<&ReplicaSet>) -> Result<Action> {
+    pub(super) async fn sync_rollout_status(
+        &mut self,
+        all_rss: &[Arc<ReplicaSet>],
+        new_rs: Option<&ReplicaSet>,
+    ) -> Result<Action> {
         let mut status = calculate_status(&self.d, all_rss, new_rs)?;
         let deadline = has_progress_deadline(&self.d);
         if !deadline {
             remove_condition(&mut status, "Progressing");
         }
         let current = condition(self.d.status.as_ref(), "Progressing").cloned();
-        let complete_before =
-            status.replicas == status.updated_replicas && current.as_ref().is_some_and(|c| c.reason.as_deref() == Some(NEW_RS_AVAILABLE));
+        let complete_before = status.replicas == status.updated_replicas
+            && current
+                .as_ref()
+                .is_some_and(|c| c.reason.as_deref() == Some(NEW_RS_AVAILABLE));
         let name = |what: &str| match new_rs {
             Some(rs) => format!("ReplicaSet {:?} {what}", rs.name_any()),
             None => format!("Deployment {:?} {what}", self.d.name_any()),
         };
         if deadline && !complete_before {
             if deployment_complete(&self.d, Some(&status)) {
-                set_condition(&mut status, new_condition("Progressing", "True", NEW_RS_AVAILABLE, name("has successfully progressed.")));
+                set_condition(
+                    &mut status,
+                    new_condition(
+                        "Progressing",
+                        "True",
+                        NEW_RS_AVAILABLE,
+                        name("has successfully progressed."),
+                    ),
+                );
             } else if deployment_progressing(&self.d, &status) {
-                let mut progressing = new_condition("Progressing", "True", REPLICA_SET_UPDATED, name("is progressing."));
+                let mut progressing = new_condition(
+                    "Progressing",
+                    "True",
+                    REPLICA_SET_UPDATED,
+                    name("is progressing."),
+                );
                 if let Some(current) = &current {
                     if current.status == "True" {
                         progressing.last_transition_time = current.last_transition_time.clone();
@@ -54,7 +73,15 @@ impl Sync<'_> {
                 }
                 set_condition(&mut status, progressing);
             } else if deployment_timed_out(&self.d, &status) {
-                set_condition(&mut status, new_condition("Progressing", "False", TIMED_OUT, name("has timed out progressing.")));
+                set_condition(
+                    &mut status,
+                    new_condition(
+                        "Progressing",
+                        "False",
+                        TIMED_OUT,
+                        name("has timed out progressing."),
+                    ),
+                );
             }
         }
         match all_rss.iter().find_map(|rs| replica_failure(rs)) {
@@ -71,13 +98,26 @@ impl Sync<'_> {
 
     /// A rollout that has not completed is checked again when its progress deadline passes.
     fn requeue_stuck(&self, status: &DeploymentStatus) -> Action {
-        let Some(current) = condition(Some(status), "Progressing") else { return Action::await_change() };
-        if !has_progress_deadline(&self.d) || deployment_complete(&self.d, Some(status)) || current.reason.as_deref() == Some(TIMED_OUT) {
+        let Some(current) = condition(Some(status), "Progressing") else {
+            return Action::await_change();
+        };
+        if !has_progress_deadline(&self.d)
+            || deployment_complete(&self.d, Some(status))
+            || current.reason.as_deref() == Some(TIMED_OUT)
+        {
             return Action::await_change();
         }
-        let seconds = self.d.spec.as_ref().and_then(|s| s.progress_deadline_seconds).unwrap_or(600);
-        let Some(updated) = &current.last_update_time else { return Action::await_change() };
-        let after = (updated.0 + SignedDuration::from_secs(i64::from(seconds))).duration_since(Timestamp::now());
+        let seconds = self
+            .d
+            .spec
+            .as_ref()
+            .and_then(|s| s.progress_deadline_seconds)
+            .unwrap_or(600);
+        let Some(updated) = &current.last_update_time else {
+            return Action::await_change();
+        };
+        let after = (updated.0 + SignedDuration::from_secs(i64::from(seconds)))
+            .duration_since(Timestamp::now());
         let after = Duration::try_from(after).unwrap_or(Duration::ZERO);
         Action::requeue(after.max(Duration::from_millis(500)) + Duration::from_secs(1))
     }
@@ -85,7 +125,13 @@ impl Sync<'_> {
 
 /// The ReplicaSet's `ReplicaFailure` condition as a Deployment condition.
 fn replica_failure(rs: &ReplicaSet) -> Option<DeploymentCondition> {
-    let failure = rs.status.as_ref()?.conditions.as_ref()?.iter().find(|c| c.type_ == "ReplicaFailure")?;
+    let failure = rs
+        .status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == "ReplicaFailure")?;
     Some(DeploymentCondition {
         type_: "ReplicaFailure".into(),
         status: failure.status.clone(),
@@ -96,7 +142,11 @@ fn replica_failure(rs: &ReplicaSet) -> Option<DeploymentCondition> {
     })
 }
 
-pub fn calculate_status(d: &Deployment, all_rss: &[Arc<ReplicaSet>], new_rs: Option<&ReplicaSet>) -> Result<DeploymentStatus> {
+pub fn calculate_status(
+    d: &Deployment,
+    all_rss: &[Arc<ReplicaSet>],
+    new_rs: Option<&ReplicaSet>,
+) -> Result<DeploymentStatus> {
     let current = d.status.clone().unwrap_or_default();
     let available: i32 = all_rss.iter().map(|rs| rs_available(rs)).sum();
     let total: i32 = all_rss.iter().map(|rs| rs_replicas(rs)).sum();
@@ -105,7 +155,17 @@ pub fn calculate_status(d: &Deployment, all_rss: &[Arc<ReplicaSet>], new_rs: Opt
         observed_generation: d.metadata.generation,
         replicas: nonzero(all_rss.iter().map(|rs| actual(rs)).sum()),
         updated_replicas: nonzero(new_rs.map_or(0, actual)),
-        ready_replicas: nonzero(all_rss.iter().map(|rs| rs.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0)).sum()),
+        ready_replicas: nonzero(
+            all_rss
+                .iter()
+                .map(|rs| {
+                    rs.status
+                        .as_ref()
+                        .and_then(|s| s.ready_replicas)
+                        .unwrap_or(0)
+                })
+                .sum(),
+        ),
         available_replicas: nonzero(available),
         unavailable_replicas: nonzero((total - available).max(0)),
         collision_count: current.collision_count,
@@ -113,11 +173,24 @@ pub fn calculate_status(d: &Deployment, all_rss: &[Arc<ReplicaSet>], new_rs: Opt
         terminating_replicas: current.terminating_replicas,
     };
     if available >= replicas(d) - max_unavailable(d)? {
-        set_condition(&mut status, new_condition("Available", "True", "MinimumReplicasAvailable", "Deployment has minimum availability.".into()));
+        set_condition(
+            &mut status,
+            new_condition(
+                "Available",
+                "True",
+                "MinimumReplicasAvailable",
+                "Deployment has minimum availability.".into(),
+            ),
+        );
     } else {
         set_condition(
             &mut status,
-            new_condition("Available", "False", "MinimumReplicasUnavailable", "Deployment does not have minimum availability.".into()),
+            new_condition(
+                "Available",
+                "False",
+                "MinimumReplicasUnavailable",
+                "Deployment does not have minimum availability.".into(),
+            ),
         );
     }
     Ok(status)
@@ -127,12 +200,24 @@ fn nonzero(count: i32) -> Option<i32> {
     (count != 0).then_some(count)
 }
 
-pub fn condition<'a>(status: Option<&'a DeploymentStatus>, type_: &str) -> Option<&'a DeploymentCondition> {
-    status?.conditions.as_ref()?.iter().find(|c| c.type_ == type_)
+pub fn condition<'a>(
+    status: Option<&'a DeploymentStatus>,
+    type_: &str,
+) -> Option<&'a DeploymentCondition> {
+    status?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == type_)
 }
 
 /// A condition stamped now (to the second, as the API stores it).
-pub fn new_condition(type_: &str, status: &str, reason: &str, message: String) -> DeploymentCondition {
+pub fn new_condition(
+    type_: &str,
+    status: &str,
+    reason: &str,
+    message: String,
+) -> DeploymentCondition {
     let now = Time(Timestamp::from_second(Timestamp::now().as_second()).expect("now"));
     DeploymentCondition {
         type_: type_.into(),
@@ -170,13 +255,18 @@ pub fn remove_condition(status: &mut DeploymentStatus, type_: &str) {
 }
 
 pub fn has_progress_deadline(d: &Deployment) -> bool {
-    d.spec.as_ref().and_then(|s| s.progress_deadline_seconds).is_some_and(|s| s != i32::MAX)
+    d.spec
+        .as_ref()
+        .and_then(|s| s.progress_deadline_seconds)
+        .is_some_and(|s| s != i32::MAX)
 }
 
 /// Every replica updated and available, and the latest generation observed.
 pub fn deployment_complete(d: &Deployment, status: Option<&DeploymentStatus>) -> bool {
     let replicas = replicas(d);
-    let Some(status) = status else { return replicas == 0 && d.metadata.generation.is_none() };
+    let Some(status) = status else {
+        return replicas == 0 && d.metadata.generation.is_none();
+    };
     status.updated_replicas.unwrap_or(0) == replicas
         && status.replicas.unwrap_or(0) == replicas
         && status.available_replicas.unwrap_or(0) == replicas
@@ -198,14 +288,23 @@ fn deployment_timed_out(d: &Deployment, status: &DeploymentStatus) -> bool {
     if !has_progress_deadline(d) {
         return false;
     }
-    let Some(current) = condition(Some(status), "Progressing") else { return false };
+    let Some(current) = condition(Some(status), "Progressing") else {
+        return false;
+    };
     match current.reason.as_deref() {
         Some(NEW_RS_AVAILABLE) => return false,
         Some(TIMED_OUT) => return true,
         _ => {}
     }
-    let seconds = d.spec.as_ref().and_then(|s| s.progress_deadline_seconds).unwrap_or(600);
-    current.last_update_time.as_ref().is_some_and(|t| t.0 + SignedDuration::from_secs(i64::from(seconds)) < Timestamp::now())
+    let seconds = d
+        .spec
+        .as_ref()
+        .and_then(|s| s.progress_deadline_seconds)
+        .unwrap_or(600);
+    current
+        .last_update_time
+        .as_ref()
+        .is_some_and(|t| t.0 + SignedDuration::from_secs(i64::from(seconds)) < Timestamp::now())
 }
 
 #[cfg(test)]
@@ -218,10 +317,16 @@ mod tests {
         let mut first = new_condition("Progressing", "True", NEW_REPLICA_SET, "a".into());
         first.last_transition_time = Some(Time(Timestamp::UNIX_EPOCH));
         set_condition(&mut status, first);
-        set_condition(&mut status, new_condition("Progressing", "True", REPLICA_SET_UPDATED, "b".into()));
+        set_condition(
+            &mut status,
+            new_condition("Progressing", "True", REPLICA_SET_UPDATED, "b".into()),
+        );
         let current = condition(Some(&status), "Progressing").unwrap();
         assert_eq!(current.reason.as_deref(), Some(REPLICA_SET_UPDATED));
-        assert_eq!(current.last_transition_time, Some(Time(Timestamp::UNIX_EPOCH)));
+        assert_eq!(
+            current.last_transition_time,
+            Some(Time(Timestamp::UNIX_EPOCH))
+        );
         assert_eq!(status.conditions.as_ref().unwrap().len(), 1);
     }
 }

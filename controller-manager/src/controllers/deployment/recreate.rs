@@ -26,7 +26,9 @@ impl Sync<'_> {
             scaled_down |= scaled;
         }
         if scaled_down || self.old_pods_running(new_rs.as_deref(), &old_rss, rs_list) {
-            return self.sync_rollout_status(&all(&new_rs, &old_rss), new_rs.as_deref()).await;
+            return self
+                .sync_rollout_status(&all(&new_rs, &old_rss), new_rs.as_deref())
+                .await;
         }
         if new_rs.is_none() {
             (new_rs, old_rss) = self.new_and_old(rs_list, true).await?;
@@ -37,22 +39,37 @@ impl Sync<'_> {
         if deployment_complete(&self.d, self.d.status.as_ref()) {
             self.cleanup(&old_rss).await?;
         }
-        self.sync_rollout_status(&all(&new_rs, &old_rss), new_rs.as_deref()).await
+        self.sync_rollout_status(&all(&new_rs, &old_rss), new_rs.as_deref())
+            .await
     }
 
     /// Whether pods of the old ReplicaSets may still run (Recreate must wait for them).
-    fn old_pods_running(&self, new_rs: Option<&ReplicaSet>, old_rss: &[Arc<ReplicaSet>], rs_list: &[Arc<ReplicaSet>]) -> bool {
-        if old_rss.iter().map(|rs| rs.status.as_ref().map_or(0, |s| s.replicas)).sum::<i32>() > 0 {
+    fn old_pods_running(
+        &self,
+        new_rs: Option<&ReplicaSet>,
+        old_rss: &[Arc<ReplicaSet>],
+        rs_list: &[Arc<ReplicaSet>],
+    ) -> bool {
+        if old_rss
+            .iter()
+            .map(|rs| rs.status.as_ref().map_or(0, |s| s.replicas))
+            .sum::<i32>()
+            > 0
+        {
             return true;
         }
-        let Ok(selector) = selector(&self.d.spec.clone().unwrap_or_default().selector) else { return false };
+        let Ok(selector) = selector(&self.d.spec.clone().unwrap_or_default().selector) else {
+            return false;
+        };
         let namespace = self.d.namespace();
         let new_uid = new_rs.and_then(|rs| rs.uid());
         self.ctx.pods.state().iter().any(|pod| {
             pod.namespace() == namespace
                 && matches(&selector, &pod.metadata)
-                && controller_of(&pod.metadata)
-                    .is_some_and(|r| Some(&r.uid) != new_uid.as_ref() && rs_list.iter().any(|rs| rs.uid().as_ref() == Some(&r.uid)))
+                && controller_of(&pod.metadata).is_some_and(|r| {
+                    Some(&r.uid) != new_uid.as_ref()
+                        && rs_list.iter().any(|rs| rs.uid().as_ref() == Some(&r.uid))
+                })
                 && !matches!(phase(pod), "Failed" | "Succeeded")
         })
     }

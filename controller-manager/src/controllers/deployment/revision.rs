@@ -12,7 +12,10 @@ use k8s_openapi::api::core::v1::PodTemplateSpec;
 use kube::ResourceExt;
 use serde_json::Value;
 
-use super::util::{by_creation, max_surge, replicas, set_replicas_annotations, POD_TEMPLATE_HASH, REVISION, REVISION_HISTORY};
+use super::util::{
+    by_creation, max_surge, replicas, set_replicas_annotations, POD_TEMPLATE_HASH, REVISION,
+    REVISION_HISTORY,
+};
 
 /// Deployment annotations never copied to its ReplicaSets.
 const NOT_COPIED: &[&str] = &[
@@ -27,10 +30,21 @@ const NOT_COPIED: &[&str] = &[
 const MAX_REVISION_HISTORY_CHARS: usize = 2000;
 
 /// The oldest ReplicaSet whose template is the Deployment's.
-pub fn find_new_replica_set(template: &PodTemplateSpec, rs_list: &[Arc<ReplicaSet>]) -> Option<Arc<ReplicaSet>> {
+pub fn find_new_replica_set(
+    template: &PodTemplateSpec,
+    rs_list: &[Arc<ReplicaSet>],
+) -> Option<Arc<ReplicaSet>> {
     let mut sorted: Vec<&Arc<ReplicaSet>> = rs_list.iter().collect();
     sorted.sort_by(|a, b| by_creation(a, b));
-    sorted.into_iter().find(|rs| rs.spec.as_ref().and_then(|s| s.template.as_ref()).is_some_and(|t| equal_ignore_hash(t, template))).cloned()
+    sorted
+        .into_iter()
+        .find(|rs| {
+            rs.spec
+                .as_ref()
+                .and_then(|s| s.template.as_ref())
+                .is_some_and(|t| equal_ignore_hash(t, template))
+        })
+        .cloned()
 }
 
 /// Templates equal but for the `pod-template-hash` label.
@@ -43,7 +57,9 @@ pub fn equal_ignore_hash(a: &PodTemplateSpec, b: &PodTemplateSpec) -> bool {
 fn zero_means_absent(key: &str, value: &Value) -> bool {
     match key {
         "generation" | "hostPort" => value.as_i64() == Some(0),
-        "stdin" | "stdinOnce" | "tty" | "hostNetwork" | "hostPID" | "hostIPC" | "readOnly" => *value == Value::Bool(false),
+        "stdin" | "stdinOnce" | "tty" | "hostNetwork" | "hostPID" | "hostIPC" | "readOnly" => {
+            *value == Value::Bool(false)
+        }
         _ => false,
     }
 }
@@ -98,13 +114,20 @@ pub fn compute_hash(template: &PodTemplateSpec, collision_count: Option<i32>) ->
 
 fn safe_encode(text: &str) -> String {
     const ALPHANUMS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-    text.bytes().map(|b| ALPHANUMS[b as usize % ALPHANUMS.len()] as char).collect()
+    text.bytes()
+        .map(|b| ALPHANUMS[b as usize % ALPHANUMS.len()] as char)
+        .collect()
 }
 
 /// Copies the Deployment's annotations, sets the revision (keeping the ones it replaces in
 /// `revision-history` when an old ReplicaSet is reused by a rollback) and, for a new
 /// ReplicaSet, the replica annotations. Returns whether anything changed.
-pub fn set_new_replica_set_annotations(d: &Deployment, rs: &mut ReplicaSet, new_revision: &str, exists: bool) -> bool {
+pub fn set_new_replica_set_annotations(
+    d: &Deployment,
+    rs: &mut ReplicaSet,
+    new_revision: &str,
+    exists: bool,
+) -> bool {
     let mut changed = false;
     let annotations = rs.metadata.annotations.get_or_insert_with(BTreeMap::new);
     for (key, value) in d.annotations() {
@@ -116,14 +139,25 @@ pub fn set_new_replica_set_annotations(d: &Deployment, rs: &mut ReplicaSet, new_
     }
     let old_revision = annotations.get(REVISION).cloned();
     // A revision that is not a number leaves the ReplicaSet to be written as it was.
-    let Ok(old) = old_revision.as_deref().map_or(Ok(0), str::parse::<i64>) else { return false };
-    let Ok(new) = new_revision.parse::<i64>() else { return false };
+    let Ok(old) = old_revision.as_deref().map_or(Ok(0), str::parse::<i64>) else {
+        return false;
+    };
+    let Ok(new) = new_revision.parse::<i64>() else {
+        return false;
+    };
     if old < new {
         annotations.insert(REVISION.into(), new_revision.into());
         changed = true;
         if let Some(old_revision) = old_revision {
-            let history = annotations.get(REVISION_HISTORY).cloned().unwrap_or_default();
-            let mut revisions: Vec<&str> = if history.is_empty() { Vec::new() } else { history.split(',').collect() };
+            let history = annotations
+                .get(REVISION_HISTORY)
+                .cloned()
+                .unwrap_or_default();
+            let mut revisions: Vec<&str> = if history.is_empty() {
+                Vec::new()
+            } else {
+                history.split(',').collect()
+            };
             let mut length = history.len() + old_revision.len() + 1;
             while length > MAX_REVISION_HISTORY_CHARS && !revisions.is_empty() {
                 length -= revisions.remove(0).len() + 1;
@@ -133,7 +167,8 @@ pub fn set_new_replica_set_annotations(d: &Deployment, rs: &mut ReplicaSet, new_
         }
     }
     if !exists {
-        changed |= set_replicas_annotations(rs, replicas(d), replicas(d) + max_surge(d).unwrap_or(0));
+        changed |=
+            set_replicas_annotations(rs, replicas(d), replicas(d) + max_surge(d).unwrap_or(0));
     }
     changed
 }
@@ -150,7 +185,9 @@ mod tests {
         let hash = compute_hash(&template, None);
         assert_eq!(hash, compute_hash(&template, None));
         assert_ne!(hash, compute_hash(&template, Some(1)));
-        assert!(hash.chars().all(|c| "bcdfghjklmnpqrstvwxz2456789".contains(c)));
+        assert!(hash
+            .chars()
+            .all(|c| "bcdfghjklmnpqrstvwxz2456789".contains(c)));
     }
 
     #[test]
@@ -184,8 +221,17 @@ mod tests {
 
     #[test]
     fn template_hash_label_is_ignored_when_comparing() {
-        let labels = Some(BTreeMap::from([(POD_TEMPLATE_HASH.to_string(), "abc".to_string())]));
-        let with_hash = PodTemplateSpec { metadata: Some(ObjectMeta { labels, ..ObjectMeta::default() }), ..PodTemplateSpec::default() };
+        let labels = Some(BTreeMap::from([(
+            POD_TEMPLATE_HASH.to_string(),
+            "abc".to_string(),
+        )]));
+        let with_hash = PodTemplateSpec {
+            metadata: Some(ObjectMeta {
+                labels,
+                ..ObjectMeta::default()
+            }),
+            ..PodTemplateSpec::default()
+        };
         assert!(equal_ignore_hash(&with_hash, &PodTemplateSpec::default()));
     }
 }

@@ -11,12 +11,19 @@ use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use kube::runtime::controller::Action;
 
 use super::progress::deployment_complete;
-use super::util::{all, by_creation, max_unavailable, new_rs_new_replicas, replicas, rs_available, rs_replicas, total_replicas};
+use super::util::{
+    all, by_creation, max_unavailable, new_rs_new_replicas, replicas, rs_available, rs_replicas,
+    total_replicas,
+};
 use super::Sync;
 use crate::runtime::Result;
 
 /// The size the new ReplicaSet should have now (upstream's `reconcileNewReplicaSet`).
-pub fn new_replica_set_size(d: &Deployment, old_rss: &[Arc<ReplicaSet>], new_rs: &Arc<ReplicaSet>) -> Result<i32> {
+pub fn new_replica_set_size(
+    d: &Deployment,
+    old_rss: &[Arc<ReplicaSet>],
+    new_rs: &Arc<ReplicaSet>,
+) -> Result<i32> {
     let current = rs_replicas(new_rs);
     if current >= replicas(d) {
         return Ok(replicas(d));
@@ -26,7 +33,11 @@ pub fn new_replica_set_size(d: &Deployment, old_rss: &[Arc<ReplicaSet>], new_rs:
 
 /// How many old replicas may go at most: all target sizes, less the minimum available,
 /// less the new ReplicaSet's replicas that are not available yet.
-pub fn max_scaled_down(d: &Deployment, old_rss: &[Arc<ReplicaSet>], new_rs: &ReplicaSet) -> Result<i32> {
+pub fn max_scaled_down(
+    d: &Deployment,
+    old_rss: &[Arc<ReplicaSet>],
+    new_rs: &ReplicaSet,
+) -> Result<i32> {
     let all_count = total_replicas(old_rss) + rs_replicas(new_rs);
     let min_available = replicas(d) - max_unavailable(d)?;
     let new_unavailable = rs_replicas(new_rs) - rs_available(new_rs);
@@ -54,9 +65,14 @@ pub fn without_unhealthy(old_rss: &[Arc<ReplicaSet>], budget: i32) -> Vec<i32> {
 /// New sizes for `old_rss` (oldest first, as just cleaned up) shrinking the oldest first by
 /// as many replicas as are available beyond the minimum (upstream's
 /// `scaleDownOldReplicaSetsForRollingUpdate`).
-pub fn scaled_down(d: &Deployment, old_rss: &[Arc<ReplicaSet>], new_rs: &ReplicaSet) -> Result<Vec<i32>> {
+pub fn scaled_down(
+    d: &Deployment,
+    old_rss: &[Arc<ReplicaSet>],
+    new_rs: &ReplicaSet,
+) -> Result<Vec<i32>> {
     let min_available = replicas(d) - max_unavailable(d)?;
-    let available: i32 = old_rss.iter().map(|rs| rs_available(rs)).sum::<i32>() + rs_available(new_rs);
+    let available: i32 =
+        old_rss.iter().map(|rs| rs_available(rs)).sum::<i32>() + rs_available(new_rs);
     let wanted = (available - min_available).max(0);
     let mut removed = 0;
     Ok(old_rss
@@ -77,13 +93,16 @@ impl Sync<'_> {
         let target = new_replica_set_size(&self.d, &old_rss, &new_rs)?;
         let (scaled_up, new_rs) = self.scale_replica_set(&new_rs, target).await?;
         if scaled_up {
-            return self.sync_rollout_status(&all(&Some(new_rs.clone()), &old_rss), Some(&new_rs)).await;
+            return self
+                .sync_rollout_status(&all(&Some(new_rs.clone()), &old_rss), Some(&new_rs))
+                .await;
         }
         let (scaled_down, old_rss) = self.reconcile_old_replica_sets(old_rss, &new_rs).await?;
         if !scaled_down && deployment_complete(&self.d, self.d.status.as_ref()) {
             self.cleanup(&old_rss).await?;
         }
-        self.sync_rollout_status(&all(&Some(new_rs.clone()), &old_rss), Some(&new_rs)).await
+        self.sync_rollout_status(&all(&Some(new_rs.clone()), &old_rss), Some(&new_rs))
+            .await
     }
 
     /// Shrinks the old ReplicaSets as far as availability allows, unhealthy replicas first;
@@ -167,7 +186,8 @@ mod tests {
         let d = deployment(10, IntOrString::Int(3), IntOrString::Int(2));
         let old = with(&rs("old", 10, 10, None), 10, 10, &d);
         // Created at 3: 10 old + 3 reach replicas + maxSurge.
-        let created = new_rs_new_replicas(&d, std::slice::from_ref(&old), &rs("new", 0, 0, None)).unwrap();
+        let created =
+            new_rs_new_replicas(&d, std::slice::from_ref(&old), &rs("new", 0, 0, None)).unwrap();
         assert_eq!(created, 3);
         let new = with(&rs("new", 0, 0, None), created, 0, &d);
         // Old shrinks by maxUnavailable to 8, which lets the new one grow to 5; then the 5
@@ -183,24 +203,48 @@ mod tests {
         assert_eq!(annotation_i32(&old, MAX_REPLICAS), Some(13));
         let resize = proportional_sizes(&d30, vec![old.clone(), new.clone()]).unwrap();
         assert_eq!(resize.operation, "up");
-        let split: Vec<(String, i32)> = resize.sizes.iter().map(|(rs, size)| (rs.metadata.name.clone().unwrap(), *size)).collect();
+        let split: Vec<(String, i32)> = resize
+            .sizes
+            .iter()
+            .map(|(rs, size)| (rs.metadata.name.clone().unwrap(), *size))
+            .collect();
         assert_eq!(split, [("old".to_string(), 20), ("new".to_string(), 13)]);
         // And the rollout stays stalled there: 33 replicas, 13 of them unavailable.
-        assert_eq!(settle(&d30, with(&old, 20, 20, &d30), with(&new, 13, 0, &d30)), (20, 13));
+        assert_eq!(
+            settle(&d30, with(&old, 20, 20, &d30), with(&new, 13, 0, &d30)),
+            (20, 13)
+        );
     }
 
     #[test]
     fn unhealthy_old_replicas_go_first_within_the_budget() {
-        let sizes = without_unhealthy(&[rs("a", 4, 1, None), rs("b", 5, 3, None), rs("c", 2, 2, None)], 4);
+        let sizes = without_unhealthy(
+            &[
+                rs("a", 4, 1, None),
+                rs("b", 5, 3, None),
+                rs("c", 2, 2, None),
+            ],
+            4,
+        );
         assert_eq!(sizes, [1, 4, 2]);
     }
 
     #[test]
     fn oldest_shrinks_first_down_to_the_minimum_available() {
         let d = deployment(10, IntOrString::Int(3), IntOrString::Int(2));
-        let sizes = scaled_down(&d, &[rs("a", 3, 3, None), rs("b", 7, 7, None)], &rs("new", 3, 0, None)).unwrap();
+        let sizes = scaled_down(
+            &d,
+            &[rs("a", 3, 3, None), rs("b", 7, 7, None)],
+            &rs("new", 3, 0, None),
+        )
+        .unwrap();
         assert_eq!(sizes, [1, 7]);
-        let none = scaled_down(&d, &[rs("a", 3, 3, None), rs("b", 5, 5, None)], &rs("new", 3, 0, None)).unwrap();
+        let none = scaled_down(
+            &d,
+            &[rs("a", 3, 3, None), rs("b", 5, 5, None)],
+            &rs("new", 3, 0, None),
+        )
+        .unwrap();
         assert_eq!(none, [3, 5]);
     }
 }

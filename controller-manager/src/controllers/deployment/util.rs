@@ -26,11 +26,19 @@ pub const MAX_REPLICAS: &str = "deployment.kubernetes.io/max-replicas";
 pub const POD_TEMPLATE_HASH: &str = "pod-template-hash";
 
 pub fn selects_nothing_in_particular(selector: &LabelSelector) -> bool {
-    selector.match_labels.as_ref().is_none_or(|l| l.is_empty()) && selector.match_expressions.as_ref().is_none_or(|e| e.is_empty())
+    selector.match_labels.as_ref().is_none_or(|l| l.is_empty())
+        && selector
+            .match_expressions
+            .as_ref()
+            .is_none_or(|e| e.is_empty())
 }
 
 pub fn strategy_type(d: &Deployment) -> &str {
-    d.spec.as_ref().and_then(|s| s.strategy.as_ref()).and_then(|s| s.type_.as_deref()).unwrap_or("RollingUpdate")
+    d.spec
+        .as_ref()
+        .and_then(|s| s.strategy.as_ref())
+        .and_then(|s| s.type_.as_deref())
+        .unwrap_or("RollingUpdate")
 }
 
 fn is_rolling_update(d: &Deployment) -> bool {
@@ -53,7 +61,10 @@ pub fn rs_replicas(rs: &ReplicaSet) -> i32 {
 }
 
 pub fn rs_available(rs: &ReplicaSet) -> i32 {
-    rs.status.as_ref().and_then(|s| s.available_replicas).unwrap_or(0)
+    rs.status
+        .as_ref()
+        .and_then(|s| s.available_replicas)
+        .unwrap_or(0)
 }
 
 /// The sum of target sizes (upstream's `GetReplicaCountForReplicaSets`).
@@ -62,7 +73,10 @@ pub fn total_replicas(rss: &[Arc<ReplicaSet>]) -> i32 {
 }
 
 pub fn revision(rs: &ReplicaSet) -> i64 {
-    rs.annotations().get(REVISION).and_then(|r| r.parse().ok()).unwrap_or(0)
+    rs.annotations()
+        .get(REVISION)
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(0)
 }
 
 pub fn annotation_i32(rs: &ReplicaSet, key: &str) -> Option<i32> {
@@ -72,7 +86,9 @@ pub fn annotation_i32(rs: &ReplicaSet, key: &str) -> Option<i32> {
 /// Oldest first, then by name (upstream's `ReplicaSetsByCreationTimestamp`).
 pub fn by_creation(a: &ReplicaSet, b: &ReplicaSet) -> Ordering {
     let created = |rs: &ReplicaSet| rs.metadata.creation_timestamp.as_ref().map(|t| t.0);
-    created(a).cmp(&created(b)).then_with(|| a.name_any().cmp(&b.name_any()))
+    created(a)
+        .cmp(&created(b))
+        .then_with(|| a.name_any().cmp(&b.name_any()))
 }
 
 /// Records the Deployment size a ReplicaSet is scaled for; returns whether it changed.
@@ -96,9 +112,17 @@ fn scaled_value(value: &IntOrString, total: i32, round_up: bool) -> Result<i32> 
             let percent: i64 = text
                 .strip_suffix('%')
                 .and_then(|p| p.parse().ok())
-                .ok_or_else(|| Error::Other(format!("invalid value for IntOrString: invalid value {text:?}")))?;
+                .ok_or_else(|| {
+                    Error::Other(format!(
+                        "invalid value for IntOrString: invalid value {text:?}"
+                    ))
+                })?;
             let scaled = percent as f64 * f64::from(total) / 100.0;
-            Ok((if round_up { scaled.ceil() } else { scaled.floor() }) as i32)
+            Ok((if round_up {
+                scaled.ceil()
+            } else {
+                scaled.floor()
+            }) as i32)
         }
     }
 }
@@ -107,11 +131,29 @@ fn scaled_value(value: &IntOrString, total: i32, round_up: bool) -> Result<i32> 
 /// up and unavailability down, an absent value counting as 0; both zero would never make
 /// progress, so unavailability becomes 1.
 pub fn resolve_fenceposts(d: &Deployment) -> Result<(i32, i32)> {
-    let rolling = d.spec.as_ref().and_then(|s| s.strategy.as_ref()).and_then(|s| s.rolling_update.as_ref());
+    let rolling = d
+        .spec
+        .as_ref()
+        .and_then(|s| s.strategy.as_ref())
+        .and_then(|s| s.rolling_update.as_ref());
     let zero = IntOrString::Int(0);
-    let surge = scaled_value(rolling.and_then(|r| r.max_surge.as_ref()).unwrap_or(&zero), replicas(d), true)?;
-    let unavailable = scaled_value(rolling.and_then(|r| r.max_unavailable.as_ref()).unwrap_or(&zero), replicas(d), false)?;
-    Ok(if surge == 0 && unavailable == 0 { (0, 1) } else { (surge, unavailable) })
+    let surge = scaled_value(
+        rolling.and_then(|r| r.max_surge.as_ref()).unwrap_or(&zero),
+        replicas(d),
+        true,
+    )?;
+    let unavailable = scaled_value(
+        rolling
+            .and_then(|r| r.max_unavailable.as_ref())
+            .unwrap_or(&zero),
+        replicas(d),
+        false,
+    )?;
+    Ok(if surge == 0 && unavailable == 0 {
+        (0, 1)
+    } else {
+        (surge, unavailable)
+    })
 }
 
 pub fn max_surge(d: &Deployment) -> Result<i32> {
@@ -132,7 +174,11 @@ pub fn max_unavailable(d: &Deployment) -> Result<i32> {
 /// The size the new ReplicaSet may have now: up to `replicas + maxSurge` counted over the
 /// target sizes of `all_rss`, never more than `replicas`; Recreate goes straight to
 /// `replicas`.
-pub fn new_rs_new_replicas(d: &Deployment, all_rss: &[Arc<ReplicaSet>], new_rs: &ReplicaSet) -> Result<i32> {
+pub fn new_rs_new_replicas(
+    d: &Deployment,
+    all_rss: &[Arc<ReplicaSet>],
+    new_rs: &ReplicaSet,
+) -> Result<i32> {
     if !is_rolling_update(d) {
         return Ok(replicas(d));
     }
@@ -146,13 +192,19 @@ pub fn new_rs_new_replicas(d: &Deployment, all_rss: &[Arc<ReplicaSet>], new_rs: 
 }
 
 /// The only active ReplicaSet, or the newest when none is active; `None` with several.
-pub fn find_active_or_latest(new_rs: &Option<Arc<ReplicaSet>>, old_rss: &[Arc<ReplicaSet>]) -> Option<Arc<ReplicaSet>> {
+pub fn find_active_or_latest(
+    new_rs: &Option<Arc<ReplicaSet>>,
+    old_rss: &[Arc<ReplicaSet>],
+) -> Option<Arc<ReplicaSet>> {
     if new_rs.is_none() && old_rss.is_empty() {
         return None;
     }
     let mut old_sorted = old_rss.to_vec();
     old_sorted.sort_by(|a, b| by_creation(b, a));
-    let active: Vec<Arc<ReplicaSet>> = all(new_rs, &old_sorted).into_iter().filter(|rs| rs_replicas(rs) > 0).collect();
+    let active: Vec<Arc<ReplicaSet>> = all(new_rs, &old_sorted)
+        .into_iter()
+        .filter(|rs| rs_replicas(rs) > 0)
+        .collect();
     match active.len() {
         0 => new_rs.clone().or_else(|| old_sorted.first().cloned()),
         1 => active.into_iter().next(),
@@ -163,18 +215,29 @@ pub fn find_active_or_latest(new_rs: &Option<Arc<ReplicaSet>>, old_rss: &[Arc<Re
 /// The ReplicaSet runs the whole Deployment, scaled for its current size, all available.
 pub fn is_saturated(d: &Deployment, rs: &ReplicaSet) -> bool {
     let replicas = replicas(d);
-    rs_replicas(rs) == replicas && annotation_i32(rs, DESIRED_REPLICAS) == Some(replicas) && rs_available(rs) == replicas
+    rs_replicas(rs) == replicas
+        && annotation_i32(rs, DESIRED_REPLICAS) == Some(replicas)
+        && rs_available(rs) == replicas
 }
 
 /// The share of `to_add` (negative when shrinking) this ReplicaSet gets, `added` having
 /// gone to the ones before it: its fraction, capped by what is left.
-pub fn replica_set_proportion(rs: &ReplicaSet, d: &Deployment, to_add: i32, added: i32) -> Result<i32> {
+pub fn replica_set_proportion(
+    rs: &ReplicaSet,
+    d: &Deployment,
+    to_add: i32,
+    added: i32,
+) -> Result<i32> {
     if rs_replicas(rs) == 0 || to_add == 0 || to_add == added {
         return Ok(0);
     }
     let fraction = replica_set_fraction(rs, d)?;
     let allowed = to_add - added;
-    Ok(if to_add > 0 { fraction.min(allowed) } else { fraction.max(allowed) })
+    Ok(if to_add > 0 {
+        fraction.min(allowed)
+    } else {
+        fraction.max(allowed)
+    })
 }
 
 /// How many replicas the ReplicaSet gains keeping its share of the Deployment: its size
@@ -200,7 +263,10 @@ fn replica_set_fraction(rs: &ReplicaSet, d: &Deployment) -> Result<i32> {
 
 #[cfg(test)]
 pub mod tests {
-    use k8s_openapi::api::apps::v1::{DeploymentSpec, DeploymentStrategy, ReplicaSetSpec, ReplicaSetStatus, RollingUpdateDeployment};
+    use k8s_openapi::api::apps::v1::{
+        DeploymentSpec, DeploymentStrategy, ReplicaSetSpec, ReplicaSetStatus,
+        RollingUpdateDeployment,
+    };
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 
     use super::*;
@@ -211,7 +277,10 @@ pub mod tests {
                 replicas: Some(replicas),
                 strategy: Some(DeploymentStrategy {
                     type_: Some("RollingUpdate".into()),
-                    rolling_update: Some(RollingUpdateDeployment { max_surge: Some(surge), max_unavailable: Some(unavailable) }),
+                    rolling_update: Some(RollingUpdateDeployment {
+                        max_surge: Some(surge),
+                        max_unavailable: Some(unavailable),
+                    }),
                 }),
                 ..DeploymentSpec::default()
             }),
@@ -222,13 +291,36 @@ pub mod tests {
     /// A ReplicaSet of `replicas`, `available` of them available, scaled for a Deployment
     /// of `max_replicas` with surge; names sort by age (its creation second is the sum of
     /// the name's bytes).
-    pub fn rs(name: &str, replicas: i32, available: i32, max_replicas: Option<i32>) -> Arc<ReplicaSet> {
-        let annotations = max_replicas.map(|m| BTreeMap::from([(MAX_REPLICAS.to_string(), m.to_string())]));
-        let created = Time(k8s_openapi::jiff::Timestamp::from_second(i64::from(name.bytes().map(u32::from).sum::<u32>())).unwrap());
+    pub fn rs(
+        name: &str,
+        replicas: i32,
+        available: i32,
+        max_replicas: Option<i32>,
+    ) -> Arc<ReplicaSet> {
+        let annotations =
+            max_replicas.map(|m| BTreeMap::from([(MAX_REPLICAS.to_string(), m.to_string())]));
+        let created = Time(
+            k8s_openapi::jiff::Timestamp::from_second(i64::from(
+                name.bytes().map(u32::from).sum::<u32>(),
+            ))
+            .unwrap(),
+        );
         Arc::new(ReplicaSet {
-            metadata: ObjectMeta { name: Some(name.into()), annotations, creation_timestamp: Some(created), ..ObjectMeta::default() },
-            spec: Some(ReplicaSetSpec { replicas: Some(replicas), ..ReplicaSetSpec::default() }),
-            status: Some(ReplicaSetStatus { replicas, available_replicas: Some(available), ..ReplicaSetStatus::default() }),
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                annotations,
+                creation_timestamp: Some(created),
+                ..ObjectMeta::default()
+            },
+            spec: Some(ReplicaSetSpec {
+                replicas: Some(replicas),
+                ..ReplicaSetSpec::default()
+            }),
+            status: Some(ReplicaSetStatus {
+                replicas,
+                available_replicas: Some(available),
+                ..ReplicaSetStatus::default()
+            }),
         })
     }
 
@@ -238,20 +330,47 @@ pub mod tests {
 
     #[test]
     fn fenceposts_round_surge_up_and_unavailable_down() {
-        assert_eq!(resolve_fenceposts(&deployment(10, pct("25%"), pct("25%"))).unwrap(), (3, 2));
-        assert_eq!(resolve_fenceposts(&deployment(3, pct("25%"), pct("25%"))).unwrap(), (1, 0));
-        assert_eq!(resolve_fenceposts(&deployment(1, pct("1%"), pct("99%"))).unwrap(), (1, 0));
-        assert_eq!(resolve_fenceposts(&deployment(3, IntOrString::Int(0), IntOrString::Int(0))).unwrap(), (0, 1));
-        assert_eq!(resolve_fenceposts(&deployment(0, pct("25%"), pct("25%"))).unwrap(), (0, 1));
-        assert_eq!(max_unavailable(&deployment(2, IntOrString::Int(0), IntOrString::Int(5))).unwrap(), 2);
-        assert_eq!(max_unavailable(&deployment(0, IntOrString::Int(0), IntOrString::Int(5))).unwrap(), 0);
+        assert_eq!(
+            resolve_fenceposts(&deployment(10, pct("25%"), pct("25%"))).unwrap(),
+            (3, 2)
+        );
+        assert_eq!(
+            resolve_fenceposts(&deployment(3, pct("25%"), pct("25%"))).unwrap(),
+            (1, 0)
+        );
+        assert_eq!(
+            resolve_fenceposts(&deployment(1, pct("1%"), pct("99%"))).unwrap(),
+            (1, 0)
+        );
+        assert_eq!(
+            resolve_fenceposts(&deployment(3, IntOrString::Int(0), IntOrString::Int(0))).unwrap(),
+            (0, 1)
+        );
+        assert_eq!(
+            resolve_fenceposts(&deployment(0, pct("25%"), pct("25%"))).unwrap(),
+            (0, 1)
+        );
+        assert_eq!(
+            max_unavailable(&deployment(2, IntOrString::Int(0), IntOrString::Int(5))).unwrap(),
+            2
+        );
+        assert_eq!(
+            max_unavailable(&deployment(0, IntOrString::Int(0), IntOrString::Int(5))).unwrap(),
+            0
+        );
         assert!(resolve_fenceposts(&deployment(3, pct("x%"), pct("1%"))).is_err());
     }
 
     #[test]
     fn absent_surge_and_unavailable_count_as_zero() {
         let mut d = deployment(10, IntOrString::Int(0), IntOrString::Int(0));
-        d.spec.as_mut().unwrap().strategy.as_mut().unwrap().rolling_update = None;
+        d.spec
+            .as_mut()
+            .unwrap()
+            .strategy
+            .as_mut()
+            .unwrap()
+            .rolling_update = None;
         assert_eq!(resolve_fenceposts(&d).unwrap(), (0, 1));
     }
 
@@ -259,38 +378,77 @@ pub mod tests {
     fn new_replica_set_grows_by_target_sizes_within_surge() {
         let d = deployment(10, IntOrString::Int(3), IntOrString::Int(2));
         let new = rs("new", 0, 0, None);
-        assert_eq!(new_rs_new_replicas(&d, &[rs("old", 10, 10, None), new.clone()], &new).unwrap(), 3);
+        assert_eq!(
+            new_rs_new_replicas(&d, &[rs("old", 10, 10, None), new.clone()], &new).unwrap(),
+            3
+        );
         let grown = rs("new", 3, 0, None);
-        assert_eq!(new_rs_new_replicas(&d, &[rs("old", 10, 10, None), grown.clone()], &grown).unwrap(), 3);
+        assert_eq!(
+            new_rs_new_replicas(&d, &[rs("old", 10, 10, None), grown.clone()], &grown).unwrap(),
+            3
+        );
         // Old pods still running do not count: only the old ReplicaSet's target of 8 does.
         let mut shrinking = (*rs("old", 8, 8, None)).clone();
         shrinking.status.as_mut().unwrap().replicas = 10;
-        assert_eq!(new_rs_new_replicas(&d, &[Arc::new(shrinking), grown.clone()], &grown).unwrap(), 5);
+        assert_eq!(
+            new_rs_new_replicas(&d, &[Arc::new(shrinking), grown.clone()], &grown).unwrap(),
+            5
+        );
         // Never beyond the Deployment's replicas.
         let nearly = rs("new", 9, 9, None);
-        assert_eq!(new_rs_new_replicas(&d, &[rs("old", 0, 0, None), nearly.clone()], &nearly).unwrap(), 10);
+        assert_eq!(
+            new_rs_new_replicas(&d, &[rs("old", 0, 0, None), nearly.clone()], &nearly).unwrap(),
+            10
+        );
     }
 
     #[test]
     fn proportion_scales_by_max_replicas_before_the_resize() {
         // 10 replicas (max 13 with surge 3) grown to 20 (max 23): 8 * 23 / 13 = 14.15.
         let d = deployment(20, IntOrString::Int(3), IntOrString::Int(2));
-        assert_eq!(replica_set_proportion(&rs("a", 8, 8, Some(13)), &d, 10, 0).unwrap(), 6);
-        assert_eq!(replica_set_proportion(&rs("b", 5, 0, Some(13)), &d, 10, 6).unwrap(), 4);
+        assert_eq!(
+            replica_set_proportion(&rs("a", 8, 8, Some(13)), &d, 10, 0).unwrap(),
+            6
+        );
+        assert_eq!(
+            replica_set_proportion(&rs("b", 5, 0, Some(13)), &d, 10, 6).unwrap(),
+            4
+        );
         // Capped by what is left to hand out, and nothing for an empty ReplicaSet.
-        assert_eq!(replica_set_proportion(&rs("a", 8, 8, Some(13)), &d, 3, 0).unwrap(), 3);
-        assert_eq!(replica_set_proportion(&rs("c", 0, 0, Some(13)), &d, 10, 0).unwrap(), 0);
+        assert_eq!(
+            replica_set_proportion(&rs("a", 8, 8, Some(13)), &d, 3, 0).unwrap(),
+            3
+        );
+        assert_eq!(
+            replica_set_proportion(&rs("c", 0, 0, Some(13)), &d, 10, 0).unwrap(),
+            0
+        );
         // Scaling to zero takes everything.
         let zero = deployment(0, IntOrString::Int(3), IntOrString::Int(2));
-        assert_eq!(replica_set_proportion(&rs("a", 8, 8, Some(13)), &zero, -13, 0).unwrap(), -8);
+        assert_eq!(
+            replica_set_proportion(&rs("a", 8, 8, Some(13)), &zero, -13, 0).unwrap(),
+            -8
+        );
     }
 
     #[test]
     fn active_or_latest_and_saturation() {
         let new = Some(rs("new", 0, 0, None));
-        assert_eq!(find_active_or_latest(&new, &[rs("old", 4, 4, None)]).unwrap().name_any(), "old");
-        assert!(find_active_or_latest(&Some(rs("new", 1, 0, None)), &[rs("old", 4, 4, None)]).is_none());
-        assert_eq!(find_active_or_latest(&None, &[rs("a", 0, 0, None), rs("zz", 0, 0, None)]).unwrap().name_any(), "zz");
+        assert_eq!(
+            find_active_or_latest(&new, &[rs("old", 4, 4, None)])
+                .unwrap()
+                .name_any(),
+            "old"
+        );
+        assert!(
+            find_active_or_latest(&Some(rs("new", 1, 0, None)), &[rs("old", 4, 4, None)]).is_none()
+        );
+        assert_eq!(
+            find_active_or_latest(&None, &[rs("a", 0, 0, None), rs("zz", 0, 0, None)])
+                .unwrap()
+                .name_any(),
+            "zz"
+        );
         let d = deployment(3, IntOrString::Int(1), IntOrString::Int(0));
         let mut full = (*rs("new", 3, 3, None)).clone();
         assert!(!is_saturated(&d, &full), "not scaled for this size");
