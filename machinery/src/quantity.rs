@@ -149,22 +149,28 @@ impl Quantity {
     }
 
     /// Upstream's canonical form: the largest suffix that keeps the number whole, in the
-    /// quantity's own notation (`1536Mi`, `1500m`, `1.5` → `1500m`, `12e6`, `0`).
+    /// quantity's own notation (`1536Mi`, `1500m`, `1.5` → `1500m`, `12e6`, `0`). Beyond the
+    /// largest suffix (`E`, `Ei`) the exact number is written with a decimal exponent, as
+    /// upstream does since it stopped printing `1000E` as `1`.
     fn canonical(self) -> (i128, String) {
         if self.nanos == 0 {
             return (0, String::new());
         }
+        // Binary quantities that are small or fractional print in decimal SI, as upstream's do.
+        let mut si = self.format != Format::DecimalExponent;
         let binary_whole =
             self.nanos % NANOS_PER_UNIT == 0 && self.nanos.abs() >= 1024 * NANOS_PER_UNIT;
         if self.format == Format::BinarySI && binary_whole {
             let mut number = self.nanos / NANOS_PER_UNIT;
             let mut power = 0;
-            while number % 1024 == 0 && power < 6 {
+            while number % 1024 == 0 {
                 number /= 1024;
                 power += 1;
             }
-            let suffix = ["", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei"][power];
-            return (number, suffix.to_string());
+            if let Some(suffix) = ["", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei"].get(power) {
+                return (number, suffix.to_string());
+            }
+            si = false;
         }
         // Decimal: every factor of ten into the exponent, then back to a multiple of three.
         let (mut number, mut exponent) = (self.nanos, -9i32);
@@ -176,30 +182,18 @@ impl Quantity {
             number *= 10;
             exponent -= 1;
         }
-        if self.format == Format::DecimalExponent {
-            let suffix = if exponent == 0 {
-                String::new()
-            } else {
-                format!("e{exponent}")
-            };
-            return (number, suffix);
-        }
-        // Beyond `E` there is no suffix: the number carries the rest.
-        while exponent > 18 {
-            number *= 1000;
-            exponent -= 3;
-        }
         let suffix = match exponent {
-            -9 => "n",
-            -6 => "u",
-            -3 => "m",
+            -9 if si => "n",
+            -6 if si => "u",
+            -3 if si => "m",
             0 => "",
-            3 => "k",
-            6 => "M",
-            9 => "G",
-            12 => "T",
-            15 => "P",
-            _ => "E",
+            3 if si => "k",
+            6 if si => "M",
+            9 if si => "G",
+            12 if si => "T",
+            15 if si => "P",
+            18 if si => "E",
+            _ => return (number, format!("e{exponent}")),
         };
         (number, suffix.to_string())
     }
@@ -392,7 +386,24 @@ mod tests {
 
     #[test]
     fn malformed_quantities_are_rejected() {
-        for text in ["", "abc", "1.2.3", "1Kb", "1 Gi", "1e", "1e+", "--1", "1mi"] {
+        let upstream = [
+            "1.1.M",
+            "1+1.0M",
+            "0.1mi",
+            "0.1am",
+            "aoeu",
+            ".5i",
+            "1i",
+            "-3.01i",
+            "-3.01e-",
+            "1e4294967297",
+            " 1",
+            "1 ",
+        ];
+        for text in ["", "abc", "1.2.3", "1Kb", "1 Gi", "1e", "1e+", "--1", "1mi"]
+            .into_iter()
+            .chain(upstream)
+        {
             assert_eq!(Quantity::parse(text), None, "{text}");
         }
     }
@@ -454,7 +465,34 @@ mod tests {
             ("-1Ki", "-1Ki"),
             ("-100m", "-100m"),
             ("3E", "3E"),
-            ("3000E", "3000E"),
+            ("1000E", "1e21"),
+            ("5000E", "5e21"),
+            ("1000000E", "1e24"),
+            ("1536Ei", "1536Ei"),
+            ("1024Ei", "1180591620717411303424"),
+            ("1Gi", "1Gi"),
+            ("300Mi", "300Mi"),
+            ("6Ki", "6Ki"),
+            ("1001Gi", "1001Gi"),
+            ("1024Gi", "1Ti"),
+            ("5", "5"),
+            ("1000M", "1G"),
+            ("0.001T", "1G"),
+            ("1000u", "1m"),
+            ("1.08", "1080m"),
+            ("1080000000n", "1080m"),
+            ("300e6", "300e6"),
+            (".001e12", "1e9"),
+            ("0.001e0", "1e-3"),
+            ("1000e-12", "1e-9"),
+            ("80e-3", "80e-3"),
+            ("1025", "1025"),
+            ("00", "0"),
+            (".001Ki", "1024m"),
+            (".000001Ki", "1024u"),
+            (".000000001Ki", "1024n"),
+            (".000000000001Ki", "2n"),
+            ("-.001Ki", "-1024m"),
         ];
         for (text, expected) in cases {
             assert_eq!(canonical(text), expected, "{text}");
