@@ -26,9 +26,22 @@ pub enum SelectorError {
     /// A `metav1.LabelSelector` expression with an operator selectors do not have.
     #[error("{0:?} is not a valid label selector operator")]
     Operator(String),
-    /// A `metav1.LabelSelector` expression whose values do not suit its operator.
-    #[error("{0}")]
-    Values(String),
+    /// A `metav1.LabelSelector` expression whose values do not suit its operator, reported
+    /// as upstream's field error (`values: Invalid value: []string(nil): ...`).
+    #[error("values: Invalid value: {}: {reason}", go_strings(values))]
+    Values {
+        values: Vec<String>,
+        reason: &'static str,
+    },
+}
+
+/// A string list as Go's `%#v` prints it, as upstream's field errors show values.
+fn go_strings(values: &[String]) -> String {
+    if values.is_empty() {
+        return "[]string(nil)".into();
+    }
+    let quoted: Vec<String> = values.iter().map(|v| format!("{v:?}")).collect();
+    format!("[]string{{{}}}", quoted.join(", "))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,18 +134,23 @@ impl Selector {
             .map(|(key, value)| Requirement::new(key, Operator::In(single(value.clone()))))
             .collect();
         for expression in selector.match_expressions.iter().flatten() {
-            let values: BTreeSet<String> = expression.values.iter().flatten().cloned().collect();
+            let listed = expression.values.clone().unwrap_or_default();
+            let invalid = |reason| SelectorError::Values {
+                values: listed.clone(),
+                reason,
+            };
+            let values: BTreeSet<String> = listed.iter().cloned().collect();
             let operator = match expression.operator.as_str() {
                 "In" | "NotIn" if values.is_empty() => {
-                    return Err(SelectorError::Values(
-                        "for 'in', 'notin' operators, values set can't be empty".into(),
+                    return Err(invalid(
+                        "for 'in', 'notin' operators, values set can't be empty",
                     ))
                 }
                 "In" => Operator::In(values),
                 "NotIn" => Operator::NotIn(values),
                 "Exists" | "DoesNotExist" if !values.is_empty() => {
-                    return Err(SelectorError::Values(
-                        "values set must be empty for exists and does not exist".into(),
+                    return Err(invalid(
+                        "values set must be empty for exists and does not exist",
                     ))
                 }
                 "Exists" => Operator::Exists,
@@ -567,11 +585,11 @@ mod tests {
         );
         assert_eq!(
             error(expression("a", "In", &[])),
-            "for 'in', 'notin' operators, values set can't be empty"
+            "values: Invalid value: []string(nil): for 'in', 'notin' operators, values set can't be empty"
         );
         assert_eq!(
-            error(expression("a", "Exists", &["x"])),
-            "values set must be empty for exists and does not exist"
+            error(expression("a", "Exists", &["x", "y"])),
+            "values: Invalid value: []string{\"x\", \"y\"}: values set must be empty for exists and does not exist"
         );
         let lenient = Selector::new(Some(&with(expression("a", "Gt", &["1"]))));
         assert!(
