@@ -18,7 +18,9 @@ use crate::error::{ApiError, ApiResult};
 use crate::filters::Filters;
 use crate::limits::MAX_REQUEST_BODY_BYTES;
 use crate::metrics::Metrics;
-use crate::registry::request::{negotiate, percent_decode, Query};
+use crate::registry::request::{
+    accepts_untransformed, negotiate, not_acceptable, percent_decode, Query,
+};
 use crate::registry::{ApiRequest, Registry, Verb};
 
 /// The version this server speaks.
@@ -185,6 +187,10 @@ async fn api(State(app): State<Arc<App>>, request: Request) -> Response {
         .collect();
     let headers = parts.headers;
     let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+    let discovery = segments.len() <= 3 && matches!(segments.first(), Some(&"api" | &"apis"));
+    if discovery && !accepts_untransformed(&headers) {
+        return not_acceptable().into_response();
+    }
     let (group, rest): (&str, &[&str]) = match segments.as_slice() {
         ["api"] => return app.discovery.root(true, &headers),
         ["apis"] => return app.discovery.root(false, &headers),

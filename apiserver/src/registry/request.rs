@@ -317,10 +317,45 @@ pub fn negotiate(headers: &HeaderMap, include_object: Option<&str>) -> ApiResult
             _ => continue,
         }
     }
-    Err(ApiError::NotAcceptable(
-        "only the following media types are accepted: application/json, application/yaml, application/json;as=Table;v=v1;g=meta.k8s.io"
+    Err(not_acceptable())
+}
+
+/// Whether `Accept` allows a document as it is, without a Table or metadata-only
+/// transformation: what discovery documents can be answered in (plain or aggregated).
+pub fn accepts_untransformed(headers: &HeaderMap) -> bool {
+    let accept = headers
+        .get("accept")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if accept.trim().is_empty() {
+        return true;
+    }
+    accept.split(',').any(|entry| {
+        let mut parts = entry.split(';').map(str::trim);
+        let media = parts.next().unwrap_or("").to_ascii_lowercase();
+        let params: HashMap<&str, &str> = parts.filter_map(|p| p.split_once('=')).collect();
+        let plain = matches!(
+            media.as_str(),
+            "application/json"
+                | "application/yaml"
+                | "application/vnd.kubernetes.protobuf"
+                | "application/*"
+                | "*/*"
+        );
+        match params.get("as") {
+            None => plain,
+            Some(&"APIGroupDiscoveryList") => params.get("g") == Some(&"apidiscovery.k8s.io"),
+            Some(_) => false,
+        }
+    })
+}
+
+/// Upstream's 406: what its serializers could have answered in.
+pub fn not_acceptable() -> ApiError {
+    ApiError::NotAcceptable(
+        "only the following media types are accepted: application/json, application/yaml, application/vnd.kubernetes.protobuf"
             .into(),
-    ))
+    )
 }
 
 /// Decodes a request body (JSON or YAML) into a JSON value; 415 for other types.

@@ -1187,6 +1187,14 @@ impl<S: Strategy> Resource for Rest<S> {
     async fn handle(&self, request: ApiRequest) -> ApiResult<Response> {
         let description = &self.info.description;
         let subresource = request.subresource.clone();
+        // Like upstream, a Table is only offered where the storage can draw one: the
+        // resource, its status and its scale, not finalize or create-only actions. Asked
+        // for nothing else, the request is refused before anything is done.
+        if matches!(request.output, Output::Table(_))
+            && !matches!(subresource.as_deref(), None | Some("status" | "scale"))
+        {
+            return Err(super::request::not_acceptable());
+        }
         match (request.verb, subresource.as_deref()) {
             (Verb::Get, None) => self.get(request).await,
             (Verb::Get, Some("status")) if description.status => self.get(request).await,

@@ -3,12 +3,14 @@
 
 use axum::http::StatusCode;
 use axum::response::Response;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::Metadata;
 use serde_json::{json, Value};
 
 use super::request::{decode_body, ApiRequest, Output, Verb};
 use super::rest::{body_response, yaml};
 use super::strategy::{ScalePaths, Strategy};
+use super::table::{age, table, Column, IncludeObject};
 use super::{stored, Rest};
 use crate::error::{ApiError, ApiResult, Cause};
 use crate::patch::PatchType;
@@ -160,21 +162,55 @@ impl<S: Strategy> Rest<S> {
         paths: ScalePaths,
         output: Output,
     ) -> ApiResult<Response> {
-        let mut body = serde_json::to_vec(&scale_value(object, paths))
-            .map_err(|e| ApiError::Internal(e.to_string()))?;
-        if output == Output::Yaml {
-            body = yaml(&body)?;
-        }
-        Ok(body_response(
-            StatusCode::OK,
-            body,
-            if output == Output::Yaml {
-                Output::Yaml
-            } else {
-                Output::Json
-            },
-        ))
+        let scale = scale_value(object, paths);
+        let body = match output {
+            Output::Table(include) => scale_table(&scale, include)?,
+            Output::Yaml => {
+                yaml(&serde_json::to_vec(&scale).map_err(|e| ApiError::Internal(e.to_string()))?)?
+            }
+            Output::Json => {
+                serde_json::to_vec(&scale).map_err(|e| ApiError::Internal(e.to_string()))?
+            }
+        };
+        Ok(body_response(StatusCode::OK, body, output))
     }
+}
+
+/// Upstream's Scale columns (its printer for `autoscaling` Scales): NAME, DESIRED, AVAILABLE,
+/// AGE.
+const SCALE_COLUMNS: [Column; 4] = [
+    Column::name(),
+    Column::new(
+        "Desired",
+        "integer",
+        "replicas is the desired number of instances for the scaled object.",
+    ),
+    Column::new(
+        "Available",
+        "integer",
+        "replicas is the actual number of observed instances of the scaled object.",
+    ),
+    Column::age(),
+];
+
+/// A Scale as a one-row Table.
+fn scale_table(scale: &Value, include: IncludeObject) -> ApiResult<Vec<u8>> {
+    let metadata: ObjectMeta = serde_json::from_value(scale["metadata"].clone())
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let cells = vec![
+        Value::from(metadata.name.clone().unwrap_or_default()),
+        scale["spec"]["replicas"].clone(),
+        scale["status"]["replicas"].clone(),
+        age(&metadata),
+    ];
+    let object = match include {
+        IncludeObject::None => Value::Null,
+        IncludeObject::Object => scale.clone(),
+        IncludeObject::Metadata => {
+            json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": scale["metadata"]})
+        }
+    };
+    table(&SCALE_COLUMNS, [Ok((cells, object))], None, true, None)
 }
 
 /// The `autoscaling/v1` Scale view of an object.
