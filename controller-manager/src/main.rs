@@ -32,10 +32,12 @@ type Error = Box<dyn std::error::Error + Send + Sync>;
 #[tokio::main]
 async fn main() -> ExitCode {
     let options = Options::parse();
-    machinery::logging::init(options.logging.verbosity);
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let result = run(options, machinery::lifecycle::shutdown_signal()).await;
-    machinery::lifecycle::exit_code("kube-controller-manager", result)
+    let verbosity = options.logging.verbosity;
+    machinery::lifecycle::run("kube-controller-manager", verbosity, |shutdown| {
+        run(options, shutdown)
+    })
+    .await
 }
 
 /// Runs the selected controllers (once leading, with leader election) until `shutdown`

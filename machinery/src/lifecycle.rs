@@ -3,7 +3,25 @@
 //! lease above all, so a standby takes over at once instead of after the lease expires).
 
 use std::fmt::Display;
+use std::future::Future;
+use std::pin::Pin;
 use std::process::ExitCode;
+
+/// The future that resolves when the component is told to stop.
+pub type Shutdown = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// A component's `main` after its flags are parsed: logging at `verbosity` (unless
+/// `RUST_LOG` says otherwise), `body` run with the [`shutdown_signal`] it must stop on, and
+/// its outcome as the exit code.
+pub async fn run<F, Fut, E>(component: &str, verbosity: u8, body: F) -> ExitCode
+where
+    F: FnOnce(Shutdown) -> Fut,
+    Fut: Future<Output = Result<(), E>>,
+    E: Display,
+{
+    crate::logging::init(verbosity);
+    exit_code(component, body(Box::pin(shutdown_signal())).await)
+}
 
 /// The exit code of a component whose run ended with `result`; an error is logged first.
 pub fn exit_code<E: Display>(component: &str, result: Result<(), E>) -> ExitCode {

@@ -34,9 +34,8 @@ type Error = Box<dyn std::error::Error + Send + Sync>;
 #[tokio::main]
 async fn main() -> ExitCode {
     let options = Options::parse();
-    machinery::logging::init(options.logging.verbosity);
-    let result = run(options, machinery::lifecycle::shutdown_signal()).await;
-    machinery::lifecycle::exit_code("kube-scheduler", result)
+    let verbosity = options.logging.verbosity;
+    machinery::lifecycle::run("kube-scheduler", verbosity, |shutdown| run(options, shutdown)).await
 }
 
 /// Schedules until `shutdown` resolves, releasing the leader lease on the way out.
