@@ -10,9 +10,16 @@
 //!   combined into one, and each object gets at most 25 events in a burst, then one per five
 //!   minutes, so a 1,000-pod scale-up does not write 1,000 events;
 //! - recorders with a reporting instance (the `events.k8s.io` recorder the scheduler uses)
-//!   also fill in `eventTime`, `action`, `related` and `reportingInstance`.
+//!   also fill in `eventTime`, `action`, `related` and `reportingInstance`;
+//! - recorders on a host (kubelet's, the node-simulator's) name it as `source.host` and
+//!   `reportingInstance`.
+//!
+//! A component whose own API requests matter more than its events (the node-simulator,
+//! standing in for many kubelets) starts the writer with a [`Backlog`]: posts then wait
+//! while those requests are backed up, the queue fills and events are what gets dropped.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -39,6 +46,8 @@ const REFILL: Duration = Duration::from_secs(300);
 /// Correlation entries kept before the cache starts over.
 const CACHE_SIZE: usize = 4096;
 const COMBINED_PREFIX: &str = "(combined from similar events): ";
+/// How often a post held back by a [`Backlog`] looks again.
+const BACKLOG_POLL: Duration = Duration::from_millis(20);
 
 /// `Normal` or `Warning`, the two event types.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -65,6 +74,9 @@ struct Record {
     message: String,
     component: Arc<str>,
     instance: Option<Arc<str>>,
+    host: Option<Arc<str>>,
+    /// When it happened: the time recorded, not the (possibly much later) time posted.
+    at: Timestamp,
 }
 
 /// Records events on behalf of one component (the event's `source.component`).
@@ -72,6 +84,7 @@ struct Record {
 pub struct Recorder {
     component: Arc<str>,
     instance: Option<Arc<str>>,
+    host: Option<Arc<str>>,
     tx: mpsc::Sender<Record>,
 }
 
@@ -104,6 +117,8 @@ impl Recorder {
             message,
             component: self.component.clone(),
             instance: self.instance.clone(),
+            host: self.host.clone(),
+            at: Timestamp::now(),
         });
     }
 
@@ -127,12 +142,30 @@ impl Recorder {
             message,
             component: self.component.clone(),
             instance: self.instance.clone(),
+            host: self.host.clone(),
+            at: Timestamp::now(),
         });
     }
 
     fn send(&self, record: Record) {
         if self.tx.try_send(record).is_err() {
             tracing::debug!(component = %self.component, "event queue full, dropping event");
+        }
+    }
+}
+
+/// A component's own API requests, queued or in flight, and how many it runs at once:
+/// events wait while there are more, so they never compete with the work they report on.
+#[derive(Clone)]
+pub struct Backlog {
+    pub pending: Arc<AtomicUsize>,
+    pub concurrency: usize,
+}
+
+impl Backlog {
+    async fn wait(&self) {
+        while self.pending.load(Ordering::Relaxed) > self.concurrency {
+            tokio::time::sleep(BACKLOG_POLL).await;
         }
     }
 }
@@ -146,8 +179,17 @@ pub struct Broadcaster {
 impl Broadcaster {
     /// Starts the writer task.
     pub fn start(client: Client) -> Self {
+        Self::spawn(client, None)
+    }
+
+    /// Starts the writer task, whose posts give way to `backlog`.
+    pub fn start_behind(client: Client, backlog: Backlog) -> Self {
+        Self::spawn(client, Some(backlog))
+    }
+
+    fn spawn(client: Client, backlog: Option<Backlog>) -> Self {
         let (tx, rx) = mpsc::channel(QUEUED_EVENTS);
-        tokio::spawn(write_events(client, rx));
+        tokio::spawn(write_events(client, rx, backlog));
         Broadcaster { tx }
     }
 
@@ -157,6 +199,18 @@ impl Broadcaster {
         Recorder {
             component: component.into(),
             instance: None,
+            host: None,
+            tx: self.tx.clone(),
+        }
+    }
+
+    /// A legacy recorder on `host`, like kubelet's (`source: {component: kubelet, host:
+    /// <node>}`), which client-go also reports as the `reportingInstance`.
+    pub fn host_recorder(&self, component: &str, host: &str) -> Recorder {
+        Recorder {
+            component: component.into(),
+            instance: None,
+            host: Some(host.into()),
             tx: self.tx.clone(),
         }
     }
@@ -167,6 +221,7 @@ impl Broadcaster {
         Recorder {
             component: component.into(),
             instance: Some(instance.into()),
+            host: None,
             tx: self.tx.clone(),
         }
     }
@@ -176,6 +231,7 @@ impl Broadcaster {
 #[derive(Clone, PartialEq, Eq, Hash)]
 struct Similar {
     component: Arc<str>,
+    host: Option<Arc<str>>,
     uid: Option<String>,
     name: Option<String>,
     kind: EventType,
@@ -209,8 +265,8 @@ enum Write {
 struct Correlator {
     /// Distinct messages of similar events, and when the last one came.
     similar: HashMap<Similar, (HashSet<String>, Instant)>,
-    /// Events written, by similarity and message (empty for combined ones).
-    written: HashMap<(Similar, String), Written>,
+    /// Events written, by similarity, field path and message (empty for combined ones).
+    written: HashMap<(Similar, Option<String>, String), Written>,
     /// Token buckets (tokens, last refill) per component and object.
     budgets: HashMap<Source, (f64, Instant)>,
 }
@@ -251,13 +307,15 @@ impl Correlator {
         Some(message)
     }
 
-    /// What to write for `record` at `now`, or nothing when it is rate-limited.
-    fn correlate(&mut self, record: Record, now: Timestamp) -> Option<Write> {
+    /// What to write for `record`, or nothing when it is rate-limited.
+    fn correlate(&mut self, record: Record) -> Option<Write> {
+        let now = record.at;
         if self.written.len() > CACHE_SIZE {
             *self = Correlator::default();
         }
         let similar = Similar {
             component: record.component.clone(),
+            host: record.host.clone(),
             uid: record.regarding.uid.clone(),
             name: record.regarding.name.clone(),
             kind: record.kind,
@@ -267,6 +325,7 @@ impl Correlator {
         let combined = message.starts_with(COMBINED_PREFIX);
         let key = (
             similar,
+            record.regarding.field_path.clone(),
             if combined {
                 String::new()
             } else {
@@ -345,24 +404,33 @@ fn event(
         event_time: record.instance.as_ref().map(|_| MicroTime(first)),
         source: Some(EventSource {
             component: Some(record.component.to_string()),
-            host: None,
+            host: record.host.as_ref().map(|h| h.to_string()),
         }),
         reporting_component: Some(record.component.to_string()),
-        reporting_instance: record.instance.as_ref().map(|i| i.to_string()),
+        reporting_instance: record
+            .instance
+            .as_ref()
+            .or(record.host.as_ref())
+            .map(|i| i.to_string()),
         series: None,
     }
 }
 
-async fn write_events(client: Client, mut records: mpsc::Receiver<Record>) {
+async fn write_events(
+    client: Client,
+    mut records: mpsc::Receiver<Record>,
+    backlog: Option<Backlog>,
+) {
     let mut correlator = Correlator::default();
-    let writes =
-        futures::stream::poll_fn(move |cx| records.poll_recv(cx)).filter_map(move |record| {
-            std::future::ready(correlator.correlate(record, Timestamp::now()))
-        });
+    let writes = futures::stream::poll_fn(move |cx| records.poll_recv(cx))
+        .filter_map(move |record| std::future::ready(correlator.correlate(record)));
     writes
         .for_each_concurrent(CONCURRENT_POSTS, |write| {
-            let client = client.clone();
+            let (client, backlog) = (client.clone(), backlog.clone());
             async move {
+                if let Some(backlog) = backlog {
+                    backlog.wait().await;
+                }
                 if let Err(error) = post(client, write).await {
                     tracing::debug!(%error, "could not write event");
                 }
@@ -418,6 +486,8 @@ mod tests {
             message: message.into(),
             component: "replicaset-controller".into(),
             instance: instance.map(Arc::from),
+            host: None,
+            at: Timestamp::now(),
         }
     }
 
@@ -433,10 +503,7 @@ mod tests {
         let mut correlator = Correlator::default();
         let writes: Vec<Option<Write>> = (0..30)
             .map(|i| {
-                correlator.correlate(
-                    record(&format!("Created pod: web-{i}"), None),
-                    Timestamp::now(),
-                )
+                correlator.correlate(record(&format!("Created pod: web-{i}"), None))
             })
             .collect();
         assert_eq!(writes[8].as_ref().map(message), Some("Created pod: web-8"));
@@ -459,7 +526,7 @@ mod tests {
     fn repeats_count_up_on_the_first_event() {
         let mut correlator = Correlator::default();
         let first = correlator
-            .correlate(record("Scheduled", Some("scheduler-1")), Timestamp::now())
+            .correlate(record("Scheduled", Some("scheduler-1")))
             .unwrap();
         let Write::Create(created) = first else {
             panic!("the first event is created")
@@ -468,7 +535,7 @@ mod tests {
         assert!(created.event_time.is_some());
         assert_eq!(created.metadata.namespace.as_deref(), Some("ns"));
         let second = correlator
-            .correlate(record("Scheduled", Some("scheduler-1")), Timestamp::now())
+            .correlate(record("Scheduled", Some("scheduler-1")))
             .unwrap();
         let Write::Repeat { name, count, .. } = second else {
             panic!("a repeat is a patch")
@@ -480,11 +547,43 @@ mod tests {
     }
 
     #[test]
+    fn host_recorders_name_the_host_and_count_per_field_path() {
+        let mut correlator = Correlator::default();
+        let on = |path: &str| {
+            let mut record = record("Pulling image \"nginx\"", None);
+            record.component = "kubelet".into();
+            record.host = Some("node-0".into());
+            record.regarding.field_path = Some(path.into());
+            record
+        };
+        let Some(Write::Create(first)) = correlator.correlate(on("spec.containers{a}")) else {
+            panic!("the first event is created")
+        };
+        let source = first.source.as_ref().unwrap();
+        assert_eq!(source.host.as_deref(), Some("node-0"));
+        assert_eq!(first.reporting_instance.as_deref(), Some("node-0"));
+        assert!(
+            matches!(
+                correlator.correlate(on("spec.containers{b}")),
+                Some(Write::Create(_))
+            ),
+            "another container's event is another event"
+        );
+        assert!(
+            matches!(
+                correlator.correlate(on("spec.containers{a}")),
+                Some(Write::Repeat { count: 2, .. })
+            ),
+            "the same container's repeat is counted"
+        );
+    }
+
+    #[test]
     fn instance_recorders_are_not_rate_limited() {
         let mut correlator = Correlator::default();
         let written = (0..40)
             .filter_map(|i| {
-                correlator.correlate(record(&format!("m{i}"), Some("s")), Timestamp::now())
+                correlator.correlate(record(&format!("m{i}"), Some("s")))
             })
             .count();
         assert_eq!(written, 40);

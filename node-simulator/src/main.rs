@@ -3,7 +3,6 @@
 //! every pod bound to them through kubelet's phases, so the rest of the control plane can be
 //! exercised at scale on one machine.
 
-mod events;
 mod image;
 mod ipam;
 mod node;
@@ -28,9 +27,8 @@ type Error = Box<dyn std::error::Error + Send + Sync>;
 #[tokio::main]
 async fn main() -> ExitCode {
     let options = Options::parse();
-    machinery::logging::init(options.logging.verbosity);
-    let result = run(options, machinery::lifecycle::shutdown_signal()).await;
-    machinery::lifecycle::exit_code("node-simulator", result)
+    let verbosity = options.logging.verbosity;
+    machinery::lifecycle::run("node-simulator", verbosity, |shutdown| run(options, shutdown)).await
 }
 
 /// The nodes the flags or --config describe, numbered across groups for their pod CIDRs

@@ -90,30 +90,22 @@ struct InitContainer {
     sidecar: bool,
 }
 
-/// A kubelet event about one of the pod's containers, for [`crate::events::Recorder`].
+/// A kubelet event about one of the pod's containers, for machinery's event recorder
+/// (which counts a repeat, such as a pull failing again, on the first one).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Note {
     pub field_path: String,
     pub warning: bool,
     pub reason: &'static str,
     pub message: String,
-    /// Whether it can happen again (a pull failing once more) and should then be counted.
-    pub repeats: bool,
 }
 
-fn note(
-    field_path: &str,
-    warning: bool,
-    reason: &'static str,
-    message: String,
-    repeats: bool,
-) -> Note {
+fn note(field_path: &str, warning: bool, reason: &'static str, message: String) -> Note {
     Note {
         field_path: field_path.to_string(),
         warning,
         reason,
         message,
-        repeats,
     }
 }
 
@@ -207,8 +199,8 @@ fn failed_pull(path: &str, image: &str) -> [Note; 2] {
         image::pull_error(image)
     );
     [
-        note(path, true, "Failed", message, true),
-        note(path, true, "Failed", "Error: ErrImagePull".into(), true),
+        note(path, true, "Failed", message),
+        note(path, true, "Failed", "Error: ErrImagePull".into()),
     ]
 }
 
@@ -324,7 +316,6 @@ impl SimPod {
                     false,
                     "Pulling",
                     format!("Pulling image {:?}", image.image),
-                    image.missing,
                 ));
             }
         }
@@ -354,13 +345,12 @@ impl SimPod {
                     let message = format!(
                         "Container image {name:?} is not present with pull policy of Never"
                     );
-                    notes.push(note(&path, true, "ErrImageNeverPull", message, false));
+                    notes.push(note(&path, true, "ErrImageNeverPull", message));
                     notes.push(note(
                         &path,
                         true,
                         "Failed",
                         "Error: ErrImageNeverPull".into(),
-                        false,
                     ));
                     self.image_mut(slot).blocked = Some(Blocked::NeverPull);
                 } else {
@@ -371,7 +361,7 @@ impl SimPod {
             } else if image.pulls(present) {
                 let size = image::size(&name);
                 let message = format!("Successfully pulled image {name:?} in {took} ({took} including waiting). Image size: {size} bytes.");
-                notes.push(note(&path, false, "Pulled", message, false));
+                notes.push(note(&path, false, "Pulled", message));
                 present.insert(name);
             } else {
                 notes.push(note(
@@ -379,7 +369,6 @@ impl SimPod {
                     false,
                     "Pulled",
                     format!("Container image {name:?} already present on machine"),
-                    false,
                 ));
             }
         }
@@ -415,14 +404,12 @@ impl SimPod {
                 false,
                 "BackOff",
                 format!("Back-off pulling image {image:?}"),
-                true,
             ));
             notes.push(note(
                 &path,
                 true,
                 "Failed",
                 "Error: ImagePullBackOff".into(),
-                true,
             ));
         }
         notes
@@ -445,7 +432,6 @@ impl SimPod {
                 false,
                 "Pulling",
                 format!("Pulling image {image:?}"),
-                true,
             ));
             notes.extend(failed_pull(&path, &image));
         }
@@ -992,7 +978,7 @@ mod tests {
                 "Failed Error: ErrImagePull".to_string()
             ]
         );
-        assert!(failures.iter().all(|n| n.warning && n.repeats));
+        assert!(failures.iter().all(|n| n.warning));
         let status = p.status(now);
         let waiting = &status["status"]["containerStatuses"][0]["state"]["waiting"];
         assert_eq!(waiting["reason"], "ErrImagePull");

@@ -12,18 +12,18 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::{Node, ObjectReference, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, OwnerReference};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
 use kube::ResourceExt;
+use machinery::events::{Backlog, Broadcaster, EventType};
 use rand::Rng;
 use serde_json::json;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::events::{Backlog, PodEvent, PodRef, Recorder};
 use crate::image::Registry;
 use crate::ipam::Ipam;
 use crate::node::{SimNode, STOP_HEARTBEATS};
@@ -82,7 +82,11 @@ pub struct Simulator {
     timers: mpsc::UnboundedSender<(Instant, Work)>,
     /// Work queued or in progress, which events give way to.
     pending: Arc<AtomicUsize>,
-    recorder: Recorder,
+    /// Posts kubelet's events, behind `pending`: one process stands in for many kubelets,
+    /// each of which would post its events over its own connection, so here pod status
+    /// comes first and, under a load the apiserver cannot keep up with, events are what
+    /// gets dropped.
+    events: Broadcaster,
 }
 
 fn is_status(error: &kube::Error, code: u16) -> bool {
@@ -103,7 +107,7 @@ impl Simulator {
             pods: HashMap::new(),
         };
         let pending = Arc::new(AtomicUsize::new(0));
-        let recorder = Recorder::start(
+        let events = Broadcaster::start_behind(
             client.clone(),
             Backlog {
                 pending: pending.clone(),
@@ -117,7 +121,7 @@ impl Simulator {
             work,
             timers,
             pending,
-            recorder,
+            events,
         });
         simulator.register().await?;
         tokio::spawn(simulator.clone().run_timers(timer_queue));
@@ -294,31 +298,29 @@ impl Simulator {
         }
     }
 
-    /// Records kubelet's events about a pod's containers.
+    /// Records kubelet's events about a pod's containers, as the kubelet of the pod's node
+    /// (`source.host`), the container as `fieldPath`.
     fn record(&self, pod: &SimPod, notes: Vec<Note>) {
+        if notes.is_empty() {
+            return;
+        }
+        let recorder = self.events.host_recorder("kubelet", &pod.node);
         for note in notes {
-            let pod = PodRef {
-                namespace: pod.namespace.clone(),
-                name: pod.name.clone(),
-                uid: pod.uid.clone(),
-                node: pod.node.clone(),
+            let regarding = ObjectReference {
+                api_version: Some("v1".into()),
+                kind: Some("Pod".into()),
+                namespace: Some(pod.namespace.clone()),
+                name: Some(pod.name.clone()),
+                uid: Some(pod.uid.clone()),
+                field_path: Some(note.field_path),
+                ..ObjectReference::default()
             };
-            let Note {
-                field_path,
-                warning,
-                reason,
-                message,
-                repeats,
-            } = note;
-            self.recorder.record(PodEvent {
-                pod,
-                field_path,
-                warning,
-                reason,
-                message,
-                repeats,
-                at: jiff::Timestamp::now(),
-            });
+            let kind = if note.warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            };
+            recorder.event_on(regarding, kind, note.reason, note.message);
         }
     }
 
@@ -622,7 +624,6 @@ impl Simulator {
     fn forget_pod(&self, uid: &str) {
         let mut state = self.state();
         let State { nodes, pods } = &mut *state;
-        self.recorder.forget(uid);
         if let Some(pod) = pods.remove(uid) {
             if let (Some(ip), Some(node)) = (pod.ip, nodes.get_mut(&pod.node)) {
                 if !pod.host_network {
