@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use machinery::selector::Selector;
 use serde_json::Value;
 
 use super::podspec;
@@ -60,8 +61,7 @@ pub fn validate_selector_and_template(
     // An absent selector selects nothing; an empty one everything.
     let mismatch = is_unset(selector)
         || (usable
-            && !selector_is_empty(selector)
-            && !matches(selector, labels.unwrap_or(&BTreeMap::new())));
+            && !Selector::from_label_selector(selector).is_ok_and(|s| s.matches(labels)));
     if mismatch {
         causes.push(Cause::invalid_printed(
             "spec.template.metadata.labels",
@@ -170,31 +170,6 @@ pub fn validate_label_selector(selector: &LabelSelector, path: &str) -> Vec<Caus
         }
     }
     causes
-}
-
-/// Whether `labels` satisfy every requirement of `selector`.
-pub fn matches(selector: &LabelSelector, labels: &BTreeMap<String, String>) -> bool {
-    let by_label = selector
-        .match_labels
-        .iter()
-        .flatten()
-        .all(|(k, v)| labels.get(k) == Some(v));
-    by_label
-        && selector
-            .match_expressions
-            .iter()
-            .flatten()
-            .all(|requirement| {
-                let values = requirement.values.as_deref().unwrap_or_default();
-                let value = labels.get(&requirement.key);
-                match requirement.operator.as_str() {
-                    "In" => value.is_some_and(|v| values.contains(v)),
-                    "NotIn" => value.is_none_or(|v| !values.contains(v)),
-                    "Exists" => value.is_some(),
-                    "DoesNotExist" => value.is_none(),
-                    _ => false,
-                }
-            })
 }
 
 /// The CONTAINERS and IMAGES cells: the template's container names and images, comma-joined.
@@ -358,15 +333,14 @@ mod tests {
         let s = selector(
             json!({"matchExpressions": [{"key": "tier", "operator": "In", "values": ["a", "b"]}, {"key": "canary", "operator": "DoesNotExist"}]}),
         );
-        assert!(matches(&s, &[("tier".to_string(), "a".to_string())].into()));
-        assert!(!matches(
-            &s,
-            &[
-                ("tier".to_string(), "a".to_string()),
-                ("canary".to_string(), "1".to_string())
-            ]
-            .into()
-        ));
+        let compiled = Selector::from_label_selector(&s).unwrap();
+        let tier = BTreeMap::from([("tier".to_string(), "a".to_string())]);
+        assert!(compiled.matches(&tier));
+        let canary = BTreeMap::from([
+            ("tier".to_string(), "a".to_string()),
+            ("canary".to_string(), "1".to_string()),
+        ]);
+        assert!(!compiled.matches(&canary));
         assert_eq!(selector_text(&s), "!canary,tier in (a,b)");
         let bad = selector(json!({"matchExpressions": [{"key": "tier", "operator": "In"}]}));
         assert_eq!(
