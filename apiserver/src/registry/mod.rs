@@ -3,7 +3,6 @@
 
 pub mod cache;
 mod continuation;
-mod fields;
 mod list;
 pub mod request;
 mod rest;

@@ -18,7 +18,8 @@ use super::cache::{Cache, Derived, Indexer};
 use super::request::{decode_body, ApiRequest, FieldValidation, Output, Verb};
 use super::strategy::Strategy;
 use super::table::{self, IncludeObject};
-use super::{fields, stored, validation, Resource, ResourceInfo};
+use super::{stored, validation, Resource, ResourceInfo};
+use crate::decoding;
 use crate::error::{ApiError, ApiResult, Cause};
 use crate::limits;
 use crate::patch::PatchType;
@@ -71,7 +72,7 @@ impl<S: Strategy> Rest<S> {
             let info = info.clone();
             Arc::new(move |raw: &Bytes| {
                 let served = convert(&info, raw.clone(), |c| c.from_storage)?;
-                let object: S::Object = serde_json::from_slice(&served).map_err(|e| {
+                let object: S::Object = decoding::from_stored(&served).map_err(|e| {
                     ApiError::Internal(format!("stored object does not decode: {e}"))
                 })?;
                 Ok((derive(&*strategy, &object), served))
@@ -174,26 +175,18 @@ impl<S: Strategy> Rest<S> {
             ));
         }
         let input = decode_body(&request.headers, &request.body)?;
-        let mut problems = Vec::new();
-        if is_json(&request.headers)
-            && request.query.field_validation != Some(FieldValidation::Ignore)
-        {
-            problems.extend(
-                fields::duplicates(&request.body)
-                    .into_iter()
-                    .map(|p| format!("duplicate field \"{p}\"")),
-            );
-        }
-        self.typed(input, request, problems)
+        let json_body = is_json(&request.headers).then_some(&request.body[..]);
+        self.typed(input, request, json_body)
     }
 
-    /// Checks a document's type and fields and converts it to the typed object; `problems`
-    /// already found (duplicate keys) join the unknown fields under `fieldValidation`.
+    /// Checks a document's type and fields and converts it to the typed object as Go would;
+    /// `fieldValidation` looks for unknown fields, and for duplicate keys in a JSON body, which
+    /// it lists in the body's order.
     fn typed(
         &self,
         input: Value,
         request: &ApiRequest,
-        mut problems: Vec<String>,
+        json_body: Option<&[u8]>,
     ) -> ApiResult<(S::Object, Vec<String>)> {
         let Some(fields_map) = input.as_object() else {
             return Err(ApiError::BadRequest(format!(
@@ -224,23 +217,30 @@ impl<S: Strategy> Rest<S> {
         let mut input = input;
         input["apiVersion"] = Value::from(expected_version.as_str());
         input["kind"] = Value::from(self.info.kind);
-        let object: S::Object = serde_json::from_value(input.clone()).map_err(|e| {
-            ApiError::BadRequest(format!("the body of the request could not be decoded: {e}"))
-        })?;
         let validation = request
             .query
             .field_validation
             .unwrap_or(FieldValidation::Warn);
-        if validation == FieldValidation::Ignore {
+        let check = validation != FieldValidation::Ignore;
+        let (object, unknown) = decoding::decode::<S::Object>(input, check).map_err(|e| match e {
+            decoding::DecodeError::Invalid(e) => ApiError::BadRequest(format!(
+                "the body of the request could not be decoded: {e}"
+            )),
+            e @ decoding::DecodeError::Encode(_) => ApiError::Internal(e.to_string()),
+        })?;
+        if !check {
             return Ok((object, Vec::new()));
         }
-        let decoded =
-            serde_json::to_value(&object).map_err(|e| ApiError::Internal(e.to_string()))?;
-        problems.extend(
-            fields::unknown(&input, &decoded)
+        let problems: Vec<String> = match json_body {
+            Some(body) => decoding::in_document_order(body, &unknown)
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+            None => unknown
                 .into_iter()
-                .map(|p| format!("unknown field \"{p}\"")),
-        );
+                .map(|path| decoding::Problem::Unknown(path).to_string())
+                .collect(),
+        };
         match validation {
             FieldValidation::Strict if !problems.is_empty() => {
                 Err(ApiError::BadRequest(format!(
@@ -493,7 +493,7 @@ impl<S: Strategy> Rest<S> {
         let applied = self.with_context(request, |context| {
             crate::apply::apply(None, &request.body, context, manager, force)
         })?;
-        let (object, warnings) = self.typed(applied, request, Vec::new())?;
+        let (object, warnings) = self.typed(applied, request, None)?;
         let name = request.name.clone().unwrap_or_default();
         match object.metadata().name.as_deref().unwrap_or("") {
             "" => Err(ApiError::BadRequest(format!(
@@ -538,7 +538,7 @@ impl<S: Strategy> Rest<S> {
             .map(String::from);
         let precondition =
             demanded.filter(|rv| !rv.is_empty() && *rv != current.mod_revision.to_string());
-        let (object, warnings) = self.typed(patched, request, Vec::new())?;
+        let (object, warnings) = self.typed(patched, request, None)?;
         Ok((object, precondition, warnings))
     }
 

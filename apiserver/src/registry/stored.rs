@@ -13,14 +13,15 @@ use crate::error::{ApiError, ApiResult};
 
 const METADATA: &[u8] = b"\"metadata\":{";
 
-/// Encodes an object for storage: `apiVersion`, `kind`, `metadata` (without resourceVersion
-/// and selfLink), then the other fields.
+/// Encodes an object for storage as upstream's JSON encoding writes it: `apiVersion`, `kind`,
+/// `metadata` (without resourceVersion and selfLink), then the other fields.
 pub fn encode<T: Serialize>(object: &T) -> ApiResult<Bytes> {
     let Value::Object(mut fields) = serde_json::to_value(object).map_err(internal)? else {
         return Err(ApiError::Internal(
             "object did not encode as a JSON object".into(),
         ));
     };
+    crate::decoding::go_encode(&mut fields);
     let mut metadata = fields
         .remove("metadata")
         .unwrap_or_else(|| Value::Object(Default::default()));
@@ -89,7 +90,7 @@ pub fn write_list_item(out: &mut Vec<u8>, stored: &[u8], revision: i64) {
 
 /// Decodes stored bytes into a typed object carrying `revision` as its resourceVersion.
 pub fn decode<T: serde::de::DeserializeOwned>(stored: &[u8], revision: i64) -> ApiResult<T> {
-    serde_json::from_slice(&with_resource_version(stored, revision))
+    crate::decoding::from_stored(&with_resource_version(stored, revision))
         .map_err(|e| ApiError::Internal(format!("stored object does not decode: {e}")))
 }
 
@@ -136,7 +137,9 @@ mod tests {
         let stored = encode(&cm).unwrap();
         let text = std::str::from_utf8(&stored).unwrap();
         assert!(
-            text.starts_with(r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"x"}"#),
+            text.starts_with(
+                r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"creationTimestamp":null,"name":"x"}"#
+            ),
             "{text}"
         );
         assert!(!text.contains("99"), "resourceVersion is not stored");
