@@ -1,0 +1,1779 @@
+//! One conformance battery for every served resource, in-process (issue 14), in the spirit of
+//! upstream's `resttest`: the generic registry's create, get, update, patch, delete, list,
+//! watch, status, scale, table and metadata-only semantics, with upstream's codes, reasons and
+//! wording, checked against each strategy through a table of fixtures. A served resource
+//! without a fixture fails [`every_served_resource_has_a_fixture`], so adding one means
+//! adding its fixture. Resources with side effects keep their own tests below the battery.
+
+mod support;
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+
+use apiserver::registry::{Resource, Verb};
+use axum::http::StatusCode;
+use futures::future::BoxFuture;
+use futures::FutureExt;
+use serde_json::{json, Value};
+
+use support::{
+    assert_failure, call, contains, item_names, merged, resource_version, Call, Cluster, Watch,
+    JSON_PATCH, MERGE_PATCH, PARTIAL, PARTIAL_LIST, STRATEGIC_PATCH, TABLE,
+};
+
+/// How a resource's `/status` is exercised: a status change (marked with a word, so two
+/// writes differ) and a spec change the status endpoint must ignore.
+struct StatusFixture {
+    change: fn(&str) -> Value,
+    ignored: fn() -> Value,
+}
+
+/// What the battery needs to know about one resource.
+struct Fixture {
+    group: &'static str,
+    version: &'static str,
+    plural: &'static str,
+    /// A valid object without `metadata.name` (the battery names it per case).
+    valid: fn() -> Value,
+    /// An invalid object (named) and the one cause upstream reports for it:
+    /// `(reason, field, message)`.
+    invalid: fn() -> Value,
+    cause: (&'static str, &'static str, &'static str),
+    /// A merge patch that changes the object in a way an update may (spec where the
+    /// resource has one), applied by PUT and by PATCH.
+    change: fn() -> Value,
+    /// How upstream's strategy keeps `metadata.generation`.
+    generation: Generation,
+    /// PUT may create a missing object (upstream's `AllowCreateOnUpdate`).
+    create_on_update: bool,
+    /// PUT without a resourceVersion is allowed (upstream's `AllowUnconditionalUpdate`).
+    unconditional_update: bool,
+    /// DELETE answers with the object rather than a `Status`, as upstream's
+    /// `ReturnDeletedObject` (pods, services) and namespaces do.
+    returns_deleted_object: bool,
+    status: Option<StatusFixture>,
+}
+
+/// How a strategy keeps `metadata.generation`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Generation {
+    Absent,
+    /// 1 on create, bumped by every change of the spec (the fixture's `change`).
+    Tracked,
+    /// 1 on create and never bumped (upstream's PriorityClass strategy).
+    AlwaysOne,
+}
+
+impl Generation {
+    /// `metadata.generation` after a create followed by `changes` spec changes.
+    fn after(self, changes: i64) -> Value {
+        match self {
+            Generation::Absent => Value::Null,
+            Generation::Tracked => json!(1 + changes),
+            Generation::AlwaysOne => json!(1),
+        }
+    }
+}
+
+/// A pod template with `labels`, what workload fixtures select.
+fn template(labels: Value) -> Value {
+    json!({
+        "metadata": {"labels": labels},
+        "spec": {"containers": [{"name": "c", "image": "nginx"}]},
+    })
+}
+
+/// A condition valid for any status that takes conditions, with `reason` as the marker.
+fn condition(kind: &str, reason: &str) -> Value {
+    json!({
+        "type": kind, "status": "True", "reason": reason, "message": "conformance",
+        "lastTransitionTime": "2025-01-01T00:00:00Z",
+    })
+}
+
+const FIXTURES: &[Fixture] = &[
+    Fixture {
+        group: "",
+        version: "v1",
+        plural: "namespaces",
+        valid: || json!({}),
+        invalid: || json!({"metadata": {"name": "Not_Valid"}}),
+        cause: (
+            "FieldValueInvalid",
+            "metadata.name",
+            "Invalid value: \"Not_Valid\": a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')",
+        ),
+        change: || json!({"metadata": {"labels": {"changed": "yes"}}}),
+        generation: Generation::Absent,
+        create_on_update: false,
+        unconditional_update: true,
+        returns_deleted_object: true,
+        status: Some(StatusFixture {
+            change: |mark| {
+                json!({"status": {"conditions": [condition("NamespaceDeletionDiscoveryFailure", mark)]}})
+            },
+            ignored: || json!({"spec": {"finalizers": ["kubernetes", "example.com/extra"]}}),
+        }),
+    },
+    Fixture {
+        group: "",
+        version: "v1",
+        plural: "configmaps",
+        valid: || json!({"data": {"key": "value"}}),
+        invalid: || json!({"metadata": {"name": "invalid"}, "data": {"a b": "x"}}),
+        cause: (
+            "FieldValueInvalid",
+            "data[a b]",
+            "Invalid value: \"a b\": a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')",
+        ),
+        change: || json!({"data": {"key": "changed"}}),
+        generation: Generation::Absent,
+        create_on_update: false,
+        unconditional_update: true,
+        returns_deleted_object: false,
+        status: None,
+    },
+    Fixture {
+        group: "",
+        version: "v1",
+        plural: "pods",
+        valid: || json!({"spec": {"containers": [{"name": "c", "image": "nginx"}]}}),
+        invalid: || {
+            json!({"metadata": {"name": "invalid"}, "spec": {"containers": [{"name": "c"}]}})
+        },
+        cause: (
+            "FieldValueRequired",
+            "spec.containers[0].image",
+            "Required value",
+        ),
+        change: || json!({"spec": {"activeDeadlineSeconds": 60}}),
+        generation: Generation::Tracked,
+        create_on_update: false,
+        unconditional_update: true,
+        returns_deleted_object: true,
+        status: Some(StatusFixture {
+            change: |mark| json!({"status": {"message": mark}}),
+            ignored: || json!({"spec": {"activeDeadlineSeconds": 60}}),
+        }),
+    },
+    Fixture {
+        group: "scheduling.k8s.io",
+        version: "v1",
+        plural: "priorityclasses",
+        valid: || json!({"value": 1000, "description": "conformance"}),
+        invalid: || json!({"metadata": {"name": "invalid"}, "value": 2_000_000_000}),
+        cause: (
+            "FieldValueForbidden",
+            "value",
+            "Forbidden: maximum allowed value of a user defined priority is 1000000000",
+        ),
+        change: || json!({"description": "changed"}),
+        generation: Generation::AlwaysOne,
+        create_on_update: false,
+        unconditional_update: true,
+        returns_deleted_object: false,
+        status: None,
+    },
+    Fixture {
+        group: "",
+        version: "v1",
+        plural: "nodes",
+        valid: || json!({"spec": {}}),
+        invalid: || {
+            json!({"metadata": {"name": "invalid"}, "spec": {"taints": [{"key": "k", "effect": ""}]}})
+        },
+        cause: (
+            "FieldValueRequired",
+            "metadata.taints[0].effect",
+            "Required value",
+        ),
+        change: || json!({"spec": {"unschedulable": true}}),
+        generation: Generation::Absent,
+        create_on_update: false,
+        unconditional_update: true,
+        returns_deleted_object: false,
+        status: Some(StatusFixture {
+            change: |mark| json!({"status": {"conditions": [condition("Ready", mark)]}}),
+            ignored: || json!({"spec": {"unschedulable": true}}),
+        }),
+    },
+    Fixture {
+        group: "",
+        version: "v1",
+        plural: "events",
+        valid: || {
+            json!({
+                "involvedObject": {"kind": "Pod", "name": "p", "namespace": "default"},
+                "reason": "Tested", "message": "conformance", "type": "Normal",
+            })
+        },
+        invalid: || {
+            json!({
+                "metadata": {"name": "invalid"},
+                "involvedObject": {"kind": "Pod", "name": "p", "namespace": "other"},
+            })
+        },
+        cause: (
+            "FieldValueInvalid",
+            "involvedObject.namespace",
+            "Invalid value: \"other\": does not match event.namespace",
+        ),
+        change: || json!({"message": "changed", "count": 2}),
+        generation: Generation::Absent,
+        create_on_update: true,
+        unconditional_update: true,
+        returns_deleted_object: false,
+        status: None,
+    },
+    Fixture {
+        group: "events.k8s.io",
+        version: "v1",
+        plural: "events",
+        valid: || {
+            json!({
+                "eventTime": "2025-01-01T00:00:00.000000Z",
+                "reportingController": "example.com/conformance",
+                "reportingInstance": "conformance-1",
+                "action": "Test", "reason": "Tested", "note": "conformance", "type": "Normal",
+                "regarding": {"kind": "Pod", "name": "p", "namespace": "default"},
+            })
+        },
+        invalid: || {
+            json!({
+                "metadata": {"name": "invalid"},
+                "eventTime": "2025-01-01T00:00:00.000000Z",
+                "reportingController": "example.com/conformance",
+                "reportingInstance": "conformance-1",
+                "action": "Test", "reason": "Tested", "type": "Bogus",
+                "regarding": {"kind": "Pod", "name": "p", "namespace": "default"},
+            })
+        },
+        cause: (
+            "FieldValueInvalid",
+            "type",
+            "Invalid value: \"\": has invalid value: Bogus",
+        ),
+        // events.k8s.io allows only the series to change besides metadata.
+        change: || json!({"metadata": {"labels": {"changed": "yes"}}}),
+        generation: Generation::Absent,
+        create_on_update: true,
+        unconditional_update: true,
+        returns_deleted_object: false,
+        status: None,
+    },
+    Fixture {
+        group: "",
+        version: "v1",
+        plural: "secrets",
+        valid: || json!({"type": "Opaque", "data": {"key": "dmFsdWU="}}),
+        invalid: || json!({"metadata": {"name": "invalid"}, "data": {"a b": "eA=="}}),
+        cause: (
+            "FieldValueInvalid",
+            "data[a b]",
+            "Invalid value: \"a b\": a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')",
+        ),
+        change: || json!({"data": {"key": "Y2hhbmdlZA=="}}),
+        generation: Generation::Absent,
+        create_on_update: false,
+        unconditional_update: true,
+        returns_deleted_object: false,
+        status: None,
+    },
+    Fixture {
+        group: "",
+        version: "v1",
+        plural: "serviceaccounts",
+        valid: || json!({}),
+        invalid: || json!({"metadata": {"name": "Not_Valid"}}),
+        cause: (
+            "FieldValueInvalid",
+            "metadata.name",
+            "Invalid value: \"Not_Valid\": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')",
+        ),
+        change: || json!({"automountServiceAccountToken": false}),
+        generation: Generation::Absent,
+        create_on_update: false,
+        unconditional_update: true,
+        returns_deleted_object: false,
+        status: None,
+    },
+    Fixture {
+        group: "apps",
+        version: "v1",
+        plural: "deployments",
+        valid: || {
+            json!({"spec": {
+                "selector": {"matchLabels": {"app": "conformance"}},
+                "template": template(json!({"app": "conformance"})),
+            }})
+        },
+        invalid: || {
+            json!({"metadata": {"name": "invalid"}, "spec": {
+                "replicas": -1,
+                "selector": {"matchLabels": {"app": "conformance"}},
+                "template": template(json!({"app": "conformance"})),
+            }})
+        },
+        cause: (
+            "FieldValueInvalid",
+            "spec.replicas",
+            "Invalid value: -1: must be greater than or equal to 0",
+        ),
+        change: || json!({"spec": {"replicas": 3}}),
+        generation: Generation::Tracked,
+        create_on_update: false,
+        unconditional_update: true,
+        returns_deleted_object: false,
+        status: Some(StatusFixture {
+            change: |mark| json!({"status": {"replicas": 1, "conditions": [condition("Available", mark)]}}),
+            ignored: || json!({"spec": {"replicas": 3}}),
+        }),
+    },
+    Fixture {
+        group: "apps",
+        version: "v1",
+        plural: "replicasets",
+        valid: || {
+            json!({"spec": {
+                "selector": {"matchLabels": {"app": "conformance"}},
+                "template": template(json!({"app": "conformance"})),
+            }})
+        },
+        invalid: || {
+            json!({"metadata": {"name": "invalid"}, "spec": {
+                "replicas": -1,
+                "selector": {"matchLabels": {"app": "conformance"}},
+                "template": template(json!({"app": "conformance"})),
+            }})
+        },
+        cause: (
+            "FieldValueInvalid",
+            "spec.replicas",
+            "Invalid value: -1: must be greater than or equal to 0",
+        ),
+        change: || json!({"spec": {"replicas": 3}}),
+        generation: Generation::Tracked,
+        create_on_update: false,
+        unconditional_update: true,
+        returns_deleted_object: false,
+        status: Some(StatusFixture {
+            change: |mark| json!({"status": {"replicas": 1, "conditions": [condition("ReplicaFailure", mark)]}}),
+            ignored: || json!({"spec": {"replicas": 3}}),
+        }),
+    },
+    Fixture {
+        group: "",
+        version: "v1",
+        plural: "services",
+        valid: || json!({"spec": {"ports": [{"port": 80}], "selector": {"app": "conformance"}}}),
+        invalid: || json!({"metadata": {"name": "invalid"}, "spec": {"selector": {"app": "x"}}}),
+        cause: ("FieldValueRequired", "spec.ports", "Required value"),
+        change: || json!({"spec": {"publishNotReadyAddresses": true}}),
+        generation: Generation::Absent,
+        create_on_update: false,
+        unconditional_update: true,
+        returns_deleted_object: true,
+        status: Some(StatusFixture {
+            change: |mark| json!({"status": {"conditions": [condition("Checked", mark)]}}),
+            ignored: || json!({"spec": {"publishNotReadyAddresses": true}}),
+        }),
+    },
+    Fixture {
+        group: "",
+        version: "v1",
+        plural: "endpoints",
+        valid: || json!({"subsets": [{"addresses": [{"ip": "10.1.0.1"}], "ports": [{"port": 80}]}]}),
+        invalid: || {
+            json!({"metadata": {"name": "invalid"}, "subsets": [{"addresses": [{"ip": "not-an-ip"}]}]})
+        },
+        cause: (
+            "FieldValueInvalid",
+            "subsets[0].addresses[0].ip",
+            "Invalid value: \"not-an-ip\": must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)",
+        ),
+        change: || {
+            json!({"subsets": [{"addresses": [{"ip": "10.1.0.2"}], "ports": [{"port": 8080}]}]})
+        },
+        generation: Generation::Absent,
+        create_on_update: true,
+        unconditional_update: true,
+        returns_deleted_object: false,
+        status: None,
+    },
+    Fixture {
+        group: "discovery.k8s.io",
+        version: "v1",
+        plural: "endpointslices",
+        valid: || {
+            json!({"addressType": "IPv4", "endpoints": [{"addresses": ["10.1.0.1"]}], "ports": [{"port": 80}]})
+        },
+        invalid: || json!({"metadata": {"name": "invalid"}, "addressType": "IPv5", "endpoints": []}),
+        cause: (
+            "FieldValueNotSupported",
+            "addressType",
+            "Unsupported value: \"IPv5\": supported values: \"FQDN\", \"IPv4\", \"IPv6\"",
+        ),
+        change: || json!({"endpoints": [{"addresses": ["10.1.0.2"]}]}),
+        generation: Generation::Tracked,
+        create_on_update: false,
+        unconditional_update: true,
+        returns_deleted_object: false,
+        status: None,
+    },
+    Fixture {
+        group: "coordination.k8s.io",
+        version: "v1",
+        plural: "leases",
+        valid: || json!({"spec": {"holderIdentity": "a", "leaseDurationSeconds": 15}}),
+        invalid: || {
+            json!({"metadata": {"name": "invalid"}, "spec": {"leaseDurationSeconds": 0}})
+        },
+        cause: (
+            "FieldValueInvalid",
+            "spec.leaseDurationSeconds",
+            "Invalid value: 0: must be greater than 0",
+        ),
+        change: || json!({"spec": {"holderIdentity": "b"}}),
+        generation: Generation::Absent,
+        create_on_update: true,
+        unconditional_update: false,
+        returns_deleted_object: false,
+        status: None,
+    },
+];
+
+fn fixture(group: &str, version: &str, plural: &str) -> Option<&'static Fixture> {
+    FIXTURES
+        .iter()
+        .find(|f| f.group == group && f.version == version && f.plural == plural)
+}
+
+/// One resource under test with its fixture, and the request helpers the cases share.
+struct Subject {
+    resource: Arc<dyn Resource>,
+    fixture: &'static Fixture,
+}
+
+impl Subject {
+    fn namespace(&self) -> Option<&'static str> {
+        self.resource.info().namespaced.then_some("default")
+    }
+
+    async fn call(&self, request: Call) -> (StatusCode, Value) {
+        call(&self.resource, request, self.namespace()).await
+    }
+
+    async fn watch(&self, request: Call) -> Watch {
+        Watch::open(&self.resource, request, self.namespace()).await
+    }
+
+    /// `pods` or `deployments.apps`, as messages name the resource.
+    fn group_resource(&self) -> String {
+        qualified(self.resource.info().plural, self.resource.info().group)
+    }
+
+    /// `Pod` or `Deployment.apps`, as Invalid messages name the kind.
+    fn group_kind(&self) -> String {
+        qualified(self.resource.info().kind, self.resource.info().group)
+    }
+
+    /// The fixture's valid object named `name`, with `labels`, typed for this resource.
+    fn object(&self, name: &str, labels: Value) -> Value {
+        let info = self.resource.info();
+        let mut object = (self.fixture.valid)();
+        object["apiVersion"] = Value::from(info.api_version());
+        object["kind"] = Value::from(info.kind);
+        object["metadata"] = json!({"name": name, "labels": labels});
+        object
+    }
+
+    /// Creates the valid object `name` with `labels`, asserting upstream's 201.
+    async fn create_labeled(&self, name: &str, labels: Value) -> Value {
+        let (code, body) = self
+            .call(Call::new(Verb::Create).json(&self.object(name, labels)))
+            .await;
+        assert_eq!(code, StatusCode::CREATED, "creating {name}: {body}");
+        body
+    }
+
+    async fn create(&self, name: &str) -> Value {
+        self.create_labeled(name, json!({"case": name})).await
+    }
+
+    async fn get(&self, name: &str) -> (StatusCode, Value) {
+        self.call(Call::new(Verb::Get).name(name)).await
+    }
+
+    /// Asserts `name` is gone with upstream's 404.
+    async fn assert_gone(&self, name: &str) {
+        let (code, body) = self.get(name).await;
+        let message = format!("{} \"{name}\" not found", self.group_resource());
+        assert_failure(code, &body, StatusCode::NOT_FOUND, "NotFound", &message);
+    }
+
+    /// The current object, asserting it exists.
+    async fn current(&self, name: &str) -> Value {
+        let (code, body) = self.get(name).await;
+        assert_eq!(code, StatusCode::OK, "getting {name}: {body}");
+        body
+    }
+
+    /// PUT of `object` (to `subresource` if given), returning code and body.
+    async fn put(&self, object: &Value, subresource: Option<&'static str>) -> (StatusCode, Value) {
+        let name = object["metadata"]["name"].as_str().unwrap_or_default();
+        let mut request = Call::new(Verb::Update).name(name).json(object);
+        if let Some(subresource) = subresource {
+            request = request.subresource(subresource);
+        }
+        self.call(request).await
+    }
+
+    async fn patch(
+        &self,
+        name: &str,
+        content_type: &'static str,
+        patch: &Value,
+    ) -> (StatusCode, Value) {
+        self.call(Call::new(Verb::Patch).name(name).patch(content_type, patch))
+            .await
+    }
+
+    async fn delete(&self, name: &str, query: &str) -> (StatusCode, Value) {
+        self.call(Call::new(Verb::Delete).name(name).query(query))
+            .await
+    }
+
+    /// A list's items' names for `query`, asserting a 200 list of this resource.
+    async fn list_names(&self, query: &str) -> (Vec<String>, Value) {
+        let (code, list) = self.call(Call::new(Verb::List).query(query)).await;
+        assert_eq!(code, StatusCode::OK, "list {query}: {list}");
+        let info = self.resource.info();
+        assert_eq!(list["kind"], info.list_kind, "{list}");
+        assert_eq!(list["apiVersion"], info.api_version(), "{list}");
+        (item_names(&list), list)
+    }
+
+    /// Namespaces are not removed by DELETE but turn Terminating until the namespace
+    /// controller (not part of the apiserver) has emptied and finalized them.
+    fn deletion_waits_for_controller(&self) -> bool {
+        self.resource.info().group.is_empty() && self.resource.info().plural == "namespaces"
+    }
+
+    /// The revision a watch started now would begin after, from a consistent list.
+    async fn revision_now(&self) -> String {
+        let (_, list) = self.list_names("labelSelector=nothing%3Dmatches").await;
+        resource_version(&list)
+    }
+}
+
+fn qualified(name: &str, group: &str) -> String {
+    if group.is_empty() {
+        name.to_string()
+    } else {
+        format!("{name}.{group}")
+    }
+}
+
+// ---- The battery: each case uses its own object names, so cases do not see each other. ----
+
+async fn create(s: &Subject) {
+    let created = s.create("created").await;
+    let info = s.resource.info();
+    assert_eq!(created["kind"], info.kind, "{created}");
+    assert_eq!(created["apiVersion"], info.api_version(), "{created}");
+    let meta = &created["metadata"];
+    assert_eq!(meta["name"], "created");
+    assert!(
+        meta["uid"].as_str().is_some_and(|u| !u.is_empty()),
+        "{meta}"
+    );
+    assert!(
+        meta["creationTimestamp"]
+            .as_str()
+            .is_some_and(|t| !t.is_empty()),
+        "{meta}"
+    );
+    resource_version(&created);
+    assert_eq!(meta["generation"], s.fixture.generation.after(0), "{meta}");
+    match s.namespace() {
+        Some(namespace) => assert_eq!(meta["namespace"], namespace),
+        None => assert!(meta.get("namespace").is_none(), "{meta}"),
+    }
+    assert_eq!(s.current("created").await["metadata"]["uid"], meta["uid"]);
+}
+
+async fn create_again(s: &Subject) {
+    s.create("dup").await;
+    let (code, body) = s
+        .call(Call::new(Verb::Create).json(&s.object("dup", json!({}))))
+        .await;
+    let message = format!("{} \"dup\" already exists", s.group_resource());
+    assert_failure(code, &body, StatusCode::CONFLICT, "AlreadyExists", &message);
+    let mut details = json!({"name": "dup", "kind": s.resource.info().plural});
+    if !s.resource.info().group.is_empty() {
+        details["group"] = Value::from(s.resource.info().group);
+    }
+    assert_eq!(body["details"], details);
+}
+
+async fn create_invalid(s: &Subject) {
+    let mut object = (s.fixture.invalid)();
+    let info = s.resource.info();
+    object["apiVersion"] = Value::from(info.api_version());
+    object["kind"] = Value::from(info.kind);
+    let name = object["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let (code, body) = s.call(Call::new(Verb::Create).json(&object)).await;
+    let (reason, field, cause) = s.fixture.cause;
+    let message = format!("{} \"{name}\" is invalid: {field}: {cause}", s.group_kind());
+    assert_failure(
+        code,
+        &body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "Invalid",
+        &message,
+    );
+    assert_eq!(
+        body["details"]["causes"],
+        json!([{"reason": reason, "message": cause, "field": field}])
+    );
+    assert_eq!(body["details"]["kind"], info.kind);
+    assert_eq!(body["details"]["name"], name.as_str());
+    s.assert_gone(&name).await;
+}
+
+async fn generate_name(s: &Subject) {
+    let mut object = s.object("", json!({}));
+    object["metadata"] = json!({"generateName": "gen-"});
+    let (code, body) = s.call(Call::new(Verb::Create).json(&object)).await;
+    assert_eq!(code, StatusCode::CREATED, "{body}");
+    let name = body["metadata"]["name"].as_str().unwrap_or_default();
+    // Upstream appends five characters from its safe alphabet (no vowels, no look-alikes).
+    assert_eq!(name.len(), "gen-".len() + 5, "{name}");
+    assert!(name.starts_with("gen-"), "{name}");
+    assert!(
+        name[4..]
+            .chars()
+            .all(|c| "bcdfghjklmnpqrstvwxz2456789".contains(c)),
+        "{name}"
+    );
+    assert_eq!(body["metadata"]["generateName"], "gen-");
+    s.current(name).await;
+}
+
+async fn dry_run_create(s: &Subject) {
+    let (code, body) = s
+        .call(
+            Call::new(Verb::Create)
+                .query("dryRun=All")
+                .json(&s.object("dry", json!({}))),
+        )
+        .await;
+    assert_eq!(code, StatusCode::CREATED, "{body}");
+    assert_eq!(body["metadata"]["name"], "dry");
+    s.assert_gone("dry").await;
+}
+
+async fn get(s: &Subject) {
+    let created = s.create("got").await;
+    let got = s.current("got").await;
+    assert_eq!(got["metadata"]["uid"], created["metadata"]["uid"]);
+    assert_eq!(resource_version(&got), resource_version(&created));
+    assert_eq!(got["kind"], s.resource.info().kind);
+    s.assert_gone("missing").await;
+}
+
+async fn update(s: &Subject) {
+    let created = s.create("upd").await;
+    let change = (s.fixture.change)();
+    let (code, updated) = s.put(&merged(&created, &change), None).await;
+    assert_eq!(code, StatusCode::OK, "{updated}");
+    assert!(contains(&updated, &change), "{change} not in {updated}");
+    assert_ne!(resource_version(&updated), resource_version(&created));
+    assert_eq!(updated["metadata"]["uid"], created["metadata"]["uid"]);
+    assert_eq!(
+        updated["metadata"]["generation"],
+        s.fixture.generation.after(1),
+        "{updated}"
+    );
+    assert_eq!(s.current("upd").await, updated);
+}
+
+async fn update_stale(s: &Subject) {
+    let created = s.create("stale").await;
+    let change = (s.fixture.change)();
+    let (code, body) = s.put(&merged(&created, &change), None).await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    let relabeled = merged(&created, &json!({"metadata": {"labels": {"late": "yes"}}}));
+    let (code, body) = s.put(&relabeled, None).await;
+    let message = format!(
+        "Operation cannot be fulfilled on {} \"stale\": the object has been modified; please apply your changes to the latest version and try again",
+        s.group_resource()
+    );
+    assert_failure(code, &body, StatusCode::CONFLICT, "Conflict", &message);
+    assert!(s.current("stale").await["metadata"]["labels"]
+        .get("late")
+        .is_none());
+}
+
+/// An update without a resourceVersion overwrites, where the strategy allows it; otherwise
+/// it is refused like upstream's store refuses it.
+async fn update_unconditional(s: &Subject) {
+    let created = s.create("uncond").await;
+    let change = (s.fixture.change)();
+    let mut object = merged(&created, &change);
+    object["metadata"]["resourceVersion"] = Value::Null;
+    let (code, body) = s.put(&object, None).await;
+    if s.fixture.unconditional_update {
+        assert_eq!(code, StatusCode::OK, "{body}");
+        assert!(contains(&body, &change), "{body}");
+    } else {
+        let message = format!(
+            "{} \"uncond\" is invalid: metadata.resourceVersion: Invalid value: 0x0: must be specified for an update",
+            s.group_kind()
+        );
+        assert_failure(
+            code,
+            &body,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Invalid",
+            &message,
+        );
+        assert_eq!(s.current("uncond").await, created);
+    }
+}
+
+/// A PUT to a missing object creates it where the strategy allows it, else is a 404.
+async fn update_missing(s: &Subject) {
+    let object = s.object("put-created", json!({}));
+    let (code, body) = s.put(&object, None).await;
+    if s.fixture.create_on_update {
+        assert_eq!(code, StatusCode::CREATED, "{body}");
+        assert!(body["metadata"]["uid"].is_string(), "{body}");
+        s.current("put-created").await;
+    } else {
+        let message = format!("{} \"put-created\" not found", s.group_resource());
+        assert_failure(code, &body, StatusCode::NOT_FOUND, "NotFound", &message);
+        s.assert_gone("put-created").await;
+    }
+}
+
+async fn patch_merge(s: &Subject) {
+    let created = s.create("merge").await;
+    let change = (s.fixture.change)();
+    let (code, patched) = s.patch("merge", MERGE_PATCH, &change).await;
+    assert_eq!(code, StatusCode::OK, "{patched}");
+    assert!(contains(&patched, &change), "{change} not in {patched}");
+    assert_ne!(resource_version(&patched), resource_version(&created));
+    assert_eq!(s.current("merge").await, patched);
+}
+
+async fn patch_json(s: &Subject) {
+    s.create("jsonp").await;
+    let patch = json!([
+        {"op": "test", "path": "/metadata/name", "value": "jsonp"},
+        {"op": "add", "path": "/metadata/labels/patched", "value": "json"},
+    ]);
+    let (code, patched) = s.patch("jsonp", JSON_PATCH, &patch).await;
+    assert_eq!(code, StatusCode::OK, "{patched}");
+    assert_eq!(
+        patched["metadata"]["labels"]["patched"], "json",
+        "{patched}"
+    );
+    assert_eq!(patched["metadata"]["labels"]["case"], "jsonp", "{patched}");
+}
+
+async fn patch_strategic(s: &Subject) {
+    s.create("smp").await;
+    let patch = json!({"metadata": {"labels": {"patched": "strategic"}}});
+    let (code, patched) = s.patch("smp", STRATEGIC_PATCH, &patch).await;
+    assert_eq!(code, StatusCode::OK, "{patched}");
+    assert_eq!(patched["metadata"]["labels"]["patched"], "strategic");
+    assert_eq!(patched["metadata"]["labels"]["case"], "smp", "{patched}");
+}
+
+/// A JSON patch whose `test` fails changes nothing: 422 Invalid (upstream's wording is
+/// checked by `failed_json_patch_test_reads_like_upstream`).
+async fn patch_json_test_fails(s: &Subject) {
+    let created = s.create("testop").await;
+    let patch = json!([
+        {"op": "test", "path": "/metadata/name", "value": "other"},
+        {"op": "add", "path": "/metadata/labels/patched", "value": "json"},
+    ]);
+    let (code, body) = s.patch("testop", JSON_PATCH, &patch).await;
+    assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["reason"], "Invalid", "{body}");
+    assert_eq!(s.current("testop").await, created);
+}
+
+async fn delete_wrong_uid(s: &Subject) {
+    let created = s.create("uid").await;
+    let options =
+        json!({"kind": "DeleteOptions", "apiVersion": "v1", "preconditions": {"uid": "wrong"}});
+    let (code, body) = s
+        .call(Call::new(Verb::Delete).name("uid").json(&options))
+        .await;
+    let message = format!(
+        "Operation cannot be fulfilled on {} \"uid\": Precondition failed: UID in precondition: wrong, UID in object meta: {}",
+        s.group_resource(),
+        created["metadata"]["uid"].as_str().unwrap_or_default()
+    );
+    assert_failure(code, &body, StatusCode::CONFLICT, "Conflict", &message);
+    assert_eq!(s.current("uid").await, created);
+}
+
+/// A finalizer holds the object with its deletionTimestamp; removing it completes the delete.
+async fn delete_with_finalizer(s: &Subject) {
+    let mut object = s.object("fin", json!({}));
+    object["metadata"]["finalizers"] = json!(["example.com/hold"]);
+    let (code, body) = s.call(Call::new(Verb::Create).json(&object)).await;
+    assert_eq!(code, StatusCode::CREATED, "{body}");
+    let (code, deleting) = s.delete("fin", "").await;
+    assert_eq!(code, StatusCode::OK, "{deleting}");
+    assert_eq!(deleting["kind"], s.resource.info().kind, "{deleting}");
+    let held = s.current("fin").await;
+    assert!(held["metadata"]["deletionTimestamp"].is_string(), "{held}");
+    assert_eq!(held["metadata"]["deletionGracePeriodSeconds"], 0, "{held}");
+    assert_eq!(held["metadata"]["finalizers"], json!(["example.com/hold"]));
+    let (code, body) = s
+        .patch(
+            "fin",
+            MERGE_PATCH,
+            &json!({"metadata": {"finalizers": null}}),
+        )
+        .await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    s.assert_gone("fin").await;
+}
+
+async fn delete(s: &Subject) {
+    let created = s.create("del").await;
+    let (code, body) = s.delete("del", "").await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    let info = s.resource.info();
+    if s.fixture.returns_deleted_object {
+        assert_eq!(body["kind"], info.kind, "{body}");
+        assert_eq!(
+            body["metadata"]["uid"], created["metadata"]["uid"],
+            "{body}"
+        );
+    } else {
+        let mut details =
+            json!({"name": "del", "kind": info.plural, "uid": created["metadata"]["uid"]});
+        if !info.group.is_empty() {
+            details["group"] = Value::from(info.group);
+        }
+        assert_eq!(
+            body,
+            json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details})
+        );
+    }
+    s.assert_gone("del").await;
+    let (code, body) = s.delete("del", "").await;
+    let message = format!("{} \"del\" not found", s.group_resource());
+    assert_failure(code, &body, StatusCode::NOT_FOUND, "NotFound", &message);
+}
+
+/// Namespaces: DELETE answers with the namespace, now Terminating, and it stays.
+async fn delete_namespace(s: &Subject) {
+    s.create("del").await;
+    let (code, body) = s.delete("del", "").await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    assert_eq!(body["status"]["phase"], "Terminating", "{body}");
+    let held = s.current("del").await;
+    assert_eq!(held["status"]["phase"], "Terminating", "{held}");
+    assert!(held["metadata"]["deletionTimestamp"].is_string(), "{held}");
+    assert_eq!(held["spec"]["finalizers"], json!(["kubernetes"]), "{held}");
+}
+
+async fn dry_run_delete(s: &Subject) {
+    let created = s.create("drydel").await;
+    let (code, body) = s.delete("drydel", "dryRun=All").await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    assert_eq!(s.current("drydel").await, created);
+}
+
+async fn list_with_selectors(s: &Subject) {
+    s.create_labeled("list-a", json!({"list": "x"})).await;
+    s.create_labeled("list-b", json!({"list": "x"})).await;
+    s.create_labeled("list-c", json!({"list": "y"})).await;
+    let (names, list) = s.list_names("labelSelector=list%3Dx").await;
+    assert_eq!(names, ["list-a", "list-b"]);
+    resource_version(&list);
+    let (names, _) = s
+        .list_names("labelSelector=list&fieldSelector=metadata.name%3Dlist-c")
+        .await;
+    assert_eq!(names, ["list-c"]);
+    let (names, _) = s.list_names("labelSelector=list%21%3Dx%2Clist").await;
+    assert_eq!(names, ["list-c"]);
+    let (names, _) = s
+        .list_names("fieldSelector=metadata.name%21%3Dlist-a&labelSelector=list")
+        .await;
+    assert_eq!(names, ["list-b", "list-c"]);
+}
+
+/// Pages come from one revision: an object created between pages is not in the later ones.
+async fn list_paging(s: &Subject) {
+    for name in ["page-a", "page-b", "page-c"] {
+        s.create_labeled(name, json!({"page": "yes"})).await;
+    }
+    let (names, first) = s.list_names("labelSelector=page&limit=2").await;
+    assert_eq!(names, ["page-a", "page-b"]);
+    let token = first["metadata"]["continue"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no continue token: {first}"))
+        .to_string();
+    s.create_labeled("page-b2", json!({"page": "yes"})).await;
+    let (names, second) = s
+        .list_names(&format!("labelSelector=page&limit=2&continue={token}"))
+        .await;
+    assert_eq!(names, ["page-c"]);
+    assert_eq!(resource_version(&second), resource_version(&first));
+    assert!(second["metadata"].get("continue").is_none(), "{second}");
+}
+
+/// `resourceVersion=0` may be served from the cache; after a consistent list it holds at
+/// least what that list saw.
+async fn list_any_version(s: &Subject) {
+    s.create_labeled("any", json!({"any": "yes"})).await;
+    let (names, _) = s.list_names("labelSelector=any").await;
+    assert_eq!(names, ["any"]);
+    let (names, list) = s.list_names("labelSelector=any&resourceVersion=0").await;
+    assert_eq!(names, ["any"]);
+    resource_version(&list);
+}
+
+async fn list_exact(s: &Subject) {
+    let created = s.create("exact").await;
+    let (code, body) = s
+        .patch(
+            "exact",
+            MERGE_PATCH,
+            &json!({"metadata": {"labels": {"later": "yes"}}}),
+        )
+        .await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    let revision = resource_version(&created);
+    let (names, list) = s
+        .list_names(&format!(
+            "fieldSelector=metadata.name%3Dexact&resourceVersion={revision}&resourceVersionMatch=Exact"
+        ))
+        .await;
+    assert_eq!(names, ["exact"]);
+    assert_eq!(resource_version(&list), revision);
+    let item = &list["items"][0];
+    assert_eq!(resource_version(item), revision);
+    assert!(item["metadata"]["labels"].get("later").is_none(), "{item}");
+}
+
+/// A watch from a revision replays what followed, in order, with each change's revision.
+async fn watch_from_revision(s: &Subject) {
+    let start = s.revision_now().await;
+    let created = s.create("watched").await;
+    let (code, changed) = s.patch("watched", MERGE_PATCH, &(s.fixture.change)()).await;
+    assert_eq!(code, StatusCode::OK, "{changed}");
+    let (code, body) = s.delete("watched", "").await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    let mut watch = s
+        .watch(Call::new(Verb::Watch).query(&format!(
+            "watch=true&resourceVersion={start}&fieldSelector=metadata.name%3Dwatched&timeoutSeconds=30"
+        )))
+        .await;
+    let (kind, object) = watch.next().await;
+    assert_eq!(
+        (kind.as_str(), resource_version(&object)),
+        ("ADDED", resource_version(&created))
+    );
+    assert_eq!(object["kind"], s.resource.info().kind, "{object}");
+    let (kind, object) = watch.next().await;
+    assert_eq!(
+        (kind.as_str(), resource_version(&object)),
+        ("MODIFIED", resource_version(&changed))
+    );
+    assert!(contains(&object, &(s.fixture.change)()), "{object}");
+    let (kind, object) = watch.next().await;
+    if s.deletion_waits_for_controller() {
+        assert_eq!(kind, "MODIFIED");
+        assert_eq!(object["status"]["phase"], "Terminating", "{object}");
+    } else {
+        assert_eq!(kind, "DELETED");
+        let revision = |o: &Value| resource_version(o).parse::<i64>().expect("numeric");
+        assert!(revision(&object) > revision(&changed), "{object}");
+        assert_eq!(object["metadata"]["uid"], created["metadata"]["uid"]);
+    }
+}
+
+/// A label-selected watch sees an object enter the selection as ADDED and leave it as
+/// DELETED.
+async fn watch_label_selector(s: &Subject) {
+    let start = s.revision_now().await;
+    s.create_labeled("sel", json!({"watch": "out"})).await;
+    let (_, entered) = s
+        .patch(
+            "sel",
+            MERGE_PATCH,
+            &json!({"metadata": {"labels": {"watch": "in"}}}),
+        )
+        .await;
+    let (code, left) = s
+        .patch(
+            "sel",
+            MERGE_PATCH,
+            &json!({"metadata": {"labels": {"watch": "gone"}}}),
+        )
+        .await;
+    assert_eq!(code, StatusCode::OK, "{left}");
+    let mut watch = s
+        .watch(Call::new(Verb::Watch).query(&format!(
+            "watch=true&resourceVersion={start}&labelSelector=watch%3Din&timeoutSeconds=30"
+        )))
+        .await;
+    let (kind, object) = watch.next().await;
+    assert_eq!(
+        (kind.as_str(), resource_version(&object)),
+        ("ADDED", resource_version(&entered))
+    );
+    let (kind, object) = watch.next().await;
+    assert_eq!(
+        (kind.as_str(), resource_version(&object)),
+        ("DELETED", resource_version(&left))
+    );
+}
+
+/// `/status` writes the status and nothing of the spec; the main resource the reverse.
+async fn status(s: &Subject) {
+    let fixture = s.fixture.status.as_ref().expect("status fixture");
+    let created = s.create("status").await;
+    let ignored = (fixture.ignored)();
+    let patched_status = (fixture.change)("Patched");
+    let patch = merged(&patched_status, &ignored);
+    let (code, patched) = s
+        .call(
+            Call::new(Verb::Patch)
+                .name("status")
+                .subresource("status")
+                .patch(MERGE_PATCH, &patch),
+        )
+        .await;
+    assert_eq!(code, StatusCode::OK, "{patched}");
+    assert!(contains(&patched, &patched_status), "{patched}");
+    assert_eq!(patched["spec"], created["spec"], "{patched}");
+
+    let replaced = (fixture.change)("Replaced");
+    let object = merged(&merged(&patched, &replaced), &ignored);
+    let (code, put) = s.put(&object, Some("status")).await;
+    assert_eq!(code, StatusCode::OK, "{put}");
+    assert!(contains(&put, &replaced), "{put}");
+    assert_eq!(put["spec"], created["spec"], "{put}");
+    assert_eq!(
+        put["metadata"]["generation"],
+        created["metadata"]["generation"]
+    );
+    let (code, got) = s
+        .call(Call::new(Verb::Get).name("status").subresource("status"))
+        .await;
+    assert_eq!(code, StatusCode::OK, "{got}");
+    assert_eq!(got, put);
+
+    let main = merged(&put, &(fixture.change)("Main"));
+    let (code, updated) = s.put(&main, None).await;
+    assert_eq!(code, StatusCode::OK, "{updated}");
+    assert!(contains(&updated, &replaced), "{updated}");
+}
+
+/// `/scale` reads and writes `spec.replicas` as an `autoscaling/v1` Scale.
+async fn scale(s: &Subject) {
+    let created = s.create("scaled").await;
+    let scale_call = |verb| Call::new(verb).name("scaled").subresource("scale");
+    let (code, scale) = s.call(scale_call(Verb::Get)).await;
+    assert_eq!(code, StatusCode::OK, "{scale}");
+    assert_eq!(scale["kind"], "Scale");
+    assert_eq!(scale["apiVersion"], "autoscaling/v1");
+    assert_eq!(scale["metadata"]["name"], "scaled");
+    assert_eq!(scale["metadata"]["uid"], created["metadata"]["uid"]);
+    assert_eq!(resource_version(&scale), resource_version(&created));
+    assert_eq!(scale["spec"]["replicas"], 1, "{scale}");
+    assert_eq!(scale["status"]["selector"], "app=conformance", "{scale}");
+
+    let wanted = merged(&scale, &json!({"spec": {"replicas": 4}}));
+    let (code, put) = s.call(scale_call(Verb::Update).json(&wanted)).await;
+    assert_eq!(code, StatusCode::OK, "{put}");
+    assert_eq!(put["spec"]["replicas"], 4, "{put}");
+    let object = s.current("scaled").await;
+    assert_eq!(object["spec"]["replicas"], 4, "{object}");
+    assert_eq!(
+        object["metadata"]["generation"],
+        s.fixture.generation.after(1),
+        "{object}"
+    );
+    assert_eq!(resource_version(&object), resource_version(&put));
+
+    let (code, body) = s.call(scale_call(Verb::Update).json(&wanted)).await;
+    let message = format!(
+        "Operation cannot be fulfilled on {} \"scaled\": the object has been modified; please apply your changes to the latest version and try again",
+        s.group_resource()
+    );
+    assert_failure(code, &body, StatusCode::CONFLICT, "Conflict", &message);
+
+    let (code, patched) = s
+        .call(scale_call(Verb::Patch).patch(MERGE_PATCH, &json!({"spec": {"replicas": 2}})))
+        .await;
+    assert_eq!(code, StatusCode::OK, "{patched}");
+    assert_eq!(patched["spec"]["replicas"], 2, "{patched}");
+    assert_eq!(s.current("scaled").await["spec"]["replicas"], 2);
+}
+
+/// `kubectl get`'s Table: the strategy's columns, one row per object.
+async fn table(s: &Subject) {
+    s.create_labeled("table-a", json!({"table": "yes"})).await;
+    s.create_labeled("table-b", json!({"table": "yes"})).await;
+    let (code, table) = s
+        .call(
+            Call::new(Verb::List)
+                .query("labelSelector=table")
+                .accept(TABLE),
+        )
+        .await;
+    assert_eq!(code, StatusCode::OK, "{table}");
+    assert_eq!(table["kind"], "Table");
+    assert_eq!(table["apiVersion"], "meta.k8s.io/v1");
+    resource_version(&table);
+    let columns = table["columnDefinitions"].as_array().expect("columns");
+    // The NAME column is first, except in upstream's event table (a wide column, last).
+    let name_column = columns
+        .iter()
+        .position(|c| c["name"] == "Name" && c["format"] == "name")
+        .unwrap_or_else(|| panic!("no Name column: {table}"));
+    let rows = table["rows"].as_array().expect("rows");
+    let names: Vec<&Value> = rows
+        .iter()
+        .map(|r| &r["object"]["metadata"]["name"])
+        .collect();
+    assert_eq!(names, [&json!("table-a"), &json!("table-b")], "{table}");
+    for row in rows {
+        assert_eq!(
+            row["cells"].as_array().map(Vec::len),
+            Some(columns.len()),
+            "{row}"
+        );
+        assert_eq!(
+            row["cells"][name_column], row["object"]["metadata"]["name"],
+            "{row}"
+        );
+        assert_eq!(row["object"]["kind"], "PartialObjectMetadata", "{row}");
+    }
+    let (code, one) = s
+        .call(Call::new(Verb::Get).name("table-a").accept(TABLE))
+        .await;
+    assert_eq!(code, StatusCode::OK, "{one}");
+    assert_eq!(one["kind"], "Table");
+    assert_eq!(one["rows"].as_array().map(Vec::len), Some(1), "{one}");
+}
+
+/// Asserts `object` is a `meta.k8s.io/v1` PartialObjectMetadata of `name`: metadata with its
+/// resourceVersion, nothing else of the object.
+#[track_caller]
+fn assert_partial(object: &Value, name: &str) {
+    assert_eq!(object["kind"], "PartialObjectMetadata", "{object}");
+    assert_eq!(object["apiVersion"], "meta.k8s.io/v1", "{object}");
+    assert_eq!(object["metadata"]["name"], name, "{object}");
+    resource_version(object);
+    let keys: Vec<&String> = object.as_object().expect("object").keys().collect();
+    assert_eq!(
+        keys.len(),
+        3,
+        "only kind, apiVersion and metadata: {object}"
+    );
+}
+
+/// What metadata-only informers (`PartialObjectMetadata`) get on GET, LIST and WATCH.
+async fn metadata_only(s: &Subject) {
+    let start = s.revision_now().await;
+    s.create_labeled("meta-a", json!({"meta": "yes"})).await;
+    s.create_labeled("meta-b", json!({"meta": "yes"})).await;
+    let (code, one) = s
+        .call(Call::new(Verb::Get).name("meta-a").accept(PARTIAL))
+        .await;
+    assert_eq!(code, StatusCode::OK, "{one}");
+    assert_partial(&one, "meta-a");
+    let (code, list) = s
+        .call(
+            Call::new(Verb::List)
+                .query("labelSelector=meta")
+                .accept(PARTIAL_LIST),
+        )
+        .await;
+    assert_eq!(code, StatusCode::OK, "{list}");
+    assert_eq!(list["kind"], "PartialObjectMetadataList", "{list}");
+    assert_eq!(list["apiVersion"], "meta.k8s.io/v1", "{list}");
+    resource_version(&list);
+    assert_eq!(item_names(&list), ["meta-a", "meta-b"]);
+    for (item, name) in list["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .zip(["meta-a", "meta-b"])
+    {
+        assert_partial(item, name);
+    }
+    let mut watch = s
+        .watch(
+            Call::new(Verb::Watch)
+                .query(&format!(
+                    "watch=true&resourceVersion={start}&labelSelector=meta&timeoutSeconds=30"
+                ))
+                .accept(PARTIAL),
+        )
+        .await;
+    for name in ["meta-a", "meta-b"] {
+        let (kind, object) = watch.next().await;
+        assert_eq!(kind, "ADDED");
+        assert_partial(&object, name);
+    }
+}
+
+/// Runs `case`, recording its panic message under `label` instead of stopping the battery.
+async fn run_case(failures: &mut Vec<String>, label: String, case: impl Future<Output = ()>) {
+    if let Err(panic) = AssertUnwindSafe(case).catch_unwind().await {
+        let message = panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_default();
+        failures.push(format!("{label}: {message}"));
+    }
+}
+
+/// The battery's cases that apply to `s`.
+fn cases(s: &Subject) -> Vec<(&'static str, BoxFuture<'_, ()>)> {
+    let info = s.resource.info();
+    let mut cases: Vec<(&'static str, BoxFuture<'_, ()>)> = vec![
+        ("create", create(s).boxed()),
+        ("create again", create_again(s).boxed()),
+        ("create invalid", create_invalid(s).boxed()),
+        ("generateName", generate_name(s).boxed()),
+        ("dry-run create", dry_run_create(s).boxed()),
+        ("get", get(s).boxed()),
+        ("update", update(s).boxed()),
+        ("update stale", update_stale(s).boxed()),
+        ("update unconditional", update_unconditional(s).boxed()),
+        ("update missing", update_missing(s).boxed()),
+        ("merge patch", patch_merge(s).boxed()),
+        ("JSON patch", patch_json(s).boxed()),
+        ("strategic merge patch", patch_strategic(s).boxed()),
+        ("JSON patch failing test", patch_json_test_fails(s).boxed()),
+        ("delete wrong uid", delete_wrong_uid(s).boxed()),
+        ("dry-run delete", dry_run_delete(s).boxed()),
+        ("list selectors", list_with_selectors(s).boxed()),
+        ("list paging", list_paging(s).boxed()),
+        ("list resourceVersion=0", list_any_version(s).boxed()),
+        ("list Exact", list_exact(s).boxed()),
+        ("watch", watch_from_revision(s).boxed()),
+        ("watch label selector", watch_label_selector(s).boxed()),
+        ("table", table(s).boxed()),
+        (METADATA_ONLY, metadata_only(s).boxed()),
+    ];
+    if s.deletion_waits_for_controller() {
+        cases.push(("delete", delete_namespace(s).boxed()));
+    } else {
+        cases.push(("delete", delete(s).boxed()));
+        cases.push(("delete with finalizer", delete_with_finalizer(s).boxed()));
+    }
+    if info.description.status {
+        cases.push(("status", status(s).boxed()));
+    }
+    if info.description.scale.is_some() {
+        cases.push(("scale", scale(s).boxed()));
+    }
+    cases
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_served_resource_has_a_fixture() {
+    let cluster = Cluster::start().await;
+    let served: Vec<String> = cluster
+        .registry
+        .all()
+        .iter()
+        .map(|r| r.info())
+        .filter(|info| fixture(info.group, info.version, info.plural).is_none())
+        .map(|info| format!("{}/{}", info.api_version(), info.plural))
+        .collect();
+    assert!(served.is_empty(), "served without a fixture: {served:?}");
+    for f in FIXTURES {
+        assert!(
+            cluster
+                .registry
+                .find(f.group, f.version, f.plural)
+                .is_some(),
+            "fixture for {}/{}/{} which is not served",
+            f.group,
+            f.version,
+            f.plural
+        );
+        assert!(
+            f.status.is_some()
+                == cluster
+                    .resource(f.group, f.version, f.plural)
+                    .info()
+                    .description
+                    .status,
+            "{}: a status fixture exactly where /status is served",
+            f.plural
+        );
+    }
+}
+
+/// The metadata-only case, run on its own until those responses are committed.
+const METADATA_ONLY: &str = "metadata only";
+
+/// Battery cases where the registry is known to differ from upstream: `(resource as messages
+/// name it, case, what upstream does)`. The battery skips them and
+/// [`known_bugs_behave_like_upstream`] runs them; fixing one means deleting its line.
+const KNOWN_BUGS: &[(&str, &str, &str)] = &[
+    (
+        "priorityclasses.scheduling.k8s.io",
+        "create",
+        "PrepareForCreate sets metadata.generation to 1",
+    ),
+    (
+        "priorityclasses.scheduling.k8s.io",
+        "update",
+        "metadata.generation is 1 from the create on, never bumped",
+    ),
+    (
+        "leases.coordination.k8s.io",
+        "update unconditional",
+        "AllowUnconditionalUpdate is false: a PUT without resourceVersion is 422 \"metadata.resourceVersion: Invalid value: 0x0: must be specified for an update\"",
+    ),
+    (
+        "leases.coordination.k8s.io",
+        "update missing",
+        "AllowCreateOnUpdate is true: a PUT to a missing Lease creates it (201)",
+    ),
+    (
+        "endpoints",
+        "update missing",
+        "AllowCreateOnUpdate is true: a PUT to missing Endpoints creates them (201)",
+    ),
+    (
+        "events",
+        "update missing",
+        "AllowCreateOnUpdate is true: a PUT to a missing Event creates it (201)",
+    ),
+    (
+        "events.events.k8s.io",
+        "update missing",
+        "AllowCreateOnUpdate is true (the core Event strategy serves both APIs): a PUT creates (201)",
+    ),
+];
+
+fn known_bug(resource: &str, case: &str) -> bool {
+    KNOWN_BUGS
+        .iter()
+        .any(|(r, c, _)| *r == resource && *c == case)
+}
+
+/// Runs the cases `select` picks for every served resource, each resource on a fresh store,
+/// and returns how many ran and the failures, one line per resource and case.
+async fn run_battery(select: impl Fn(&str, &str) -> bool) -> (usize, Vec<String>) {
+    let resources: Vec<(String, String, String)> = Cluster::start()
+        .await
+        .registry
+        .all()
+        .iter()
+        .map(|r| {
+            let info = r.info();
+            (
+                info.group.to_string(),
+                info.version.to_string(),
+                info.plural.to_string(),
+            )
+        })
+        .collect();
+    let mut failures = Vec::new();
+    let mut ran = 0;
+    for (group, version, plural) in &resources {
+        let Some(fixture) = fixture(group, version, plural) else {
+            continue;
+        };
+        let cluster = Cluster::start().await;
+        let subject = Subject {
+            resource: cluster.resource(group, version, plural),
+            fixture,
+        };
+        let resource = subject.group_resource();
+        for (case, future) in cases(&subject) {
+            if !select(&resource, case) {
+                continue;
+            }
+            ran += 1;
+            let label = match group.as_str() {
+                "" => format!("{version}/{plural} {case}"),
+                group => format!("{group}/{version}/{plural} {case}"),
+            };
+            run_case(&mut failures, label, future).await;
+        }
+    }
+    (ran, failures)
+}
+
+/// The battery, against every served resource. All failures are reported together.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_resource_passes_the_battery() {
+    let (ran, failures) =
+        run_battery(|resource, case| case != METADATA_ONLY && !known_bug(resource, case)).await;
+    assert!(ran > FIXTURES.len() * 20, "only {ran} cases ran");
+    assert!(
+        failures.is_empty(),
+        "{} of {ran} cases failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+/// Metadata-only informers' GET, LIST and WATCH against every served resource.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "reason: PartialObjectMetadata responses are work in progress (uncommitted in registry/request.rs, list.rs, watch.rs); un-ignore once committed"]
+async fn every_resource_serves_metadata_only() {
+    let (ran, failures) = run_battery(|_, case| case == METADATA_ONLY).await;
+    assert_eq!(ran, FIXTURES.len());
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "reason: registry bugs listed in KNOWN_BUGS with upstream's behaviour (PriorityClass generation, Lease unconditional update, PUT-creates for endpoints, events and leases)"]
+async fn known_bugs_behave_like_upstream() {
+    let (ran, failures) = run_battery(known_bug).await;
+    assert_eq!(
+        ran,
+        KNOWN_BUGS.len(),
+        "every known bug names a battery case"
+    );
+    assert!(
+        failures.is_empty(),
+        "{} of {ran} known bugs remain:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+// ---- Resources with side effects or special status rules keep their own checks. ----
+
+/// A request in the `default` namespace of `cluster`'s `resource`.
+async fn call_default(
+    cluster: &Cluster,
+    (group, version, plural): (&str, &str, &str),
+    request: Call,
+) -> (StatusCode, Value) {
+    call(
+        &cluster.resource(group, version, plural),
+        request,
+        Some("default"),
+    )
+    .await
+}
+
+const SERVICES: (&str, &str, &str) = ("", "v1", "services");
+const PODS: (&str, &str, &str) = ("", "v1", "pods");
+
+/// A NodePort service asking for ClusterIP `ip` and NodePort `node_port`.
+fn node_port_service(name: &str, ip: &str, node_port: u16) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Service", "metadata": {"name": name},
+        "spec": {"type": "NodePort", "clusterIP": ip, "ports": [{"port": 80, "nodePort": node_port}]},
+    })
+}
+
+/// ClusterIPs and NodePorts are held while their service exists, given back when it is
+/// deleted or its create fails, and refused to anyone else meanwhile in upstream's words.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_addresses_are_held_until_the_service_goes() {
+    let cluster = Cluster::start().await;
+    let create = |service: Value| Call::new(Verb::Create).json(&service);
+    let (code, first) = call_default(
+        &cluster,
+        SERVICES,
+        create(node_port_service("first", "10.96.0.10", 30010)),
+    )
+    .await;
+    assert_eq!(code, StatusCode::CREATED, "{first}");
+    assert_eq!(first["spec"]["clusterIPs"], json!(["10.96.0.10"]));
+    assert_eq!(first["spec"]["ports"][0]["nodePort"], 30010);
+
+    let (code, body) = call_default(
+        &cluster,
+        SERVICES,
+        create(node_port_service("second", "10.96.0.10", 30011)),
+    )
+    .await;
+    let message = "Service \"second\" is invalid: spec.clusterIPs: Invalid value: []string{\"10.96.0.10\"}: failed to allocate IP 10.96.0.10: provided IP is already allocated";
+    assert_failure(
+        code,
+        &body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "Invalid",
+        message,
+    );
+    let (code, body) = call_default(
+        &cluster,
+        SERVICES,
+        create(node_port_service("second", "10.96.0.11", 30010)),
+    )
+    .await;
+    let message = "Service \"second\" is invalid: spec.ports[0].nodePort: Invalid value: 30010: provided port is already allocated";
+    assert_failure(
+        code,
+        &body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "Invalid",
+        message,
+    );
+    // The failed create gave back the ClusterIP it had taken before its NodePort failed.
+    let (code, body) = call_default(
+        &cluster,
+        SERVICES,
+        create(node_port_service("third", "10.96.0.11", 30012)),
+    )
+    .await;
+    assert_eq!(code, StatusCode::CREATED, "{body}");
+
+    let (code, body) =
+        call_default(&cluster, SERVICES, Call::new(Verb::Delete).name("first")).await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    let (code, second) = call_default(
+        &cluster,
+        SERVICES,
+        create(node_port_service("second", "10.96.0.10", 30010)),
+    )
+    .await;
+    assert_eq!(code, StatusCode::CREATED, "{second}");
+    assert_eq!(second["spec"]["clusterIPs"], json!(["10.96.0.10"]));
+}
+
+/// A dry-run create answers with the ClusterIP it would get but keeps none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_service_keeps_no_address() {
+    let cluster = Cluster::start().await;
+    let service = node_port_service("dry", "10.96.0.20", 30020);
+    let (code, body) = call_default(
+        &cluster,
+        SERVICES,
+        Call::new(Verb::Create).query("dryRun=All").json(&service),
+    )
+    .await;
+    assert_eq!(code, StatusCode::CREATED, "{body}");
+    assert_eq!(body["spec"]["clusterIPs"], json!(["10.96.0.20"]));
+    let other = node_port_service("real", "10.96.0.20", 30020);
+    let (code, body) = call_default(&cluster, SERVICES, Call::new(Verb::Create).json(&other)).await;
+    assert_eq!(code, StatusCode::CREATED, "{body}");
+}
+
+fn pod(name: &str, spec: Value) -> Value {
+    let mut spec = spec;
+    spec["containers"] = json!([{"name": "c", "image": "nginx"}]);
+    json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}, "spec": spec})
+}
+
+/// The Priority admission step: a pod's priority comes from its class, which must exist, and
+/// may not be stated by the pod itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pods_get_their_priority_from_their_class() {
+    let cluster = Cluster::start().await;
+    let create = |object: Value| Call::new(Verb::Create).json(&object);
+    let (code, body) = call_default(
+        &cluster,
+        PODS,
+        create(pod("early", json!({"priorityClassName": "high"}))),
+    )
+    .await;
+    let message = "pods \"early\" is forbidden: no PriorityClass with name high was found";
+    assert_failure(code, &body, StatusCode::FORBIDDEN, "Forbidden", message);
+
+    let class = json!({
+        "apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
+        "metadata": {"name": "high"}, "value": 1000, "preemptionPolicy": "Never",
+    });
+    let classes = cluster.resource("scheduling.k8s.io", "v1", "priorityclasses");
+    let (code, body) = call(&classes, create(class), None).await;
+    assert_eq!(code, StatusCode::CREATED, "{body}");
+
+    let (code, high) = call_default(
+        &cluster,
+        PODS,
+        create(pod("high", json!({"priorityClassName": "high"}))),
+    )
+    .await;
+    assert_eq!(code, StatusCode::CREATED, "{high}");
+    assert_eq!(high["spec"]["priority"], 1000);
+    assert_eq!(high["spec"]["preemptionPolicy"], "Never");
+
+    let (code, plain) = call_default(&cluster, PODS, create(pod("plain", json!({})))).await;
+    assert_eq!(code, StatusCode::CREATED, "{plain}");
+    assert_eq!(plain["spec"]["priority"], 0);
+    assert_eq!(plain["spec"]["preemptionPolicy"], "PreemptLowerPriority");
+
+    let stated = pod(
+        "stated",
+        json!({"priorityClassName": "high", "priority": 5}),
+    );
+    let (code, body) = call_default(&cluster, PODS, create(stated)).await;
+    let message = "pods \"stated\" is forbidden: the integer value of priority (5) must not be provided in pod spec; priority admission controller computed 1000 from the given PriorityClass name";
+    assert_failure(code, &body, StatusCode::FORBIDDEN, "Forbidden", message);
+}
+
+/// Upstream's Forbidden from admission names what was refused in its details, like every
+/// error about one object.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "reason: admission refusals carry no details; upstream's apierrors.NewForbidden sets details {name: \"early\", kind: \"pods\"}"]
+async fn admission_refusals_name_the_object() {
+    let cluster = Cluster::start().await;
+    let early = pod("early", json!({"priorityClassName": "high"}));
+    let (code, body) = call_default(&cluster, PODS, Call::new(Verb::Create).json(&early)).await;
+    assert_eq!(code, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["details"], json!({"name": "early", "kind": "pods"}));
+}
+
+/// Upstream's Deployment status strategy keeps the labels: a status writer (the controller)
+/// cannot change what selects the Deployment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deployment_status_keeps_the_labels() {
+    let cluster = Cluster::start().await;
+    let deployments = ("apps", "v1", "deployments");
+    let deployment = json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web", "labels": {"app": "web"}, "annotations": {"note": "old"}},
+        "spec": {"selector": {"matchLabels": {"app": "web"}}, "template": template(json!({"app": "web"}))},
+    });
+    let (code, created) = call_default(
+        &cluster,
+        deployments,
+        Call::new(Verb::Create).json(&deployment),
+    )
+    .await;
+    assert_eq!(code, StatusCode::CREATED, "{created}");
+    let change = json!({
+        "metadata": {"labels": {"app": "other"}, "annotations": {"note": "new"}},
+        "status": {"replicas": 1},
+    });
+    let (code, updated) = call_default(
+        &cluster,
+        deployments,
+        Call::new(Verb::Update)
+            .name("web")
+            .subresource("status")
+            .json(&merged(&created, &change)),
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK, "{updated}");
+    assert_eq!(updated["metadata"]["labels"], json!({"app": "web"}));
+    assert_eq!(updated["metadata"]["annotations"], json!({"note": "new"}));
+    assert_eq!(updated["status"]["replicas"], 1);
+}
+
+/// Upstream's Pod status strategy keeps the owner references (old kubelets corrupted them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pod_status_keeps_the_owner_references() {
+    let cluster = Cluster::start().await;
+    let owner = |uid: &str| json!([{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web", "uid": uid, "controller": true}]);
+    let mut object = pod("owned", json!({}));
+    object["metadata"]["ownerReferences"] = owner("uid-1");
+    let (code, created) = call_default(&cluster, PODS, Call::new(Verb::Create).json(&object)).await;
+    assert_eq!(code, StatusCode::CREATED, "{created}");
+    let change =
+        json!({"metadata": {"ownerReferences": owner("uid-2")}, "status": {"message": "kubelet"}});
+    let (code, updated) = call_default(
+        &cluster,
+        PODS,
+        Call::new(Verb::Patch)
+            .name("owned")
+            .subresource("status")
+            .patch(MERGE_PATCH, &change),
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK, "{updated}");
+    assert_eq!(updated["metadata"]["ownerReferences"], owner("uid-1"));
+    assert_eq!(updated["status"]["message"], "kubelet");
+}
+
+const CONFIGMAPS: (&str, &str, &str) = ("", "v1", "configmaps");
+
+/// A JSON patch that cannot be applied is upstream's generic 422: the JSON patch library's
+/// error is not passed on (`NewGenericServerResponse` with `isUnexpectedResponse` false).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "reason: the message is the json-patch crate's (\"operation '/0' failed at path ...\"); upstream answers \"the server rejected our request due to an error in our request\" with empty details"]
+async fn failed_json_patch_test_reads_like_upstream() {
+    let cluster = Cluster::start().await;
+    let configmap = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}});
+    let (code, body) = call_default(
+        &cluster,
+        CONFIGMAPS,
+        Call::new(Verb::Create).json(&configmap),
+    )
+    .await;
+    assert_eq!(code, StatusCode::CREATED, "{body}");
+    let patch = json!([{"op": "test", "path": "/metadata/name", "value": "other"}]);
+    let (code, body) = call_default(
+        &cluster,
+        CONFIGMAPS,
+        Call::new(Verb::Patch).name("c").patch(JSON_PATCH, &patch),
+    )
+    .await;
+    let message = "the server rejected our request due to an error in our request";
+    assert_failure(
+        code,
+        &body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "Invalid",
+        message,
+    );
+    assert_eq!(body["details"], json!({}));
+}
+
+/// When an object leaves a watch's selection, upstream's cacher sends DELETED with the
+/// object as the watcher last saw it (still matching), at the change's resourceVersion.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "reason: watch.rs sends the new, no longer matching object; upstream's cacheWatcher sends the previous object's content with the event's resourceVersion"]
+async fn an_object_leaving_a_selection_is_deleted_as_last_seen() {
+    let cluster = Cluster::start().await;
+    let configmaps = cluster.resource("", "v1", "configmaps");
+    let configmap = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "labels": {"watch": "in"}}});
+    let (code, created) = call(
+        &configmaps,
+        Call::new(Verb::Create).json(&configmap),
+        Some("default"),
+    )
+    .await;
+    assert_eq!(code, StatusCode::CREATED, "{created}");
+    let relabel = json!({"metadata": {"labels": {"watch": "out"}}});
+    let (code, left) = call(
+        &configmaps,
+        Call::new(Verb::Patch)
+            .name("c")
+            .patch(MERGE_PATCH, &relabel),
+        Some("default"),
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK, "{left}");
+    let query = format!(
+        "watch=true&resourceVersion={}&labelSelector=watch%3Din&timeoutSeconds=30",
+        resource_version(&created)
+    );
+    let mut watch = Watch::open(
+        &configmaps,
+        Call::new(Verb::Watch).query(&query),
+        Some("default"),
+    )
+    .await;
+    let (kind, object) = watch.next().await;
+    assert_eq!(kind, "DELETED");
+    assert_eq!(resource_version(&object), resource_version(&left));
+    assert_eq!(
+        object["metadata"]["labels"],
+        json!({"watch": "in"}),
+        "{object}"
+    );
+}
