@@ -52,33 +52,11 @@ pub fn equal_ignore_hash(a: &PodTemplateSpec, b: &PodTemplateSpec) -> bool {
     canonical(a) == canonical(b)
 }
 
-/// Non-pointer Go fields whose zero value and absence are the same to upstream's semantic
-/// equality, but which an object written as protobuf spells out.
-fn zero_means_absent(key: &str, value: &Value) -> bool {
-    match key {
-        "generation" | "hostPort" => value.as_i64() == Some(0),
-        "stdin" | "stdinOnce" | "tty" | "hostNetwork" | "hostPID" | "hostIPC" | "readOnly" => {
-            *value == Value::Bool(false)
-        }
-        _ => false,
-    }
-}
-
-/// The template as compared and hashed: without the `pod-template-hash` label, empty label
-/// maps or explicit zeros of non-pointer fields.
+/// The template as compared and hashed: without the `pod-template-hash` label or empty label
+/// maps. Templates come from the apiserver, which returns them as upstream's Go encoding writes
+/// them whatever encoding the client sent, so equal templates serialize alike.
 fn canonical(template: &PodTemplateSpec) -> Value {
-    fn strip(value: &mut Value) {
-        match value {
-            Value::Object(map) => {
-                map.retain(|key, v| !zero_means_absent(key, v));
-                map.values_mut().for_each(strip);
-            }
-            Value::Array(items) => items.iter_mut().for_each(strip),
-            _ => {}
-        }
-    }
     let mut value = serde_json::to_value(template).expect("template serializes");
-    strip(&mut value);
     if let Some(metadata) = value.get_mut("metadata").and_then(Value::as_object_mut) {
         if let Some(labels) = metadata.get_mut("labels").and_then(Value::as_object_mut) {
             labels.remove(POD_TEMPLATE_HASH);
@@ -201,22 +179,6 @@ mod tests {
         assert!(set_new_replica_set_annotations(&d, &mut old, "5", true));
         assert_eq!(old.annotations()[REVISION_HISTORY], "1,3");
         assert!(!set_new_replica_set_annotations(&d, &mut old, "4", true));
-    }
-
-    #[test]
-    fn explicit_zeros_of_non_pointer_fields_compare_equal() {
-        let explicit: PodTemplateSpec = serde_json::from_value(serde_json::json!({
-            "metadata": {"generation": 0, "labels": {"app": "web"}},
-            "spec": {"hostIPC": false, "containers": [{"name": "c", "stdin": false, "ports": [{"containerPort": 80, "hostPort": 0}]}]}
-        }))
-        .unwrap();
-        let omitted: PodTemplateSpec = serde_json::from_value(serde_json::json!({
-            "metadata": {"labels": {"app": "web"}},
-            "spec": {"containers": [{"name": "c", "ports": [{"containerPort": 80}]}]}
-        }))
-        .unwrap();
-        assert!(equal_ignore_hash(&explicit, &omitted));
-        assert_eq!(compute_hash(&explicit, None), compute_hash(&omitted, None));
     }
 
     #[test]
