@@ -26,8 +26,8 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn run() -> std::process::ExitCode {
-    machinery::logging::init(0);
     let options = options::Options::parse();
+    machinery::logging::init(options.logging.verbosity);
     match server::run(options).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {

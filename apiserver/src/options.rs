@@ -75,6 +75,9 @@ pub struct Options {
     /// (upstream fixes it at 90s).
     #[arg(long, default_value = "1m30s", value_parser = machinery::duration::parse_duration)]
     pub idle_connection_timeout: Duration,
+    /// Log verbosity (`-v`), like upstream's klog levels.
+    #[command(flatten)]
+    pub logging: machinery::logging::LoggingArgs,
     /// Not an upstream flag: connections served at once (default: the file limit, raised to
     /// its hard maximum, less a reserve). Further clients wait to be accepted.
     #[arg(long)]

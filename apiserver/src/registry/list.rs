@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use super::cache::Entry;
 use super::continuation::{Continue, EXPIRED};
-use super::request::{ApiRequest, Output};
+use super::request::{metadata_shape_mismatch, ApiRequest, Output};
 use super::rest::{body_response, derive, yaml};
 use super::selector::{FieldSelector, LabelSelector};
 use super::strategy::Strategy;
@@ -195,6 +195,36 @@ impl<S: Strategy> Rest<S> {
                 )?;
                 Ok(body_response(StatusCode::OK, body, output))
             }
+            Output::Metadata { list: false, .. } => Err(metadata_shape_mismatch(
+                false,
+                &format!("*{}.{}", self.info.version, self.info.list_kind),
+            )),
+            Output::Metadata {
+                list: true,
+                api_version,
+            } => {
+                let mut body = Vec::with_capacity(page.items.len() * 512 + 200);
+                body.extend_from_slice(
+                    b"{\"kind\":\"PartialObjectMetadataList\",\"apiVersion\":\"",
+                );
+                body.extend_from_slice(api_version.as_bytes());
+                body.extend_from_slice(b"\",");
+                self.write_list_metadata(&mut body, &page);
+                body.extend_from_slice(b",\"items\":[");
+                for (i, entry) in page.items.iter().enumerate() {
+                    if i > 0 {
+                        body.push(b',');
+                    }
+                    stored::write_partial_metadata(
+                        &mut body,
+                        &entry.stored,
+                        entry.revision,
+                        api_version,
+                    );
+                }
+                body.extend_from_slice(b"]}");
+                Ok(body_response(StatusCode::OK, body, output))
+            }
             Output::Json | Output::Yaml => {
                 let mut body = Vec::with_capacity(
                     page.items
@@ -205,24 +235,14 @@ impl<S: Strategy> Rest<S> {
                 );
                 body.extend_from_slice(
                     format!(
-                        "{{\"kind\":\"{}\",\"apiVersion\":\"{}\",\"metadata\":{{\"resourceVersion\":\"{}\"",
+                        "{{\"kind\":\"{}\",\"apiVersion\":\"{}\",",
                         self.info.list_kind,
                         self.info.api_version(),
-                        page.revision
                     )
                     .as_bytes(),
                 );
-                if let Some(token) = &page.continue_token {
-                    body.extend_from_slice(
-                        format!(",\"continue\":{}", Value::from(token.as_str())).as_bytes(),
-                    );
-                }
-                if let Some(remaining) = page.remaining {
-                    body.extend_from_slice(
-                        format!(",\"remainingItemCount\":{remaining}").as_bytes(),
-                    );
-                }
-                body.extend_from_slice(b"},\"items\":[");
+                self.write_list_metadata(&mut body, &page);
+                body.extend_from_slice(b",\"items\":[");
                 for (i, entry) in page.items.iter().enumerate() {
                     if i > 0 {
                         body.push(b',');
@@ -236,6 +256,23 @@ impl<S: Strategy> Rest<S> {
                 Ok(body_response(StatusCode::OK, body, output))
             }
         }
+    }
+
+    /// A list's `"metadata":{...}` member: its resourceVersion, continue token and remaining
+    /// item count.
+    fn write_list_metadata(&self, body: &mut Vec<u8>, page: &Page) {
+        body.extend_from_slice(
+            format!("\"metadata\":{{\"resourceVersion\":\"{}\"", page.revision).as_bytes(),
+        );
+        if let Some(token) = &page.continue_token {
+            body.extend_from_slice(
+                format!(",\"continue\":{}", Value::from(token.as_str())).as_bytes(),
+            );
+        }
+        if let Some(remaining) = page.remaining {
+            body.extend_from_slice(format!(",\"remainingItemCount\":{remaining}").as_bytes());
+        }
+        body.push(b'}');
     }
 
     /// Deletes every object a list with the same selectors returns, answering with them.

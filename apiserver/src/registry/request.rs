@@ -46,6 +46,12 @@ pub enum Output {
     Yaml,
     /// `meta.k8s.io/v1` Table (what `kubectl get` asks for).
     Table(IncludeObject),
+    /// Metadata only: `PartialObjectMetadata` (`list` false) or `PartialObjectMetadataList`
+    /// of `api_version` (`meta.k8s.io/v1` or `v1beta1`), what metadata informers ask for.
+    Metadata {
+        list: bool,
+        api_version: &'static str,
+    },
 }
 
 /// `?fieldValidation=`: what to do with unknown or duplicate fields in a body.
@@ -311,6 +317,19 @@ pub fn negotiate(headers: &HeaderMap, include_object: Option<&str>) -> ApiResult
                 Some(&"Table") if params.get("g") == Some(&"meta.k8s.io") => {
                     return Ok(Output::Table(IncludeObject::parse(include_object)))
                 }
+                Some(&kind @ ("PartialObjectMetadata" | "PartialObjectMetadataList"))
+                    if params.get("g") == Some(&"meta.k8s.io") =>
+                {
+                    let api_version = match params.get("v") {
+                        Some(&"v1") => "meta.k8s.io/v1",
+                        Some(&"v1beta1") => "meta.k8s.io/v1beta1",
+                        _ => continue,
+                    };
+                    return Ok(Output::Metadata {
+                        list: kind == "PartialObjectMetadataList",
+                        api_version,
+                    });
+                }
                 Some(_) => continue,
             },
             "application/yaml" if !params.contains_key("as") => return Ok(Output::Yaml),
@@ -347,6 +366,18 @@ pub fn accepts_untransformed(headers: &HeaderMap) -> bool {
             Some(&"APIGroupDiscoveryList") => params.get("g") == Some(&"apidiscovery.k8s.io"),
             Some(_) => false,
         }
+    })
+}
+
+/// Upstream's 406 for a metadata-only request whose shape (one object or a list) does not fit
+/// the answer; `type_name` is Go's name for the answer, e.g. `*v1.PodList`.
+pub fn metadata_shape_mismatch(asked_list: bool, type_name: &str) -> ApiError {
+    ApiError::NotAcceptable(if asked_list {
+        format!("you requested PartialObjectMetadataList, but the requested object is not a list ({type_name})")
+    } else {
+        format!(
+            "you requested PartialObjectMetadata, but the requested object is a list ({type_name})"
+        )
     })
 }
 

@@ -15,7 +15,9 @@ use serde_json::{json, Value};
 use store::Store;
 
 use super::cache::{Cache, Derived, Indexer};
-use super::request::{decode_body, ApiRequest, FieldValidation, Output, Verb};
+use super::request::{
+    decode_body, metadata_shape_mismatch, ApiRequest, FieldValidation, Output, Verb,
+};
 use super::strategy::Strategy;
 use super::table::{self, IncludeObject};
 use super::{stored, validation, Resource, ResourceInfo};
@@ -146,6 +148,20 @@ impl<S: Strategy> Rest<S> {
         let body = match output {
             Output::Json => stored::with_resource_version(raw, revision),
             Output::Yaml => yaml(&stored::with_resource_version(raw, revision))?,
+            Output::Metadata {
+                list: false,
+                api_version,
+            } => {
+                let mut body = Vec::with_capacity(raw.len().min(4096));
+                stored::write_partial_metadata(&mut body, raw, revision, api_version);
+                body
+            }
+            Output::Metadata { list: true, .. } => {
+                return Err(metadata_shape_mismatch(
+                    true,
+                    &format!("*{}.{}", self.info.version, self.info.kind),
+                ))
+            }
             Output::Table(include) => {
                 let object = self.decode(raw, revision)?;
                 let row = self.row(&object, include)?;
@@ -222,12 +238,13 @@ impl<S: Strategy> Rest<S> {
             .field_validation
             .unwrap_or(FieldValidation::Warn);
         let check = validation != FieldValidation::Ignore;
-        let (object, unknown) = decoding::decode::<S::Object>(input, check).map_err(|e| match e {
-            decoding::DecodeError::Invalid(e) => ApiError::BadRequest(format!(
-                "the body of the request could not be decoded: {e}"
-            )),
-            e @ decoding::DecodeError::Encode(_) => ApiError::Internal(e.to_string()),
-        })?;
+        let (object, unknown) =
+            decoding::decode::<S::Object>(input, check).map_err(|e| match e {
+                decoding::DecodeError::Invalid(e) => ApiError::BadRequest(format!(
+                    "the body of the request could not be decoded: {e}"
+                )),
+                e @ decoding::DecodeError::Encode(_) => ApiError::Internal(e.to_string()),
+            })?;
         if !check {
             return Ok((object, Vec::new()));
         }
@@ -616,7 +633,11 @@ impl<S: Strategy> Rest<S> {
                 }
             }
             let mut object = self.merge_update(&input, &old, subresource)?;
-            self.strategy.prepare_update(&mut object, &old);
+            if subresource == Some("status") {
+                self.strategy.prepare_status_update(&mut object, &old);
+            } else {
+                self.strategy.prepare_update(&mut object, &old);
+            }
             self.strategy.default_fields(&mut object);
             match &source {
                 Source::Patch(PatchType::Apply) => {

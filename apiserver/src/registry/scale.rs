@@ -165,6 +165,13 @@ impl<S: Strategy> Rest<S> {
         let scale = scale_value(object, paths);
         let body = match output {
             Output::Table(include) => scale_table(&scale, include)?,
+            Output::Metadata { list: false, api_version } => serde_json::to_vec(
+                &json!({"kind": "PartialObjectMetadata", "apiVersion": api_version, "metadata": scale["metadata"]}),
+            )
+            .map_err(|e| ApiError::Internal(e.to_string()))?,
+            Output::Metadata { list: true, .. } => {
+                return Err(super::request::metadata_shape_mismatch(true, "*v1.Scale"))
+            }
             Output::Yaml => {
                 yaml(&serde_json::to_vec(&scale).map_err(|e| ApiError::Internal(e.to_string()))?)?
             }

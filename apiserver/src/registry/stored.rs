@@ -88,6 +88,55 @@ pub fn write_list_item(out: &mut Vec<u8>, stored: &[u8], revision: i64) {
     }
 }
 
+/// Appends the stored object's metadata as a `PartialObjectMetadata` of `api_version`
+/// (`meta.k8s.io/v1`), with its resourceVersion: what metadata-only clients (the garbage
+/// collector, kube-rs `metadata_watcher`) ask for. The metadata is cut from the stored bytes,
+/// not decoded.
+pub fn write_partial_metadata(out: &mut Vec<u8>, stored: &[u8], revision: i64, api_version: &str) {
+    out.extend_from_slice(b"{\"kind\":\"PartialObjectMetadata\",\"apiVersion\":\"");
+    out.extend_from_slice(api_version.as_bytes());
+    out.extend_from_slice(b"\",");
+    match memchr::memmem::find(stored, METADATA)
+        .and_then(|at| object_end(stored, at + METADATA.len() - 1).map(|end| (at, end)))
+    {
+        Some((at, end)) => write_with_resource_version(out, &stored[at..end], revision),
+        None => out.extend_from_slice(
+            format!("\"metadata\":{{\"resourceVersion\":\"{revision}\"}}").as_bytes(),
+        ),
+    }
+    out.push(b'}');
+}
+
+/// The index just past the JSON object starting at `open` (a `{`), skipping strings.
+fn object_end(bytes: &[u8], open: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for (i, byte) in bytes.iter().enumerate().skip(open) {
+        if in_string {
+            match (escaped, byte) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'{' => depth += 1,
+            b'}' => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(i + 1);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
 /// Decodes stored bytes into a typed object carrying `revision` as its resourceVersion.
 pub fn decode<T: serde::de::DeserializeOwned>(stored: &[u8], revision: i64) -> ApiResult<T> {
     crate::decoding::from_stored(&with_resource_version(stored, revision))
@@ -127,6 +176,19 @@ pub fn name_suffix() -> String {
 mod tests {
     use super::*;
     use k8s_openapi::api::core::v1::ConfigMap;
+
+    #[test]
+    fn partial_metadata_is_cut_from_the_stored_bytes() {
+        let stored = br#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p","annotations":{"a":"}\"{"}},"spec":{"x":1}}"#;
+        let mut out = Vec::new();
+        write_partial_metadata(&mut out, stored, 7, "meta.k8s.io/v1");
+        let value: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(
+            value,
+            serde_json::json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
+                "metadata": {"resourceVersion": "7", "name": "p", "annotations": {"a": "}\"{"}}})
+        );
+    }
 
     #[test]
     fn metadata_follows_kind_and_resource_version_is_spliced() {

@@ -168,6 +168,11 @@ pub trait Strategy: Send + Sync + 'static {
     /// changes...).
     fn prepare_update(&self, _new: &mut Self::Object, _old: &Self::Object) {}
 
+    /// Adjusts a `/status` update instead of [`Strategy::prepare_update`], as upstream's
+    /// status strategies do (the spec is already the old one; some keep more, such as a
+    /// Deployment's labels).
+    fn prepare_status_update(&self, _new: &mut Self::Object, _old: &Self::Object) {}
+
     /// Work an update needs beyond storing (allocating NodePorts for new ports...); runs
     /// after validation and may change the object.
     async fn admit_update(&self, _new: &mut Self::Object, _old: &Self::Object) -> ApiResult<()> {

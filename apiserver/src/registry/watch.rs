@@ -237,7 +237,19 @@ impl Watcher {
                     }
                 }
             }
-            _ => stored::with_resource_version(&entry.stored, entry.revision),
+            Output::Metadata { api_version, .. } => {
+                let mut object = Vec::with_capacity(1024);
+                stored::write_partial_metadata(
+                    &mut object,
+                    &entry.stored,
+                    entry.revision,
+                    api_version,
+                );
+                object
+            }
+            Output::Json | Output::Yaml => {
+                stored::with_resource_version(&entry.stored, entry.revision)
+            }
         };
         sender
             .send(Ok(event_line(kind.as_str(), &object)))
@@ -251,8 +263,14 @@ impl Watcher {
         if initial_events_end {
             metadata["annotations"] = json!({"k8s.io/initial-events-end": "true"});
         }
-        let object =
-            json!({"kind": self.rest_kind, "apiVersion": self.api_version, "metadata": metadata});
+        let object = match self.output {
+            Output::Metadata { api_version, .. } => {
+                json!({"kind": "PartialObjectMetadata", "apiVersion": api_version, "metadata": metadata})
+            }
+            _ => {
+                json!({"kind": self.rest_kind, "apiVersion": self.api_version, "metadata": metadata})
+            }
+        };
         sender
             .send(Ok(event_line(
                 "BOOKMARK",

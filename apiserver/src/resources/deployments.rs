@@ -81,6 +81,12 @@ impl Strategy for Deployments {
         }
     }
 
+    /// Upstream's Deployment status strategy keeps the labels too: a status writer (the
+    /// controller) must not change what selects the Deployment.
+    fn prepare_status_update(&self, new: &mut Deployment, old: &Deployment) {
+        new.metadata.labels = old.metadata.labels.clone();
+    }
+
     fn validate(&self, deployment: &Deployment) -> Vec<Cause> {
         let default_spec = DeploymentSpec::default();
         let spec = deployment.spec.as_ref().unwrap_or(&default_spec);

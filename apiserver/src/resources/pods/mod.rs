@@ -128,6 +128,20 @@ impl Strategy for Pods {
         }
     }
 
+    /// Upstream's pod status strategy: owner references stay as they were (old kubelets
+    /// corrupted them, breaking garbage collection), a deletion in progress stays, and a QoS
+    /// class the writer left out is kept.
+    fn prepare_status_update(&self, new: &mut Pod, old: &Pod) {
+        new.metadata.owner_references = old.metadata.owner_references.clone();
+        new.metadata.deletion_timestamp = old.metadata.deletion_timestamp.clone();
+        let old_qos = old.status.as_ref().and_then(|s| s.qos_class.clone());
+        if let Some(status) = &mut new.status {
+            if status.qos_class.as_deref().unwrap_or("").is_empty() {
+                status.qos_class = old_qos;
+            }
+        }
+    }
+
     fn prepare_create(&self, pod: &mut Pod) {
         let spec = pod.spec.get_or_insert_with(PodSpec::default);
         let mut conditions = Vec::new();
