@@ -4,6 +4,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source hack/lib.sh
 ensure_build_deps
+# The e2e harness (e2e::Cluster) behind the component benchmarks starts the binaries here.
+export KUBE_BIN_DIR="$PWD/target/release"
 
 bench_store() {
   cargo build --release --locked -p store --example bench
@@ -30,25 +32,25 @@ bench_store() {
 bench_apiserver() {
   cargo build --release --locked -p apiserver --bin kube-apiserver
   cargo build --release --locked -p e2e --example bench_apiserver
-  target/release/examples/bench_apiserver target/release/kube-apiserver
+  target/release/examples/bench_apiserver
 }
 
 bench_scheduler() {
   cargo build --release --locked -p apiserver -p scheduler
   cargo build --release --locked -p e2e --example bench_scheduler
-  target/release/examples/bench_scheduler target/release
+  target/release/examples/bench_scheduler
 }
 
 bench_controllers() {
   cargo build --release --locked -p apiserver -p scheduler -p node-simulator -p controller-manager
   cargo build --release --locked -p e2e --example bench_controllers
-  target/release/examples/bench_controllers target/release
+  target/release/examples/bench_controllers
 }
 
 bench_node_simulator() {
   cargo build --release --locked -p apiserver -p scheduler -p node-simulator
   cargo build --release --locked -p e2e --example bench_node_simulator
-  target/release/examples/bench_node_simulator target/release
+  target/release/examples/bench_node_simulator
 }
 
 what=${1:-all}

@@ -1,10 +1,12 @@
 //! Apiserver benchmark behind `hack/bench.sh apiserver`: starts a release kube-apiserver on
-//! the embedded store and prints start-up time, idle memory, request throughput over HTTPS,
-//! list latency and watch delivery latency. Figures only; nothing here passes or fails.
+//! the embedded store (from `KUBE_BIN_DIR`, as every `e2e::Cluster`) and prints start-up
+//! time, idle memory, request throughput over HTTPS, list latency and watch delivery
+//! latency. Figures only; nothing here passes or fails.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use e2e::{Backend, Cluster};
 use futures::{AsyncBufReadExt, TryStreamExt};
 use kube::Client;
 use serde_json::{json, Value};
@@ -36,7 +38,12 @@ fn get(path: &str) -> http::Request<Vec<u8>> {
 }
 
 /// Runs `total` requests made by `make(i)` from `concurrency` tasks; returns requests/s.
-async fn throughput(client: &Client, concurrency: usize, total: usize, make: Arc<dyn Fn(usize) -> http::Request<Vec<u8>> + Send + Sync>) -> f64 {
+async fn throughput(
+    client: &Client,
+    concurrency: usize,
+    total: usize,
+    make: Arc<dyn Fn(usize) -> http::Request<Vec<u8>> + Send + Sync>,
+) -> f64 {
     let started = Instant::now();
     let tasks: Vec<_> = (0..concurrency)
         .map(|worker| {
@@ -54,50 +61,22 @@ async fn throughput(client: &Client, concurrency: usize, total: usize, make: Arc
     total as f64 / started.elapsed().as_secs_f64()
 }
 
-fn rss_mb(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let kb: f64 = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0);
-    kb / 1024.0
-}
-
 #[tokio::main]
 async fn main() {
-    let binary = std::env::args().nth(1).expect("usage: bench_apiserver <path to kube-apiserver>");
-    let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let started = Instant::now();
-    let mut child = std::process::Command::new(&binary)
-        .args(["--secure-port", &port.to_string()])
-        .arg("--cert-dir")
-        .arg(dir.path().join("pki"))
-        .arg("--data-dir")
-        .arg(dir.path().join("data"))
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("start kube-apiserver");
-    let kubeconfig = dir.path().join("pki/admin.conf");
-    while !kubeconfig.exists() {
-        tokio::time::sleep(Duration::from_micros(200)).await;
-    }
-    let config = kube::Config::from_custom_kubeconfig(kube::config::Kubeconfig::read_from(&kubeconfig).unwrap(), &Default::default())
-        .await
-        .unwrap();
-    let client = Client::try_from(config).unwrap();
-    loop {
-        if client.request_text(get("/readyz")).await.is_ok_and(|body| body == "ok") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_micros(200)).await;
-    }
+    let cluster = Cluster::start(Backend::Embedded).await;
+    let elapsed = started.elapsed();
+    let client = cluster.client().await;
     println!("kube-apiserver (embedded store)");
-    println!("  start to readyz (first start, PKI generated): {:>8.1} ms", started.elapsed().as_secs_f64() * 1000.0);
+    println!(
+        "  start to readyz (first start, PKI generated): {:>8.1} ms",
+        elapsed.as_secs_f64() * 1000.0
+    );
     tokio::time::sleep(Duration::from_secs(2)).await;
-    println!("  idle RSS:                                     {:>8.1} MB", rss_mb(child.id()));
+    println!(
+        "  idle RSS:                                     {:>8.1} MB",
+        cluster.apiserver_rss_bytes() as f64 / 1_048_576.0
+    );
 
     let base = format!("/api/v1/namespaces/{NAMESPACE}/pods");
     for concurrency in [1, 32] {
@@ -105,52 +84,91 @@ async fn main() {
         let path = base.clone();
         let make: Arc<dyn Fn(usize) -> http::Request<Vec<u8>> + Send + Sync> =
             Arc::new(move |i| post(&path, &pod(&format!("c{concurrency}-{i}"))));
-        println!("  creates/s, {concurrency:>2} clients:                       {:>8.0}", throughput(&client, concurrency, total, make).await);
+        println!(
+            "  creates/s, {concurrency:>2} clients:                       {:>8.0}",
+            throughput(&client, concurrency, total, make).await
+        );
     }
     for concurrency in [1, 32] {
         let path = base.clone();
-        let make: Arc<dyn Fn(usize) -> http::Request<Vec<u8>> + Send + Sync> = Arc::new(move |i| get(&format!("{path}/c32-{}", i % 5_000)));
-        println!("  gets/s, {concurrency:>2} clients:                          {:>8.0}", throughput(&client, concurrency, 10_000, make).await);
+        let make: Arc<dyn Fn(usize) -> http::Request<Vec<u8>> + Send + Sync> =
+            Arc::new(move |i| get(&format!("{path}/c32-{}", i % 5_000)));
+        println!(
+            "  gets/s, {concurrency:>2} clients:                          {:>8.0}",
+            throughput(&client, concurrency, 10_000, make).await
+        );
     }
     let path = base.clone();
-    let make: Arc<dyn Fn(usize) -> http::Request<Vec<u8>> + Send + Sync> = Arc::new(move |i| post(&path, &pod(&format!("fill-{i}"))));
+    let make: Arc<dyn Fn(usize) -> http::Request<Vec<u8>> + Send + Sync> =
+        Arc::new(move |i| post(&path, &pod(&format!("fill-{i}"))));
     throughput(&client, 32, 4_000, make).await;
-    for (label, accept) in [("JSON", "application/json"), ("Table", "application/json;as=Table;v=v1;g=meta.k8s.io")] {
+    for (label, accept) in [
+        ("JSON", "application/json"),
+        ("Table", "application/json;as=Table;v=v1;g=meta.k8s.io"),
+    ] {
         let mut times = Vec::new();
         for _ in 0..5 {
-            let request = http::Request::get(&base).header("accept", accept).body(Vec::new()).unwrap();
+            let request = http::Request::get(&base)
+                .header("accept", accept)
+                .body(Vec::new())
+                .unwrap();
             let started = Instant::now();
             let body = send(&client, request).await;
             times.push(started.elapsed().as_secs_f64() * 1000.0);
             assert!(body.len() > 1_000_000);
         }
         times.sort_by(f64::total_cmp);
-        println!("  list of 10,000 pods as {label:<5}:                {:>8.1} ms", times[2]);
+        println!(
+            "  list of 10,000 pods as {label:<5}:                {:>8.1} ms",
+            times[2]
+        );
     }
     let (p50, p99) = watch_latency(&client, 1_000).await;
     println!("  watch delivery, 1,000 watchers:               p50 {p50:.1} ms, p99 {p99:.1} ms");
-    println!("  RSS after the run:                            {:>8.1} MB", rss_mb(child.id()));
-    let _ = child.kill();
+    println!(
+        "  RSS after the run:                            {:>8.1} MB",
+        cluster.apiserver_rss_bytes() as f64 / 1_048_576.0
+    );
 }
 
 /// From a create's start to its ADDED event at each of `watchers` watchers.
 async fn watch_latency(client: &Client, watchers: usize) -> (f64, f64) {
     const WRITES: usize = 50;
     let base = Instant::now();
-    send(client, post("/api/v1/namespaces", &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "bench"}}))).await;
-    let rv: Value = serde_json::from_str(&send(client, get("/api/v1/namespaces/bench/configmaps")).await).unwrap();
-    let rv = rv["metadata"]["resourceVersion"].as_str().unwrap().to_string();
+    send(
+        client,
+        post(
+            "/api/v1/namespaces",
+            &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "bench"}}),
+        ),
+    )
+    .await;
+    let rv: Value =
+        serde_json::from_str(&send(client, get("/api/v1/namespaces/bench/configmaps")).await)
+            .unwrap();
+    let rv = rv["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let mut tasks = Vec::new();
     for _ in 0..watchers {
-        let request = get(&format!("/api/v1/namespaces/bench/configmaps?watch=true&resourceVersion={rv}"));
+        let request = get(&format!(
+            "/api/v1/namespaces/bench/configmaps?watch=true&resourceVersion={rv}"
+        ));
         let lines = client.request_stream(request).await.expect("watch").lines();
         tasks.push(tokio::spawn(async move {
             let mut lines = Box::pin(lines);
             let mut latencies = Vec::with_capacity(WRITES);
             while latencies.len() < WRITES {
-                let Ok(Some(line)) = lines.try_next().await else { break };
+                let Ok(Some(line)) = lines.try_next().await else {
+                    break;
+                };
                 let event: Value = serde_json::from_str(&line).unwrap();
-                let sent: u64 = event["object"]["data"]["sent"].as_str().unwrap().parse().unwrap();
+                let sent: u64 = event["object"]["data"]["sent"]
+                    .as_str()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
                 latencies.push(base.elapsed().as_nanos() as u64 - sent);
             }
             latencies

@@ -2,7 +2,8 @@
 //! apiserver (embedded store), kube-scheduler, 100 simulated nodes and
 //! kube-controller-manager; a 1,000-replica Deployment is created and the time until 1,000
 //! pods are Ready is printed, then the time for a rollout of a new image to complete.
-//! Figures only; nothing here passes or fails.
+//! The binaries come from `KUBE_BIN_DIR`, as for every `e2e::Cluster`. Figures only;
+//! nothing here passes or fails.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -27,7 +28,11 @@ fn ready_with_image(pods: &Pods, image: &str) -> usize {
         .unwrap()
         .values()
         .filter(|p| p.metadata.deletion_timestamp.is_none())
-        .filter(|p| p.spec.as_ref().is_some_and(|s| s.containers[0].image.as_deref() == Some(image)))
+        .filter(|p| {
+            p.spec
+                .as_ref()
+                .is_some_and(|s| s.containers[0].image.as_deref() == Some(image))
+        })
         .filter(|p| {
             let conditions = p.status.as_ref().and_then(|s| s.conditions.as_ref());
             conditions.is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
@@ -38,31 +43,30 @@ fn ready_with_image(pods: &Pods, image: &str) -> usize {
 async fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) -> Duration {
     let started = Instant::now();
     while !done() {
-        assert!(started.elapsed() < timeout, "gave up waiting for {what} after {timeout:?}");
+        assert!(
+            started.elapsed() < timeout,
+            "gave up waiting for {what} after {timeout:?}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     started.elapsed()
 }
 
-fn rss_mb(pid: Option<u32>) -> f64 {
-    let status = pid.and_then(|p| std::fs::read_to_string(format!("/proc/{p}/status")).ok()).unwrap_or_default();
-    let kb: f64 =
-        status.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse().ok()).unwrap_or(0.0);
-    kb / 1024.0
-}
-
 #[tokio::main]
 async fn main() {
-    let bin_dir = std::env::args().nth(1).expect("usage: bench_controllers <dir of release binaries>");
-    // SAFETY: set before any other thread reads the environment.
-    unsafe { std::env::set_var("KUBE_BIN_DIR", &bin_dir) };
     let cluster = Cluster::start(Backend::Embedded).await;
     let _scheduler = cluster.start_scheduler(&["--leader-elect=false"]);
     let _nodes = cluster.start_node_simulator(&["--nodes", &NODES.to_string()]);
     let manager = cluster.start_controller_manager(&["--leader-elect=false"]);
     let client = cluster.client().await;
     let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(client.clone());
-    while nodes.list(&Default::default()).await.map(|l| l.items.len()).unwrap_or(0) < NODES {
+    while nodes
+        .list(&Default::default())
+        .await
+        .map(|l| l.items.len())
+        .unwrap_or(0)
+        < NODES
+    {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
@@ -70,7 +74,8 @@ async fn main() {
     let watched = pods.clone();
     let pod_api: Api<Pod> = Api::default_namespaced(client.clone());
     tokio::spawn(async move {
-        let mut events = watcher::watcher(pod_api, watcher::Config::default().labels("app=bench")).boxed();
+        let mut events =
+            watcher::watcher(pod_api, watcher::Config::default().labels("app=bench")).boxed();
         while let Some(event) = events.next().await {
             let mut pods = watched.lock().unwrap();
             match event {
@@ -102,14 +107,26 @@ async fn main() {
     .unwrap();
     println!("kube-controller-manager: a {REPLICAS}-replica Deployment on {NODES} simulated nodes");
     let started = Instant::now();
-    deployments.create(&PostParams::default(), &deployment).await.expect("create deployment");
-    wait_for("1,000 ready pods", Duration::from_secs(600), || ready_with_image(&pods, "registry.k8s.io/pause:3.10") == REPLICAS).await;
+    deployments
+        .create(&PostParams::default(), &deployment)
+        .await
+        .expect("create deployment");
+    wait_for("1,000 ready pods", Duration::from_secs(600), || {
+        ready_with_image(&pods, "registry.k8s.io/pause:3.10") == REPLICAS
+    })
+    .await;
     let created = started.elapsed();
-    println!("  create to {REPLICAS} Ready pods:           {:>8.1} s", created.as_secs_f64());
+    println!(
+        "  create to {REPLICAS} Ready pods:           {:>8.1} s",
+        created.as_secs_f64()
+    );
 
     let started = Instant::now();
     let patch = json!({"spec": {"template": {"spec": {"containers": [{"name": "app", "image": "registry.k8s.io/pause:3.9"}]}}}});
-    deployments.patch("bench", &PatchParams::default(), &Patch::Strategic(&patch)).await.expect("patch image");
+    deployments
+        .patch("bench", &PatchParams::default(), &Patch::Strategic(&patch))
+        .await
+        .expect("patch image");
     loop {
         let d = deployments.get("bench").await.expect("get deployment");
         let status = d.status.unwrap_or_default();
@@ -121,11 +138,23 @@ async fn main() {
         if complete {
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(900), "gave up waiting for the rollout");
+        assert!(
+            started.elapsed() < Duration::from_secs(900),
+            "gave up waiting for the rollout"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let rolled = started.elapsed();
-    println!("  rollout of a new image to completion:  {:>8.1} s", rolled.as_secs_f64());
-    println!("  Ready pods with the new image:         {:>8}", ready_with_image(&pods, "registry.k8s.io/pause:3.9"));
-    println!("  controller-manager RSS:                {:>8.1} MB", rss_mb(manager.pid()));
+    println!(
+        "  rollout of a new image to completion:  {:>8.1} s",
+        rolled.as_secs_f64()
+    );
+    println!(
+        "  Ready pods with the new image:         {:>8}",
+        ready_with_image(&pods, "registry.k8s.io/pause:3.9")
+    );
+    println!(
+        "  controller-manager RSS:                {:>8.1} MB",
+        manager.rss_bytes() as f64 / 1_048_576.0
+    );
 }

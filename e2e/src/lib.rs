@@ -2,8 +2,11 @@
 //! ports with their own temp dirs (and, for the etcd backend, a real etcd), and drives them
 //! the way users do: the real `kubectl`, the kube-rs client, raw HTTPS.
 //!
-//! Binaries are taken from the workspace's `target/debug` (override with `KUBE_BIN_DIR`);
-//! `hack/test.sh` builds them before running the tests.
+//! Binaries are taken from the workspace's `target/debug` (override with `KUBE_BIN_DIR`:
+//! `hack/bench.sh` points it at `target/release`); `hack/test.sh` builds them before running
+//! the tests.
+
+pub mod fixtures;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -34,6 +37,18 @@ fn bin_dir() -> PathBuf {
     std::env::var_os("KUBE_BIN_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug"))
+}
+
+/// The resident memory of process `pid` in bytes, read from `/proc` (Linux); 0 once it is
+/// gone.
+pub fn rss_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let kib = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    kib * 1024
 }
 
 fn free_port() -> u16 {
@@ -104,12 +119,20 @@ impl Cluster {
         self.wait_ready().await;
     }
 
+    /// Polls `/readyz` in-process (not through kubectl, whose start-up would dominate the
+    /// apiserver's own, which the apiserver benchmark measures).
     async fn wait_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(30);
+        let mut client = None;
         loop {
-            if self.kubeconfig().exists() {
-                let out = self.kubectl(&["get", "--raw", "/readyz"]);
-                if out.status.success() {
+            if client.is_none() && self.kubeconfig().exists() {
+                client = self.try_client().await;
+            }
+            if let Some(client) = &client {
+                let readyz = http::Request::get("/readyz")
+                    .body(Vec::new())
+                    .expect("request");
+                if client.request_text(readyz).await.is_ok_and(|b| b == "ok") {
                     return;
                 }
             }
@@ -125,7 +148,7 @@ impl Cluster {
                 "kube-apiserver not ready after 30 s:\n{}",
                 self.log()
             );
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            tokio::time::sleep(Duration::from_millis(2)).await;
         }
     }
 
@@ -149,16 +172,9 @@ impl Cluster {
         }
     }
 
-    /// The apiserver's resident memory, read from `/proc` (Linux).
+    /// The apiserver's resident memory (Linux).
     pub fn apiserver_rss_bytes(&self) -> u64 {
-        let pid = self.apiserver.as_ref().expect("apiserver running").id();
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
-        let kib = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            .expect("VmRSS");
-        kib * 1024
+        rss_bytes(self.apiserver.as_ref().expect("apiserver running").id())
     }
 
     /// The admin kubeconfig the apiserver generated.
@@ -243,17 +259,23 @@ impl Cluster {
 
     /// A kube-rs client authenticated as the admin.
     pub async fn client(&self) -> kube::Client {
-        let kubeconfig =
-            kube::config::Kubeconfig::read_from(self.kubeconfig()).expect("read kubeconfig");
+        self.try_client()
+            .await
+            .expect("a client from the admin kubeconfig")
+    }
+
+    /// A client from the admin kubeconfig, unless it is not (completely) written yet.
+    async fn try_client(&self) -> Option<kube::Client> {
+        let kubeconfig = kube::config::Kubeconfig::read_from(self.kubeconfig()).ok()?;
         let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
             .await
-            .expect("kubeconfig");
-        kube::Client::try_from(config).expect("client")
+            .ok()?;
+        kube::Client::try_from(config).ok()
     }
 }
 
 /// A control-plane component started next to the apiserver (kube-scheduler,
-/// node-simulator); killed when dropped.
+/// kube-controller-manager, node-simulator); killed when dropped.
 pub struct Process {
     child: Option<Child>,
     log: PathBuf,
@@ -273,6 +295,11 @@ impl Process {
     /// Its process id while it runs.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
+    }
+
+    /// Its resident memory in bytes (Linux); 0 once it is gone.
+    pub fn rss_bytes(&self) -> u64 {
+        self.pid().map_or(0, rss_bytes)
     }
 
     /// Whether the process is still running.
@@ -302,6 +329,16 @@ impl Process {
             .nth(1)
             .is_some_and(|code| code == "200")
             .then(|| body.to_string())
+    }
+
+    /// The value of the first sample on `/metrics` whose line starts with `series` (a name,
+    /// or a name and labels).
+    pub fn metric(&self, series: &str) -> Option<f64> {
+        self.http_get("/metrics")?
+            .lines()
+            .find(|l| l.starts_with(series))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
     }
 }
 
@@ -334,24 +371,27 @@ impl Cluster {
         }
     }
 
-    /// Starts kube-scheduler with the kubeconfig the apiserver wrote for it, serving
-    /// `/healthz` and `/metrics` on a free port; `args` are extra flags.
-    pub fn start_scheduler(&self, args: &[&str]) -> Process {
+    /// Starts a component that authenticates with the kubeconfig `pki/<kubeconfig>` the
+    /// apiserver wrote for it and serves HTTPS `/healthz` and `/metrics` on a free port.
+    fn start_component(&self, binary: &str, kubeconfig: &str, args: &[&str]) -> Process {
         let port = free_port();
+        let kubeconfig = self.dir.path().join("pki").join(kubeconfig);
         let mut all = vec![
             "--kubeconfig".to_string(),
-            self.dir
-                .path()
-                .join("pki/scheduler.conf")
-                .display()
-                .to_string(),
+            kubeconfig.display().to_string(),
             "--bind-address".into(),
             "127.0.0.1".into(),
             "--secure-port".into(),
             port.to_string(),
         ];
         all.extend(args.iter().map(|a| a.to_string()));
-        self.start_process("kube-scheduler", &all, Some(port))
+        self.start_process(binary, &all, Some(port))
+    }
+
+    /// Starts kube-scheduler (its health and metrics port is [`Process::port`]); `args` are
+    /// extra flags.
+    pub fn start_scheduler(&self, args: &[&str]) -> Process {
+        self.start_component("kube-scheduler", "scheduler.conf", args)
     }
 
     /// Starts a node-simulator with the admin kubeconfig; `args` are its flags (`--nodes 3`).
@@ -364,24 +404,10 @@ impl Cluster {
         self.start_process("node-simulator", &all, None)
     }
 
-    /// Starts kube-controller-manager with the kubeconfig the apiserver wrote for it, serving
-    /// HTTPS `/healthz` and `/metrics` on a free port; `args` are extra flags.
+    /// Starts kube-controller-manager (its health and metrics port is [`Process::port`]);
+    /// `args` are extra flags.
     pub fn start_controller_manager(&self, args: &[&str]) -> Process {
-        let port = free_port();
-        let mut all = vec![
-            "--kubeconfig".to_string(),
-            self.dir
-                .path()
-                .join("pki/controller-manager.conf")
-                .display()
-                .to_string(),
-            "--bind-address".into(),
-            "127.0.0.1".into(),
-            "--secure-port".into(),
-            port.to_string(),
-        ];
-        all.extend(args.iter().map(|a| a.to_string()));
-        self.start_process("kube-controller-manager", &all, Some(port))
+        self.start_component("kube-controller-manager", "controller-manager.conf", args)
     }
 }
 

@@ -1,17 +1,16 @@
 //! kube-controller-manager end to end: the real apiserver, kube-scheduler and simulated nodes,
 //! driven by the real kubectl the way a learner does, on both store backends.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-
+use e2e::fixtures::{condition, deployment, eventually, is_ready, items, json, live_pods};
 use e2e::{on_both_backends, Cluster, Process};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams};
 use kube::runtime::watcher::{self, Event};
 use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 on_both_backends!(
     deployment_scales_rolls_out_and_rolls_back,
@@ -27,57 +26,20 @@ on_both_backends!(
     pods_of_a_lost_node_are_replaced_elsewhere,
 );
 
-/// The components running next to the apiserver.
-struct ControlPlane {
-    _scheduler: Process,
-    _nodes: Process,
-    manager: Process,
-}
-
-fn start_control_plane(cluster: &Cluster, nodes: usize, manager_args: &[&str]) -> ControlPlane {
-    let nodes = nodes.to_string();
-    ControlPlane {
-        _scheduler: cluster.start_scheduler(&["--leader-elect=false"]),
-        _nodes: cluster.start_node_simulator(&["--nodes", &nodes, "--pod-startup-delay", "200ms"]),
-        manager: cluster.start_controller_manager(&[&["--leader-elect=false"], manager_args].concat()),
-    }
-}
-
-fn json(text: &str) -> Value {
-    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
-}
-
-/// Polls `check` every 200 ms until it returns `Some`, failing after `seconds` with `what`.
-async fn eventually<T>(seconds: u64, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    loop {
-        if let Some(value) = check() {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out after {seconds} s waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-fn items(cluster: &Cluster, args: &[&str]) -> Vec<Value> {
-    let list = json(&cluster.ok(&[args, &["-o", "json"]].concat()));
-    list["items"].as_array().cloned().unwrap_or_default()
-}
-
-fn is_ready(pod: &Value) -> bool {
-    pod["status"]["conditions"].as_array().is_some_and(|c| c.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
-}
-
-/// Pods matching `selector` that are not being deleted.
-fn live_pods(cluster: &Cluster, namespace: &str, selector: &str) -> Vec<Value> {
-    items(cluster, &["get", "pods", "-n", namespace, "-l", selector]).into_iter().filter(|p| p["metadata"]["deletionTimestamp"].is_null()).collect()
-}
-
-async fn wait_ready_pods(cluster: &Cluster, namespace: &str, selector: &str, count: usize) -> Vec<Value> {
-    eventually(90, &format!("{count} ready pods {selector} in {namespace}"), || {
-        let pods = live_pods(cluster, namespace, selector);
-        (pods.len() == count && pods.iter().all(is_ready)).then_some(pods)
-    })
+async fn wait_ready_pods(
+    cluster: &Cluster,
+    namespace: &str,
+    selector: &str,
+    count: usize,
+) -> Vec<Value> {
+    eventually(
+        90,
+        &format!("{count} ready pods {selector} in {namespace}"),
+        || {
+            let pods = live_pods(cluster, namespace, selector);
+            (pods.len() == count && pods.iter().all(is_ready)).then_some(pods)
+        },
+    )
     .await
 }
 
@@ -95,9 +57,17 @@ impl PodWatch {
         let max_live = Arc::new(AtomicUsize::new(0));
         let min_ready = Arc::new(AtomicUsize::new(usize::MAX));
         let (max, min) = (max_live.clone(), min_ready.clone());
-        let initial = api.list(&ListParams::default().labels(selector)).await.expect("list pods");
-        let pods: Arc<Mutex<HashMap<String, Pod>>> =
-            Arc::new(Mutex::new(initial.items.into_iter().map(|p| (p.metadata.name.clone().unwrap(), p)).collect()));
+        let initial = api
+            .list(&ListParams::default().labels(selector))
+            .await
+            .expect("list pods");
+        let pods: Arc<Mutex<HashMap<String, Pod>>> = Arc::new(Mutex::new(
+            initial
+                .items
+                .into_iter()
+                .map(|p| (p.metadata.name.clone().unwrap(), p))
+                .collect(),
+        ));
         let config = watcher::Config::default().labels(selector);
         let task = tokio::spawn(async move {
             let mut events = watcher::watcher(api, config).boxed();
@@ -112,24 +82,36 @@ impl PodWatch {
                     }
                     Event::Init | Event::InitDone => continue,
                 }
-                let live: Vec<&Pod> = pods.values().filter(|p| p.metadata.deletion_timestamp.is_none()).collect();
+                let live: Vec<&Pod> = pods
+                    .values()
+                    .filter(|p| p.metadata.deletion_timestamp.is_none())
+                    .collect();
                 let ready = live
                     .iter()
                     .filter(|p| {
                         let conditions = p.status.as_ref().and_then(|s| s.conditions.as_ref());
-                        conditions.is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+                        conditions.is_some_and(|c| {
+                            c.iter().any(|c| c.type_ == "Ready" && c.status == "True")
+                        })
                     })
                     .count();
                 max.fetch_max(live.len(), Ordering::SeqCst);
                 min.fetch_min(ready, Ordering::SeqCst);
             }
         });
-        PodWatch { max_live, min_ready, task }
+        PodWatch {
+            max_live,
+            min_ready,
+            task,
+        }
     }
 
     fn stop(self) -> (usize, usize) {
         self.task.abort();
-        (self.max_live.load(Ordering::SeqCst), self.min_ready.load(Ordering::SeqCst))
+        (
+            self.max_live.load(Ordering::SeqCst),
+            self.min_ready.load(Ordering::SeqCst),
+        )
     }
 }
 
@@ -138,11 +120,25 @@ fn replica_sets(cluster: &Cluster, selector: &str) -> Vec<Value> {
 }
 
 async fn deployment_scales_rolls_out_and_rolls_back(cluster: &mut Cluster) {
-    let _plane = start_control_plane(cluster, 3, &[]);
-    cluster.ok(&["create", "deployment", "web", "--image=nginx", "--replicas=3"]);
-    cluster.ok(&["wait", "--for=condition=Available", "deployment/web", "--timeout=90s"]);
+    let _plane = cluster.start_control_plane(3, &[]);
+    cluster.ok(&[
+        "create",
+        "deployment",
+        "web",
+        "--image=nginx",
+        "--replicas=3",
+    ]);
+    cluster.ok(&[
+        "wait",
+        "--for=condition=Available",
+        "deployment/web",
+        "--timeout=90s",
+    ]);
     let pods = wait_ready_pods(cluster, "default", "app=web", 3).await;
-    assert!(pods.iter().all(|p| p["status"]["podIP"].is_string()), "running pods have IPs");
+    assert!(
+        pods.iter().all(|p| p["status"]["podIP"].is_string()),
+        "running pods have IPs"
+    );
     let table = cluster.ok(&["get", "deployment", "web"]);
     assert!(table.contains("3/3"), "{table}");
 
@@ -150,8 +146,16 @@ async fn deployment_scales_rolls_out_and_rolls_back(cluster: &mut Cluster) {
     wait_ready_pods(cluster, "default", "app=web", 5).await;
     cluster.ok(&["scale", "deployment/web", "--replicas=3"]);
     wait_ready_pods(cluster, "default", "app=web", 3).await;
-    let events = cluster.ok(&["get", "events", "--field-selector", "involvedObject.kind=Deployment"]);
-    assert!(events.contains("ScalingReplicaSet") && events.contains("Scaled down replica set"), "{events}");
+    let events = cluster.ok(&[
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.kind=Deployment",
+    ]);
+    assert!(
+        events.contains("ScalingReplicaSet") && events.contains("Scaled down replica set"),
+        "{events}"
+    );
 
     // 3 replicas at 25%: at most 1 extra pod, never fewer than 3 ready.
     let watch = PodWatch::start(cluster, "app=web").await;
@@ -160,12 +164,21 @@ async fn deployment_scales_rolls_out_and_rolls_back(cluster: &mut Cluster) {
     assert!(status.contains("successfully rolled out"), "{status}");
     let (max_live, min_ready) = watch.stop();
     assert!(max_live <= 4, "maxSurge 1 exceeded: {max_live} live pods");
-    assert!(min_ready >= 3, "maxUnavailable 0 exceeded: only {min_ready} ready pods");
+    assert!(
+        min_ready >= 3,
+        "maxUnavailable 0 exceeded: only {min_ready} ready pods"
+    );
     let pods = wait_ready_pods(cluster, "default", "app=web", 3).await;
-    assert!(pods.iter().all(|p| p["spec"]["containers"][0]["image"] == "nginx:1.27"));
+    assert!(pods
+        .iter()
+        .all(|p| p["spec"]["containers"][0]["image"] == "nginx:1.27"));
 
     let history = cluster.ok(&["rollout", "history", "deployment/web"]);
-    let revisions: Vec<&str> = history.lines().skip(2).filter_map(|l| l.split_whitespace().next()).collect();
+    let revisions: Vec<&str> = history
+        .lines()
+        .skip(2)
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
     assert_eq!(revisions, ["1", "2"], "{history}");
     let first = replica_sets(cluster, "app=web")
         .into_iter()
@@ -176,85 +189,195 @@ async fn deployment_scales_rolls_out_and_rolls_back(cluster: &mut Cluster) {
     cluster.ok(&["rollout", "status", "deployment/web", "--timeout=120s"]);
     let sets = replica_sets(cluster, "app=web");
     assert_eq!(sets.len(), 2, "the rollback reuses the first replica set");
-    let reused = sets.iter().find(|rs| rs["metadata"]["name"] == first["metadata"]["name"]).unwrap();
-    assert_eq!(reused["metadata"]["annotations"]["deployment.kubernetes.io/revision"], "3");
-    assert_eq!(reused["metadata"]["annotations"]["deployment.kubernetes.io/revision-history"], "1");
+    let reused = sets
+        .iter()
+        .find(|rs| rs["metadata"]["name"] == first["metadata"]["name"])
+        .unwrap();
+    assert_eq!(
+        reused["metadata"]["annotations"]["deployment.kubernetes.io/revision"],
+        "3"
+    );
+    assert_eq!(
+        reused["metadata"]["annotations"]["deployment.kubernetes.io/revision-history"],
+        "1"
+    );
     assert_eq!(reused["spec"]["replicas"], 3);
     let deployment = json(&cluster.ok(&["get", "deployment", "web", "-o", "json"]));
-    assert_eq!(deployment["metadata"]["annotations"]["deployment.kubernetes.io/revision"], "3");
-    let progressing = deployment["status"]["conditions"].as_array().unwrap().iter().find(|c| c["type"] == "Progressing").cloned().unwrap();
+    assert_eq!(
+        deployment["metadata"]["annotations"]["deployment.kubernetes.io/revision"],
+        "3"
+    );
+    let progressing = condition(&deployment, "Progressing").unwrap();
     assert_eq!(progressing["reason"], "NewReplicaSetAvailable");
-    assert_eq!(progressing["message"], format!("ReplicaSet {} has successfully progressed.", first["metadata"]["name"]));
+    assert_eq!(
+        progressing["message"],
+        format!(
+            "ReplicaSet {} has successfully progressed.",
+            first["metadata"]["name"]
+        )
+    );
     let history = cluster.ok(&["rollout", "history", "deployment/web"]);
-    let revisions: Vec<&str> = history.lines().skip(2).filter_map(|l| l.split_whitespace().next()).collect();
+    let revisions: Vec<&str> = history
+        .lines()
+        .skip(2)
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
     assert_eq!(revisions, ["2", "3"], "{history}");
 
     // Pause: a template change waits for resume.
     cluster.ok(&["rollout", "pause", "deployment/web"]);
     cluster.ok(&["set", "image", "deployment/web", "nginx=nginx:1.28"]);
-    eventually(30, "the Progressing condition to read DeploymentPaused", || {
-        let d = json(&cluster.ok(&["get", "deployment", "web", "-o", "json"]));
-        d["status"]["conditions"].as_array()?.iter().any(|c| c["reason"] == "DeploymentPaused").then_some(())
-    })
+    eventually(
+        30,
+        "the Progressing condition to read DeploymentPaused",
+        || {
+            let d = json(&cluster.ok(&["get", "deployment", "web", "-o", "json"]));
+            d["status"]["conditions"]
+                .as_array()?
+                .iter()
+                .any(|c| c["reason"] == "DeploymentPaused")
+                .then_some(())
+        },
+    )
     .await;
-    assert_eq!(replica_sets(cluster, "app=web").len(), 2, "no rollout while paused");
+    assert_eq!(
+        replica_sets(cluster, "app=web").len(),
+        2,
+        "no rollout while paused"
+    );
     cluster.ok(&["rollout", "resume", "deployment/web"]);
     cluster.ok(&["rollout", "status", "deployment/web", "--timeout=120s"]);
     assert_eq!(replica_sets(cluster, "app=web").len(), 3);
 }
 
 async fn history_is_trimmed_and_a_stuck_rollout_times_out(cluster: &mut Cluster) {
-    let _plane = start_control_plane(cluster, 2, &[]);
-    cluster.ok(&["create", "deployment", "web", "--image=nginx", "--replicas=2"]);
-    cluster.ok(&["patch", "deployment", "web", "--type=merge", "-p", r#"{"spec":{"revisionHistoryLimit":1}}"#]);
+    let _plane = cluster.start_control_plane(2, &[]);
+    cluster.ok(&[
+        "create",
+        "deployment",
+        "web",
+        "--image=nginx",
+        "--replicas=2",
+    ]);
+    cluster.ok(&[
+        "patch",
+        "deployment",
+        "web",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"revisionHistoryLimit":1}}"#,
+    ]);
     for image in ["nginx:1", "nginx:2", "nginx:3"] {
         cluster.ok(&["set", "image", "deployment/web", &format!("nginx={image}")]);
         cluster.ok(&["rollout", "status", "deployment/web", "--timeout=120s"]);
     }
-    eventually(30, "old replica sets beyond the history limit to be deleted", || (replica_sets(cluster, "app=web").len() == 2).then_some(())).await;
+    eventually(
+        30,
+        "old replica sets beyond the history limit to be deleted",
+        || (replica_sets(cluster, "app=web").len() == 2).then_some(()),
+    )
+    .await;
 
     // Pods that can never be scheduled make no progress: the deadline passes.
     let patch = r#"{"spec":{"progressDeadlineSeconds":3,"template":{"spec":{"nodeSelector":{"disktype":"none"}}}}}"#;
     cluster.ok(&["patch", "deployment", "web", "--type=merge", "-p", patch]);
     let condition = eventually(60, "ProgressDeadlineExceeded", || {
         let d = json(&cluster.ok(&["get", "deployment", "web", "-o", "json"]));
-        d["status"]["conditions"].as_array()?.iter().find(|c| c["type"] == "Progressing" && c["reason"] == "ProgressDeadlineExceeded").cloned()
+        d["status"]["conditions"]
+            .as_array()?
+            .iter()
+            .find(|c| c["type"] == "Progressing" && c["reason"] == "ProgressDeadlineExceeded")
+            .cloned()
     })
     .await;
     assert_eq!(condition["status"], "False");
-    let stuck = replica_sets(cluster, "app=web").into_iter().find(|rs| !rs["spec"]["template"]["spec"]["nodeSelector"].is_null()).unwrap();
-    assert_eq!(condition["message"], format!("ReplicaSet {} has timed out progressing.", stuck["metadata"]["name"]));
+    let stuck = replica_sets(cluster, "app=web")
+        .into_iter()
+        .find(|rs| !rs["spec"]["template"]["spec"]["nodeSelector"].is_null())
+        .unwrap();
+    assert_eq!(
+        condition["message"],
+        format!(
+            "ReplicaSet {} has timed out progressing.",
+            stuck["metadata"]["name"]
+        )
+    );
     let error = cluster.fails(&["rollout", "status", "deployment/web", "--timeout=30s"]);
     assert!(error.contains("exceeded its progress deadline"), "{error}");
-    assert_eq!(live_pods(cluster, "default", "app=web").iter().filter(|p| is_ready(p)).count(), 2, "maxUnavailable keeps the old pods");
+    assert_eq!(
+        live_pods(cluster, "default", "app=web")
+            .iter()
+            .filter(|p| is_ready(p))
+            .count(),
+        2,
+        "maxUnavailable keeps the old pods"
+    );
 }
 
 async fn expose_lists_ready_pod_ips_in_endpoints(cluster: &mut Cluster) {
-    let _plane = start_control_plane(cluster, 2, &[]);
-    cluster.ok(&["create", "deployment", "web", "--image=nginx", "--replicas=3", "--port=80"]);
+    let _plane = cluster.start_control_plane(2, &[]);
+    cluster.ok(&[
+        "create",
+        "deployment",
+        "web",
+        "--image=nginx",
+        "--replicas=3",
+        "--port=80",
+    ]);
     let pods = wait_ready_pods(cluster, "default", "app=web", 3).await;
-    let mut ips: Vec<String> = pods.iter().map(|p| p["status"]["podIP"].as_str().unwrap().to_string()).collect();
+    let mut ips: Vec<String> = pods
+        .iter()
+        .map(|p| p["status"]["podIP"].as_str().unwrap().to_string())
+        .collect();
     ips.sort();
     cluster.ok(&["expose", "deployment", "web", "--port=80"]);
     let endpoints = eventually(30, "endpoints with the 3 pod IPs", || {
         let ep = json(&cluster.ok(&["get", "endpoints", "web", "-o", "json"]));
-        let mut found: Vec<String> = ep["subsets"][0]["addresses"].as_array()?.iter().map(|a| a["ip"].as_str().unwrap().to_string()).collect();
+        let mut found: Vec<String> = ep["subsets"][0]["addresses"]
+            .as_array()?
+            .iter()
+            .map(|a| a["ip"].as_str().unwrap().to_string())
+            .collect();
         found.sort();
         (found == ips).then_some(ep)
     })
     .await;
     assert_eq!(endpoints["subsets"][0]["ports"][0]["port"], 80);
-    assert_eq!(endpoints["subsets"][0]["addresses"][0]["targetRef"]["kind"], "Pod");
+    assert_eq!(
+        endpoints["subsets"][0]["addresses"][0]["targetRef"]["kind"],
+        "Pod"
+    );
     let table = cluster.ok(&["get", "ep", "web"]);
-    assert!(ips.iter().all(|ip| table.contains(ip.as_str())) || table.contains("more..."), "{table}");
-    let slices = items(cluster, &["get", "endpointslices", "-l", "kubernetes.io/service-name=web"]);
+    assert!(
+        ips.iter().all(|ip| table.contains(ip.as_str())) || table.contains("more..."),
+        "{table}"
+    );
+    let slices = items(
+        cluster,
+        &[
+            "get",
+            "endpointslices",
+            "-l",
+            "kubernetes.io/service-name=web",
+        ],
+    );
     assert_eq!(slices.len(), 1);
-    assert_eq!(slices[0]["metadata"]["labels"]["endpointslice.kubernetes.io/managed-by"], "endpointslice-controller.k8s.io");
+    assert_eq!(
+        slices[0]["metadata"]["labels"]["endpointslice.kubernetes.io/managed-by"],
+        "endpointslice-controller.k8s.io"
+    );
     assert_eq!(slices[0]["endpoints"].as_array().unwrap().len(), 3);
-    assert!(slices[0]["endpoints"].as_array().unwrap().iter().all(|e| e["conditions"]["ready"] == true));
+    assert!(slices[0]["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|e| e["conditions"]["ready"] == true));
     eventually(30, "describe svc to show the endpoints", || {
         let describe = cluster.ok(&["describe", "svc", "web"]);
-        describe.lines().any(|l| l.starts_with("Endpoints:") && l.contains(":80")).then_some(())
+        describe
+            .lines()
+            .any(|l| l.starts_with("Endpoints:") && l.contains(":80"))
+            .then_some(())
     })
     .await;
 
@@ -262,63 +385,122 @@ async fn expose_lists_ready_pod_ips_in_endpoints(cluster: &mut Cluster) {
     let victim = pods[0]["metadata"]["name"].as_str().unwrap();
     let ip = pods[0]["status"]["podIP"].as_str().unwrap();
     let patch = r#"{"status":{"conditions":[{"type":"Ready","status":"False"}]}}"#;
-    cluster.ok(&["patch", "pod", victim, "--subresource=status", "--type=strategic", "-p", patch]);
+    cluster.ok(&[
+        "patch",
+        "pod",
+        victim,
+        "--subresource=status",
+        "--type=strategic",
+        "-p",
+        patch,
+    ]);
     eventually(30, "the unready pod in notReadyAddresses", || {
         let ep = json(&cluster.ok(&["get", "endpoints", "web", "-o", "json"]));
         let not_ready = ep["subsets"][0]["notReadyAddresses"].as_array()?;
-        (not_ready.iter().any(|a| a["ip"] == ip) && ep["subsets"][0]["addresses"].as_array()?.len() == 2).then_some(())
+        (not_ready.iter().any(|a| a["ip"] == ip)
+            && ep["subsets"][0]["addresses"].as_array()?.len() == 2)
+            .then_some(())
     })
     .await;
 }
 
 async fn deleting_a_deployment_deletes_its_replica_sets_and_pods(cluster: &mut Cluster) {
-    let _plane = start_control_plane(cluster, 2, &[]);
-    cluster.ok(&["create", "deployment", "web", "--image=nginx", "--replicas=3"]);
+    let _plane = cluster.start_control_plane(2, &[]);
+    cluster.ok(&[
+        "create",
+        "deployment",
+        "web",
+        "--image=nginx",
+        "--replicas=3",
+    ]);
     wait_ready_pods(cluster, "default", "app=web", 3).await;
     cluster.ok(&["delete", "deployment", "web"]);
     eventually(60, "replica sets and pods to be garbage collected", || {
-        (replica_sets(cluster, "app=web").is_empty() && items(cluster, &["get", "pods", "-l", "app=web"]).is_empty()).then_some(())
+        (replica_sets(cluster, "app=web").is_empty()
+            && items(cluster, &["get", "pods", "-l", "app=web"]).is_empty())
+        .then_some(())
     })
     .await;
 }
 
 async fn orphan_and_foreground_cascades(cluster: &mut Cluster) {
-    let _plane = start_control_plane(cluster, 2, &[]);
-    cluster.ok(&["create", "deployment", "keep", "--image=nginx", "--replicas=2"]);
+    let _plane = cluster.start_control_plane(2, &[]);
+    cluster.ok(&[
+        "create",
+        "deployment",
+        "keep",
+        "--image=nginx",
+        "--replicas=2",
+    ]);
     wait_ready_pods(cluster, "default", "app=keep", 2).await;
     cluster.ok(&["delete", "deployment", "keep", "--cascade=orphan"]);
     let orphan = eventually(30, "the replica set to lose its owner", || {
         let sets = replica_sets(cluster, "app=keep");
-        (sets.len() == 1 && sets[0]["metadata"]["ownerReferences"].is_null()).then(|| sets[0].clone())
+        (sets.len() == 1 && sets[0]["metadata"]["ownerReferences"].is_null())
+            .then(|| sets[0].clone())
     })
     .await;
     let name = orphan["metadata"]["name"].as_str().unwrap();
-    assert_eq!(live_pods(cluster, "default", "app=keep").len(), 2, "orphaned pods keep running");
+    assert_eq!(
+        live_pods(cluster, "default", "app=keep").len(),
+        2,
+        "orphaned pods keep running"
+    );
     cluster.ok(&["delete", "rs", name, "--cascade=orphan"]);
     eventually(30, "the pods to lose their owner", || {
         let pods = live_pods(cluster, "default", "app=keep");
-        (replica_sets(cluster, "app=keep").is_empty() && pods.len() == 2 && pods.iter().all(|p| p["metadata"]["ownerReferences"].is_null()))
-            .then_some(())
+        (replica_sets(cluster, "app=keep").is_empty()
+            && pods.len() == 2
+            && pods
+                .iter()
+                .all(|p| p["metadata"]["ownerReferences"].is_null()))
+        .then_some(())
     })
     .await;
 
-    cluster.ok(&["create", "deployment", "fg", "--image=nginx", "--replicas=2"]);
+    cluster.ok(&[
+        "create",
+        "deployment",
+        "fg",
+        "--image=nginx",
+        "--replicas=2",
+    ]);
     wait_ready_pods(cluster, "default", "app=fg", 2).await;
-    cluster.ok(&["delete", "deployment", "fg", "--cascade=foreground", "--wait=false"]);
+    cluster.ok(&[
+        "delete",
+        "deployment",
+        "fg",
+        "--cascade=foreground",
+        "--wait=false",
+    ]);
     let waiting = cluster.kubectl(&["get", "deployment", "fg", "-o", "json"]);
     if waiting.status.success() {
         let deployment = json(&String::from_utf8_lossy(&waiting.stdout));
-        assert!(deployment["metadata"]["finalizers"].as_array().unwrap().iter().any(|f| f == "foregroundDeletion"));
+        assert!(deployment["metadata"]["finalizers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f == "foregroundDeletion"));
     }
-    eventually(60, "the deployment to go after its replica set and pods", || {
-        let gone = !cluster.kubectl(&["get", "deployment", "fg"]).status.success();
-        (gone && replica_sets(cluster, "app=fg").is_empty() && items(cluster, &["get", "pods", "-l", "app=fg"]).is_empty()).then_some(())
-    })
+    eventually(
+        60,
+        "the deployment to go after its replica set and pods",
+        || {
+            let gone = !cluster
+                .kubectl(&["get", "deployment", "fg"])
+                .status
+                .success();
+            (gone
+                && replica_sets(cluster, "app=fg").is_empty()
+                && items(cluster, &["get", "pods", "-l", "app=fg"]).is_empty())
+            .then_some(())
+        },
+    )
     .await;
 }
 
 async fn dangling_owner_references_are_removed(cluster: &mut Cluster) {
-    let _plane = start_control_plane(cluster, 1, &[]);
+    let _plane = cluster.start_control_plane(1, &[]);
     cluster.ok(&["create", "configmap", "owner"]);
     let owner = json(&cluster.ok(&["get", "configmap", "owner", "-o", "json"]));
     let uid = owner["metadata"]["uid"].as_str().unwrap();
@@ -328,13 +510,26 @@ async fn dangling_owner_references_are_removed(cluster: &mut Cluster) {
          - {{apiVersion: v1, kind: ConfigMap, name: ghost, uid: 00000000-0000-0000-0000-000000000000}}\n"
     );
     cluster.ok_stdin(&["create", "-f", "-"], &dependent);
-    eventually(30, "the reference to the missing owner to be removed", || {
-        let refs = json(&cluster.ok(&["get", "configmap", "dependent", "-o", "json"]))["metadata"]["ownerReferences"].clone();
-        (refs.as_array()?.len() == 1 && refs[0]["name"] == "owner").then_some(())
-    })
+    eventually(
+        30,
+        "the reference to the missing owner to be removed",
+        || {
+            let refs = json(&cluster.ok(&["get", "configmap", "dependent", "-o", "json"]))
+                ["metadata"]["ownerReferences"]
+                .clone();
+            (refs.as_array()?.len() == 1 && refs[0]["name"] == "owner").then_some(())
+        },
+    )
     .await;
     cluster.ok(&["delete", "configmap", "owner"]);
-    eventually(30, "the dependent to follow its last owner", || (!cluster.kubectl(&["get", "configmap", "dependent"]).status.success()).then_some(())).await;
+    eventually(30, "the dependent to follow its last owner", || {
+        (!cluster
+            .kubectl(&["get", "configmap", "dependent"])
+            .status
+            .success())
+        .then_some(())
+    })
+    .await;
 }
 
 const ADOPTER: &str = "\
@@ -358,14 +553,24 @@ spec:
 ";
 
 async fn replica_set_adopts_and_releases_pods(cluster: &mut Cluster) {
-    let _plane = start_control_plane(cluster, 2, &[]);
+    let _plane = cluster.start_control_plane(2, &[]);
     cluster.ok(&["run", "bare", "--image=nginx", "--labels=app=adopt"]);
     wait_ready_pods(cluster, "default", "app=adopt", 1).await;
     cluster.ok_stdin(&["create", "-f", "-"], ADOPTER);
     let pods = wait_ready_pods(cluster, "default", "app=adopt", 2).await;
-    let bare = pods.iter().find(|p| p["metadata"]["name"] == "bare").expect("the bare pod is kept, not replaced");
+    let bare = pods
+        .iter()
+        .find(|p| p["metadata"]["name"] == "bare")
+        .expect("the bare pod is kept, not replaced");
     let owner = &bare["metadata"]["ownerReferences"][0];
-    assert_eq!((owner["kind"].as_str(), owner["name"].as_str(), owner["controller"].as_bool()), (Some("ReplicaSet"), Some("adopter"), Some(true)));
+    assert_eq!(
+        (
+            owner["kind"].as_str(),
+            owner["name"].as_str(),
+            owner["controller"].as_bool()
+        ),
+        (Some("ReplicaSet"), Some("adopter"), Some(true))
+    );
     assert_eq!(owner["blockOwnerDeletion"], true);
 
     cluster.ok(&["label", "pod", "bare", "app=gone", "--overwrite"]);
@@ -377,18 +582,36 @@ async fn replica_set_adopts_and_releases_pods(cluster: &mut Cluster) {
     .await;
     assert_eq!(released["metadata"]["labels"]["app"], "gone");
     let rs = json(&cluster.ok(&["get", "rs", "adopter", "-o", "json"]));
-    assert_eq!((rs["status"]["replicas"].as_i64(), rs["status"]["readyReplicas"].as_i64()), (Some(2), Some(2)));
-    assert_eq!(rs["status"]["observedGeneration"], rs["metadata"]["generation"]);
+    assert_eq!(
+        (
+            rs["status"]["replicas"].as_i64(),
+            rs["status"]["readyReplicas"].as_i64()
+        ),
+        (Some(2), Some(2))
+    );
+    assert_eq!(
+        rs["status"]["observedGeneration"],
+        rs["metadata"]["generation"]
+    );
     let events = cluster.ok(&["describe", "rs", "adopter"]);
-    assert!(events.contains("SuccessfulCreate") && events.contains("Created pod: adopter-"), "{events}");
+    assert!(
+        events.contains("SuccessfulCreate") && events.contains("Created pod: adopter-"),
+        "{events}"
+    );
 }
 
 async fn namespace_deletion_empties_the_namespace(cluster: &mut Cluster) {
-    let _plane = start_control_plane(cluster, 2, &[]);
+    let _plane = cluster.start_control_plane(2, &[]);
     cluster.ok(&["create", "namespace", "lab"]);
     eventually(30, "the default service account and root CA", || {
-        let ok = cluster.kubectl(&["get", "serviceaccount", "default", "-n", "lab"]).status.success()
-            && cluster.kubectl(&["get", "configmap", "kube-root-ca.crt", "-n", "lab"]).status.success();
+        let ok = cluster
+            .kubectl(&["get", "serviceaccount", "default", "-n", "lab"])
+            .status
+            .success()
+            && cluster
+                .kubectl(&["get", "configmap", "kube-root-ca.crt", "-n", "lab"])
+                .status
+                .success();
         ok.then_some(())
     })
     .await;
@@ -404,7 +627,15 @@ async fn namespace_deletion_empties_the_namespace(cluster: &mut Cluster) {
     }
     objects += "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: held\n  namespace: lab\n  finalizers: [example.com/hold]\n";
     cluster.ok_stdin(&["create", "-f", "-"], &objects);
-    cluster.ok(&["create", "deployment", "web", "-n", "lab", "--image=nginx", "--replicas=3"]);
+    cluster.ok(&[
+        "create",
+        "deployment",
+        "web",
+        "-n",
+        "lab",
+        "--image=nginx",
+        "--replicas=3",
+    ]);
     cluster.ok(&["expose", "deployment", "web", "-n", "lab", "--port=80"]);
     wait_ready_pods(cluster, "lab", "app=web", 3).await;
 
@@ -412,25 +643,68 @@ async fn namespace_deletion_empties_the_namespace(cluster: &mut Cluster) {
     let conditions = eventually(60, "the namespace to report the held config map", || {
         let ns = json(&cluster.ok(&["get", "namespace", "lab", "-o", "json"]));
         let conditions = ns["status"]["conditions"].as_array()?.clone();
-        let held = conditions.iter().any(|c| c["type"] == "NamespaceFinalizersRemaining" && c["status"] == "True");
+        let held = conditions
+            .iter()
+            .any(|c| c["type"] == "NamespaceFinalizersRemaining" && c["status"] == "True");
         (held && items(cluster, &["get", "pods", "-n", "lab"]).is_empty()).then_some(conditions)
     })
     .await;
-    let find = |t: &str| conditions.iter().find(|c| c["type"] == t).cloned().unwrap_or_default();
+    let find = |t: &str| {
+        conditions
+            .iter()
+            .find(|c| c["type"] == t)
+            .cloned()
+            .unwrap_or_default()
+    };
     assert_eq!(find("NamespaceFinalizersRemaining")["message"], "Some content in the namespace has finalizers remaining: example.com/hold in 1 resource instances");
-    assert_eq!(find("NamespaceContentRemaining")["reason"], "SomeResourcesRemain");
-    assert_eq!(find("NamespaceDeletionDiscoveryFailure")["reason"], "ResourcesDiscovered");
+    assert_eq!(
+        find("NamespaceContentRemaining")["reason"],
+        "SomeResourcesRemain"
+    );
+    assert_eq!(
+        find("NamespaceDeletionDiscoveryFailure")["reason"],
+        "ResourcesDiscovered"
+    );
     assert_eq!(find("NamespaceDeletionContentFailure")["status"], "False");
-    let left = cluster.ok(&["get", "configmaps,secrets,deployments,replicasets,services", "-n", "lab", "-o", "name"]);
+    let left = cluster.ok(&[
+        "get",
+        "configmaps,secrets,deployments,replicasets,services",
+        "-n",
+        "lab",
+        "-o",
+        "name",
+    ]);
     assert_eq!(left.trim(), "configmap/held", "everything else is gone");
 
-    cluster.ok(&["patch", "configmap", "held", "-n", "lab", "--type=merge", "-p", r#"{"metadata":{"finalizers":null}}"#]);
-    eventually(60, "the namespace to disappear", || (!cluster.kubectl(&["get", "namespace", "lab"]).status.success()).then_some(())).await;
+    cluster.ok(&[
+        "patch",
+        "configmap",
+        "held",
+        "-n",
+        "lab",
+        "--type=merge",
+        "-p",
+        r#"{"metadata":{"finalizers":null}}"#,
+    ]);
+    eventually(60, "the namespace to disappear", || {
+        (!cluster
+            .kubectl(&["get", "namespace", "lab"])
+            .status
+            .success())
+        .then_some(())
+    })
+    .await;
 }
 
 async fn restart_mid_rollout_finishes_without_extra_pods(cluster: &mut Cluster) {
-    let mut plane = start_control_plane(cluster, 3, &[]);
-    cluster.ok(&["create", "deployment", "web", "--image=nginx", "--replicas=6"]);
+    let mut plane = cluster.start_control_plane(3, &[]);
+    cluster.ok(&[
+        "create",
+        "deployment",
+        "web",
+        "--image=nginx",
+        "--replicas=6",
+    ]);
     cluster.ok(&["patch", "deployment", "web", "--type=merge", "-p", r#"{"spec":{"minReadySeconds":2,"strategy":{"rollingUpdate":{"maxSurge":1,"maxUnavailable":0}}}}"#]);
     cluster.ok(&["rollout", "status", "deployment/web", "--timeout=120s"]);
     let watch = PodWatch::start(cluster, "app=web").await;
@@ -446,127 +720,250 @@ async fn restart_mid_rollout_finishes_without_extra_pods(cluster: &mut Cluster) 
     let status = cluster.ok(&["rollout", "status", "deployment/web", "--timeout=180s"]);
     assert!(status.contains("successfully rolled out"), "{status}");
     let (max_live, min_ready) = watch.stop();
-    assert!(max_live <= 7, "more than replicas + maxSurge pods: {max_live}");
-    assert!(min_ready >= 6, "fewer than replicas - maxUnavailable ready: {min_ready}");
+    assert!(
+        max_live <= 7,
+        "more than replicas + maxSurge pods: {max_live}"
+    );
+    assert!(
+        min_ready >= 6,
+        "fewer than replicas - maxUnavailable ready: {min_ready}"
+    );
     let pods = wait_ready_pods(cluster, "default", "app=web", 6).await;
-    assert!(pods.iter().all(|p| p["spec"]["containers"][0]["image"] == "nginx:1.27"));
+    assert!(pods
+        .iter()
+        .all(|p| p["spec"]["containers"][0]["image"] == "nginx:1.27"));
 }
 
 async fn two_instances_elect_one_leader(cluster: &mut Cluster) {
     let _scheduler = cluster.start_scheduler(&["--leader-elect=false"]);
     let _nodes = cluster.start_node_simulator(&["--nodes", "2", "--pod-startup-delay", "200ms"]);
-    let timing = ["--leader-elect-lease-duration=4s", "--leader-elect-renew-deadline=3s", "--leader-elect-retry-period=500ms"];
+    let timing = [
+        "--leader-elect-lease-duration=4s",
+        "--leader-elect-renew-deadline=3s",
+        "--leader-elect-retry-period=500ms",
+    ];
     let mut first = cluster.start_controller_manager(&timing);
     let mut second = cluster.start_controller_manager(&timing);
+    // The Lease exists once an instance has taken it; until then the get fails.
     let holder = eventually(30, "a leader", || {
-        let lease = json(&cluster.ok(&["get", "lease", "kube-controller-manager", "-n", "kube-system", "-o", "json"]));
+        let out = cluster.kubectl(&[
+            "get",
+            "lease",
+            "kube-controller-manager",
+            "-n",
+            "kube-system",
+            "-o",
+            "json",
+        ]);
+        let lease = out
+            .status
+            .success()
+            .then(|| json(&String::from_utf8_lossy(&out.stdout)))?;
         lease["spec"]["holderIdentity"].as_str().map(String::from)
     })
     .await;
-    cluster.ok(&["create", "deployment", "web", "--image=nginx", "--replicas=2"]);
+    cluster.ok(&[
+        "create",
+        "deployment",
+        "web",
+        "--image=nginx",
+        "--replicas=2",
+    ]);
     wait_ready_pods(cluster, "default", "app=web", 2).await;
-    let leaders = [&first, &second].iter().filter(|p| metric(p, "leader_election_master_status{name=\"kube-controller-manager\"}") == Some(1.0)).count();
+    let leaders = [&first, &second]
+        .iter()
+        .filter(|p| {
+            metric(
+                p,
+                "leader_election_master_status{name=\"kube-controller-manager\"}",
+            ) == Some(1.0)
+        })
+        .count();
     assert_eq!(leaders, 1, "exactly one instance leads");
 
     // The leader dies: the other takes over and keeps reconciling.
-    let (leader, follower) = if metric(&first, "leader_election_master_status{name=\"kube-controller-manager\"}") == Some(1.0) { (&mut first, &second) } else { (&mut second, &first) };
+    let (leader, follower) = if metric(
+        &first,
+        "leader_election_master_status{name=\"kube-controller-manager\"}",
+    ) == Some(1.0)
+    {
+        (&mut first, &second)
+    } else {
+        (&mut second, &first)
+    };
     leader.kill();
     let new_holder = eventually(30, "the lease to move", || {
-        let lease = json(&cluster.ok(&["get", "lease", "kube-controller-manager", "-n", "kube-system", "-o", "json"]));
-        lease["spec"]["holderIdentity"].as_str().filter(|h| *h != holder).map(String::from)
+        let lease = json(&cluster.ok(&[
+            "get",
+            "lease",
+            "kube-controller-manager",
+            "-n",
+            "kube-system",
+            "-o",
+            "json",
+        ]));
+        lease["spec"]["holderIdentity"]
+            .as_str()
+            .filter(|h| *h != holder)
+            .map(String::from)
     })
     .await;
     assert_ne!(new_holder, holder);
-    let lease = json(&cluster.ok(&["get", "lease", "kube-controller-manager", "-n", "kube-system", "-o", "json"]));
+    let lease = json(&cluster.ok(&[
+        "get",
+        "lease",
+        "kube-controller-manager",
+        "-n",
+        "kube-system",
+        "-o",
+        "json",
+    ]));
     assert_eq!(lease["spec"]["leaseTransitions"], 1);
     cluster.ok(&["scale", "deployment/web", "--replicas=3"]);
     wait_ready_pods(cluster, "default", "app=web", 3).await;
-    assert_eq!(metric(follower, "leader_election_master_status{name=\"kube-controller-manager\"}"), Some(1.0));
+    assert_eq!(
+        metric(
+            follower,
+            "leader_election_master_status{name=\"kube-controller-manager\"}"
+        ),
+        Some(1.0)
+    );
 }
 
 /// A sample from the component's `/metrics` (served over HTTPS with a self-signed certificate).
 fn metric(process: &Process, series: &str) -> Option<f64> {
     let url = format!("https://127.0.0.1:{}/metrics", process.port?);
-    let out = std::process::Command::new("curl").args(["-sk", "--max-time", "5", &url]).output().ok()?;
+    let out = std::process::Command::new("curl")
+        .args(["-sk", "--max-time", "5", &url])
+        .output()
+        .ok()?;
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    text.lines().find_map(|l| l.strip_prefix(series)).and_then(|v| v.trim().parse().ok())
+    text.lines()
+        .find_map(|l| l.strip_prefix(series))
+        .and_then(|v| v.trim().parse().ok())
 }
 
-const TOLERANT: &str = "\
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: web
-spec:
-  replicas: 6
-  selector:
-    matchLabels:
-      app: web
-  template:
-    metadata:
-      labels:
-        app: web
-    spec:
-      tolerations:
-      - key: node.kubernetes.io/unreachable
-        operator: Exists
-        effect: NoExecute
-        tolerationSeconds: 2
-      containers:
-      - name: c
-        image: nginx
-";
+/// A Deployment of six pods that leave a NoExecute-tainted unreachable node after 2 s.
+fn tolerant() -> String {
+    deployment(
+        "web",
+        6,
+        "tolerations:\n- key: node.kubernetes.io/unreachable\n  operator: Exists\n  effect: NoExecute\n  tolerationSeconds: 2\ncontainers:\n- name: c\n  image: nginx\n",
+    )
+}
 
 async fn pods_of_a_lost_node_are_replaced_elsewhere(cluster: &mut Cluster) {
     let _scheduler = cluster.start_scheduler(&["--leader-elect=false"]);
-    let lease = ["--node-lease-duration-seconds", "4", "--pod-startup-delay", "200ms"];
-    let _stable = cluster.start_node_simulator(&[&["--nodes", "2", "--node-name-prefix", "stable-"], &lease[..]].concat());
-    let mut doomed = cluster.start_node_simulator(&[&["--nodes", "1", "--node-name-prefix", "doomed-"], &lease[..]].concat());
-    let manager = cluster.start_controller_manager(&["--leader-elect=false", "--node-monitor-grace-period=6s", "--node-monitor-period=1s"]);
-    cluster.ok_stdin(&["create", "-f", "-"], TOLERANT);
+    let lease = [
+        "--node-lease-duration-seconds",
+        "4",
+        "--pod-startup-delay",
+        "200ms",
+    ];
+    let _stable = cluster.start_node_simulator(
+        &[
+            &["--nodes", "2", "--node-name-prefix", "stable-"],
+            &lease[..],
+        ]
+        .concat(),
+    );
+    let mut doomed = cluster.start_node_simulator(
+        &[
+            &["--nodes", "1", "--node-name-prefix", "doomed-"],
+            &lease[..],
+        ]
+        .concat(),
+    );
+    let manager = cluster.start_controller_manager(&[
+        "--leader-elect=false",
+        "--node-monitor-grace-period=6s",
+        "--node-monitor-period=1s",
+    ]);
+    cluster.ok_stdin(&["create", "-f", "-"], &tolerant());
     let pods = wait_ready_pods(cluster, "default", "app=web", 6).await;
-    let lost: Vec<String> = pods.iter().filter(|p| p["spec"]["nodeName"] == "doomed-0").map(|p| p["metadata"]["name"].as_str().unwrap().to_string()).collect();
-    assert!(!lost.is_empty(), "some pods run on the node about to be lost");
+    let lost: Vec<String> = pods
+        .iter()
+        .filter(|p| p["spec"]["nodeName"] == "doomed-0")
+        .map(|p| p["metadata"]["name"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        !lost.is_empty(),
+        "some pods run on the node about to be lost"
+    );
 
     doomed.kill();
     let node = eventually(60, "the lost node to be unreachable and tainted", || {
         let node = json(&cluster.ok(&["get", "node", "doomed-0", "-o", "json"]));
-        let ready = node["status"]["conditions"].as_array()?.iter().find(|c| c["type"] == "Ready")?.clone();
+        let ready = node["status"]["conditions"]
+            .as_array()?
+            .iter()
+            .find(|c| c["type"] == "Ready")?
+            .clone();
         let taints: Vec<(String, String)> = node["spec"]["taints"]
             .as_array()?
             .iter()
-            .map(|t| (t["key"].as_str().unwrap().to_string(), t["effect"].as_str().unwrap().to_string()))
+            .map(|t| {
+                (
+                    t["key"].as_str().unwrap().to_string(),
+                    t["effect"].as_str().unwrap().to_string(),
+                )
+            })
             .collect();
-        let tainted = ["NoExecute", "NoSchedule"].iter().all(|e| taints.contains(&("node.kubernetes.io/unreachable".into(), e.to_string())));
+        let tainted = ["NoExecute", "NoSchedule"]
+            .iter()
+            .all(|e| taints.contains(&("node.kubernetes.io/unreachable".into(), e.to_string())));
         (ready["status"] == "Unknown" && tainted).then_some(node)
     })
     .await;
-    let ready = node["status"]["conditions"].as_array().unwrap().iter().find(|c| c["type"] == "Ready").unwrap().clone();
+    let ready = condition(&node, "Ready").unwrap();
     assert_eq!(ready["reason"], "NodeStatusUnknown");
     assert_eq!(ready["message"], "Kubelet stopped posting node status.");
 
     let replaced = eventually(90, "replacements on the remaining nodes", || {
         let pods = live_pods(cluster, "default", "app=web");
-        let elsewhere = pods.iter().filter(|p| p["spec"]["nodeName"] != "doomed-0" && is_ready(p)).count();
+        let elsewhere = pods
+            .iter()
+            .filter(|p| p["spec"]["nodeName"] != "doomed-0" && is_ready(p))
+            .count();
         (elsewhere == 6 && pods.len() == 6).then_some(pods)
     })
     .await;
-    assert!(replaced.iter().all(|p| !lost.contains(&p["metadata"]["name"].as_str().unwrap().to_string())));
+    assert!(replaced
+        .iter()
+        .all(|p| !lost.contains(&p["metadata"]["name"].as_str().unwrap().to_string())));
     for name in &lost {
         let pod = cluster.kubectl(&["get", "pod", name, "-o", "json"]);
         if pod.status.success() {
             let pod = json(&String::from_utf8_lossy(&pod.stdout));
-            assert!(!pod["metadata"]["deletionTimestamp"].is_null(), "evicted pod {name} is being deleted");
+            assert!(
+                !pod["metadata"]["deletionTimestamp"].is_null(),
+                "evicted pod {name} is being deleted"
+            );
         }
     }
-    assert!(manager.log().contains("doomed-0"), "the manager noticed the node");
+    assert!(
+        manager.log().contains("doomed-0"),
+        "the manager noticed the node"
+    );
 
     // The node comes back: Ready again, untainted.
-    let _revived = cluster.start_node_simulator(&[&["--nodes", "1", "--node-name-prefix", "doomed-"], &lease[..]].concat());
+    let _revived = cluster.start_node_simulator(
+        &[
+            &["--nodes", "1", "--node-name-prefix", "doomed-"],
+            &lease[..],
+        ]
+        .concat(),
+    );
     eventually(60, "the node to be Ready without taints", || {
         let node = json(&cluster.ok(&["get", "node", "doomed-0", "-o", "json"]));
-        let ready = node["status"]["conditions"].as_array()?.iter().any(|c| c["type"] == "Ready" && c["status"] == "True");
-        let tainted = node["spec"]["taints"].as_array().is_some_and(|t| t.iter().any(|t| t["key"] == "node.kubernetes.io/unreachable"));
+        let ready = node["status"]["conditions"]
+            .as_array()?
+            .iter()
+            .any(|c| c["type"] == "Ready" && c["status"] == "True");
+        let tainted = node["spec"]["taints"].as_array().is_some_and(|t| {
+            t.iter()
+                .any(|t| t["key"] == "node.kubernetes.io/unreachable")
+        });
         (ready && !tainted).then_some(())
     })
     .await;

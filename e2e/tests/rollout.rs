@@ -5,63 +5,14 @@
 //! rollout undo` recovers, and a resize of the stalled rollout splits the replicas between
 //! the two ReplicaSets by upstream's arithmetic.
 
-use std::time::{Duration, Instant};
-
-use e2e::{on_both_backends, Cluster, Process};
+use e2e::fixtures::{condition, eventually, is_ready, items, json, live_pods};
+use e2e::{on_both_backends, Cluster};
 use serde_json::Value;
 
 on_both_backends!(
     unpullable_image_stalls_the_rollout_until_undo,
     resizing_a_stalled_rollout_splits_like_upstream
 );
-
-/// The components running next to the apiserver.
-struct ControlPlane {
-    _scheduler: Process,
-    _nodes: Process,
-    _manager: Process,
-}
-
-fn start_control_plane(cluster: &Cluster) -> ControlPlane {
-    ControlPlane {
-        _scheduler: cluster.start_scheduler(&["--leader-elect=false"]),
-        _nodes: cluster.start_node_simulator(&["--nodes", "2", "--pod-startup-delay", "200ms"]),
-        _manager: cluster.start_controller_manager(&["--leader-elect=false"]),
-    }
-}
-
-fn json(text: &str) -> Value {
-    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
-}
-
-/// Polls `check` every 200 ms until it returns `Some`, failing after `seconds` with `what`.
-async fn eventually<T>(seconds: u64, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    loop {
-        if let Some(value) = check() {
-            return value;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {seconds} s waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-fn items(cluster: &Cluster, args: &[&str]) -> Vec<Value> {
-    json(&cluster.ok(&[args, &["-o", "json"]].concat()))["items"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-}
-
-fn is_ready(pod: &Value) -> bool {
-    pod["status"]["conditions"].as_array().is_some_and(|c| {
-        c.iter()
-            .any(|c| c["type"] == "Ready" && c["status"] == "True")
-    })
-}
 
 fn image(pod_or_rs_template: &Value) -> &str {
     pod_or_rs_template["spec"]["containers"][0]["image"]
@@ -71,10 +22,7 @@ fn image(pod_or_rs_template: &Value) -> &str {
 
 /// Live (not terminating) pods of the `app=web` Deployment.
 fn pods(cluster: &Cluster) -> Vec<Value> {
-    items(cluster, &["get", "pods", "-l", "app=web"])
-        .into_iter()
-        .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
-        .collect()
+    live_pods(cluster, "default", "app=web")
 }
 
 /// The `app=web` ReplicaSets' target sizes by image.
@@ -93,7 +41,7 @@ fn replica_set_sizes(cluster: &Cluster) -> Vec<(String, i64)> {
 }
 
 async fn unpullable_image_stalls_the_rollout_until_undo(cluster: &mut Cluster) {
-    let _plane = start_control_plane(cluster);
+    let _plane = cluster.start_control_plane(2, &[]);
     cluster.ok(&[
         "create",
         "deployment",
@@ -155,13 +103,7 @@ async fn unpullable_image_stalls_the_rollout_until_undo(cluster: &mut Cluster) {
             .contains("failed to pull and unpack image \"docker.io/library/nginx:doesnotexist\""),
         "{message}"
     );
-    let ready = pod["status"]["conditions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["type"] == "Ready")
-        .unwrap()
-        .clone();
+    let ready = condition(&pod, "Ready").unwrap();
     assert_eq!(
         (ready["status"].as_str(), ready["reason"].as_str()),
         (Some("False"), Some("ContainersNotReady"))
@@ -232,7 +174,7 @@ async fn unpullable_image_stalls_the_rollout_until_undo(cluster: &mut Cluster) {
 }
 
 async fn resizing_a_stalled_rollout_splits_like_upstream(cluster: &mut Cluster) {
-    let _plane = start_control_plane(cluster);
+    let _plane = cluster.start_control_plane(2, &[]);
     let manifest = r#"{"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"}, "spec": {
         "replicas": 10, "selector": {"matchLabels": {"app": "web"}},
         "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 3, "maxUnavailable": 2}},
