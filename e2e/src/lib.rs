@@ -314,21 +314,20 @@ impl Process {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    /// A GET of `path` on its health and metrics port; the body, if it answered 200.
+    /// A GET of `path` on its health and metrics port, which serves HTTPS with a
+    /// self-signed certificate as upstream's components do (so the certificate is not
+    /// verified); the body, if it answered 200.
     pub fn http_get(&self, path: &str) -> Option<String> {
-        use std::io::{Read, Write};
-        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.port?)).ok()?;
-        stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-        write!(stream, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
-        let mut response = String::new();
-        stream.read_to_string(&mut response).ok()?;
-        let (head, body) = response.split_once("\r\n\r\n")?;
-        let status = head.lines().next()?;
-        status
-            .split(' ')
-            .nth(1)
-            .is_some_and(|code| code == "200")
-            .then(|| body.to_string())
+        let url = format!("https://127.0.0.1:{}{path}", self.port?);
+        let out = Command::new("curl")
+            .args(["--silent", "--insecure", "--max-time", "5"])
+            .args(["--write-out", "\n%{http_code}", &url])
+            .stdin(Stdio::null())
+            .output()
+            .ok()?;
+        let text = String::from_utf8(out.stdout).ok()?;
+        let (body, code) = text.rsplit_once('\n')?;
+        (code == "200").then(|| body.to_string())
     }
 
     /// The value of the first sample on `/metrics` whose line starts with `series` (a name,

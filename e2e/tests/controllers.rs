@@ -2,7 +2,7 @@
 //! driven by the real kubectl the way a learner does, on both store backends.
 
 use e2e::fixtures::{condition, deployment, eventually, is_ready, items, json, live_pods};
-use e2e::{on_both_backends, Cluster, Process};
+use e2e::{on_both_backends, Cluster};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams};
@@ -773,19 +773,15 @@ async fn two_instances_elect_one_leader(cluster: &mut Cluster) {
     let leaders = [&first, &second]
         .iter()
         .filter(|p| {
-            metric(
-                p,
-                "leader_election_master_status{name=\"kube-controller-manager\"}",
-            ) == Some(1.0)
+            p.metric("leader_election_master_status{name=\"kube-controller-manager\"}") == Some(1.0)
         })
         .count();
     assert_eq!(leaders, 1, "exactly one instance leads");
 
     // The leader dies: the other takes over and keeps reconciling.
-    let (leader, follower) = if metric(
-        &first,
-        "leader_election_master_status{name=\"kube-controller-manager\"}",
-    ) == Some(1.0)
+    let (leader, follower) = if first
+        .metric("leader_election_master_status{name=\"kube-controller-manager\"}")
+        == Some(1.0)
     {
         (&mut first, &second)
     } else {
@@ -822,25 +818,9 @@ async fn two_instances_elect_one_leader(cluster: &mut Cluster) {
     cluster.ok(&["scale", "deployment/web", "--replicas=3"]);
     wait_ready_pods(cluster, "default", "app=web", 3).await;
     assert_eq!(
-        metric(
-            follower,
-            "leader_election_master_status{name=\"kube-controller-manager\"}"
-        ),
+        follower.metric("leader_election_master_status{name=\"kube-controller-manager\"}"),
         Some(1.0)
     );
-}
-
-/// A sample from the component's `/metrics` (served over HTTPS with a self-signed certificate).
-fn metric(process: &Process, series: &str) -> Option<f64> {
-    let url = format!("https://127.0.0.1:{}/metrics", process.port?);
-    let out = std::process::Command::new("curl")
-        .args(["-sk", "--max-time", "5", &url])
-        .output()
-        .ok()?;
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    text.lines()
-        .find_map(|l| l.strip_prefix(series))
-        .and_then(|v| v.trim().parse().ok())
 }
 
 /// A Deployment of six pods that leave a NoExecute-tainted unreachable node after 2 s.

@@ -49,7 +49,9 @@ async fn run(options: Options, shutdown: impl Future<Output = ()>) -> Result<(),
     let synced = Arc::new(AtomicBool::new(false));
     if let Some(server) = ComponentServer::new(&options.serving) {
         let synced = synced.clone();
-        let mut server = server.registry(metrics.registry()).readiness_check(Check::new("sched-handler-sync", move || {
+        let mut server = server
+            .self_signed()
+            .registry(metrics.registry()).readiness_check(Check::new("sched-handler-sync", move || {
             synced.load(Ordering::Relaxed).then_some(()).ok_or_else(|| "waiting for handlers to sync".to_string())
         }));
         if let Some(elector) = &elector {

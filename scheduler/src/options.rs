@@ -13,8 +13,8 @@ use machinery::server::ServingArgs;
 pub struct Options {
     #[command(flatten)]
     pub client: ClientArgs,
-    /// `/healthz`, `/livez`, `/readyz` and `/metrics`, over plain HTTP (upstream serves them
-    /// over HTTPS on the same port).
+    /// `/healthz`, `/livez`, `/readyz` and `/metrics`, over HTTPS with a self-signed
+    /// certificate like upstream's.
     #[command(flatten)]
     pub serving: ServingArgs,
     #[command(flatten)]
