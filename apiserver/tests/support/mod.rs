@@ -237,6 +237,17 @@ impl Watch {
             self.buffer.extend_from_slice(&chunk);
         }
     }
+
+    /// Asserts the server ends the stream (within [`EVENT_WAIT`]) with no further event.
+    pub async fn assert_ends(&mut self) {
+        let next = tokio::time::timeout(EVENT_WAIT, self.stream.next())
+            .await
+            .expect("the watch did not end");
+        assert!(
+            next.is_none() && self.buffer.is_empty(),
+            "an event came instead of the end: {next:?}"
+        );
+    }
 }
 
 /// Whether `actual` has everything `expected` states: objects key by key (a `null` meaning
