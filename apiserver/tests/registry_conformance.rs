@@ -1501,7 +1501,7 @@ fn cases(s: &Subject) -> Vec<(&'static str, BoxFuture<'_, ()>)> {
         ("watch list", watch_list(s).boxed()),
         ("unserved subresources", unserved_subresources(s).boxed()),
         ("table", table(s).boxed()),
-        (METADATA_ONLY, metadata_only(s).boxed()),
+        ("metadata only", metadata_only(s).boxed()),
     ];
     if info.namespaced {
         cases.push((
@@ -1560,9 +1560,6 @@ async fn every_served_resource_has_a_fixture() {
         );
     }
 }
-
-/// The metadata-only case, run on its own until those responses are committed.
-const METADATA_ONLY: &str = "metadata only";
 
 /// Battery cases where the registry is known to differ from upstream: `(resource as messages
 /// name it, or `*` for all, case, what upstream does)`. The battery skips them and
@@ -1673,8 +1670,7 @@ async fn run_battery(select: impl Fn(&str, &str) -> bool) -> (usize, Vec<String>
 /// The battery, against every served resource. All failures are reported together.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_resource_passes_the_battery() {
-    let (ran, failures) =
-        run_battery(|resource, case| case != METADATA_ONLY && !known_bug(resource, case)).await;
+    let (ran, failures) = run_battery(|resource, case| !known_bug(resource, case)).await;
     assert!(ran > FIXTURES.len() * 20, "only {ran} cases ran");
     assert!(
         failures.is_empty(),
@@ -1682,15 +1678,6 @@ async fn every_resource_passes_the_battery() {
         failures.len(),
         failures.join("\n")
     );
-}
-
-/// Metadata-only informers' GET, LIST and WATCH against every served resource.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "reason: PartialObjectMetadata responses are work in progress (uncommitted in registry/request.rs, list.rs, watch.rs); un-ignore once committed"]
-async fn every_resource_serves_metadata_only() {
-    let (ran, failures) = run_battery(|_, case| case == METADATA_ONLY).await;
-    assert_eq!(ran, FIXTURES.len());
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
