@@ -38,6 +38,29 @@ async fn protobuf_create_reads_back_like_upstream(cluster: &mut Cluster) {
         .collect();
     let expected = include_str!("../fixtures/decoding/deployment-web.yaml");
     assert_eq!(stable, expected, "kubectl get -o yaml:\n{yaml}");
+    let object = parse(&cluster.ok(&[
+        "get",
+        "deployment",
+        "web",
+        "-o",
+        "json",
+        "--show-managed-fields",
+    ]));
+    let managed = object["metadata"]["managedFields"].to_string();
+    for zero in [
+        "f:stdin",
+        "f:tty",
+        "f:hostPort",
+        "f:paused",
+        "f:minReadySeconds",
+        "f:hostNetwork",
+    ] {
+        assert!(
+            !managed.contains(zero),
+            "{zero} in managedFields: {managed}"
+        );
+    }
+    assert!(managed.contains("f:containerPort"), "{managed}");
 }
 
 /// A Service status condition as client-go sends it (zero `lastTransitionTime`, which

@@ -13,7 +13,8 @@
 //! upstream's JSON encoding of the same Go object would be: empty strings, zero Times and empty
 //! raw JSON are omitted, Times are RFC 3339, Quantities strings, IntOrStrings numbers or strings,
 //! bytes base64, embedded structs flattened. Zero numbers and false are kept: pointer fields
-//! (`replicas: 0`) need them, though for non-pointer `omitempty` fields upstream would omit them.
+//! (`replicas: 0`) need them; `crate::decoding` drops those of non-pointer `omitempty` fields,
+//! as upstream's JSON encoding does.
 
 mod schema;
 mod shapes;
