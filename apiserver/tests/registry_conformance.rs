@@ -27,6 +27,9 @@ use support::{
 struct StatusFixture {
     change: fn(&str) -> Value,
     ignored: fn() -> Value,
+    /// A create keeps the status it is given (upstream's nodes, which kubelets register
+    /// with their status); elsewhere the strategy resets it.
+    kept_on_create: bool,
 }
 
 /// What the battery needs to know about one resource.
@@ -114,6 +117,7 @@ const FIXTURES: &[Fixture] = &[
                 json!({"status": {"conditions": [condition("NamespaceDeletionDiscoveryFailure", mark)]}})
             },
             ignored: || json!({"spec": {"finalizers": ["kubernetes", "example.com/extra"]}}),
+            kept_on_create: false,
         }),
     },
     Fixture {
@@ -155,6 +159,7 @@ const FIXTURES: &[Fixture] = &[
         status: Some(StatusFixture {
             change: |mark| json!({"status": {"message": mark}}),
             ignored: || json!({"spec": {"activeDeadlineSeconds": 60}}),
+            kept_on_create: false,
         }),
     },
     Fixture {
@@ -196,6 +201,7 @@ const FIXTURES: &[Fixture] = &[
         status: Some(StatusFixture {
             change: |mark| json!({"status": {"conditions": [condition("Ready", mark)]}}),
             ignored: || json!({"spec": {"unschedulable": true}}),
+            kept_on_create: true,
         }),
     },
     Fixture {
@@ -328,6 +334,7 @@ const FIXTURES: &[Fixture] = &[
         status: Some(StatusFixture {
             change: |mark| json!({"status": {"replicas": 1, "conditions": [condition("Available", mark)]}}),
             ignored: || json!({"spec": {"replicas": 3}}),
+            kept_on_create: false,
         }),
     },
     Fixture {
@@ -360,6 +367,7 @@ const FIXTURES: &[Fixture] = &[
         status: Some(StatusFixture {
             change: |mark| json!({"status": {"replicas": 1, "conditions": [condition("ReplicaFailure", mark)]}}),
             ignored: || json!({"spec": {"replicas": 3}}),
+            kept_on_create: false,
         }),
     },
     Fixture {
@@ -377,6 +385,7 @@ const FIXTURES: &[Fixture] = &[
         status: Some(StatusFixture {
             change: |mark| json!({"status": {"conditions": [condition("Checked", mark)]}}),
             ignored: || json!({"spec": {"publishNotReadyAddresses": true}}),
+            kept_on_create: false,
         }),
     },
     Fixture {
@@ -1017,6 +1026,15 @@ async fn dry_run_delete(s: &Subject) {
 }
 
 async fn list_with_selectors(s: &Subject) {
+    let (code, body) = s
+        .call(Call::new(Verb::List).query("fieldSelector=spec.bogus%3Dx"))
+        .await;
+    assert_eq!(
+        code,
+        StatusCode::BAD_REQUEST,
+        "a field no strategy selects by: {body}"
+    );
+    assert_eq!(body["reason"], "BadRequest", "{body}");
     s.create_labeled("list-a", json!({"list": "x"})).await;
     s.create_labeled("list-b", json!({"list": "x"})).await;
     s.create_labeled("list-c", json!({"list": "y"})).await;
@@ -1204,6 +1222,20 @@ async fn status(s: &Subject) {
     assert!(contains(&updated, &replaced), "{updated}");
 }
 
+/// A create sets the status the strategy starts with, not the one it is given.
+async fn create_ignores_status(s: &Subject) {
+    let fixture = s.fixture.status.as_ref().expect("status fixture");
+    let given = (fixture.change)("Created");
+    let object = merged(&s.object("born", json!({})), &given);
+    let (code, created) = s.call(Call::new(Verb::Create).json(&object)).await;
+    assert_eq!(code, StatusCode::CREATED, "{created}");
+    assert_eq!(
+        contains(&created, &given),
+        fixture.kept_on_create,
+        "{created}"
+    );
+}
+
 /// `/scale` reads and writes `spec.replicas` as an `autoscaling/v1` Scale.
 async fn scale(s: &Subject) {
     let created = s.create("scaled").await;
@@ -1307,6 +1339,53 @@ async fn table(s: &Subject) {
     assert!(
         contains(object, &current) && contains(&current, object),
         "{full}"
+    );
+
+    // `kubectl get -w`: a Table per event, with the column definitions only in the first.
+    let mut watch = s
+        .watch(
+            Call::new(Verb::Watch)
+                .query(&format!(
+                    "watch=true&labelSelector=table&resourceVersion={}&timeoutSeconds=30",
+                    resource_version(&table)
+                ))
+                .accept(TABLE),
+        )
+        .await;
+    for name in ["table-a", "table-b"] {
+        let relabel = json!({"metadata": {"labels": {"watched": "yes"}}});
+        let (code, body) = s.patch(name, MERGE_PATCH, &relabel).await;
+        assert_eq!(code, StatusCode::OK, "{body}");
+    }
+    let (kind, first) = watch.next().await;
+    assert_eq!(
+        (kind.as_str(), &first["kind"]),
+        ("MODIFIED", &json!("Table")),
+        "{first}"
+    );
+    assert_eq!(
+        first["columnDefinitions"].as_array().map(Vec::len),
+        Some(columns.len())
+    );
+    assert_eq!(
+        first["rows"][0]["object"]["metadata"]["name"], "table-a",
+        "{first}"
+    );
+    let (kind, second) = watch.next().await;
+    assert_eq!(
+        (kind.as_str(), &second["kind"]),
+        ("MODIFIED", &json!("Table")),
+        "{second}"
+    );
+    assert!(
+        second["columnDefinitions"]
+            .as_array()
+            .is_none_or(Vec::is_empty),
+        "{second}"
+    );
+    assert_eq!(
+        second["rows"][0]["object"]["metadata"]["name"], "table-b",
+        "{second}"
     );
 }
 
@@ -1518,6 +1597,7 @@ fn cases(s: &Subject) -> Vec<(&'static str, BoxFuture<'_, ()>)> {
     }
     if info.description.status {
         cases.push(("status", status(s).boxed()));
+        cases.push(("create ignores status", create_ignores_status(s).boxed()));
     }
     if info.description.scale.is_some() {
         cases.push(("scale", scale(s).boxed()));
