@@ -1703,9 +1703,10 @@ fn known_bug(resource: &str, case: &str) -> bool {
         .any(|(r, c, _)| (*r == "*" || *r == resource) && *c == case)
 }
 
-/// Runs the cases `select` picks for every served resource, each resource on a fresh store,
-/// and returns how many ran and the failures, one line per resource and case.
-async fn run_battery(select: impl Fn(&str, &str) -> bool) -> (usize, Vec<String>) {
+/// Runs the cases `select` picks for every served resource, each resource on its own fresh
+/// store and concurrently with the others, and returns how many ran and the failures, one line
+/// per resource and case.
+async fn run_battery(select: fn(&str, &str) -> bool) -> (usize, Vec<String>) {
     let resources: Vec<(String, String, String)> = Cluster::start()
         .await
         .registry
@@ -1720,30 +1721,41 @@ async fn run_battery(select: impl Fn(&str, &str) -> bool) -> (usize, Vec<String>
             )
         })
         .collect();
-    let mut failures = Vec::new();
-    let mut ran = 0;
-    for (group, version, plural) in &resources {
-        let Some(fixture) = fixture(group, version, plural) else {
+    let mut tasks = tokio::task::JoinSet::new();
+    for (group, version, plural) in resources {
+        let Some(fixture) = fixture(&group, &version, &plural) else {
             continue;
         };
-        let cluster = Cluster::start().await;
-        let subject = Subject {
-            resource: cluster.resource(group, version, plural),
-            fixture,
-        };
-        let resource = subject.group_resource();
-        for (case, future) in cases(&subject) {
-            if !select(&resource, case) {
-                continue;
-            }
-            ran += 1;
-            let label = match group.as_str() {
-                "" => format!("{version}/{plural} {case}"),
-                group => format!("{group}/{version}/{plural} {case}"),
+        tasks.spawn(async move {
+            let cluster = Cluster::start().await;
+            let subject = Subject {
+                resource: cluster.resource(&group, &version, &plural),
+                fixture,
             };
-            run_case(&mut failures, label, future).await;
-        }
+            let resource = subject.group_resource();
+            let mut failures = Vec::new();
+            let mut ran = 0;
+            for (case, future) in cases(&subject) {
+                if !select(&resource, case) {
+                    continue;
+                }
+                ran += 1;
+                let label = match group.as_str() {
+                    "" => format!("{version}/{plural} {case}"),
+                    group => format!("{group}/{version}/{plural} {case}"),
+                };
+                run_case(&mut failures, label, future).await;
+            }
+            (ran, failures)
+        });
     }
+    let mut ran = 0;
+    let mut failures = Vec::new();
+    for (count, failed) in tasks.join_all().await {
+        ran += count;
+        failures.extend(failed);
+    }
+    failures.sort();
     (ran, failures)
 }
 
