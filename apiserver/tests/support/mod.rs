@@ -2,6 +2,8 @@
 //! temporary directory, driven through `Resource::handle` without HTTP, so a request costs
 //! microseconds and a failure points at the registry rather than the network stack.
 
+pub mod fixtures;
+
 use std::sync::Arc;
 use std::time::Duration;
 

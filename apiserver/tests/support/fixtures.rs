@@ -1,0 +1,441 @@
+//! The conformance battery's fixtures: for every served resource a valid object, an invalid
+//! one with the cause upstream reports, a change an update may make, and the strategy facts
+//! (generation, create-on-update, unconditional update, status) upstream's differ in.
+
+use serde_json::{json, Value};
+
+/// How a resource's `/status` is exercised: a status change (marked with a word, so two
+/// writes differ) and a spec change the status endpoint must ignore.
+pub struct StatusFixture {
+    pub change: fn(&str) -> Value,
+    pub ignored: fn() -> Value,
+    /// A create keeps the status it is given (upstream's nodes, which kubelets register
+    /// with their status); elsewhere the strategy resets it.
+    pub kept_on_create: bool,
+}
+
+/// What the battery needs to know about one resource.
+pub struct Fixture {
+    pub group: &'static str,
+    pub version: &'static str,
+    pub plural: &'static str,
+    /// A valid object without `metadata.name` (the battery names it per case).
+    pub valid: fn() -> Value,
+    /// An invalid object (named) and the one cause upstream reports for it:
+    /// `(reason, field, message)`.
+    pub invalid: fn() -> Value,
+    pub cause: (&'static str, &'static str, &'static str),
+    /// A merge patch that changes the object in a way an update may (spec where the
+    /// resource has one), applied by PUT and by PATCH.
+    pub change: fn() -> Value,
+    /// How upstream's strategy keeps `metadata.generation`.
+    pub generation: Generation,
+    /// PUT may create a missing object (upstream's `AllowCreateOnUpdate`).
+    pub create_on_update: bool,
+    /// PUT without a resourceVersion is allowed (upstream's `AllowUnconditionalUpdate`).
+    pub unconditional_update: bool,
+    /// DELETE answers with the object rather than a `Status`, as upstream's
+    /// `ReturnDeletedObject` (pods, services) and namespaces do.
+    pub returns_deleted_object: bool,
+    pub status: Option<StatusFixture>,
+}
+
+/// How a strategy keeps `metadata.generation`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Generation {
+    Absent,
+    /// 1 on create, bumped by every change of the spec (the fixture's `change`).
+    Tracked,
+    /// 1 on create and never bumped (upstream's PriorityClass strategy).
+    AlwaysOne,
+}
+
+impl Generation {
+    /// `metadata.generation` after a create followed by `changes` spec changes.
+    pub fn after(self, changes: i64) -> Value {
+        match self {
+            Generation::Absent => Value::Null,
+            Generation::Tracked => json!(1 + changes),
+            Generation::AlwaysOne => json!(1),
+        }
+    }
+}
+
+/// A pod template with `labels`, what workload fixtures select.
+pub fn template(labels: Value) -> Value {
+    json!({
+        "metadata": {"labels": labels},
+        "spec": {"containers": [{"name": "c", "image": "nginx"}]},
+    })
+}
+
+/// A condition valid for any status that takes conditions, with `reason` as the marker.
+fn condition(kind: &str, reason: &str) -> Value {
+    json!({
+        "type": kind, "status": "True", "reason": reason, "message": "conformance",
+        "lastTransitionTime": "2025-01-01T00:00:00Z",
+    })
+}
+
+pub const FIXTURES: &[Fixture] = &[
+    Fixture {
+        group: "",
+        version: "v1",
+        plural: "namespaces",
+        valid: || json!({}),
+        invalid: || json!({"metadata": {"name": "Not_Valid"}}),
+        cause: (
+            "FieldValueInvalid",
+            "metadata.name",
+            "Invalid value: \"Not_Valid\": a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')",
+        ),
+        change: || json!({"metadata": {"labels": {"changed": "yes"}}}),
+        generation: Generation::Absent,
+        create_on_update: false,
+        unconditional_update: true,
+        returns_deleted_object: true,
+        status: Some(StatusFixture {
+            change: |mark| {
+                json!({"status": {"conditions": [condition("NamespaceDeletionDiscoveryFailure", mark)]}})
+            },
+            ignored: || json!({"spec": {"finalizers": ["kubernetes", "example.com/extra"]}}),
+            kept_on_create: false,
+        }),
+    },
+    Fixture {
+        group: "",
+        version: "v1",
+        plural: "configmaps",
+        valid: || json!({"data": {"key": "value"}}),
+        invalid: || json!({"metadata": {"name": "invalid"}, "data": {"a b": "x"}}),
+        cause: (
+            "FieldValueInvalid",
+            "data[a b]",
+            "Invalid value: \"a b\": a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')",
+        ),
+        change: || json!({"data": {"key": "changed"}}),
+        generation: Generation::Absent,
+        create_on_update: false,
+        unconditional_update: true,
+        returns_deleted_object: false,
+        status: None,
+    },
+    Fixture {
+        group: "",
+        version: "v1",
+        plural: "pods",
+        valid: || json!({"spec": {"containers": [{"name": "c", "image": "nginx"}]}}),
+        invalid: || {
+            json!({"metadata": {"name": "invalid"}, "spec": {"containers": [{"name": "c"}]}})
+        },
+        cause: (
+            "FieldValueRequired",
+            "spec.containers[0].image",
+            "Required value",
+        ),
+        change: || json!({"spec": {"activeDeadlineSeconds": 60}}),
+        generation: Generation::Tracked,
+        create_on_update: false,
+        unconditional_update: true,
+        returns_deleted_object: true,
+        status: Some(StatusFixture {
+            change: |mark| json!({"status": {"message": mark}}),
+            ignored: || json!({"spec": {"activeDeadlineSeconds": 60}}),
+            kept_on_create: false,
+        }),
+    },
+    Fixture {
+        group: "scheduling.k8s.io",
+        version: "v1",
+        plural: "priorityclasses",
+        valid: || json!({"value": 1000, "description": "conformance"}),
+        invalid: || json!({"metadata": {"name": "invalid"}, "value": 2_000_000_000}),
+        cause: (
+            "FieldValueForbidden",
+            "value",
+            "Forbidden: maximum allowed value of a user defined priority is 1000000000",
+        ),
+        change: || json!({"description": "changed"}),
+        generation: Generation::AlwaysOne,
+        create_on_update: false,
+        unconditional_update: true,
+        returns_deleted_object: false,
+        status: None,
+    },
+    Fixture {
+        group: "",
+        version: "v1",
+        plural: "nodes",
+        valid: || json!({"spec": {}}),
+        invalid: || {
+            json!({"metadata": {"name": "invalid"}, "spec": {"taints": [{"key": "k", "effect": ""}]}})
+        },
+        cause: (
+            "FieldValueRequired",
+            "metadata.taints[0].effect",
+            "Required value",
+        ),
+        change: || json!({"spec": {"unschedulable": true}}),
+        generation: Generation::Absent,
+        create_on_update: false,
+        unconditional_update: true,
+        returns_deleted_object: false,
+        status: Some(StatusFixture {
+            change: |mark| json!({"status": {"conditions": [condition("Ready", mark)]}}),
+            ignored: || json!({"spec": {"unschedulable": true}}),
+            kept_on_create: true,
+        }),
+    },
+    Fixture {
+        group: "",
+        version: "v1",
+        plural: "events",
+        valid: || {
+            json!({
+                "involvedObject": {"kind": "Pod", "name": "p", "namespace": "default"},
+                "reason": "Tested", "message": "conformance", "type": "Normal",
+            })
+        },
+        invalid: || {
+            json!({
+                "metadata": {"name": "invalid"},
+                "involvedObject": {"kind": "Pod", "name": "p", "namespace": "other"},
+            })
+        },
+        cause: (
+            "FieldValueInvalid",
+            "involvedObject.namespace",
+            "Invalid value: \"other\": does not match event.namespace",
+        ),
+        change: || json!({"message": "changed", "count": 2}),
+        generation: Generation::Absent,
+        create_on_update: true,
+        unconditional_update: true,
+        returns_deleted_object: false,
+        status: None,
+    },
+    Fixture {
+        group: "events.k8s.io",
+        version: "v1",
+        plural: "events",
+        valid: || {
+            json!({
+                "eventTime": "2025-01-01T00:00:00.000000Z",
+                "reportingController": "example.com/conformance",
+                "reportingInstance": "conformance-1",
+                "action": "Test", "reason": "Tested", "note": "conformance", "type": "Normal",
+                "regarding": {"kind": "Pod", "name": "p", "namespace": "default"},
+            })
+        },
+        invalid: || {
+            json!({
+                "metadata": {"name": "invalid"},
+                "eventTime": "2025-01-01T00:00:00.000000Z",
+                "reportingController": "example.com/conformance",
+                "reportingInstance": "conformance-1",
+                "action": "Test", "reason": "Tested", "type": "Bogus",
+                "regarding": {"kind": "Pod", "name": "p", "namespace": "default"},
+            })
+        },
+        cause: (
+            "FieldValueInvalid",
+            "type",
+            "Invalid value: \"\": has invalid value: Bogus",
+        ),
+        // events.k8s.io allows only the series to change besides metadata.
+        change: || json!({"metadata": {"labels": {"changed": "yes"}}}),
+        generation: Generation::Absent,
+        create_on_update: true,
+        unconditional_update: true,
+        returns_deleted_object: false,
+        status: None,
+    },
+    Fixture {
+        group: "",
+        version: "v1",
+        plural: "secrets",
+        valid: || json!({"type": "Opaque", "data": {"key": "dmFsdWU="}}),
+        invalid: || json!({"metadata": {"name": "invalid"}, "data": {"a b": "eA=="}}),
+        cause: (
+            "FieldValueInvalid",
+            "data[a b]",
+            "Invalid value: \"a b\": a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')",
+        ),
+        change: || json!({"data": {"key": "Y2hhbmdlZA=="}}),
+        generation: Generation::Absent,
+        create_on_update: false,
+        unconditional_update: true,
+        returns_deleted_object: false,
+        status: None,
+    },
+    Fixture {
+        group: "",
+        version: "v1",
+        plural: "serviceaccounts",
+        valid: || json!({}),
+        invalid: || json!({"metadata": {"name": "Not_Valid"}}),
+        cause: (
+            "FieldValueInvalid",
+            "metadata.name",
+            "Invalid value: \"Not_Valid\": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')",
+        ),
+        change: || json!({"automountServiceAccountToken": false}),
+        generation: Generation::Absent,
+        create_on_update: false,
+        unconditional_update: true,
+        returns_deleted_object: false,
+        status: None,
+    },
+    Fixture {
+        group: "apps",
+        version: "v1",
+        plural: "deployments",
+        valid: || {
+            json!({"spec": {
+                "selector": {"matchLabels": {"app": "conformance"}},
+                "template": template(json!({"app": "conformance"})),
+            }})
+        },
+        invalid: || {
+            json!({"metadata": {"name": "invalid"}, "spec": {
+                "replicas": -1,
+                "selector": {"matchLabels": {"app": "conformance"}},
+                "template": template(json!({"app": "conformance"})),
+            }})
+        },
+        cause: (
+            "FieldValueInvalid",
+            "spec.replicas",
+            "Invalid value: -1: must be greater than or equal to 0",
+        ),
+        change: || json!({"spec": {"replicas": 3}}),
+        generation: Generation::Tracked,
+        create_on_update: false,
+        unconditional_update: true,
+        returns_deleted_object: false,
+        status: Some(StatusFixture {
+            change: |mark| json!({"status": {"replicas": 1, "conditions": [condition("Available", mark)]}}),
+            ignored: || json!({"spec": {"replicas": 3}}),
+            kept_on_create: false,
+        }),
+    },
+    Fixture {
+        group: "apps",
+        version: "v1",
+        plural: "replicasets",
+        valid: || {
+            json!({"spec": {
+                "selector": {"matchLabels": {"app": "conformance"}},
+                "template": template(json!({"app": "conformance"})),
+            }})
+        },
+        invalid: || {
+            json!({"metadata": {"name": "invalid"}, "spec": {
+                "replicas": -1,
+                "selector": {"matchLabels": {"app": "conformance"}},
+                "template": template(json!({"app": "conformance"})),
+            }})
+        },
+        cause: (
+            "FieldValueInvalid",
+            "spec.replicas",
+            "Invalid value: -1: must be greater than or equal to 0",
+        ),
+        change: || json!({"spec": {"replicas": 3}}),
+        generation: Generation::Tracked,
+        create_on_update: false,
+        unconditional_update: true,
+        returns_deleted_object: false,
+        status: Some(StatusFixture {
+            change: |mark| json!({"status": {"replicas": 1, "conditions": [condition("ReplicaFailure", mark)]}}),
+            ignored: || json!({"spec": {"replicas": 3}}),
+            kept_on_create: false,
+        }),
+    },
+    Fixture {
+        group: "",
+        version: "v1",
+        plural: "services",
+        valid: || json!({"spec": {"ports": [{"port": 80}], "selector": {"app": "conformance"}}}),
+        invalid: || json!({"metadata": {"name": "invalid"}, "spec": {"selector": {"app": "x"}}}),
+        cause: ("FieldValueRequired", "spec.ports", "Required value"),
+        change: || json!({"spec": {"publishNotReadyAddresses": true}}),
+        generation: Generation::Absent,
+        create_on_update: false,
+        unconditional_update: true,
+        returns_deleted_object: true,
+        status: Some(StatusFixture {
+            change: |mark| json!({"status": {"conditions": [condition("Checked", mark)]}}),
+            ignored: || json!({"spec": {"publishNotReadyAddresses": true}}),
+            kept_on_create: false,
+        }),
+    },
+    Fixture {
+        group: "",
+        version: "v1",
+        plural: "endpoints",
+        valid: || json!({"subsets": [{"addresses": [{"ip": "10.1.0.1"}], "ports": [{"port": 80}]}]}),
+        invalid: || {
+            json!({"metadata": {"name": "invalid"}, "subsets": [{"addresses": [{"ip": "not-an-ip"}]}]})
+        },
+        cause: (
+            "FieldValueInvalid",
+            "subsets[0].addresses[0].ip",
+            "Invalid value: \"not-an-ip\": must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)",
+        ),
+        change: || {
+            json!({"subsets": [{"addresses": [{"ip": "10.1.0.2"}], "ports": [{"port": 8080}]}]})
+        },
+        generation: Generation::Absent,
+        create_on_update: true,
+        unconditional_update: true,
+        returns_deleted_object: false,
+        status: None,
+    },
+    Fixture {
+        group: "discovery.k8s.io",
+        version: "v1",
+        plural: "endpointslices",
+        valid: || {
+            json!({"addressType": "IPv4", "endpoints": [{"addresses": ["10.1.0.1"]}], "ports": [{"port": 80}]})
+        },
+        invalid: || json!({"metadata": {"name": "invalid"}, "addressType": "IPv5", "endpoints": []}),
+        cause: (
+            "FieldValueNotSupported",
+            "addressType",
+            "Unsupported value: \"IPv5\": supported values: \"FQDN\", \"IPv4\", \"IPv6\"",
+        ),
+        change: || json!({"endpoints": [{"addresses": ["10.1.0.2"]}]}),
+        generation: Generation::Tracked,
+        create_on_update: false,
+        unconditional_update: true,
+        returns_deleted_object: false,
+        status: None,
+    },
+    Fixture {
+        group: "coordination.k8s.io",
+        version: "v1",
+        plural: "leases",
+        valid: || json!({"spec": {"holderIdentity": "a", "leaseDurationSeconds": 15}}),
+        invalid: || {
+            json!({"metadata": {"name": "invalid"}, "spec": {"leaseDurationSeconds": 0}})
+        },
+        cause: (
+            "FieldValueInvalid",
+            "spec.leaseDurationSeconds",
+            "Invalid value: 0: must be greater than 0",
+        ),
+        change: || json!({"spec": {"holderIdentity": "b"}}),
+        generation: Generation::Absent,
+        create_on_update: true,
+        unconditional_update: false,
+        returns_deleted_object: false,
+        status: None,
+    },
+];
+
+pub fn fixture(group: &str, version: &str, plural: &str) -> Option<&'static Fixture> {
+    FIXTURES
+        .iter()
+        .find(|f| f.group == group && f.version == version && f.plural == plural)
+}
