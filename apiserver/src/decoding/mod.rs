@@ -28,6 +28,57 @@ use serde_json::{Map, Value};
 
 pub use strict::{in_document_order, Problem};
 
+/// The text an object was decoded from, for what field validation finds in the text itself
+/// (repeated keys) rather than in the decoded object.
+#[derive(Debug, Clone, Copy)]
+pub enum Source<'a> {
+    Json(&'a [u8]),
+    Yaml(&'a [u8]),
+    /// Protobuf (which cannot repeat a field), or an object built by a patch.
+    Other,
+}
+
+impl<'a> Source<'a> {
+    /// The request body by its `Content-Type` (JSON when there is none, as upstream assumes).
+    pub fn of(headers: &axum::http::HeaderMap, body: &'a [u8]) -> Self {
+        let media = headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .map_or("application/json", |v| {
+                v.split(';').next().unwrap_or("").trim()
+            });
+        match media.to_ascii_lowercase().as_str() {
+            "application/json" | "" => Source::Json(body),
+            "application/yaml" => Source::Yaml(body),
+            _ => Source::Other,
+        }
+    }
+
+    /// Field validation's findings, worded and ordered as upstream's strict decoder reports
+    /// them: for JSON, unknown and duplicate fields in the body's order; for YAML, the YAML
+    /// decoder's complaint about repeated keys, then the unknown fields.
+    pub fn problems(self, unknown: Vec<String>) -> Vec<String> {
+        match self {
+            Source::Json(body) => in_document_order(body, &unknown)
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+            Source::Yaml(body) => crate::yaml::duplicate_keys(body)
+                .into_iter()
+                .chain(
+                    unknown
+                        .into_iter()
+                        .map(|path| Problem::Unknown(path).to_string()),
+                )
+                .collect(),
+            Source::Other => unknown
+                .into_iter()
+                .map(|path| Problem::Unknown(path).to_string())
+                .collect(),
+        }
+    }
+}
+
 /// Why a body did not become the typed object.
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {

@@ -419,3 +419,19 @@ fn unknown_fields_are_found_through_the_typed_object() {
     .unwrap();
     assert!(ignored.is_empty());
 }
+
+#[test]
+fn yaml_repeats_come_first_then_unknown_fields() {
+    let body = b"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n  name: b\nfoo: 1\n";
+    assert_eq!(
+        Source::Yaml(body).problems(vec!["foo".into()]),
+        [
+            "yaml: unmarshal errors:\n  line 5: key \"name\" already set in map",
+            "unknown field \"foo\"",
+        ]
+    );
+    assert_eq!(
+        Source::Other.problems(vec!["foo".into()]),
+        ["unknown field \"foo\""]
+    );
+}

@@ -191,18 +191,16 @@ impl<S: Strategy> Rest<S> {
             ));
         }
         let input = decode_body(&request.headers, &request.body)?;
-        let json_body = is_json(&request.headers).then_some(&request.body[..]);
-        self.typed(input, request, json_body)
+        self.typed(input, request, decoding::Source::of(&request.headers, &request.body))
     }
 
     /// Checks a document's type and fields and converts it to the typed object as Go would;
-    /// `fieldValidation` looks for unknown fields, and for duplicate keys in a JSON body, which
-    /// it lists in the body's order.
+    /// `fieldValidation` looks for unknown fields, and for keys repeated in the `source` text.
     fn typed(
         &self,
         input: Value,
         request: &ApiRequest,
-        json_body: Option<&[u8]>,
+        source: decoding::Source,
     ) -> ApiResult<(S::Object, Vec<String>)> {
         let Some(fields_map) = input.as_object() else {
             return Err(ApiError::BadRequest(format!(
@@ -248,16 +246,7 @@ impl<S: Strategy> Rest<S> {
         if !check {
             return Ok((object, Vec::new()));
         }
-        let problems: Vec<String> = match json_body {
-            Some(body) => decoding::in_document_order(body, &unknown)
-                .iter()
-                .map(ToString::to_string)
-                .collect(),
-            None => unknown
-                .into_iter()
-                .map(|path| decoding::Problem::Unknown(path).to_string())
-                .collect(),
-        };
+        let problems = source.problems(unknown);
         match validation {
             FieldValidation::Strict if !problems.is_empty() => {
                 Err(ApiError::BadRequest(format!(
@@ -510,7 +499,7 @@ impl<S: Strategy> Rest<S> {
         let applied = self.with_context(request, |context| {
             crate::apply::apply(None, &request.body, context, manager, force)
         })?;
-        let (object, warnings) = self.typed(applied, request, None)?;
+        let (object, warnings) = self.typed(applied, request, decoding::Source::Other)?;
         let name = request.name.clone().unwrap_or_default();
         match object.metadata().name.as_deref().unwrap_or("") {
             "" => Err(ApiError::BadRequest(format!(
@@ -555,7 +544,7 @@ impl<S: Strategy> Rest<S> {
             .map(String::from);
         let precondition =
             demanded.filter(|rv| !rv.is_empty() && *rv != current.mod_revision.to_string());
-        let (object, warnings) = self.typed(patched, request, None)?;
+        let (object, warnings) = self.typed(patched, request, decoding::Source::Other)?;
         Ok((object, precondition, warnings))
     }
 
@@ -1136,13 +1125,6 @@ fn json_headers() -> axum::http::HeaderMap {
     let mut headers = axum::http::HeaderMap::new();
     headers.insert("content-type", HeaderValue::from_static("application/json"));
     headers
-}
-
-fn is_json(headers: &axum::http::HeaderMap) -> bool {
-    headers
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .is_none_or(|v| v.starts_with("application/json"))
 }
 
 /// Converts a JSON document to YAML for `Accept: application/yaml`.
