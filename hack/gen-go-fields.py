@@ -30,6 +30,10 @@ Inputs:
 * k8s-openapi 0.29.0 (feature v1_33) from the cargo registry (`cargo fetch`), for the set of
   fields each definition has in 1.33.
 
+Use the files of the release served (v1.33); with older copies, `--report` lists the 1.33
+fields they lack (the committed data was generated from copies that predate some 1.33 additions,
+such as PodStatus.observedGeneration; each is listed by `--report`).
+
 Regenerate (stdlib python3 only):
 
     python3 hack/gen-go-fields.py /tmp/k8s-types            # writes go_fields.json
