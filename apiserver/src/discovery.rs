@@ -301,6 +301,15 @@ fn aggregated_version(headers: &HeaderMap) -> Option<&'static str> {
     None
 }
 
+/// The verbs of a resource itself, as discovery lists them.
+fn main_verbs(info: &ResourceInfo) -> Vec<&'static str> {
+    MAIN_VERBS
+        .iter()
+        .copied()
+        .filter(|verb| *verb != "deletecollection" || info.description.delete_collection)
+        .collect()
+}
+
 fn legacy_resource(info: &ResourceInfo) -> Value {
     let d = &info.description;
     let mut entry = json!({
@@ -308,7 +317,7 @@ fn legacy_resource(info: &ResourceInfo) -> Value {
         "singularName": info.singular,
         "namespaced": info.namespaced,
         "kind": info.kind,
-        "verbs": MAIN_VERBS,
+        "verbs": main_verbs(info),
     });
     if !d.short_names.is_empty() {
         entry["shortNames"] = json!(d.short_names);
@@ -326,7 +335,7 @@ fn aggregated_resource(info: &ResourceInfo) -> Value {
         "responseKind": {"group": info.group, "version": info.version, "kind": info.kind},
         "scope": if info.namespaced { "Namespaced" } else { "Cluster" },
         "singularResource": info.singular,
-        "verbs": MAIN_VERBS,
+        "verbs": main_verbs(info),
     });
     if !d.short_names.is_empty() {
         entry["shortNames"] = json!(d.short_names);

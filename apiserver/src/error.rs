@@ -169,6 +169,10 @@ pub enum ApiError {
     /// `test`, a strategic merge patch that does not fit the object).
     #[error("{0}")]
     Unprocessable(String),
+    /// Upstream's generic 422 for a patch that does not apply (`NewGenericServerResponse`):
+    /// it does not say why, and its details are empty.
+    #[error("the server rejected our request due to an error in our request")]
+    PatchRejected,
     #[error("Unauthorized")]
     Unauthorized,
     #[error("{0}")]
@@ -218,7 +222,7 @@ impl ApiError {
             ApiError::AlreadyExists(_)
             | ApiError::Conflict { .. }
             | ApiError::ApplyConflict { .. } => StatusCode::CONFLICT,
-            ApiError::Invalid { .. } | ApiError::Unprocessable(_) => {
+            ApiError::Invalid { .. } | ApiError::Unprocessable(_) | ApiError::PatchRejected => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
@@ -240,7 +244,9 @@ impl ApiError {
             ApiError::NotFound(_) | ApiError::PathNotFound => "NotFound",
             ApiError::AlreadyExists(_) => "AlreadyExists",
             ApiError::Conflict { .. } | ApiError::ApplyConflict { .. } => "Conflict",
-            ApiError::Invalid { .. } | ApiError::Unprocessable(_) => "Invalid",
+            ApiError::Invalid { .. } | ApiError::Unprocessable(_) | ApiError::PatchRejected => {
+                "Invalid"
+            }
             ApiError::BadRequest(_) => "BadRequest",
             ApiError::Unauthorized => "Unauthorized",
             ApiError::Forbidden(_) => "Forbidden",
@@ -271,6 +277,7 @@ impl ApiError {
             fields.remove("reason");
         }
         let details = match self {
+            ApiError::PatchRejected => Some(json!({})),
             ApiError::NotFound(t)
             | ApiError::AlreadyExists(t)
             | ApiError::Conflict { target: t, .. } => {

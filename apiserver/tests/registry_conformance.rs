@@ -1207,68 +1207,6 @@ async fn every_served_resource_has_a_fixture() {
     }
 }
 
-/// Battery cases where the registry is known to differ from upstream: `(resource as messages
-/// name it, or `*` for all, case, what upstream does)`. The battery skips them and
-/// [`known_bugs_behave_like_upstream`] runs them; fixing one means deleting its line.
-const KNOWN_BUGS: &[(&str, &str, &str)] = &[
-    (
-        "*",
-        "delete wrong uid wording",
-        "rest.BeforeDelete refuses first: 409 \"Operation cannot be fulfilled on <Kind>[.<group>] \\\"<name>\\\": the UID in the precondition (<uid>) does not match the UID in record (<uid>). The object might have been deleted and then recreated\", details.kind the Kind",
-    ),
-    (
-        "namespaces",
-        "delete collection",
-        "namespaces have no DeleteCollection: 405 MethodNotAllowed (and discovery lists no deletecollection verb)",
-    ),
-    (
-        "namespaces",
-        "delete twice",
-        "DELETE of a Terminating namespace is 409 \"The system is ensuring all content is removed from this namespace.  Upon completion, this namespace will automatically be purged by the system.\"",
-    ),
-    (
-        "priorityclasses.scheduling.k8s.io",
-        "create",
-        "PrepareForCreate sets metadata.generation to 1",
-    ),
-    (
-        "priorityclasses.scheduling.k8s.io",
-        "update",
-        "metadata.generation is 1 from the create on, never bumped",
-    ),
-    (
-        "leases.coordination.k8s.io",
-        "update unconditional",
-        "AllowUnconditionalUpdate is false: a PUT without resourceVersion is 422 \"metadata.resourceVersion: Invalid value: 0x0: must be specified for an update\"",
-    ),
-    (
-        "leases.coordination.k8s.io",
-        "update missing",
-        "AllowCreateOnUpdate is true: a PUT to a missing Lease creates it (201)",
-    ),
-    (
-        "endpoints",
-        "update missing",
-        "AllowCreateOnUpdate is true: a PUT to missing Endpoints creates them (201)",
-    ),
-    (
-        "events",
-        "update missing",
-        "AllowCreateOnUpdate is true: a PUT to a missing Event creates it (201)",
-    ),
-    (
-        "events.events.k8s.io",
-        "update missing",
-        "AllowCreateOnUpdate is true (the core Event strategy serves both APIs): a PUT creates (201)",
-    ),
-];
-
-fn known_bug(resource: &str, case: &str) -> bool {
-    KNOWN_BUGS
-        .iter()
-        .any(|(r, c, _)| (*r == "*" || *r == resource) && *c == case)
-}
-
 /// Runs the cases `select` picks for every served resource, each resource on its own fresh
 /// store and concurrently with the others, and returns how many ran and the failures, one line
 /// per resource and case.
@@ -1328,27 +1266,11 @@ async fn run_battery(select: fn(&str, &str) -> bool) -> (usize, Vec<String>) {
 /// The battery, against every served resource. All failures are reported together.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_resource_passes_the_battery() {
-    let (ran, failures) = run_battery(|resource, case| !known_bug(resource, case)).await;
+    let (ran, failures) = run_battery(|_, _| true).await;
     assert!(ran > FIXTURES.len() * 20, "only {ran} cases ran");
     assert!(
         failures.is_empty(),
         "{} of {ran} cases failed:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "reason: registry bugs listed in KNOWN_BUGS with upstream's behaviour (DELETE UID precondition wording, namespace deletecollection and second delete, PriorityClass generation, Lease unconditional update, PUT-creates for endpoints, events and leases)"]
-async fn known_bugs_behave_like_upstream() {
-    let (ran, failures) = run_battery(known_bug).await;
-    assert!(
-        ran >= KNOWN_BUGS.len(),
-        "every known bug names a battery case"
-    );
-    assert!(
-        failures.is_empty(),
-        "{} of {ran} known bugs remain:\n{}",
         failures.len(),
         failures.join("\n")
     );
@@ -1597,7 +1519,6 @@ const CONFIGMAPS: (&str, &str, &str) = ("", "v1", "configmaps");
 /// A JSON patch that cannot be applied is upstream's generic 422: the JSON patch library's
 /// error is not passed on (`NewGenericServerResponse` with `isUnexpectedResponse` false).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "reason: the message is the json-patch crate's (\"operation '/0' failed at path ...\"); upstream answers \"the server rejected our request due to an error in our request\" with empty details"]
 async fn failed_json_patch_test_reads_like_upstream() {
     let cluster = Cluster::start().await;
     let configmap = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}});
@@ -1629,7 +1550,6 @@ async fn failed_json_patch_test_reads_like_upstream() {
 /// When an object leaves a watch's selection, upstream's cacher sends DELETED with the
 /// object as the watcher last saw it (still matching), at the change's resourceVersion.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "reason: watch.rs sends the new, no longer matching object; upstream's cacheWatcher sends the previous object's content with the event's resourceVersion"]
 async fn an_object_leaving_a_selection_is_deleted_as_last_seen() {
     let cluster = Cluster::start().await;
     let configmaps = cluster.resource("", "v1", "configmaps");
@@ -1754,7 +1674,6 @@ async fn namespaces_must_exist_and_not_be_terminating() {
 /// Upstream's EndpointSlice strategy bumps the generation on label changes too (the
 /// EndpointSlice controller's mirroring depends on labels).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "reason: the generation is bumped only for changes outside metadata; upstream's endpointSliceStrategy.PrepareForUpdate also bumps it when the labels change"]
 async fn endpoint_slice_label_changes_bump_the_generation() {
     let cluster = Cluster::start().await;
     let slices = ("discovery.k8s.io", "v1", "endpointslices");
@@ -1794,7 +1713,6 @@ async fn watches_end_after_their_timeout() {
 /// A watch-list without a resourceVersion is a consistent read: its initial events hold
 /// every object created before it, as upstream's cacher waits to be fresh first.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "reason: watch.rs waits for the cache only when a resourceVersion is given, so recent objects can be missing from the initial events; upstream's cacher waits until it has the storage's current revision (sendInitialEvents=true, resourceVersion unset)"]
 async fn watch_list_without_a_version_is_consistent() {
     let cluster = Cluster::start().await;
     let configmaps = cluster.resource("", "v1", "configmaps");

@@ -80,11 +80,11 @@ async fn amplifying_patches_are_refused_and_memory_stays_bounded(cluster: &mut C
         )
         .await;
         assert_eq!(code, 422, "{status}");
-        let message = status["message"].as_str().unwrap();
-        assert!(
-            message.contains("the accumulated size increase of copy is")
-                && message.ends_with("exceeding the limit 3145728"),
-            "{message}"
+        // Upstream's generic 422 for a JSON patch that does not apply; the memory bound
+        // below is what shows the copies were stopped.
+        assert_eq!(
+            status["message"],
+            "the server rejected our request due to an error in our request"
         );
     }
     let operations: Vec<Value> = (0..10_001)
@@ -159,7 +159,12 @@ async fn a_stale_uid_cannot_overwrite_a_recreated_object(cluster: &mut Cluster) 
     assert_eq!(code, 409, "{status}");
     assert_eq!(
         status["message"].as_str().unwrap(),
-        format!("Operation cannot be fulfilled on configmaps \"twin\": Precondition failed: UID in precondition: {stale_uid}, UID in object meta: {new_uid}")
+        // Upstream's storage layer refuses it, naming the full key.
+        format!(
+            "Operation cannot be fulfilled on configmaps \"twin\": StorageError: invalid object, Code: 4, \
+             Key: /registry/configmaps/default/twin, ResourceVersion: 0, AdditionalErrorMsg: \
+             Precondition failed: UID in precondition: {stale_uid}, UID in object meta: {new_uid}"
+        )
     );
     for (field, value) in [
         ("uid", json!("forged")),

@@ -204,6 +204,10 @@ impl EtcdStore {
 
 #[async_trait]
 impl Store for EtcdStore {
+    fn key_prefix(&self) -> &[u8] {
+        &self.keys.prefix
+    }
+
     async fn current_revision(&self) -> Result<i64> {
         let options = GetOptions::new().with_count_only();
         let response = self

@@ -109,6 +109,10 @@ pub struct ListResult {
 /// strictly increasing revision counter shared by all keys.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
+    /// The prefix every key is stored under (`--etcd-prefix`): upstream's storage errors name
+    /// keys with it.
+    fn key_prefix(&self) -> &[u8];
+
     /// The latest committed revision.
     async fn current_revision(&self) -> Result<i64>;
 

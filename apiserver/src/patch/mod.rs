@@ -63,10 +63,20 @@ pub fn apply(kind: PatchType, original: &Value, body: &[u8], node: Node) -> ApiR
     }
 }
 
+/// Why a JSON patch could not be applied.
+#[derive(Debug, thiserror::Error)]
+enum JsonPatchError {
+    #[error("Unable to complete the copy, the accumulated size increase of copy is {0}, exceeding the limit {MAX_JSON_PATCH_COPY_BYTES}")]
+    CopyLimit(usize),
+    #[error(transparent)]
+    Operation(#[from] json_patch::PatchError),
+}
+
 /// Applies a JSON patch within upstream's bounds: at most [`MAX_JSON_PATCH_OPERATIONS`]
 /// operations (413), and `copy` operations adding at most [`MAX_JSON_PATCH_COPY_BYTES`] in
-/// all (422), checked before each copy is made, so a short patch that copies a field into
-/// itself again and again cannot grow the document exponentially.
+/// all, checked before each copy is made, so a short patch that copies a field into itself
+/// again and again cannot grow the document exponentially. A patch that does not apply is
+/// upstream's generic 422, which does not say why (the reason is logged at debug level).
 fn json(original: &Value, body: &[u8]) -> ApiResult<Value> {
     let patch: json_patch::Patch =
         serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(e.to_string()))?;
@@ -76,6 +86,13 @@ fn json(original: &Value, body: &[u8]) -> ApiResult<Value> {
             patch.0.len()
         )));
     }
+    apply_json(original, &patch).map_err(|error| {
+        tracing::debug!(%error, "JSON patch refused");
+        ApiError::PatchRejected
+    })
+}
+
+fn apply_json(original: &Value, patch: &json_patch::Patch) -> Result<Value, JsonPatchError> {
     let mut patched = original.clone();
     let mut copied = 0usize;
     for (index, operation) in patch.0.iter().enumerate() {
@@ -83,9 +100,7 @@ fn json(original: &Value, body: &[u8]) -> ApiResult<Value> {
             if let Some(source) = patched.pointer(copy.from.as_str()) {
                 copied += encoded_size_within(source, MAX_JSON_PATCH_COPY_BYTES);
                 if copied > MAX_JSON_PATCH_COPY_BYTES {
-                    return Err(ApiError::Unprocessable(format!(
-                        "Unable to complete the copy, the accumulated size increase of copy is {copied}, exceeding the limit {MAX_JSON_PATCH_COPY_BYTES}"
-                    )));
+                    return Err(JsonPatchError::CopyLimit(copied));
                 }
             }
         }
@@ -93,7 +108,7 @@ fn json(original: &Value, body: &[u8]) -> ApiResult<Value> {
         json_patch::patch_unsafe(&mut patched, std::slice::from_ref(operation)).map_err(
             |mut error| {
                 error.operation = index;
-                ApiError::Unprocessable(error.to_string())
+                error
             },
         )?;
     }
@@ -162,8 +177,8 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn json_patch(original: &Value, patch: &Value) -> ApiResult<Value> {
-        json(original, &serde_json::to_vec(patch).unwrap())
+    fn json_patch(original: &Value, patch: &Value) -> Result<Value, JsonPatchError> {
+        apply_json(original, &serde_json::from_value(patch.clone()).unwrap())
     }
 
     #[test]
@@ -172,15 +187,18 @@ mod tests {
         let copies: Vec<Value> = (0..40)
             .map(|i| json!({"op": "copy", "from": "/data", "path": format!("/data/c{i}")}))
             .collect();
-        let error = json_patch(&original, &Value::from(copies)).unwrap_err();
-        assert_eq!(error.code(), 422);
+        let error = json_patch(&original, &Value::from(copies.clone())).unwrap_err();
         assert!(
-            error.to_string().starts_with(
-                "Unable to complete the copy, the accumulated size increase of copy is "
-            ),
+            matches!(error, JsonPatchError::CopyLimit(copied) if copied > MAX_JSON_PATCH_COPY_BYTES),
             "{error}"
         );
         assert!(error.to_string().ends_with("exceeding the limit 3145728"));
+        let refused = json(&original, &serde_json::to_vec(&copies).unwrap()).unwrap_err();
+        assert_eq!(refused.code(), 422);
+        assert_eq!(
+            refused.to_string(),
+            "the server rejected our request due to an error in our request"
+        );
     }
 
     #[test]
@@ -188,9 +206,12 @@ mod tests {
         let operations: Vec<Value> = (0..=MAX_JSON_PATCH_OPERATIONS)
             .map(|_| json!({"op": "test", "path": "/a", "value": 1}))
             .collect();
-        let error = json_patch(&json!({"a": 1}), &Value::from(operations)).unwrap_err();
+        let error = json(&json!({"a": 1}), &serde_json::to_vec(&operations).unwrap()).unwrap_err();
         assert_eq!(error.code(), 413);
-        assert_eq!(error.to_string(), "Request entity too large: The allowed maximum operations in a JSON patch is 10000, got 10001");
+        assert_eq!(
+            error.to_string(),
+            "Request entity too large: The allowed maximum operations in a JSON patch is 10000, got 10001"
+        );
     }
 
     #[test]

@@ -191,7 +191,11 @@ impl<S: Strategy> Rest<S> {
             ));
         }
         let input = decode_body(&request.headers, &request.body)?;
-        self.typed(input, request, decoding::Source::of(&request.headers, &request.body))
+        self.typed(
+            input,
+            request,
+            decoding::Source::of(&request.headers, &request.body),
+        )
     }
 
     /// Checks a document's type and fields and converts it to the typed object as Go would;
@@ -575,6 +579,29 @@ impl<S: Strategy> Rest<S> {
                         created => return created,
                     }
                 }
+                Err(ApiError::NotFound(_))
+                    if subresource.is_none() && self.info.description.create_on_update =>
+                {
+                    let Source::Object(input) = &source else {
+                        return Err(ApiError::NotFound(self.info.target(&name)));
+                    };
+                    let body_name = input.metadata().name.clone().filter(|n| !n.is_empty());
+                    if body_name.is_some_and(|n| n != name) {
+                        return Err(ApiError::BadRequest(format!(
+                            "the name of the object ({}) does not match the name on the URL ({name})",
+                            input.metadata().name.as_deref().unwrap_or_default()
+                        )));
+                    }
+                    let mut object = input.clone();
+                    object.metadata_mut().name = Some(name.clone());
+                    match self
+                        .insert(&request, object, warnings.clone(), Some(&manager))
+                        .await
+                    {
+                        Err(ApiError::AlreadyExists(_)) => continue,
+                        created => return created,
+                    }
+                }
                 current => current?,
             };
             let (input, precondition) = match &source {
@@ -614,7 +641,17 @@ impl<S: Strategy> Rest<S> {
                 // Like upstream, a UID in a PUT body is a precondition, checked before the
                 // resourceVersion: a client holding an object that was deleted and recreated
                 // under the same name must not overwrite the new one.
-                self.check_uid(input.metadata().uid.as_deref(), &old, &name)?;
+                self.check_body_uid(input.metadata().uid.as_deref(), &old, &name, &current.key)?;
+                if precondition.is_none() && !self.info.description.unconditional_update {
+                    return Err(ApiError::Invalid {
+                        target: self.info.target(&name),
+                        causes: vec![Cause::invalid_printed(
+                            "metadata.resourceVersion",
+                            "0x0",
+                            "must be specified for an update",
+                        )],
+                    });
+                }
             }
             if let Some(rv) = &precondition {
                 if *rv != current.mod_revision.to_string() {
@@ -820,6 +857,7 @@ impl<S: Strategy> Rest<S> {
         loop {
             let current = self.current(namespace.as_deref(), &name).await?;
             let mut object = self.decode(&current.value, current.mod_revision)?;
+            self.strategy.check_delete(&object, &options)?;
             self.check_preconditions(&options, &object, &name)?;
             match self.begin_delete(&mut object, &options) {
                 Some(object) => {
@@ -906,13 +944,28 @@ impl<S: Strategy> Rest<S> {
             return Ok(());
         };
         let meta = object.metadata();
-        self.check_uid(preconditions.uid.as_deref(), object, name)?;
+        // Upstream's BeforeDelete names the kind, not the resource, in these conflicts.
+        let target = crate::error::Target {
+            group: self.info.group.into(),
+            resource: self.info.kind.into(),
+            kind: self.info.kind.into(),
+            name: name.into(),
+        };
+        let actual_uid = meta.uid.as_deref().unwrap_or_default();
+        if let Some(uid) = preconditions.uid.as_deref().filter(|u| *u != actual_uid) {
+            return Err(ApiError::Conflict {
+                target,
+                detail: format!(
+                    "the UID in the precondition ({uid}) does not match the UID in record ({actual_uid}). The object might have been deleted and then recreated"
+                ),
+            });
+        }
         if let Some(rv) = &preconditions.resource_version {
             if Some(rv) != meta.resource_version.as_ref() {
                 return Err(ApiError::Conflict {
-                    target: self.info.target(name),
+                    target,
                     detail: format!(
-                        "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
+                        "the ResourceVersion in the precondition ({rv}) does not match the ResourceVersion in record ({}). The object might have been modified",
                         meta.resource_version.as_deref().unwrap_or("")
                     ),
                 });
@@ -921,8 +974,15 @@ impl<S: Strategy> Rest<S> {
         Ok(())
     }
 
-    /// A UID precondition (a delete's, or the UID in a PUT body) against the current object.
-    fn check_uid(&self, uid: Option<&str>, current: &S::Object, name: &str) -> ApiResult<()> {
+    /// The UID in a PUT body, a precondition on the current object. Upstream's storage layer
+    /// refuses it, so the conflict carries its storage error naming the full key.
+    fn check_body_uid(
+        &self,
+        uid: Option<&str>,
+        current: &S::Object,
+        name: &str,
+        key: &[u8],
+    ) -> ApiResult<()> {
         let Some(uid) = uid.filter(|u| !u.is_empty()) else {
             return Ok(());
         };
@@ -930,10 +990,12 @@ impl<S: Strategy> Rest<S> {
         if uid == actual {
             return Ok(());
         }
+        let full_key = [self.store.key_prefix(), key].concat();
         Err(ApiError::Conflict {
             target: self.info.target(name),
             detail: format!(
-                "Precondition failed: UID in precondition: {uid}, UID in object meta: {actual}"
+                "StorageError: invalid object, Code: 4, Key: {}, ResourceVersion: 0, AdditionalErrorMsg: Precondition failed: UID in precondition: {uid}, UID in object meta: {actual}",
+                String::from_utf8_lossy(&full_key)
             ),
         })
     }
@@ -1215,7 +1277,9 @@ impl<S: Strategy> Resource for Rest<S> {
             (Verb::Patch, None) => self.patch(request).await,
             (Verb::Patch, Some("status")) if description.status => self.patch(request).await,
             (Verb::Delete, None) => self.delete(request).await,
-            (Verb::DeleteCollection, None) => self.delete_collection(request).await,
+            (Verb::DeleteCollection, None) if description.delete_collection => {
+                self.delete_collection(request).await
+            }
             (Verb::Create, Some(sub)) if request.name.is_some() && self.action(sub).is_some() => {
                 self.act(request).await
             }

@@ -3,7 +3,7 @@
 //! implementation in its own small file plus one line in `resources::all`.
 
 use async_trait::async_trait;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{DeleteOptions, ObjectMeta};
 use k8s_openapi::Metadata as _;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -80,6 +80,14 @@ pub struct Description {
     pub finalize: bool,
     pub actions: &'static [Action],
     pub conversion: Option<Conversion>,
+    /// A PUT to a missing object creates it (upstream's `AllowCreateOnUpdate`: endpoints,
+    /// events, leases).
+    pub create_on_update: bool,
+    /// A PUT without a resourceVersion is allowed (upstream's `AllowUnconditionalUpdate`;
+    /// leases refuse it).
+    pub unconditional_update: bool,
+    /// `DELETE` on the collection is served (not for namespaces).
+    pub delete_collection: bool,
 }
 
 impl Default for Description {
@@ -97,6 +105,9 @@ impl Default for Description {
             finalize: false,
             actions: &[],
             conversion: None,
+            create_on_update: false,
+            unconditional_update: true,
+            delete_collection: true,
         }
     }
 }
@@ -172,6 +183,12 @@ pub trait Strategy: Send + Sync + 'static {
     /// status strategies do (the spec is already the old one; some keep more, such as a
     /// Deployment's labels).
     fn prepare_status_update(&self, _new: &mut Self::Object, _old: &Self::Object) {}
+
+    /// Refuses a DELETE the resource cannot take now (a namespace still being emptied), before
+    /// the generic preconditions are checked.
+    fn check_delete(&self, _object: &Self::Object, _options: &DeleteOptions) -> ApiResult<()> {
+        Ok(())
+    }
 
     /// Work an update needs beyond storing (allocating NodePorts for new ports...); runs
     /// after validation and may change the object.

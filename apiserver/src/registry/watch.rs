@@ -36,8 +36,14 @@ impl<S: Strategy> Rest<S> {
         let requested = query.revision()?;
         let initial_events = query.send_initial_events == Some(true);
         if initial_events {
-            if let Some(rv) = requested.filter(|rv| *rv > 0) {
-                self.cache.wait_for(rv).await?;
+            // Without a resourceVersion the initial state is a consistent read, as upstream
+            // serves it: the cache first catches up with the store.
+            let fresh_enough = match requested {
+                Some(rv) => rv,
+                None => self.store.current_revision().await?,
+            };
+            if fresh_enough > 0 {
+                self.cache.wait_for(fresh_enough).await?;
             }
         }
         let from = match requested {
@@ -213,7 +219,20 @@ impl Watcher {
             (EventType::Deleted, false, _) => return true,
             (_, false, true) => EventType::Added,
             (_, true, true) => EventType::Modified,
-            (_, true, false) => EventType::Deleted,
+            (_, true, false) => {
+                // Like upstream's cache, an object leaving the selection is deleted as the
+                // watcher last saw it, at the revision of the change.
+                if let Some(prev) = &event.prev {
+                    let left = Entry {
+                        key: prev.key.clone(),
+                        stored: prev.stored.clone(),
+                        revision: event.entry.revision,
+                        derived: prev.derived.clone(),
+                    };
+                    return self.send(sender, EventType::Deleted, &left, rows).await;
+                }
+                EventType::Deleted
+            }
             (_, false, false) => return true,
         };
         self.send(sender, kind, &event.entry, rows).await

@@ -22,6 +22,7 @@ impl Strategy for EndpointsStrategy {
         Description {
             short_names: &["ep"],
             storage_path: Some("services/endpoints"),
+            create_on_update: true,
             ..Description::default()
         }
     }

@@ -33,6 +33,16 @@ impl Strategy for EndpointSlices {
     }
 
     /// Upstream's `SetDefaults_EndpointPort`: an unnamed port is named `""`, TCP.
+    /// Upstream bumps an EndpointSlice's generation on label changes too, not only on changes
+    /// to the endpoints.
+    fn prepare_update(&self, new: &mut EndpointSlice, old: &EndpointSlice) {
+        if new.metadata.labels != old.metadata.labels
+            && new.metadata.generation == old.metadata.generation
+        {
+            new.metadata.generation = Some(old.metadata.generation.unwrap_or(0) + 1);
+        }
+    }
+
     fn default_fields(&self, slice: &mut EndpointSlice) {
         for port in slice.ports.iter_mut().flatten() {
             port.name.get_or_insert_with(String::new);

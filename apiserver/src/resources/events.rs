@@ -34,6 +34,7 @@ impl Strategy for CoreEvents {
     fn describe(&self) -> Description {
         Description {
             short_names: &["ev"],
+            create_on_update: true,
             name_rule: NameRule::PathSegment,
             field_selectors: &[
                 "involvedObject.kind",
@@ -116,6 +117,7 @@ impl Strategy for Events {
     fn describe(&self) -> Description {
         Description {
             short_names: &["ev"],
+            create_on_update: true,
             field_selectors: &[
                 "regarding.kind",
                 "regarding.namespace",

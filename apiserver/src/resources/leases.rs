@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use crate::error::Cause;
 use crate::registry::table::{age, Column};
-use crate::registry::Strategy;
+use crate::registry::{Description, Strategy};
 
 pub struct Leases;
 
@@ -14,6 +14,14 @@ const HOLDER: &str = "holderIdentity contains the identity of the holder of a cu
 
 impl Strategy for Leases {
     type Object = Lease;
+
+    fn describe(&self) -> Description {
+        Description {
+            create_on_update: true,
+            unconditional_update: false,
+            ..Description::default()
+        }
+    }
 
     /// Upstream's `ValidateLeaseSpec`.
     fn validate(&self, lease: &Lease) -> Vec<Cause> {

@@ -2,8 +2,10 @@
 //! until the namespace controller has emptied them and called `/finalize`.
 
 use k8s_openapi::api::core::v1::{Namespace, NamespaceSpec, NamespaceStatus};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::DeleteOptions;
 use serde_json::Value;
 
+use crate::error::{ApiError, ApiResult, Target};
 use crate::registry::table::{age, Column};
 use crate::registry::{Description, NameRule, Strategy};
 
@@ -23,6 +25,7 @@ impl Strategy for Namespaces {
             name_rule: NameRule::Label,
             field_selectors: &["status.phase"],
             return_deleted_object: true,
+            delete_collection: false,
             ..Description::default()
         }
     }
@@ -54,6 +57,39 @@ impl Strategy for Namespaces {
             .as_ref()
             .and_then(|s| s.finalizers.as_ref())
             .is_some_and(|f| !f.is_empty())
+    }
+
+    /// Upstream's namespace storage checks a UID precondition itself (in its own words), and
+    /// once deletion has begun the namespace goes only when its finalizers are done: another
+    /// DELETE meanwhile is a conflict.
+    fn check_delete(&self, namespace: &Namespace, options: &DeleteOptions) -> ApiResult<()> {
+        let target = Target {
+            group: String::new(),
+            resource: "namespaces".into(),
+            kind: "Namespace".into(),
+            name: namespace.metadata.name.clone().unwrap_or_default(),
+        };
+        let actual = namespace.metadata.uid.as_deref().unwrap_or_default();
+        if let Some(uid) = options
+            .preconditions
+            .as_ref()
+            .and_then(|p| p.uid.as_deref())
+            .filter(|u| *u != actual)
+        {
+            return Err(ApiError::Conflict {
+                target,
+                detail: format!(
+                    "Precondition failed: UID in precondition: {uid}, UID in object meta: {actual}"
+                ),
+            });
+        }
+        if namespace.metadata.deletion_timestamp.is_some() && self.holds_deletion(namespace) {
+            return Err(ApiError::Conflict {
+                target,
+                detail: "The system is ensuring all content is removed from this namespace.  Upon completion, this namespace will automatically be purged by the system.".into(),
+            });
+        }
+        Ok(())
     }
 
     fn begin_deletion(&self, namespace: &mut Namespace) {

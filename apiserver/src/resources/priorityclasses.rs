@@ -29,6 +29,11 @@ impl Strategy for PriorityClasses {
         }
     }
 
+    /// Upstream sets the generation of a PriorityClass to 1 on create and never bumps it.
+    fn prepare_create(&self, class: &mut PriorityClass) {
+        class.metadata.generation = Some(1);
+    }
+
     fn default_fields(&self, class: &mut PriorityClass) {
         if class.preemption_policy.is_none() {
             class.preemption_policy = Some("PreemptLowerPriority".into());

@@ -222,6 +222,10 @@ fn open_error(path: &Path, error: DatabaseError) -> Error {
 
 #[async_trait]
 impl Store for EmbeddedStore {
+    fn key_prefix(&self) -> &[u8] {
+        &self.shared.prefix
+    }
+
     async fn current_revision(&self) -> Result<i64> {
         Ok(self.shared.revision.load(Ordering::Acquire))
     }
