@@ -45,7 +45,7 @@ fn exercise(input: &[u8]) {
     let root = schemas.root("io.k8s.api.core.v1.ConfigMap");
     let original = configmap();
     for kind in [PatchType::Json, PatchType::Merge, PatchType::Strategic] {
-        if let Ok(patched) = patch::apply(kind, &original, input, root.clone()) {
+        if let Ok(patched) = patch::apply(kind, &original, input, root) {
             let size = serde_json::to_vec(&patched).unwrap().len();
             assert!(
                 size <= input.len() + 2 * apiserver::limits::MAX_JSON_PATCH_COPY_BYTES + 4096,
@@ -64,8 +64,10 @@ fn exercise(input: &[u8]) {
         );
     }
     if let Ok(text) = std::str::from_utf8(input) {
-        let _ =
-            Query::parse(Some(text)).and_then(|q| q.validate_list_options(false).and(q.revision()));
+        if let Ok(query) = Query::parse(Some(text)) {
+            let _ = query.validate_list_options(false);
+            let _ = query.revision();
+        }
         let _ = machinery::selector::Selector::parse(text);
     }
 }
