@@ -182,10 +182,10 @@ impl<S: Strategy> Rest<S> {
     pub(super) fn encode_list(&self, page: Page, output: Output) -> ApiResult<Response> {
         match output {
             Output::Table(include) => {
-                let rows = page.items.iter().map(|entry| {
-                    let object = self.decode(&entry.stored, entry.revision)?;
-                    self.row(&object, include)
-                });
+                let rows = page
+                    .items
+                    .iter()
+                    .map(|entry| self.row(&entry.stored, entry.revision, include));
                 let body = table::table(
                     &self.strategy.columns(),
                     rows,

@@ -163,24 +163,26 @@ impl<S: Strategy> Rest<S> {
                 ))
             }
             Output::Table(include) => {
-                let object = self.decode(raw, revision)?;
-                let row = self.row(&object, include)?;
+                let row = self.row(raw, revision, include)?;
                 table::table(&self.strategy.columns(), [Ok(row)], None, true, None)?
             }
         };
         Ok(with_warnings(body_response(code, body, output), warnings))
     }
 
-    /// A table row: the strategy's cells and the object as `includeObject` asks.
+    /// A table row of a stored object: the strategy's cells and the object as
+    /// `includeObject` asks.
     pub(super) fn row(
         &self,
-        object: &S::Object,
+        stored: &[u8],
+        revision: i64,
         include: IncludeObject,
-    ) -> ApiResult<(Vec<Value>, Value)> {
-        let row_object = include
-            .row_object(object)
-            .map_err(|e| ApiError::Internal(e.to_string()))?;
-        Ok((self.strategy.cells(object), row_object))
+    ) -> ApiResult<table::Row> {
+        let object = self.decode(stored, revision)?;
+        Ok((
+            self.strategy.cells(&object),
+            include.row_object(stored, revision),
+        ))
     }
 
     /// Decodes a request body into the typed object, applying `fieldValidation`.

@@ -211,12 +211,15 @@ fn scale_table(scale: &Value, include: IncludeObject) -> ApiResult<Vec<u8>> {
         age(&metadata),
     ];
     let object = match include {
-        IncludeObject::None => Value::Null,
-        IncludeObject::Object => scale.clone(),
-        IncludeObject::Metadata => {
-            json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": scale["metadata"]})
-        }
-    };
+        IncludeObject::None => None,
+        IncludeObject::Object => Some(scale.clone()),
+        IncludeObject::Metadata => Some(
+            json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": scale["metadata"]}),
+        ),
+    }
+    .map(|object| serde_json::to_vec(&object))
+    .transpose()
+    .map_err(|e| ApiError::Internal(e.to_string()))?;
     table(&SCALE_COLUMNS, [Ok((cells, object))], None, true, None)
 }
 

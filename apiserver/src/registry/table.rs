@@ -82,29 +82,30 @@ impl IncludeObject {
         }
     }
 
-    /// The row's `object`; only what is asked for is encoded (usually just the metadata).
-    pub fn row_object<T>(self, object: &T) -> Result<Value, serde_json::Error>
-    where
-        T: serde::Serialize + k8s_openapi::Metadata<Ty = ObjectMeta>,
-    {
-        Ok(match self {
-            IncludeObject::None => Value::Null,
-            IncludeObject::Object => serde_json::to_value(object)?,
-            IncludeObject::Metadata => json!({
-                "kind": "PartialObjectMetadata",
-                "apiVersion": "meta.k8s.io/v1",
-                "metadata": serde_json::to_value(object.metadata())?,
-            }),
-        })
+    /// The row's `object`, cut from the stored bytes rather than re-encoded: the metadata as
+    /// a `PartialObjectMetadata` (what kubectl asks for), the whole object, or nothing.
+    pub fn row_object(self, stored: &[u8], revision: i64) -> Option<Vec<u8>> {
+        match self {
+            IncludeObject::None => None,
+            IncludeObject::Object => Some(super::stored::with_resource_version(stored, revision)),
+            IncludeObject::Metadata => {
+                let mut out = Vec::with_capacity(stored.len().min(2048));
+                super::stored::write_partial_metadata(&mut out, stored, revision, "meta.k8s.io/v1");
+                Some(out)
+            }
+        }
     }
 }
+
+/// One row: its cells and, as `includeObject` asks, the encoded object.
+pub type Row = (Vec<Value>, Option<Vec<u8>>);
 
 /// A table with the given rows (`cells`, row object) at `resource_version`, encoded row by
 /// row so a 10,000-row table never exists as one JSON tree; `headers` false leaves out the
 /// column definitions, as upstream does after a watch's first event.
 pub fn table(
     columns: &[Column],
-    rows: impl IntoIterator<Item = ApiResult<(Vec<Value>, Value)>>,
+    rows: impl IntoIterator<Item = ApiResult<Row>>,
     resource_version: Option<i64>,
     headers: bool,
     continue_token: Option<String>,
@@ -133,12 +134,13 @@ pub fn table(
         if i > 0 {
             out.push(b',');
         }
-        let row = if object.is_null() {
-            json!({ "cells": cells })
-        } else {
-            json!({ "cells": cells, "object": object })
-        };
-        serde_json::to_writer(&mut out, &row).map_err(encode)?;
+        out.extend_from_slice(br#"{"cells":"#);
+        serde_json::to_writer(&mut out, &cells).map_err(encode)?;
+        if let Some(object) = object {
+            out.extend_from_slice(br#","object":"#);
+            out.extend_from_slice(&object);
+        }
+        out.push(b'}');
     }
     out.extend_from_slice(b"]}");
     Ok(out)

@@ -115,9 +115,7 @@ impl<S: Strategy> RowMaker<S> {
         let object: S::Object = stored::decode(&entry.stored, entry.revision)?;
         let row = (
             self.rest.cells(&object),
-            include
-                .row_object(&object)
-                .map_err(|e| ApiError::Internal(e.to_string()))?,
+            include.row_object(&entry.stored, entry.revision),
         );
         table::table(
             &self.rest.columns(),
