@@ -93,26 +93,31 @@ pub async fn serve(
     tls: rustls::ServerConfig,
     app: Router,
     limits: ConnectionLimits,
+    shutdown: machinery::lifecycle::Shutdown,
 ) {
     let acceptor = TlsAcceptor::from(Arc::new(tls));
-    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let max_connections = limits.max_connections;
+    let slots = Arc::new(Semaphore::new(max_connections));
     let limits = Arc::new(limits);
+    let (closing, closed) = tokio::sync::watch::channel(false);
     let mut backoff = Backoff::default();
+    tokio::pin!(shutdown);
     loop {
-        let Ok(slot) = slots.clone().acquire_owned().await else {
-            return;
+        let accepted = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = accept(&listener, &slots) => accepted,
         };
-        match listener.accept().await {
-            Ok((tcp, peer)) => {
+        match accepted {
+            Ok((tcp, peer, slot)) => {
                 backoff.reset();
                 let (acceptor, app, limits) = (acceptor.clone(), app.clone(), limits.clone());
+                let closed = closed.clone();
                 tokio::spawn(async move {
-                    serve_connection(acceptor, tcp, peer, app, &limits).await;
+                    serve_connection(acceptor, tcp, peer, app, &limits, closed).await;
                     drop(slot);
                 });
             }
             Err(error) => {
-                drop(slot);
                 if is_resource_exhaustion(&error) {
                     backoff.wait(&error).await;
                 } else {
@@ -121,6 +126,27 @@ pub async fn serve(
             }
         }
     }
+    // Stop accepting, tell every connection to finish what it is answering, and wait for them
+    // (each gets CLOSE_GRACE; a watch is cut then, as upstream ends watches on shutdown).
+    drop(listener);
+    let _ = closing.send(true);
+    let all = u32::try_from(max_connections).unwrap_or(u32::MAX);
+    let _ = tokio::time::timeout(CLOSE_GRACE * 2, slots.acquire_many(all)).await;
+    tracing::info!("stopped serving");
+}
+
+/// The next connection, once a slot is free for it.
+async fn accept(
+    listener: &TcpListener,
+    slots: &Arc<Semaphore>,
+) -> std::io::Result<(TcpStream, SocketAddr, tokio::sync::OwnedSemaphorePermit)> {
+    let slot = slots
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(std::io::Error::other)?;
+    let (tcp, peer) = listener.accept().await?;
+    Ok((tcp, peer, slot))
 }
 
 /// Errors that mean the process or machine is out of something a connection needs: retrying
@@ -170,6 +196,7 @@ async fn serve_connection(
     peer: SocketAddr,
     app: Router,
     limits: &ConnectionLimits,
+    mut closed: tokio::sync::watch::Receiver<bool>,
 ) {
     let _ = tcp.set_nodelay(true);
     let keepalive = socket2::TcpKeepalive::new()
@@ -235,6 +262,10 @@ async fn serve_connection(
             }
         }
         () = activity.idle(limits.idle_timeout) => {
+            connection.as_mut().graceful_shutdown();
+            let _ = tokio::time::timeout(CLOSE_GRACE, connection).await;
+        }
+        () = async { closed.wait_for(|closing| *closing).await.map_or((), |_| ()) } => {
             connection.as_mut().graceful_shutdown();
             let _ = tokio::time::timeout(CLOSE_GRACE, connection).await;
         }

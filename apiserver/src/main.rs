@@ -27,13 +27,9 @@ fn main() -> std::process::ExitCode {
 
 async fn run() -> std::process::ExitCode {
     let options = options::Options::parse();
-    machinery::logging::init(options.logging.verbosity);
-    match server::run(options).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(error) => {
-            tracing::error!(%error, "kube-apiserver failed to start");
-            eprintln!("kube-apiserver: {error}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    let verbosity = options.logging.verbosity;
+    machinery::lifecycle::run("kube-apiserver", verbosity, |shutdown| {
+        server::run(options, shutdown)
+    })
+    .await
 }

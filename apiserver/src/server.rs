@@ -36,8 +36,12 @@ pub enum StartError {
     },
 }
 
-/// Runs the apiserver until the process is stopped.
-pub async fn run(options: Options) -> Result<(), StartError> {
+/// Runs the apiserver until `shutdown` resolves, then stops accepting and lets connections
+/// finish what they are answering.
+pub async fn run(
+    options: Options,
+    shutdown: machinery::lifecycle::Shutdown,
+) -> Result<(), StartError> {
     let store = open_store(&options).await?;
     store::compactor::spawn(store.clone(), options.etcd_compaction_interval);
     let serving = serving_files(&options)?;
@@ -79,7 +83,14 @@ pub async fn run(options: Options) -> Result<(), StartError> {
         idle_timeout: options.idle_connection_timeout,
         max_connections: crate::listener::ConnectionLimits::connection_cap(options.max_connections),
     };
-    crate::listener::serve(listener, tls, router(app, authenticator, filters), limits).await;
+    crate::listener::serve(
+        listener,
+        tls,
+        router(app, authenticator, filters),
+        limits,
+        shutdown,
+    )
+    .await;
     Ok(())
 }
 
