@@ -9,7 +9,7 @@ use axum::extract::Request;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, Target};
 
 /// An authenticated caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -148,10 +148,18 @@ fn check_impersonation(request: &Request, user: &UserInfo) -> Result<(), ApiErro
             .keys()
             .any(|k| k.as_str().starts_with("impersonate-extra-"));
     match impersonated_user {
-        Some(name) => Err(ApiError::Forbidden(format!(
-            "users \"{name}\" is forbidden: User \"{}\" cannot impersonate resource \"users\" in API group \"\" at the cluster scope",
-            user.name
-        ))),
+        Some(name) => Err(ApiError::Forbidden {
+            target: Target {
+                group: String::new(),
+                resource: "users".into(),
+                kind: "User".into(),
+                name,
+            },
+            reason: format!(
+                "User \"{}\" cannot impersonate resource \"users\" in API group \"\" at the cluster scope",
+                user.name
+            ),
+        }),
         None if !groups.is_empty() || others => {
             let requested: Vec<String> =
                 groups.iter().map(|g| format!("{{Group  {g}  authentication.k8s.io/v1  }}")).collect();

@@ -175,8 +175,10 @@ pub enum ApiError {
     PatchRejected,
     #[error("Unauthorized")]
     Unauthorized,
-    #[error("{0}")]
-    Forbidden(String),
+    /// Upstream's `NewForbidden`: `<resource> "<name>" is forbidden: <reason>`, with the
+    /// object in the details.
+    #[error("{} \"{}\" is forbidden: {reason}", .target.group_resource(), .target.name)]
+    Forbidden { target: Target, reason: String },
     #[error("the server does not allow this method on the requested resource")]
     MethodNotAllowed,
     #[error("{0}")]
@@ -227,7 +229,7 @@ impl ApiError {
             }
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -249,7 +251,7 @@ impl ApiError {
             }
             ApiError::BadRequest(_) => "BadRequest",
             ApiError::Unauthorized => "Unauthorized",
-            ApiError::Forbidden(_) => "Forbidden",
+            ApiError::Forbidden { .. } => "Forbidden",
             ApiError::MethodNotAllowed => "MethodNotAllowed",
             ApiError::NotAcceptable(_) => "NotAcceptable",
             ApiError::UnsupportedMediaType(_) => "UnsupportedMediaType",
@@ -280,7 +282,8 @@ impl ApiError {
             ApiError::PatchRejected => Some(json!({})),
             ApiError::NotFound(t)
             | ApiError::AlreadyExists(t)
-            | ApiError::Conflict { target: t, .. } => {
+            | ApiError::Conflict { target: t, .. }
+            | ApiError::Forbidden { target: t, .. } => {
                 Some(json!({"name": t.name, "group": t.group, "kind": t.resource}))
             }
             ApiError::ApplyConflict { causes, .. } => Some(json!({

@@ -1443,7 +1443,6 @@ async fn pods_get_their_priority_from_their_class() {
 /// Upstream's Forbidden from admission names what was refused in its details, like every
 /// error about one object.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "reason: admission refusals carry no details; upstream's apierrors.NewForbidden sets details {name: \"early\", kind: \"pods\"}"]
 async fn admission_refusals_name_the_object() {
     let cluster = Cluster::start().await;
     let early = pod("early", json!({"priorityClassName": "high"}));

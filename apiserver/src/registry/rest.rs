@@ -290,10 +290,12 @@ impl<S: Strategy> Rest<S> {
                         .map(String::from)
                 });
         if phase.as_deref() == Some("Terminating") {
-            return Err(ApiError::Forbidden(format!(
-                "{} \"{name}\" is forbidden: unable to create new content in namespace {namespace} because it is being terminated",
-                self.info.target(name).resource_name()
-            )));
+            return Err(ApiError::Forbidden {
+                target: self.info.target(name),
+                reason: format!(
+                    "unable to create new content in namespace {namespace} because it is being terminated"
+                ),
+            });
         }
         Ok(())
     }
@@ -1347,17 +1349,6 @@ impl<S: Strategy> Rest<S> {
             "scale" => description.scale.is_some(),
             "finalize" => description.finalize,
             _ => false,
-        }
-    }
-}
-
-impl crate::error::Target {
-    /// `pods` or `deployments.apps`, as Forbidden messages name a resource.
-    fn resource_name(&self) -> String {
-        if self.group.is_empty() {
-            self.resource.clone()
-        } else {
-            format!("{}.{}", self.resource, self.group)
         }
     }
 }

@@ -15,7 +15,7 @@ use serde_json::Value;
 use store::Store;
 
 use super::podspec;
-use crate::error::{ApiError, ApiResult, Cause};
+use crate::error::{ApiError, ApiResult, Cause, Target};
 use crate::registry::strategy::Action;
 use crate::registry::table::Column;
 use crate::registry::{Description, Strategy};
@@ -205,8 +205,15 @@ impl Strategy for Pods {
     /// DefaultTolerationSeconds.
     async fn admit_create(&self, pod: &mut Pod) -> ApiResult<()> {
         let name = pod.metadata.name.clone().unwrap_or_default();
-        let forbidden =
-            |detail: String| ApiError::Forbidden(format!("pods \"{name}\" is forbidden: {detail}"));
+        let forbidden = |reason: String| ApiError::Forbidden {
+            target: Target {
+                group: String::new(),
+                resource: "pods".into(),
+                kind: "Pod".into(),
+                name: name.clone(),
+            },
+            reason,
+        };
         let spec = pod.spec.get_or_insert_with(PodSpec::default);
         if spec
             .service_account_name
