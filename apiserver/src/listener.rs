@@ -4,8 +4,8 @@
 //! out of descriptors anyway backs the accept loop off instead of spinning it.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -299,7 +299,10 @@ async fn handshake(
 /// connection from one streaming a watch.
 struct Activity {
     active: AtomicUsize,
-    last_end: Mutex<Instant>,
+    /// When the connection started; `idle_since` counts from it.
+    started: Instant,
+    /// Milliseconds after `started` at which the last request ended.
+    idle_since: AtomicU64,
     ended: Notify,
 }
 
@@ -307,7 +310,8 @@ impl Activity {
     fn new() -> Self {
         Activity {
             active: AtomicUsize::new(0),
-            last_end: Mutex::new(Instant::now()),
+            started: Instant::now(),
+            idle_since: AtomicU64::new(0),
             ended: Notify::new(),
         }
     }
@@ -327,7 +331,8 @@ impl Activity {
                 ended.await;
                 continue;
             }
-            let deadline = *self.last_end.lock().unwrap_or_else(|e| e.into_inner()) + limit;
+            let since = Duration::from_millis(self.idle_since.load(Ordering::SeqCst));
+            let deadline = self.started + since + limit;
             if Instant::now() >= deadline {
                 return;
             }
@@ -339,14 +344,19 @@ impl Activity {
     }
 }
 
-/// One request in progress; ends when its response body has been sent or dropped.
+/// One request in progress; ends when its response body has been sent or dropped. Only the
+/// last request of a busy connection to end records the time and wakes the idle timer, so
+/// many streams on one HTTP/2 connection do not contend on every response.
 struct ActiveRequest(Arc<Activity>);
 
 impl Drop for ActiveRequest {
     fn drop(&mut self) {
-        *self.0.last_end.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
-        self.0.active.fetch_sub(1, Ordering::SeqCst);
-        self.0.ended.notify_waiters();
+        let activity = &self.0;
+        let elapsed = u64::try_from(activity.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        activity.idle_since.store(elapsed, Ordering::SeqCst);
+        if activity.active.fetch_sub(1, Ordering::SeqCst) == 1 {
+            activity.ended.notify_waiters();
+        }
     }
 }
 
