@@ -8,7 +8,8 @@ use e2e::{on_both_backends, Cluster};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams};
-use kube::runtime::{metadata_watcher, watcher, WatchStreamExt};
+use kube::core::PartialObjectMeta;
+use kube::runtime::{watcher, WatchStreamExt};
 use serde_json::Value;
 
 on_both_backends!(
@@ -29,8 +30,11 @@ async fn kube_rs_metadata_watcher_sees_pods(cluster: &mut Cluster) {
     assert_eq!(listed.items[0].metadata.name.as_deref(), Some("first"));
     assert!(listed.metadata.resource_version.is_some());
 
+    // kube 5's metadata watcher: an `Api` of `PartialObjectMeta` watched with `watcher`
+    // (what `metadata_watcher` became) lists and watches with metadata-only requests.
+    let metadata: Api<PartialObjectMeta<Pod>> = Api::namespaced(cluster.client().await, "default");
     let config = watcher::Config::default().labels("app=meta");
-    let mut names = metadata_watcher(pods, config).applied_objects().boxed();
+    let mut names = watcher(metadata, config).applied_objects().boxed();
     let first = tokio::time::timeout(Duration::from_secs(10), names.next())
         .await
         .unwrap()
