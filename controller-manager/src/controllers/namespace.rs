@@ -5,7 +5,9 @@
 //! fixed list, so resources the server adds later are cleaned up too. Each pass deletes what
 //! is left (a collection delete where supported) and reports progress in the namespace's
 //! conditions; while objects remain (pods terminating gracefully, finalizers pending) the
-//! namespace is looked at again after half the estimated time.
+//! namespace is looked at again after half the estimated time. Content is listed as metadata
+//! only (`PartialObjectMetadataList`), as upstream's deleter does: names and finalizers are
+//! all it needs.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -226,7 +228,7 @@ async fn delete_resource_content(
     if caps.supports_operation(verbs::DELETE_COLLECTION) {
         api.delete_collection(&background, &ListParams::default()).await.map_err(fail)?;
     } else if list_supported {
-        for object in api.list(&ListParams::default()).await.map_err(fail)? {
+        for object in api.list_metadata(&ListParams::default()).await.map_err(fail)? {
             match api.delete(&object.name_any(), &background).await {
                 Ok(_) => {}
                 Err(kube::Error::Api(status)) if status.code == 404 => {}
@@ -237,7 +239,7 @@ async fn delete_resource_content(
     if !list_supported {
         return Ok(Outcome { estimate, remaining: 0, finalizers: Vec::new() });
     }
-    let left = api.list(&ListParams::default()).await.map_err(fail)?.items;
+    let left = api.list_metadata(&ListParams::default()).await.map_err(fail)?.items;
     if left.is_empty() {
         return Ok(Outcome { estimate: 0, remaining: 0, finalizers: Vec::new() });
     }
