@@ -712,7 +712,7 @@ async fn restart_mid_rollout_finishes_without_extra_pods(cluster: &mut Cluster) 
     eventually(60, "the rollout to be under way", || {
         let d = json(&cluster.ok(&["get", "deployment", "web", "-o", "json"]));
         let updated = d["status"]["updatedReplicas"].as_i64().unwrap_or(0);
-        (updated >= 2 && updated < 6).then_some(())
+        (2..6).contains(&updated).then_some(())
     })
     .await;
     plane.manager.kill();

@@ -103,7 +103,7 @@ async fn unpullable_image_stalls_the_rollout_until_undo(cluster: &mut Cluster) {
             .contains("failed to pull and unpack image \"docker.io/library/nginx:doesnotexist\""),
         "{message}"
     );
-    let ready = condition(&pod, "Ready").unwrap();
+    let ready = condition(pod, "Ready").unwrap();
     assert_eq!(
         (ready["status"].as_str(), ready["reason"].as_str()),
         (Some("False"), Some("ContainersNotReady"))
