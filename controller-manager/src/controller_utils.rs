@@ -18,7 +18,12 @@ use crate::runtime::{is_status, Error, Result};
 
 /// The pod's `Ready` condition.
 pub fn ready_condition(pod: &Pod) -> Option<&PodCondition> {
-    pod.status.as_ref()?.conditions.as_ref()?.iter().find(|c| c.type_ == "Ready")
+    pod.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == "Ready")
 }
 
 /// Whether the pod's `Ready` condition is `True`.
@@ -42,7 +47,10 @@ pub fn is_pod_available(pod: &Pod, min_ready_seconds: i32, now: Timestamp) -> bo
 
 /// The pod's phase, empty when it has none yet.
 pub fn phase(pod: &Pod) -> &str {
-    pod.status.as_ref().and_then(|s| s.phase.as_deref()).unwrap_or("")
+    pod.status
+        .as_ref()
+        .and_then(|s| s.phase.as_deref())
+        .unwrap_or("")
 }
 
 /// Succeeded or Failed: its containers will not run again.
@@ -57,7 +65,10 @@ pub fn is_pod_active(pod: &Pod) -> bool {
 
 /// The owner reference marked `controller: true`.
 pub fn controller_of(meta: &ObjectMeta) -> Option<&OwnerReference> {
-    meta.owner_references.as_ref()?.iter().find(|r| r.controller == Some(true))
+    meta.owner_references
+        .as_ref()?
+        .iter()
+        .find(|r| r.controller == Some(true))
 }
 
 /// A reference making `owner` the controller of an object, blocking the owner's foreground
@@ -75,7 +86,8 @@ pub fn controller_ref<K: Resource<DynamicType = ()>>(owner: &K) -> OwnerReferenc
 
 /// The selector of a `LabelSelector`; an invalid one is an error of the object.
 pub fn selector(label_selector: &LabelSelector) -> Result<Selector> {
-    Selector::from_label_selector(label_selector).map_err(|e| Error::Other(format!("invalid label selector: {e}")))
+    Selector::from_label_selector(label_selector)
+        .map_err(|e| Error::Other(format!("invalid label selector: {e}")))
 }
 
 /// Whether `selector` matches the labels of `meta`.
@@ -85,7 +97,11 @@ pub fn matches(selector: &Selector, meta: &ObjectMeta) -> bool {
 
 /// `namespace/name`, the key upstream's caches and expectations use.
 pub fn key_of<K: Resource>(object: &K) -> String {
-    format!("{}/{}", object.namespace().unwrap_or_default(), object.name_any())
+    format!(
+        "{}/{}",
+        object.namespace().unwrap_or_default(),
+        object.name_any()
+    )
 }
 
 /// Claims `candidates` for `owner`, like upstream's `ControllerRefManager`: keeps the ones it
@@ -116,7 +132,13 @@ where
             Some(_) if owner_deleting => {}
             Some(_) => {
                 let patch = json!({"metadata": {"ownerReferences": [{"$patch": "delete", "uid": owner_uid}], "uid": child.uid()}});
-                let result = child_api.patch(&child.name_any(), &PatchParams::default(), &Patch::Strategic(patch)).await;
+                let result = child_api
+                    .patch(
+                        &child.name_any(),
+                        &PatchParams::default(),
+                        &Patch::Strategic(patch),
+                    )
+                    .await;
                 if !is_status(&result, 404) {
                     if let Err(error) = result {
                         errors.push(error.into());
@@ -134,12 +156,24 @@ where
                     }
                 };
                 if let Err(reason) = check {
-                    errors.push(Error::Other(format!("can't adopt {} {}: {reason}", C::kind(&()), child.name_any())));
+                    errors.push(Error::Other(format!(
+                        "can't adopt {} {}: {reason}",
+                        C::kind(&()),
+                        child.name_any()
+                    )));
                     continue;
                 }
                 let reference = controller_ref(owner);
-                let patch = json!({"metadata": {"ownerReferences": [reference], "uid": child.uid()}});
-                match child_api.patch(&child.name_any(), &PatchParams::default(), &Patch::Strategic(patch)).await {
+                let patch =
+                    json!({"metadata": {"ownerReferences": [reference], "uid": child.uid()}});
+                match child_api
+                    .patch(
+                        &child.name_any(),
+                        &PatchParams::default(),
+                        &Patch::Strategic(patch),
+                    )
+                    .await
+                {
                     Ok(adopted) => claimed.push(Arc::new(adopted)),
                     Err(kube::Error::Api(status)) if status.code == 404 => {}
                     Err(error) => errors.push(error.into()),
@@ -155,7 +189,10 @@ async fn recheck_owner<O>(owner: &O, api: &Api<O>) -> Result<(), String>
 where
     O: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
 {
-    let fresh = api.get(&owner.name_any()).await.map_err(|e| e.to_string())?;
+    let fresh = api
+        .get(&owner.name_any())
+        .await
+        .map_err(|e| e.to_string())?;
     if fresh.uid() != owner.uid() {
         return Err(format!(
             "original {} {}/{} is gone: got uid {}, wanted {}",
@@ -167,7 +204,12 @@ where
         ));
     }
     if let Some(deleted) = &fresh.meta().deletion_timestamp {
-        return Err(format!("{}/{} has just been deleted at {}", owner.namespace().unwrap_or_default(), owner.name_any(), deleted.0));
+        return Err(format!(
+            "{}/{} has just been deleted at {}",
+            owner.namespace().unwrap_or_default(),
+            owner.name_any(),
+            deleted.0
+        ));
     }
     Ok(())
 }

@@ -46,12 +46,20 @@ async fn run(options: Options, shutdown: impl Future<Output = ()>) -> Result<(),
     let selected = controllers::selected(&options.controllers)?;
     let config = options.client.config().await?;
     let root_ca = match &options.root_ca_file {
-        Some(path) => Some(std::fs::read_to_string(path).map_err(|e| format!("--root-ca-file {}: {e}", path.display()))?),
-        None => config.root_cert.as_ref().map(|certs| certs.iter().map(|der| pem("CERTIFICATE", der)).collect()),
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .map_err(|e| format!("--root-ca-file {}: {e}", path.display()))?,
+        ),
+        None => config
+            .root_cert
+            .as_ref()
+            .map(|certs| certs.iter().map(|der| pem("CERTIFICATE", der)).collect()),
     };
     let client = Client::try_from(config)?;
     let election = &options.leader_election;
-    let elector = election.leader_elect.then(|| election.elector(client.clone(), leaderelection::identity()));
+    let elector = election
+        .leader_elect
+        .then(|| election.elector(client.clone(), leaderelection::identity()));
     if let Some(server) = ComponentServer::new(&options.serving) {
         let mut server = server.self_signed();
         if let Some(elector) = &elector {

@@ -6,23 +6,34 @@
 use std::sync::LazyLock;
 
 use prometheus::{
-    register_histogram_vec, register_int_counter_vec, register_int_gauge_vec, HistogramVec, IntCounterVec, IntGaugeVec,
+    register_histogram_vec, register_int_counter_vec, register_int_gauge_vec, HistogramVec,
+    IntCounterVec, IntGaugeVec,
 };
 
 /// Items waiting in a controller's queue (keys triggered but not yet being reconciled).
 pub static WORKQUEUE_DEPTH: LazyLock<IntGaugeVec> = LazyLock::new(|| {
-    register_int_gauge_vec!("workqueue_depth", "Current depth of workqueue", &["name"]).expect("metric")
+    register_int_gauge_vec!("workqueue_depth", "Current depth of workqueue", &["name"])
+        .expect("metric")
 });
 
 /// Keys added to a controller's queue.
 pub static WORKQUEUE_ADDS: LazyLock<IntCounterVec> = LazyLock::new(|| {
-    register_int_counter_vec!("workqueue_adds_total", "Total number of adds handled by workqueue", &["name"]).expect("metric")
+    register_int_counter_vec!(
+        "workqueue_adds_total",
+        "Total number of adds handled by workqueue",
+        &["name"]
+    )
+    .expect("metric")
 });
 
 /// Keys re-added after a failed reconcile, with backoff.
 pub static WORKQUEUE_RETRIES: LazyLock<IntCounterVec> = LazyLock::new(|| {
-    register_int_counter_vec!("workqueue_retries_total", "Total number of retries handled by workqueue", &["name"])
-        .expect("metric")
+    register_int_counter_vec!(
+        "workqueue_retries_total",
+        "Total number of retries handled by workqueue",
+        &["name"]
+    )
+    .expect("metric")
 });
 
 /// How long one reconcile of one key took.

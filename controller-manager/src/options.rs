@@ -90,18 +90,36 @@ mod tests {
 
     #[test]
     fn flags_parse_like_upstream() {
-        let options = Options::parse_from(["kcm", "--leader-elect=false", "--controllers=*,-garbage-collector-controller"]);
+        let options = Options::parse_from([
+            "kcm",
+            "--leader-elect=false",
+            "--controllers=*,-garbage-collector-controller",
+        ]);
         assert!(!options.leader_election.leader_elect);
         assert_eq!(options.controllers, ["*", "-garbage-collector-controller"]);
         let defaults = Options::parse_from(["kcm"]);
         assert!(defaults.leader_election.leader_elect);
-        assert_eq!(defaults.leader_election.leader_elect_resource_name, "kube-controller-manager");
-        assert_eq!(defaults.leader_election.leader_elect_lease_duration, Duration::from_secs(15));
+        assert_eq!(
+            defaults.leader_election.leader_elect_resource_name,
+            "kube-controller-manager"
+        );
+        assert_eq!(
+            defaults.leader_election.leader_elect_lease_duration,
+            Duration::from_secs(15)
+        );
         assert_eq!(defaults.serving.secure_port, 10257);
         assert_eq!(defaults.node_startup_grace_period, Duration::from_secs(60));
-        let verbose = Options::parse_from(["kcm", "--v=3", "--node-monitor-grace-period=1m30s", "--master=https://127.0.0.1:6443"]);
+        let verbose = Options::parse_from([
+            "kcm",
+            "--v=3",
+            "--node-monitor-grace-period=1m30s",
+            "--master=https://127.0.0.1:6443",
+        ]);
         assert_eq!(verbose.logging.verbosity, 3);
         assert_eq!(verbose.node_monitor_grace_period, Duration::from_secs(90));
-        assert_eq!(verbose.client.master.as_deref(), Some("https://127.0.0.1:6443"));
+        assert_eq!(
+            verbose.client.master.as_deref(),
+            Some("https://127.0.0.1:6443")
+        );
     }
 }

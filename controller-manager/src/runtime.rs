@@ -62,7 +62,11 @@ pub struct Queue<K: Resource<DynamicType = ()>> {
 
 impl<K: Resource<DynamicType = ()>> Clone for Queue<K> {
     fn clone(&self) -> Self {
-        Queue { name: self.name, tx: self.tx.clone(), pending: self.pending.clone() }
+        Queue {
+            name: self.name,
+            tx: self.tx.clone(),
+            pending: self.pending.clone(),
+        }
     }
 }
 
@@ -73,15 +77,26 @@ where
     /// A queue for the controller `name` and the stream its Controller consumes.
     pub fn new(name: &'static str) -> (Self, UnboundedReceiver<ObjectRef<K>>) {
         let (tx, rx) = unbounded();
-        (Queue { name, tx, pending: Arc::default() }, rx)
+        (
+            Queue {
+                name,
+                tx,
+                pending: Arc::default(),
+            },
+            rx,
+        )
     }
 
     /// Reconciles `key` as soon as possible (once, however often it is added meanwhile).
     pub fn add(&self, key: ObjectRef<K>) {
-        metrics::WORKQUEUE_ADDS.with_label_values(&[self.name]).inc();
+        metrics::WORKQUEUE_ADDS
+            .with_label_values(&[self.name])
+            .inc();
         let mut pending = self.pending.lock().expect("pending");
         pending.insert((key.namespace.clone(), key.name.clone()));
-        metrics::WORKQUEUE_DEPTH.with_label_values(&[self.name]).set(pending.len() as i64);
+        metrics::WORKQUEUE_DEPTH
+            .with_label_values(&[self.name])
+            .set(pending.len() as i64);
         drop(pending);
         let _ = self.tx.unbounded_send(key);
     }
@@ -106,7 +121,9 @@ where
     fn done_waiting(&self, namespace: Option<String>, name: String) {
         let mut pending = self.pending.lock().expect("pending");
         pending.remove(&(namespace, name));
-        metrics::WORKQUEUE_DEPTH.with_label_values(&[self.name]).set(pending.len() as i64);
+        metrics::WORKQUEUE_DEPTH
+            .with_label_values(&[self.name])
+            .set(pending.len() as i64);
     }
 }
 
@@ -118,7 +135,9 @@ pub struct Backoff<T> {
 
 impl<T> Default for Backoff<T> {
     fn default() -> Self {
-        Backoff { failures: Mutex::default() }
+        Backoff {
+            failures: Mutex::default(),
+        }
     }
 }
 
@@ -126,7 +145,9 @@ impl<T: std::hash::Hash + Eq> Backoff<T> {
     pub fn next(&self, key: T) -> Duration {
         let mut failures = self.failures.lock().expect("failures");
         let count = failures.entry(key).or_insert(0);
-        let delay = Duration::from_millis(5).saturating_mul(1u32 << (*count).min(20)).min(Duration::from_secs(1000));
+        let delay = Duration::from_millis(5)
+            .saturating_mul(1u32 << (*count).min(20))
+            .min(Duration::from_secs(1000));
         *count += 1;
         delay
     }
@@ -136,7 +157,8 @@ impl<T: std::hash::Hash + Eq> Backoff<T> {
     }
 }
 
-type Reconcile<K, Ctx> = dyn Fn(Arc<K>, Arc<Ctx>) -> BoxFuture<'static, Result<Action>> + Send + Sync;
+type Reconcile<K, Ctx> =
+    dyn Fn(Arc<K>, Arc<Ctx>) -> BoxFuture<'static, Result<Action>> + Send + Sync;
 
 struct Runner<K: Resource<DynamicType = ()>, Ctx> {
     queue: Queue<K>,
@@ -171,21 +193,27 @@ pub async fn run<K, Ctx, F, Fut>(
         reconcile: Box::new(move |object, context| reconcile(object, context).boxed()),
         backoff: Backoff::default(),
     });
-    Controller::for_stream(futures::stream::pending::<Result<K, watcher::Error>>(), store)
-        .reconcile_on(triggers)
-        .with_config(controller::Config::default().concurrency(concurrency))
-        .run(reconcile_one, error_policy, runner)
-        .for_each(|result| {
-            if let Err(controller::Error::ObjectNotFound(key)) = result {
-                queue.done_waiting(key.namespace.clone(), key.name.clone());
-            }
-            futures::future::ready(())
-        })
-        .await;
+    Controller::for_stream(
+        futures::stream::pending::<Result<K, watcher::Error>>(),
+        store,
+    )
+    .reconcile_on(triggers)
+    .with_config(controller::Config::default().concurrency(concurrency))
+    .run(reconcile_one, error_policy, runner)
+    .for_each(|result| {
+        if let Err(controller::Error::ObjectNotFound(key)) = result {
+            queue.done_waiting(key.namespace.clone(), key.name.clone());
+        }
+        futures::future::ready(())
+    })
+    .await;
     tracing::error!(controller = name, "controller stopped");
 }
 
-fn reconcile_one<K, Ctx>(object: Arc<K>, runner: Arc<Runner<K, Ctx>>) -> BoxFuture<'static, Result<Action>>
+fn reconcile_one<K, Ctx>(
+    object: Arc<K>,
+    runner: Arc<Runner<K, Ctx>>,
+) -> BoxFuture<'static, Result<Action>>
 where
     K: Resource<DynamicType = ()> + Send + Sync + 'static,
     Ctx: Send + Sync + 'static,
@@ -228,6 +256,8 @@ fn error_policy<K, Ctx>(object: Arc<K>, _error: &Error, runner: Arc<Runner<K, Ct
 where
     K: Resource<DynamicType = ()>,
 {
-    metrics::WORKQUEUE_RETRIES.with_label_values(&[runner.queue.name]).inc();
+    metrics::WORKQUEUE_RETRIES
+        .with_label_values(&[runner.queue.name])
+        .inc();
     Action::requeue(runner.backoff.next((object.namespace(), object.name_any())))
 }

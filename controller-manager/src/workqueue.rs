@@ -29,7 +29,11 @@ impl<T: Hash + Eq + Clone + Send + Sync + 'static> WorkQueue<T> {
     pub fn new(name: &'static str) -> Arc<Self> {
         Arc::new(WorkQueue {
             name,
-            state: Mutex::new(State { queue: VecDeque::new(), dirty: HashSet::new(), processing: HashSet::new() }),
+            state: Mutex::new(State {
+                queue: VecDeque::new(),
+                dirty: HashSet::new(),
+                processing: HashSet::new(),
+            }),
             ready: Notify::new(),
             backoff: Backoff::default(),
         })
@@ -38,20 +42,26 @@ impl<T: Hash + Eq + Clone + Send + Sync + 'static> WorkQueue<T> {
     /// Queues `item` unless it is already waiting; an item being processed is queued again
     /// when its worker is done.
     pub fn add(&self, item: T) {
-        metrics::WORKQUEUE_ADDS.with_label_values(&[self.name]).inc();
+        metrics::WORKQUEUE_ADDS
+            .with_label_values(&[self.name])
+            .inc();
         let mut state = self.state.lock().expect("queue");
         if !state.dirty.insert(item.clone()) || state.processing.contains(&item) {
             return;
         }
         state.queue.push_back(item);
-        metrics::WORKQUEUE_DEPTH.with_label_values(&[self.name]).set(state.queue.len() as i64);
+        metrics::WORKQUEUE_DEPTH
+            .with_label_values(&[self.name])
+            .set(state.queue.len() as i64);
         drop(state);
         self.ready.notify_one();
     }
 
     /// Queues `item` again after its backoff delay.
     pub fn add_rate_limited(self: &Arc<Self>, item: T) {
-        metrics::WORKQUEUE_RETRIES.with_label_values(&[self.name]).inc();
+        metrics::WORKQUEUE_RETRIES
+            .with_label_values(&[self.name])
+            .inc();
         let delay = self.backoff.next(item.clone());
         let queue = self.clone();
         tokio::spawn(async move {
@@ -74,7 +84,9 @@ impl<T: Hash + Eq + Clone + Send + Sync + 'static> WorkQueue<T> {
                 if let Some(item) = state.queue.pop_front() {
                     state.dirty.remove(&item);
                     state.processing.insert(item.clone());
-                    metrics::WORKQUEUE_DEPTH.with_label_values(&[self.name]).set(state.queue.len() as i64);
+                    metrics::WORKQUEUE_DEPTH
+                        .with_label_values(&[self.name])
+                        .set(state.queue.len() as i64);
                     if !state.queue.is_empty() {
                         self.ready.notify_one();
                     }

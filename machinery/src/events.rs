@@ -502,9 +502,7 @@ mod tests {
     fn similar_events_are_combined_then_rate_limited() {
         let mut correlator = Correlator::default();
         let writes: Vec<Option<Write>> = (0..30)
-            .map(|i| {
-                correlator.correlate(record(&format!("Created pod: web-{i}"), None))
-            })
+            .map(|i| correlator.correlate(record(&format!("Created pod: web-{i}"), None)))
             .collect();
         assert_eq!(writes[8].as_ref().map(message), Some("Created pod: web-8"));
         assert_eq!(
@@ -582,9 +580,7 @@ mod tests {
     fn instance_recorders_are_not_rate_limited() {
         let mut correlator = Correlator::default();
         let written = (0..40)
-            .filter_map(|i| {
-                correlator.correlate(record(&format!("m{i}"), Some("s")))
-            })
+            .filter_map(|i| correlator.correlate(record(&format!("m{i}"), Some("s"))))
             .count();
         assert_eq!(written, 40);
     }

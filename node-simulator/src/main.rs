@@ -28,7 +28,10 @@ type Error = Box<dyn std::error::Error + Send + Sync>;
 async fn main() -> ExitCode {
     let options = Options::parse();
     let verbosity = options.logging.verbosity;
-    machinery::lifecycle::run("node-simulator", verbosity, |shutdown| run(options, shutdown)).await
+    machinery::lifecycle::run("node-simulator", verbosity, |shutdown| {
+        run(options, shutdown)
+    })
+    .await
 }
 
 /// The nodes the flags or --config describe, numbered across groups for their pod CIDRs

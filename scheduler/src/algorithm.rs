@@ -23,7 +23,9 @@ pub fn feasible_nodes_to_find(all: usize) -> usize {
     if all < MIN_FEASIBLE_NODES {
         return all;
     }
-    let percentage = 50usize.saturating_sub(all / 125).max(MIN_FEASIBLE_PERCENTAGE);
+    let percentage = 50usize
+        .saturating_sub(all / 125)
+        .max(MIN_FEASIBLE_PERCENTAGE);
     (all * percentage / 100).max(MIN_FEASIBLE_NODES)
 }
 
@@ -42,7 +44,10 @@ pub fn reason_histogram<'a>(reasons: impl Iterator<Item = &'a str>) -> String {
     for reason in reasons {
         *counts.entry(reason).or_default() += 1;
     }
-    let mut entries: Vec<String> = counts.iter().map(|(reason, count)| format!("{count} {reason}")).collect();
+    let mut entries: Vec<String> = counts
+        .iter()
+        .map(|(reason, count)| format!("{count} {reason}"))
+        .collect();
     entries.sort();
     entries.join(", ")
 }
@@ -51,7 +56,11 @@ impl FitError {
     /// The message of the `FailedScheduling` event and the `PodScheduled` condition.
     pub fn message(&self) -> String {
         let mut message = format!("0/{} nodes are available:", self.all_nodes);
-        let histogram = reason_histogram(self.statuses.values().flat_map(|s| s.reasons.iter().map(|r| r.as_ref())));
+        let histogram = reason_histogram(
+            self.statuses
+                .values()
+                .flat_map(|s| s.reasons.iter().map(|r| r.as_ref())),
+        );
         if !histogram.is_empty() {
             message.push_str(&format!(" {histogram}."));
         }
@@ -129,7 +138,11 @@ impl Algorithm {
         }
         self.next_start = (self.next_start + processed) % total;
         match feasible.len() {
-            0 => Err(Failure::Unfit(FitError { all_nodes: total, statuses, post_filter_message: None })),
+            0 => Err(Failure::Unfit(FitError {
+                all_nodes: total,
+                statuses,
+                post_filter_message: None,
+            })),
             1 => Ok(feasible[0].name.clone()),
             _ => {
                 let scores = state.score(cache, &feasible);
@@ -175,22 +188,42 @@ mod tests {
     #[test]
     fn failure_message_reads_like_upstream() {
         let mut statuses = BTreeMap::new();
-        statuses.insert("a".into(), Status::new(Plugin::NodeResourcesFit, Code::Unschedulable, "Insufficient cpu"));
+        statuses.insert(
+            "a".into(),
+            Status::new(
+                Plugin::NodeResourcesFit,
+                Code::Unschedulable,
+                "Insufficient cpu",
+            ),
+        );
         let taint = "node(s) had untolerated taint {node-role.kubernetes.io/control-plane: }";
         for node in ["b", "c"] {
-            statuses.insert(node.into(), Status::new(Plugin::TaintToleration, Code::UnschedulableAndUnresolvable, taint));
+            statuses.insert(
+                node.into(),
+                Status::new(
+                    Plugin::TaintToleration,
+                    Code::UnschedulableAndUnresolvable,
+                    taint,
+                ),
+            );
         }
         let error = FitError {
             all_nodes: 3,
             statuses,
-            post_filter_message: Some("preemption: 0/3 nodes are available: 3 Preemption is not helpful for scheduling.".into()),
+            post_filter_message: Some(
+                "preemption: 0/3 nodes are available: 3 Preemption is not helpful for scheduling."
+                    .into(),
+            ),
         };
         assert_eq!(
             error.message(),
             "0/3 nodes are available: 1 Insufficient cpu, 2 node(s) had untolerated taint {node-role.kubernetes.io/control-plane: }. \
              preemption: 0/3 nodes are available: 3 Preemption is not helpful for scheduling."
         );
-        assert_eq!(error.plugins(), [Plugin::TaintToleration, Plugin::NodeResourcesFit].into());
+        assert_eq!(
+            error.plugins(),
+            [Plugin::TaintToleration, Plugin::NodeResourcesFit].into()
+        );
     }
 
     #[test]

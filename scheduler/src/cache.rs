@@ -62,7 +62,11 @@ impl NodeInfo {
     }
 
     pub fn taints(&self) -> &[Taint] {
-        self.node.as_ref().and_then(|n| n.spec.as_ref()).and_then(|s| s.taints.as_deref()).unwrap_or(&[])
+        self.node
+            .as_ref()
+            .and_then(|n| n.spec.as_ref())
+            .and_then(|s| s.taints.as_deref())
+            .unwrap_or(&[])
     }
 
     pub fn add_pod(&mut self, pod: Arc<PodInfo>) {
@@ -72,7 +76,8 @@ impl NodeInfo {
         self.non_zero_requested.1 += pod.non_zero.1;
         self.used_ports.extend(pod.host_ports.iter().cloned());
         self.pods_with_affinity += usize::from(pod.has_affinity());
-        self.pods_with_required_anti_affinity += usize::from(!pod.required_anti_affinity.is_empty());
+        self.pods_with_required_anti_affinity +=
+            usize::from(!pod.required_anti_affinity.is_empty());
         self.pods.push(pod);
     }
 
@@ -90,7 +95,8 @@ impl NodeInfo {
             }
         }
         self.pods_with_affinity -= usize::from(pod.has_affinity());
-        self.pods_with_required_anti_affinity -= usize::from(!pod.required_anti_affinity.is_empty());
+        self.pods_with_required_anti_affinity -=
+            usize::from(!pod.required_anti_affinity.is_empty());
         Some(pod)
     }
 }
@@ -144,7 +150,10 @@ impl Cache {
     pub fn update_node(&mut self, node: impl Into<Arc<Node>>) -> Vec<ClusterEvent> {
         let node = node.into();
         let name: Arc<str> = node.metadata.name.as_deref().unwrap_or_default().into();
-        let info = self.nodes.entry(name.clone()).or_insert_with(|| NodeInfo::new(name));
+        let info = self
+            .nodes
+            .entry(name.clone())
+            .or_insert_with(|| NodeInfo::new(name));
         let allocatable = node.status.as_ref().and_then(|s| s.allocatable.as_ref());
         info.allocatable = allocatable.map(Resources::from_list).unwrap_or_default();
         let events = match &info.node {
@@ -194,11 +203,22 @@ impl Cache {
         let node = info.name.clone();
         info.add_pod(pod.clone());
         self.track_affinity(&node);
-        self.pods.insert(pod.uid.clone(), CachedPod { info: pod, node, assumed });
+        self.pods.insert(
+            pod.uid.clone(),
+            CachedPod {
+                info: pod,
+                node,
+                assumed,
+            },
+        );
     }
 
     fn track_affinity(&mut self, node: &Arc<str>) {
-        if self.nodes.get(node).is_some_and(|n| n.pods_with_affinity > 0) {
+        if self
+            .nodes
+            .get(node)
+            .is_some_and(|n| n.pods_with_affinity > 0)
+        {
             self.affinity_nodes.insert(node.clone());
         } else {
             self.affinity_nodes.remove(node);
@@ -207,7 +227,9 @@ impl Cache {
 
     /// Nodes (with a Node object) running pods that have affinity terms.
     pub fn nodes_with_affinity(&self) -> impl Iterator<Item = &NodeInfo> {
-        self.affinity_nodes.iter().filter_map(|name| self.node(name))
+        self.affinity_nodes
+            .iter()
+            .filter_map(|name| self.node(name))
     }
 
     /// Records a decision before the binding is observed, so the node's resources count the
@@ -260,7 +282,10 @@ impl Cache {
         self.forget_nomination(&pod.uid);
         if let Some(node) = node {
             self.nominated_to.insert(pod.uid.clone(), node.to_string());
-            self.nominated.entry(node.to_string()).or_default().push(pod);
+            self.nominated
+                .entry(node.to_string())
+                .or_default()
+                .push(pod);
         }
     }
 
@@ -315,7 +340,8 @@ impl Cache {
         let longest = zones.iter().map(|(_, m)| m.len()).max().unwrap_or(0);
         self.order.clear();
         for i in 0..longest {
-            self.order.extend(zones.iter().filter_map(|(_, m)| m.get(i).cloned()));
+            self.order
+                .extend(zones.iter().filter_map(|(_, m)| m.get(i).cloned()));
         }
         self.order_stale = false;
     }
@@ -350,7 +376,9 @@ impl Cache {
         let owners = self.services.iter().chain(self.replica_sets.iter());
         for ((namespace, _), selector) in owners {
             if *namespace == pod.namespace && !selector.is_empty() && selector.matches(labels) {
-                combined.get_or_insert_with(Selector::everything).extend(selector);
+                combined
+                    .get_or_insert_with(Selector::everything)
+                    .extend(selector);
             }
         }
         combined
@@ -372,7 +400,13 @@ mod tests {
                 ..Default::default()
             },
             status: Some(NodeStatus {
-                allocatable: Some([("cpu".to_string(), Quantity("4".into())), ("pods".to_string(), Quantity("110".into()))].into()),
+                allocatable: Some(
+                    [
+                        ("cpu".to_string(), Quantity("4".into())),
+                        ("pods".to_string(), Quantity("110".into())),
+                    ]
+                    .into(),
+                ),
                 ..Default::default()
             }),
             ..Default::default()
@@ -381,8 +415,16 @@ mod tests {
 
     fn pod(uid: &str, node: &str) -> Arc<PodInfo> {
         Arc::new(PodInfo::new(Pod {
-            metadata: ObjectMeta { name: Some(uid.into()), namespace: Some("default".into()), uid: Some(uid.into()), ..Default::default() },
-            spec: Some(PodSpec { node_name: Some(node.into()), ..Default::default() }),
+            metadata: ObjectMeta {
+                name: Some(uid.into()),
+                namespace: Some("default".into()),
+                uid: Some(uid.into()),
+                ..Default::default()
+            },
+            spec: Some(PodSpec {
+                node_name: Some(node.into()),
+                ..Default::default()
+            }),
             ..Default::default()
         }))
     }
@@ -390,8 +432,17 @@ mod tests {
     #[test]
     fn nodes_are_ordered_with_zones_interleaved() {
         let mut cache = Cache::default();
-        for (name, zone) in [("a1", "a"), ("a2", "a"), ("a3", "a"), ("b1", "b"), ("c1", "c")] {
-            assert_eq!(cache.update_node(node(name, zone)), vec![ClusterEvent::NodeAdd]);
+        for (name, zone) in [
+            ("a1", "a"),
+            ("a2", "a"),
+            ("a3", "a"),
+            ("b1", "b"),
+            ("c1", "c"),
+        ] {
+            assert_eq!(
+                cache.update_node(node(name, zone)),
+                vec![ClusterEvent::NodeAdd]
+            );
         }
         cache.refresh_order();
         let order: Vec<&str> = cache.order().iter().map(|n| &**n).collect();
@@ -404,9 +455,20 @@ mod tests {
         cache.update_node(node("n", "a"));
         cache.assume(pod("p1", ""), "n");
         assert_eq!(cache.node("n").unwrap().requested.pods, 1);
-        assert_eq!(cache.update_bound_pod(pod("p1", "n")), Some(ClusterEvent::AssignedPodAdd));
-        assert_eq!(cache.update_bound_pod(pod("p1", "n")), None, "nothing changed");
-        assert_eq!(cache.node("n").unwrap().requested.pods, 1, "confirming does not double count");
+        assert_eq!(
+            cache.update_bound_pod(pod("p1", "n")),
+            Some(ClusterEvent::AssignedPodAdd)
+        );
+        assert_eq!(
+            cache.update_bound_pod(pod("p1", "n")),
+            None,
+            "nothing changed"
+        );
+        assert_eq!(
+            cache.node("n").unwrap().requested.pods,
+            1,
+            "confirming does not double count"
+        );
         cache.assume(pod("p2", ""), "n");
         cache.forget("p2");
         assert_eq!(cache.node("n").unwrap().requested.pods, 1);
@@ -419,8 +481,17 @@ mod tests {
         let mut cache = Cache::default();
         cache.update_node(node("n", "a"));
         let mut cordoned = node("n", "a");
-        cordoned.spec = Some(k8s_openapi::api::core::v1::NodeSpec { unschedulable: Some(true), ..Default::default() });
-        assert_eq!(cache.update_node(cordoned), vec![ClusterEvent::NodeTaintChange]);
-        assert_eq!(cache.update_node(node("n", "b")), vec![ClusterEvent::NodeLabelChange, ClusterEvent::NodeTaintChange]);
+        cordoned.spec = Some(k8s_openapi::api::core::v1::NodeSpec {
+            unschedulable: Some(true),
+            ..Default::default()
+        });
+        assert_eq!(
+            cache.update_node(cordoned),
+            vec![ClusterEvent::NodeTaintChange]
+        );
+        assert_eq!(
+            cache.update_node(node("n", "b")),
+            vec![ClusterEvent::NodeLabelChange, ClusterEvent::NodeTaintChange]
+        );
     }
 }

@@ -66,36 +66,57 @@ fn on_node(scheduler: &Scheduler, node: Arc<Node>) {
 fn requeue(scheduler: &Scheduler, event: ClusterEvent) {
     let moved = scheduler.queue.on_event(event);
     if moved > 0 {
-        scheduler.metrics.queue_incoming.with_label_values(&["active", event.name()]).inc_by(moved as u64);
+        scheduler
+            .metrics
+            .queue_incoming
+            .with_label_values(&["active", event.name()])
+            .inc_by(moved as u64);
     }
 }
 
 fn on_pod(scheduler: &Scheduler, pod: Arc<Pod>) {
     let uid = pod.metadata.uid.clone().unwrap_or_default();
     let spec = pod.spec.as_ref();
-    let bound = spec.and_then(|s| s.node_name.as_deref()).is_some_and(|n| !n.is_empty());
-    let finished = matches!(pod.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Succeeded" | "Failed"));
+    let bound = spec
+        .and_then(|s| s.node_name.as_deref())
+        .is_some_and(|n| !n.is_empty());
+    let finished = matches!(
+        pod.status.as_ref().and_then(|s| s.phase.as_deref()),
+        Some("Succeeded" | "Failed")
+    );
     if bound {
         scheduler.queue.remove(&uid);
         let event = if finished {
-            scheduler.cache().remove_pod(&uid).then_some(ClusterEvent::AssignedPodDelete)
+            scheduler
+                .cache()
+                .remove_pod(&uid)
+                .then_some(ClusterEvent::AssignedPodDelete)
         } else {
-            scheduler.cache().update_bound_pod(Arc::new(PodInfo::new(pod)))
+            scheduler
+                .cache()
+                .update_bound_pod(Arc::new(PodInfo::new(pod)))
         };
         if let Some(event) = event {
             requeue(scheduler, event);
         }
         return;
     }
-    let ours = spec.and_then(|s| s.scheduler_name.as_deref()).unwrap_or("default-scheduler") == scheduler.name;
-    let gated = spec.and_then(|s| s.scheduling_gates.as_ref()).is_some_and(|g| !g.is_empty());
+    let ours = spec
+        .and_then(|s| s.scheduler_name.as_deref())
+        .unwrap_or("default-scheduler")
+        == scheduler.name;
+    let gated = spec
+        .and_then(|s| s.scheduling_gates.as_ref())
+        .is_some_and(|g| !g.is_empty());
     if !ours || finished || gated || pod.metadata.deletion_timestamp.is_some() {
         scheduler.queue.remove(&uid);
         scheduler.cache().forget_nomination(&uid);
         return;
     }
     let info = Arc::new(PodInfo::new(pod));
-    scheduler.cache().nominate(info.clone(), info.nominated_node_name());
+    scheduler
+        .cache()
+        .nominate(info.clone(), info.nominated_node_name());
     scheduler.queue.add_or_update(info);
 }
 
@@ -142,7 +163,10 @@ pub async fn start(scheduler: Arc<Scheduler>, client: kube::Client) {
         &informers.get::<Namespace>(),
         move |change| match change {
             Change::Applied { new, .. } => {
-                s.cache().namespaces.insert(new.name_any(), new.metadata.labels.clone().unwrap_or_default());
+                s.cache().namespaces.insert(
+                    new.name_any(),
+                    new.metadata.labels.clone().unwrap_or_default(),
+                );
             }
             Change::Deleted(namespace) => {
                 s.cache().namespaces.remove(&namespace.name_any());
@@ -157,12 +181,19 @@ pub async fn start(scheduler: Arc<Scheduler>, client: kube::Client) {
         move |change| {
             let (rs, selector) = match change {
                 Change::Applied { new, .. } => {
-                    let selector = new.spec.as_ref().map(|spec| Selector::new(Some(&spec.selector)));
+                    let selector = new
+                        .spec
+                        .as_ref()
+                        .map(|spec| Selector::new(Some(&spec.selector)));
                     (new, selector)
                 }
                 Change::Deleted(rs) => (rs, None),
             };
-            s.cache().set_replica_set(&rs.namespace().unwrap_or_default(), &rs.name_any(), selector);
+            s.cache().set_replica_set(
+                &rs.namespace().unwrap_or_default(),
+                &rs.name_any(),
+                selector,
+            );
         },
         oneshot::channel().0,
     ));
@@ -173,13 +204,21 @@ pub async fn start(scheduler: Arc<Scheduler>, client: kube::Client) {
         move |change| {
             let (service, selector) = match change {
                 Change::Applied { new, .. } => {
-                    let selector = new.spec.as_ref().and_then(|s| s.selector.as_ref()).filter(|s| !s.is_empty());
+                    let selector = new
+                        .spec
+                        .as_ref()
+                        .and_then(|s| s.selector.as_ref())
+                        .filter(|s| !s.is_empty());
                     let selector = selector.map(Selector::from_labels);
                     (new, selector)
                 }
                 Change::Deleted(service) => (service, None),
             };
-            s.cache().set_service(&service.namespace().unwrap_or_default(), &service.name_any(), selector);
+            s.cache().set_service(
+                &service.namespace().unwrap_or_default(),
+                &service.name_any(),
+                selector,
+            );
         },
         oneshot::channel().0,
     ));

@@ -35,7 +35,10 @@ type Error = Box<dyn std::error::Error + Send + Sync>;
 async fn main() -> ExitCode {
     let options = Options::parse();
     let verbosity = options.logging.verbosity;
-    machinery::lifecycle::run("kube-scheduler", verbosity, |shutdown| run(options, shutdown)).await
+    machinery::lifecycle::run("kube-scheduler", verbosity, |shutdown| {
+        run(options, shutdown)
+    })
+    .await
 }
 
 /// Schedules until `shutdown` resolves, releasing the leader lease on the way out.
@@ -45,15 +48,21 @@ async fn run(options: Options, shutdown: impl Future<Output = ()>) -> Result<(),
     let metrics = Arc::new(Metrics::new());
     let identity = leaderelection::identity();
     let election = &options.leader_election;
-    let elector = election.leader_elect.then(|| election.elector(client.clone(), identity.clone()));
+    let elector = election
+        .leader_elect
+        .then(|| election.elector(client.clone(), identity.clone()));
     let synced = Arc::new(AtomicBool::new(false));
     if let Some(server) = ComponentServer::new(&options.serving) {
         let synced = synced.clone();
         let mut server = server
             .self_signed()
-            .registry(metrics.registry()).readiness_check(Check::new("sched-handler-sync", move || {
-            synced.load(Ordering::Relaxed).then_some(()).ok_or_else(|| "waiting for handlers to sync".to_string())
-        }));
+            .registry(metrics.registry())
+            .readiness_check(Check::new("sched-handler-sync", move || {
+                synced
+                    .load(Ordering::Relaxed)
+                    .then_some(())
+                    .ok_or_else(|| "waiting for handlers to sync".to_string())
+            }));
         if let Some(elector) = &elector {
             let health = elector.health();
             server = server.health_check(Check::new("leaderElection", move || health.check()));
@@ -63,7 +72,12 @@ async fn run(options: Options, shutdown: impl Future<Output = ()>) -> Result<(),
     let instance = format!("{}-{}", options.scheduler_name, leaderelection::hostname());
     let events = Broadcaster::start(client.clone());
     let recorder = events.instance_recorder(&options.scheduler_name, &instance);
-    let scheduler = Arc::new(Scheduler::new(options.scheduler_name.clone(), client.clone(), recorder, metrics));
+    let scheduler = Arc::new(Scheduler::new(
+        options.scheduler_name.clone(),
+        client.clone(),
+        recorder,
+        metrics,
+    ));
     tokio::select! {
         () = informers::start(scheduler.clone(), client.clone()) => {}
         () = &mut shutdown => return Ok(()),

@@ -1,7 +1,9 @@
 //! `/metrics` with upstream's scheduler metric names, so dashboards written for
 //! kube-scheduler read ours.
 
-use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry};
+use prometheus::{
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
+};
 
 /// The scheduler's metrics, registered in one registry.
 pub struct Metrics {
@@ -19,8 +21,13 @@ pub struct Metrics {
     pub preemption_victims: Histogram,
 }
 
-fn registered<T: prometheus::core::Collector + Clone + 'static>(registry: &Registry, metric: T) -> T {
-    registry.register(Box::new(metric.clone())).expect("unique metric");
+fn registered<T: prometheus::core::Collector + Clone + 'static>(
+    registry: &Registry,
+    metric: T,
+) -> T {
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("unique metric");
     metric
 }
 
@@ -33,8 +40,11 @@ impl Metrics {
         )
         .expect("valid metric");
         let attempt_duration = HistogramVec::new(
-            HistogramOpts::new("scheduler_scheduling_attempt_duration_seconds", "Scheduling attempt latency in seconds (scheduling algorithm + binding)")
-                .buckets(prometheus::exponential_buckets(0.001, 2.0, 15).expect("valid buckets")),
+            HistogramOpts::new(
+                "scheduler_scheduling_attempt_duration_seconds",
+                "Scheduling attempt latency in seconds (scheduling algorithm + binding)",
+            )
+            .buckets(prometheus::exponential_buckets(0.001, 2.0, 15).expect("valid buckets")),
             &["result", "profile"],
         )
         .expect("valid metric");
@@ -50,15 +60,24 @@ impl Metrics {
         )
         .expect("valid metric");
         let queue_incoming = IntCounterVec::new(
-            Opts::new("scheduler_queue_incoming_pods_total", "Number of pods added to scheduling queues by event and queue type."),
+            Opts::new(
+                "scheduler_queue_incoming_pods_total",
+                "Number of pods added to scheduling queues by event and queue type.",
+            ),
             &["queue", "event"],
         )
         .expect("valid metric");
-        let preemption_attempts =
-            IntCounter::new("scheduler_preemption_attempts_total", "Total preemption attempts in the cluster till now").expect("valid metric");
+        let preemption_attempts = IntCounter::new(
+            "scheduler_preemption_attempts_total",
+            "Total preemption attempts in the cluster till now",
+        )
+        .expect("valid metric");
         let preemption_victims = Histogram::with_opts(
-            HistogramOpts::new("scheduler_preemption_victims", "Number of selected preemption victims")
-                .buckets(prometheus::exponential_buckets(1.0, 2.0, 7).expect("valid buckets")),
+            HistogramOpts::new(
+                "scheduler_preemption_victims",
+                "Number of selected preemption victims",
+            )
+            .buckets(prometheus::exponential_buckets(1.0, 2.0, 7).expect("valid buckets")),
         )
         .expect("valid metric");
         Metrics {

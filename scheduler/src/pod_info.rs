@@ -50,7 +50,11 @@ impl AffinityTerm {
         let mut selector = Selector::new(term.label_selector.as_ref());
         let labels = owner.metadata.labels.as_ref();
         if term.label_selector.is_some() {
-            let own = |key: &String| labels.and_then(|l| l.get(key)).map(|v| (key.clone(), v.clone()));
+            let own = |key: &String| {
+                labels
+                    .and_then(|l| l.get(key))
+                    .map(|v| (key.clone(), v.clone()))
+            };
             for (key, value) in term.match_label_keys.iter().flatten().filter_map(own) {
                 selector.require(&key, &value, true);
             }
@@ -68,9 +72,15 @@ impl AffinityTerm {
 
     /// Whether `pod` is one of the pods this term is about; `namespaces` holds the labels of
     /// every namespace, for `namespaceSelector`.
-    pub fn matches(&self, pod: &PodInfo, namespaces: &HashMap<String, BTreeMap<String, String>>) -> bool {
+    pub fn matches(
+        &self,
+        pod: &PodInfo,
+        namespaces: &HashMap<String, BTreeMap<String, String>>,
+    ) -> bool {
         let in_namespace = self.namespaces.contains(&pod.namespace)
-            || self.namespace_selector.matches(namespaces.get(&pod.namespace));
+            || self
+                .namespace_selector
+                .matches(namespaces.get(&pod.namespace));
         in_namespace && self.selector.matches(pod.labels())
     }
 }
@@ -103,12 +113,19 @@ pub struct PodInfo {
 }
 
 fn host_ports(spec: &PodSpec) -> Vec<HostPort> {
-    let containers = spec.containers.iter().chain(spec.init_containers.iter().flatten());
+    let containers = spec
+        .containers
+        .iter()
+        .chain(spec.init_containers.iter().flatten());
     containers
         .flat_map(|c| c.ports.iter().flatten())
         .filter(|p| p.host_port.unwrap_or(0) > 0)
         .map(|p| HostPort {
-            ip: p.host_ip.clone().filter(|ip| !ip.is_empty()).unwrap_or_else(|| "0.0.0.0".into()),
+            ip: p
+                .host_ip
+                .clone()
+                .filter(|ip| !ip.is_empty())
+                .unwrap_or_else(|| "0.0.0.0".into()),
             protocol: p.protocol.clone().unwrap_or_else(|| "TCP".into()),
             port: p.host_port.unwrap_or(0),
         })
@@ -123,13 +140,23 @@ impl PodInfo {
         let pod_affinity = affinity.and_then(|a| a.pod_affinity.as_ref());
         let anti_affinity = affinity.and_then(|a| a.pod_anti_affinity.as_ref());
         let required = |terms: Option<&Vec<PodAffinityTerm>>| -> Vec<AffinityTerm> {
-            terms.into_iter().flatten().map(|t| AffinityTerm::new(&pod, t)).collect()
-        };
-        let preferred = |terms: Option<&Vec<k8s_openapi::api::core::v1::WeightedPodAffinityTerm>>| -> Vec<WeightedTerm> {
             terms
                 .into_iter()
                 .flatten()
-                .map(|t| WeightedTerm { weight: i64::from(t.weight), term: AffinityTerm::new(&pod, &t.pod_affinity_term) })
+                .map(|t| AffinityTerm::new(&pod, t))
+                .collect()
+        };
+        let preferred = |terms: Option<
+            &Vec<k8s_openapi::api::core::v1::WeightedPodAffinityTerm>,
+        >|
+         -> Vec<WeightedTerm> {
+            terms
+                .into_iter()
+                .flatten()
+                .map(|t| WeightedTerm {
+                    weight: i64::from(t.weight),
+                    term: AffinityTerm::new(&pod, &t.pod_affinity_term),
+                })
                 .collect()
         };
         PodInfo {
@@ -140,21 +167,32 @@ impl PodInfo {
             requests: pod_requests(&spec),
             non_zero: non_zero_requests(&spec),
             host_ports: host_ports(&spec),
-            required_affinity: required(pod_affinity.and_then(|a| a.required_during_scheduling_ignored_during_execution.as_ref())),
-            required_anti_affinity: required(
-                anti_affinity.and_then(|a| a.required_during_scheduling_ignored_during_execution.as_ref()),
-            ),
-            preferred_affinity: preferred(pod_affinity.and_then(|a| a.preferred_during_scheduling_ignored_during_execution.as_ref())),
-            preferred_anti_affinity: preferred(
-                anti_affinity.and_then(|a| a.preferred_during_scheduling_ignored_during_execution.as_ref()),
-            ),
+            required_affinity: required(pod_affinity.and_then(|a| {
+                a.required_during_scheduling_ignored_during_execution
+                    .as_ref()
+            })),
+            required_anti_affinity: required(anti_affinity.and_then(|a| {
+                a.required_during_scheduling_ignored_during_execution
+                    .as_ref()
+            })),
+            preferred_affinity: preferred(pod_affinity.and_then(|a| {
+                a.preferred_during_scheduling_ignored_during_execution
+                    .as_ref()
+            })),
+            preferred_anti_affinity: preferred(anti_affinity.and_then(|a| {
+                a.preferred_during_scheduling_ignored_during_execution
+                    .as_ref()
+            })),
             pod,
         }
     }
 
     pub fn spec(&self) -> &PodSpec {
         static EMPTY: std::sync::OnceLock<PodSpec> = std::sync::OnceLock::new();
-        self.pod.spec.as_ref().unwrap_or_else(|| EMPTY.get_or_init(PodSpec::default))
+        self.pod
+            .spec
+            .as_ref()
+            .unwrap_or_else(|| EMPTY.get_or_init(PodSpec::default))
     }
 
     pub fn labels(&self) -> Option<&BTreeMap<String, String>> {
@@ -167,7 +205,11 @@ impl PodInfo {
     }
 
     pub fn nominated_node_name(&self) -> Option<&str> {
-        self.pod.status.as_ref().and_then(|s| s.nominated_node_name.as_deref()).filter(|n| !n.is_empty())
+        self.pod
+            .status
+            .as_ref()
+            .and_then(|s| s.nominated_node_name.as_deref())
+            .filter(|n| !n.is_empty())
     }
 
     pub fn is_terminating(&self) -> bool {
@@ -188,7 +230,11 @@ impl PodInfo {
 
     /// When the pod started running, for choosing among preemption victims.
     pub fn start_time(&self) -> Option<jiff::Timestamp> {
-        self.pod.status.as_ref().and_then(|s| s.start_time.as_ref()).map(|t| t.0)
+        self.pod
+            .status
+            .as_ref()
+            .and_then(|s| s.start_time.as_ref())
+            .map(|t| t.0)
     }
 }
 
@@ -203,7 +249,12 @@ mod tests {
             metadata: ObjectMeta {
                 name: Some("p".into()),
                 namespace: Some(namespace.into()),
-                labels: Some(labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
+                labels: Some(
+                    labels
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect(),
+                ),
                 ..Default::default()
             },
             spec: Some(PodSpec::default()),
@@ -233,9 +284,18 @@ mod tests {
         let info = PodInfo::new(owner);
         let term = &info.required_anti_affinity[0];
         let none = HashMap::new();
-        assert!(term.matches(&PodInfo::new(pod("a", &[("app", "web"), ("version", "1")])), &none));
-        assert!(!term.matches(&PodInfo::new(pod("a", &[("app", "web"), ("version", "2")])), &none));
-        assert!(!term.matches(&PodInfo::new(pod("b", &[("app", "web"), ("version", "1")])), &none));
+        assert!(term.matches(
+            &PodInfo::new(pod("a", &[("app", "web"), ("version", "1")])),
+            &none
+        ));
+        assert!(!term.matches(
+            &PodInfo::new(pod("a", &[("app", "web"), ("version", "2")])),
+            &none
+        ));
+        assert!(!term.matches(
+            &PodInfo::new(pod("b", &[("app", "web"), ("version", "1")])),
+            &none
+        ));
     }
 
     #[test]
@@ -243,14 +303,35 @@ mod tests {
         let mut p = pod("a", &[]);
         p.spec.as_mut().unwrap().containers = vec![Container {
             name: "c".into(),
-            ports: Some(vec![ContainerPort { container_port: 80, host_port: Some(8080), ..Default::default() }]),
+            ports: Some(vec![ContainerPort {
+                container_port: 80,
+                host_port: Some(8080),
+                ..Default::default()
+            }]),
             ..Default::default()
         }];
         let ports = PodInfo::new(p).host_ports;
-        assert_eq!(ports, vec![HostPort { ip: "0.0.0.0".into(), protocol: "TCP".into(), port: 8080 }]);
-        let specific = HostPort { ip: "10.0.0.1".into(), protocol: "TCP".into(), port: 8080 };
+        assert_eq!(
+            ports,
+            vec![HostPort {
+                ip: "0.0.0.0".into(),
+                protocol: "TCP".into(),
+                port: 8080
+            }]
+        );
+        let specific = HostPort {
+            ip: "10.0.0.1".into(),
+            protocol: "TCP".into(),
+            port: 8080,
+        };
         assert!(ports[0].conflicts(&specific));
-        assert!(!specific.conflicts(&HostPort { ip: "10.0.0.2".into(), ..specific.clone() }));
-        assert!(!specific.conflicts(&HostPort { protocol: "UDP".into(), ..specific.clone() }));
+        assert!(!specific.conflicts(&HostPort {
+            ip: "10.0.0.2".into(),
+            ..specific.clone()
+        }));
+        assert!(!specific.conflicts(&HostPort {
+            protocol: "UDP".into(),
+            ..specific.clone()
+        }));
     }
 }

@@ -75,7 +75,9 @@ struct ActiveItem {
 
 impl Ord for ActiveItem {
     fn cmp(&self, other: &Self) -> Ordering {
-        self.priority.cmp(&other.priority).then_with(|| other.arrival.cmp(&self.arrival))
+        self.priority
+            .cmp(&other.priority)
+            .then_with(|| other.arrival.cmp(&self.arrival))
     }
 }
 
@@ -115,26 +117,41 @@ impl Inner {
         self.arrivals += 1;
         let (generation, arrival) = (self.generations, self.arrivals);
         self.unschedulable.remove(uid);
-        let Some(entry) = self.pods.get_mut(uid) else { return };
+        let Some(entry) = self.pods.get_mut(uid) else {
+            return;
+        };
         entry.place = Place::Active;
         entry.generation = generation;
-        self.active.push(ActiveItem { priority: entry.pod.priority, arrival, uid: uid.to_string(), generation });
+        self.active.push(ActiveItem {
+            priority: entry.pod.priority,
+            arrival,
+            uid: uid.to_string(),
+            generation,
+        });
     }
 
     fn push_backoff(&mut self, uid: &str, after_error: bool) {
         self.generations += 1;
         let generation = self.generations;
         self.unschedulable.remove(uid);
-        let Some(entry) = self.pods.get_mut(uid) else { return };
+        let Some(entry) = self.pods.get_mut(uid) else {
+            return;
+        };
         let until = entry.backoff_until().unwrap_or_else(Instant::now);
         entry.place = Place::Backoff;
         entry.generation = generation;
-        let heap = if after_error { &mut self.error_backoff } else { &mut self.backoff };
+        let heap = if after_error {
+            &mut self.error_backoff
+        } else {
+            &mut self.backoff
+        };
         heap.push(Reverse((until, generation, uid.to_string())));
     }
 
     fn is_current(&self, uid: &str, generation: u64, place: Place) -> bool {
-        self.pods.get(uid).is_some_and(|e| e.generation == generation && e.place == place)
+        self.pods
+            .get(uid)
+            .is_some_and(|e| e.generation == generation && e.place == place)
     }
 
     /// Takes the pod whose backoff ends first among those backing off after being
@@ -150,7 +167,11 @@ impl Inner {
 
     /// Moves a waiting pod back to be retried: to backoff while its backoff lasts.
     fn reactivate(&mut self, uid: &str, now: Instant) {
-        let backing_off = self.pods.get(uid).and_then(Entry::backoff_until).is_some_and(|until| until > now);
+        let backing_off = self
+            .pods
+            .get(uid)
+            .and_then(Entry::backoff_until)
+            .is_some_and(|until| until > now);
         if backing_off {
             self.push_backoff(uid, false);
         } else {
@@ -255,7 +276,11 @@ impl Queue {
             entry.place = Place::InFlight;
             entry.attempts += 1;
             entry.last_attempt = Some(Instant::now());
-            let attempt = Attempt { pod: entry.pod.clone(), attempts: entry.attempts, queued_at: entry.queued_at };
+            let attempt = Attempt {
+                pod: entry.pod.clone(),
+                attempts: entry.attempts,
+                queued_at: entry.queued_at,
+            };
             inner.events_during_attempt.clear();
             Some(attempt)
         }
@@ -264,7 +289,11 @@ impl Queue {
     /// The pod was assumed onto a node: it leaves the queue.
     pub fn done(&self, uid: &str) {
         let mut inner = self.lock();
-        if inner.pods.get(uid).is_some_and(|e| e.place == Place::InFlight) {
+        if inner
+            .pods
+            .get(uid)
+            .is_some_and(|e| e.place == Place::InFlight)
+        {
             inner.pods.remove(uid);
         }
     }
@@ -274,9 +303,13 @@ impl Queue {
     pub fn unschedulable(&self, attempt: &Attempt, rejected_by: BTreeSet<Plugin>) {
         let mut inner = self.lock();
         let uid = &attempt.pod.uid;
-        let helps = |event: &ClusterEvent| rejected_by.is_empty() || rejected_by.iter().any(|p| p.requeued_by(*event));
+        let helps = |event: &ClusterEvent| {
+            rejected_by.is_empty() || rejected_by.iter().any(|p| p.requeued_by(*event))
+        };
         let missed_event = inner.events_during_attempt.iter().any(helps);
-        let Some(entry) = inner.pods.get_mut(uid) else { return };
+        let Some(entry) = inner.pods.get_mut(uid) else {
+            return;
+        };
         if entry.place != Place::InFlight {
             return;
         }
@@ -319,7 +352,9 @@ impl Queue {
             .unschedulable
             .iter()
             .filter(|uid| {
-                inner.pods.get(*uid).is_some_and(|e| e.rejected_by.is_empty() || e.rejected_by.iter().any(|p| p.requeued_by(event)))
+                inner.pods.get(*uid).is_some_and(|e| {
+                    e.rejected_by.is_empty() || e.rejected_by.iter().any(|p| p.requeued_by(event))
+                })
             })
             .cloned()
             .collect();
@@ -341,8 +376,14 @@ impl Queue {
         let mut moved = false;
         for after_error in [false, true] {
             loop {
-                let heap = if after_error { &mut inner.error_backoff } else { &mut inner.backoff };
-                let Some(Reverse((until, generation, uid))) = heap.peek().cloned() else { break };
+                let heap = if after_error {
+                    &mut inner.error_backoff
+                } else {
+                    &mut inner.backoff
+                };
+                let Some(Reverse((until, generation, uid))) = heap.peek().cloned() else {
+                    break;
+                };
                 if until > now {
                     break;
                 }
@@ -394,8 +435,16 @@ mod tests {
 
     fn pod(uid: &str, priority: i32) -> Arc<PodInfo> {
         Arc::new(PodInfo::new(Pod {
-            metadata: ObjectMeta { name: Some(uid.into()), namespace: Some("ns".into()), uid: Some(uid.into()), ..Default::default() },
-            spec: Some(PodSpec { priority: Some(priority), ..Default::default() }),
+            metadata: ObjectMeta {
+                name: Some(uid.into()),
+                namespace: Some("ns".into()),
+                uid: Some(uid.into()),
+                ..Default::default()
+            },
+            spec: Some(PodSpec {
+                priority: Some(priority),
+                ..Default::default()
+            }),
             ..Default::default()
         }))
     }
@@ -406,7 +455,10 @@ mod tests {
         queue.add_or_update(pod("low", 0));
         queue.add_or_update(pod("high", 10));
         queue.add_or_update(pod("low2", 0));
-        let order: Vec<String> = [queue.pop().await, queue.pop().await, queue.pop().await].iter().map(|a| a.pod.uid.clone()).collect();
+        let order: Vec<String> = [queue.pop().await, queue.pop().await, queue.pop().await]
+            .iter()
+            .map(|a| a.pod.uid.clone())
+            .collect();
         assert_eq!(order, ["high", "low", "low2"]);
     }
 
@@ -416,13 +468,36 @@ mod tests {
         queue.add_or_update(pod("p", 0));
         let attempt = queue.pop().await;
         queue.unschedulable(&attempt, [Plugin::TaintToleration].into());
-        assert_eq!(queue.sizes(), Sizes { unschedulable: 1, ..Default::default() });
-        assert_eq!(queue.on_event(ClusterEvent::AssignedPodDelete), 0, "a deleted pod does not remove a taint");
+        assert_eq!(
+            queue.sizes(),
+            Sizes {
+                unschedulable: 1,
+                ..Default::default()
+            }
+        );
+        assert_eq!(
+            queue.on_event(ClusterEvent::AssignedPodDelete),
+            0,
+            "a deleted pod does not remove a taint"
+        );
         assert_eq!(queue.on_event(ClusterEvent::NodeTaintChange), 1);
-        assert_eq!(queue.sizes(), Sizes { backoff: 1, ..Default::default() }, "still within its 1 s backoff");
+        assert_eq!(
+            queue.sizes(),
+            Sizes {
+                backoff: 1,
+                ..Default::default()
+            },
+            "still within its 1 s backoff"
+        );
         tokio::time::sleep(INITIAL_BACKOFF).await;
         queue.flush();
-        assert_eq!(queue.sizes(), Sizes { active: 1, ..Default::default() });
+        assert_eq!(
+            queue.sizes(),
+            Sizes {
+                active: 1,
+                ..Default::default()
+            }
+        );
         assert_eq!(queue.pop().await.attempts, 2);
     }
 
@@ -433,7 +508,13 @@ mod tests {
         let attempt = queue.pop().await;
         queue.on_event(ClusterEvent::NodeAdd);
         queue.unschedulable(&attempt, [Plugin::NodeResourcesFit].into());
-        assert_eq!(queue.sizes(), Sizes { backoff: 1, ..Default::default() });
+        assert_eq!(
+            queue.sizes(),
+            Sizes {
+                backoff: 1,
+                ..Default::default()
+            }
+        );
     }
 
     #[test]

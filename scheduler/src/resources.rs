@@ -87,7 +87,10 @@ impl Resources {
 
     /// Whether nothing at all is requested, which upstream's fit check short-cuts.
     pub fn is_zero(&self) -> bool {
-        self.milli_cpu == 0 && self.memory == 0 && self.ephemeral_storage == 0 && self.scalar.values().all(|v| *v == 0)
+        self.milli_cpu == 0
+            && self.memory == 0
+            && self.ephemeral_storage == 0
+            && self.scalar.values().all(|v| *v == 0)
     }
 }
 
@@ -101,7 +104,10 @@ enum Missing {
 }
 
 fn container_requests(container: &Container, missing: Missing) -> Resources {
-    let requests = container.resources.as_ref().and_then(|r| r.requests.as_ref());
+    let requests = container
+        .resources
+        .as_ref()
+        .and_then(|r| r.requests.as_ref());
     let mut resources = requests.map(Resources::from_list).unwrap_or_default();
     if missing == Missing::Defaulted {
         if requests.is_none_or(|r| !r.contains_key("cpu")) {
@@ -169,7 +175,10 @@ mod tests {
         }
         Container {
             name: "c".into(),
-            resources: Some(ResourceRequirements { requests: Some(requests), ..Default::default() }),
+            resources: Some(ResourceRequirements {
+                requests: Some(requests),
+                ..Default::default()
+            }),
             ..Default::default()
         }
     }
@@ -183,7 +192,10 @@ mod tests {
             ..Default::default()
         };
         let requests = pod_requests(&spec);
-        assert_eq!(requests.milli_cpu, 510, "init peak 500m beats the 300m sum, plus overhead");
+        assert_eq!(
+            requests.milli_cpu, 510,
+            "init peak 500m beats the 300m sum, plus overhead"
+        );
         assert_eq!(requests.memory, 1 << 30);
     }
 
@@ -196,14 +208,24 @@ mod tests {
             init_containers: Some(vec![sidecar, container("250m", "")]),
             ..Default::default()
         };
-        assert_eq!(pod_requests(&spec).milli_cpu, 350, "250m init next to the 100m sidecar");
+        assert_eq!(
+            pod_requests(&spec).milli_cpu,
+            350,
+            "250m init next to the 100m sidecar"
+        );
     }
 
     #[test]
     fn missing_requests_get_defaults_for_scoring_only() {
-        let spec = PodSpec { containers: vec![container("", ""), container("0", "")], ..Default::default() };
+        let spec = PodSpec {
+            containers: vec![container("", ""), container("0", "")],
+            ..Default::default()
+        };
         assert!(pod_requests(&spec).is_zero());
-        assert_eq!(non_zero_requests(&spec), (DEFAULT_MILLI_CPU_REQUEST, 2 * DEFAULT_MEMORY_REQUEST));
+        assert_eq!(
+            non_zero_requests(&spec),
+            (DEFAULT_MILLI_CPU_REQUEST, 2 * DEFAULT_MEMORY_REQUEST)
+        );
     }
 
     #[test]

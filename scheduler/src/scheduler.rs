@@ -48,7 +48,12 @@ pub struct Scheduler {
 }
 
 impl Scheduler {
-    pub fn new(name: String, client: kube::Client, recorder: Recorder, metrics: Arc<Metrics>) -> Scheduler {
+    pub fn new(
+        name: String,
+        client: kube::Client,
+        recorder: Recorder,
+        metrics: Arc<Metrics>,
+    ) -> Scheduler {
         Scheduler {
             name,
             cache: Mutex::new(Cache::default()),
@@ -78,9 +83,15 @@ impl Scheduler {
                 housekeeping.queue.flush();
                 let sizes = housekeeping.queue.sizes();
                 let gauge = &housekeeping.metrics.pending_pods;
-                gauge.with_label_values(&["active"]).set(sizes.active as i64);
-                gauge.with_label_values(&["backoff"]).set(sizes.backoff as i64);
-                gauge.with_label_values(&["unschedulable"]).set(sizes.unschedulable as i64);
+                gauge
+                    .with_label_values(&["active"])
+                    .set(sizes.active as i64);
+                gauge
+                    .with_label_values(&["backoff"])
+                    .set(sizes.backoff as i64);
+                gauge
+                    .with_label_values(&["unschedulable"])
+                    .set(sizes.unschedulable as i64);
             }
         });
         let mut algorithm = Algorithm::default();
@@ -118,12 +129,13 @@ impl Scheduler {
                         }
                         Err(none) => {
                             fit.post_filter_message = Some(none.message);
-                            let nomination = if none.clear_nomination && pod.nominated_node_name().is_some() {
-                                cache.nominate(pod.clone(), None);
-                                Nomination::Clear
-                            } else {
-                                Nomination::Keep
-                            };
+                            let nomination =
+                                if none.clear_nomination && pod.nominated_node_name().is_some() {
+                                    cache.nominate(pod.clone(), None);
+                                    Nomination::Clear
+                                } else {
+                                    Nomination::Keep
+                                };
                             Err((Failure::Unfit(fit), None, nomination))
                         }
                     }
@@ -135,9 +147,20 @@ impl Scheduler {
         match outcome {
             Ok(node) => {
                 self.queue.done(&pod.uid);
-                self.metrics.attempts.with_label_values(&["scheduled", profile]).inc();
-                self.metrics.attempt_duration.with_label_values(&["scheduled", profile]).observe(started.elapsed().as_secs_f64());
-                let permit = self.bindings.clone().acquire_owned().await.expect("semaphore never closed");
+                self.metrics
+                    .attempts
+                    .with_label_values(&["scheduled", profile])
+                    .inc();
+                self.metrics
+                    .attempt_duration
+                    .with_label_values(&["scheduled", profile])
+                    .observe(started.elapsed().as_secs_f64());
+                let permit = self
+                    .bindings
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .expect("semaphore never closed");
                 let scheduler = self.clone();
                 tokio::spawn(async move {
                     scheduler.bind(attempt, node).await;
@@ -150,8 +173,14 @@ impl Scheduler {
                     Failure::NoNodes => BTreeSet::new(),
                 };
                 self.queue.unschedulable(&attempt, rejected_by);
-                self.metrics.attempts.with_label_values(&["unschedulable", profile]).inc();
-                self.metrics.attempt_duration.with_label_values(&["unschedulable", profile]).observe(started.elapsed().as_secs_f64());
+                self.metrics
+                    .attempts
+                    .with_label_values(&["unschedulable", profile])
+                    .inc();
+                self.metrics
+                    .attempt_duration
+                    .with_label_values(&["unschedulable", profile])
+                    .observe(started.elapsed().as_secs_f64());
                 tracing::debug!(pod = %pod.key(), reason = %failure.message(), "unable to schedule pod; waiting");
                 let scheduler = self.clone();
                 tokio::spawn(async move {
@@ -163,7 +192,9 @@ impl Scheduler {
                         }
                         None => nomination,
                     };
-                    scheduler.report_failure(&pod, "Unschedulable", &failure.message(), nomination).await;
+                    scheduler
+                        .report_failure(&pod, "Unschedulable", &failure.message(), nomination)
+                        .await;
                 });
             }
         }
@@ -180,16 +211,33 @@ impl Scheduler {
                 uid: Some(pod.uid.clone()),
                 ..Default::default()
             },
-            target: ObjectReference { api_version: Some("v1".into()), kind: Some("Node".into()), name: Some(node.to_string()), ..Default::default() },
+            target: ObjectReference {
+                api_version: Some("v1".into()),
+                kind: Some("Node".into()),
+                name: Some(node.to_string()),
+                ..Default::default()
+            },
         };
-        let result: Result<Value, kube::Error> =
-            self.pods(&pod.namespace).create_subresource("binding", &pod.name, &PostParams::default(), &binding).await;
+        let result: Result<Value, kube::Error> = self
+            .pods(&pod.namespace)
+            .create_subresource("binding", &pod.name, &PostParams::default(), &binding)
+            .await;
         match result {
             Ok(_) => {
                 let attempts = attempt.attempts.to_string();
-                self.metrics.pod_scheduling_duration.with_label_values(&[attempts.as_str()]).observe(attempt.queued_at.elapsed().as_secs_f64());
+                self.metrics
+                    .pod_scheduling_duration
+                    .with_label_values(&[attempts.as_str()])
+                    .observe(attempt.queued_at.elapsed().as_secs_f64());
                 let message = format!("Successfully assigned {} to {node}", pod.key());
-                self.recorder.action_event(pod.pod.object_ref(&()), None, EventType::Normal, "Scheduled", "Binding", message);
+                self.recorder.action_event(
+                    pod.pod.object_ref(&()),
+                    None,
+                    EventType::Normal,
+                    "Scheduled",
+                    "Binding",
+                    message,
+                );
             }
             Err(error) => {
                 self.cache().forget(&pod.uid);
@@ -197,29 +245,55 @@ impl Scheduler {
                     return;
                 }
                 tracing::warn!(pod = %pod.key(), %node, %error, "binding rejected");
-                self.metrics.attempts.with_label_values(&["error", self.name.as_str()]).inc();
+                self.metrics
+                    .attempts
+                    .with_label_values(&["error", self.name.as_str()])
+                    .inc();
                 self.queue.retry_after_backoff(&attempt);
                 let message = format!("Binding rejected: {error}");
-                self.report_failure(pod, "SchedulerError", &message, Nomination::Keep).await;
+                self.report_failure(pod, "SchedulerError", &message, Nomination::Keep)
+                    .await;
             }
         }
     }
 
     /// A `FailedScheduling` event and the `PodScheduled=False` condition (with the node the
     /// pod is nominated to, if preemption nominated one).
-    async fn report_failure(&self, pod: &PodInfo, reason: &str, message: &str, nomination: Nomination) {
+    async fn report_failure(
+        &self,
+        pod: &PodInfo,
+        reason: &str,
+        message: &str,
+        nomination: Nomination,
+    ) {
         let regarding = pod.pod.object_ref(&());
-        self.recorder.action_event(regarding, None, EventType::Warning, "FailedScheduling", "Scheduling", message.to_string());
+        self.recorder.action_event(
+            regarding,
+            None,
+            EventType::Warning,
+            "FailedScheduling",
+            "Scheduling",
+            message.to_string(),
+        );
         let status = pod.pod.status.as_ref();
-        let current = status.and_then(|s| s.conditions.iter().flatten().find(|c| c.type_ == "PodScheduled"));
+        let current = status.and_then(|s| {
+            s.conditions
+                .iter()
+                .flatten()
+                .find(|c| c.type_ == "PodScheduled")
+        });
         let same_condition = current.is_some_and(|c| {
-            c.status == "False" && c.reason.as_deref() == Some(reason) && c.message.as_deref() == Some(message)
+            c.status == "False"
+                && c.reason.as_deref() == Some(reason)
+                && c.message.as_deref() == Some(message)
         });
         if same_condition && nomination == Nomination::Keep {
             return;
         }
         let transition = match current {
-            Some(c) if c.status == "False" => c.last_transition_time.as_ref().map(|t| t.0.to_string()),
+            Some(c) if c.status == "False" => {
+                c.last_transition_time.as_ref().map(|t| t.0.to_string())
+            }
             _ => None,
         }
         .unwrap_or_else(|| jiff::Timestamp::now().to_string());
@@ -239,7 +313,11 @@ impl Scheduler {
             Nomination::Clear => status["nominatedNodeName"] = Value::Null,
         }
         let patch = Patch::Strategic(json!({ "status": status }));
-        if let Err(error) = self.pods(&pod.namespace).patch_status(&pod.name, &PatchParams::default(), &patch).await {
+        if let Err(error) = self
+            .pods(&pod.namespace)
+            .patch_status(&pod.name, &PatchParams::default(), &patch)
+            .await
+        {
             tracing::debug!(pod = %pod.key(), %error, "could not update the PodScheduled condition");
         }
     }
@@ -247,7 +325,9 @@ impl Scheduler {
     /// Preemption's API side: mark each victim with a `DisruptionTarget` condition, delete
     /// it, tell it why, and take the nomination away from displaced lower-priority pods.
     async fn evict(&self, preemptor: &PodInfo, candidate: Candidate) {
-        self.metrics.preemption_victims.observe(candidate.victims.len() as f64);
+        self.metrics
+            .preemption_victims
+            .observe(candidate.victims.len() as f64);
         let node = candidate.node.to_string();
         let evictions = candidate.victims.iter().map(|victim| async {
             let api = self.pods(&victim.namespace);
@@ -275,7 +355,10 @@ impl Scheduler {
         for displaced in &candidate.displaced_nominations {
             let patch = Patch::Strategic(json!({"status": {"nominatedNodeName": null}}));
             let api = self.pods(&displaced.namespace);
-            if let Err(error) = api.patch_status(&displaced.name, &PatchParams::default(), &patch).await {
+            if let Err(error) = api
+                .patch_status(&displaced.name, &PatchParams::default(), &patch)
+                .await
+            {
                 tracing::debug!(pod = %displaced.key(), %error, "could not clear nominated node");
             }
         }

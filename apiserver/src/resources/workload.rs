@@ -60,8 +60,7 @@ pub fn validate_selector_and_template(
     let labels = template.metadata.as_ref().and_then(|m| m.labels.as_ref());
     // An absent selector selects nothing; an empty one everything.
     let mismatch = is_unset(selector)
-        || (usable
-            && !Selector::from_label_selector(selector).is_ok_and(|s| s.matches(labels)));
+        || (usable && !Selector::from_label_selector(selector).is_ok_and(|s| s.matches(labels)));
     if mismatch {
         causes.push(Cause::invalid_printed(
             "spec.template.metadata.labels",

@@ -11,7 +11,8 @@ use std::sync::{Arc, Mutex};
 use futures::channel::mpsc::UnboundedReceiver;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{
-    EndpointAddress, EndpointPort, EndpointSubset, Endpoints, ObjectReference, Pod, Service, ServicePort,
+    EndpointAddress, EndpointPort, EndpointSubset, Endpoints, ObjectReference, Pod, Service,
+    ServicePort,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -60,15 +61,35 @@ pub fn start(ctx: &ControllerContext) {
         triggers: TriggerTimes::default(),
         recorder: ctx.events.recorder("endpoint-controller"),
     });
-    tokio::spawn(watch_services(queue.clone(), services.subscribe(), context.clone()));
-    tokio::spawn(watch_pods(queue.clone(), pods.subscribe(), context.services.clone()));
+    tokio::spawn(watch_services(
+        queue.clone(),
+        services.subscribe(),
+        context.clone(),
+    ));
+    tokio::spawn(watch_pods(
+        queue.clone(),
+        pods.subscribe(),
+        context.services.clone(),
+    ));
     tokio::spawn(watch_endpoints(queue.clone(), endpoints.subscribe()));
     let workers = ctx.options.concurrent_endpoint_syncs;
     let caches = vec![services.synced(), pods.synced(), endpoints.synced()];
-    tokio::spawn(runtime::run(queue, triggers, context.services.clone(), caches, workers, context, reconcile));
+    tokio::spawn(runtime::run(
+        queue,
+        triggers,
+        context.services.clone(),
+        caches,
+        workers,
+        context,
+        reconcile,
+    ));
 }
 
-async fn watch_services(queue: Queue<Service>, mut changes: UnboundedReceiver<Change<Service>>, ctx: Arc<Context>) {
+async fn watch_services(
+    queue: Queue<Service>,
+    mut changes: UnboundedReceiver<Change<Service>>,
+    ctx: Arc<Context>,
+) {
     while let Some(change) = changes.next().await {
         match change {
             Change::Applied { new, .. } => queue.add_object(&new),
@@ -87,26 +108,42 @@ async fn delete_endpoints(ctx: &Context, service: &Service) {
     let name = service.name_any();
     ctx.triggers.forget(&namespace, &name);
     let api: Api<Endpoints> = Api::namespaced(ctx.client.clone(), &namespace);
-    if service.spec.as_ref().and_then(|s| s.selector.as_ref()).is_none() {
+    if service
+        .spec
+        .as_ref()
+        .and_then(|s| s.selector.as_ref())
+        .is_none()
+    {
         return;
     }
     if let Err(error) = api.delete(&name, &DeleteParams::default()).await {
         if !matches!(&error, kube::Error::Api(status) if status.code == 404) {
-            tracing::warn!(service = name, namespace, error = api_message(&error), "could not delete endpoints");
+            tracing::warn!(
+                service = name,
+                namespace,
+                error = api_message(&error),
+                "could not delete endpoints"
+            );
         }
     }
 }
 
 /// Pods changes reach the services selecting the pod before and after the change; shared
 /// with the EndpointSlice controller, which reacts to the same changes.
-pub async fn watch_pods(queue: Queue<Service>, mut changes: UnboundedReceiver<Change<Pod>>, services: Store<Service>) {
+pub async fn watch_pods(
+    queue: Queue<Service>,
+    mut changes: UnboundedReceiver<Change<Pod>>,
+    services: Store<Service>,
+) {
     while let Some(change) = changes.next().await {
         let (old, new) = match change {
             Change::Applied { old, new } => (old, Some(new)),
             Change::Deleted(gone) => (Some(gone), None),
         };
         if let (Some(old), Some(new)) = (&old, &new) {
-            if old.resource_version() == new.resource_version() || !endpoint_relevant_change(old, new) {
+            if old.resource_version() == new.resource_version()
+                || !endpoint_relevant_change(old, new)
+            {
                 continue;
             }
         }
@@ -126,14 +163,25 @@ async fn watch_endpoints(queue: Queue<Service>, mut changes: UnboundedReceiver<C
             Change::Deleted(gone) => gone,
             Change::Applied { old: None, .. } => continue,
         };
-        queue.add(ObjectRef::new(&endpoints.name_any()).within(&endpoints.namespace().unwrap_or_default()));
+        queue.add(
+            ObjectRef::new(&endpoints.name_any())
+                .within(&endpoints.namespace().unwrap_or_default()),
+        );
     }
 }
 
 /// Whether a pod update can change what endpoints list (upstream's `podEndpointsChanged`).
 pub fn endpoint_relevant_change(old: &Pod, new: &Pod) -> bool {
-    let spec = |p: &Pod| p.spec.as_ref().map(|s| (s.node_name.clone(), s.hostname.clone(), s.subdomain.clone()));
-    let status = |p: &Pod| p.status.as_ref().map(|s| (s.pod_ip.clone(), s.pod_ips.clone(), s.phase.clone()));
+    let spec = |p: &Pod| {
+        p.spec
+            .as_ref()
+            .map(|s| (s.node_name.clone(), s.hostname.clone(), s.subdomain.clone()))
+    };
+    let status = |p: &Pod| {
+        p.status
+            .as_ref()
+            .map(|s| (s.pod_ip.clone(), s.pod_ips.clone(), s.phase.clone()))
+    };
     old.metadata.labels != new.metadata.labels
         || old.metadata.deletion_timestamp != new.metadata.deletion_timestamp
         || is_pod_ready(old) != is_pod_ready(new)
@@ -154,7 +202,9 @@ pub fn selecting_services(services: &Store<Service>, pod: &Pod) -> Vec<Arc<Servi
             s.spec
                 .as_ref()
                 .and_then(|spec| spec.selector.as_ref())
-                .is_some_and(|selector| !selector.is_empty() && selector.iter().all(|(k, v)| labels.get(k) == Some(v)))
+                .is_some_and(|selector| {
+                    !selector.is_empty() && selector.iter().all(|(k, v)| labels.get(k) == Some(v))
+                })
         })
         .collect()
 }
@@ -162,37 +212,60 @@ pub fn selecting_services(services: &Store<Service>, pod: &Pod) -> Vec<Arc<Servi
 /// The pods a service selects.
 pub fn selected_pods(pods: &Store<Pod>, service: &Service) -> Vec<Arc<Pod>> {
     let namespace = service.namespace();
-    let Some(selector) = service.spec.as_ref().and_then(|s| s.selector.clone()) else { return Vec::new() };
+    let Some(selector) = service.spec.as_ref().and_then(|s| s.selector.clone()) else {
+        return Vec::new();
+    };
     pods.state()
         .into_iter()
-        .filter(|p| p.namespace() == namespace && selector.iter().all(|(k, v)| p.labels().get(k) == Some(v)))
+        .filter(|p| {
+            p.namespace() == namespace && selector.iter().all(|(k, v)| p.labels().get(k) == Some(v))
+        })
         .collect()
 }
 
 /// Upstream's `ShouldPodBeInEndpoints`: not terminal, has an IP, and (unless terminating
 /// pods are wanted) not being deleted.
 pub fn should_pod_be_in_endpoints(pod: &Pod, include_terminating: bool) -> bool {
-    let has_ip = pod.status.as_ref().is_some_and(|s| s.pod_ip.as_ref().is_some_and(|ip| !ip.is_empty()) || s.pod_ips.as_ref().is_some_and(|ips| !ips.is_empty()));
-    !is_pod_terminal(pod) && has_ip && (include_terminating || pod.metadata.deletion_timestamp.is_none())
+    let has_ip = pod.status.as_ref().is_some_and(|s| {
+        s.pod_ip.as_ref().is_some_and(|ip| !ip.is_empty())
+            || s.pod_ips.as_ref().is_some_and(|ips| !ips.is_empty())
+    });
+    !is_pod_terminal(pod)
+        && has_ip
+        && (include_terminating || pod.metadata.deletion_timestamp.is_none())
 }
 
 /// The pod's IP of the service's (first) IP family.
 pub fn pod_ip_for_service(pod: &Pod, service: &Service) -> Option<String> {
     let spec = service.spec.as_ref();
-    let want_v6 = match spec.and_then(|s| s.ip_families.as_ref()).and_then(|f| f.first()) {
+    let want_v6 = match spec
+        .and_then(|s| s.ip_families.as_ref())
+        .and_then(|f| f.first())
+    {
         Some(family) => family == "IPv6",
-        None => spec.and_then(|s| s.cluster_ip.as_deref()).is_some_and(|ip| ip.contains(':')),
+        None => spec
+            .and_then(|s| s.cluster_ip.as_deref())
+            .is_some_and(|ip| ip.contains(':')),
     };
     let status = pod.status.as_ref()?;
-    let candidates = status.pod_ips.iter().flatten().map(|ip| ip.ip.clone()).chain(status.pod_ip.clone());
-    candidates.into_iter().find(|ip| ip.contains(':') == want_v6)
+    let candidates = status
+        .pod_ips
+        .iter()
+        .flatten()
+        .map(|ip| ip.ip.clone())
+        .chain(status.pod_ip.clone());
+    candidates
+        .into_iter()
+        .find(|ip| ip.contains(':') == want_v6)
 }
 
 /// The pod's hostname when it asked to be addressable through this (headless) service.
 pub fn hostname_for_service(pod: &Pod, service: &Service) -> Option<String> {
     let spec = pod.spec.as_ref()?;
     let hostname = spec.hostname.clone().filter(|h| !h.is_empty())?;
-    (spec.subdomain.as_deref() == Some(service.name_any().as_str()) && pod.namespace() == service.namespace()).then_some(hostname)
+    (spec.subdomain.as_deref() == Some(service.name_any().as_str())
+        && pod.namespace() == service.namespace())
+    .then_some(hostname)
 }
 
 /// The container port a service port targets on this pod (upstream's `FindPort`): a named
@@ -204,10 +277,20 @@ pub fn find_port(pod: &Pod, port: &ServicePort) -> Option<i32> {
         Some(IntOrString::String(name)) => {
             let protocol = port.protocol.as_deref().unwrap_or("TCP");
             let spec = pod.spec.as_ref()?;
-            let sidecars = spec.init_containers.iter().flatten().filter(|c| c.restart_policy.as_deref() == Some("Always"));
-            spec.containers.iter().chain(sidecars).flat_map(|c| c.ports.iter().flatten()).find_map(|p| {
-                (p.name.as_deref() == Some(name.as_str()) && p.protocol.as_deref().unwrap_or("TCP") == protocol).then_some(p.container_port)
-            })
+            let sidecars = spec
+                .init_containers
+                .iter()
+                .flatten()
+                .filter(|c| c.restart_policy.as_deref() == Some("Always"));
+            spec.containers
+                .iter()
+                .chain(sidecars)
+                .flat_map(|c| c.ports.iter().flatten())
+                .find_map(|p| {
+                    (p.name.as_deref() == Some(name.as_str())
+                        && p.protocol.as_deref().unwrap_or("TCP") == protocol)
+                        .then_some(p.container_port)
+                })
         }
     }
 }
@@ -227,7 +310,9 @@ async fn reconcile(service: Arc<Service>, ctx: Arc<Context>) -> Result<Action> {
         if !should_pod_be_in_endpoints(pod, publish_not_ready) {
             continue;
         }
-        let Some(ip) = pod_ip_for_service(pod, &service) else { continue };
+        let Some(ip) = pod_ip_for_service(pod, &service) else {
+            continue;
+        };
         let address = EndpointAddress {
             ip,
             hostname: hostname_for_service(pod, &service),
@@ -249,7 +334,9 @@ async fn reconcile(service: Arc<Service>, ctx: Arc<Context>) -> Result<Action> {
             continue;
         }
         for port in &ports {
-            let Some(number) = find_port(pod, port) else { continue };
+            let Some(number) = find_port(pod, port) else {
+                continue;
+            };
             let endpoint_port = EndpointPort {
                 name: port.name.clone(),
                 port: number,
@@ -265,28 +352,47 @@ async fn reconcile(service: Arc<Service>, ctx: Arc<Context>) -> Result<Action> {
     if let Some(current) = &current {
         let mut labels = current.metadata.labels.clone().unwrap_or_default();
         labels.remove(HEADLESS);
-        let capacity_ok = current.annotations().get(OVER_CAPACITY).is_none() && address_count(current.subsets.as_deref().unwrap_or_default()) <= MAX_CAPACITY;
-        if current.subsets.clone().unwrap_or_default() == subsets && labels == service_labels && capacity_ok {
+        let capacity_ok = current.annotations().get(OVER_CAPACITY).is_none()
+            && address_count(current.subsets.as_deref().unwrap_or_default()) <= MAX_CAPACITY;
+        if current.subsets.clone().unwrap_or_default() == subsets
+            && labels == service_labels
+            && capacity_ok
+        {
             return Ok(Action::await_change());
         }
     }
     let mut endpoints = current.as_deref().cloned().unwrap_or_else(|| Endpoints {
-        metadata: ObjectMeta { name: Some(name.clone()), namespace: Some(namespace.clone()), ..ObjectMeta::default() },
+        metadata: ObjectMeta {
+            name: Some(name.clone()),
+            namespace: Some(namespace.clone()),
+            ..ObjectMeta::default()
+        },
         ..Endpoints::default()
     });
     endpoints.subsets = (!subsets.is_empty()).then_some(subsets);
     let mut labels = service_labels;
-    if spec.cluster_ip.as_deref().is_none_or(|ip| ip.is_empty() || ip == "None") {
+    if spec
+        .cluster_ip
+        .as_deref()
+        .is_none_or(|ip| ip.is_empty() || ip == "None")
+    {
         labels.insert(HEADLESS.into(), String::new());
     }
     endpoints.metadata.labels = (!labels.is_empty()).then_some(labels);
-    let annotations = endpoints.metadata.annotations.get_or_insert_with(BTreeMap::new);
+    let annotations = endpoints
+        .metadata
+        .annotations
+        .get_or_insert_with(BTreeMap::new);
     match trigger_time {
-        Some(time) => annotations.insert(LAST_CHANGE_TRIGGER_TIME.into(), format_rfc3339_nano(time)),
+        Some(time) => {
+            annotations.insert(LAST_CHANGE_TRIGGER_TIME.into(), format_rfc3339_nano(time))
+        }
         None => annotations.remove(LAST_CHANGE_TRIGGER_TIME),
     };
     if truncate(&mut endpoints) {
-        endpoints.annotations_mut().insert(OVER_CAPACITY.into(), "truncated".into());
+        endpoints
+            .annotations_mut()
+            .insert(OVER_CAPACITY.into(), "truncated".into());
     } else {
         endpoints.annotations_mut().remove(OVER_CAPACITY);
     }
@@ -300,25 +406,54 @@ async fn reconcile(service: Arc<Service>, ctx: Arc<Context>) -> Result<Action> {
     };
     match result {
         Ok(_) => Ok(Action::await_change()),
-        Err(error) if current.is_none() && has_cause(&error, "NamespaceTerminating") => Ok(Action::await_change()),
+        Err(error) if current.is_none() && has_cause(&error, "NamespaceTerminating") => {
+            Ok(Action::await_change())
+        }
         Err(error) => {
             let (reason, message) = match current {
-                None => ("FailedToCreateEndpoint", format!("Failed to create endpoint for service {namespace}/{name}: {}", api_message(&error))),
-                Some(_) => ("FailedToUpdateEndpoint", format!("Failed to update endpoint {namespace}/{name}: {}", api_message(&error))),
+                None => (
+                    "FailedToCreateEndpoint",
+                    format!(
+                        "Failed to create endpoint for service {namespace}/{name}: {}",
+                        api_message(&error)
+                    ),
+                ),
+                Some(_) => (
+                    "FailedToUpdateEndpoint",
+                    format!(
+                        "Failed to update endpoint {namespace}/{name}: {}",
+                        api_message(&error)
+                    ),
+                ),
             };
-            ctx.recorder.event(&endpoints, EventType::Warning, reason, message);
+            ctx.recorder
+                .event(&endpoints, EventType::Warning, reason, message);
             Err(error.into())
         }
     }
 }
 
 fn subset(address: EndpointAddress, port: Option<EndpointPort>, ready: bool) -> EndpointSubset {
-    let (addresses, not_ready) = if ready { (Some(vec![address]), None) } else { (None, Some(vec![address])) };
-    EndpointSubset { addresses, not_ready_addresses: not_ready, ports: port.map(|p| vec![p]) }
+    let (addresses, not_ready) = if ready {
+        (Some(vec![address]), None)
+    } else {
+        (None, Some(vec![address]))
+    };
+    EndpointSubset {
+        addresses,
+        not_ready_addresses: not_ready,
+        ports: port.map(|p| vec![p]),
+    }
 }
 
 fn address_count(subsets: &[EndpointSubset]) -> usize {
-    subsets.iter().map(|s| s.addresses.as_ref().map_or(0, Vec::len) + s.not_ready_addresses.as_ref().map_or(0, Vec::len)).sum()
+    subsets
+        .iter()
+        .map(|s| {
+            s.addresses.as_ref().map_or(0, Vec::len)
+                + s.not_ready_addresses.as_ref().map_or(0, Vec::len)
+        })
+        .sum()
 }
 
 /// Upstream's `RepackSubsets`: one subset per distinct set of addresses, listing every port
@@ -336,9 +471,23 @@ fn repack_subsets(subsets: Vec<EndpointSubset>) -> Vec<EndpointSubset> {
                 ports.len() - 1
             }
         };
-        let listed = subset.addresses.into_iter().flatten().map(|a| (a, true)).chain(subset.not_ready_addresses.into_iter().flatten().map(|a| (a, false)));
+        let listed = subset
+            .addresses
+            .into_iter()
+            .flatten()
+            .map(|a| (a, true))
+            .chain(
+                subset
+                    .not_ready_addresses
+                    .into_iter()
+                    .flatten()
+                    .map(|a| (a, false)),
+            );
         for (address, ready) in listed {
-            let key = (address.ip.clone(), address.target_ref.as_ref().and_then(|r| r.uid.clone()));
+            let key = (
+                address.ip.clone(),
+                address.target_ref.as_ref().and_then(|r| r.uid.clone()),
+            );
             addresses.entry(key.clone()).or_insert(address);
             let state = ports[index].1.entry(key).or_insert(ready);
             *state = *state && ready;
@@ -354,17 +503,34 @@ fn repack_subsets(subsets: Vec<EndpointSubset>) -> Vec<EndpointSubset> {
     let mut repacked: Vec<EndpointSubset> = groups
         .into_iter()
         .map(|(members, mut group_ports)| {
-            group_ports.sort_by(|a, b| (&a.name, a.port, &a.protocol).cmp(&(&b.name, b.port, &b.protocol)));
+            group_ports.sort_by(|a, b| {
+                (&a.name, a.port, &a.protocol).cmp(&(&b.name, b.port, &b.protocol))
+            });
             let pick = |ready: bool| {
-                let list: Vec<EndpointAddress> = members.iter().filter(|(_, r)| **r == ready).map(|(k, _)| addresses[k].clone()).collect();
+                let list: Vec<EndpointAddress> = members
+                    .iter()
+                    .filter(|(_, r)| **r == ready)
+                    .map(|(k, _)| addresses[k].clone())
+                    .collect();
                 (!list.is_empty()).then_some(list)
             };
-            EndpointSubset { addresses: pick(true), not_ready_addresses: pick(false), ports: (!group_ports.is_empty()).then_some(group_ports) }
+            EndpointSubset {
+                addresses: pick(true),
+                not_ready_addresses: pick(false),
+                ports: (!group_ports.is_empty()).then_some(group_ports),
+            }
         })
         .collect();
     repacked.sort_by_key(|s| {
-        let first = |list: &Option<Vec<EndpointAddress>>| list.as_ref().and_then(|l| l.first()).map(|a| a.ip.clone());
-        (first(&s.addresses).or_else(|| first(&s.not_ready_addresses)), s.ports.as_ref().map(|p| p.iter().map(|p| p.port).collect::<Vec<_>>()))
+        let first = |list: &Option<Vec<EndpointAddress>>| {
+            list.as_ref().and_then(|l| l.first()).map(|a| a.ip.clone())
+        };
+        (
+            first(&s.addresses).or_else(|| first(&s.not_ready_addresses)),
+            s.ports
+                .as_ref()
+                .map(|p| p.iter().map(|p| p.port).collect::<Vec<_>>()),
+        )
     });
     repacked
 }
@@ -372,16 +538,32 @@ fn repack_subsets(subsets: Vec<EndpointSubset>) -> Vec<EndpointSubset> {
 /// Keeps at most 1000 addresses, ready ones first, in proportion to each subset's size
 /// (upstream's `truncateEndpoints`); returns whether anything was cut.
 fn truncate(endpoints: &mut Endpoints) -> bool {
-    let Some(subsets) = endpoints.subsets.as_mut() else { return false };
-    let ready: usize = subsets.iter().map(|s| s.addresses.as_ref().map_or(0, Vec::len)).sum();
-    let not_ready: usize = subsets.iter().map(|s| s.not_ready_addresses.as_ref().map_or(0, Vec::len)).sum();
+    let Some(subsets) = endpoints.subsets.as_mut() else {
+        return false;
+    };
+    let ready: usize = subsets
+        .iter()
+        .map(|s| s.addresses.as_ref().map_or(0, Vec::len))
+        .sum();
+    let not_ready: usize = subsets
+        .iter()
+        .map(|s| s.not_ready_addresses.as_ref().map_or(0, Vec::len))
+        .sum();
     if ready + not_ready <= MAX_CAPACITY {
         return false;
     }
     let truncate_ready = ready > MAX_CAPACITY;
-    let (mut room, total) = if truncate_ready { (MAX_CAPACITY, ready) } else { (MAX_CAPACITY - ready, not_ready) };
+    let (mut room, total) = if truncate_ready {
+        (MAX_CAPACITY, ready)
+    } else {
+        (MAX_CAPACITY - ready, not_ready)
+    };
     for subset in subsets.iter_mut() {
-        let list = if truncate_ready { &mut subset.addresses } else { &mut subset.not_ready_addresses };
+        let list = if truncate_ready {
+            &mut subset.addresses
+        } else {
+            &mut subset.not_ready_addresses
+        };
         let len = list.as_ref().map_or(0, Vec::len);
         let share = ((len as f64 / total as f64) * MAX_CAPACITY as f64).ceil() as usize;
         let keep = share.min(room).min(len);
@@ -424,9 +606,18 @@ impl TriggerTimes {
         let mut earliest: Option<Timestamp> = None;
         let mut pod_times = HashMap::new();
         for pod in pods {
-            let Some(time) = ready_condition(pod).and_then(|c| c.last_transition_time.as_ref()).map(|t: &Time| t.0) else { continue };
+            let Some(time) = ready_condition(pod)
+                .and_then(|c| c.last_transition_time.as_ref())
+                .map(|t: &Time| t.0)
+            else {
+                continue;
+            };
             pod_times.insert(pod.name_any(), time);
-            if last.pods.get(&pod.name_any()).is_none_or(|last| time > *last) {
+            if last
+                .pods
+                .get(&pod.name_any())
+                .is_none_or(|last| time > *last)
+            {
                 earliest = Some(earliest.map_or(time, |e| e.min(time)));
             }
         }
@@ -434,12 +625,25 @@ impl TriggerTimes {
         if let Some(created) = created.filter(|c| last.service.is_none_or(|last| *c > last)) {
             earliest = Some(earliest.map_or(created, |e| e.min(created)));
         }
-        services.insert(key, Observed { service: created, pods: pod_times });
-        if known { earliest } else { created }
+        services.insert(
+            key,
+            Observed {
+                service: created,
+                pods: pod_times,
+            },
+        );
+        if known {
+            earliest
+        } else {
+            created
+        }
     }
 
     pub fn forget(&self, namespace: &str, name: &str) {
-        self.services.lock().expect("trigger times").remove(&(namespace.to_string(), name.to_string()));
+        self.services
+            .lock()
+            .expect("trigger times")
+            .remove(&(namespace.to_string(), name.to_string()));
     }
 }
 
@@ -450,11 +654,23 @@ mod tests {
     use super::*;
 
     fn address(ip: &str) -> EndpointAddress {
-        EndpointAddress { ip: ip.into(), target_ref: Some(ObjectReference { uid: Some(ip.into()), ..ObjectReference::default() }), ..EndpointAddress::default() }
+        EndpointAddress {
+            ip: ip.into(),
+            target_ref: Some(ObjectReference {
+                uid: Some(ip.into()),
+                ..ObjectReference::default()
+            }),
+            ..EndpointAddress::default()
+        }
     }
 
     fn port(name: &str, number: i32) -> EndpointPort {
-        EndpointPort { name: Some(name.into()), port: number, protocol: Some("TCP".into()), app_protocol: None }
+        EndpointPort {
+            name: Some(name.into()),
+            port: number,
+            protocol: Some("TCP".into()),
+            app_protocol: None,
+        }
     }
 
     #[test]
@@ -469,9 +685,18 @@ mod tests {
         ];
         let repacked = repack_subsets(subsets);
         assert_eq!(repacked.len(), 1);
-        let ips: Vec<&str> = repacked[0].addresses.as_ref().unwrap().iter().map(|a| a.ip.as_str()).collect();
+        let ips: Vec<&str> = repacked[0]
+            .addresses
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|a| a.ip.as_str())
+            .collect();
         assert_eq!(ips, ["10.0.0.1", "10.0.0.2"]);
-        assert_eq!(repacked[0].not_ready_addresses.as_ref().unwrap()[0].ip, "10.0.0.3");
+        assert_eq!(
+            repacked[0].not_ready_addresses.as_ref().unwrap()[0].ip,
+            "10.0.0.3"
+        );
         assert_eq!(repacked[0].ports.as_ref().unwrap().len(), 2);
     }
 
@@ -482,8 +707,18 @@ mod tests {
                 containers: vec![Container {
                     name: "c".into(),
                     ports: Some(vec![
-                        ContainerPort { name: Some("web".into()), container_port: 8080, protocol: Some("TCP".into()), ..ContainerPort::default() },
-                        ContainerPort { name: Some("dns".into()), container_port: 5353, protocol: Some("UDP".into()), ..ContainerPort::default() },
+                        ContainerPort {
+                            name: Some("web".into()),
+                            container_port: 8080,
+                            protocol: Some("TCP".into()),
+                            ..ContainerPort::default()
+                        },
+                        ContainerPort {
+                            name: Some("dns".into()),
+                            container_port: 5353,
+                            protocol: Some("UDP".into()),
+                            ..ContainerPort::default()
+                        },
                     ]),
                     ..Container::default()
                 }],
@@ -491,18 +726,50 @@ mod tests {
             }),
             ..Pod::default()
         };
-        let service_port = |target: IntOrString, protocol: &str| ServicePort { port: 80, target_port: Some(target), protocol: Some(protocol.into()), ..ServicePort::default() };
-        assert_eq!(find_port(&pod, &service_port(IntOrString::String("web".into()), "TCP")), Some(8080));
-        assert_eq!(find_port(&pod, &service_port(IntOrString::String("dns".into()), "TCP")), None);
-        assert_eq!(find_port(&pod, &service_port(IntOrString::String("dns".into()), "UDP")), Some(5353));
-        assert_eq!(find_port(&pod, &service_port(IntOrString::Int(9000), "TCP")), Some(9000));
+        let service_port = |target: IntOrString, protocol: &str| ServicePort {
+            port: 80,
+            target_port: Some(target),
+            protocol: Some(protocol.into()),
+            ..ServicePort::default()
+        };
+        assert_eq!(
+            find_port(
+                &pod,
+                &service_port(IntOrString::String("web".into()), "TCP")
+            ),
+            Some(8080)
+        );
+        assert_eq!(
+            find_port(
+                &pod,
+                &service_port(IntOrString::String("dns".into()), "TCP")
+            ),
+            None
+        );
+        assert_eq!(
+            find_port(
+                &pod,
+                &service_port(IntOrString::String("dns".into()), "UDP")
+            ),
+            Some(5353)
+        );
+        assert_eq!(
+            find_port(&pod, &service_port(IntOrString::Int(9000), "TCP")),
+            Some(9000)
+        );
     }
 
     #[test]
     fn truncation_keeps_a_thousand_ready_addresses() {
-        let addresses: Vec<EndpointAddress> = (0..1200).map(|i| address(&format!("10.0.{}.{}", i / 250, i % 250))).collect();
+        let addresses: Vec<EndpointAddress> = (0..1200)
+            .map(|i| address(&format!("10.0.{}.{}", i / 250, i % 250)))
+            .collect();
         let mut endpoints = Endpoints {
-            subsets: Some(vec![EndpointSubset { addresses: Some(addresses), not_ready_addresses: Some(vec![address("10.9.9.9")]), ports: None }]),
+            subsets: Some(vec![EndpointSubset {
+                addresses: Some(addresses),
+                not_ready_addresses: Some(vec![address("10.9.9.9")]),
+                ports: None,
+            }]),
             ..Endpoints::default()
         };
         assert!(truncate(&mut endpoints));

@@ -23,8 +23,8 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Client, ResourceExt};
 
 use super::endpoints::{
-    find_port, hostname_for_service, pod_ip_for_service, selected_pods, should_pod_be_in_endpoints, watch_pods,
-    TriggerTimes, LAST_CHANGE_TRIGGER_TIME,
+    find_port, hostname_for_service, pod_ip_for_service, selected_pods, should_pod_be_in_endpoints,
+    watch_pods, TriggerTimes, LAST_CHANGE_TRIGGER_TIME,
 };
 use super::ControllerContext;
 use crate::controller_utils::{controller_ref, is_pod_ready};
@@ -66,15 +66,40 @@ pub fn start(ctx: &ControllerContext) {
         written: SliceTracker::default(),
         max_per_slice: ctx.options.max_endpoints_per_slice.clamp(1, 1000),
     });
-    tokio::spawn(watch_services(queue.clone(), services.subscribe(), context.clone()));
-    tokio::spawn(watch_pods(queue.clone(), pods.subscribe(), services.store()));
+    tokio::spawn(watch_services(
+        queue.clone(),
+        services.subscribe(),
+        context.clone(),
+    ));
+    tokio::spawn(watch_pods(
+        queue.clone(),
+        pods.subscribe(),
+        services.store(),
+    ));
     tokio::spawn(watch_slices(queue.clone(), slices.subscribe()));
     let workers = ctx.options.concurrent_service_endpoint_syncs;
-    let caches = vec![services.synced(), pods.synced(), nodes.synced(), slices.synced()];
-    tokio::spawn(runtime::run(queue, triggers, services.store(), caches, workers, context, reconcile));
+    let caches = vec![
+        services.synced(),
+        pods.synced(),
+        nodes.synced(),
+        slices.synced(),
+    ];
+    tokio::spawn(runtime::run(
+        queue,
+        triggers,
+        services.store(),
+        caches,
+        workers,
+        context,
+        reconcile,
+    ));
 }
 
-async fn watch_services(queue: Queue<Service>, mut changes: UnboundedReceiver<Change<Service>>, ctx: Arc<Context>) {
+async fn watch_services(
+    queue: Queue<Service>,
+    mut changes: UnboundedReceiver<Change<Service>>,
+    ctx: Arc<Context>,
+) {
     while let Some(change) = changes.next().await {
         match change {
             Change::Applied { new, .. } => queue.add_object(&new),
@@ -89,7 +114,10 @@ async fn watch_services(queue: Queue<Service>, mut changes: UnboundedReceiver<Ch
 }
 
 /// Slices changed or deleted by someone else are put right.
-async fn watch_slices(queue: Queue<Service>, mut changes: UnboundedReceiver<Change<EndpointSlice>>) {
+async fn watch_slices(
+    queue: Queue<Service>,
+    mut changes: UnboundedReceiver<Change<EndpointSlice>>,
+) {
     while let Some(change) = changes.next().await {
         let slice = match change {
             Change::Applied { new, .. } => new,
@@ -117,18 +145,27 @@ type ServiceKey = (String, String);
 impl SliceTracker {
     fn stale(&self, key: &ServiceKey, slices: &Store<EndpointSlice>) -> bool {
         let services = self.services.lock().expect("tracker");
-        let Some(written) = services.get(key) else { return false };
+        let Some(written) = services.get(key) else {
+            return false;
+        };
         written.iter().any(|(name, generation)| {
             let cached = slices.get(&ObjectRef::new(name).within(&key.0));
             match generation {
-                Some(generation) => cached.is_none_or(|s| s.metadata.generation.unwrap_or(0) < *generation),
+                Some(generation) => {
+                    cached.is_none_or(|s| s.metadata.generation.unwrap_or(0) < *generation)
+                }
                 None => cached.is_some(),
             }
         })
     }
 
     fn record(&self, key: &ServiceKey, name: String, generation: Option<i64>) {
-        self.services.lock().expect("tracker").entry(key.clone()).or_default().insert(name, generation);
+        self.services
+            .lock()
+            .expect("tracker")
+            .entry(key.clone())
+            .or_default()
+            .insert(name, generation);
     }
 
     /// Forgets writes the cache has caught up with.
@@ -137,7 +174,9 @@ impl SliceTracker {
             written.retain(|name, generation| {
                 let cached = slices.get(&ObjectRef::new(name).within(&key.0));
                 match generation {
-                    Some(generation) => cached.is_none_or(|s| s.metadata.generation.unwrap_or(0) < *generation),
+                    Some(generation) => {
+                        cached.is_none_or(|s| s.metadata.generation.unwrap_or(0) < *generation)
+                    }
                     None => cached.is_some(),
                 }
             });
@@ -163,7 +202,12 @@ async fn reconcile(service: Arc<Service>, ctx: Arc<Context>) -> Result<Action> {
     ctx.written.settle(&key, &ctx.slices);
     let pods = selected_pods(&ctx.pods, &service);
     let trigger_time = ctx.triggers.compute(&service, &pods);
-    let address_type = match spec.ip_families.as_ref().and_then(|f| f.first()).map(String::as_str) {
+    let address_type = match spec
+        .ip_families
+        .as_ref()
+        .and_then(|f| f.first())
+        .map(String::as_str)
+    {
         Some("IPv6") => "IPv6",
         _ => "IPv4",
     };
@@ -174,7 +218,9 @@ async fn reconcile(service: Arc<Service>, ctx: Arc<Context>) -> Result<Action> {
         if !should_pod_be_in_endpoints(pod, true) {
             continue;
         }
-        let Some(ip) = pod_ip_for_service(pod, &service) else { continue };
+        let Some(ip) = pod_ip_for_service(pod, &service) else {
+            continue;
+        };
         let mut ports: Vec<EndpointPort> = spec
             .ports
             .iter()
@@ -192,7 +238,10 @@ async fn reconcile(service: Arc<Service>, ctx: Arc<Context>) -> Result<Action> {
         let terminating = pod.metadata.deletion_timestamp.is_some();
         let serving = publish_not_ready || is_pod_ready(pod);
         let node_name = pod.spec.as_ref().and_then(|s| s.node_name.clone());
-        let zone = node_name.as_ref().and_then(|n| ctx.nodes.get(&ObjectRef::new(n))).and_then(|n| n.labels().get(ZONE_LABEL).cloned());
+        let zone = node_name
+            .as_ref()
+            .and_then(|n| ctx.nodes.get(&ObjectRef::new(n)))
+            .and_then(|n| n.labels().get(ZONE_LABEL).cloned());
         let endpoint = Endpoint {
             addresses: vec![ip],
             conditions: Some(EndpointConditions {
@@ -229,12 +278,20 @@ async fn reconcile(service: Arc<Service>, ctx: Arc<Context>) -> Result<Action> {
         .state()
         .into_iter()
         .filter(|s| s.namespace().as_deref() == Some(namespace.as_str()))
-        .filter(|s| s.labels().get(SERVICE_NAME_LABEL) == Some(&name) && s.labels().get(MANAGED_BY_LABEL).map(String::as_str) == Some(MANAGED_BY))
+        .filter(|s| {
+            s.labels().get(SERVICE_NAME_LABEL) == Some(&name)
+                && s.labels().get(MANAGED_BY_LABEL).map(String::as_str) == Some(MANAGED_BY)
+        })
         .collect();
     let plan = plan_slices(&existing, groups, address_type, ctx.max_per_slice);
     let api: Api<EndpointSlice> = Api::namespaced(ctx.client.clone(), &namespace);
     let trigger = trigger_time.map(|t| t.strftime("%Y-%m-%dT%H:%M:%S%.fZ").to_string());
-    for Planned { current, ports, endpoints } in plan.keep {
+    for Planned {
+        current,
+        ports,
+        endpoints,
+    } in plan.keep
+    {
         let mut slice = match &current {
             Some(current) => (**current).clone(),
             None => EndpointSlice {
@@ -248,7 +305,10 @@ async fn reconcile(service: Arc<Service>, ctx: Arc<Context>) -> Result<Action> {
                 ..EndpointSlice::default()
             },
         };
-        let unchanged = current.is_some() && slice.endpoints == endpoints && slice.ports.clone().unwrap_or_default() == ports && slice.metadata.labels.as_ref() == Some(&labels);
+        let unchanged = current.is_some()
+            && slice.endpoints == endpoints
+            && slice.ports.clone().unwrap_or_default() == ports
+            && slice.metadata.labels.as_ref() == Some(&labels);
         if unchanged {
             continue;
         }
@@ -261,12 +321,20 @@ async fn reconcile(service: Arc<Service>, ctx: Arc<Context>) -> Result<Action> {
             None => annotations.remove(LAST_CHANGE_TRIGGER_TIME),
         };
         let written = match &current {
-            Some(_) => api.replace(&slice.name_any(), &PostParams::default(), &slice).await,
+            Some(_) => {
+                api.replace(&slice.name_any(), &PostParams::default(), &slice)
+                    .await
+            }
             None => api.create(&PostParams::default(), &slice).await,
         };
         match written {
-            Ok(written) => ctx.written.record(&key, written.name_any(), written.metadata.generation),
-            Err(error) if current.is_none() && has_cause(&error, "NamespaceTerminating") => return Ok(Action::await_change()),
+            Ok(written) => {
+                ctx.written
+                    .record(&key, written.name_any(), written.metadata.generation)
+            }
+            Err(error) if current.is_none() && has_cause(&error, "NamespaceTerminating") => {
+                return Ok(Action::await_change())
+            }
             Err(error) => return Err(Error::from(error)),
         }
     }
@@ -296,14 +364,39 @@ struct Planned {
 /// Distributes each port group's endpoints over the slices already carrying those ports,
 /// keeping endpoints where they are, filling free room, then opening new slices; a service
 /// without endpoints keeps one empty placeholder slice, as upstream.
-fn plan_slices(existing: &[Arc<EndpointSlice>], groups: Vec<(Vec<EndpointPort>, Vec<Endpoint>)>, address_type: &str, max: usize) -> Plan {
-    let mut unused: Vec<Arc<EndpointSlice>> = existing.iter().filter(|s| s.address_type == address_type).cloned().collect();
-    let mut delete: Vec<Arc<EndpointSlice>> = existing.iter().filter(|s| s.address_type != address_type).cloned().collect();
+fn plan_slices(
+    existing: &[Arc<EndpointSlice>],
+    groups: Vec<(Vec<EndpointPort>, Vec<Endpoint>)>,
+    address_type: &str,
+    max: usize,
+) -> Plan {
+    let mut unused: Vec<Arc<EndpointSlice>> = existing
+        .iter()
+        .filter(|s| s.address_type == address_type)
+        .cloned()
+        .collect();
+    let mut delete: Vec<Arc<EndpointSlice>> = existing
+        .iter()
+        .filter(|s| s.address_type != address_type)
+        .cloned()
+        .collect();
     let mut keep = Vec::new();
-    let identity = |e: &Endpoint| (e.addresses.clone(), e.target_ref.as_ref().and_then(|r| r.uid.clone()));
+    let identity = |e: &Endpoint| {
+        (
+            e.addresses.clone(),
+            e.target_ref.as_ref().and_then(|r| r.uid.clone()),
+        )
+    };
     for (ports, mut desired) in groups {
-        desired.sort_by(|a, b| a.target_ref.as_ref().and_then(|r| r.name.clone()).cmp(&b.target_ref.as_ref().and_then(|r| r.name.clone())));
-        let (candidates, rest): (Vec<_>, Vec<_>) = unused.into_iter().partition(|s| s.ports.clone().unwrap_or_default() == ports);
+        desired.sort_by(|a, b| {
+            a.target_ref
+                .as_ref()
+                .and_then(|r| r.name.clone())
+                .cmp(&b.target_ref.as_ref().and_then(|r| r.name.clone()))
+        });
+        let (candidates, rest): (Vec<_>, Vec<_>) = unused
+            .into_iter()
+            .partition(|s| s.ports.clone().unwrap_or_default() == ports);
         unused = rest;
         let mut slots: Vec<(Arc<EndpointSlice>, Vec<Endpoint>)> = Vec::new();
         for slice in candidates {
@@ -327,19 +420,35 @@ fn plan_slices(existing: &[Arc<EndpointSlice>], groups: Vec<(Vec<EndpointPort>, 
             if endpoints.is_empty() {
                 delete.push(slice);
             } else {
-                keep.push(Planned { current: Some(slice), ports: ports.clone(), endpoints });
+                keep.push(Planned {
+                    current: Some(slice),
+                    ports: ports.clone(),
+                    endpoints,
+                });
             }
         }
         while !desired.is_empty() {
             let chunk: Vec<Endpoint> = desired.drain(..desired.len().min(max)).collect();
-            keep.push(Planned { current: None, ports: ports.clone(), endpoints: chunk });
+            keep.push(Planned {
+                current: None,
+                ports: ports.clone(),
+                endpoints: chunk,
+            });
         }
     }
     delete.extend(unused);
     if keep.is_empty() {
         // The placeholder: reuse an existing empty slice if there is one.
-        let placeholder = delete.iter().position(|s| s.endpoints.is_empty() && s.ports.as_ref().is_none_or(|p| p.is_empty()) && s.address_type == address_type);
-        keep.push(Planned { current: placeholder.map(|i| delete.remove(i)), ports: Vec::new(), endpoints: Vec::new() });
+        let placeholder = delete.iter().position(|s| {
+            s.endpoints.is_empty()
+                && s.ports.as_ref().is_none_or(|p| p.is_empty())
+                && s.address_type == address_type
+        });
+        keep.push(Planned {
+            current: placeholder.map(|i| delete.remove(i)),
+            ports: Vec::new(),
+            endpoints: Vec::new(),
+        });
     }
     Plan { keep, delete }
 }
@@ -351,18 +460,30 @@ mod tests {
     fn endpoint(name: &str) -> Endpoint {
         Endpoint {
             addresses: vec![format!("10.0.0.{}", name.len())],
-            target_ref: Some(ObjectReference { name: Some(name.into()), uid: Some(name.into()), ..ObjectReference::default() }),
+            target_ref: Some(ObjectReference {
+                name: Some(name.into()),
+                uid: Some(name.into()),
+                ..ObjectReference::default()
+            }),
             ..Endpoint::default()
         }
     }
 
     fn port(number: i32) -> Vec<EndpointPort> {
-        vec![EndpointPort { name: Some(String::new()), port: Some(number), protocol: Some("TCP".into()), app_protocol: None }]
+        vec![EndpointPort {
+            name: Some(String::new()),
+            port: Some(number),
+            protocol: Some("TCP".into()),
+            app_protocol: None,
+        }]
     }
 
     fn slice(name: &str, ports: Vec<EndpointPort>, endpoints: Vec<Endpoint>) -> Arc<EndpointSlice> {
         Arc::new(EndpointSlice {
-            metadata: ObjectMeta { name: Some(name.into()), ..ObjectMeta::default() },
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                ..ObjectMeta::default()
+            },
             address_type: "IPv4".into(),
             ports: Some(ports),
             endpoints,
@@ -372,11 +493,27 @@ mod tests {
     #[test]
     fn endpoints_stay_in_their_slice_and_new_ones_fill_room() {
         let existing = vec![slice("s1", port(80), vec![endpoint("a"), endpoint("bb")])];
-        let plan = plan_slices(&existing, vec![(port(80), vec![endpoint("ccc"), endpoint("bb"), endpoint("dddd")])], "IPv4", 3);
+        let plan = plan_slices(
+            &existing,
+            vec![(
+                port(80),
+                vec![endpoint("ccc"), endpoint("bb"), endpoint("dddd")],
+            )],
+            "IPv4",
+            3,
+        );
         assert!(plan.delete.is_empty());
         assert_eq!(plan.keep.len(), 1);
-        let names: Vec<String> = plan.keep[0].endpoints.iter().map(|e| e.target_ref.as_ref().unwrap().name.clone().unwrap()).collect();
-        assert_eq!(names, ["bb", "ccc", "dddd"], "a is gone, bb stays, the others fill the room");
+        let names: Vec<String> = plan.keep[0]
+            .endpoints
+            .iter()
+            .map(|e| e.target_ref.as_ref().unwrap().name.clone().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            ["bb", "ccc", "dddd"],
+            "a is gone, bb stays, the others fill the room"
+        );
     }
 
     #[test]
@@ -385,7 +522,13 @@ mod tests {
         let desired: Vec<Endpoint> = ["a", "bb", "ccc"].iter().map(|n| endpoint(n)).collect();
         let plan = plan_slices(&existing, vec![(port(80), desired)], "IPv4", 2);
         assert_eq!(plan.delete.len(), 1);
-        assert_eq!(plan.keep.iter().map(|k| k.endpoints.len()).collect::<Vec<_>>(), [2, 1]);
+        assert_eq!(
+            plan.keep
+                .iter()
+                .map(|k| k.endpoints.len())
+                .collect::<Vec<_>>(),
+            [2, 1]
+        );
         assert!(plan.keep.iter().all(|k| k.current.is_none()));
     }
 

@@ -55,7 +55,9 @@ struct Identity {
 
 impl Identity {
     fn group(&self) -> &str {
-        self.api_version.rsplit_once('/').map_or("", |(group, _)| group)
+        self.api_version
+            .rsplit_once('/')
+            .map_or("", |(group, _)| group)
     }
 
     fn of_owner(reference: &OwnerReference, namespace: Option<String>) -> Self {
@@ -70,14 +72,25 @@ impl Identity {
 
     /// Whether an owner reference names this object (same group, kind and name).
     fn matches(&self, reference: &OwnerReference) -> bool {
-        let group = reference.api_version.rsplit_once('/').map_or("", |(group, _)| group);
+        let group = reference
+            .api_version
+            .rsplit_once('/')
+            .map_or("", |(group, _)| group);
         group == self.group() && reference.kind == self.kind && reference.name == self.name
     }
 }
 
 impl fmt::Display for Identity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "[{}/{}, namespace: {}, name: {}, uid: {}]", self.api_version, self.kind, self.namespace.as_deref().unwrap_or(""), self.name, self.uid)
+        write!(
+            f,
+            "[{}/{}, namespace: {}, name: {}, uid: {}]",
+            self.api_version,
+            self.kind,
+            self.namespace.as_deref().unwrap_or(""),
+            self.name,
+            self.uid
+        )
     }
 }
 
@@ -98,12 +111,25 @@ struct Node {
 
 /// What the monitors tell the graph builder.
 enum GraphEvent {
-    Observed { identity: Identity, owners: Vec<OwnerReference>, deleting: bool, finalizers: Vec<String> },
-    Deleted { identity: Identity },
+    Observed {
+        identity: Identity,
+        owners: Vec<OwnerReference>,
+        deleting: bool,
+        finalizers: Vec<String>,
+    },
+    Deleted {
+        identity: Identity,
+    },
     /// A worker found the object missing at the API server.
-    VirtualDeleted { identity: Identity },
+    VirtualDeleted {
+        identity: Identity,
+    },
     /// A (re)list of one resource completed with these UIDs present.
-    Listed { group: String, kind: String, present: HashSet<String> },
+    Listed {
+        group: String,
+        kind: String,
+        present: HashSet<String>,
+    },
 }
 
 #[derive(Default)]
@@ -175,8 +201,14 @@ impl Collector {
             match deletable_resources(&self.client).await {
                 Ok(resources) => {
                     for mapping in resources {
-                        let key = (mapping.resource.group.clone(), mapping.resource.kind.clone());
-                        self.mappings.lock().expect("mappings").insert(key.clone(), mapping.clone());
+                        let key = (
+                            mapping.resource.group.clone(),
+                            mapping.resource.kind.clone(),
+                        );
+                        self.mappings
+                            .lock()
+                            .expect("mappings")
+                            .insert(key.clone(), mapping.clone());
                         if monitored.insert(key) {
                             tokio::spawn(self.clone().monitor(mapping, listed_tx.clone()));
                         }
@@ -193,11 +225,19 @@ impl Collector {
                     }
                     listed += 1;
                 }
-                tracing::info!(resources = expected, "garbage collector: all resource monitors have synced");
+                tracing::info!(
+                    resources = expected,
+                    "garbage collector: all resource monitors have synced"
+                );
                 let _ = synced.send(true);
             }
             // Until the first discovery succeeds, retry soon.
-            tokio::time::sleep(if first.is_some() { RESYNC_DISCOVERY } else { Duration::from_secs(1) }).await;
+            tokio::time::sleep(if first.is_some() {
+                RESYNC_DISCOVERY
+            } else {
+                Duration::from_secs(1)
+            })
+            .await;
         }
     }
 
@@ -205,8 +245,13 @@ impl Collector {
     /// (the first one on `listed`).
     async fn monitor(self: Arc<Self>, mapping: Mapping, listed: UnboundedSender<()>) {
         let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &mapping.resource);
-        let mut stream = watcher::watcher(api, watcher::Config::default()).default_backoff().boxed();
-        let (group, kind) = (mapping.resource.group.clone(), mapping.resource.kind.clone());
+        let mut stream = watcher::watcher(api, watcher::Config::default())
+            .default_backoff()
+            .boxed();
+        let (group, kind) = (
+            mapping.resource.group.clone(),
+            mapping.resource.kind.clone(),
+        );
         let mut present = HashSet::new();
         let mut first = true;
         while let Some(event) = stream.next().await {
@@ -218,17 +263,25 @@ impl Collector {
                     let _ = self.events.send(observed(&mapping.resource, &object));
                 }
                 Ok(Event::Delete(object)) => {
-                    let _ = self.events.send(GraphEvent::Deleted { identity: identity(&mapping.resource, &object) });
+                    let _ = self.events.send(GraphEvent::Deleted {
+                        identity: identity(&mapping.resource, &object),
+                    });
                 }
                 Ok(Event::Init) => present.clear(),
                 Ok(Event::InitDone) => {
                     let present = std::mem::take(&mut present);
-                    let _ = self.events.send(GraphEvent::Listed { group: group.clone(), kind: kind.clone(), present });
+                    let _ = self.events.send(GraphEvent::Listed {
+                        group: group.clone(),
+                        kind: kind.clone(),
+                        present,
+                    });
                     if std::mem::take(&mut first) {
                         let _ = listed.send(());
                     }
                 }
-                Err(error) => tracing::debug!(resource = mapping.resource.plural, %error, "garbage collector watch failed"),
+                Err(error) => {
+                    tracing::debug!(resource = mapping.resource.plural, %error, "garbage collector watch failed")
+                }
             }
         }
     }
@@ -238,16 +291,30 @@ impl Collector {
         while let Some(change) = changes.recv().await {
             let mut graph = self.graph.lock().expect("graph");
             match change {
-                GraphEvent::Observed { identity, owners, deleting, finalizers } => {
-                    self.process_observed(&mut graph, identity, owners, deleting, finalizers)
-                }
+                GraphEvent::Observed {
+                    identity,
+                    owners,
+                    deleting,
+                    finalizers,
+                } => self.process_observed(&mut graph, identity, owners, deleting, finalizers),
                 GraphEvent::Deleted { identity } => self.process_deleted(&mut graph, &identity),
-                GraphEvent::VirtualDeleted { identity } => self.process_virtual_deleted(&mut graph, &identity),
-                GraphEvent::Listed { group, kind, present } => {
+                GraphEvent::VirtualDeleted { identity } => {
+                    self.process_virtual_deleted(&mut graph, &identity)
+                }
+                GraphEvent::Listed {
+                    group,
+                    kind,
+                    present,
+                } => {
                     let gone: Vec<Identity> = graph
                         .nodes
                         .values()
-                        .filter(|n| !n.virtual_ && n.identity.group() == group && n.identity.kind == kind && !present.contains(&n.identity.uid))
+                        .filter(|n| {
+                            !n.virtual_
+                                && n.identity.group() == group
+                                && n.identity.kind == kind
+                                && !present.contains(&n.identity.uid)
+                        })
                         .map(|n| n.identity.clone())
                         .collect();
                     for identity in gone {
@@ -258,7 +325,14 @@ impl Collector {
         }
     }
 
-    fn process_observed(&self, graph: &mut Graph, identity: Identity, owners: Vec<OwnerReference>, deleting: bool, finalizers: Vec<String>) {
+    fn process_observed(
+        &self,
+        graph: &mut Graph,
+        identity: Identity,
+        owners: Vec<OwnerReference>,
+        deleting: bool,
+        finalizers: Vec<String>,
+    ) {
         let uid = identity.uid.clone();
         let mut previous = None;
         match graph.nodes.get_mut(&uid) {
@@ -303,7 +377,9 @@ impl Collector {
         let starts = |finalizer: &str| {
             deleting
                 && finalizers.iter().any(|f| f == finalizer)
-                && previous.as_ref().is_none_or(|(was_deleting, had)| !was_deleting || !had.iter().any(|f| f == finalizer))
+                && previous.as_ref().is_none_or(|(was_deleting, had)| {
+                    !was_deleting || !had.iter().any(|f| f == finalizer)
+                })
         };
         if starts(ORPHAN) {
             self.attempt_to_orphan.add(uid);
@@ -319,7 +395,10 @@ impl Collector {
     /// Links a node to its owners, creating virtual nodes for owners not seen yet (a worker
     /// checks whether they exist).
     fn add_dependent_to_owners(&self, graph: &mut Graph, uid: &str, owners: &[OwnerReference]) {
-        let namespace = graph.nodes.get(uid).and_then(|n| n.identity.namespace.clone());
+        let namespace = graph
+            .nodes
+            .get(uid)
+            .and_then(|n| n.identity.namespace.clone());
         for owner in owners {
             match graph.nodes.get_mut(&owner.uid) {
                 Some(node) => {
@@ -343,20 +422,39 @@ impl Collector {
     }
 
     /// Owners waiting in the foreground for dependents that no longer block them.
-    fn add_unblocked_owners_to_delete_queue(&self, graph: &Graph, removed: &[OwnerReference], changed: &[(OwnerReference, OwnerReference)]) {
+    fn add_unblocked_owners_to_delete_queue(
+        &self,
+        graph: &Graph,
+        removed: &[OwnerReference],
+        changed: &[(OwnerReference, OwnerReference)],
+    ) {
         let unblocked = removed
             .iter()
             .filter(|r| r.block_owner_deletion == Some(true))
-            .chain(changed.iter().filter(|(old, new)| old.block_owner_deletion == Some(true) && new.block_owner_deletion != Some(true)).map(|(old, _)| old));
+            .chain(
+                changed
+                    .iter()
+                    .filter(|(old, new)| {
+                        old.block_owner_deletion == Some(true)
+                            && new.block_owner_deletion != Some(true)
+                    })
+                    .map(|(old, _)| old),
+            );
         for reference in unblocked {
-            if graph.nodes.get(&reference.uid).is_some_and(|n| n.deleting_dependents) {
+            if graph
+                .nodes
+                .get(&reference.uid)
+                .is_some_and(|n| n.deleting_dependents)
+            {
                 self.attempt_to_delete.add(reference.uid.clone());
             }
         }
     }
 
     fn process_deleted(&self, graph: &mut Graph, identity: &Identity) {
-        let Some(node) = graph.nodes.remove(&identity.uid) else { return };
+        let Some(node) = graph.nodes.remove(&identity.uid) else {
+            return;
+        };
         remove_dependent_from_owners(graph, &identity.uid, &node.owners);
         if !node.dependents.is_empty() {
             graph.add_absent(node.identity.clone());
@@ -365,7 +463,11 @@ impl Collector {
             self.attempt_to_delete.add(dependent.clone());
         }
         for owner in &node.owners {
-            if graph.nodes.get(&owner.uid).is_some_and(|n| n.deleting_dependents) {
+            if graph
+                .nodes
+                .get(&owner.uid)
+                .is_some_and(|n| n.deleting_dependents)
+            {
                 self.attempt_to_delete.add(owner.uid.clone());
             }
         }
@@ -375,7 +477,9 @@ impl Collector {
     /// other coordinates stays, and only the dependents that named the missing coordinates
     /// are reconsidered.
     fn process_virtual_deleted(&self, graph: &mut Graph, identity: &Identity) {
-        let Some(node) = graph.nodes.get(&identity.uid) else { return };
+        let Some(node) = graph.nodes.get(&identity.uid) else {
+            return;
+        };
         if node.virtual_ || node.identity == *identity {
             self.process_deleted(graph, identity);
             return;
@@ -383,7 +487,13 @@ impl Collector {
         let matching: Vec<String> = node
             .dependents
             .iter()
-            .filter(|d| graph.nodes.get(*d).is_some_and(|d| d.owners.iter().any(|o| o.uid == identity.uid && identity.matches(o))))
+            .filter(|d| {
+                graph.nodes.get(*d).is_some_and(|d| {
+                    d.owners
+                        .iter()
+                        .any(|o| o.uid == identity.uid && identity.matches(o))
+                })
+            })
             .cloned()
             .collect();
         if !matching.is_empty() {
@@ -412,16 +522,22 @@ impl Collector {
 
     /// Deletes the item if none of its owners remains (returns whether it is done with it).
     async fn attempt_to_delete_item(&self, uid: &str) -> Result<bool, String> {
-        let Some(node) = self.graph.lock().expect("graph").nodes.get(uid).cloned() else { return Ok(true) };
+        let Some(node) = self.graph.lock().expect("graph").nodes.get(uid).cloned() else {
+            return Ok(true);
+        };
         if node.being_deleted && !node.deleting_dependents {
             return Ok(true);
         }
         let Some(latest) = self.get(&node.identity).await? else {
-            let _ = self.events.send(GraphEvent::VirtualDeleted { identity: node.identity.clone() });
+            let _ = self.events.send(GraphEvent::VirtualDeleted {
+                identity: node.identity.clone(),
+            });
             return Ok(true);
         };
         if latest.uid().as_deref() != Some(uid) {
-            let _ = self.events.send(GraphEvent::VirtualDeleted { identity: node.identity.clone() });
+            let _ = self.events.send(GraphEvent::VirtualDeleted {
+                identity: node.identity.clone(),
+            });
             return Ok(true);
         }
         if node.deleting_dependents {
@@ -449,17 +565,25 @@ impl Collector {
             }
             // Keep the live owners; drop references to gone owners, and to owners waiting
             // for their dependents (which would otherwise wait forever).
-            let uids: Vec<&str> = dangling.iter().chain(&waiting).map(|o| o.uid.as_str()).collect();
+            let uids: Vec<&str> = dangling
+                .iter()
+                .chain(&waiting)
+                .map(|o| o.uid.as_str())
+                .collect();
             self.remove_owner_references(&node.identity, &uids).await?;
         } else if !waiting.is_empty() && !node.dependents.is_empty() {
             let cycle = {
                 let graph = self.graph.lock().expect("graph");
-                node.dependents.iter().any(|d| graph.nodes.get(d).is_some_and(|d| d.deleting_dependents))
+                node.dependents
+                    .iter()
+                    .any(|d| graph.nodes.get(d).is_some_and(|d| d.deleting_dependents))
             };
             if cycle {
-                self.unblock_owner_references(&node.identity, &latest).await?;
+                self.unblock_owner_references(&node.identity, &latest)
+                    .await?;
             }
-            self.delete(&node.identity, &latest, PropagationPolicy::Foreground).await?;
+            self.delete(&node.identity, &latest, PropagationPolicy::Foreground)
+                .await?;
         } else {
             let finalizers = latest.finalizers();
             let policy = if finalizers.iter().any(|f| f == ORPHAN) {
@@ -476,7 +600,12 @@ impl Collector {
     }
 
     fn is_virtual(&self, uid: &str) -> bool {
-        self.graph.lock().expect("graph").nodes.get(uid).is_some_and(|n| n.virtual_)
+        self.graph
+            .lock()
+            .expect("graph")
+            .nodes
+            .get(uid)
+            .is_some_and(|n| n.virtual_)
     }
 
     /// An owner deleted in the foreground: once no dependent blocks it, its finalizer goes;
@@ -487,7 +616,11 @@ impl Collector {
             node.dependents
                 .iter()
                 .filter_map(|d| graph.nodes.get(d))
-                .filter(|d| d.owners.iter().any(|o| o.uid == node.identity.uid && o.block_owner_deletion == Some(true)))
+                .filter(|d| {
+                    d.owners
+                        .iter()
+                        .any(|o| o.uid == node.identity.uid && o.block_owner_deletion == Some(true))
+                })
                 .map(|d| (d.identity.uid.clone(), d.deleting_dependents))
                 .collect()
         };
@@ -522,23 +655,39 @@ impl Collector {
         let Some((owner, dependents)) = ({
             let graph = self.graph.lock().expect("graph");
             graph.nodes.get(uid).map(|owner| {
-                let dependents: Vec<Identity> = owner.dependents.iter().filter_map(|d| graph.nodes.get(d)).map(|d| d.identity.clone()).collect();
+                let dependents: Vec<Identity> = owner
+                    .dependents
+                    .iter()
+                    .filter_map(|d| graph.nodes.get(d))
+                    .map(|d| d.identity.clone())
+                    .collect();
                 (owner.identity.clone(), dependents)
             })
         }) else {
             return Ok(());
         };
         let owner_uid = [uid];
-        let results = futures::future::join_all(dependents.iter().map(|d| self.remove_owner_references(d, &owner_uid))).await;
+        let results = futures::future::join_all(
+            dependents
+                .iter()
+                .map(|d| self.remove_owner_references(d, &owner_uid)),
+        )
+        .await;
         let errors: Vec<String> = results.into_iter().filter_map(Result::err).collect();
         if !errors.is_empty() {
-            return Err(format!("failed to orphan dependents of owner {owner}, got errors: {}", errors.join(", ")));
+            return Err(format!(
+                "failed to orphan dependents of owner {owner}, got errors: {}",
+                errors.join(", ")
+            ));
         }
         self.remove_finalizer(&owner, ORPHAN).await
     }
 
     fn mapping(&self, api_version: &str, kind: &str) -> Result<Mapping, String> {
-        let group = api_version.parse::<GroupVersion>().map(|gv| gv.group).unwrap_or_default();
+        let group = api_version
+            .parse::<GroupVersion>()
+            .map(|gv| gv.group)
+            .unwrap_or_default();
         self.mappings
             .lock()
             .expect("mappings")
@@ -550,13 +699,18 @@ impl Collector {
     fn api(&self, identity: &Identity) -> Result<Api<DynamicObject>, String> {
         let mapping = self.mapping(&identity.api_version, &identity.kind)?;
         Ok(match (&identity.namespace, mapping.namespaced) {
-            (Some(namespace), true) => Api::namespaced_with(self.client.clone(), namespace, &mapping.resource),
+            (Some(namespace), true) => {
+                Api::namespaced_with(self.client.clone(), namespace, &mapping.resource)
+            }
             _ => Api::all_with(self.client.clone(), &mapping.resource),
         })
     }
 
     async fn get(&self, identity: &Identity) -> Result<Option<DynamicObject>, String> {
-        self.api(identity)?.get_opt(&identity.name).await.map_err(|e| api_message(&e))
+        self.api(identity)?
+            .get_opt(&identity.name)
+            .await
+            .map_err(|e| api_message(&e))
     }
 
     /// Whether an owner still stands, is gone, or is itself waiting for its dependents.
@@ -565,7 +719,8 @@ impl Collector {
         let namespaced_key = Identity::of_owner(owner, item.identity.namespace.clone());
         {
             let graph = self.graph.lock().expect("graph");
-            if graph.absent_set.contains(&cluster_key) || graph.absent_set.contains(&namespaced_key) {
+            if graph.absent_set.contains(&cluster_key) || graph.absent_set.contains(&namespaced_key)
+            {
                 return Ok(OwnerState::Dangling);
             }
         }
@@ -574,11 +729,20 @@ impl Collector {
             // A cluster-scoped object cannot be owned by a namespaced one.
             return Ok(OwnerState::Invalid);
         }
-        let key = if mapping.namespaced { namespaced_key } else { cluster_key };
+        let key = if mapping.namespaced {
+            namespaced_key
+        } else {
+            cluster_key
+        };
         match self.get(&key).await? {
             Some(live) if live.uid().as_deref() == Some(owner.uid.as_str()) => {
-                let waiting = live.metadata.deletion_timestamp.is_some() && live.finalizers().iter().any(|f| f == FOREGROUND);
-                Ok(if waiting { OwnerState::WaitingForDependentsDeletion } else { OwnerState::Solid })
+                let waiting = live.metadata.deletion_timestamp.is_some()
+                    && live.finalizers().iter().any(|f| f == FOREGROUND);
+                Ok(if waiting {
+                    OwnerState::WaitingForDependentsDeletion
+                } else {
+                    OwnerState::Solid
+                })
             }
             _ => {
                 self.graph.lock().expect("graph").add_absent(key);
@@ -587,16 +751,26 @@ impl Collector {
         }
     }
 
-    async fn delete(&self, identity: &Identity, latest: &DynamicObject, policy: PropagationPolicy) -> Result<(), String> {
+    async fn delete(
+        &self,
+        identity: &Identity,
+        latest: &DynamicObject,
+        policy: PropagationPolicy,
+    ) -> Result<(), String> {
         let params = DeleteParams {
             propagation_policy: Some(policy),
-            preconditions: Some(Preconditions { uid: Some(identity.uid.clone()), resource_version: latest.resource_version() }),
+            preconditions: Some(Preconditions {
+                uid: Some(identity.uid.clone()),
+                resource_version: latest.resource_version(),
+            }),
             ..DeleteParams::default()
         };
         match self.api(identity)?.delete(&identity.name, &params).await {
             Ok(_) => Ok(()),
             Err(kube::Error::Api(status)) if status.code == 404 => {
-                let _ = self.events.send(GraphEvent::VirtualDeleted { identity: identity.clone() });
+                let _ = self.events.send(GraphEvent::VirtualDeleted {
+                    identity: identity.clone(),
+                });
                 Ok(())
             }
             Err(error) => Err(api_message(&error)),
@@ -605,19 +779,41 @@ impl Collector {
 
     /// Strategic-merge deletes the owner references with `uids` (the object's UID guards
     /// against a namesake).
-    async fn remove_owner_references(&self, identity: &Identity, uids: &[&str]) -> Result<(), String> {
-        let references: Vec<_> = uids.iter().map(|uid| json!({"$patch": "delete", "uid": uid})).collect();
+    async fn remove_owner_references(
+        &self,
+        identity: &Identity,
+        uids: &[&str],
+    ) -> Result<(), String> {
+        let references: Vec<_> = uids
+            .iter()
+            .map(|uid| json!({"$patch": "delete", "uid": uid}))
+            .collect();
         let patch = json!({"metadata": {"ownerReferences": references, "uid": identity.uid}});
-        match self.api(identity)?.patch(&identity.name, &PatchParams::default(), &Patch::Strategic(patch)).await {
+        match self
+            .api(identity)?
+            .patch(
+                &identity.name,
+                &PatchParams::default(),
+                &Patch::Strategic(patch),
+            )
+            .await
+        {
             Ok(_) => Ok(()),
             Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
-            Err(error) => Err(format!("orphaning {identity} failed, {}", api_message(&error))),
+            Err(error) => Err(format!(
+                "orphaning {identity} failed, {}",
+                api_message(&error)
+            )),
         }
     }
 
     /// Makes the item's references non-blocking, so a foreground deletion of the item and of
     /// its owner cannot wait on each other.
-    async fn unblock_owner_references(&self, identity: &Identity, latest: &DynamicObject) -> Result<(), String> {
+    async fn unblock_owner_references(
+        &self,
+        identity: &Identity,
+        latest: &DynamicObject,
+    ) -> Result<(), String> {
         let references: Vec<_> = latest
             .owner_references()
             .iter()
@@ -628,23 +824,47 @@ impl Collector {
             return Ok(());
         }
         let patch = json!({"metadata": {"ownerReferences": references, "uid": identity.uid}});
-        self.api(identity)?.patch(&identity.name, &PatchParams::default(), &Patch::Strategic(patch)).await.map(|_| ()).map_err(|e| api_message(&e))
+        self.api(identity)?
+            .patch(
+                &identity.name,
+                &PatchParams::default(),
+                &Patch::Strategic(patch),
+            )
+            .await
+            .map(|_| ())
+            .map_err(|e| api_message(&e))
     }
 
     /// Removes one finalizer with read-modify-write, retrying conflicts.
     async fn remove_finalizer(&self, identity: &Identity, finalizer: &str) -> Result<(), String> {
         let api = self.api(identity)?;
         for _ in 0..5 {
-            let Some(mut object) = api.get_opt(&identity.name).await.map_err(|e| api_message(&e))? else { return Ok(()) };
-            if object.uid().as_deref() != Some(identity.uid.as_str()) || !object.finalizers().iter().any(|f| f == finalizer) {
+            let Some(mut object) = api
+                .get_opt(&identity.name)
+                .await
+                .map_err(|e| api_message(&e))?
+            else {
+                return Ok(());
+            };
+            if object.uid().as_deref() != Some(identity.uid.as_str())
+                || !object.finalizers().iter().any(|f| f == finalizer)
+            {
                 return Ok(());
             }
             object.finalizers_mut().retain(|f| f != finalizer);
-            match api.replace(&identity.name, &PostParams::default(), &object).await {
+            match api
+                .replace(&identity.name, &PostParams::default(), &object)
+                .await
+            {
                 Ok(_) => return Ok(()),
                 Err(kube::Error::Api(status)) if status.code == 409 => continue,
                 Err(kube::Error::Api(status)) if status.code == 404 => return Ok(()),
-                Err(error) => return Err(format!("cannot finalize owner {identity}: {}", api_message(&error))),
+                Err(error) => {
+                    return Err(format!(
+                        "cannot finalize owner {identity}: {}",
+                        api_message(&error)
+                    ))
+                }
             }
         }
         Err(format!("updateMaxRetries(5) has reached. The garbage collector will retry later for owner {identity}."))
@@ -668,19 +888,33 @@ fn remove_dependent_from_owners(graph: &mut Graph, uid: &str, owners: &[OwnerRef
 }
 
 /// Owner references added, removed, and changed (same UID, other fields), by UID.
-fn reference_diffs(old: &[OwnerReference], new: &[OwnerReference]) -> (Vec<OwnerReference>, Vec<OwnerReference>, Vec<(OwnerReference, OwnerReference)>) {
-    let old_by_uid: HashMap<&str, &OwnerReference> = old.iter().map(|r| (r.uid.as_str(), r)).collect();
+fn reference_diffs(
+    old: &[OwnerReference],
+    new: &[OwnerReference],
+) -> (
+    Vec<OwnerReference>,
+    Vec<OwnerReference>,
+    Vec<(OwnerReference, OwnerReference)>,
+) {
+    let old_by_uid: HashMap<&str, &OwnerReference> =
+        old.iter().map(|r| (r.uid.as_str(), r)).collect();
     let new_uids: HashSet<&str> = new.iter().map(|r| r.uid.as_str()).collect();
     let mut added = Vec::new();
     let mut changed = Vec::new();
     for reference in new {
         match old_by_uid.get(reference.uid.as_str()) {
             None => added.push(reference.clone()),
-            Some(previous) if *previous != reference => changed.push(((*previous).clone(), reference.clone())),
+            Some(previous) if *previous != reference => {
+                changed.push(((*previous).clone(), reference.clone()))
+            }
             Some(_) => {}
         }
     }
-    let removed = old.iter().filter(|r| !new_uids.contains(r.uid.as_str())).cloned().collect();
+    let removed = old
+        .iter()
+        .filter(|r| !new_uids.contains(r.uid.as_str()))
+        .cloned()
+        .collect();
     (added, removed, changed)
 }
 
@@ -706,14 +940,23 @@ fn observed(resource: &ApiResource, object: &DynamicObject) -> GraphEvent {
 /// Resources the collector can watch and delete (upstream's `GetDeletableResources`), at
 /// their preferred versions; events are never owners or owned.
 async fn deletable_resources(client: &Client) -> Result<Vec<Mapping>, String> {
-    let discovery = Discovery::new(client.clone()).run().await.map_err(|e| e.to_string())?;
+    let discovery = Discovery::new(client.clone())
+        .run()
+        .await
+        .map_err(|e| e.to_string())?;
     let mut resources = Vec::new();
     for group in discovery.groups() {
         for (resource, caps) in group.recommended_resources() {
-            let ignored = resource.plural == "events" && (resource.group.is_empty() || resource.group == "events.k8s.io");
-            let deletable = [verbs::LIST, verbs::WATCH, verbs::DELETE].iter().all(|v| caps.supports_operation(v));
+            let ignored = resource.plural == "events"
+                && (resource.group.is_empty() || resource.group == "events.k8s.io");
+            let deletable = [verbs::LIST, verbs::WATCH, verbs::DELETE]
+                .iter()
+                .all(|v| caps.supports_operation(v));
             if deletable && !ignored {
-                resources.push(Mapping { namespaced: caps.scope == Scope::Namespaced, resource });
+                resources.push(Mapping {
+                    namespaced: caps.scope == Scope::Namespaced,
+                    resource,
+                });
             }
         }
     }
@@ -737,9 +980,18 @@ mod tests {
 
     #[test]
     fn owner_reference_diffs_by_uid() {
-        let (added, removed, changed) = reference_diffs(&[reference("a", true), reference("b", true)], &[reference("b", false), reference("c", true)]);
-        assert_eq!(added.iter().map(|r| r.uid.as_str()).collect::<Vec<_>>(), ["c"]);
-        assert_eq!(removed.iter().map(|r| r.uid.as_str()).collect::<Vec<_>>(), ["a"]);
+        let (added, removed, changed) = reference_diffs(
+            &[reference("a", true), reference("b", true)],
+            &[reference("b", false), reference("c", true)],
+        );
+        assert_eq!(
+            added.iter().map(|r| r.uid.as_str()).collect::<Vec<_>>(),
+            ["c"]
+        );
+        assert_eq!(
+            removed.iter().map(|r| r.uid.as_str()).collect::<Vec<_>>(),
+            ["a"]
+        );
         assert_eq!(changed.len(), 1);
         assert_eq!(changed[0].1.block_owner_deletion, Some(false));
     }

@@ -39,33 +39,85 @@ pub struct Descriptor {
 
 /// Every controller this binary runs, all on by default.
 pub const CONTROLLERS: &[Descriptor] = &[
-    Descriptor { name: replicaset::NAME, aliases: &["replicaset"], start: replicaset::start },
-    Descriptor { name: deployment::NAME, aliases: &["deployment"], start: deployment::start },
-    Descriptor { name: garbagecollector::NAME, aliases: &["garbagecollector"], start: garbagecollector::start },
-    Descriptor { name: namespace::NAME, aliases: &["namespace"], start: namespace::start },
-    Descriptor { name: serviceaccount::NAME, aliases: &["serviceaccount"], start: serviceaccount::start },
-    Descriptor { name: rootcacertpublisher::NAME, aliases: &["root-ca-cert-publisher"], start: rootcacertpublisher::start },
-    Descriptor { name: endpoints::NAME, aliases: &["endpoint"], start: endpoints::start },
-    Descriptor { name: endpointslice::NAME, aliases: &["endpointslice"], start: endpointslice::start },
-    Descriptor { name: nodelifecycle::NAME, aliases: &["nodelifecycle"], start: nodelifecycle::start },
-    Descriptor { name: tainteviction::NAME, aliases: &["taint-eviction"], start: tainteviction::start },
+    Descriptor {
+        name: replicaset::NAME,
+        aliases: &["replicaset"],
+        start: replicaset::start,
+    },
+    Descriptor {
+        name: deployment::NAME,
+        aliases: &["deployment"],
+        start: deployment::start,
+    },
+    Descriptor {
+        name: garbagecollector::NAME,
+        aliases: &["garbagecollector"],
+        start: garbagecollector::start,
+    },
+    Descriptor {
+        name: namespace::NAME,
+        aliases: &["namespace"],
+        start: namespace::start,
+    },
+    Descriptor {
+        name: serviceaccount::NAME,
+        aliases: &["serviceaccount"],
+        start: serviceaccount::start,
+    },
+    Descriptor {
+        name: rootcacertpublisher::NAME,
+        aliases: &["root-ca-cert-publisher"],
+        start: rootcacertpublisher::start,
+    },
+    Descriptor {
+        name: endpoints::NAME,
+        aliases: &["endpoint"],
+        start: endpoints::start,
+    },
+    Descriptor {
+        name: endpointslice::NAME,
+        aliases: &["endpointslice"],
+        start: endpointslice::start,
+    },
+    Descriptor {
+        name: nodelifecycle::NAME,
+        aliases: &["nodelifecycle"],
+        start: nodelifecycle::start,
+    },
+    Descriptor {
+        name: tainteviction::NAME,
+        aliases: &["taint-eviction"],
+        start: tainteviction::start,
+    },
 ];
 
 /// The controllers `--controllers` selects, in start order, or the unknown name.
 pub fn selected(flags: &[String]) -> Result<Vec<&'static Descriptor>, String> {
-    let find = |name: &str| CONTROLLERS.iter().find(|c| c.name == name || c.aliases.contains(&name));
+    let find = |name: &str| {
+        CONTROLLERS
+            .iter()
+            .find(|c| c.name == name || c.aliases.contains(&name))
+    };
     for flag in flags {
         let name = flag.strip_prefix('-').unwrap_or(flag);
         if name != "*" && find(name).is_none() {
             let known: Vec<&str> = CONTROLLERS.iter().map(|c| c.name).collect();
-            return Err(format!("{name:?} is not in the list of known controllers: {}", known.join(", ")));
+            return Err(format!(
+                "{name:?} is not in the list of known controllers: {}",
+                known.join(", ")
+            ));
         }
     }
     Ok(CONTROLLERS
         .iter()
         .filter(|controller| {
-            let named = |flag: &String| flag == controller.name || controller.aliases.contains(&flag.as_str());
-            if flags.iter().any(|f| f.strip_prefix('-').is_some_and(|n| named(&n.to_string()))) {
+            let named = |flag: &String| {
+                flag == controller.name || controller.aliases.contains(&flag.as_str())
+            };
+            if flags
+                .iter()
+                .any(|f| f.strip_prefix('-').is_some_and(|n| named(&n.to_string())))
+            {
                 return false;
             }
             flags.iter().any(|f| f == "*" || named(f))
@@ -86,8 +138,16 @@ mod tests {
     fn star_enables_all_and_minus_disables() {
         assert_eq!(names(&["*"]).unwrap().len(), CONTROLLERS.len());
         let without_gc = names(&["*", "-garbage-collector-controller"]).unwrap();
-        assert!(!without_gc.contains(&"garbage-collector-controller") && without_gc.len() == CONTROLLERS.len() - 1);
-        assert_eq!(names(&["replicaset", "deployment-controller"]).unwrap(), ["replicaset-controller", "deployment-controller"]);
-        assert!(names(&["bogus"]).unwrap_err().contains("not in the list of known controllers"));
+        assert!(
+            !without_gc.contains(&"garbage-collector-controller")
+                && without_gc.len() == CONTROLLERS.len() - 1
+        );
+        assert_eq!(
+            names(&["replicaset", "deployment-controller"]).unwrap(),
+            ["replicaset-controller", "deployment-controller"]
+        );
+        assert!(names(&["bogus"])
+            .unwrap_err()
+            .contains("not in the list of known controllers"));
     }
 }

@@ -46,9 +46,17 @@ const LARGE_CLUSTER_SIZE: usize = 50;
 const CONDITION_TAINTS: &[(&str, &str, &str)] = &[
     ("Ready", "False", NOT_READY),
     ("Ready", "Unknown", UNREACHABLE),
-    ("MemoryPressure", "True", "node.kubernetes.io/memory-pressure"),
+    (
+        "MemoryPressure",
+        "True",
+        "node.kubernetes.io/memory-pressure",
+    ),
     ("DiskPressure", "True", "node.kubernetes.io/disk-pressure"),
-    ("NetworkUnavailable", "True", "node.kubernetes.io/network-unavailable"),
+    (
+        "NetworkUnavailable",
+        "True",
+        "node.kubernetes.io/network-unavailable",
+    ),
     ("PIDPressure", "True", "node.kubernetes.io/pid-pressure"),
 ];
 
@@ -97,7 +105,9 @@ pub fn start(ctx: &ControllerContext) {
     tokio::spawn(watch_nodes(queue.clone(), nodes.subscribe()));
     let store = context.nodes.clone();
     let caches = vec![nodes.synced(), pods.synced(), leases.synced()];
-    tokio::spawn(runtime::run(queue, triggers, store, caches, 1, context, reconcile));
+    tokio::spawn(runtime::run(
+        queue, triggers, store, caches, 1, context, reconcile,
+    ));
 }
 
 async fn watch_nodes(queue: Queue<Node>, mut changes: UnboundedReceiver<Change<Node>>) {
@@ -109,7 +119,12 @@ async fn watch_nodes(queue: Queue<Node>, mut changes: UnboundedReceiver<Change<N
 }
 
 fn condition<'a>(node: &'a Node, type_: &str) -> Option<&'a NodeCondition> {
-    node.status.as_ref()?.conditions.as_ref()?.iter().find(|c| c.type_ == type_)
+    node.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == type_)
 }
 
 fn now_time() -> Time {
@@ -121,14 +136,27 @@ async fn reconcile(cached: Arc<Node>, ctx: Arc<Context>) -> Result<Action> {
     let mut node = (*cached).clone();
     let name = node.name_any();
     let (observed, current) = ctx.update_health(&mut node).await?;
-    ctx.observed_ready.lock().expect("observed").insert(name.clone(), observed.status.clone());
+    ctx.observed_ready
+        .lock()
+        .expect("observed")
+        .insert(name.clone(), observed.status.clone());
     ctx.no_schedule_taints(&mut node).await?;
     if let Some(current) = current {
         ctx.no_execute_taints(&mut node, &observed.status).await?;
         if current.status != "True" && observed.status == "True" {
             tracing::info!(node = name, "node is not ready; marking its pods not ready");
-            let reference = ObjectReference { kind: Some("Node".into()), name: Some(name.clone()), uid: Some(name.clone()), ..ObjectReference::default() };
-            ctx.recorder.event_on(reference, EventType::Normal, "NodeNotReady", format!("Node {name} status is now: NodeNotReady"));
+            let reference = ObjectReference {
+                kind: Some("Node".into()),
+                name: Some(name.clone()),
+                uid: Some(name.clone()),
+                ..ObjectReference::default()
+            };
+            ctx.recorder.event_on(
+                reference,
+                EventType::Normal,
+                "NodeNotReady",
+                format!("Node {name} status is now: NodeNotReady"),
+            );
             ctx.mark_pods_not_ready(&name).await?;
         }
     }
@@ -139,7 +167,10 @@ impl Context {
     /// Upstream's `tryUpdateNodeHealth`: refreshes when the node was last heard from (a
     /// changed heartbeat or a renewed Lease) and, past the grace period, sets its conditions
     /// to Unknown. Returns the Ready condition as observed and as it is now.
-    async fn update_health(&self, node: &mut Node) -> Result<(NodeCondition, Option<NodeCondition>)> {
+    async fn update_health(
+        &self,
+        node: &mut Node,
+    ) -> Result<(NodeCondition, Option<NodeCondition>)> {
         let name = node.name_any();
         let created = node.metadata.creation_timestamp.clone();
         let current = condition(node, "Ready").cloned();
@@ -156,24 +187,35 @@ impl Context {
                 self.startup_grace_period,
             ),
         };
-        let lease = self.leases.get(&ObjectRef::new(&name).within(LEASE_NAMESPACE));
-        let renewed = lease.as_ref().and_then(|l| l.spec.as_ref()).and_then(|s| s.renew_time.clone());
+        let lease = self
+            .leases
+            .get(&ObjectRef::new(&name).within(LEASE_NAMESPACE));
+        let renewed = lease
+            .as_ref()
+            .and_then(|l| l.spec.as_ref())
+            .and_then(|s| s.renew_time.clone());
         let health = {
             let mut all = self.health.lock().expect("health");
             let now = Instant::now();
             let entry = all.entry(name.clone()).or_insert_with(|| Health {
                 probed: now,
                 heartbeat: current.as_ref().and_then(|c| c.last_heartbeat_time.clone()),
-                transition: current.as_ref().and_then(|c| c.last_transition_time.clone()),
+                transition: current
+                    .as_ref()
+                    .and_then(|c| c.last_transition_time.clone()),
                 lease_renewed: None,
             });
             let heartbeat = current.as_ref().and_then(|c| c.last_heartbeat_time.clone());
             if heartbeat != entry.heartbeat {
                 entry.probed = now;
                 entry.heartbeat = heartbeat;
-                entry.transition = current.as_ref().and_then(|c| c.last_transition_time.clone());
+                entry.transition = current
+                    .as_ref()
+                    .and_then(|c| c.last_transition_time.clone());
             }
-            if renewed.is_some() && renewed.as_ref().map(|r| r.0) > entry.lease_renewed.as_ref().map(|r| r.0) {
+            if renewed.is_some()
+                && renewed.as_ref().map(|r| r.0) > entry.lease_renewed.as_ref().map(|r| r.0)
+            {
                 entry.lease_renewed = renewed;
                 entry.probed = now;
             }
@@ -183,7 +225,11 @@ impl Context {
             return Ok((observed, current));
         }
         let now = now_time();
-        let conditions = node.status.get_or_insert_with(Default::default).conditions.get_or_insert_with(Vec::new);
+        let conditions = node
+            .status
+            .get_or_insert_with(Default::default)
+            .conditions
+            .get_or_insert_with(Vec::new);
         for type_ in ["Ready", "MemoryPressure", "DiskPressure", "PIDPressure"] {
             match conditions.iter_mut().find(|c| c.type_ == type_) {
                 None => conditions.push(NodeCondition {
@@ -207,7 +253,9 @@ impl Context {
         if updated.as_ref() != Some(&observed) {
             tracing::info!(node = name, since = ?health.probed.elapsed(), "node stopped posting status; marking it Unknown");
             let api: Api<Node> = Api::all(self.client.clone());
-            *node = api.replace_status(&name, &PostParams::default(), node).await?;
+            *node = api
+                .replace_status(&name, &PostParams::default(), node)
+                .await?;
         }
         Ok((observed, updated))
     }
@@ -216,36 +264,75 @@ impl Context {
     async fn no_schedule_taints(&self, node: &mut Node) -> Result<()> {
         let mut wanted: Vec<String> = CONDITION_TAINTS
             .iter()
-            .filter(|(type_, status, _)| condition(node, type_).is_some_and(|c| c.status == *status))
+            .filter(|(type_, status, _)| {
+                condition(node, type_).is_some_and(|c| c.status == *status)
+            })
             .map(|(_, _, key)| key.to_string())
             .collect();
         if node.spec.as_ref().and_then(|s| s.unschedulable) == Some(true) {
             wanted.push(UNSCHEDULABLE.into());
         }
-        let managed = |t: &Taint| t.effect == "NoSchedule" && (t.key == UNSCHEDULABLE || CONDITION_TAINTS.iter().any(|(_, _, k)| *k == t.key));
-        let taints = node.spec.as_ref().and_then(|s| s.taints.clone()).unwrap_or_default();
+        let managed = |t: &Taint| {
+            t.effect == "NoSchedule"
+                && (t.key == UNSCHEDULABLE || CONDITION_TAINTS.iter().any(|(_, _, k)| *k == t.key))
+        };
+        let taints = node
+            .spec
+            .as_ref()
+            .and_then(|s| s.taints.clone())
+            .unwrap_or_default();
         let present: Vec<&Taint> = taints.iter().filter(|t| managed(t)).collect();
         let add: Vec<Taint> = wanted
             .iter()
             .filter(|key| !present.iter().any(|t| t.key == **key))
-            .map(|key| Taint { key: key.clone(), effect: "NoSchedule".into(), ..Taint::default() })
+            .map(|key| Taint {
+                key: key.clone(),
+                effect: "NoSchedule".into(),
+                ..Taint::default()
+            })
             .collect();
-        let remove: Vec<Taint> = present.iter().filter(|t| !wanted.contains(&t.key)).map(|t| (*t).clone()).collect();
+        let remove: Vec<Taint> = present
+            .iter()
+            .filter(|t| !wanted.contains(&t.key))
+            .map(|t| (*t).clone())
+            .collect();
         self.swap_taints(node, add, remove).await
     }
 
     /// NoExecute taints follow the Ready status, unless the node's whole zone is down.
     async fn no_execute_taints(&self, node: &mut Node, ready: &str) -> Result<()> {
-        let taint = |key: &str| Taint { key: key.into(), effect: "NoExecute".into(), time_added: Some(now_time()), ..Taint::default() };
-        let has = |node: &Node, key: &str| node.spec.as_ref().and_then(|s| s.taints.as_ref()).is_some_and(|t| t.iter().any(|t| t.key == key && t.effect == "NoExecute"));
+        let taint = |key: &str| Taint {
+            key: key.into(),
+            effect: "NoExecute".into(),
+            time_added: Some(now_time()),
+            ..Taint::default()
+        };
+        let has = |node: &Node, key: &str| {
+            node.spec
+                .as_ref()
+                .and_then(|s| s.taints.as_ref())
+                .is_some_and(|t| t.iter().any(|t| t.key == key && t.effect == "NoExecute"))
+        };
         let (add, remove) = match ready {
             "True" => (None, vec![UNREACHABLE, NOT_READY]),
             _ if !self.may_evict(node) => (None, vec![UNREACHABLE, NOT_READY]),
             "False" => (Some(NOT_READY), vec![UNREACHABLE]),
             _ => (Some(UNREACHABLE), vec![NOT_READY]),
         };
-        let add: Vec<Taint> = add.filter(|key| !has(node, key)).map(taint).into_iter().collect();
-        let remove: Vec<Taint> = remove.into_iter().filter(|key| has(node, key)).map(|key| Taint { key: key.into(), effect: "NoExecute".into(), ..Taint::default() }).collect();
+        let add: Vec<Taint> = add
+            .filter(|key| !has(node, key))
+            .map(taint)
+            .into_iter()
+            .collect();
+        let remove: Vec<Taint> = remove
+            .into_iter()
+            .filter(|key| has(node, key))
+            .map(|key| Taint {
+                key: key.into(),
+                effect: "NoExecute".into(),
+                ..Taint::default()
+            })
+            .collect();
         self.swap_taints(node, add, remove).await
     }
 
@@ -258,37 +345,62 @@ impl Context {
         let mut zones: HashMap<String, (usize, usize)> = HashMap::new();
         for member in self.nodes.state() {
             let counts = zones.entry(zone_of(&member)).or_default();
-            if observed.get(&member.name_any()).is_some_and(|s| s == "True") {
+            if observed
+                .get(&member.name_any())
+                .is_some_and(|s| s == "True")
+            {
                 counts.0 += 1;
             } else {
                 counts.1 += 1;
             }
         }
-        if !zones.is_empty() && zones.values().all(|(ready, not_ready)| *ready == 0 && *not_ready > 0) {
+        if !zones.is_empty()
+            && zones
+                .values()
+                .all(|(ready, not_ready)| *ready == 0 && *not_ready > 0)
+        {
             return false;
         }
         let (ready, not_ready) = zones.get(&zone_of(node)).copied().unwrap_or_default();
-        let partial = ready > 0 && not_ready > 2 && not_ready as f64 / (ready + not_ready) as f64 >= UNHEALTHY_ZONE_THRESHOLD;
+        let partial = ready > 0
+            && not_ready > 2
+            && not_ready as f64 / (ready + not_ready) as f64 >= UNHEALTHY_ZONE_THRESHOLD;
         !(partial && ready + not_ready <= LARGE_CLUSTER_SIZE)
     }
 
     /// Adds and removes taints (matched by key and effect) in one update.
-    async fn swap_taints(&self, node: &mut Node, add: Vec<Taint>, remove: Vec<Taint>) -> Result<()> {
+    async fn swap_taints(
+        &self,
+        node: &mut Node,
+        add: Vec<Taint>,
+        remove: Vec<Taint>,
+    ) -> Result<()> {
         if add.is_empty() && remove.is_empty() {
             return Ok(());
         }
         let api: Api<Node> = Api::all(self.client.clone());
         let spec = node.spec.get_or_insert_with(Default::default);
         let taints = spec.taints.get_or_insert_with(Vec::new);
-        taints.retain(|t| !remove.iter().any(|r| r.key == t.key && r.effect == t.effect));
+        taints.retain(|t| {
+            !remove
+                .iter()
+                .any(|r| r.key == t.key && r.effect == t.effect)
+        });
         for taint in &add {
-            tracing::info!(node = node.metadata.name.as_deref().unwrap_or(""), taint = taint.key, effect = taint.effect, "tainting node");
+            tracing::info!(
+                node = node.metadata.name.as_deref().unwrap_or(""),
+                taint = taint.key,
+                effect = taint.effect,
+                "tainting node"
+            );
         }
         taints.extend(add);
         if taints.is_empty() {
             spec.taints = None;
         }
-        *node = api.replace(&node.name_any(), &PostParams::default(), node).await?;
+        *node = api
+            .replace(&node.name_any(), &PostParams::default(), node)
+            .await?;
         Ok(())
     }
 
@@ -301,7 +413,12 @@ impl Context {
                 continue;
             }
             let mut updated = (*pod).clone();
-            let Some(ready) = updated.status.as_mut().and_then(|s| s.conditions.as_mut()).and_then(|c| c.iter_mut().find(|c| c.type_ == "Ready")) else {
+            let Some(ready) = updated
+                .status
+                .as_mut()
+                .and_then(|s| s.conditions.as_mut())
+                .and_then(|c| c.iter_mut().find(|c| c.type_ == "Ready"))
+            else {
                 continue;
             };
             if ready.status == "False" {
@@ -309,11 +426,24 @@ impl Context {
             }
             ready.status = "False".into();
             ready.last_transition_time = Some(now.clone());
-            let api: Api<Pod> = Api::namespaced(self.client.clone(), &pod.namespace().unwrap_or_default());
-            if let Err(error) = api.replace_status(&pod.name_any(), &PostParams::default(), &updated).await {
-                tracing::warn!(pod = pod.name_any(), error = api_message(&error), "could not mark pod not ready");
+            let api: Api<Pod> =
+                Api::namespaced(self.client.clone(), &pod.namespace().unwrap_or_default());
+            if let Err(error) = api
+                .replace_status(&pod.name_any(), &PostParams::default(), &updated)
+                .await
+            {
+                tracing::warn!(
+                    pod = pod.name_any(),
+                    error = api_message(&error),
+                    "could not mark pod not ready"
+                );
             }
-            self.recorder.event(&*pod, EventType::Warning, "NodeNotReady", "Node is not ready".into());
+            self.recorder.event(
+                &*pod,
+                EventType::Warning,
+                "NodeNotReady",
+                "Node is not ready".into(),
+            );
         }
         Ok(())
     }

@@ -25,8 +25,8 @@ use kube::{Api, Client, ResourceExt};
 
 use super::ControllerContext;
 use crate::controller_utils::{
-    claim, controller_of, controller_ref, is_pod_active, is_pod_available, is_pod_ready, key_of, matches, phase,
-    ready_condition, selector,
+    claim, controller_of, controller_ref, is_pod_active, is_pod_available, is_pod_ready, key_of,
+    matches, phase, ready_condition, selector,
 };
 use crate::events::{EventType, Recorder};
 use crate::informers::Change;
@@ -64,12 +64,17 @@ pub fn start(ctx: &ControllerContext) {
         recorder: ctx.events.recorder(NAME),
         queue: queue.clone(),
     });
-    tokio::spawn(watch_replica_sets(context.clone(), replica_sets.subscribe()));
+    tokio::spawn(watch_replica_sets(
+        context.clone(),
+        replica_sets.subscribe(),
+    ));
     tokio::spawn(watch_pods(context.clone(), pods.subscribe()));
     let store = context.replica_sets.clone();
     let workers = ctx.options.concurrent_replicaset_syncs;
     let caches = vec![replica_sets.synced(), pods.synced()];
-    tokio::spawn(runtime::run(queue, triggers, store, caches, workers, context, reconcile));
+    tokio::spawn(runtime::run(
+        queue, triggers, store, caches, workers, context, reconcile,
+    ));
 }
 
 async fn watch_replica_sets(ctx: Arc<Context>, mut changes: UnboundedReceiver<Change<ReplicaSet>>) {
@@ -85,7 +90,10 @@ async fn watch_pods(ctx: Arc<Context>, mut changes: UnboundedReceiver<Change<Pod
     while let Some(change) = changes.next().await {
         match change {
             Change::Applied { old: None, new } => pod_added(&ctx, &new),
-            Change::Applied { old: Some(old), new } => pod_updated(&ctx, &old, &new),
+            Change::Applied {
+                old: Some(old),
+                new,
+            } => pod_updated(&ctx, &old, &new),
             Change::Deleted(gone) => pod_deleted(&ctx, &gone),
         }
     }
@@ -135,10 +143,17 @@ fn pod_updated(ctx: &Context, old: &Pod, new: &Pod) {
     if let Some(reference) = new_ref {
         if let Some(rs) = ctx.resolve(new, reference) {
             ctx.queue.add_object(&rs);
-            let min_ready = rs.spec.as_ref().and_then(|s| s.min_ready_seconds).unwrap_or(0);
+            let min_ready = rs
+                .spec
+                .as_ref()
+                .and_then(|s| s.min_ready_seconds)
+                .unwrap_or(0);
             if min_ready > 0 && !is_pod_ready(old) && is_pod_ready(new) {
                 // It becomes available minReadySeconds from now: look again then.
-                ctx.queue.add_after(ObjectRef::from_obj(&*rs), Duration::from_secs(min_ready as u64 + 1));
+                ctx.queue.add_after(
+                    ObjectRef::from_obj(&*rs),
+                    Duration::from_secs(min_ready as u64 + 1),
+                );
             }
         }
         return;
@@ -152,7 +167,8 @@ fn pod_updated(ctx: &Context, old: &Pod, new: &Pod) {
 
 fn pod_deleted(ctx: &Context, pod: &Pod) {
     if let Some(rs) = controller_of(&pod.metadata).and_then(|r| ctx.resolve(pod, r)) {
-        ctx.expectations.deletion_observed(&key_of(&*rs), &key_of(pod));
+        ctx.expectations
+            .deletion_observed(&key_of(&*rs), &key_of(pod));
         ctx.queue.add_object(&rs);
     }
 }
@@ -164,7 +180,9 @@ impl Context {
             return None;
         }
         let key = ObjectRef::new(&reference.name).within(&pod.namespace().unwrap_or_default());
-        self.replica_sets.get(&key).filter(|rs| rs.uid().as_deref() == Some(reference.uid.as_str()))
+        self.replica_sets
+            .get(&key)
+            .filter(|rs| rs.uid().as_deref() == Some(reference.uid.as_str()))
     }
 
     /// ReplicaSets in the pod's namespace whose (non-empty) selector matches it.
@@ -176,8 +194,16 @@ impl Context {
             .filter(|rs| rs.namespace() == namespace)
             .filter(|rs| {
                 let Some(spec) = &rs.spec else { return false };
-                let empty = spec.selector.match_labels.as_ref().is_none_or(|l| l.is_empty())
-                    && spec.selector.match_expressions.as_ref().is_none_or(|e| e.is_empty());
+                let empty = spec
+                    .selector
+                    .match_labels
+                    .as_ref()
+                    .is_none_or(|l| l.is_empty())
+                    && spec
+                        .selector
+                        .match_expressions
+                        .as_ref()
+                        .is_none_or(|e| e.is_empty());
                 !empty && selector(&spec.selector).is_ok_and(|s| matches(&s, &pod.metadata))
             })
             .collect()
@@ -208,7 +234,11 @@ async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Context>) -> Result<Action> {
     if !errors.is_empty() {
         return Err(errors.swap_remove(0));
     }
-    let manage_error = if needs_sync { manage_replicas(&ctx, &rs, &pods, &pod_api).await.err() } else { None };
+    let manage_error = if needs_sync {
+        manage_replicas(&ctx, &rs, &pods, &pod_api).await.err()
+    } else {
+        None
+    };
     let status = calculate_status(&rs, &pods, manage_error.as_ref());
     let updated = update_status(&rs_api, &rs, status).await?;
     if let Some(error) = manage_error {
@@ -217,16 +247,29 @@ async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Context>) -> Result<Action> {
     let replicas = spec.replicas.unwrap_or(1);
     let min_ready = spec.min_ready_seconds.unwrap_or(0);
     let status = updated.status.unwrap_or_default();
-    if min_ready > 0 && status.ready_replicas.unwrap_or(0) == replicas && status.available_replicas.unwrap_or(0) != replicas {
+    if min_ready > 0
+        && status.ready_replicas.unwrap_or(0) == replicas
+        && status.available_replicas.unwrap_or(0) != replicas
+    {
         return Ok(Action::requeue(Duration::from_secs(min_ready as u64)));
     }
     Ok(Action::await_change())
 }
 
 /// Creates or deletes pods towards `spec.replicas`.
-async fn manage_replicas(ctx: &Context, rs: &Arc<ReplicaSet>, pods: &[Arc<Pod>], pod_api: &Api<Pod>) -> Result<()> {
+async fn manage_replicas(
+    ctx: &Context,
+    rs: &Arc<ReplicaSet>,
+    pods: &[Arc<Pod>],
+    pod_api: &Api<Pod>,
+) -> Result<()> {
     let key = key_of(&**rs);
-    let wanted = rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1).max(0) as usize;
+    let wanted = rs
+        .spec
+        .as_ref()
+        .and_then(|s| s.replicas)
+        .unwrap_or(1)
+        .max(0) as usize;
     match pods.len().cmp(&wanted) {
         Ordering::Equal => Ok(()),
         Ordering::Less => {
@@ -235,7 +278,8 @@ async fn manage_replicas(ctx: &Context, rs: &Arc<ReplicaSet>, pods: &[Arc<Pod>],
             // before the request does.
             ctx.expectations.expect_creations(&key, count);
             let template = pod_from_template(rs);
-            let (created, error) = slow_start_batch(count, || create_pod(ctx, rs, pod_api, &template)).await;
+            let (created, error) =
+                slow_start_batch(count, || create_pod(ctx, rs, pod_api, &template)).await;
             // Pods never created will never be observed.
             for _ in created..count {
                 ctx.expectations.creation_observed(&key);
@@ -246,13 +290,19 @@ async fn manage_replicas(ctx: &Context, rs: &Arc<ReplicaSet>, pods: &[Arc<Pod>],
             let count = (pods.len() - wanted).min(BURST_REPLICAS);
             let related = ctx.indirectly_related_pods(rs);
             let doomed = pods_to_delete(pods.to_vec(), &related, count);
-            ctx.expectations.expect_deletions(&key, doomed.iter().map(|p| key_of(&**p)).collect());
+            ctx.expectations
+                .expect_deletions(&key, doomed.iter().map(|p| key_of(&**p)).collect());
             let key = &key;
             let deletions = doomed.iter().map(|pod| async move {
                 let name = pod.name_any();
                 match pod_api.delete(&name, &DeleteParams::default()).await {
                     Ok(_) => {
-                        ctx.recorder.event(&**rs, EventType::Normal, "SuccessfulDelete", format!("Deleted pod: {name}"));
+                        ctx.recorder.event(
+                            &**rs,
+                            EventType::Normal,
+                            "SuccessfulDelete",
+                            format!("Deleted pod: {name}"),
+                        );
                         Ok(())
                     }
                     Err(error) => {
@@ -262,12 +312,21 @@ async fn manage_replicas(ctx: &Context, rs: &Arc<ReplicaSet>, pods: &[Arc<Pod>],
                             return Ok(());
                         }
                         let message = api_message(&error);
-                        ctx.recorder.event(&**rs, EventType::Warning, "FailedDelete", format!("Error deleting: {message}"));
+                        ctx.recorder.event(
+                            &**rs,
+                            EventType::Warning,
+                            "FailedDelete",
+                            format!("Error deleting: {message}"),
+                        );
                         Err(Error::from(error))
                     }
                 }
             });
-            futures::future::join_all(deletions).await.into_iter().find_map(|r| r.err()).map_or(Ok(()), Err)
+            futures::future::join_all(deletions)
+                .await
+                .into_iter()
+                .find_map(|r| r.err())
+                .map_or(Ok(()), Err)
         }
     }
 }
@@ -276,13 +335,23 @@ async fn manage_replicas(ctx: &Context, rs: &Arc<ReplicaSet>, pods: &[Arc<Pod>],
 async fn create_pod(ctx: &Context, rs: &ReplicaSet, api: &Api<Pod>, template: &Pod) -> Result<()> {
     match api.create(&PostParams::default(), template).await {
         Ok(pod) => {
-            ctx.recorder.event(rs, EventType::Normal, "SuccessfulCreate", format!("Created pod: {}", pod.name_any()));
+            ctx.recorder.event(
+                rs,
+                EventType::Normal,
+                "SuccessfulCreate",
+                format!("Created pod: {}", pod.name_any()),
+            );
             Ok(())
         }
         // The namespace is going away: not creating is the right outcome.
         Err(error) if has_cause(&error, "NamespaceTerminating") => Ok(()),
         Err(error) => {
-            ctx.recorder.event(rs, EventType::Warning, "FailedCreate", format!("Error creating: {}", api_message(&error)));
+            ctx.recorder.event(
+                rs,
+                EventType::Warning,
+                "FailedCreate",
+                format!("Error creating: {}", api_message(&error)),
+            );
             Err(error.into())
         }
     }
@@ -320,7 +389,11 @@ where
 /// The pod a ReplicaSet creates: the template's metadata and spec, named after the ReplicaSet
 /// and controlled by it.
 fn pod_from_template(rs: &ReplicaSet) -> Pod {
-    let template = rs.spec.as_ref().and_then(|s| s.template.clone()).unwrap_or_default();
+    let template = rs
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.clone())
+        .unwrap_or_default();
     let meta = template.metadata.unwrap_or_default();
     Pod {
         metadata: ObjectMeta {
@@ -343,20 +416,32 @@ impl Context {
     fn indirectly_related_pods(&self, rs: &ReplicaSet) -> Vec<Arc<Pod>> {
         let namespace = rs.namespace();
         let related: Vec<Arc<ReplicaSet>> = match controller_of(&rs.metadata) {
-            None => self.replica_sets.get(&ObjectRef::from_obj(rs)).into_iter().collect(),
+            None => self
+                .replica_sets
+                .get(&ObjectRef::from_obj(rs))
+                .into_iter()
+                .collect(),
             Some(owner) => self
                 .replica_sets
                 .state()
                 .into_iter()
-                .filter(|other| other.namespace() == namespace && controller_of(&other.metadata).is_some_and(|o| o.uid == owner.uid))
+                .filter(|other| {
+                    other.namespace() == namespace
+                        && controller_of(&other.metadata).is_some_and(|o| o.uid == owner.uid)
+                })
                 .collect(),
         };
         let mut seen = HashSet::new();
         let mut pods = Vec::new();
         for other in related {
-            let Some(Ok(selector)) = other.spec.as_ref().map(|s| selector(&s.selector)) else { continue };
+            let Some(Ok(selector)) = other.spec.as_ref().map(|s| selector(&s.selector)) else {
+                continue;
+            };
             for pod in self.pods.state() {
-                if pod.namespace() == namespace && matches(&selector, &pod.metadata) && seen.insert(pod.uid()) {
+                if pod.namespace() == namespace
+                    && matches(&selector, &pod.metadata)
+                    && seen.insert(pod.uid())
+                {
                     pods.push(pod);
                 }
             }
@@ -381,7 +466,12 @@ fn pods_to_delete(pods: Vec<Arc<Pod>>, related: &[Arc<Pod>], count: usize) -> Ve
                 DeletionRank::new(pod, rank)
             })
             .collect();
-        merge_sort(ranked, &|a: &DeletionRank, b: &DeletionRank| a.compare(b, now)).into_iter().map(|r| r.pod).collect()
+        merge_sort(ranked, &|a: &DeletionRank, b: &DeletionRank| {
+            a.compare(b, now)
+        })
+        .into_iter()
+        .map(|r| r.pod)
+        .collect()
     } else {
         pods
     };
@@ -390,7 +480,10 @@ fn pods_to_delete(pods: Vec<Arc<Pod>>, related: &[Arc<Pod>], count: usize) -> Ve
 }
 
 fn node_name(pod: &Pod) -> &str {
-    pod.spec.as_ref().and_then(|s| s.node_name.as_deref()).unwrap_or("")
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.node_name.as_deref())
+        .unwrap_or("")
 }
 
 /// What upstream's deletion order looks at in a pod.
@@ -423,8 +516,12 @@ impl DeletionRank {
             .filter(|c| c.restart_policy.as_deref() == Some("Always"))
             .map(|c| c.name.as_str())
             .collect();
-        let max_restarts = |statuses: Option<&Vec<ContainerStatus>>, only: Option<&HashSet<&str>>| {
-            let counts = statuses.iter().flat_map(|s| s.iter()).filter(|c| only.is_none_or(|names| names.contains(c.name.as_str())));
+        let max_restarts = |statuses: Option<&Vec<ContainerStatus>>,
+                            only: Option<&HashSet<&str>>| {
+            let counts = statuses
+                .iter()
+                .flat_map(|s| s.iter())
+                .filter(|c| only.is_none_or(|names| names.contains(c.name.as_str())));
             counts.map(|c| c.restart_count).max().unwrap_or(0)
         };
         DeletionRank {
@@ -435,12 +532,25 @@ impl DeletionRank {
                 _ => 0,
             },
             ready,
-            cost: pod.annotations().get(POD_DELETION_COST).and_then(|c| c.parse::<i32>().ok()).unwrap_or(0),
+            cost: pod
+                .annotations()
+                .get(POD_DELETION_COST)
+                .and_then(|c| c.parse::<i32>().ok())
+                .unwrap_or(0),
             rank,
-            ready_since: if ready { ready_condition(pod).and_then(|c| c.last_transition_time.as_ref()).map(|t| t.0) } else { None },
+            ready_since: if ready {
+                ready_condition(pod)
+                    .and_then(|c| c.last_transition_time.as_ref())
+                    .map(|t| t.0)
+            } else {
+                None
+            },
             restarts: (
                 max_restarts(status.and_then(|s| s.container_statuses.as_ref()), None),
-                max_restarts(status.and_then(|s| s.init_container_statuses.as_ref()), Some(&sidecars)),
+                max_restarts(
+                    status.and_then(|s| s.init_container_statuses.as_ref()),
+                    Some(&sidecars),
+                ),
             ),
             created: pod.metadata.creation_timestamp.as_ref().map(|t| t.0),
             uid: pod.uid().unwrap_or_default(),
@@ -466,7 +576,12 @@ impl DeletionRank {
         if self.assigned != other.assigned {
             return self.assigned.cmp(&other.assigned);
         }
-        let first = self.phase.cmp(&other.phase).then(self.ready.cmp(&other.ready)).then(self.cost.cmp(&other.cost)).then(other.rank.cmp(&self.rank));
+        let first = self
+            .phase
+            .cmp(&other.phase)
+            .then(self.ready.cmp(&other.ready))
+            .then(self.cost.cmp(&other.cost))
+            .then(other.rank.cmp(&self.rank));
         if first != Ordering::Equal {
             return first;
         }
@@ -484,13 +599,31 @@ impl DeletionRank {
 
     /// Of two different times, a zero one first, then the newer on a log2 scale of their
     /// age, the same bucket ordered by UID.
-    fn newer_first(&self, mine: Option<Timestamp>, theirs: Option<Timestamp>, other: &DeletionRank, now: Timestamp) -> Ordering {
-        let (Some(mine), Some(theirs)) = (mine, theirs) else { return if mine.is_none() { Ordering::Less } else { Ordering::Greater } };
+    fn newer_first(
+        &self,
+        mine: Option<Timestamp>,
+        theirs: Option<Timestamp>,
+        other: &DeletionRank,
+        now: Timestamp,
+    ) -> Ordering {
+        let (Some(mine), Some(theirs)) = (mine, theirs) else {
+            return if mine.is_none() {
+                Ordering::Less
+            } else {
+                Ordering::Greater
+            };
+        };
         let bucket = |t: Timestamp| {
             let nanos = now.duration_since(t).as_nanos();
-            if nanos > 0 { (nanos as f64).log2() as i64 } else { -1 }
+            if nanos > 0 {
+                (nanos as f64).log2() as i64
+            } else {
+                -1
+            }
         };
-        bucket(mine).cmp(&bucket(theirs)).then_with(|| self.uid.cmp(&other.uid))
+        bucket(mine)
+            .cmp(&bucket(theirs))
+            .then_with(|| self.uid.cmp(&other.uid))
     }
 }
 
@@ -507,7 +640,11 @@ fn merge_sort<T>(mut items: Vec<T>, compare: &dyn Fn(&T, &T) -> Ordering) -> Vec
     let mut merged = Vec::with_capacity(left.len() + right.len());
     let (mut left, mut right) = (left.into_iter().peekable(), right.into_iter().peekable());
     while let (Some(l), Some(r)) = (left.peek(), right.peek()) {
-        let next = if compare(r, l) == Ordering::Less { right.next() } else { left.next() };
+        let next = if compare(r, l) == Ordering::Less {
+            right.next()
+        } else {
+            left.next()
+        };
         merged.extend(next);
     }
     merged.extend(left);
@@ -517,11 +654,19 @@ fn merge_sort<T>(mut items: Vec<T>, compare: &dyn Fn(&T, &T) -> Ordering) -> Vec
 
 /// The status for the claimed active pods; a failed create or delete shows as the
 /// `ReplicaFailure` condition until a sync manages without error.
-fn calculate_status(rs: &ReplicaSet, pods: &[Arc<Pod>], manage_error: Option<&Error>) -> ReplicaSetStatus {
+fn calculate_status(
+    rs: &ReplicaSet,
+    pods: &[Arc<Pod>],
+    manage_error: Option<&Error>,
+) -> ReplicaSetStatus {
     let mut status = rs.status.clone().unwrap_or_default();
     let spec = rs.spec.clone().unwrap_or_default();
-    let template_labels: BTreeMap<String, String> =
-        spec.template.as_ref().and_then(|t| t.metadata.as_ref()).and_then(|m| m.labels.clone()).unwrap_or_default();
+    let template_labels: BTreeMap<String, String> = spec
+        .template
+        .as_ref()
+        .and_then(|t| t.metadata.as_ref())
+        .and_then(|m| m.labels.clone())
+        .unwrap_or_default();
     let min_ready = spec.min_ready_seconds.unwrap_or(0);
     let now = Timestamp::now();
     let mut fully_labeled = 0;
@@ -529,7 +674,10 @@ fn calculate_status(rs: &ReplicaSet, pods: &[Arc<Pod>], manage_error: Option<&Er
     let mut available = 0;
     for pod in pods {
         let labels = pod.labels();
-        if template_labels.iter().all(|(k, v)| labels.get(k) == Some(v)) {
+        if template_labels
+            .iter()
+            .all(|(k, v)| labels.get(k) == Some(v))
+        {
             fully_labeled += 1;
         }
         if is_pod_ready(pod) {
@@ -575,31 +723,48 @@ fn nonzero(count: i32) -> Option<i32> {
 
 /// Writes the status if it changed (stamping `observedGeneration`), retrying once on a
 /// conflict with the latest ReplicaSet.
-async fn update_status(api: &Api<ReplicaSet>, rs: &ReplicaSet, status: ReplicaSetStatus) -> Result<ReplicaSet> {
+async fn update_status(
+    api: &Api<ReplicaSet>,
+    rs: &ReplicaSet,
+    status: ReplicaSetStatus,
+) -> Result<ReplicaSet> {
     let mut current = rs.clone();
     for attempt in 0..2 {
         let old = current.status.clone().unwrap_or_default();
         let generation = current.metadata.generation;
         let same = old.replicas == status.replicas
-            && old.fully_labeled_replicas.unwrap_or(0) == status.fully_labeled_replicas.unwrap_or(0)
+            && old.fully_labeled_replicas.unwrap_or(0)
+                == status.fully_labeled_replicas.unwrap_or(0)
             && old.ready_replicas.unwrap_or(0) == status.ready_replicas.unwrap_or(0)
             && old.available_replicas.unwrap_or(0) == status.available_replicas.unwrap_or(0)
             && old.observed_generation == generation
-            && old.conditions.as_deref().unwrap_or_default() == status.conditions.as_deref().unwrap_or_default();
+            && old.conditions.as_deref().unwrap_or_default()
+                == status.conditions.as_deref().unwrap_or_default();
         if same {
             return Ok(current);
         }
         let mut updated = current.clone();
-        updated.status = Some(ReplicaSetStatus { observed_generation: generation, ..status.clone() });
-        match api.replace_status(&current.name_any(), &PostParams::default(), &updated).await {
+        updated.status = Some(ReplicaSetStatus {
+            observed_generation: generation,
+            ..status.clone()
+        });
+        match api
+            .replace_status(&current.name_any(), &PostParams::default(), &updated)
+            .await
+        {
             Ok(written) => return Ok(written),
-            Err(error) if attempt == 0 && matches!(&error, kube::Error::Api(s) if s.code == 409) => {
+            Err(error)
+                if attempt == 0 && matches!(&error, kube::Error::Api(s) if s.code == 409) =>
+            {
                 current = api.get(&rs.name_any()).await?;
             }
             Err(error) => return Err(error.into()),
         }
     }
-    Err(Error::Other(format!("status update of replica set {} kept conflicting", rs.name_any())))
+    Err(Error::Other(format!(
+        "status update of replica set {} kept conflicting",
+        rs.name_any()
+    )))
 }
 
 #[derive(Default)]
@@ -617,19 +782,38 @@ struct Expected {
 
 impl Expectations {
     fn satisfied(&self, key: &str) -> bool {
-        self.entries.lock().expect("expectations").get(key).is_none_or(|e| {
-            (e.creations <= 0 && e.deletions.is_empty()) || e.since.elapsed() > EXPECTATIONS_TIMEOUT
-        })
+        self.entries
+            .lock()
+            .expect("expectations")
+            .get(key)
+            .is_none_or(|e| {
+                (e.creations <= 0 && e.deletions.is_empty())
+                    || e.since.elapsed() > EXPECTATIONS_TIMEOUT
+            })
     }
 
     fn expect_creations(&self, key: &str, count: usize) {
-        let expected = Expected { creations: count as i64, deletions: HashSet::new(), since: Instant::now() };
-        self.entries.lock().expect("expectations").insert(key.to_string(), expected);
+        let expected = Expected {
+            creations: count as i64,
+            deletions: HashSet::new(),
+            since: Instant::now(),
+        };
+        self.entries
+            .lock()
+            .expect("expectations")
+            .insert(key.to_string(), expected);
     }
 
     fn expect_deletions(&self, key: &str, pods: HashSet<String>) {
-        let expected = Expected { creations: 0, deletions: pods, since: Instant::now() };
-        self.entries.lock().expect("expectations").insert(key.to_string(), expected);
+        let expected = Expected {
+            creations: 0,
+            deletions: pods,
+            since: Instant::now(),
+        };
+        self.entries
+            .lock()
+            .expect("expectations")
+            .insert(key.to_string(), expected);
     }
 
     fn creation_observed(&self, key: &str) {
@@ -656,7 +840,13 @@ mod tests {
 
     use super::*;
 
-    fn pod(name: &str, node: &str, phase: &str, ready_for: Option<i64>, created_ago: i64) -> Arc<Pod> {
+    fn pod(
+        name: &str,
+        node: &str,
+        phase: &str,
+        ready_for: Option<i64>,
+        created_ago: i64,
+    ) -> Arc<Pod> {
         let now = Timestamp::now();
         let conditions = ready_for.map(|secs| {
             vec![PodCondition {
@@ -673,8 +863,15 @@ mod tests {
                 creation_timestamp: Some(Time(now - SignedDuration::from_secs(created_ago))),
                 ..ObjectMeta::default()
             },
-            spec: Some(PodSpec { node_name: (!node.is_empty()).then(|| node.into()), ..PodSpec::default() }),
-            status: Some(PodStatus { phase: Some(phase.into()), conditions, ..PodStatus::default() }),
+            spec: Some(PodSpec {
+                node_name: (!node.is_empty()).then(|| node.into()),
+                ..PodSpec::default()
+            }),
+            status: Some(PodStatus {
+                phase: Some(phase.into()),
+                conditions,
+                ..PodStatus::default()
+            }),
         })
     }
 
@@ -709,23 +906,38 @@ mod tests {
     fn equal_times_are_equal_and_a_time_bucket_is_ordered_by_uid() {
         let second = Timestamp::from_second(Timestamp::now().as_second() - 100).unwrap();
         // Created in the same second: upstream finds no difference, so the order given stays.
-        let same = vec![at(&pod("b", "n1", "Running", None, 0), second), at(&pod("a", "n1", "Running", None, 0), second)];
+        let same = vec![
+            at(&pod("b", "n1", "Running", None, 0), second),
+            at(&pod("a", "n1", "Running", None, 0), second),
+        ];
         assert_eq!(names(pods_to_delete(same.clone(), &same, 1)), ["b"]);
         // Different seconds of the same log2 bucket of age: ordered by UID.
         let earlier = second - SignedDuration::from_secs(1);
-        let bucket = vec![at(&pod("y", "n1", "Running", None, 0), second), at(&pod("x", "n1", "Running", None, 0), earlier)];
+        let bucket = vec![
+            at(&pod("y", "n1", "Running", None, 0), second),
+            at(&pod("x", "n1", "Running", None, 0), earlier),
+        ];
         assert_eq!(names(pods_to_delete(bucket.clone(), &bucket, 1)), ["x"]);
         // Ready pods: the same, on the time they turned ready.
-        let ready = vec![at(&pod("d", "n1", "Running", Some(0), 0), second), at(&pod("c", "n1", "Running", Some(0), 0), second)];
+        let ready = vec![
+            at(&pod("d", "n1", "Running", Some(0), 0), second),
+            at(&pod("c", "n1", "Running", Some(0), 0), second),
+        ];
         assert_eq!(names(pods_to_delete(ready.clone(), &ready, 1)), ["d"]);
     }
 
     #[test]
     fn more_restarts_go_first() {
         let mut restarted = (*pod("restarted", "n1", "Running", Some(100), 100)).clone();
-        restarted.status.as_mut().unwrap().container_statuses =
-            Some(vec![ContainerStatus { name: "c".into(), restart_count: 2, ..ContainerStatus::default() }]);
-        let pods = [pod("steady", "n1", "Running", Some(100), 100), Arc::new(restarted)];
+        restarted.status.as_mut().unwrap().container_statuses = Some(vec![ContainerStatus {
+            name: "c".into(),
+            restart_count: 2,
+            ..ContainerStatus::default()
+        }]);
+        let pods = [
+            pod("steady", "n1", "Running", Some(100), 100),
+            Arc::new(restarted),
+        ];
         let second = Timestamp::from_second(Timestamp::now().as_second() - 100).unwrap();
         let pods: Vec<Arc<Pod>> = pods.iter().map(|p| at(p, second)).collect();
         assert_eq!(names(pods_to_delete(pods.clone(), &pods, 1)), ["restarted"]);
@@ -733,24 +945,58 @@ mod tests {
 
     #[test]
     fn prefers_crowded_nodes() {
-        let pods = vec![pod("alone", "n1", "Running", Some(100), 100), pod("crowded", "n2", "Running", Some(100), 100)];
-        let related = vec![pods[0].clone(), pods[1].clone(), pod("other", "n2", "Running", Some(100), 100)];
+        let pods = vec![
+            pod("alone", "n1", "Running", Some(100), 100),
+            pod("crowded", "n2", "Running", Some(100), 100),
+        ];
+        let related = vec![
+            pods[0].clone(),
+            pods[1].clone(),
+            pod("other", "n2", "Running", Some(100), 100),
+        ];
         assert_eq!(names(pods_to_delete(pods, &related, 1)), ["crowded"]);
     }
 
     #[test]
     fn a_failed_create_shows_as_replica_failure_until_a_clean_sync() {
         let rs = ReplicaSet {
-            spec: Some(k8s_openapi::api::apps::v1::ReplicaSetSpec { replicas: Some(3), ..Default::default() }),
+            spec: Some(k8s_openapi::api::apps::v1::ReplicaSetSpec {
+                replicas: Some(3),
+                ..Default::default()
+            }),
             ..ReplicaSet::default()
         };
         let pods = vec![pod("a", "n1", "Running", Some(10), 10)];
-        let failed = calculate_status(&rs, &pods, Some(&Error::Other("pods \"x\" is forbidden: quota".into())));
+        let failed = calculate_status(
+            &rs,
+            &pods,
+            Some(&Error::Other("pods \"x\" is forbidden: quota".into())),
+        );
         let condition = &failed.conditions.as_ref().unwrap()[0];
-        assert_eq!((condition.type_.as_str(), condition.reason.as_deref()), ("ReplicaFailure", Some("FailedCreate")));
-        assert_eq!(condition.message.as_deref(), Some("pods \"x\" is forbidden: quota"));
-        assert_eq!((failed.replicas, failed.ready_replicas, failed.available_replicas), (1, Some(1), Some(1)));
-        let recovered = calculate_status(&ReplicaSet { status: Some(failed), ..rs }, &pods, None);
+        assert_eq!(
+            (condition.type_.as_str(), condition.reason.as_deref()),
+            ("ReplicaFailure", Some("FailedCreate"))
+        );
+        assert_eq!(
+            condition.message.as_deref(),
+            Some("pods \"x\" is forbidden: quota")
+        );
+        assert_eq!(
+            (
+                failed.replicas,
+                failed.ready_replicas,
+                failed.available_replicas
+            ),
+            (1, Some(1), Some(1))
+        );
+        let recovered = calculate_status(
+            &ReplicaSet {
+                status: Some(failed),
+                ..rs
+            },
+            &pods,
+            None,
+        );
         assert!(recovered.conditions.is_none());
     }
 
@@ -759,7 +1005,11 @@ mod tests {
         let calls = std::sync::atomic::AtomicUsize::new(0);
         let (done, error) = slow_start_batch(10, || async {
             let n = calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            if n >= 4 { Err(Error::Other("quota".into())) } else { Ok(()) }
+            if n >= 4 {
+                Err(Error::Other("quota".into()))
+            } else {
+                Ok(())
+            }
         })
         .await;
         // Batches of 1 and 2 succeed; the batch of 4 has one success, then failures.

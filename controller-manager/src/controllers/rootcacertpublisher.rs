@@ -39,16 +39,33 @@ pub fn start(ctx: &ControllerContext) {
         return;
     };
     let namespaces = ctx.informers.get::<Namespace>();
-    let config_maps = ctx.informers.get_selected::<ConfigMap>(&format!("metadata.name={CONFIG_MAP}"));
+    let config_maps = ctx
+        .informers
+        .get_selected::<ConfigMap>(&format!("metadata.name={CONFIG_MAP}"));
     let (queue, triggers) = Queue::new(NAME);
     tokio::spawn(watch_namespaces(queue.clone(), namespaces.subscribe()));
     tokio::spawn(watch_config_maps(queue.clone(), config_maps.subscribe()));
-    let context = Arc::new(Context { client: ctx.client.clone(), config_maps: config_maps.store(), root_ca });
+    let context = Arc::new(Context {
+        client: ctx.client.clone(),
+        config_maps: config_maps.store(),
+        root_ca,
+    });
     let caches = vec![namespaces.synced(), config_maps.synced()];
-    tokio::spawn(runtime::run(queue, triggers, namespaces.store(), caches, 1, context, reconcile));
+    tokio::spawn(runtime::run(
+        queue,
+        triggers,
+        namespaces.store(),
+        caches,
+        1,
+        context,
+        reconcile,
+    ));
 }
 
-async fn watch_namespaces(queue: Queue<Namespace>, mut changes: UnboundedReceiver<Change<Namespace>>) {
+async fn watch_namespaces(
+    queue: Queue<Namespace>,
+    mut changes: UnboundedReceiver<Change<Namespace>>,
+) {
     while let Some(change) = changes.next().await {
         if let Change::Applied { new, .. } = change {
             queue.add_object(&new);
@@ -57,7 +74,10 @@ async fn watch_namespaces(queue: Queue<Namespace>, mut changes: UnboundedReceive
 }
 
 /// A changed or deleted bundle is put back.
-async fn watch_config_maps(queue: Queue<Namespace>, mut changes: UnboundedReceiver<Change<ConfigMap>>) {
+async fn watch_config_maps(
+    queue: Queue<Namespace>,
+    mut changes: UnboundedReceiver<Change<ConfigMap>>,
+) {
     while let Some(change) = changes.next().await {
         let config_map = match change {
             Change::Applied { old: Some(_), new } => new,
@@ -69,19 +89,29 @@ async fn watch_config_maps(queue: Queue<Namespace>, mut changes: UnboundedReceiv
 }
 
 async fn reconcile(namespace: Arc<Namespace>, ctx: Arc<Context>) -> Result<Action> {
-    let active = namespace.status.as_ref().and_then(|s| s.phase.as_deref()).is_none_or(|p| p == "Active");
+    let active = namespace
+        .status
+        .as_ref()
+        .and_then(|s| s.phase.as_deref())
+        .is_none_or(|p| p == "Active");
     if !active || namespace.metadata.deletion_timestamp.is_some() {
         return Ok(Action::await_change());
     }
     let name = namespace.name_any();
     let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &name);
     let data = BTreeMap::from([("ca.crt".to_string(), ctx.root_ca.clone())]);
-    let Some(current) = ctx.config_maps.get(&ObjectRef::new(CONFIG_MAP).within(&name)) else {
+    let Some(current) = ctx
+        .config_maps
+        .get(&ObjectRef::new(CONFIG_MAP).within(&name))
+    else {
         let config_map = ConfigMap {
             metadata: ObjectMeta {
                 name: Some(CONFIG_MAP.into()),
                 namespace: Some(name.clone()),
-                annotations: Some(BTreeMap::from([(DESCRIPTION_ANNOTATION.to_string(), DESCRIPTION.to_string())])),
+                annotations: Some(BTreeMap::from([(
+                    DESCRIPTION_ANNOTATION.to_string(),
+                    DESCRIPTION.to_string(),
+                )])),
                 ..ObjectMeta::default()
             },
             data: Some(data),
@@ -89,18 +119,26 @@ async fn reconcile(namespace: Arc<Namespace>, ctx: Arc<Context>) -> Result<Actio
         };
         return match api.create(&PostParams::default(), &config_map).await {
             Ok(_) => Ok(Action::await_change()),
-            Err(kube::Error::Api(status)) if status.code == 404 || status.code == 409 => Ok(Action::await_change()),
+            Err(kube::Error::Api(status)) if status.code == 404 || status.code == 409 => {
+                Ok(Action::await_change())
+            }
             Err(error) if has_cause(&error, "NamespaceTerminating") => Ok(Action::await_change()),
             Err(error) => Err(error.into()),
         };
     };
-    let described = current.annotations().get(DESCRIPTION_ANNOTATION).is_some_and(|d| !d.is_empty());
+    let described = current
+        .annotations()
+        .get(DESCRIPTION_ANNOTATION)
+        .is_some_and(|d| !d.is_empty());
     if current.data.as_ref() == Some(&data) && described {
         return Ok(Action::await_change());
     }
     let mut updated = (*current).clone();
     updated.data = Some(data);
-    updated.annotations_mut().insert(DESCRIPTION_ANNOTATION.into(), DESCRIPTION.into());
-    api.replace(CONFIG_MAP, &PostParams::default(), &updated).await?;
+    updated
+        .annotations_mut()
+        .insert(DESCRIPTION_ANNOTATION.into(), DESCRIPTION.into());
+    api.replace(CONFIG_MAP, &PostParams::default(), &updated)
+        .await?;
     Ok(Action::await_change())
 }

@@ -33,13 +33,30 @@ pub fn start(ctx: &ControllerContext) {
     let service_accounts = ctx.informers.get::<ServiceAccount>();
     let (queue, triggers) = Queue::new(NAME);
     tokio::spawn(watch_namespaces(queue.clone(), namespaces.subscribe()));
-    tokio::spawn(watch_service_accounts(queue.clone(), service_accounts.subscribe()));
-    let context = Arc::new(Context { client: ctx.client.clone(), service_accounts: service_accounts.store() });
+    tokio::spawn(watch_service_accounts(
+        queue.clone(),
+        service_accounts.subscribe(),
+    ));
+    let context = Arc::new(Context {
+        client: ctx.client.clone(),
+        service_accounts: service_accounts.store(),
+    });
     let caches = vec![namespaces.synced(), service_accounts.synced()];
-    tokio::spawn(runtime::run(queue, triggers, namespaces.store(), caches, 1, context, reconcile));
+    tokio::spawn(runtime::run(
+        queue,
+        triggers,
+        namespaces.store(),
+        caches,
+        1,
+        context,
+        reconcile,
+    ));
 }
 
-async fn watch_namespaces(queue: Queue<Namespace>, mut changes: UnboundedReceiver<Change<Namespace>>) {
+async fn watch_namespaces(
+    queue: Queue<Namespace>,
+    mut changes: UnboundedReceiver<Change<Namespace>>,
+) {
     while let Some(change) = changes.next().await {
         if let Change::Applied { new, .. } = change {
             queue.add_object(&new);
@@ -48,7 +65,10 @@ async fn watch_namespaces(queue: Queue<Namespace>, mut changes: UnboundedReceive
 }
 
 /// A deleted `default` account is recreated.
-async fn watch_service_accounts(queue: Queue<Namespace>, mut changes: UnboundedReceiver<Change<ServiceAccount>>) {
+async fn watch_service_accounts(
+    queue: Queue<Namespace>,
+    mut changes: UnboundedReceiver<Change<ServiceAccount>>,
+) {
     while let Some(change) = changes.next().await {
         if let Change::Deleted(gone) = change {
             if gone.name_any() == DEFAULT {
@@ -59,22 +79,36 @@ async fn watch_service_accounts(queue: Queue<Namespace>, mut changes: UnboundedR
 }
 
 async fn reconcile(namespace: Arc<Namespace>, ctx: Arc<Context>) -> Result<Action> {
-    let active = namespace.status.as_ref().and_then(|s| s.phase.as_deref()).is_none_or(|p| p == "Active");
+    let active = namespace
+        .status
+        .as_ref()
+        .and_then(|s| s.phase.as_deref())
+        .is_none_or(|p| p == "Active");
     let name = namespace.name_any();
     if !active || namespace.metadata.deletion_timestamp.is_some() {
         return Ok(Action::await_change());
     }
-    if ctx.service_accounts.get(&ObjectRef::new(DEFAULT).within(&name)).is_some() {
+    if ctx
+        .service_accounts
+        .get(&ObjectRef::new(DEFAULT).within(&name))
+        .is_some()
+    {
         return Ok(Action::await_change());
     }
     let account = ServiceAccount {
-        metadata: ObjectMeta { name: Some(DEFAULT.into()), namespace: Some(name.clone()), ..ObjectMeta::default() },
+        metadata: ObjectMeta {
+            name: Some(DEFAULT.into()),
+            namespace: Some(name.clone()),
+            ..ObjectMeta::default()
+        },
         ..ServiceAccount::default()
     };
     let api: Api<ServiceAccount> = Api::namespaced(ctx.client.clone(), &name);
     match api.create(&PostParams::default(), &account).await {
         Ok(_) => Ok(Action::await_change()),
-        Err(kube::Error::Api(status)) if status.code == 409 || status.code == 404 => Ok(Action::await_change()),
+        Err(kube::Error::Api(status)) if status.code == 409 || status.code == 404 => {
+            Ok(Action::await_change())
+        }
         Err(error) if has_cause(&error, "NamespaceTerminating") => Ok(Action::await_change()),
         Err(error) => Err(error.into()),
     }

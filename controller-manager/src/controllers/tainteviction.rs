@@ -49,34 +49,63 @@ pub fn start(ctx: &ControllerContext) {
         recorder: ctx.events.recorder(NAME),
     });
     tokio::spawn(watch_pods(queue.clone(), pods.subscribe(), context.clone()));
-    tokio::spawn(watch_nodes(queue.clone(), nodes.subscribe(), context.pods.clone()));
+    tokio::spawn(watch_nodes(
+        queue.clone(),
+        nodes.subscribe(),
+        context.pods.clone(),
+    ));
     let store = context.pods.clone();
     let caches = vec![pods.synced(), nodes.synced()];
-    tokio::spawn(runtime::run(queue, triggers, store, caches, 8, context, reconcile));
+    tokio::spawn(runtime::run(
+        queue, triggers, store, caches, 8, context, reconcile,
+    ));
 }
 
-async fn watch_pods(queue: Queue<Pod>, mut changes: UnboundedReceiver<Change<Pod>>, ctx: Arc<Context>) {
+async fn watch_pods(
+    queue: Queue<Pod>,
+    mut changes: UnboundedReceiver<Change<Pod>>,
+    ctx: Arc<Context>,
+) {
     while let Some(change) = changes.next().await {
         match change {
             Change::Applied { old, new } => {
-                let bound = new.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some();
-                let relevant = old.as_ref().is_none_or(|old| old.spec.as_ref().map(|s| (&s.node_name, &s.tolerations)) != new.spec.as_ref().map(|s| (&s.node_name, &s.tolerations)));
+                let bound = new
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.node_name.as_ref())
+                    .is_some();
+                let relevant = old.as_ref().is_none_or(|old| {
+                    old.spec.as_ref().map(|s| (&s.node_name, &s.tolerations))
+                        != new.spec.as_ref().map(|s| (&s.node_name, &s.tolerations))
+                });
                 if bound && relevant {
                     queue.add_object(&new);
                 }
             }
             Change::Deleted(gone) => {
-                ctx.scheduled.lock().expect("scheduled").remove(&key_of(&*gone));
+                ctx.scheduled
+                    .lock()
+                    .expect("scheduled")
+                    .remove(&key_of(&*gone));
             }
         }
     }
 }
 
 /// A change of a node's NoExecute taints concerns all its pods.
-async fn watch_nodes(queue: Queue<Pod>, mut changes: UnboundedReceiver<Change<Node>>, pods: Store<Pod>) {
+async fn watch_nodes(
+    queue: Queue<Pod>,
+    mut changes: UnboundedReceiver<Change<Node>>,
+    pods: Store<Pod>,
+) {
     while let Some(change) = changes.next().await {
-        let Change::Applied { old, new } = change else { continue };
-        if old.as_ref().is_some_and(|old| no_execute_taints(old) == no_execute_taints(&new)) {
+        let Change::Applied { old, new } = change else {
+            continue;
+        };
+        if old
+            .as_ref()
+            .is_some_and(|old| no_execute_taints(old) == no_execute_taints(&new))
+        {
             continue;
         }
         let name = new.name_any();
@@ -89,7 +118,16 @@ async fn watch_nodes(queue: Queue<Pod>, mut changes: UnboundedReceiver<Change<No
 }
 
 fn no_execute_taints(node: &Node) -> Vec<Taint> {
-    node.spec.as_ref().and_then(|s| s.taints.as_ref()).map(|t| t.iter().filter(|t| t.effect == "NoExecute").cloned().collect()).unwrap_or_default()
+    node.spec
+        .as_ref()
+        .and_then(|s| s.taints.as_ref())
+        .map(|t| {
+            t.iter()
+                .filter(|t| t.effect == "NoExecute")
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Upstream's `ToleratesTaint`.
@@ -100,7 +138,9 @@ fn tolerates(toleration: &Toleration, taint: &Taint) -> bool {
         return false;
     }
     match toleration.operator.as_deref().unwrap_or("") {
-        "" | "Equal" => toleration.value.as_deref().unwrap_or("") == taint.value.as_deref().unwrap_or(""),
+        "" | "Equal" => {
+            toleration.value.as_deref().unwrap_or("") == taint.value.as_deref().unwrap_or("")
+        }
         "Exists" => true,
         _ => false,
     }
@@ -126,21 +166,49 @@ fn tolerated_for(taints: &[Taint], tolerations: &[Toleration]) -> Option<Duratio
 
 async fn reconcile(pod: Arc<Pod>, ctx: Arc<Context>) -> Result<Action> {
     let key = key_of(&*pod);
-    let node = pod.spec.as_ref().and_then(|s| s.node_name.clone()).and_then(|n| ctx.nodes.get(&ObjectRef::new(&n)));
+    let node = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.node_name.clone())
+        .and_then(|n| ctx.nodes.get(&ObjectRef::new(&n)));
     if pod.metadata.deletion_timestamp.is_some() || node.is_none() {
         ctx.scheduled.lock().expect("scheduled").remove(&key);
         return Ok(Action::await_change());
     }
     let taints = no_execute_taints(&node.expect("checked"));
-    let tolerations = pod.spec.as_ref().and_then(|s| s.tolerations.clone()).unwrap_or_default();
-    let wait = if taints.is_empty() { Some(Duration::MAX) } else { tolerated_for(&taints, &tolerations) };
+    let tolerations = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.tolerations.clone())
+        .unwrap_or_default();
+    let wait = if taints.is_empty() {
+        Some(Duration::MAX)
+    } else {
+        tolerated_for(&taints, &tolerations)
+    };
     if wait == Some(Duration::MAX) {
-        if ctx.scheduled.lock().expect("scheduled").remove(&key).is_some() {
-            ctx.recorder.event(&*pod, EventType::Normal, "TaintManagerEviction", format!("Cancelling deletion of Pod {key}"));
+        if ctx
+            .scheduled
+            .lock()
+            .expect("scheduled")
+            .remove(&key)
+            .is_some()
+        {
+            ctx.recorder.event(
+                &*pod,
+                EventType::Normal,
+                "TaintManagerEviction",
+                format!("Cancelling deletion of Pod {key}"),
+            );
         }
         return Ok(Action::await_change());
     }
-    let started = *ctx.scheduled.lock().expect("scheduled").entry(key.clone()).or_insert_with(Instant::now);
+    let started = *ctx
+        .scheduled
+        .lock()
+        .expect("scheduled")
+        .entry(key.clone())
+        .or_insert_with(Instant::now);
     if let Some(wait) = wait {
         let elapsed = started.elapsed();
         if elapsed < wait {
@@ -156,22 +224,38 @@ async fn reconcile(pod: Arc<Pod>, ctx: Arc<Context>) -> Result<Action> {
 async fn evict(ctx: &Context, pod: &Pod) -> Result<()> {
     let key = key_of(pod);
     tracing::info!(pod = key, "deleting pod because of a NoExecute taint");
-    ctx.recorder.event(pod, EventType::Normal, "TaintManagerEviction", format!("Marking for deletion Pod {key}"));
+    ctx.recorder.event(
+        pod,
+        EventType::Normal,
+        "TaintManagerEviction",
+        format!("Marking for deletion Pod {key}"),
+    );
     let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &pod.namespace().unwrap_or_default());
     let mut marked = pod.clone();
-    let conditions = marked.status.get_or_insert_with(Default::default).conditions.get_or_insert_with(Vec::new);
-    if !conditions.iter().any(|c| c.type_ == "DisruptionTarget" && c.status == "True") {
+    let conditions = marked
+        .status
+        .get_or_insert_with(Default::default)
+        .conditions
+        .get_or_insert_with(Vec::new);
+    if !conditions
+        .iter()
+        .any(|c| c.type_ == "DisruptionTarget" && c.status == "True")
+    {
         conditions.retain(|c| c.type_ != "DisruptionTarget");
         conditions.push(PodCondition {
             type_: "DisruptionTarget".into(),
             status: "True".into(),
             reason: Some("DeletionByTaintManager".into()),
             message: Some("Taint manager: deleting due to NoExecute taint".into()),
-            last_transition_time: Some(Time(Timestamp::from_second(Timestamp::now().as_second()).expect("now"))),
+            last_transition_time: Some(Time(
+                Timestamp::from_second(Timestamp::now().as_second()).expect("now"),
+            )),
             ..PodCondition::default()
         });
         // Best effort: the deletion matters, the condition explains it.
-        let _ = api.replace_status(&pod.name_any(), &PostParams::default(), &marked).await;
+        let _ = api
+            .replace_status(&pod.name_any(), &PostParams::default(), &marked)
+            .await;
     }
     match api.delete(&pod.name_any(), &DeleteParams::default()).await {
         Ok(_) => Ok(()),
@@ -185,19 +269,50 @@ mod tests {
     use super::*;
 
     fn taint(key: &str) -> Taint {
-        Taint { key: key.into(), effect: "NoExecute".into(), ..Taint::default() }
+        Taint {
+            key: key.into(),
+            effect: "NoExecute".into(),
+            ..Taint::default()
+        }
     }
 
     fn toleration(key: &str, seconds: Option<i64>) -> Toleration {
-        Toleration { key: Some(key.into()), operator: Some("Exists".into()), effect: Some("NoExecute".into()), toleration_seconds: seconds, ..Toleration::default() }
+        Toleration {
+            key: Some(key.into()),
+            operator: Some("Exists".into()),
+            effect: Some("NoExecute".into()),
+            toleration_seconds: seconds,
+            ..Toleration::default()
+        }
     }
 
     #[test]
     fn the_shortest_matching_toleration_wins() {
         let taints = [taint("node.kubernetes.io/unreachable")];
         assert_eq!(tolerated_for(&taints, &[]), None);
-        assert_eq!(tolerated_for(&taints, &[toleration("node.kubernetes.io/unreachable", Some(300)), toleration("", Some(30))]), Some(Duration::from_secs(30)));
-        assert_eq!(tolerated_for(&taints, &[toleration("node.kubernetes.io/unreachable", None)]), Some(Duration::MAX));
-        assert_eq!(tolerated_for(&taints, &[toleration("node.kubernetes.io/not-ready", Some(300))]), None);
+        assert_eq!(
+            tolerated_for(
+                &taints,
+                &[
+                    toleration("node.kubernetes.io/unreachable", Some(300)),
+                    toleration("", Some(30))
+                ]
+            ),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(
+            tolerated_for(
+                &taints,
+                &[toleration("node.kubernetes.io/unreachable", None)]
+            ),
+            Some(Duration::MAX)
+        );
+        assert_eq!(
+            tolerated_for(
+                &taints,
+                &[toleration("node.kubernetes.io/not-ready", Some(300))]
+            ),
+            None
+        );
     }
 }

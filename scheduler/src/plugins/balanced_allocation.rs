@@ -13,8 +13,14 @@ pub fn skips(pod: &PodInfo) -> bool {
 /// 100 for perfectly balanced CPU and memory use with the pod added, less the further apart.
 pub fn score(pod: &PodInfo, node: &NodeInfo) -> i64 {
     let pairs = [
-        (node.requested.milli_cpu + pod.requests.milli_cpu, node.allocatable.milli_cpu),
-        (node.requested.memory + pod.requests.memory, node.allocatable.memory),
+        (
+            node.requested.milli_cpu + pod.requests.milli_cpu,
+            node.allocatable.milli_cpu,
+        ),
+        (
+            node.requested.memory + pod.requests.memory,
+            node.allocatable.memory,
+        ),
     ];
     let fractions: Vec<f64> = pairs
         .into_iter()

@@ -35,12 +35,20 @@ pub struct FilterState {
 
 impl FilterState {
     pub fn new(pod: &PodInfo, cache: &Cache) -> FilterState {
-        let mut state = FilterState { existing_anti: Counts::new(), affinity: Counts::new(), anti_affinity: Counts::new() };
+        let mut state = FilterState {
+            existing_anti: Counts::new(),
+            affinity: Counts::new(),
+            anti_affinity: Counts::new(),
+        };
         let own_terms = !pod.required_affinity.is_empty() || !pod.required_anti_affinity.is_empty();
         let nodes: Box<dyn Iterator<Item = &NodeInfo>> = if own_terms {
             Box::new(cache.nodes())
         } else {
-            Box::new(cache.nodes_with_affinity().filter(|n| n.pods_with_required_anti_affinity > 0))
+            Box::new(
+                cache
+                    .nodes_with_affinity()
+                    .filter(|n| n.pods_with_required_anti_affinity > 0),
+            )
         };
         for node in nodes {
             for other in &node.pods {
@@ -50,13 +58,25 @@ impl FilterState {
         state
     }
 
-    fn account(&mut self, pod: &PodInfo, other: &PodInfo, node: &NodeInfo, delta: i64, namespaces: &HashMap<String, Labels>) {
+    fn account(
+        &mut self,
+        pod: &PodInfo,
+        other: &PodInfo,
+        node: &NodeInfo,
+        delta: i64,
+        namespaces: &HashMap<String, Labels>,
+    ) {
         for term in &other.required_anti_affinity {
             if term.matches(pod, namespaces) {
                 bump(&mut self.existing_anti, node, &term.topology_key, delta);
             }
         }
-        if !pod.required_affinity.is_empty() && pod.required_affinity.iter().all(|t| t.matches(other, namespaces)) {
+        if !pod.required_affinity.is_empty()
+            && pod
+                .required_affinity
+                .iter()
+                .all(|t| t.matches(other, namespaces))
+        {
             for term in &pod.required_affinity {
                 bump(&mut self.affinity, node, &term.topology_key, delta);
             }
@@ -70,20 +90,47 @@ impl FilterState {
 
     /// Accounts for `other` appearing on (`delta` 1) or leaving (`delta` -1) `node`, as
     /// preemption simulates removing victims.
-    pub fn update(&mut self, pod: &PodInfo, other: &PodInfo, node: &NodeInfo, delta: i64, cache: &Cache) {
+    pub fn update(
+        &mut self,
+        pod: &PodInfo,
+        other: &PodInfo,
+        node: &NodeInfo,
+        delta: i64,
+        cache: &Cache,
+    ) {
         self.account(pod, other, node, delta, &cache.namespaces);
     }
 
-    pub fn filter(&self, pod: &PodInfo, node: &NodeInfo, namespaces: &HashMap<String, Labels>) -> Result<(), Status> {
+    pub fn filter(
+        &self,
+        pod: &PodInfo,
+        node: &NodeInfo,
+        namespaces: &HashMap<String, Labels>,
+    ) -> Result<(), Status> {
         if !self.satisfies_affinity(pod, node, namespaces) {
-            return Err(Status::new(Plugin::InterPodAffinity, Code::UnschedulableAndUnresolvable, "node(s) didn't match pod affinity rules"));
+            return Err(Status::new(
+                Plugin::InterPodAffinity,
+                Code::UnschedulableAndUnresolvable,
+                "node(s) didn't match pod affinity rules",
+            ));
         }
-        let anti = pod.required_anti_affinity.iter().any(|t| self.count(&self.anti_affinity, node, t) > 0);
+        let anti = pod
+            .required_anti_affinity
+            .iter()
+            .any(|t| self.count(&self.anti_affinity, node, t) > 0);
         if anti {
-            return Err(Status::new(Plugin::InterPodAffinity, Code::Unschedulable, "node(s) didn't match pod anti-affinity rules"));
+            return Err(Status::new(
+                Plugin::InterPodAffinity,
+                Code::Unschedulable,
+                "node(s) didn't match pod anti-affinity rules",
+            ));
         }
         let rejected = !self.existing_anti.is_empty()
-            && node.labels().into_iter().flatten().any(|(k, v)| self.existing_anti.get(&(k.clone(), v.clone())).is_some_and(|c| *c > 0));
+            && node.labels().into_iter().flatten().any(|(k, v)| {
+                self.existing_anti
+                    .get(&(k.clone(), v.clone()))
+                    .is_some_and(|c| *c > 0)
+            });
         if rejected {
             return Err(Status::new(
                 Plugin::InterPodAffinity,
@@ -96,12 +143,20 @@ impl FilterState {
 
     fn count(&self, counts: &Counts, node: &NodeInfo, term: &AffinityTerm) -> i64 {
         match node.label(&term.topology_key) {
-            Some(value) => counts.get(&(term.topology_key.clone(), value.clone())).copied().unwrap_or(0),
+            Some(value) => counts
+                .get(&(term.topology_key.clone(), value.clone()))
+                .copied()
+                .unwrap_or(0),
             None => 0,
         }
     }
 
-    fn satisfies_affinity(&self, pod: &PodInfo, node: &NodeInfo, namespaces: &HashMap<String, Labels>) -> bool {
+    fn satisfies_affinity(
+        &self,
+        pod: &PodInfo,
+        node: &NodeInfo,
+        namespaces: &HashMap<String, Labels>,
+    ) -> bool {
         let mut pods_exist = true;
         for term in &pod.required_affinity {
             if node.label(&term.topology_key).is_none() {
@@ -113,7 +168,12 @@ impl FilterState {
         }
         // The first pod of a group with affinity to itself may go anywhere with the
         // topology, or it would wait forever.
-        pods_exist || (self.affinity.is_empty() && pod.required_affinity.iter().all(|t| t.matches(pod, namespaces)))
+        pods_exist
+            || (self.affinity.is_empty()
+                && pod
+                    .required_affinity
+                    .iter()
+                    .all(|t| t.matches(pod, namespaces)))
     }
 }
 
@@ -131,23 +191,35 @@ pub fn score(pod: &PodInfo, cache: &Cache, nodes: &[&NodeInfo]) -> Option<Vec<i6
     let mut add = |term: &AffinityTerm, weight: i64, target: &PodInfo, node: &NodeInfo| {
         if let Some(value) = node.label(&term.topology_key) {
             if term.matches(target, namespaces) {
-                *topology.entry(term.topology_key.clone()).or_default().entry(value.clone()).or_insert(0) += weight;
+                *topology
+                    .entry(term.topology_key.clone())
+                    .or_default()
+                    .entry(value.clone())
+                    .or_insert(0) += weight;
             }
         }
     };
-    let visited: Box<dyn Iterator<Item = &NodeInfo>> = if own { Box::new(cache.nodes()) } else { Box::new(cache.nodes_with_affinity()) };
+    let visited: Box<dyn Iterator<Item = &NodeInfo>> = if own {
+        Box::new(cache.nodes())
+    } else {
+        Box::new(cache.nodes_with_affinity())
+    };
     for node in visited {
         for other in &node.pods {
             if !own && !other.has_affinity() {
                 continue;
             }
-            for (term, weight) in weighted(&pod.preferred_affinity, 1).chain(weighted(&pod.preferred_anti_affinity, -1)) {
+            for (term, weight) in weighted(&pod.preferred_affinity, 1)
+                .chain(weighted(&pod.preferred_anti_affinity, -1))
+            {
                 add(term, weight, other, node);
             }
             for term in &other.required_affinity {
                 add(term, 1, pod, node);
             }
-            for (term, weight) in weighted(&other.preferred_affinity, 1).chain(weighted(&other.preferred_anti_affinity, -1)) {
+            for (term, weight) in weighted(&other.preferred_affinity, 1)
+                .chain(weighted(&other.preferred_anti_affinity, -1))
+            {
                 add(term, weight, pod, node);
             }
         }
@@ -157,9 +229,24 @@ pub fn score(pod: &PodInfo, cache: &Cache, nodes: &[&NodeInfo]) -> Option<Vec<i6
     }
     let raw: Vec<i64> = nodes
         .iter()
-        .map(|node| topology.iter().filter_map(|(key, values)| node.label(key).and_then(|v| values.get(v))).sum())
+        .map(|node| {
+            topology
+                .iter()
+                .filter_map(|(key, values)| node.label(key).and_then(|v| values.get(v)))
+                .sum()
+        })
         .collect();
     let min = raw.iter().copied().min().unwrap_or(0);
     let max = raw.iter().copied().max().unwrap_or(0);
-    Some(raw.iter().map(|s| if max > min { (100.0 * (s - min) as f64 / (max - min) as f64) as i64 } else { 0 }).collect())
+    Some(
+        raw.iter()
+            .map(|s| {
+                if max > min {
+                    (100.0 * (s - min) as f64 / (max - min) as f64) as i64
+                } else {
+                    0
+                }
+            })
+            .collect(),
+    )
 }

@@ -68,13 +68,20 @@ impl Plugin {
     pub fn requeued_by(self, event: ClusterEvent) -> bool {
         use ClusterEvent::*;
         match self {
-            Plugin::NodeUnschedulable | Plugin::TaintToleration => matches!(event, NodeAdd | NodeTaintChange),
+            Plugin::NodeUnschedulable | Plugin::TaintToleration => {
+                matches!(event, NodeAdd | NodeTaintChange)
+            }
             Plugin::NodeName => event == NodeAdd,
             Plugin::NodeAffinity => matches!(event, NodeAdd | NodeLabelChange),
             Plugin::NodePorts => matches!(event, NodeAdd | AssignedPodDelete),
-            Plugin::NodeResourcesFit => matches!(event, NodeAdd | NodeAllocatableChange | AssignedPodDelete | AssignedPodUpdate),
+            Plugin::NodeResourcesFit => matches!(
+                event,
+                NodeAdd | NodeAllocatableChange | AssignedPodDelete | AssignedPodUpdate
+            ),
             Plugin::PodTopologySpread => event != NodeAllocatableChange,
-            Plugin::InterPodAffinity => !matches!(event, NodeAllocatableChange | NodeTaintChange | NodeDelete),
+            Plugin::InterPodAffinity => {
+                !matches!(event, NodeAllocatableChange | NodeTaintChange | NodeDelete)
+            }
         }
     }
 }
@@ -97,7 +104,11 @@ pub struct Status {
 
 impl Status {
     pub fn new(plugin: Plugin, code: Code, reason: &'static str) -> Status {
-        Status { plugin, code, reasons: vec![Cow::Borrowed(reason)] }
+        Status {
+            plugin,
+            code,
+            reasons: vec![Cow::Borrowed(reason)],
+        }
     }
 }
 
@@ -137,7 +148,12 @@ impl<'a> CycleState<'a> {
         let node_affinity = node_affinity::NodeAffinity::new(pod);
         let spread = topology_spread::FilterState::new(pod, &node_affinity, cache);
         let affinity = inter_pod_affinity::FilterState::new(pod, cache);
-        CycleState { pod, node_affinity, spread, affinity }
+        CycleState {
+            pod,
+            node_affinity,
+            spread,
+            affinity,
+        }
     }
 
     /// Runs the filters in upstream's order; the first rejection decides.
@@ -159,7 +175,11 @@ impl<'a> CycleState<'a> {
     /// already there (and also without them), so the room preemption freed stays theirs.
     pub fn filter_with_nominated(&self, node: &NodeInfo, cache: &Cache) -> Result<(), Status> {
         let pod = self.pod;
-        let mut nominated = cache.nominated_pods(&node.name).iter().filter(|p| p.uid != pod.uid && p.priority >= pod.priority).peekable();
+        let mut nominated = cache
+            .nominated_pods(&node.name)
+            .iter()
+            .filter(|p| p.uid != pod.uid && p.priority >= pod.priority)
+            .peekable();
         if nominated.peek().is_some() {
             let mut with_nominated = node.clone();
             for other in nominated {
@@ -173,7 +193,8 @@ impl<'a> CycleState<'a> {
     /// Accounts for `other` appearing on (`delta` 1) or leaving (`delta` -1) `node` in the
     /// precomputed state, as preemption simulates removing victims.
     pub fn update(&mut self, other: &PodInfo, node: &NodeInfo, delta: i64, cache: &Cache) {
-        self.spread.update(self.pod, &self.node_affinity, other, node, delta);
+        self.spread
+            .update(self.pod, &self.node_affinity, other, node, delta);
         self.affinity.update(self.pod, other, node, delta, cache);
     }
 
@@ -183,8 +204,13 @@ impl<'a> CycleState<'a> {
         let mut totals: Vec<i64> = nodes
             .iter()
             .map(|n| {
-                let balanced = if balanced_allocation::skips(pod) { 0 } else { balanced_allocation::score(pod, n) };
-                RESOURCES_FIT_WEIGHT * resources_fit::score(pod, n) + BALANCED_ALLOCATION_WEIGHT * balanced
+                let balanced = if balanced_allocation::skips(pod) {
+                    0
+                } else {
+                    balanced_allocation::score(pod, n)
+                };
+                RESOURCES_FIT_WEIGHT * resources_fit::score(pod, n)
+                    + BALANCED_ALLOCATION_WEIGHT * balanced
             })
             .collect();
         let mut add = |scores: Vec<i64>, weight: i64| {

@@ -6,7 +6,10 @@ use crate::pod_info::PodInfo;
 
 /// Rejects nodes where a wanted host port is taken.
 pub fn filter(pod: &PodInfo, node: &NodeInfo) -> Result<(), Status> {
-    let conflict = pod.host_ports.iter().any(|wanted| node.used_ports.iter().any(|used| used.conflicts(wanted)));
+    let conflict = pod
+        .host_ports
+        .iter()
+        .any(|wanted| node.used_ports.iter().any(|used| used.conflicts(wanted)));
     if conflict {
         return Err(Status::new(
             Plugin::NodePorts,

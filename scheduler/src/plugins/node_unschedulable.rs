@@ -10,7 +10,12 @@ use crate::pod_info::PodInfo;
 
 /// Rejects cordoned nodes unless the pod tolerates the unschedulable taint.
 pub fn filter(pod: &PodInfo, node: &NodeInfo) -> Result<(), Status> {
-    let cordoned = node.node.as_ref().and_then(|n| n.spec.as_ref()).and_then(|s| s.unschedulable).unwrap_or(false);
+    let cordoned = node
+        .node
+        .as_ref()
+        .and_then(|n| n.spec.as_ref())
+        .and_then(|s| s.unschedulable)
+        .unwrap_or(false);
     if !cordoned {
         return Ok(());
     }
@@ -22,5 +27,9 @@ pub fn filter(pod: &PodInfo, node: &NodeInfo) -> Result<(), Status> {
     if tolerates(pod.spec().tolerations.as_deref().unwrap_or(&[]), &taint) {
         return Ok(());
     }
-    Err(Status::new(Plugin::NodeUnschedulable, Code::UnschedulableAndUnresolvable, "node(s) were unschedulable"))
+    Err(Status::new(
+        Plugin::NodeUnschedulable,
+        Code::UnschedulableAndUnresolvable,
+        "node(s) were unschedulable",
+    ))
 }

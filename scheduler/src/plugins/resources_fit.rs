@@ -22,11 +22,14 @@ pub fn filter(pod: &PodInfo, node: &NodeInfo) -> Result<(), Status> {
         if wanted.memory > 0 && wanted.memory > free.memory - used.memory {
             reasons.push("Insufficient memory".into());
         }
-        if wanted.ephemeral_storage > 0 && wanted.ephemeral_storage > free.ephemeral_storage - used.ephemeral_storage {
+        if wanted.ephemeral_storage > 0
+            && wanted.ephemeral_storage > free.ephemeral_storage - used.ephemeral_storage
+        {
             reasons.push("Insufficient ephemeral-storage".into());
         }
         for (name, amount) in wanted.scalar.iter().filter(|(_, amount)| **amount > 0) {
-            let left = free.scalar.get(name).copied().unwrap_or(0) - used.scalar.get(name).copied().unwrap_or(0);
+            let left = free.scalar.get(name).copied().unwrap_or(0)
+                - used.scalar.get(name).copied().unwrap_or(0);
             if *amount > left {
                 reasons.push(format!("Insufficient {name}").into());
             }
@@ -35,7 +38,11 @@ pub fn filter(pod: &PodInfo, node: &NodeInfo) -> Result<(), Status> {
     if reasons.is_empty() {
         return Ok(());
     }
-    Err(Status { plugin: Plugin::NodeResourcesFit, code: Code::Unschedulable, reasons })
+    Err(Status {
+        plugin: Plugin::NodeResourcesFit,
+        code: Code::Unschedulable,
+        reasons,
+    })
 }
 
 fn least_requested(requested: i64, capacity: i64) -> i64 {
@@ -47,8 +54,14 @@ fn least_requested(requested: i64, capacity: i64) -> i64 {
 
 /// LeastAllocated over CPU and memory, equally weighted.
 pub fn score(pod: &PodInfo, node: &NodeInfo) -> i64 {
-    let cpu = (node.non_zero_requested.0 + pod.non_zero.0, node.allocatable.milli_cpu);
-    let memory = (node.non_zero_requested.1 + pod.non_zero.1, node.allocatable.memory);
+    let cpu = (
+        node.non_zero_requested.0 + pod.non_zero.0,
+        node.allocatable.milli_cpu,
+    );
+    let memory = (
+        node.non_zero_requested.1 + pod.non_zero.1,
+        node.allocatable.memory,
+    );
     let counted: Vec<i64> = [cpu, memory]
         .into_iter()
         .filter(|(_, capacity)| *capacity > 0)

@@ -18,7 +18,9 @@ pub fn tolerates(tolerations: &[Toleration], taint: &Taint) -> bool {
         (effect.is_empty() || effect == taint.effect)
             && (key.is_empty() || key == taint.key)
             && match t.operator.as_deref().unwrap_or("Equal") {
-                "Equal" | "" => t.value.as_deref().unwrap_or("") == taint.value.as_deref().unwrap_or(""),
+                "Equal" | "" => {
+                    t.value.as_deref().unwrap_or("") == taint.value.as_deref().unwrap_or("")
+                }
                 "Exists" => true,
                 _ => false,
             }
@@ -36,8 +38,16 @@ pub fn filter(pod: &PodInfo, node: &NodeInfo) -> Result<(), Status> {
     match untolerated {
         None => Ok(()),
         Some(taint) => {
-            let reason = format!("node(s) had untolerated taint {{{}: {}}}", taint.key, taint.value.as_deref().unwrap_or(""));
-            Err(Status { plugin: Plugin::TaintToleration, code: Code::UnschedulableAndUnresolvable, reasons: vec![Cow::Owned(reason)] })
+            let reason = format!(
+                "node(s) had untolerated taint {{{}: {}}}",
+                taint.key,
+                taint.value.as_deref().unwrap_or("")
+            );
+            Err(Status {
+                plugin: Plugin::TaintToleration,
+                code: Code::UnschedulableAndUnresolvable,
+                reasons: vec![Cow::Owned(reason)],
+            })
         }
     }
 }
@@ -49,13 +59,21 @@ pub fn score(pod: &PodInfo, nodes: &[&NodeInfo]) -> Vec<i64> {
         .tolerations
         .iter()
         .flatten()
-        .filter(|t| matches!(t.effect.as_deref(), None | Some("") | Some("PreferNoSchedule")))
+        .filter(|t| {
+            matches!(
+                t.effect.as_deref(),
+                None | Some("") | Some("PreferNoSchedule")
+            )
+        })
         .cloned()
         .collect();
     let mut scores: Vec<i64> = nodes
         .iter()
         .map(|node| {
-            let untolerated = node.taints().iter().filter(|t| t.effect == "PreferNoSchedule" && !tolerates(&tolerations, t));
+            let untolerated = node
+                .taints()
+                .iter()
+                .filter(|t| t.effect == "PreferNoSchedule" && !tolerates(&tolerations, t));
             untolerated.count() as i64
         })
         .collect();
@@ -68,23 +86,46 @@ mod tests {
     use super::*;
 
     fn taint(key: &str, value: &str, effect: &str) -> Taint {
-        Taint { key: key.into(), value: Some(value.into()), effect: effect.into(), ..Default::default() }
+        Taint {
+            key: key.into(),
+            value: Some(value.into()),
+            effect: effect.into(),
+            ..Default::default()
+        }
     }
 
     fn toleration(key: &str, operator: &str, value: &str, effect: &str) -> Toleration {
         let text = |s: &str| (!s.is_empty()).then(|| s.to_string());
-        Toleration { key: text(key), operator: text(operator), value: text(value), effect: text(effect), ..Default::default() }
+        Toleration {
+            key: text(key),
+            operator: text(operator),
+            value: text(value),
+            effect: text(effect),
+            ..Default::default()
+        }
     }
 
     #[test]
     fn toleration_matching() {
         let gpu = taint("gpu", "true", "NoSchedule");
-        assert!(tolerates(&[toleration("gpu", "Equal", "true", "NoSchedule")], &gpu));
-        assert!(tolerates(&[toleration("gpu", "", "true", "")], &gpu), "default operator is Equal, empty effect matches all");
+        assert!(tolerates(
+            &[toleration("gpu", "Equal", "true", "NoSchedule")],
+            &gpu
+        ));
+        assert!(
+            tolerates(&[toleration("gpu", "", "true", "")], &gpu),
+            "default operator is Equal, empty effect matches all"
+        );
         assert!(tolerates(&[toleration("gpu", "Exists", "", "")], &gpu));
-        assert!(tolerates(&[toleration("", "Exists", "", "")], &gpu), "empty key with Exists tolerates everything");
+        assert!(
+            tolerates(&[toleration("", "Exists", "", "")], &gpu),
+            "empty key with Exists tolerates everything"
+        );
         assert!(!tolerates(&[toleration("gpu", "Equal", "false", "")], &gpu));
-        assert!(!tolerates(&[toleration("gpu", "Exists", "", "NoExecute")], &gpu));
+        assert!(!tolerates(
+            &[toleration("gpu", "Exists", "", "NoExecute")],
+            &gpu
+        ));
         assert!(!tolerates(&[], &gpu));
     }
 }

@@ -18,7 +18,8 @@ use machinery::selector::Selector;
 const HOSTNAME: &str = "kubernetes.io/hostname";
 const ZONE: &str = "topology.kubernetes.io/zone";
 const SKEW_REASON: &str = "node(s) didn't match pod topology spread constraints";
-const LABEL_REASON: &str = "node(s) didn't match pod topology spread constraints (missing required label)";
+const LABEL_REASON: &str =
+    "node(s) didn't match pod topology spread constraints (missing required label)";
 
 #[derive(Clone)]
 struct Constraint {
@@ -69,8 +70,15 @@ impl Constraint {
         }
         if self.honor_taints {
             let tolerations = pod.spec().tolerations.as_deref().unwrap_or(&[]);
-            let hard = |t: &&k8s_openapi::api::core::v1::Taint| t.effect == "NoSchedule" || t.effect == "NoExecute";
-            if !node.taints().iter().filter(hard).all(|t| tolerates(tolerations, t)) {
+            let hard = |t: &&k8s_openapi::api::core::v1::Taint| {
+                t.effect == "NoSchedule" || t.effect == "NoExecute"
+            };
+            if !node
+                .taints()
+                .iter()
+                .filter(hard)
+                .all(|t| tolerates(tolerations, t))
+            {
                 return false;
             }
         }
@@ -83,13 +91,22 @@ impl Constraint {
     }
 
     fn counts(&self, pod: &PodInfo, other: &PodInfo) -> bool {
-        other.namespace == pod.namespace && !other.is_terminating() && self.selector.matches(other.labels())
+        other.namespace == pod.namespace
+            && !other.is_terminating()
+            && self.selector.matches(other.labels())
     }
 }
 
 fn constraints(pod: &PodInfo, when: &str) -> Vec<Constraint> {
-    let all = pod.spec().topology_spread_constraints.as_deref().unwrap_or(&[]);
-    all.iter().filter(|c| c.when_unsatisfiable == when).map(|c| Constraint::new(pod, c)).collect()
+    let all = pod
+        .spec()
+        .topology_spread_constraints
+        .as_deref()
+        .unwrap_or(&[]);
+    all.iter()
+        .filter(|c| c.when_unsatisfiable == when)
+        .map(|c| Constraint::new(pod, c))
+        .collect()
 }
 
 fn has_all_keys(node: &NodeInfo, constraints: &[Constraint]) -> bool {
@@ -121,8 +138,16 @@ impl FilterState {
                 }
             }
         }
-        let self_match = constraints.iter().map(|c| c.selector.matches(pod.labels())).collect();
-        let mut state = FilterState { constraints, counts, minimums: Vec::new(), self_match };
+        let self_match = constraints
+            .iter()
+            .map(|c| c.selector.matches(pod.labels()))
+            .collect();
+        let mut state = FilterState {
+            constraints,
+            counts,
+            minimums: Vec::new(),
+            self_match,
+        };
         state.update_minimums();
         state
     }
@@ -132,7 +157,13 @@ impl FilterState {
             .constraints
             .iter()
             .zip(&self.counts)
-            .map(|(c, counts)| if counts.len() < c.min_domains { 0 } else { counts.values().copied().min().unwrap_or(0) })
+            .map(|(c, counts)| {
+                if counts.len() < c.min_domains {
+                    0
+                } else {
+                    counts.values().copied().min().unwrap_or(0)
+                }
+            })
             .collect();
     }
 
@@ -143,12 +174,20 @@ impl FilterState {
     pub fn filter(&self, node: &NodeInfo) -> Result<(), Status> {
         for (i, c) in self.constraints.iter().enumerate() {
             let Some(value) = node.label(&c.key) else {
-                return Err(Status::new(Plugin::PodTopologySpread, Code::UnschedulableAndUnresolvable, LABEL_REASON));
+                return Err(Status::new(
+                    Plugin::PodTopologySpread,
+                    Code::UnschedulableAndUnresolvable,
+                    LABEL_REASON,
+                ));
             };
             let matching = self.counts[i].get(value).copied().unwrap_or(0);
             let skew = matching + i64::from(self.self_match[i]) - self.minimums[i];
             if skew > c.max_skew {
-                return Err(Status::new(Plugin::PodTopologySpread, Code::Unschedulable, SKEW_REASON));
+                return Err(Status::new(
+                    Plugin::PodTopologySpread,
+                    Code::Unschedulable,
+                    SKEW_REASON,
+                ));
             }
         }
         Ok(())
@@ -156,7 +195,14 @@ impl FilterState {
 
     /// Accounts for `other` appearing on (`delta` 1) or leaving (`delta` -1) `node`, as
     /// preemption simulates removing victims.
-    pub fn update(&mut self, pod: &PodInfo, affinity: &NodeAffinity, other: &PodInfo, node: &NodeInfo, delta: i64) {
+    pub fn update(
+        &mut self,
+        pod: &PodInfo,
+        affinity: &NodeAffinity,
+        other: &PodInfo,
+        node: &NodeInfo,
+        delta: i64,
+    ) {
         if self.constraints.is_empty() || !has_all_keys(node, &self.constraints) {
             return;
         }
@@ -172,13 +218,25 @@ impl FilterState {
 
 /// Scores for the pod's `ScheduleAnyway` constraints (or the system defaults), or `None`
 /// when the pod has none, which upstream treats as skipping this score.
-pub fn score(pod: &PodInfo, affinity: &NodeAffinity, cache: &Cache, nodes: &[&NodeInfo]) -> Option<Vec<i64>> {
-    let own = !pod.spec().topology_spread_constraints.as_ref().is_none_or(|c| c.is_empty());
+pub fn score(
+    pod: &PodInfo,
+    affinity: &NodeAffinity,
+    cache: &Cache,
+    nodes: &[&NodeInfo],
+) -> Option<Vec<i64>> {
+    let own = !pod
+        .spec()
+        .topology_spread_constraints
+        .as_ref()
+        .is_none_or(|c| c.is_empty());
     let constraints = if own {
         constraints(pod, "ScheduleAnyway")
     } else {
         let selector = cache.default_spread_selector(pod)?;
-        vec![Constraint::system_default(HOSTNAME, 3, &selector), Constraint::system_default(ZONE, 5, &selector)]
+        vec![
+            Constraint::system_default(HOSTNAME, 3, &selector),
+            Constraint::system_default(ZONE, 5, &selector),
+        ]
     };
     if constraints.is_empty() || nodes.is_empty() {
         return None;
@@ -186,13 +244,21 @@ pub fn score(pod: &PodInfo, affinity: &NodeAffinity, cache: &Cache, nodes: &[&No
     // Nodes lacking a topology key are ignored, except under the system defaults, which
     // still spread over hostnames where zones are not labelled.
     let require_all = own;
-    let ignored: Vec<bool> = nodes.iter().map(|n| require_all && !has_all_keys(n, &constraints)).collect();
+    let ignored: Vec<bool> = nodes
+        .iter()
+        .map(|n| require_all && !has_all_keys(n, &constraints))
+        .collect();
     let mut pair_counts: HashMap<(usize, String), i64> = HashMap::new();
     let mut domains = vec![0usize; constraints.len()];
     for (node, _) in nodes.iter().zip(&ignored).filter(|(_, ignored)| !**ignored) {
-        for (i, c) in constraints.iter().enumerate().filter(|(_, c)| c.key != HOSTNAME) {
+        for (i, c) in constraints
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.key != HOSTNAME)
+        {
             let value = node.label(&c.key).cloned().unwrap_or_default();
-            if let std::collections::hash_map::Entry::Vacant(entry) = pair_counts.entry((i, value)) {
+            if let std::collections::hash_map::Entry::Vacant(entry) = pair_counts.entry((i, value))
+            {
                 entry.insert(0);
                 domains[i] += 1;
             }
@@ -203,7 +269,11 @@ pub fn score(pod: &PodInfo, affinity: &NodeAffinity, cache: &Cache, nodes: &[&No
             if require_all && !has_all_keys(node, &constraints) {
                 continue;
             }
-            for (i, c) in constraints.iter().enumerate().filter(|(_, c)| c.key != HOSTNAME) {
+            for (i, c) in constraints
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| c.key != HOSTNAME)
+            {
                 if !c.includes(pod, affinity, node) {
                     continue;
                 }
@@ -219,7 +289,11 @@ pub fn score(pod: &PodInfo, affinity: &NodeAffinity, cache: &Cache, nodes: &[&No
         .iter()
         .enumerate()
         .map(|(i, c)| {
-            let size = if c.key == HOSTNAME { considered } else { domains[i] };
+            let size = if c.key == HOSTNAME {
+                considered
+            } else {
+                domains[i]
+            };
             ((size + 2) as f64).ln()
         })
         .collect();
@@ -232,7 +306,9 @@ pub fn score(pod: &PodInfo, affinity: &NodeAffinity, cache: &Cache, nodes: &[&No
             }
             let mut score = 0.0;
             for (i, c) in constraints.iter().enumerate() {
-                let Some(value) = node.label(&c.key) else { continue };
+                let Some(value) = node.label(&c.key) else {
+                    continue;
+                };
                 let count = if c.key == HOSTNAME {
                     c.count(pod, node)
                 } else {
