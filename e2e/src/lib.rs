@@ -197,6 +197,23 @@ impl Cluster {
         self.kubectl_version(33, args, None)
     }
 
+    /// Runs kubectl 1.33 as the holder of a bearer `token` (a `--token-auth-file` user), with
+    /// no kubeconfig and so no client certificate.
+    pub fn kubectl_as_token(&self, token: &str, args: &[&str]) -> Output {
+        let server = format!("https://127.0.0.1:{}", self.port);
+        let mut all = vec![
+            "--kubeconfig",
+            "/dev/null",
+            "--server",
+            &server,
+            "--insecure-skip-tls-verify",
+            "--token",
+            token,
+        ];
+        all.extend_from_slice(args);
+        self.kubectl(&all)
+    }
+
     /// Runs a given kubectl minor, optionally feeding `stdin`.
     pub fn kubectl_version(&self, minor: u32, args: &[&str], stdin: Option<&str>) -> Output {
         let mut command = Command::new(kubectl_path(minor));

@@ -552,22 +552,8 @@ async fn token_file_users_are_authenticated(backend: e2e::Backend) {
     std::fs::write(tokens.path(), "s3cr3t-token,alice,1001,\"dev,ops\"\n").unwrap();
     let path = tokens.path().display().to_string();
     let cluster = Cluster::start_with(backend, &["--token-auth-file", &path]).await;
-    let server = format!("https://127.0.0.1:{}", cluster.port);
-    let as_token = |token: &str| {
-        cluster.kubectl(&[
-            "--kubeconfig",
-            "/dev/null",
-            "--server",
-            &server,
-            "--insecure-skip-tls-verify",
-            "--token",
-            token,
-            "get",
-            "namespaces",
-            "-o",
-            "name",
-        ])
-    };
+    let as_token =
+        |token: &str| cluster.kubectl_as_token(token, &["get", "namespaces", "-o", "name"]);
     let ok = as_token("s3cr3t-token");
     assert!(
         ok.status.success(),

@@ -424,26 +424,14 @@ async fn connections_are_bounded_and_timed_out(backend: Backend) {
     );
 
     // A body that never arrives holds the one mutating slot.
-    let server = format!("https://127.0.0.1:{}", cluster.port);
     let holder = Command::new("python3")
         .args(["-c", HOLD_SLOT, &cluster.port.to_string()])
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     tokio::time::sleep(Duration::from_millis(800)).await;
-    let as_alice = cluster.kubectl(&[
-        "--kubeconfig",
-        "/dev/null",
-        "--server",
-        &server,
-        "--insecure-skip-tls-verify",
-        "--token",
-        "user-token",
-        "create",
-        "configmap",
-        "throttled",
-        "-v=6",
-    ]);
+    let as_alice =
+        cluster.kubectl_as_token("user-token", &["create", "configmap", "throttled", "-v=6"]);
     let log = String::from_utf8_lossy(&as_alice.stderr).into_owned();
     assert!(log.contains("429 Too Many Requests"), "{log}");
     cluster.ok(&["create", "configmap", "by-admin"]);
