@@ -7,6 +7,10 @@ source hack/lib.sh
 ensure_build_deps
 ensure_python_client
 
+# Style and lints first: rustfmt.toml's layout and clippy without a warning.
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
 # Build once; every test binary shares the target dir.
 cargo build --workspace --all-targets --locked
 if command -v cargo-nextest >/dev/null 2>&1; then
