@@ -187,7 +187,13 @@ async fn api(State(app): State<Arc<App>>, request: Request) -> Response {
         .collect();
     let headers = parts.headers;
     let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
-    let discovery = segments.len() <= 3 && matches!(segments.first(), Some(&"api" | &"apis"));
+    // `/api`, `/api/{version}`, `/apis`, `/apis/{group}`, `/apis/{group}/{version}`: not
+    // `/api/v1/pods`, a resource.
+    let discovery = match segments.first() {
+        Some(&"api") => segments.len() <= 2,
+        Some(&"apis") => segments.len() <= 3,
+        _ => false,
+    };
     if discovery && !accepts_untransformed(&headers) {
         return not_acceptable().into_response();
     }

@@ -52,6 +52,15 @@ async fn tables_only_where_upstream_draws_them(cluster: &mut Cluster) {
     );
 
     let deployments = "/apis/apps/v1/namespaces/default/deployments";
+    // A cluster-wide list of a core resource is a resource path, not discovery.
+    assert_eq!(
+        table_request(cluster, "GET", "/api/v1/pods", "").await,
+        (200, "Table".into())
+    );
+    assert_eq!(
+        table_request(cluster, "GET", "/api/v1/nodes", "").await,
+        (200, "Table".into())
+    );
     assert_eq!(
         table_request(cluster, "GET", deployments, "").await,
         (200, "Table".into())
