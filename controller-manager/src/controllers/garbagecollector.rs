@@ -7,6 +7,10 @@
 //! finalizer go to `attemptToOrphan`. Owners referenced before they are seen become
 //! "virtual" nodes that a worker verifies against the API server.
 //!
+//! Like upstream's, the collector reads metadata only (`PartialObjectMetadata` watches and
+//! gets): owner references, finalizers and deletion are all it needs, and holding every
+//! object of every resource in full would cost the memory of a second watch cache.
+//!
 //! Deletion modes, as upstream: background (the owner goes at once, the collector deletes its
 //! dependents afterwards), foreground (the owner waits with the `foregroundDeletion`
 //! finalizer until its dependents that block owner deletion are gone) and orphan (the
@@ -19,13 +23,13 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-use kube::api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions, PropagationPolicy};
-use kube::core::{DynamicObject, GroupVersion};
+use kube::api::{DeleteParams, Patch, PatchParams, Preconditions, PropagationPolicy};
+use kube::core::{DynamicObject, DynamicResourceScope, GroupVersion, PartialObjectMeta};
 use kube::discovery::{verbs, ApiResource, Discovery, Scope};
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
-use kube::{Api, Client, ResourceExt};
-use serde_json::json;
+use kube::{Api, Client, Resource, ResourceExt};
+use serde_json::{json, Value};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 use tokio::sync::watch;
 
@@ -42,6 +46,9 @@ const FOREGROUND: &str = "foregroundDeletion";
 const RESYNC_DISCOVERY: Duration = Duration::from_secs(30);
 /// Owners known to be absent, so their many dependents need not look each one up.
 const ABSENT_OWNER_CACHE_SIZE: usize = 500;
+
+/// What the collector knows of an object: its metadata.
+type Metadata = PartialObjectMeta<DynamicObject>;
 
 /// Coordinates of an object: what an owner reference names, plus the namespace.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -244,7 +251,7 @@ impl Collector {
     /// Watches one resource, reporting objects to the graph builder and each completed list
     /// (the first one on `listed`).
     async fn monitor(self: Arc<Self>, mapping: Mapping, listed: UnboundedSender<()>) {
-        let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &mapping.resource);
+        let api: Api<Metadata> = Api::all_with(self.client.clone(), &mapping.resource);
         let mut stream = watcher::watcher(api, watcher::Config::default())
             .default_backoff()
             .boxed();
@@ -696,7 +703,12 @@ impl Collector {
             .ok_or_else(|| format!("unable to get REST mapping for {api_version}/{kind}"))
     }
 
-    fn api(&self, identity: &Identity) -> Result<Api<DynamicObject>, String> {
+    /// The API of the identity's resource: `Api<Metadata>` reads metadata only, `Api<DynamicObject>`
+    /// writes.
+    fn api<K>(&self, identity: &Identity) -> Result<Api<K>, String>
+    where
+        K: Resource<DynamicType = ApiResource, Scope = DynamicResourceScope>,
+    {
         let mapping = self.mapping(&identity.api_version, &identity.kind)?;
         Ok(match (&identity.namespace, mapping.namespaced) {
             (Some(namespace), true) => {
@@ -706,8 +718,8 @@ impl Collector {
         })
     }
 
-    async fn get(&self, identity: &Identity) -> Result<Option<DynamicObject>, String> {
-        self.api(identity)?
+    async fn get(&self, identity: &Identity) -> Result<Option<Metadata>, String> {
+        self.api::<Metadata>(identity)?
             .get_opt(&identity.name)
             .await
             .map_err(|e| api_message(&e))
@@ -754,7 +766,7 @@ impl Collector {
     async fn delete(
         &self,
         identity: &Identity,
-        latest: &DynamicObject,
+        latest: &Metadata,
         policy: PropagationPolicy,
     ) -> Result<(), String> {
         let params = DeleteParams {
@@ -765,7 +777,11 @@ impl Collector {
             }),
             ..DeleteParams::default()
         };
-        match self.api(identity)?.delete(&identity.name, &params).await {
+        match self
+            .api::<DynamicObject>(identity)?
+            .delete(&identity.name, &params)
+            .await
+        {
             Ok(_) => Ok(()),
             Err(kube::Error::Api(status)) if status.code == 404 => {
                 let _ = self.events.send(GraphEvent::VirtualDeleted {
@@ -790,7 +806,7 @@ impl Collector {
             .collect();
         let patch = json!({"metadata": {"ownerReferences": references, "uid": identity.uid}});
         match self
-            .api(identity)?
+            .api::<DynamicObject>(identity)?
             .patch(
                 &identity.name,
                 &PatchParams::default(),
@@ -812,7 +828,7 @@ impl Collector {
     async fn unblock_owner_references(
         &self,
         identity: &Identity,
-        latest: &DynamicObject,
+        latest: &Metadata,
     ) -> Result<(), String> {
         let references: Vec<_> = latest
             .owner_references()
@@ -824,7 +840,7 @@ impl Collector {
             return Ok(());
         }
         let patch = json!({"metadata": {"ownerReferences": references, "uid": identity.uid}});
-        self.api(identity)?
+        self.api::<DynamicObject>(identity)?
             .patch(
                 &identity.name,
                 &PatchParams::default(),
@@ -835,15 +851,12 @@ impl Collector {
             .map_err(|e| api_message(&e))
     }
 
-    /// Removes one finalizer with read-modify-write, retrying conflicts.
+    /// Removes one finalizer with a merge patch of the remaining ones, guarded by the
+    /// resourceVersion it was read at, retrying conflicts (upstream's `removeFinalizer`).
     async fn remove_finalizer(&self, identity: &Identity, finalizer: &str) -> Result<(), String> {
-        let api = self.api(identity)?;
+        let api = self.api::<DynamicObject>(identity)?;
         for _ in 0..5 {
-            let Some(mut object) = api
-                .get_opt(&identity.name)
-                .await
-                .map_err(|e| api_message(&e))?
-            else {
+            let Some(object) = self.get(identity).await? else {
                 return Ok(());
             };
             if object.uid().as_deref() != Some(identity.uid.as_str())
@@ -851,9 +864,23 @@ impl Collector {
             {
                 return Ok(());
             }
-            object.finalizers_mut().retain(|f| f != finalizer);
+            let remaining: Vec<&String> = object
+                .finalizers()
+                .iter()
+                .filter(|f| *f != finalizer)
+                .collect();
+            let finalizers = if remaining.is_empty() {
+                Value::Null
+            } else {
+                json!(remaining)
+            };
+            let patch = json!({"metadata": {"finalizers": finalizers, "resourceVersion": object.resource_version()}});
             match api
-                .replace(&identity.name, &PostParams::default(), &object)
+                .patch(
+                    &identity.name,
+                    &PatchParams::default(),
+                    &Patch::Merge(patch),
+                )
                 .await
             {
                 Ok(_) => return Ok(()),
@@ -918,7 +945,7 @@ fn reference_diffs(
     (added, removed, changed)
 }
 
-fn identity(resource: &ApiResource, object: &DynamicObject) -> Identity {
+fn identity(resource: &ApiResource, object: &Metadata) -> Identity {
     Identity {
         api_version: resource.api_version.clone(),
         kind: resource.kind.clone(),
@@ -928,7 +955,7 @@ fn identity(resource: &ApiResource, object: &DynamicObject) -> Identity {
     }
 }
 
-fn observed(resource: &ApiResource, object: &DynamicObject) -> GraphEvent {
+fn observed(resource: &ApiResource, object: &Metadata) -> GraphEvent {
     GraphEvent::Observed {
         identity: identity(resource, object),
         owners: object.owner_references().to_vec(),
