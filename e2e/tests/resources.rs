@@ -13,7 +13,23 @@ on_both_backends!(
     kubectl_1_27_still_works,
     priority_classes_set_pod_priority,
     both_event_apis_see_every_event,
+    endpoints_warn_that_they_are_deprecated,
 );
+
+/// Upstream v1.33 warns on every request to core/v1 Endpoints; kubectl prints it.
+async fn endpoints_warn_that_they_are_deprecated(cluster: &mut Cluster) {
+    let out = cluster.kubectl(&["get", "endpoints", "kubernetes"]);
+    assert!(out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(
+            "Warning: v1 Endpoints is deprecated in v1.33+; use discovery.k8s.io/v1 EndpointSlice"
+        ),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let slices = cluster.kubectl(&["get", "endpointslices"]);
+    assert!(!String::from_utf8_lossy(&slices.stderr).contains("deprecated"));
+}
 
 fn header(table: &str) -> Vec<String> {
     table

@@ -1254,6 +1254,20 @@ impl<S: Strategy> Resource for Rest<S> {
     }
 
     async fn handle(&self, request: ApiRequest) -> ApiResult<Response> {
+        let answer = self.dispatch(request).await;
+        // A deprecated resource warns on every request, failed ones too, as upstream does.
+        match self.info.description.deprecation {
+            Some(warning) => {
+                let response = answer.unwrap_or_else(IntoResponse::into_response);
+                Ok(with_warnings(response, &[warning.to_string()]))
+            }
+            None => answer,
+        }
+    }
+}
+
+impl<S: Strategy> Rest<S> {
+    async fn dispatch(&self, request: ApiRequest) -> ApiResult<Response> {
         let description = &self.info.description;
         let subresource = request.subresource.clone();
         // Like upstream, a Table is only offered where the storage can draw one: the

@@ -88,6 +88,8 @@ pub struct Description {
     pub unconditional_update: bool,
     /// `DELETE` on the collection is served (not for namespaces).
     pub delete_collection: bool,
+    /// The `Warning` every request to a deprecated resource gets (core/v1 Endpoints).
+    pub deprecation: Option<&'static str>,
 }
 
 impl Default for Description {
@@ -108,6 +110,7 @@ impl Default for Description {
             create_on_update: false,
             unconditional_update: true,
             delete_collection: true,
+            deprecation: None,
         }
     }
 }

@@ -23,6 +23,9 @@ impl Strategy for EndpointsStrategy {
             short_names: &["ep"],
             storage_path: Some("services/endpoints"),
             create_on_update: true,
+            deprecation: Some(
+                "v1 Endpoints is deprecated in v1.33+; use discovery.k8s.io/v1 EndpointSlice",
+            ),
             ..Description::default()
         }
     }
