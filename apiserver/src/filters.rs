@@ -91,10 +91,7 @@ pub async fn limit(State(filters): State<Arc<Filters>>, request: Request, next: 
 /// Watches (`?watch=true` or a `/watch/` path) and streaming subresources (the last
 /// segment, or `proxy` followed by the path to proxy).
 fn is_long_running(request: &Request) -> bool {
-    let watch = request
-        .uri()
-        .query()
-        .is_some_and(|q| q.split('&').any(|p| p == "watch=true" || p == "watch=1"));
+    let watch = crate::registry::request::asks_to_watch(request.uri().query());
     let segments: Vec<&str> = request.uri().path().split('/').collect();
     // `/api/v1/watch/...` or `/apis/{group}/v1/watch/...`.
     let after_version = match segments.get(1) {

@@ -261,11 +261,13 @@ async fn serve_connection(
                 tracing::debug!(%peer, %error, "connection ended with an error");
             }
         }
-        () = activity.idle(limits.idle_timeout) => {
-            connection.as_mut().graceful_shutdown();
-            let _ = tokio::time::timeout(CLOSE_GRACE, connection).await;
-        }
-        () = async { closed.wait_for(|closing| *closing).await.map_or((), |_| ()) } => {
+        // Idle for too long, or the server is shutting down: finish what is in flight.
+        () = async {
+            tokio::select! {
+                () = activity.idle(limits.idle_timeout) => {}
+                () = async { closed.wait_for(|closing| *closing).await.map_or((), |_| ()) } => {}
+            }
+        } => {
             connection.as_mut().graceful_shutdown();
             let _ = tokio::time::timeout(CLOSE_GRACE, connection).await;
         }

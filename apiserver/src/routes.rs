@@ -350,7 +350,7 @@ fn locate(registry: &Registry, group: &str, version: &str, rest: &[&str]) -> Opt
 }
 
 fn verb(method: &Method, target: &Target, query: Option<&str>) -> ApiResult<Verb> {
-    let watch = query.is_some_and(|q| q.split('&').any(|p| p == "watch=true" || p == "watch=1"));
+    let watch = crate::registry::request::asks_to_watch(query);
     Ok(match (method.as_str(), target.name.is_some()) {
         ("GET", true) => Verb::Get,
         ("GET", false) if watch => Verb::Watch,

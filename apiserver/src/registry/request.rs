@@ -264,6 +264,12 @@ fn invalid_resource_version(text: &str, reason: &str) -> ApiError {
     ))
 }
 
+/// Whether a raw query string asks for a watch (`watch=true` or `watch=1`), which routing and
+/// the long-running request filters both need before the query is parsed.
+pub fn asks_to_watch(raw: Option<&str>) -> bool {
+    raw.is_some_and(|q| q.split('&').any(|p| p == "watch=true" || p == "watch=1"))
+}
+
 /// Decodes `application/x-www-form-urlencoded` pairs (the query string).
 fn form_pairs(raw: &str) -> HashMap<String, String> {
     raw.split('&')
@@ -300,17 +306,10 @@ pub fn percent_decode(s: &str, plus_is_space: bool) -> String {
 
 /// Picks the response format from `Accept`, honouring order; 406 if nothing fits.
 pub fn negotiate(headers: &HeaderMap, include_object: Option<&str>) -> ApiResult<Output> {
-    let accept = headers
-        .get("accept")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if accept.trim().is_empty() {
+    let Some(entries) = accept_entries(headers) else {
         return Ok(Output::Json);
-    }
-    for entry in accept.split(',') {
-        let mut parts = entry.split(';').map(str::trim);
-        let media = parts.next().unwrap_or("").to_ascii_lowercase();
-        let params: HashMap<&str, &str> = parts.filter_map(|p| p.split_once('=')).collect();
+    };
+    for (media, params) in entries {
         match media.as_str() {
             "application/json" | "application/*" | "*/*" => match params.get("as") {
                 None => return Ok(Output::Json),
@@ -339,20 +338,29 @@ pub fn negotiate(headers: &HeaderMap, include_object: Option<&str>) -> ApiResult
     Err(not_acceptable())
 }
 
+/// The entries of `Accept` in order, each as its lowercased media type and parameters;
+/// `None` when the header is absent or empty (anything goes).
+fn accept_entries(
+    headers: &HeaderMap,
+) -> Option<impl Iterator<Item = (String, HashMap<&str, &str>)>> {
+    let accept = headers.get("accept").and_then(|v| v.to_str().ok())?;
+    if accept.trim().is_empty() {
+        return None;
+    }
+    Some(accept.split(',').map(|entry| {
+        let mut parts = entry.split(';').map(str::trim);
+        let media = parts.next().unwrap_or("").to_ascii_lowercase();
+        (media, parts.filter_map(|p| p.split_once('=')).collect())
+    }))
+}
+
 /// Whether `Accept` allows a document as it is, without a Table or metadata-only
 /// transformation: what discovery documents can be answered in (plain or aggregated).
 pub fn accepts_untransformed(headers: &HeaderMap) -> bool {
-    let accept = headers
-        .get("accept")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if accept.trim().is_empty() {
+    let Some(mut entries) = accept_entries(headers) else {
         return true;
-    }
-    accept.split(',').any(|entry| {
-        let mut parts = entry.split(';').map(str::trim);
-        let media = parts.next().unwrap_or("").to_ascii_lowercase();
-        let params: HashMap<&str, &str> = parts.filter_map(|p| p.split_once('=')).collect();
+    };
+    entries.any(|(media, params)| {
         let plain = matches!(
             media.as_str(),
             "application/json"

@@ -513,10 +513,10 @@ impl<S: Strategy> Rest<S> {
             "" => Err(ApiError::BadRequest(format!(
                 "the name of the object ({name} based on URL) was undeterminable: name must be provided"
             ))),
-            body_name if body_name != name => Err(ApiError::BadRequest(format!(
-                "the name of the object ({body_name}) does not match the name on the URL ({name})"
-            ))),
-            _ => self.insert(request, object, warnings, None).await,
+            _ => {
+                check_body_name(object.metadata(), &name)?;
+                self.insert(request, object, warnings, None).await
+            }
         }
     }
 
@@ -589,13 +589,7 @@ impl<S: Strategy> Rest<S> {
                     let Source::Object(input) = &source else {
                         return Err(ApiError::NotFound(self.info.target(&name)));
                     };
-                    let body_name = input.metadata().name.clone().filter(|n| !n.is_empty());
-                    if body_name.is_some_and(|n| n != name) {
-                        return Err(ApiError::BadRequest(format!(
-                            "the name of the object ({}) does not match the name on the URL ({name})",
-                            input.metadata().name.as_deref().unwrap_or_default()
-                        )));
-                    }
+                    check_body_name(input.metadata(), &name)?;
                     let mut object = input.clone();
                     object.metadata_mut().name = Some(name.clone());
                     match self
@@ -630,16 +624,7 @@ impl<S: Strategy> Rest<S> {
                 }
             };
             self.scope_namespace(&request, input.metadata())?;
-            if let Some(body_name) = input
-                .metadata()
-                .name
-                .as_deref()
-                .filter(|n| !n.is_empty() && *n != name)
-            {
-                return Err(ApiError::BadRequest(format!(
-                    "the name of the object ({body_name}) does not match the name on the URL ({name})"
-                )));
-            }
+            check_body_name(input.metadata(), &name)?;
             let old = self.decode(&current.value, current.mod_revision)?;
             if let Source::Object(input) = &source {
                 // Like upstream, a UID in a PUT body is a precondition, checked before the
@@ -1091,6 +1076,19 @@ fn convert(
     let value: Value = serde_json::from_slice(&raw)
         .map_err(|e| ApiError::Internal(format!("stored object does not decode: {e}")))?;
     stored::encode(&direction(conversion)(&value))
+}
+
+/// A name in the body must be the URL's (an absent one takes the URL's), as upstream's
+/// `checkName` requires.
+fn check_body_name(meta: &ObjectMeta, url_name: &str) -> ApiResult<()> {
+    match meta.name.as_deref() {
+        Some(body_name) if !body_name.is_empty() && body_name != url_name => {
+            Err(ApiError::BadRequest(format!(
+                "the name of the object ({body_name}) does not match the name on the URL ({url_name})"
+            )))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// The Status upstream answers a DELETE with when it does not return the object.

@@ -165,10 +165,11 @@ impl<S: Strategy> Rest<S> {
         let scale = scale_value(object, paths);
         let body = match output {
             Output::Table(include) => scale_table(&scale, include)?,
-            Output::Metadata { list: false, api_version } => serde_json::to_vec(
-                &json!({"kind": "PartialObjectMetadata", "apiVersion": api_version, "metadata": scale["metadata"]}),
-            )
-            .map_err(|e| ApiError::Internal(e.to_string()))?,
+            Output::Metadata {
+                list: false,
+                api_version,
+            } => serde_json::to_vec(&partial_metadata(&scale, api_version))
+                .map_err(|e| ApiError::Internal(e.to_string()))?,
             Output::Metadata { list: true, .. } => {
                 return Err(super::request::metadata_shape_mismatch(true, "*v1.Scale"))
             }
@@ -200,6 +201,11 @@ const SCALE_COLUMNS: [Column; 4] = [
     Column::age(),
 ];
 
+/// A Scale's metadata as a `PartialObjectMetadata` of `api_version`.
+fn partial_metadata(scale: &Value, api_version: &str) -> Value {
+    json!({"kind": "PartialObjectMetadata", "apiVersion": api_version, "metadata": scale["metadata"]})
+}
+
 /// A Scale as a one-row Table.
 fn scale_table(scale: &Value, include: IncludeObject) -> ApiResult<Vec<u8>> {
     let metadata: ObjectMeta = serde_json::from_value(scale["metadata"].clone())
@@ -213,9 +219,7 @@ fn scale_table(scale: &Value, include: IncludeObject) -> ApiResult<Vec<u8>> {
     let object = match include {
         IncludeObject::None => None,
         IncludeObject::Object => Some(scale.clone()),
-        IncludeObject::Metadata => Some(
-            json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": scale["metadata"]}),
-        ),
+        IncludeObject::Metadata => Some(partial_metadata(scale, "meta.k8s.io/v1")),
     }
     .map(|object| serde_json::to_vec(&object))
     .transpose()
