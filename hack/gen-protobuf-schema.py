@@ -15,8 +15,9 @@ written by hand per type:
 A k8s-pb field is matched to the k8s-openapi JSON name whose lowercase alphanumerics equal its own
 (`volume_id` ~ `volumeID`, `r#ref` ~ `$ref`). k8s-pb follows a newer Kubernetes than v1_33, so
 fields and messages unknown to v1_33 are left out: the transcoder then skips them as unknown tags,
-exactly as a 1.33 kube-apiserver does. Only messages reachable from the served kinds (plus
-meta/v1 DeleteOptions) are written.
+exactly as a 1.33 kube-apiserver does. Only messages reachable from the served kinds, their
+`<Kind>List`s and the meta/v1 kinds below (DeleteOptions; Status, PartialObjectMetadata(List) and
+WatchEvent, which only responses carry) are written.
 
 Regenerate (stdlib python3 only, after `cargo fetch` so both crates are in ~/.cargo/registry):
 
@@ -27,11 +28,16 @@ Output format (compact JSON):
 
     {"kinds":     {"apps/v1": {"Deployment": "api.apps.v1.Deployment", ...}, ...},
      "metaKinds": {"DeleteOptions": "apimachinery.pkg.apis.meta.v1.DeleteOptions"},
+     "responseKinds": {"apps/v1": {"DeploymentList": "api.apps.v1.DeploymentList", ...},
+                       "v1": {"Status": "apimachinery.pkg.apis.meta.v1.Status", ...}, ...},
      "shapes":    {"apimachinery.pkg.apis.meta.v1.Time": "time", ...},
      "messages":  {"api.apps.v1.Deployment": {"1": ["metadata", "<message name>"],
                                               "2": ["spec", "api.apps.v1.DeploymentSpec"], ...}}}
 
-`metaKinds` are accepted in every apiVersion of `kinds`. A field is `[jsonName, type]` plus
+`metaKinds` are accepted in every apiVersion of `kinds`. `responseKinds` are the kinds the apiserver
+only ever sends (the decoder keeps refusing them: no request body upstream takes one):
+every served kind's list, Status (always apiVersion v1, an "unversioned" kind upstream) and
+PartialObjectMetadata(List) of meta.k8s.io/v1. A field is `[jsonName, type]` plus
 `"repeated"`, `"map"` (map keys are always strings; the type is the value's) or `"inline"` (an
 embedded Go struct whose fields belong to the enclosing JSON object). A type is a scalar
 (`string int32 int64 bool double bytes`) or a message name. `shapes` names the messages whose
@@ -80,6 +86,29 @@ ITEMS_SHAPE = "items"
 # Registered in every group version upstream; request bodies of DELETE carry it.
 META_KINDS = {"DeleteOptions": META + "DeleteOptions"}
 META_API_VERSION = "meta.k8s.io/v1"
+
+# Meta kinds only responses carry: errors are Status in every encoding, and metadata-only
+# clients (the garbage collector, client-go metadata informers) ask for PartialObjectMetadata.
+META_RESPONSE_KINDS = {
+    "v1": {"Status": META + "Status"},
+    META_API_VERSION: {
+        "PartialObjectMetadata": META + "PartialObjectMetadata",
+        "PartialObjectMetadataList": META + "PartialObjectMetadataList",
+    },
+}
+# Not a kind of any table: the watch stream's frame, whose tags the encoder writes by hand and
+# its tests check against this schema.
+WATCH_EVENT = META + "WatchEvent"
+# Every `<Kind>List` is {metadata = 1 ListMeta, items = 2 repeated <Kind>}; k8s-openapi has one
+# generic List<T> instead of their definitions, so their JSON names are given here, like those of
+# PartialObjectMetadata(List), which OpenAPI does not describe at all, and WatchEvent's, whose
+# k8s-openapi file also holds the fields of its BOOKMARK object.
+LIST_JSON_NAMES = ["metadata", "items"]
+JSON_NAMES = {
+    META + "PartialObjectMetadata": ["metadata"],
+    META + "PartialObjectMetadataList": LIST_JSON_NAMES,
+    WATCH_EVENT: ["type", "object"],
+}
 
 # API groups whose protos live outside k8s.io/api.
 GROUP_PACKAGES = {
@@ -208,6 +237,33 @@ def served_kinds(kinds, pb_canonical):
             continue
         table.setdefault(api_version, {})[kind] = message
     return table, problems
+
+
+def list_kinds(table, pb, json_names):
+    """`<Kind>List` of every served kind that has one, renamed to the upstream message name.
+
+    Renames the k8s-pb message in `pb` and gives it its JSON names in `json_names`.
+    """
+    lists, problems = {}, []
+    by_key = {}
+    for pb_name in pb:
+        package, _, name = pb_name.rpartition(".")
+        by_key[(package, name.lower())] = pb_name
+    for api_version, kinds in table.items():
+        for kind, message in kinds.items():
+            package, _, _ = message.rpartition(".")
+            pb_name = by_key.get((package, (kind + "List").lower()))
+            if pb_name is None:
+                continue
+            name = package + "." + kind + "List"
+            pb[name] = pb.pop(pb_name)
+            want = {1: ("metadata", META + "ListMeta", ""), 2: ("items", message, "repeated")}
+            if pb[name] != want:
+                problems.append(f"{api_version} {kind}List: {pb[name]} is not {{metadata, items}}")
+                continue
+            json_names[name] = LIST_JSON_NAMES
+            lists.setdefault(api_version, {})[kind + "List"] = name
+    return lists, problems
 
 
 def pb_resource_problems(pb_root, pb_canonical):
@@ -340,13 +396,19 @@ def main():
 
     table, problems = served_kinds(kinds, pb_canonical)
     problems += pb_resource_problems(pb_root, pb_canonical)
+    responses, list_problems = list_kinds(table, pb, json_names)
+    problems += list_problems
+    for api_version, meta_kinds in META_RESPONSE_KINDS.items():
+        responses.setdefault(api_version, {}).update(meta_kinds)
+    json_names.update(JSON_NAMES)
     table[META_API_VERSION] = dict(META_KINDS)
-    roots = [m for version in table.values() for m in version.values()]
-    messages, shapes, report = walk(roots, pb, json_names)
+    roots = [m for kinds in (table, responses) for v in kinds.values() for m in v.values()]
+    messages, shapes, report = walk(roots + [WATCH_EVENT], pb, json_names)
 
     schema = {
         "kinds": {v: dict(sorted(k.items())) for v, k in sorted(table.items())},
         "metaKinds": META_KINDS,
+        "responseKinds": {v: dict(sorted(k.items())) for v, k in sorted(responses.items())},
         "shapes": dict(sorted(shapes.items())),
         "messages": {
             name: {str(tag): compact_field(f) for tag, f in sorted(fields.items())}
@@ -358,6 +420,7 @@ def main():
         out.write("\n")
     print(
         f"wrote {os.path.relpath(OUTPUT, REPO)}: {sum(map(len, table.values()))} kinds, "
+        f"{sum(map(len, responses.values()))} response kinds, "
         f"{len(messages)} messages, {len(shapes)} shapes, "
         f"{sum(r.startswith('left out') for r in report)} k8s-pb fields not in v1_33"
     )

@@ -1,4 +1,5 @@
-//! Kubernetes protobuf request bodies (`application/vnd.kubernetes.protobuf`) → JSON.
+//! Kubernetes protobuf (`application/vnd.kubernetes.protobuf`) request bodies → JSON, and JSON
+//! → protobuf responses ([`encode_object`], [`ListEncoder`], [`watch_frame`]).
 //!
 //! kubectl and every client-go typed client send built-in objects as protobuf (`kubectl create
 //! deployment`, `drain`'s Eviction, `auth can-i`'s SelfSubjectAccessReview, controllers' writes)
@@ -15,16 +16,25 @@
 //! bytes base64, embedded structs flattened. Zero numbers and false are kept: pointer fields
 //! (`replicas: 0`) need them; `crate::decoding` drops those of non-pointer `omitempty` fields,
 //! as upstream's JSON encoding does.
+//!
+//! Responses go the other way (`encode.rs`): client-go typed clients and metadata informers
+//! accept protobuf first, and get the same envelope around the object's message, lists built
+//! item by item, and watch events as length-prefixed `WatchEvent`s around enveloped objects.
 
+mod encode;
 mod schema;
 mod shapes;
 mod transcode;
 mod wire;
 
 #[cfg(test)]
+mod encode_tests;
+#[cfg(test)]
 mod tests;
 
 use serde_json::Value;
+
+pub use encode::{encode_object, watch_frame, EncodeError, FieldPath, ListEncoder};
 
 use wire::{Fields, WireValue};
 

@@ -15,8 +15,11 @@ pub(super) struct Schema {
     kinds: HashMap<String, HashMap<String, String>>,
     /// Kinds upstream registers in every group version (DeleteOptions).
     meta_kinds: HashMap<String, String>,
+    /// apiVersion → kind → message, for kinds only responses carry: every served kind's list,
+    /// Status (v1) and PartialObjectMetadata(List) (meta.k8s.io/v1).
+    response_kinds: HashMap<String, HashMap<String, String>>,
     shapes: HashMap<String, Shape>,
-    messages: HashMap<String, HashMap<u32, Field>>,
+    messages: HashMap<String, Message>,
 }
 
 /// A message whose upstream JSON form is not one key per field.
@@ -115,8 +118,35 @@ impl TryFrom<Vec<String>> for Field {
     }
 }
 
-/// The fields of one message by tag.
-pub(super) type Message = HashMap<u32, Field>;
+/// The fields of one message in ascending tag order, the order gogo writes them in (and so the
+/// encoder does).
+#[derive(Debug)]
+pub(super) struct Message {
+    fields: Vec<(u32, Field)>,
+}
+
+impl Message {
+    pub(super) fn get(&self, tag: u32) -> Option<&Field> {
+        self.fields
+            .binary_search_by_key(&tag, |(t, _)| *t)
+            .ok()
+            .map(|index| &self.fields[index].1)
+    }
+
+    pub(super) fn fields(&self) -> impl Iterator<Item = (u32, &Field)> {
+        self.fields.iter().map(|(tag, field)| (*tag, field))
+    }
+}
+
+impl<'de> Deserialize<'de> for Message {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let mut fields: Vec<(u32, Field)> = HashMap::<u32, Field>::deserialize(deserializer)?
+            .into_iter()
+            .collect();
+        fields.sort_unstable_by_key(|(tag, _)| *tag);
+        Ok(Message { fields })
+    }
+}
 
 static SCHEMA: LazyLock<Schema> = LazyLock::new(|| {
     serde_json::from_str(include_str!("schema.json"))
@@ -138,6 +168,17 @@ impl Schema {
             .map(String::as_str)
     }
 
+    /// The message of a kind the apiserver may answer with: a kind a request body may hold,
+    /// or one only responses carry (lists, Status, PartialObjectMetadata).
+    pub(super) fn response_message(&self, api_version: &str, kind: &str) -> Option<&str> {
+        self.kind_message(api_version, kind).or_else(|| {
+            self.response_kinds
+                .get(api_version)?
+                .get(kind)
+                .map(String::as_str)
+        })
+    }
+
     /// The fields of a plain (or composite-shaped) message.
     pub(super) fn message(&self, name: &str) -> Option<&Message> {
         self.messages.get(name)
@@ -151,6 +192,15 @@ impl Schema {
     #[cfg(test)]
     pub(super) fn kinds(&self) -> impl Iterator<Item = (&str, &str, &str)> {
         self.kinds.iter().flat_map(|(version, kinds)| {
+            kinds
+                .iter()
+                .map(move |(kind, message)| (version.as_str(), kind.as_str(), message.as_str()))
+        })
+    }
+
+    #[cfg(test)]
+    pub(super) fn response_kinds(&self) -> impl Iterator<Item = (&str, &str, &str)> {
+        self.response_kinds.iter().flat_map(|(version, kinds)| {
             kinds
                 .iter()
                 .map(move |(kind, message)| (version.as_str(), kind.as_str(), message.as_str()))

@@ -10,6 +10,7 @@ use k8s_pb::apimachinery::pkg::util::intstr::IntOrString;
 use prost::Message;
 use serde_json::{json, Value};
 
+use super::encode_tests::assert_round_trip;
 use super::schema::{schema, FieldType};
 use super::{decode, shapes, transcode, DecodeError};
 
@@ -27,13 +28,15 @@ fn body(api_version: &str, kind: &str, object: &impl Message) -> Vec<u8> {
     [b"k8s\0".as_slice(), &unknown.encode_to_vec()].concat()
 }
 
-/// Decodes `object` sent as `api_version`/`kind`, checking the returned GVK.
+/// Decodes `object` sent as `api_version`/`kind`, checking the returned GVK and that the
+/// encoder gives the same JSON back.
 fn decoded(api_version: &str, kind: &str, object: &impl Message) -> Value {
     let (got_version, got_kind, json) = decode(&body(api_version, kind, object)).unwrap();
     assert_eq!(
         (got_version.as_str(), got_kind.as_str()),
         (api_version, kind)
     );
+    assert_round_trip(&json);
     json
 }
 
@@ -66,7 +69,7 @@ fn meta_named(name: &str) -> Option<meta::ObjectMeta> {
 /// against a capture):
 /// gogo-protobuf writes every non-pointer field of ObjectMeta (empty strings, generation 0, the
 /// zero creationTimestamp as an empty message) and the Unknown's empty content fields.
-const KUBECTL_CREATE_CONFIGMAP: &[u8] = b"k8s\x00\
+pub(super) const KUBECTL_CREATE_CONFIGMAP: &[u8] = b"k8s\x00\
     \x0a\x0f\x0a\x02v1\x12\x09ConfigMap\
     \x12\x1d\
         \x0a\x13\x0a\x03foo\x12\x00\x1a\x00\x22\x00\x2a\x00\x32\x00\x38\x00\x42\x00\
@@ -86,6 +89,7 @@ fn kubectl_create_configmap_bytes() {
             "data": {"a": "b"},
         })
     );
+    assert_round_trip(&json);
     let typed: k8s_openapi::api::core::v1::ConfigMap = serde_json::from_value(json).unwrap();
     assert_eq!(typed.data, Some(map(&[("a", "b".to_owned())])));
 }
@@ -94,7 +98,7 @@ fn kubectl_create_configmap_bytes() {
 /// it (captured). Go writes every non-pointer field, so the zeros and falses of non-pointer
 /// `omitempty` fields (hostPort, stdin, paused, status counters, generation) come through, where
 /// upstream's JSON would omit them; the zero creationTimestamp and empty strings do not.
-const KUBECTL_CREATE_DEPLOYMENT: &[u8] = b"\
+pub(super) const KUBECTL_CREATE_DEPLOYMENT: &[u8] = b"\
     \x6b\x38\x73\x00\x0a\x15\x0a\x07\x61\x70\x70\x73\x2f\x76\x31\x12\x0a\x44\x65\x70\x6c\x6f\x79\x6d\
     \x65\x6e\x74\x12\xc0\x01\x0a\x23\x0a\x05\x6e\x67\x69\x6e\x78\x12\x00\x1a\x00\x22\x00\x2a\x00\x32\
     \x00\x38\x00\x42\x00\x5a\x0c\x0a\x03\x61\x70\x70\x12\x05\x6e\x67\x69\x6e\x78\x12\x8a\x01\x08\x02\
@@ -152,11 +156,12 @@ fn kubectl_create_deployment_bytes() {
             },
         })
     );
+    assert_round_trip(&json);
     let _: k8s_openapi::api::apps::v1::Deployment = serde_json::from_value(json).unwrap();
 }
 
 /// `kubectl auth can-i create pods` as kubectl 1.33.1 sent it (captured).
-const KUBECTL_AUTH_CAN_I: &[u8] = b"\
+pub(super) const KUBECTL_AUTH_CAN_I: &[u8] = b"\
     \x6b\x38\x73\x00\x0a\x32\x0a\x17\x61\x75\x74\x68\x6f\x72\x69\x7a\x61\x74\x69\x6f\x6e\x2e\x6b\x38\
     \x73\x2e\x69\x6f\x2f\x76\x31\x12\x17\x53\x65\x6c\x66\x53\x75\x62\x6a\x65\x63\x74\x41\x63\x63\x65\
     \x73\x73\x52\x65\x76\x69\x65\x77\x12\x3f\x0a\x10\x0a\x00\x12\x00\x1a\x00\x22\x00\x2a\x00\x32\x00\
@@ -182,6 +187,7 @@ fn kubectl_auth_can_i_bytes() {
             "status": {"allowed": false, "denied": false},
         })
     );
+    assert_round_trip(&json);
     let _: k8s_openapi::api::authorization::v1::SelfSubjectAccessReview =
         serde_json::from_value(json).unwrap();
 }
@@ -823,6 +829,7 @@ fn packed_repeated_scalars() {
         json["spec"]["securityContext"]["supplementalGroups"],
         json!([1, 2, 3])
     );
+    assert_round_trip(&json);
 }
 
 #[test]
@@ -1049,7 +1056,7 @@ fn never_panics_on_damaged_bodies() {
 #[test]
 fn schema_is_consistent() {
     for (name, message) in schema().messages() {
-        for (tag, field) in message {
+        for (tag, field) in message.fields() {
             if let FieldType::Message(type_name) = &field.ty {
                 assert!(
                     schema().message(type_name).is_some() || schema().shape(type_name).is_some(),
@@ -1065,6 +1072,7 @@ fn schema_is_consistent() {
         );
         let (_, _, json) = decode(&raw_body(api_version, kind, b"")).unwrap();
         assert_eq!(json, json!({"apiVersion": api_version, "kind": kind}));
+        assert_round_trip(&json);
     }
 }
 

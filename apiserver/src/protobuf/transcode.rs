@@ -9,7 +9,7 @@ use super::{shapes, DecodeError};
 
 /// Nesting beyond this is rejected rather than risking the stack; real objects stay far below
 /// (serde_json refuses JSON bodies nested deeper than 128).
-const MAX_DEPTH: usize = 100;
+pub(super) const MAX_DEPTH: usize = 100;
 
 /// Decodes `data` as the message `name` into a JSON object.
 pub(super) fn object(
@@ -39,7 +39,7 @@ fn merge(
     for field in Fields::new(data) {
         let (number, value) = field?;
         // Tags this (1.33) schema does not know are skipped, like upstream skips unknown fields.
-        if let Some(field) = u32::try_from(number).ok().and_then(|n| message.get(&n)) {
+        if let Some(field) = u32::try_from(number).ok().and_then(|n| message.get(n)) {
             merge_field(field, value, out, depth)?;
         }
     }
