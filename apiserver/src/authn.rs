@@ -2,7 +2,7 @@
 //! group) and static bearer tokens from `--token-auth-file`, as upstream authenticates them.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use axum::extract::Request;
@@ -29,16 +29,32 @@ pub struct Authenticator {
     tokens: HashMap<String, UserInfo>,
 }
 
+/// Why `--token-auth-file` cannot be used; each names the file, and the line when one is
+/// malformed.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenFileError {
+    #[error("{}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}:{line}: want token,user,uid[,groups]", path.display())]
+    Line { path: PathBuf, line: usize },
+}
+
 /// Paths anonymous callers may read, like upstream's `system:public-info-viewer` role.
 const PUBLIC_PATHS: &[&str] = &["/healthz", "/livez", "/readyz", "/version"];
 
 impl Authenticator {
     /// Loads `--token-auth-file`: CSV lines `token,user,uid[,"group1,group2"]`.
-    pub fn load(token_file: Option<&Path>) -> Result<Self, String> {
+    pub fn load(token_file: Option<&Path>) -> Result<Self, TokenFileError> {
         let Some(path) = token_file else {
             return Ok(Authenticator::default());
         };
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let text = std::fs::read_to_string(path).map_err(|source| TokenFileError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
         let mut tokens = HashMap::new();
         for (number, line) in text.lines().enumerate() {
             if line.trim().is_empty() || line.starts_with('#') {
@@ -46,11 +62,10 @@ impl Authenticator {
             }
             let fields = split_csv(line);
             if fields.len() < 3 || fields[0].is_empty() {
-                return Err(format!(
-                    "{}:{}: want token,user,uid[,groups]",
-                    path.display(),
-                    number + 1
-                ));
+                return Err(TokenFileError::Line {
+                    path: path.to_path_buf(),
+                    line: number + 1,
+                });
             }
             let mut groups: Vec<String> = fields
                 .get(3)
@@ -228,9 +243,12 @@ mod tests {
     fn malformed_token_lines_are_rejected() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("tokens.csv");
-        std::fs::write(&path, "only-a-token\n").unwrap();
-        assert!(Authenticator::load(Some(&path))
-            .unwrap_err()
-            .contains(":1:"));
+        std::fs::write(&path, "# users\nonly-a-token\n").unwrap();
+        let error = Authenticator::load(Some(&path)).unwrap_err();
+        assert!(matches!(error, TokenFileError::Line { line: 2, .. }));
+        assert_eq!(
+            error.to_string(),
+            format!("{}:2: want token,user,uid[,groups]", path.display())
+        );
     }
 }

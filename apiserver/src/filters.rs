@@ -24,6 +24,17 @@ const PRIVILEGED_GROUP: &str = "system:masters";
 /// Upstream's Retry-After for a throttled request, in seconds.
 const RETRY_AFTER: &str = "1";
 
+/// The flags the filters enforce; `0` turns a limit off, as upstream's flags do.
+#[derive(Debug)]
+pub struct Limits {
+    /// `--max-requests-inflight`: non-mutating requests served at once.
+    pub max_requests_inflight: usize,
+    /// `--max-mutating-requests-inflight`.
+    pub max_mutating_requests_inflight: usize,
+    /// `--request-timeout`.
+    pub request_timeout: Duration,
+}
+
 /// The limits every request passes through.
 pub struct Filters {
     read_only: Option<Arc<Semaphore>>,
@@ -32,13 +43,12 @@ pub struct Filters {
 }
 
 impl Filters {
-    /// `0` turns a limit off, as upstream's flags do.
-    pub fn new(max_read_only: usize, max_mutating: usize, request_timeout: Duration) -> Self {
+    pub fn new(limits: &Limits) -> Self {
         let semaphore = |limit: usize| (limit > 0).then(|| Arc::new(Semaphore::new(limit)));
         Filters {
-            read_only: semaphore(max_read_only),
-            mutating: semaphore(max_mutating),
-            request_timeout,
+            read_only: semaphore(limits.max_requests_inflight),
+            mutating: semaphore(limits.max_mutating_requests_inflight),
+            request_timeout: limits.request_timeout,
         }
     }
 
@@ -156,7 +166,11 @@ mod tests {
 
     #[test]
     fn clients_may_ask_for_a_shorter_timeout() {
-        let filters = Filters::new(1, 1, Duration::from_secs(60));
+        let filters = Filters::new(&Limits {
+            max_requests_inflight: 1,
+            max_mutating_requests_inflight: 1,
+            request_timeout: Duration::from_secs(60),
+        });
         assert_eq!(
             filters.timeout_for(&request("/api?timeout=32s")),
             Duration::from_secs(32)

@@ -8,6 +8,8 @@ use std::time::Duration;
 use clap::Parser;
 use ipnet::IpNet;
 
+use crate::resources::PortRange;
+
 #[derive(Debug, Clone, Parser)]
 #[command(
     name = "kube-apiserver",
@@ -43,9 +45,9 @@ pub struct Options {
     /// CIDR from which service ClusterIPs are allocated.
     #[arg(long, default_value = "10.96.0.0/12")]
     pub service_cluster_ip_range: IpNet,
-    /// Port range reserved for NodePort services.
+    /// Port range reserved for NodePort services: `30000-32767`, `30000+2767` or one port.
     #[arg(long, default_value = "30000-32767")]
-    pub service_node_port_range: String,
+    pub service_node_port_range: PortRange,
     /// CA bundle that client certificates must chain to (default: the generated CA).
     #[arg(long)]
     pub client_ca_file: Option<PathBuf>,

@@ -155,13 +155,14 @@ pub fn ensure(request: &PkiRequest) -> Result<ServingFiles, PkiError> {
         let cert = params
             .signed_by(&key, &issuer)
             .map_err(|source| cert_error(&kubeconfig, source))?;
-        let text = kubeconfig_yaml(
-            &server,
-            &ca_pem,
-            client.user,
-            &cert.pem(),
-            &key.serialize_pem(),
-        );
+        let text = Kubeconfig {
+            server: &server,
+            ca_pem: &ca_pem,
+            user: client.user,
+            cert_pem: &cert.pem(),
+            key_pem: &key.serialize_pem(),
+        }
+        .yaml();
         write_file(&kubeconfig, text.as_bytes(), 0o600)?;
         tracing::info!(path = %kubeconfig.display(), user = client.user, "wrote kubeconfig");
     }
@@ -208,23 +209,36 @@ fn generate_key(path: &Path) -> Result<KeyPair, PkiError> {
     KeyPair::generate().map_err(|source| cert_error(path, source))
 }
 
-fn kubeconfig_yaml(
-    server: &str,
-    ca_pem: &str,
-    user: &str,
-    cert_pem: &str,
-    key_pem: &str,
-) -> String {
-    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
-    format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- cluster:\n    certificate-authority-data: {ca}\n    server: {server}\n  name: kubernetes\n\
-         contexts:\n- context:\n    cluster: kubernetes\n    user: {user}\n  name: {user}@kubernetes\n\
-         current-context: {user}@kubernetes\npreferences: {{}}\nusers:\n- name: {user}\n  user:\n    \
-         client-certificate-data: {cert}\n    client-key-data: {key}\n",
-        ca = b64(ca_pem),
-        cert = b64(cert_pem),
-        key = b64(key_pem),
-    )
+/// A client's kubeconfig, its PEM blocks named: as five `&str` arguments, the certificate
+/// and the key could trade places unnoticed.
+struct Kubeconfig<'a> {
+    server: &'a str,
+    ca_pem: &'a str,
+    user: &'a str,
+    cert_pem: &'a str,
+    key_pem: &'a str,
+}
+
+impl Kubeconfig<'_> {
+    fn yaml(&self) -> String {
+        let Kubeconfig {
+            server,
+            ca_pem,
+            user,
+            cert_pem,
+            key_pem,
+        } = self;
+        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- cluster:\n    certificate-authority-data: {ca}\n    server: {server}\n  name: kubernetes\n\
+             contexts:\n- context:\n    cluster: kubernetes\n    user: {user}\n  name: {user}@kubernetes\n\
+             current-context: {user}@kubernetes\npreferences: {{}}\nusers:\n- name: {user}\n  user:\n    \
+             client-certificate-data: {cert}\n    client-key-data: {key}\n",
+            ca = b64(ca_pem),
+            cert = b64(cert_pem),
+            key = b64(key_pem),
+        )
+    }
 }
 
 fn read(path: &Path) -> Result<String, PkiError> {

@@ -9,13 +9,15 @@ use store::embedded::{EmbeddedConfig, EmbeddedStore};
 use store::etcd::{EtcdConfig, EtcdStore};
 use store::Store;
 
-use crate::authn::Authenticator;
+use crate::authn::{Authenticator, TokenFileError};
 use crate::discovery::Discovery;
+use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::options::Options;
 use crate::pki::{self, PkiRequest, ServingFiles};
 use crate::registry::stored;
 use crate::routes::{router, App};
+use crate::tls::TlsError;
 
 /// Namespaces every cluster has from its first start.
 const SYSTEM_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
@@ -27,8 +29,16 @@ pub enum StartError {
     Store(#[from] store::Error),
     #[error("certificates: {0}")]
     Pki(#[from] pki::PkiError),
-    #[error("{0}")]
-    Config(String),
+    #[error("TLS: {0}")]
+    Tls(#[from] TlsError),
+    #[error("token auth file: {0}")]
+    TokenFile(#[from] TokenFileError),
+    /// A system namespace or priority class could not be encoded for the store. (The
+    /// request errors are boxed: they would make every start-up `Result` large.)
+    #[error("encoding {key}: {source}")]
+    Encode { key: String, source: Box<ApiError> },
+    #[error("kubernetes service: {0}")]
+    KubernetesService(#[source] Box<ApiError>),
     #[error("cannot listen on {address}: {source}")]
     Listen {
         address: SocketAddr,
@@ -45,20 +55,15 @@ pub async fn run(
     let store = open_store(&options).await?;
     store::compactor::spawn(store.clone(), options.etcd_compaction_interval);
     let serving = serving_files(&options)?;
-    let tls = crate::tls::server_config(&serving).map_err(StartError::Config)?;
-    let authenticator = Arc::new(
-        Authenticator::load(options.token_auth_file.as_deref()).map_err(StartError::Config)?,
-    );
+    let tls = crate::tls::server_config(&serving)?;
+    let authenticator = Arc::new(Authenticator::load(options.token_auth_file.as_deref())?);
     let address = SocketAddr::new(options.bind_address, options.secure_port);
     let listener = tokio::net::TcpListener::bind(address)
         .await
         .map_err(|source| StartError::Listen { address, source })?;
     let resources = crate::resources::Config {
         service_cluster_ip_range: options.service_cluster_ip_range,
-        service_node_port_range: options
-            .service_node_port_range
-            .parse()
-            .map_err(StartError::Config)?,
+        service_node_port_range: options.service_node_port_range,
     };
     let registry = crate::resources::registry(store.clone(), &resources);
     let advertised = SocketAddr::new(options.advertise_address(), options.secure_port);
@@ -73,11 +78,11 @@ pub async fn run(
         metrics: Metrics::new(),
     });
     tracing::info!(%address, "serving");
-    let filters = Arc::new(crate::filters::Filters::new(
-        options.max_requests_inflight,
-        options.max_mutating_requests_inflight,
-        options.request_timeout,
-    ));
+    let filters = Arc::new(crate::filters::Filters::new(&crate::filters::Limits {
+        max_requests_inflight: options.max_requests_inflight,
+        max_mutating_requests_inflight: options.max_mutating_requests_inflight,
+        request_timeout: options.request_timeout,
+    }));
     let limits = crate::listener::ConnectionLimits {
         read_header_timeout: options.read_header_timeout,
         idle_timeout: options.idle_connection_timeout,
@@ -153,7 +158,10 @@ async fn bootstrap(
         class.metadata.name = Some(name.to_string());
         class.metadata.uid = Some(stored::new_uid());
         class.metadata.creation_timestamp = Some(stored::now());
-        let raw = stored::encode(&class).map_err(|e| StartError::Config(e.to_string()))?;
+        let raw = stored::encode(&class).map_err(|source| StartError::Encode {
+            key: key.clone(),
+            source: Box::new(source),
+        })?;
         match store.create(key.as_bytes(), raw).await {
             Ok(_) | Err(store::Error::AlreadyExists { .. }) => {}
             Err(other) => return Err(other.into()),
@@ -177,7 +185,10 @@ async fn bootstrap(
             phase: Some("Active".into()),
             ..Default::default()
         });
-        let raw = stored::encode(&namespace).map_err(|e| StartError::Config(e.to_string()))?;
+        let raw = stored::encode(&namespace).map_err(|source| StartError::Encode {
+            key: key.clone(),
+            source: Box::new(source),
+        })?;
         match store.create(key.as_bytes(), raw).await {
             Ok(_) | Err(store::Error::AlreadyExists { .. }) => {}
             Err(other) => return Err(other.into()),
@@ -185,5 +196,5 @@ async fn bootstrap(
     }
     crate::resources::kubernetes_service::reconcile(store.clone(), resources, advertised)
         .await
-        .map_err(|e| StartError::Config(format!("kubernetes service: {e}")))
+        .map_err(|error| StartError::KubernetesService(Box::new(error)))
 }

@@ -86,8 +86,7 @@ pub fn controller_ref<K: Resource<DynamicType = ()>>(owner: &K) -> OwnerReferenc
 
 /// The selector of a `LabelSelector`; an invalid one is an error of the object.
 pub fn selector(label_selector: &LabelSelector) -> Result<Selector> {
-    Selector::from_label_selector(label_selector)
-        .map_err(|e| Error::Other(format!("invalid label selector: {e}")))
+    Ok(Selector::from_label_selector(label_selector)?)
 }
 
 /// Whether `selector` matches the labels of `meta`.
@@ -156,11 +155,11 @@ where
                     }
                 };
                 if let Err(reason) = check {
-                    errors.push(Error::Other(format!(
-                        "can't adopt {} {}: {reason}",
-                        C::kind(&()),
-                        child.name_any()
-                    )));
+                    errors.push(Error::CannotAdopt {
+                        kind: C::kind(&()).into_owned(),
+                        name: child.name_any(),
+                        reason,
+                    });
                     continue;
                 }
                 let reference = controller_ref(owner);

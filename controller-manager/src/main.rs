@@ -16,18 +16,31 @@ use std::future::Future;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use base64::Engine;
 use clap::Parser;
 use kube::Client;
-use machinery::leaderelection;
-use machinery::server::{Check, ComponentServer};
+use machinery::client::ClientError;
+use machinery::leaderelection::{self, LeaderElectionError};
+use machinery::server::{Check, ComponentServer, ServerError};
 
-use controllers::ControllerContext;
+use controllers::{rootcacertpublisher, ControllerContext, UnknownController};
 use events::Broadcaster;
 use informers::Informers;
 use options::Options;
 
-type Error = Box<dyn std::error::Error + Send + Sync>;
+/// Why the controller manager stopped.
+#[derive(Debug, thiserror::Error)]
+enum Error {
+    #[error(transparent)]
+    Controllers(#[from] UnknownController),
+    #[error(transparent)]
+    RootCa(#[from] rootcacertpublisher::RootCaError),
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    #[error(transparent)]
+    Server(#[from] ServerError),
+    #[error(transparent)]
+    LeaderElection(#[from] LeaderElectionError),
+}
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -45,17 +58,8 @@ async fn main() -> ExitCode {
 async fn run(options: Options, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
     let selected = controllers::selected(&options.controllers)?;
     let config = options.client.config().await?;
-    let root_ca = match &options.root_ca_file {
-        Some(path) => Some(
-            std::fs::read_to_string(path)
-                .map_err(|e| format!("--root-ca-file {}: {e}", path.display()))?,
-        ),
-        None => config
-            .root_cert
-            .as_ref()
-            .map(|certs| certs.iter().map(|der| pem("CERTIFICATE", der)).collect()),
-    };
-    let client = Client::try_from(config)?;
+    let root_ca = rootcacertpublisher::root_ca(options.root_ca_file.as_deref(), &config)?;
+    let client = Client::try_from(config).map_err(ClientError::from)?;
     let election = &options.leader_election;
     let elector = election
         .leader_elect
@@ -100,16 +104,4 @@ async fn run(options: Options, shutdown: impl Future<Output = ()>) -> Result<(),
         })
         .await?;
     Ok(())
-}
-
-/// A DER blob as PEM.
-fn pem(label: &str, der: &[u8]) -> String {
-    let encoded = base64::engine::general_purpose::STANDARD.encode(der);
-    let mut text = format!("-----BEGIN {label}-----\n");
-    for line in encoded.as_bytes().chunks(64) {
-        text.push_str(std::str::from_utf8(line).expect("base64 is ASCII"));
-        text.push('\n');
-    }
-    text.push_str(&format!("-----END {label}-----\n"));
-    text
 }

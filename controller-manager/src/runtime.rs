@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use futures::channel::mpsc::{unbounded, UnboundedReceiver, UnboundedSender};
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
-use kube::runtime::controller::{self, Action, Controller};
+use kube::runtime::controller::{self, Action};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
@@ -21,13 +21,38 @@ use serde::de::DeserializeOwned;
 
 use crate::metrics;
 
-/// A reconcile failure; the key is retried with backoff.
+/// A reconcile failure; the key is retried with backoff. Where upstream has a message for the
+/// failure it is upstream's, as it ends up in logs, events and conditions.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("{}", api_message(.0))]
     Kube(#[from] kube::Error),
-    #[error("{0}")]
-    Other(String),
+    /// A bug in the sync; the message is the panic's.
+    #[error("sync panicked: {0}")]
+    Panicked(String),
+    #[error("invalid label selector: {0}")]
+    InvalidSelector(#[from] machinery::selector::SelectorError),
+    /// A deployment's `maxSurge` or `maxUnavailable` that is neither a number nor a
+    /// percentage.
+    #[error("invalid value for IntOrString: invalid value {0:?}")]
+    InvalidIntOrString(String),
+    /// The owner changed or is going away, so the orphan stays an orphan.
+    #[error("can't adopt {kind} {name}: {reason}")]
+    CannotAdopt {
+        kind: String,
+        name: String,
+        reason: String,
+    },
+    /// The template hash of a deployment's new ReplicaSet names a foreign one; the
+    /// deployment's collision count has been raised so the next sync hashes differently.
+    #[error("replica set {0:?} already exists with another template")]
+    HashCollision(String),
+    #[error("status update of replica set {0} kept conflicting")]
+    StatusConflict(String),
+    /// Discovering or deleting a terminating namespace's content failed; the messages of its
+    /// failure conditions.
+    #[error("{}", .0.join(", "))]
+    NamespaceContent(Vec<String>),
 }
 
 /// The message of an API error as upstream prints it (`pods "x" is forbidden: ...`).
@@ -167,47 +192,64 @@ struct Runner<K: Resource<DynamicType = ()>, Ctx> {
     backoff: Backoff<Key>,
 }
 
-/// Runs the Controller of `K` until the process ends: reconciles triggered through `queue`
-/// run with at most `concurrency` at a time, never two for one key, once every cache in
-/// `caches` (the informers the controller reads, `store`'s included) is synced, so no sync
-/// acts on a partial view of the cluster.
-pub async fn run<K, Ctx, F, Fut>(
-    queue: Queue<K>,
-    triggers: UnboundedReceiver<ObjectRef<K>>,
-    store: Store<K>,
-    caches: Vec<BoxFuture<'static, ()>>,
-    concurrency: u16,
-    context: Arc<Ctx>,
-    reconcile: F,
-) where
+/// What a controller's `start` hands over to be run, in named fields: as seven positional
+/// arguments, a bare worker count (`1`, `8`) said nothing at the call site.
+pub struct Controller<K: Resource<DynamicType = ()> + 'static> {
+    /// Where the event handlers trigger reconciles.
+    pub queue: Queue<K>,
+    /// The receiving end of `queue`, from [`Queue::new`].
+    pub triggers: UnboundedReceiver<ObjectRef<K>>,
+    /// The shared informer's store of `K`, where each triggered key is looked up.
+    pub store: Store<K>,
+    /// The informers the controller reads (`store`'s included): no reconcile runs until all
+    /// are synced, so no sync acts on a partial view of the cluster.
+    pub caches: Vec<BoxFuture<'static, ()>>,
+    /// Reconciles at once (never two for one key): upstream's `--concurrent-*-syncs`.
+    pub workers: u16,
+}
+
+impl<K> Controller<K>
+where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
-    Ctx: Send + Sync + 'static,
-    F: Fn(Arc<K>, Arc<Ctx>) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<Action>> + Send + 'static,
 {
-    let name = queue.name;
-    futures::future::join_all(caches).await;
-    let runner = Arc::new(Runner {
-        queue: queue.clone(),
-        context,
-        reconcile: Box::new(move |object, context| reconcile(object, context).boxed()),
-        backoff: Backoff::default(),
-    });
-    Controller::for_stream(
-        futures::stream::pending::<Result<K, watcher::Error>>(),
-        store,
-    )
-    .reconcile_on(triggers)
-    .with_config(controller::Config::default().concurrency(concurrency))
-    .run(reconcile_one, error_policy, runner)
-    .for_each(|result| {
-        if let Err(controller::Error::ObjectNotFound(key)) = result {
-            queue.done_waiting(key.namespace.clone(), key.name.clone());
-        }
-        futures::future::ready(())
-    })
-    .await;
-    tracing::error!(controller = name, "controller stopped");
+    /// Runs `reconcile` with `context` for every triggered key until the process ends.
+    pub async fn run<Ctx, F, Fut>(self, context: Arc<Ctx>, reconcile: F)
+    where
+        Ctx: Send + Sync + 'static,
+        F: Fn(Arc<K>, Arc<Ctx>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Action>> + Send + 'static,
+    {
+        let Controller {
+            queue,
+            triggers,
+            store,
+            caches,
+            workers,
+        } = self;
+        let name = queue.name;
+        futures::future::join_all(caches).await;
+        let runner = Arc::new(Runner {
+            queue: queue.clone(),
+            context,
+            reconcile: Box::new(move |object, context| reconcile(object, context).boxed()),
+            backoff: Backoff::default(),
+        });
+        controller::Controller::for_stream(
+            futures::stream::pending::<Result<K, watcher::Error>>(),
+            store,
+        )
+        .reconcile_on(triggers)
+        .with_config(controller::Config::default().concurrency(workers))
+        .run(reconcile_one, error_policy, runner)
+        .for_each(|result| {
+            if let Err(controller::Error::ObjectNotFound(key)) = result {
+                queue.done_waiting(key.namespace.clone(), key.name.clone());
+            }
+            futures::future::ready(())
+        })
+        .await;
+        tracing::error!(controller = name, "controller stopped");
+    }
 }
 
 fn reconcile_one<K, Ctx>(
@@ -228,7 +270,7 @@ where
         let result = sync.catch_unwind().await.unwrap_or_else(|panic| {
             let message = panic.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| panic.downcast_ref::<String>().cloned());
             tracing::error!(controller = name, key = ?key, panic = message.as_deref().unwrap_or("?"), "sync panicked");
-            Err(Error::Other(format!("sync panicked: {}", message.unwrap_or_default())))
+            Err(Error::Panicked(message.unwrap_or_default()))
         });
         metrics::WORKQUEUE_WORK_DURATION.with_label_values(&[name]).observe(started.elapsed().as_secs_f64());
         match &result {

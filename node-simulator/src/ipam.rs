@@ -7,19 +7,36 @@ use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
 
+/// Why a node gets no pod CIDR: the flags leave no room for it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CidrError {
+    #[error("--node-cidr-mask-size {prefix} does not fit in --cluster-cidr {cluster}")]
+    MaskSize { prefix: u8, cluster: Ipv4Net },
+    #[error("--cluster-cidr {cluster} has room for {available} /{prefix} node CIDRs, node #{index} needs more")]
+    Exhausted {
+        cluster: Ipv4Net,
+        available: usize,
+        prefix: u8,
+        index: usize,
+    },
+}
+
 /// The `index`-th subnet of `prefix` bits in `cluster`, or why there is none.
-pub fn node_cidr(cluster: Ipv4Net, prefix: u8, index: usize) -> Result<Ipv4Net, String> {
+pub fn node_cidr(cluster: Ipv4Net, prefix: u8, index: usize) -> Result<Ipv4Net, CidrError> {
     if prefix < cluster.prefix_len() || prefix > 30 {
-        return Err(format!(
-            "--node-cidr-mask-size {prefix} does not fit in --cluster-cidr {cluster}"
-        ));
+        return Err(CidrError::MaskSize { prefix, cluster });
     }
     let available = 1usize << (prefix - cluster.prefix_len());
     if index >= available {
-        return Err(format!("--cluster-cidr {cluster} has room for {available} /{prefix} node CIDRs, node #{index} needs more"));
+        return Err(CidrError::Exhausted {
+            cluster,
+            available,
+            prefix,
+            index,
+        });
     }
     let base = u32::from(cluster.network()) + ((index as u32) << (32 - prefix));
-    Ipv4Net::new(Ipv4Addr::from(base), prefix).map_err(|e| e.to_string())
+    Ok(Ipv4Net::new(Ipv4Addr::from(base), prefix).expect("prefix checked to be at most 30"))
 }
 
 /// Pod IPs of one node.
@@ -83,9 +100,14 @@ mod tests {
             node_cidr(cluster, 24, 3).unwrap().to_string(),
             "10.244.3.0/24"
         );
-        assert!(node_cidr(cluster, 24, 256)
-            .unwrap_err()
-            .contains("room for 256"));
+        assert!(matches!(
+            node_cidr(cluster, 24, 256),
+            Err(CidrError::Exhausted { available: 256, .. })
+        ));
+        assert!(matches!(
+            node_cidr(cluster, 8, 0),
+            Err(CidrError::MaskSize { prefix: 8, .. })
+        ));
     }
 
     #[test]

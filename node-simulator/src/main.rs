@@ -14,15 +14,23 @@ use std::future::Future;
 use std::process::ExitCode;
 
 use clap::Parser;
-use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
 use crate::image::Registry;
-use crate::ipam::{node_cidr, Ipam};
-use crate::node::{internal_ip, SimNode};
 use crate::options::Options;
 use crate::simulator::{Settings, Simulator};
 
-type Error = Box<dyn std::error::Error + Send + Sync>;
+/// Why the simulator stopped.
+#[derive(Debug, thiserror::Error)]
+enum Error {
+    #[error(transparent)]
+    Config(#[from] options::ConfigError),
+    #[error(transparent)]
+    Cidr(#[from] ipam::CidrError),
+    #[error(transparent)]
+    Client(#[from] machinery::client::ClientError),
+    #[error("registering nodes: {0}")]
+    Register(#[source] kube::Error),
+}
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -34,43 +42,13 @@ async fn main() -> ExitCode {
     .await
 }
 
-/// The nodes the flags or --config describe, numbered across groups for their pod CIDRs
-/// and IPs.
-fn nodes(options: &Options) -> Result<Vec<SimNode>, Error> {
-    let mut nodes = Vec::new();
-    for group in options.node_groups()? {
-        for i in 0..group.count {
-            let index = nodes.len();
-            nodes.push(SimNode {
-                name: format!("{}{i}", group.name_prefix),
-                uid: None,
-                labels: group.labels.clone(),
-                taints: group.taints.clone(),
-                capacity: group
-                    .capacity
-                    .iter()
-                    .map(|(k, v)| (k.clone(), Quantity(v.clone())))
-                    .collect(),
-                internal_ip: internal_ip(index),
-                ipam: Ipam::new(node_cidr(
-                    options.cluster_cidr,
-                    options.node_cidr_mask_size,
-                    index,
-                )?),
-                machine_id: uuid::Uuid::new_v4().simple().to_string(),
-                boot_id: uuid::Uuid::new_v4().to_string(),
-                silenced: false,
-                observed_conditions: Vec::new(),
-                images: Default::default(),
-            });
-        }
-    }
-    Ok(nodes)
-}
-
 /// Simulates the nodes until `shutdown` resolves.
 async fn run(options: Options, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
-    let nodes = nodes(&options)?;
+    let nodes = node::from_groups(
+        &options.node_groups()?,
+        options.cluster_cidr,
+        options.node_cidr_mask_size,
+    )?;
     let client = options.client.client().await?;
     let settings = Settings {
         pod_startup_delay: options.pod_startup_delay,
@@ -80,7 +58,7 @@ async fn run(options: Options, shutdown: impl Future<Output = ()>) -> Result<(),
         registry: Registry::new(options.missing_images.clone()),
     };
     tokio::select! {
-        result = Simulator::run(client, settings, nodes) => result?,
+        result = Simulator::run(client, settings, nodes) => result.map_err(Error::Register)?,
         () = shutdown => {}
     }
     Ok(())

@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::net::Ipv4Addr;
 
+use ipnet::Ipv4Net;
 use k8s_openapi::api::core::v1::{
     DaemonEndpoint, Node, NodeAddress, NodeCondition, NodeDaemonEndpoints, NodeSpec, NodeStatus,
     NodeSystemInfo, Taint,
@@ -11,7 +12,8 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 
-use crate::ipam::Ipam;
+use crate::ipam::{node_cidr, CidrError, Ipam};
+use crate::options::NodeGroup;
 
 /// The kubelet version simulated nodes report.
 pub const KUBELET_VERSION: &str = "v1.33.0";
@@ -41,8 +43,42 @@ pub struct SimNode {
     pub images: HashSet<String>,
 }
 
+/// The nodes of `groups`, numbered across groups so each gets its own internal IP and the
+/// next `mask_size` subnet of `cluster_cidr` as its pod CIDR.
+pub fn from_groups(
+    groups: &[NodeGroup],
+    cluster_cidr: Ipv4Net,
+    mask_size: u8,
+) -> Result<Vec<SimNode>, CidrError> {
+    let mut nodes = Vec::new();
+    for group in groups {
+        for i in 0..group.count {
+            let index = nodes.len();
+            nodes.push(SimNode {
+                name: format!("{}{i}", group.name_prefix),
+                uid: None,
+                labels: group.labels.clone(),
+                taints: group.taints.clone(),
+                capacity: group
+                    .capacity
+                    .iter()
+                    .map(|(k, v)| (k.clone(), Quantity(v.clone())))
+                    .collect(),
+                internal_ip: internal_ip(index),
+                ipam: Ipam::new(node_cidr(cluster_cidr, mask_size, index)?),
+                machine_id: uuid::Uuid::new_v4().simple().to_string(),
+                boot_id: uuid::Uuid::new_v4().to_string(),
+                silenced: false,
+                observed_conditions: Vec::new(),
+                images: Default::default(),
+            });
+        }
+    }
+    Ok(nodes)
+}
+
 /// Node IPs are consecutive addresses in 172.16.0.0/12, by node index.
-pub fn internal_ip(index: usize) -> Ipv4Addr {
+fn internal_ip(index: usize) -> Ipv4Addr {
     Ipv4Addr::from(u32::from(Ipv4Addr::new(172, 16, 0, 0)) + 1 + index as u32)
 }
 

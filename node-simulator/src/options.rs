@@ -84,6 +84,33 @@ pub struct Options {
     pub missing_images: Regex,
 }
 
+/// Why `--config` gave no node groups.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("parsing {}: {source}", path.display())]
+    Parse {
+        path: PathBuf,
+        source: serde_yaml_ng::Error,
+    },
+}
+
+/// A `--node-labels`, `--extended-resource` or `--register-with-taints` value that clap
+/// refuses with this message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FlagError {
+    #[error("expected key=value, got {0:?}")]
+    Pair(String),
+    #[error("expected key=value:Effect, got {0:?}")]
+    Taint(String),
+    #[error("invalid taint effect {0:?}")]
+    Effect(String),
+}
+
 /// A set of identical nodes.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -124,7 +151,7 @@ impl Options {
     }
 
     /// The node groups to simulate: from --config, or one group from the flags.
-    pub fn node_groups(&self) -> Result<Vec<NodeGroup>, String> {
+    pub fn node_groups(&self) -> Result<Vec<NodeGroup>, ConfigError> {
         let defaults = self.default_capacity();
         let Some(path) = &self.config else {
             return Ok(vec![NodeGroup {
@@ -135,10 +162,15 @@ impl Options {
                 taints: self.register_with_taints.clone(),
             }]);
         };
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("reading {}: {e}", path.display()))?;
-        let file: ConfigFile = serde_yaml_ng::from_str(&text)
-            .map_err(|e| format!("parsing {}: {e}", path.display()))?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        let file: ConfigFile =
+            serde_yaml_ng::from_str(&text).map_err(|source| ConfigError::Parse {
+                path: path.clone(),
+                source,
+            })?;
         Ok(file
             .node_groups
             .into_iter()
@@ -155,20 +187,20 @@ impl Options {
     }
 }
 
-fn parse_pair(text: &str) -> Result<(String, String), String> {
+fn parse_pair(text: &str) -> Result<(String, String), FlagError> {
     let (key, value) = text
         .split_once('=')
-        .ok_or_else(|| format!("expected key=value, got {text:?}"))?;
+        .ok_or_else(|| FlagError::Pair(text.to_string()))?;
     Ok((key.to_string(), value.to_string()))
 }
 
 /// kubelet's taint syntax: `key=value:Effect` or `key:Effect`.
-fn parse_taint(text: &str) -> Result<Taint, String> {
+fn parse_taint(text: &str) -> Result<Taint, FlagError> {
     let (key_value, effect) = text
         .rsplit_once(':')
-        .ok_or_else(|| format!("expected key=value:Effect, got {text:?}"))?;
+        .ok_or_else(|| FlagError::Taint(text.to_string()))?;
     if !matches!(effect, "NoSchedule" | "PreferNoSchedule" | "NoExecute") {
-        return Err(format!("invalid taint effect {effect:?}"));
+        return Err(FlagError::Effect(effect.to_string()));
     }
     let (key, value) = match key_value.split_once('=') {
         Some((key, value)) => (key, Some(value.to_string())),
@@ -228,7 +260,13 @@ mod tests {
 
     #[test]
     fn bad_taints_are_rejected() {
-        assert!(parse_taint("key=value").is_err());
-        assert!(parse_taint("key=value:Sometimes").is_err());
+        assert_eq!(
+            parse_taint("key=value"),
+            Err(FlagError::Taint("key=value".into()))
+        );
+        assert_eq!(
+            parse_taint("key=value:Sometimes"),
+            Err(FlagError::Effect("Sometimes".into()))
+        );
     }
 }

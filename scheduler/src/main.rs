@@ -21,15 +21,25 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use clap::Parser;
+use machinery::client::ClientError;
 use machinery::events::Broadcaster;
-use machinery::leaderelection;
-use machinery::server::{Check, ComponentServer};
+use machinery::leaderelection::{self, LeaderElectionError};
+use machinery::server::{Check, ComponentServer, ServerError};
 
 use crate::metrics::Metrics;
 use crate::options::Options;
 use crate::scheduler::Scheduler;
 
-type Error = Box<dyn std::error::Error + Send + Sync>;
+/// Why the scheduler stopped.
+#[derive(Debug, thiserror::Error)]
+enum Error {
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    #[error(transparent)]
+    Server(#[from] ServerError),
+    #[error(transparent)]
+    LeaderElection(#[from] LeaderElectionError),
+}
 
 #[tokio::main]
 async fn main() -> ExitCode {

@@ -27,11 +27,16 @@ pub struct PortRange {
     pub last: u16,
 }
 
-impl FromStr for PortRange {
-    type Err = String;
+/// A `--service-node-port-range` value that is no range; upstream's message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unable to parse port range: {0}")]
+pub struct PortRangeError(String);
 
-    fn from_str(text: &str) -> Result<Self, String> {
-        let bad = || format!("unable to parse port range: {text}");
+impl FromStr for PortRange {
+    type Err = PortRangeError;
+
+    fn from_str(text: &str) -> Result<Self, PortRangeError> {
+        let bad = || PortRangeError(text.to_string());
         let number = |s: &str| s.trim().parse::<u16>().map_err(|_| bad());
         let (first, last) = if let Some((a, b)) = text.split_once('-') {
             (number(a)?, number(b)?)
@@ -361,7 +366,10 @@ mod tests {
                 last: 30010
             })
         );
-        assert!("32767-30000".parse::<PortRange>().is_err());
+        assert_eq!(
+            "32767-30000".parse::<PortRange>().unwrap_err().to_string(),
+            "unable to parse port range: 32767-30000"
+        );
         assert_eq!(
             PortRange {
                 first: 30000,

@@ -72,17 +72,14 @@ pub fn start(ctx: &ControllerContext) {
         context.services.clone(),
     ));
     tokio::spawn(watch_endpoints(queue.clone(), endpoints.subscribe()));
-    let workers = ctx.options.concurrent_endpoint_syncs;
-    let caches = vec![services.synced(), pods.synced(), endpoints.synced()];
-    tokio::spawn(runtime::run(
+    let controller = runtime::Controller {
         queue,
         triggers,
-        context.services.clone(),
-        caches,
-        workers,
-        context,
-        reconcile,
-    ));
+        store: context.services.clone(),
+        caches: vec![services.synced(), pods.synced(), endpoints.synced()],
+        workers: ctx.options.concurrent_endpoint_syncs,
+    };
+    tokio::spawn(controller.run(context, reconcile));
 }
 
 async fn watch_services(

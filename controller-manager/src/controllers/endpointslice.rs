@@ -77,22 +77,19 @@ pub fn start(ctx: &ControllerContext) {
         services.store(),
     ));
     tokio::spawn(watch_slices(queue.clone(), slices.subscribe()));
-    let workers = ctx.options.concurrent_service_endpoint_syncs;
-    let caches = vec![
-        services.synced(),
-        pods.synced(),
-        nodes.synced(),
-        slices.synced(),
-    ];
-    tokio::spawn(runtime::run(
+    let controller = runtime::Controller {
         queue,
         triggers,
-        services.store(),
-        caches,
-        workers,
-        context,
-        reconcile,
-    ));
+        store: services.store(),
+        caches: vec![
+            services.synced(),
+            pods.synced(),
+            nodes.synced(),
+            slices.synced(),
+        ],
+        workers: ctx.options.concurrent_service_endpoint_syncs,
+    };
+    tokio::spawn(controller.run(context, reconcile));
 }
 
 async fn watch_services(

@@ -91,8 +91,15 @@ pub const CONTROLLERS: &[Descriptor] = &[
     },
 ];
 
+/// A `--controllers` entry naming no controller.
+#[derive(Debug, thiserror::Error)]
+#[error("{name:?} is not in the list of known controllers: {}", CONTROLLERS.iter().map(|c| c.name).collect::<Vec<_>>().join(", "))]
+pub struct UnknownController {
+    name: String,
+}
+
 /// The controllers `--controllers` selects, in start order, or the unknown name.
-pub fn selected(flags: &[String]) -> Result<Vec<&'static Descriptor>, String> {
+pub fn selected(flags: &[String]) -> Result<Vec<&'static Descriptor>, UnknownController> {
     let find = |name: &str| {
         CONTROLLERS
             .iter()
@@ -101,11 +108,9 @@ pub fn selected(flags: &[String]) -> Result<Vec<&'static Descriptor>, String> {
     for flag in flags {
         let name = flag.strip_prefix('-').unwrap_or(flag);
         if name != "*" && find(name).is_none() {
-            let known: Vec<&str> = CONTROLLERS.iter().map(|c| c.name).collect();
-            return Err(format!(
-                "{name:?} is not in the list of known controllers: {}",
-                known.join(", ")
-            ));
+            return Err(UnknownController {
+                name: name.to_string(),
+            });
         }
     }
     Ok(CONTROLLERS
@@ -129,7 +134,7 @@ pub fn selected(flags: &[String]) -> Result<Vec<&'static Descriptor>, String> {
 mod tests {
     use super::*;
 
-    fn names(flags: &[&str]) -> Result<Vec<&'static str>, String> {
+    fn names(flags: &[&str]) -> Result<Vec<&'static str>, UnknownController> {
         let flags: Vec<String> = flags.iter().map(|f| f.to_string()).collect();
         selected(&flags).map(|c| c.iter().map(|c| c.name).collect())
     }
@@ -146,8 +151,10 @@ mod tests {
             names(&["replicaset", "deployment-controller"]).unwrap(),
             ["replicaset-controller", "deployment-controller"]
         );
-        assert!(names(&["bogus"])
-            .unwrap_err()
-            .contains("not in the list of known controllers"));
+        let unknown = names(&["-bogus"]).unwrap_err();
+        assert_eq!(unknown.name, "bogus");
+        assert!(unknown
+            .to_string()
+            .starts_with("\"bogus\" is not in the list of known controllers: "));
     }
 }

@@ -79,16 +79,14 @@ pub fn start(ctx: &ControllerContext) {
         queue: queue.clone(),
     });
     tokio::spawn(watch_namespaces(context.clone(), namespaces.subscribe()));
-    let workers = ctx.options.concurrent_namespace_syncs;
-    tokio::spawn(runtime::run(
+    let controller = runtime::Controller {
         queue,
         triggers,
-        namespaces.store(),
-        vec![namespaces.synced()],
-        workers,
-        context,
-        reconcile,
-    ));
+        store: namespaces.store(),
+        caches: vec![namespaces.synced()],
+        workers: ctx.options.concurrent_namespace_syncs,
+    };
+    tokio::spawn(controller.run(context, reconcile));
 }
 
 async fn watch_namespaces(ctx: Arc<Context>, mut changes: UnboundedReceiver<Change<Namespace>>) {
@@ -254,7 +252,7 @@ async fn delete_all_content(
             ),
         }
     }
-    let errors: Vec<&str> = failures
+    let errors: Vec<String> = failures
         .iter()
         .filter(|(kind, _, _)| {
             matches!(
@@ -262,10 +260,10 @@ async fn delete_all_content(
                 "NamespaceDeletionDiscoveryFailure" | "NamespaceDeletionContentFailure"
             )
         })
-        .map(|(_, _, message)| message.as_str())
+        .map(|(_, _, message)| message.clone())
         .collect();
     if !errors.is_empty() {
-        return Err(crate::runtime::Error::Other(errors.join(", ")));
+        return Err(crate::runtime::Error::NamespaceContent(errors));
     }
     Ok(estimate)
 }

@@ -103,11 +103,14 @@ pub fn start(ctx: &ControllerContext) {
         recorder: ctx.events.recorder("node-controller"),
     });
     tokio::spawn(watch_nodes(queue.clone(), nodes.subscribe()));
-    let store = context.nodes.clone();
-    let caches = vec![nodes.synced(), pods.synced(), leases.synced()];
-    tokio::spawn(runtime::run(
-        queue, triggers, store, caches, 1, context, reconcile,
-    ));
+    let controller = runtime::Controller {
+        queue,
+        triggers,
+        store: context.nodes.clone(),
+        caches: vec![nodes.synced(), pods.synced(), leases.synced()],
+        workers: 1,
+    };
+    tokio::spawn(controller.run(context, reconcile));
 }
 
 async fn watch_nodes(queue: Queue<Node>, mut changes: UnboundedReceiver<Change<Node>>) {

@@ -69,12 +69,14 @@ pub fn start(ctx: &ControllerContext) {
         replica_sets.subscribe(),
     ));
     tokio::spawn(watch_pods(context.clone(), pods.subscribe()));
-    let store = context.replica_sets.clone();
-    let workers = ctx.options.concurrent_replicaset_syncs;
-    let caches = vec![replica_sets.synced(), pods.synced()];
-    tokio::spawn(runtime::run(
-        queue, triggers, store, caches, workers, context, reconcile,
-    ));
+    let controller = runtime::Controller {
+        queue,
+        triggers,
+        store: context.replica_sets.clone(),
+        caches: vec![replica_sets.synced(), pods.synced()],
+        workers: ctx.options.concurrent_replicaset_syncs,
+    };
+    tokio::spawn(controller.run(context, reconcile));
 }
 
 async fn watch_replica_sets(ctx: Arc<Context>, mut changes: UnboundedReceiver<Change<ReplicaSet>>) {
@@ -761,10 +763,7 @@ async fn update_status(
             Err(error) => return Err(error.into()),
         }
     }
-    Err(Error::Other(format!(
-        "status update of replica set {} kept conflicting",
-        rs.name_any()
-    )))
+    Err(Error::StatusConflict(rs.name_any()))
 }
 
 #[derive(Default)]
@@ -839,6 +838,12 @@ mod tests {
     use k8s_openapi::jiff::SignedDuration;
 
     use super::*;
+
+    /// An API refusal, as a failed pod creation returns it.
+    fn refused(message: &str) -> Error {
+        let status = kube::core::Status::failure(message, "Forbidden").with_code(403);
+        Error::Kube(kube::Error::Api(status.boxed()))
+    }
 
     fn pod(
         name: &str,
@@ -967,11 +972,7 @@ mod tests {
             ..ReplicaSet::default()
         };
         let pods = vec![pod("a", "n1", "Running", Some(10), 10)];
-        let failed = calculate_status(
-            &rs,
-            &pods,
-            Some(&Error::Other("pods \"x\" is forbidden: quota".into())),
-        );
+        let failed = calculate_status(&rs, &pods, Some(&refused("pods \"x\" is forbidden: quota")));
         let condition = &failed.conditions.as_ref().unwrap()[0];
         assert_eq!(
             (condition.type_.as_str(), condition.reason.as_deref()),
@@ -1006,7 +1007,7 @@ mod tests {
         let (done, error) = slow_start_batch(10, || async {
             let n = calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             if n >= 4 {
-                Err(Error::Other("quota".into()))
+                Err(refused("quota"))
             } else {
                 Ok(())
             }

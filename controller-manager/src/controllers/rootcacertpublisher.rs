@@ -3,8 +3,10 @@
 //! API server, for workloads talking to it from inside the cluster.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use base64::Engine;
 use futures::channel::mpsc::UnboundedReceiver;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
@@ -24,6 +26,43 @@ pub const NAME: &str = "root-ca-certificate-publisher-controller";
 const CONFIG_MAP: &str = "kube-root-ca.crt";
 const DESCRIPTION_ANNOTATION: &str = "kubernetes.io/description";
 const DESCRIPTION: &str = "Contains a CA bundle that can be used to verify the kube-apiserver when using internal endpoints such as the internal service IP or kubernetes.default.svc. No other usage is guaranteed across distributions of Kubernetes clusters.";
+
+/// `--root-ca-file` could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("--root-ca-file {}: {source}", path.display())]
+pub struct RootCaError {
+    path: PathBuf,
+    source: std::io::Error,
+}
+
+/// The CA bundle to publish: `--root-ca-file` if given, else the CAs the client connection
+/// trusts (from the kubeconfig), as PEM; `None` when neither names one.
+pub fn root_ca(file: Option<&Path>, config: &kube::Config) -> Result<Option<String>, RootCaError> {
+    match file {
+        Some(path) => std::fs::read_to_string(path)
+            .map(Some)
+            .map_err(|source| RootCaError {
+                path: path.to_path_buf(),
+                source,
+            }),
+        None => Ok(config
+            .root_cert
+            .as_ref()
+            .map(|certs| certs.iter().map(|der| pem("CERTIFICATE", der)).collect())),
+    }
+}
+
+/// A DER blob as PEM.
+fn pem(label: &str, der: &[u8]) -> String {
+    let encoded = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut text = format!("-----BEGIN {label}-----\n");
+    for line in encoded.as_bytes().chunks(64) {
+        text.push_str(std::str::from_utf8(line).expect("base64 is ASCII"));
+        text.push('\n');
+    }
+    text.push_str(&format!("-----END {label}-----\n"));
+    text
+}
 
 struct Context {
     client: Client,
@@ -50,16 +89,14 @@ pub fn start(ctx: &ControllerContext) {
         config_maps: config_maps.store(),
         root_ca,
     });
-    let caches = vec![namespaces.synced(), config_maps.synced()];
-    tokio::spawn(runtime::run(
+    let controller = runtime::Controller {
         queue,
         triggers,
-        namespaces.store(),
-        caches,
-        1,
-        context,
-        reconcile,
-    ));
+        store: namespaces.store(),
+        caches: vec![namespaces.synced(), config_maps.synced()],
+        workers: 1,
+    };
+    tokio::spawn(controller.run(context, reconcile));
 }
 
 async fn watch_namespaces(

@@ -41,16 +41,14 @@ pub fn start(ctx: &ControllerContext) {
         client: ctx.client.clone(),
         service_accounts: service_accounts.store(),
     });
-    let caches = vec![namespaces.synced(), service_accounts.synced()];
-    tokio::spawn(runtime::run(
+    let controller = runtime::Controller {
         queue,
         triggers,
-        namespaces.store(),
-        caches,
-        1,
-        context,
-        reconcile,
-    ));
+        store: namespaces.store(),
+        caches: vec![namespaces.synced(), service_accounts.synced()],
+        workers: 1,
+    };
+    tokio::spawn(controller.run(context, reconcile));
 }
 
 async fn watch_namespaces(

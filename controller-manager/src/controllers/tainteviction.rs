@@ -54,11 +54,14 @@ pub fn start(ctx: &ControllerContext) {
         nodes.subscribe(),
         context.pods.clone(),
     ));
-    let store = context.pods.clone();
-    let caches = vec![pods.synced(), nodes.synced()];
-    tokio::spawn(runtime::run(
-        queue, triggers, store, caches, 8, context, reconcile,
-    ));
+    let controller = runtime::Controller {
+        queue,
+        triggers,
+        store: context.pods.clone(),
+        caches: vec![pods.synced(), nodes.synced()],
+        workers: 8,
+    };
+    tokio::spawn(controller.run(context, reconcile));
 }
 
 async fn watch_pods(

@@ -71,12 +71,14 @@ pub fn start(ctx: &ControllerContext) {
         replica_sets.subscribe(),
     ));
     tokio::spawn(watch_pods(context.clone(), pods.subscribe()));
-    let store = context.deployments.clone();
-    let workers = ctx.options.concurrent_deployment_syncs;
-    let caches = vec![deployments.synced(), replica_sets.synced(), pods.synced()];
-    tokio::spawn(runtime::run(
-        queue, triggers, store, caches, workers, context, reconcile,
-    ));
+    let controller = runtime::Controller {
+        queue,
+        triggers,
+        store: context.deployments.clone(),
+        caches: vec![deployments.synced(), replica_sets.synced(), pods.synced()],
+        workers: ctx.options.concurrent_deployment_syncs,
+    };
+    tokio::spawn(controller.run(context, reconcile));
 }
 
 async fn watch_deployments(ctx: Arc<Context>, mut changes: UnboundedReceiver<Change<Deployment>>) {

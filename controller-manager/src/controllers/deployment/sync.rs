@@ -229,9 +229,7 @@ impl Sync<'_> {
                     let status = self.status();
                     status.collision_count = Some(status.collision_count.unwrap_or(0) + 1);
                     self.write_status().await?;
-                    return Err(Error::Other(format!(
-                        "replica set {name:?} already exists with another template"
-                    )));
+                    return Err(Error::HashCollision(name));
                 }
                 (existing, true)
             }

@@ -112,11 +112,7 @@ fn scaled_value(value: &IntOrString, total: i32, round_up: bool) -> Result<i32> 
             let percent: i64 = text
                 .strip_suffix('%')
                 .and_then(|p| p.parse().ok())
-                .ok_or_else(|| {
-                    Error::Other(format!(
-                        "invalid value for IntOrString: invalid value {text:?}"
-                    ))
-                })?;
+                .ok_or_else(|| Error::InvalidIntOrString(text.clone()))?;
             let scaled = percent as f64 * f64::from(total) / 100.0;
             Ok((if round_up {
                 scaled.ceil()
