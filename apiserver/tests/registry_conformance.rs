@@ -1393,6 +1393,128 @@ fn pod(name: &str, spec: Value) -> Value {
     json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}, "spec": spec})
 }
 
+/// A pod status whose one container has restarted `restarts` times, last `seconds_ago`.
+fn restarted(restarts: i64, seconds_ago: i64) -> Value {
+    let finished = jiff::Timestamp::from_second(jiff::Timestamp::now().as_second() - seconds_ago)
+        .expect("a recent instant");
+    json!({"status": {"containerStatuses": [{
+        "name": "c", "image": "nginx", "imageID": "", "ready": false, "restartCount": restarts,
+        "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+        "lastState": {"terminated": {"exitCode": 1, "finishedAt": finished.to_string()}},
+    }]}})
+}
+
+/// A Table's rows as (NAME, RESTARTS, seconds of AGE, seconds since the last restart).
+fn pod_rows(table: &Value) -> Vec<(String, String, i64, i64)> {
+    let seconds = |text: &str| -> i64 {
+        text.trim_end_matches('s')
+            .parse()
+            .unwrap_or_else(|_| panic!("not a duration under two minutes: {text}"))
+    };
+    table["rows"]
+        .as_array()
+        .unwrap_or_else(|| panic!("not a Table: {table}"))
+        .iter()
+        .map(|row| {
+            let cells = &row["cells"];
+            let restarts = cells[3].as_str().expect("RESTARTS").to_string();
+            let ago = restarts
+                .split_once(" (")
+                .and_then(|(_, ago)| ago.strip_suffix(" ago)"))
+                .map_or(-1, seconds);
+            let count = restarts.split(' ').next().unwrap_or_default().to_string();
+            let age = seconds(cells[4].as_str().expect("AGE"));
+            (
+                cells[0].as_str().unwrap_or_default().to_string(),
+                count,
+                age,
+                ago,
+            )
+        })
+        .collect()
+}
+
+/// `kubectl get pods` rows are drawn once per pod version and kept by the watch cache: AGE and
+/// RESTARTS must still read as of each response, a changed pod must show its new row, and a
+/// page read from the store at an older revision must show the pod as it was then, not the
+/// cache's newer version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cached_pod_rows_never_go_stale() {
+    let cluster = Cluster::start().await;
+    let status = |name: &str, body: Value| {
+        Call::new(Verb::Patch)
+            .name(name)
+            .subresource("status")
+            .patch(MERGE_PATCH, &body)
+    };
+    for name in ["a", "b"] {
+        let (code, body) = call_default(
+            &cluster,
+            PODS,
+            Call::new(Verb::Create).json(&pod(name, json!({}))),
+        )
+        .await;
+        assert_eq!(code, StatusCode::CREATED, "{body}");
+        let (code, body) = call_default(&cluster, PODS, status(name, restarted(3, 100))).await;
+        assert_eq!(code, StatusCode::OK, "{body}");
+    }
+    let list = |query: &'static str| Call::new(Verb::List).query(query).accept(TABLE);
+
+    let (code, first) = call_default(&cluster, PODS, list("includeObject=None")).await;
+    assert_eq!(code, StatusCode::OK, "{first}");
+    assert!(first["rows"][0].get("object").is_none(), "{first}");
+    let before = pod_rows(&first);
+    assert_eq!(before.len(), 2, "{first}");
+    for (name, count, age, ago) in &before {
+        assert_eq!(count, "3", "{name}: {first}");
+        assert!(*age <= 5 && (100..=105).contains(ago), "{name}: {first}");
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let (_, second) = call_default(&cluster, PODS, list("")).await;
+    for (then, now) in before.iter().zip(pod_rows(&second)) {
+        assert_eq!(then.1, now.1, "{second}");
+        assert!(
+            now.2 > then.2 && now.3 > then.3,
+            "AGE and RESTARTS read as of the first list: {first} then {second}"
+        );
+    }
+
+    let (code, body) = call_default(&cluster, PODS, status("b", restarted(4, 50))).await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    let (_, changed) = call_default(&cluster, PODS, list("")).await;
+    let rows = pod_rows(&changed);
+    assert_eq!(
+        (rows[0].1.as_str(), rows[1].1.as_str()),
+        ("3", "4"),
+        "{changed}"
+    );
+    assert!((50..=55).contains(&rows[1].3), "{changed}");
+
+    // kubectl's pages: the continuation reads the store at the first page's revision.
+    let (_, page) = call_default(&cluster, PODS, list("limit=1")).await;
+    let token = page["metadata"]["continue"]
+        .as_str()
+        .expect("a continue token");
+    let (code, body) = call_default(&cluster, PODS, status("b", restarted(5, 10))).await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    let rest = format!("limit=1&continue={token}");
+    let (code, next) = call_default(
+        &cluster,
+        PODS,
+        Call::new(Verb::List).query(&rest).accept(TABLE),
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK, "{next}");
+    let rows = pod_rows(&next);
+    assert_eq!(
+        (rows[0].0.as_str(), rows[0].1.as_str()),
+        ("b", "4"),
+        "{next}"
+    );
+    let (_, now) = call_default(&cluster, PODS, list("")).await;
+    assert_eq!(pod_rows(&now)[1].1, "5", "{now}");
+}
+
 /// The Priority admission step: a pod's priority comes from its class, which must exist, and
 /// may not be stated by the pod itself.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -25,6 +25,7 @@ use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
+use tokio_util::sync::CancellationToken;
 
 /// One observed change of an object, as upstream's add/update/delete handlers see it.
 pub enum Change<K> {
@@ -92,10 +93,19 @@ where
 type Starter = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// Creates informers on first use and starts them all at once when the controllers are wired.
+/// Their watches stop when the factory is dropped (the component shutting down), so they end
+/// their requests cleanly instead of dying with the runtime.
 pub struct Informers {
     client: Client,
     informers: Mutex<HashMap<(TypeId, String), Box<dyn Any + Send + Sync>>>,
     starters: Mutex<Vec<Starter>>,
+    stop: CancellationToken,
+}
+
+impl Drop for Informers {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
 }
 
 impl Informers {
@@ -104,6 +114,7 @@ impl Informers {
             client,
             informers: Mutex::default(),
             starters: Mutex::default(),
+            stop: CancellationToken::new(),
         }
     }
 
@@ -153,7 +164,13 @@ impl Informers {
     /// Starts every informer created so far.
     pub fn start(&self) {
         for starter in self.starters.lock().expect("starters").drain(..) {
-            tokio::spawn(starter);
+            let stop = self.stop.clone();
+            tokio::spawn(async move {
+                tokio::select! {
+                    () = stop.cancelled() => {}
+                    () = starter => {}
+                }
+            });
         }
     }
 }

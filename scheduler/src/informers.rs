@@ -129,8 +129,9 @@ fn on_pod_deleted(scheduler: &Scheduler, pod: &Pod) {
 }
 
 /// Starts every watch; resolves once nodes and pods have been listed and handled, when
-/// scheduling can begin without mistaking an incomplete view for the cluster.
-pub async fn start(scheduler: Arc<Scheduler>, client: kube::Client) {
+/// scheduling can begin without mistaking an incomplete view for the cluster. The watches
+/// run as long as the returned informers are kept.
+pub async fn start(scheduler: Arc<Scheduler>, client: kube::Client) -> Informers {
     let informers = Informers::new(client);
     let (nodes_synced, nodes_ready) = oneshot::channel();
     let (pods_synced, pods_ready) = oneshot::channel();
@@ -226,4 +227,5 @@ pub async fn start(scheduler: Arc<Scheduler>, client: kube::Client) {
     informers.start();
     let _ = nodes_ready.await;
     let _ = pods_ready.await;
+    informers
 }

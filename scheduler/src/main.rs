@@ -88,10 +88,10 @@ async fn run(options: Options, shutdown: impl Future<Output = ()>) -> Result<(),
         recorder,
         metrics,
     ));
-    tokio::select! {
-        () = informers::start(scheduler.clone(), client.clone()) => {}
+    let _informers = tokio::select! {
+        informers = informers::start(scheduler.clone(), client.clone()) => informers,
         () = &mut shutdown => return Ok(()),
-    }
+    };
     synced.store(true, Ordering::Relaxed);
     tracing::info!("caches synced");
 

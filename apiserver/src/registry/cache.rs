@@ -3,16 +3,19 @@
 //! watch, as with upstream's cacher.
 //!
 //! Entries keep the stored bytes plus what selectors need (labels, selectable fields), so
-//! serving a list or an event never re-parses an object.
+//! serving a list or an event never re-parses an object; an object's table cells are kept too
+//! once a Table has shown it.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures::StreamExt;
 use tokio::sync::{broadcast, watch, RwLock};
+use tokio_util::sync::CancellationToken;
 
+use super::table::Cells;
 use crate::error::{ApiError, ApiResult};
 
 /// What a cache entry carries besides the stored bytes; computed once per object version.
@@ -36,6 +39,46 @@ pub struct Entry {
     /// The object's resourceVersion; for a deleted object, the revision of the delete.
     pub revision: i64,
     pub derived: Derived,
+    /// The version's table cells, computed by the first Table that shows it rather than
+    /// when it is indexed: most objects (leases, events, endpoints) are rewritten far more
+    /// often than anyone runs `kubectl get` on them.
+    cells: OnceLock<Cells>,
+}
+
+impl Entry {
+    pub fn new(key: Bytes, stored: Bytes, revision: i64, derived: Derived) -> Entry {
+        Entry {
+            key,
+            stored,
+            revision,
+            derived,
+            cells: OnceLock::new(),
+        }
+    }
+
+    /// The same object version at a later revision (its deletion, or the change that took
+    /// it out of a watcher's selection), with the cells already computed for it.
+    pub fn at(&self, revision: i64) -> Entry {
+        Entry {
+            key: self.key.clone(),
+            stored: self.stored.clone(),
+            revision,
+            derived: self.derived.clone(),
+            cells: self.cells.clone(),
+        }
+    }
+
+    /// The version's table cells, made by `compute` from the stored bytes and revision on
+    /// first use. Cells depend only on the object (time-relative ones are rendered when
+    /// written), so they stay right for as long as this version exists.
+    pub fn cells(&self, compute: impl FnOnce(&[u8], i64) -> ApiResult<Cells>) -> ApiResult<&Cells> {
+        if let Some(cells) = self.cells.get() {
+            return Ok(cells);
+        }
+        // Two requests may both compute them; they compute the same cells.
+        let cells = compute(&self.stored, self.revision)?;
+        Ok(self.cells.get_or_init(|| cells))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,12 +147,15 @@ pub struct Subscription {
 const FRESHNESS_WAIT: Duration = Duration::from_secs(3);
 
 impl Cache {
-    /// Creates the cache and starts feeding it from `store`.
+    /// Creates the cache and starts feeding it from `store` until `stop` is cancelled (the
+    /// owning resource holds its drop guard, so a registry dropped in a test or at shutdown
+    /// leaves no watch behind).
     pub fn start(
         store: Arc<dyn store::Store>,
         prefix: Bytes,
         indexer: Indexer,
         capacity: usize,
+        stop: CancellationToken,
     ) -> Arc<Cache> {
         let (live, _) = broadcast::channel(capacity.max(16));
         let cache = Arc::new(Cache {
@@ -127,11 +173,17 @@ impl Cache {
         });
         let feeder = cache.clone();
         tokio::spawn(async move {
-            loop {
-                if let Err(error) = feeder.sync(&*store).await {
-                    tracing::warn!(prefix = %String::from_utf8_lossy(&feeder.prefix), %error, "watch cache resyncing");
-                    tokio::time::sleep(Duration::from_millis(500)).await;
+            let feed = async {
+                loop {
+                    if let Err(error) = feeder.sync(&*store).await {
+                        tracing::warn!(prefix = %String::from_utf8_lossy(&feeder.prefix), %error, "watch cache resyncing");
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
                 }
+            };
+            tokio::select! {
+                () = stop.cancelled() => {}
+                () = feed => {}
             }
         });
         cache
@@ -150,12 +202,7 @@ impl Cache {
             for kv in &page.kvs {
                 match (self.indexer)(&kv.value) {
                     Ok((derived, stored)) => {
-                        let entry = Entry {
-                            key: kv.key.clone(),
-                            stored,
-                            revision: kv.mod_revision,
-                            derived,
-                        };
+                        let entry = Entry::new(kv.key.clone(), stored, kv.mod_revision, derived);
                         objects.insert(kv.key.clone(), Arc::new(entry));
                     }
                     Err(error) => {
@@ -208,12 +255,7 @@ impl Cache {
             let change = match event {
                 store::Event::Put(kv) => match (self.indexer)(&kv.value) {
                     Ok((derived, stored)) => {
-                        let entry = Arc::new(Entry {
-                            key: kv.key.clone(),
-                            stored,
-                            revision,
-                            derived,
-                        });
+                        let entry = Arc::new(Entry::new(kv.key.clone(), stored, revision, derived));
                         let prev = state.objects.insert(kv.key, entry.clone());
                         let kind = if prev.is_some() {
                             EventType::Modified
@@ -227,19 +269,13 @@ impl Cache {
                         None
                     }
                 },
-                store::Event::Delete { prev, .. } => state.objects.remove(&prev.key).map(|old| {
-                    let entry = Arc::new(Entry {
-                        key: old.key.clone(),
-                        stored: old.stored.clone(),
-                        revision,
-                        derived: old.derived.clone(),
-                    });
-                    CacheEvent {
+                store::Event::Delete { prev, .. } => {
+                    state.objects.remove(&prev.key).map(|old| CacheEvent {
                         kind: EventType::Deleted,
-                        entry,
+                        entry: Arc::new(old.at(revision)),
                         prev: Some(old),
-                    }
-                }),
+                    })
+                }
             };
             state.revision = revision;
             if let Some(change) = change {
@@ -286,6 +322,26 @@ impl Cache {
             .map(|(_, entry)| entry.clone())
             .collect();
         (entries, state.revision)
+    }
+
+    /// The cached entry of each `(key, revision)` if the cache holds exactly that version, so
+    /// a read from the store at a fixed revision (a paginated list) reuses what the cache
+    /// has already derived and drawn instead of decoding the object again.
+    pub async fn versions<'k>(
+        &self,
+        wanted: impl IntoIterator<Item = (&'k [u8], i64)>,
+    ) -> Vec<Option<Arc<Entry>>> {
+        let state = self.state.read().await;
+        wanted
+            .into_iter()
+            .map(|(key, revision)| {
+                state
+                    .objects
+                    .get(key)
+                    .filter(|entry| entry.revision == revision)
+                    .cloned()
+            })
+            .collect()
     }
 
     /// Starts a watch after `from` (`None`: from the current state, with `initial` set to

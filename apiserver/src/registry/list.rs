@@ -4,19 +4,17 @@
 
 use std::sync::Arc;
 
-use axum::http::StatusCode;
-use axum::response::Response;
 use bytes::Bytes;
 use k8s_openapi::Metadata;
-use serde_json::Value;
 
 use super::cache::Entry;
 use super::continuation::{Continue, EXPIRED};
-use super::request::{metadata_shape_mismatch, ApiRequest, Output};
-use super::rest::{body_response, derive, yaml};
+use super::encode::Outcome;
+use super::request::{ApiRequest, Output};
+use super::rest::derive;
 use super::selector::{FieldSelector, LabelSelector};
 use super::strategy::Strategy;
-use super::{stored, table, Rest};
+use super::Rest;
 use crate::error::{ApiError, ApiResult};
 
 /// One page of objects, whichever source it came from.
@@ -56,9 +54,9 @@ impl Filter {
 }
 
 impl<S: Strategy> Rest<S> {
-    pub(super) async fn list(&self, request: ApiRequest) -> ApiResult<Response> {
+    pub(super) async fn list(&self, request: ApiRequest) -> ApiResult<Outcome> {
         let page = self.read_page(&request).await?;
-        self.encode_list(page, request.output)
+        Ok(Outcome::List(page))
     }
 
     pub(super) async fn read_page(&self, request: &ApiRequest) -> ApiResult<Page> {
@@ -136,17 +134,24 @@ impl<S: Strategy> Rest<S> {
             options.revision = result.revision;
             let count = result.kvs.len();
             let last_examined = result.kvs.last().map(|kv| kv.key.slice(prefix.len()..));
-            for (i, kv) in result.kvs.into_iter().enumerate() {
-                let served = self.served(kv.value)?;
-                let object: S::Object = self.decode(&served, kv.mod_revision)?;
-                let entry = Entry {
-                    derived: derive(&*self.strategy, &object),
-                    key: kv.key,
-                    stored: served,
-                    revision: kv.mod_revision,
+            // Versions the watch cache holds are taken from it: already derived, and with
+            // their table cells if a Table has shown them.
+            let cached = self
+                .cache
+                .versions(result.kvs.iter().map(|kv| (&kv.key[..], kv.mod_revision)))
+                .await;
+            for (i, (kv, cached)) in result.kvs.into_iter().zip(cached).enumerate() {
+                let entry = match cached {
+                    Some(entry) => entry,
+                    None => {
+                        let served = self.served(kv.value)?;
+                        let object: S::Object = self.decode(&served, kv.mod_revision)?;
+                        let derived = derive(&*self.strategy, &object);
+                        Arc::new(Entry::new(kv.key, served, kv.mod_revision, derived))
+                    }
                 };
                 if filter.matches(&entry) {
-                    items.push(Arc::new(entry));
+                    items.push(entry);
                 }
                 if limit > 0 && items.len() == limit {
                     let more = i + 1 < count || result.remaining > 0;
@@ -179,104 +184,8 @@ impl<S: Strategy> Rest<S> {
         }
     }
 
-    pub(super) fn encode_list(&self, page: Page, output: Output) -> ApiResult<Response> {
-        match output {
-            Output::Table(include) => {
-                let rows = page
-                    .items
-                    .iter()
-                    .map(|entry| self.row(&entry.stored, entry.revision, include));
-                let body = table::table(
-                    &self.strategy.columns(),
-                    rows,
-                    Some(page.revision),
-                    true,
-                    page.continue_token,
-                )?;
-                Ok(body_response(StatusCode::OK, body, output))
-            }
-            Output::Metadata { list: false, .. } => Err(metadata_shape_mismatch(
-                false,
-                &format!("*{}.{}", self.info.version, self.info.list_kind),
-            )),
-            Output::Metadata {
-                list: true,
-                api_version,
-            } => {
-                let mut body = Vec::with_capacity(page.items.len() * 512 + 200);
-                body.extend_from_slice(
-                    b"{\"kind\":\"PartialObjectMetadataList\",\"apiVersion\":\"",
-                );
-                body.extend_from_slice(api_version.as_bytes());
-                body.extend_from_slice(b"\",");
-                self.write_list_metadata(&mut body, &page);
-                body.extend_from_slice(b",\"items\":[");
-                for (i, entry) in page.items.iter().enumerate() {
-                    if i > 0 {
-                        body.push(b',');
-                    }
-                    stored::write_partial_metadata(
-                        &mut body,
-                        &entry.stored,
-                        entry.revision,
-                        api_version,
-                    );
-                }
-                body.extend_from_slice(b"]}");
-                Ok(body_response(StatusCode::OK, body, output))
-            }
-            Output::Json | Output::Yaml => {
-                let mut body = Vec::with_capacity(
-                    page.items
-                        .iter()
-                        .map(|e| e.stored.len() + 40)
-                        .sum::<usize>()
-                        + 200,
-                );
-                body.extend_from_slice(
-                    format!(
-                        "{{\"kind\":\"{}\",\"apiVersion\":\"{}\",",
-                        self.info.list_kind,
-                        self.info.api_version(),
-                    )
-                    .as_bytes(),
-                );
-                self.write_list_metadata(&mut body, &page);
-                body.extend_from_slice(b",\"items\":[");
-                for (i, entry) in page.items.iter().enumerate() {
-                    if i > 0 {
-                        body.push(b',');
-                    }
-                    stored::write_list_item(&mut body, &entry.stored, entry.revision);
-                }
-                body.extend_from_slice(b"]}");
-                if output == Output::Yaml {
-                    body = yaml(&body)?;
-                }
-                Ok(body_response(StatusCode::OK, body, output))
-            }
-        }
-    }
-
-    /// A list's `"metadata":{...}` member: its resourceVersion, continue token and remaining
-    /// item count.
-    fn write_list_metadata(&self, body: &mut Vec<u8>, page: &Page) {
-        body.extend_from_slice(
-            format!("\"metadata\":{{\"resourceVersion\":\"{}\"", page.revision).as_bytes(),
-        );
-        if let Some(token) = &page.continue_token {
-            body.extend_from_slice(
-                format!(",\"continue\":{}", Value::from(token.as_str())).as_bytes(),
-            );
-        }
-        if let Some(remaining) = page.remaining {
-            body.extend_from_slice(format!(",\"remainingItemCount\":{remaining}").as_bytes());
-        }
-        body.push(b'}');
-    }
-
     /// Deletes every object a list with the same selectors returns, answering with them.
-    pub(super) async fn delete_collection(&self, request: ApiRequest) -> ApiResult<Response> {
+    pub(super) async fn delete_collection(&self, request: ApiRequest) -> ApiResult<Outcome> {
         let mut list_request = ApiRequest {
             verb: request.verb,
             namespace: request.namespace.clone(),
@@ -304,25 +213,17 @@ impl<S: Strategy> Rest<S> {
                 headers: request.headers.clone(),
                 body: request.body.clone(),
             };
-            match self.delete_one(single).await {
-                Ok(()) | Err(ApiError::NotFound(_)) => deleted.push(entry),
+            match self.delete(single).await {
+                Ok(_) | Err(ApiError::NotFound(_)) => deleted.push(entry),
                 Err(other) => return Err(other),
             }
         }
         let revision = self.store.current_revision().await?;
-        self.encode_list(
-            Page {
-                items: deleted,
-                revision,
-                continue_token: None,
-                remaining: None,
-            },
-            request.output,
-        )
-    }
-
-    async fn delete_one(&self, request: ApiRequest) -> ApiResult<()> {
-        use super::Resource;
-        self.handle(request).await.map(|_| ())
+        Ok(Outcome::List(Page {
+            items: deleted,
+            revision,
+            continue_token: None,
+            remaining: None,
+        }))
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod cache;
 mod continuation;
+mod encode;
 mod list;
 pub mod request;
 mod rest;

@@ -46,12 +46,26 @@ pub enum Output {
     Yaml,
     /// `meta.k8s.io/v1` Table (what `kubectl get` asks for).
     Table(IncludeObject),
+    /// `application/vnd.kubernetes.protobuf`: what client-go's typed clients ask for first.
+    Protobuf,
     /// Metadata only: `PartialObjectMetadata` (`list` false) or `PartialObjectMetadataList`
-    /// of `api_version` (`meta.k8s.io/v1` or `v1beta1`), what metadata informers ask for.
+    /// of `api_version` (`meta.k8s.io/v1` or `v1beta1`), what metadata informers ask for,
+    /// as JSON or (`protobuf`) protobuf.
     Metadata {
         list: bool,
         api_version: &'static str,
+        protobuf: bool,
     },
+}
+
+impl Output {
+    /// Whether the body is protobuf (errors are then protobuf `Status`es too).
+    pub fn is_protobuf(self) -> bool {
+        matches!(
+            self,
+            Output::Protobuf | Output::Metadata { protobuf: true, .. }
+        )
+    }
 }
 
 /// `?fieldValidation=`: what to do with unknown or duplicate fields in a body.
@@ -305,34 +319,40 @@ pub fn percent_decode(s: &str, plus_is_space: bool) -> String {
 }
 
 /// Picks the response format from `Accept`, honouring order; 406 if nothing fits.
+/// Protobuf is offered like upstream offers it for built-in kinds: plain objects, lists and
+/// watch streams (`stream=watch`), and metadata only in `meta.k8s.io/v1`; Tables are JSON.
 pub fn negotiate(headers: &HeaderMap, include_object: Option<&str>) -> ApiResult<Output> {
     let Some(entries) = accept_entries(headers) else {
         return Ok(Output::Json);
     };
     for (media, params) in entries {
-        match media.as_str() {
-            "application/json" | "application/*" | "*/*" => match params.get("as") {
-                None => return Ok(Output::Json),
-                Some(&"Table") if params.get("g") == Some(&"meta.k8s.io") => {
-                    return Ok(Output::Table(IncludeObject::parse(include_object)))
-                }
-                Some(&kind @ ("PartialObjectMetadata" | "PartialObjectMetadataList"))
-                    if params.get("g") == Some(&"meta.k8s.io") =>
-                {
-                    let api_version = match params.get("v") {
-                        Some(&"v1") => "meta.k8s.io/v1",
-                        Some(&"v1beta1") => "meta.k8s.io/v1beta1",
-                        _ => continue,
-                    };
-                    return Ok(Output::Metadata {
-                        list: kind == "PartialObjectMetadataList",
-                        api_version,
-                    });
-                }
-                Some(_) => continue,
-            },
+        let protobuf = match media.as_str() {
+            "application/json" | "application/*" | "*/*" => false,
+            "application/vnd.kubernetes.protobuf" => true,
             "application/yaml" if !params.contains_key("as") => return Ok(Output::Yaml),
             _ => continue,
+        };
+        match params.get("as") {
+            None if protobuf => return Ok(Output::Protobuf),
+            None => return Ok(Output::Json),
+            Some(&"Table") if !protobuf && params.get("g") == Some(&"meta.k8s.io") => {
+                return Ok(Output::Table(IncludeObject::parse(include_object)))
+            }
+            Some(&kind @ ("PartialObjectMetadata" | "PartialObjectMetadataList"))
+                if params.get("g") == Some(&"meta.k8s.io") =>
+            {
+                let api_version = match params.get("v") {
+                    Some(&"v1") => "meta.k8s.io/v1",
+                    Some(&"v1beta1") if !protobuf => "meta.k8s.io/v1beta1",
+                    _ => continue,
+                };
+                return Ok(Output::Metadata {
+                    list: kind == "PartialObjectMetadataList",
+                    api_version,
+                    protobuf,
+                });
+            }
+            Some(_) => continue,
         }
     }
     Err(not_acceptable())
@@ -514,11 +534,38 @@ mod tests {
         );
         headers.insert(
             "accept",
-            "application/vnd.kubernetes.protobuf".parse().unwrap(),
+            "application/vnd.kubernetes.protobuf;as=Table;v=v1;g=meta.k8s.io"
+                .parse()
+                .unwrap(),
         );
         assert!(matches!(
             negotiate(&headers, None),
             Err(ApiError::NotAcceptable(_))
         ));
+    }
+
+    #[test]
+    fn client_go_negotiates_protobuf() {
+        let mut headers = HeaderMap::new();
+        let mut negotiated = |accept: &str| {
+            headers.insert("accept", accept.parse().unwrap());
+            negotiate(&headers, None).unwrap()
+        };
+        assert_eq!(
+            negotiated("application/vnd.kubernetes.protobuf, application/json"),
+            Output::Protobuf
+        );
+        assert_eq!(
+            negotiated("application/vnd.kubernetes.protobuf;stream=watch"),
+            Output::Protobuf
+        );
+        assert_eq!(
+            negotiated("application/vnd.kubernetes.protobuf;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"),
+            Output::Metadata { list: true, api_version: "meta.k8s.io/v1", protobuf: true }
+        );
+        assert_eq!(
+            negotiated("application/vnd.kubernetes.protobuf;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1beta1,application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1beta1"),
+            Output::Metadata { list: true, api_version: "meta.k8s.io/v1beta1", protobuf: false }
+        );
     }
 }

@@ -1,22 +1,22 @@
 //! The `/scale` subresource (`autoscaling/v1` Scale), which `kubectl scale` and autoscalers
 //! use to change replicas without touching the rest of the object.
 
-use axum::http::StatusCode;
-use axum::response::Response;
+use std::borrow::Cow;
+
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::Metadata;
 use serde_json::{json, Value};
 
+use super::encode::{yaml, Outcome};
 use super::request::{decode_body, ApiRequest, Output, Verb};
-use super::rest::{body_response, yaml};
 use super::strategy::{ScalePaths, Strategy};
-use super::table::{age, table, Column, IncludeObject};
+use super::table::{age, table, Cell, Cells, Column, IncludeObject};
 use super::{stored, Rest};
 use crate::error::{ApiError, ApiResult, Cause};
 use crate::patch::PatchType;
 
 impl<S: Strategy> Rest<S> {
-    pub(super) async fn scale(&self, request: ApiRequest) -> ApiResult<Response> {
+    pub(super) async fn scale(&self, request: ApiRequest) -> ApiResult<Outcome> {
         let paths = self.info.description.scale.ok_or(ApiError::PathNotFound)?;
         let name = request.name.clone().unwrap_or_default();
         let namespace = request.namespace.clone();
@@ -65,7 +65,7 @@ impl<S: Strategy> Rest<S> {
                 (None, put) => put.clone(),
             };
             let Some((replicas, precondition)) = wanted else {
-                return self.scale_response(&value, paths, request.output);
+                return Ok(Outcome::Scale(scale_value(&value, paths)));
             };
             if precondition
                 .as_ref()
@@ -112,13 +112,13 @@ impl<S: Strategy> Rest<S> {
             if request.query.dry_run || raw == current.value {
                 let value = serde_json::to_value(&updated)
                     .map_err(|e| ApiError::Internal(e.to_string()))?;
-                return self.scale_response(&value, paths, request.output);
+                return Ok(Outcome::Scale(scale_value(&value, paths)));
             }
             match self.store.update(key.as_bytes(), raw.clone(), current.mod_revision).await {
                 Ok(revision) => {
                     let mut value = serde_json::to_value(&updated).map_err(|e| ApiError::Internal(e.to_string()))?;
                     set_path(&mut value, "metadata.resourceVersion", Value::from(revision.to_string()));
-                    return self.scale_response(&value, paths, request.output);
+                    return Ok(Outcome::Scale(scale_value(&value, paths)));
                 }
                 Err(store::Error::Conflict { .. }) if precondition.is_none() => continue,
                 Err(store::Error::Conflict { .. }) => {
@@ -155,33 +155,39 @@ impl<S: Strategy> Rest<S> {
         })?;
         Ok((replicas, applied))
     }
+}
 
-    fn scale_response(
-        &self,
-        object: &Value,
-        paths: ScalePaths,
-        output: Output,
-    ) -> ApiResult<Response> {
-        let scale = scale_value(object, paths);
-        let body = match output {
-            Output::Table(include) => scale_table(&scale, include)?,
-            Output::Metadata {
-                list: false,
-                api_version,
-            } => serde_json::to_vec(&partial_metadata(&scale, api_version))
-                .map_err(|e| ApiError::Internal(e.to_string()))?,
-            Output::Metadata { list: true, .. } => {
-                return Err(super::request::metadata_shape_mismatch(true, "*v1.Scale"))
-            }
-            Output::Yaml => {
-                yaml(&serde_json::to_vec(&scale).map_err(|e| ApiError::Internal(e.to_string()))?)?
-            }
-            Output::Json => {
-                serde_json::to_vec(&scale).map_err(|e| ApiError::Internal(e.to_string()))?
-            }
-        };
-        Ok(body_response(StatusCode::OK, body, output))
+/// One Scale's body in the negotiated output.
+pub(super) fn encode(scale: &Value, output: Output) -> ApiResult<Vec<u8>> {
+    let json = |v: &Value| serde_json::to_vec(v).map_err(|e| ApiError::Internal(e.to_string()));
+    match output {
+        Output::Table(include) => scale_table(scale, include),
+        Output::Metadata {
+            list: false,
+            api_version,
+            protobuf: false,
+        } => json(&partial_metadata(scale, api_version)),
+        Output::Metadata {
+            list: false,
+            api_version,
+            protobuf: true,
+        } => protobuf_body(
+            api_version,
+            "PartialObjectMetadata",
+            &partial_metadata(scale, api_version),
+        ),
+        Output::Protobuf => protobuf_body("autoscaling/v1", "Scale", scale),
+        Output::Metadata { list: true, .. } => {
+            Err(super::request::metadata_shape_mismatch(true, "*v1.Scale"))
+        }
+        Output::Yaml => yaml(&json(scale)?),
+        Output::Json => json(scale),
     }
+}
+
+fn protobuf_body(api_version: &str, kind: &str, object: &Value) -> ApiResult<Vec<u8>> {
+    crate::protobuf::encode_object(api_version, kind, object)
+        .map_err(|e| ApiError::Internal(e.to_string()))
 }
 
 /// Upstream's Scale columns (its printer for `autoscaling` Scales): NAME, DESIRED, AVAILABLE,
@@ -210,12 +216,12 @@ fn partial_metadata(scale: &Value, api_version: &str) -> Value {
 fn scale_table(scale: &Value, include: IncludeObject) -> ApiResult<Vec<u8>> {
     let metadata: ObjectMeta = serde_json::from_value(scale["metadata"].clone())
         .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let cells = vec![
-        Value::from(metadata.name.clone().unwrap_or_default()),
-        scale["spec"]["replicas"].clone(),
-        scale["status"]["replicas"].clone(),
+    let cells = Cells::new(&[
+        Cell::from(metadata.name.clone().unwrap_or_default()),
+        Cell::from(scale["spec"]["replicas"].clone()),
+        Cell::from(scale["status"]["replicas"].clone()),
         age(&metadata),
-    ];
+    ])?;
     let object = match include {
         IncludeObject::None => None,
         IncludeObject::Object => Some(scale.clone()),
@@ -224,7 +230,13 @@ fn scale_table(scale: &Value, include: IncludeObject) -> ApiResult<Vec<u8>> {
     .map(|object| serde_json::to_vec(&object))
     .transpose()
     .map_err(|e| ApiError::Internal(e.to_string()))?;
-    table(&SCALE_COLUMNS, [Ok((cells, object))], None, true, None)
+    table(
+        &SCALE_COLUMNS,
+        [Ok((Cow::Owned(cells), object))],
+        None,
+        true,
+        None,
+    )
 }
 
 /// The `autoscaling/v1` Scale view of an object.

@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::table::Column;
+use super::table::{Cell, Column};
 use crate::error::{ApiResult, Cause};
 
 /// How names of a resource are validated (upstream's `ValidateObjectMeta` name functions).
@@ -205,6 +205,11 @@ pub trait Strategy: Send + Sync + 'static {
     /// if it did not).
     async fn release(&self, _gone: &Self::Object, _kept: Option<&Self::Object>) {}
 
+    /// Whether [`Strategy::admit_create`] or [`Strategy::admit_update`] reserve anything
+    /// [`Strategy::release`] must give back; only then does a write keep copies of its
+    /// objects to release them if it is abandoned.
+    const RESERVES: bool = false;
+
     /// Values of the selectable fields listed in [`Description::field_selectors`].
     fn fields(&self, _object: &Self::Object) -> Vec<(&'static str, String)> {
         Vec::new()
@@ -215,10 +220,11 @@ pub trait Strategy: Send + Sync + 'static {
         vec![Column::name(), Column::age()]
     }
 
-    /// The cells of one row, matching [`Strategy::columns`].
-    fn cells(&self, object: &Self::Object) -> Vec<Value> {
+    /// The cells of one row, matching [`Strategy::columns`]. Cells that change with time
+    /// alone are [`Cell::Relative`]: the watch cache keeps an object's cells until it changes.
+    fn cells(&self, object: &Self::Object) -> Vec<Cell> {
         vec![
-            Value::from(object.metadata().name.clone().unwrap_or_default()),
+            Cell::from(object.metadata().name.clone().unwrap_or_default()),
             super::table::age(object.metadata()),
         ]
     }

@@ -1,6 +1,9 @@
 //! `meta.k8s.io/v1` Tables: what `kubectl get` prints. Without them kubectl shows only NAME
 //! and AGE, so each strategy supplies upstream's columns and cells.
 
+use std::borrow::Cow;
+
+use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::{json, Value};
 
@@ -97,20 +100,106 @@ impl IncludeObject {
     }
 }
 
-/// One row: its cells and, as `includeObject` asks, the encoded object.
-pub type Row = (Vec<Value>, Option<Vec<u8>>);
+/// One cell as a strategy draws it. Cells that read differently as time passes keep their
+/// instants instead of text, so a row computed once (and kept by the watch cache) still reads
+/// as of each response.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cell {
+    Fixed(Value),
+    Relative(Relative),
+}
 
-/// A table with the given rows (`cells`, row object) at `resource_version`, encoded row by
-/// row so a 10,000-row table never exists as one JSON tree; `headers` false leaves out the
-/// column definitions, as upstream does after a watch's first event.
-pub fn table(
+impl<T: Into<Value>> From<T> for Cell {
+    fn from(value: T) -> Self {
+        Cell::Fixed(value.into())
+    }
+}
+
+/// A time-relative cell, rendered when a response is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Relative {
+    /// How long ago the instant was (`5m`), `<unknown>` without one: AGE, an event's LAST
+    /// SEEN.
+    Since(Option<Timestamp>),
+    /// A count and how long ago the last one was: a pod's RESTARTS, `3 (5m ago)`.
+    CountSince(i64, Timestamp),
+}
+
+impl Relative {
+    fn text(self, now: Timestamp) -> String {
+        let ago = |at: Timestamp| human_duration(now.as_second() - at.as_second());
+        match self {
+            Relative::Since(Some(at)) => ago(at),
+            Relative::Since(None) => "<unknown>".into(),
+            Relative::CountSince(count, at) => format!("{count} ({} ago)", ago(at)),
+        }
+    }
+}
+
+/// A row's cells as a JSON array encoded once, with holes where the time-relative cells go:
+/// writing a row is then a copy and a few durations, and a cached row costs about its JSON
+/// text rather than a tree of `Value`s.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cells {
+    /// `[` the fixed cells `]`, each relative cell left out (its comma kept).
+    encoded: Box<[u8]>,
+    /// Each relative cell with the offset in `encoded` it is written at, in order.
+    relative: Box<[(usize, Relative)]>,
+}
+
+impl Cells {
+    pub fn new(cells: &[Cell]) -> ApiResult<Cells> {
+        let mut encoded = Vec::with_capacity(128);
+        let mut relative = Vec::new();
+        encoded.push(b'[');
+        for (i, cell) in cells.iter().enumerate() {
+            if i > 0 {
+                encoded.push(b',');
+            }
+            match cell {
+                Cell::Fixed(value) => serde_json::to_writer(&mut encoded, value)
+                    .map_err(|e| ApiError::Internal(format!("cannot encode table cells: {e}")))?,
+                Cell::Relative(cell) => relative.push((encoded.len(), *cell)),
+            }
+        }
+        encoded.push(b']');
+        Ok(Cells {
+            encoded: encoded.into_boxed_slice(),
+            relative: relative.into_boxed_slice(),
+        })
+    }
+
+    /// Appends the JSON array, relative cells as of `now`.
+    fn write(&self, out: &mut Vec<u8>, now: Timestamp) {
+        let mut written = 0;
+        for (at, cell) in self.relative.iter() {
+            out.extend_from_slice(&self.encoded[written..*at]);
+            // Durations, counts, `<unknown>`: nothing a JSON string escapes.
+            out.push(b'"');
+            out.extend_from_slice(cell.text(now).as_bytes());
+            out.push(b'"');
+            written = *at;
+        }
+        out.extend_from_slice(&self.encoded[written..]);
+    }
+}
+
+/// One row: its cells, computed for this response or kept by the watch cache, and, as
+/// `includeObject` asks, the encoded object.
+pub type Row<'a> = (Cow<'a, Cells>, Option<Vec<u8>>);
+
+/// A table with the given rows at `resource_version`, encoded row by row so a 10,000-row
+/// table never exists as one JSON tree; `headers` false leaves out the column definitions, as
+/// upstream does after a watch's first event. Time-relative cells read as of now.
+pub fn table<'a>(
     columns: &[Column],
-    rows: impl IntoIterator<Item = ApiResult<Row>>,
+    rows: impl IntoIterator<Item = ApiResult<Row<'a>>>,
     resource_version: Option<i64>,
     headers: bool,
     continue_token: Option<String>,
 ) -> ApiResult<Vec<u8>> {
     let encode = |e: serde_json::Error| ApiError::Internal(format!("cannot encode table: {e}"));
+    let now = Timestamp::now();
     let mut metadata = serde_json::Map::new();
     if let Some(rv) = resource_version {
         metadata.insert("resourceVersion".into(), Value::from(rv.to_string()));
@@ -135,7 +224,7 @@ pub fn table(
             out.push(b',');
         }
         out.extend_from_slice(br#"{"cells":"#);
-        serde_json::to_writer(&mut out, &cells).map_err(encode)?;
+        cells.write(&mut out, now);
         if let Some(object) = object {
             out.extend_from_slice(br#","object":"#);
             out.extend_from_slice(&object);
@@ -147,17 +236,21 @@ pub fn table(
 }
 
 /// The AGE cell of an object.
-pub fn age(metadata: &ObjectMeta) -> Value {
-    match &metadata.creation_timestamp {
-        Some(created) => Value::from(since(created.0)),
-        None => Value::from("<unknown>"),
-    }
+pub fn age(metadata: &ObjectMeta) -> Cell {
+    Cell::Relative(Relative::Since(
+        metadata
+            .creation_timestamp
+            .as_ref()
+            .map(|created| created.0),
+    ))
 }
 
-/// Upstream's human-readable duration since `then` (`translateTimestampSince`).
-pub fn since(then: jiff::Timestamp) -> String {
-    let seconds = jiff::Timestamp::now().as_second() - then.as_second();
-    human_duration(seconds)
+/// The cells as a response written at `now` shows them, for tests of strategies' rows.
+#[cfg(test)]
+pub(crate) fn rendered(cells: &[Cell], now: Timestamp) -> Vec<Value> {
+    let mut out = Vec::new();
+    Cells::new(cells).unwrap().write(&mut out, now);
+    serde_json::from_slice(&out).unwrap()
 }
 
 /// Upstream's `duration.HumanDuration`: precise when recent, coarser as it grows.
@@ -219,7 +312,37 @@ pub fn human_duration(seconds: i64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::human_duration;
+    use super::*;
+
+    #[test]
+    fn relative_cells_read_as_of_each_response() {
+        let created: Timestamp = "2025-01-01T00:00:00Z".parse().unwrap();
+        let cells = [
+            Cell::from("web"),
+            Cell::Relative(Relative::CountSince(3, created)),
+            Cell::from(json!({"a": "\"<b>\""})),
+            Cell::Relative(Relative::Since(Some(created))),
+            Cell::Relative(Relative::Since(None)),
+        ];
+        let at = |minutes: i64| created + jiff::SignedDuration::from_mins(minutes);
+        assert_eq!(
+            rendered(&cells, at(5)),
+            [
+                json!("web"),
+                json!("3 (5m ago)"),
+                json!({"a": "\"<b>\""}),
+                json!("5m"),
+                json!("<unknown>")
+            ]
+        );
+        // The same encoded cells, written later, say so.
+        let kept = Cells::new(&cells).unwrap();
+        let mut later = Vec::new();
+        kept.write(&mut later, at(60 * 5));
+        let later: Vec<Value> = serde_json::from_slice(&later).unwrap();
+        assert_eq!((&later[1], &later[3]), (&json!("3 (5h ago)"), &json!("5h")));
+        assert_eq!(rendered(&[], at(0)), Vec::<Value>::new());
+    }
 
     #[test]
     fn durations_read_like_kubectl() {

@@ -7,17 +7,17 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use bytes::Bytes;
-use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
 
 use super::cache::{CacheEvent, Entry, EventType};
+use super::encode::{error_event, watch_content_type, Encoder, Outcome};
 use super::list::Filter;
 use super::request::{ApiRequest, Output};
 use super::strategy::Strategy;
-use super::{stored, table, Rest};
+use super::Rest;
 use crate::error::{ApiError, ApiResult};
 
 /// How often a watcher that asked for bookmarks gets one.
@@ -28,7 +28,7 @@ const BOOKMARK_INTERVAL: Duration = Duration::from_secs(30);
 const DEFAULT_TIMEOUT: (u64, u64) = (1800, 3600);
 
 impl<S: Strategy> Rest<S> {
-    pub(super) async fn watch(&self, request: ApiRequest) -> ApiResult<Response> {
+    pub(super) async fn watch(&self, request: ApiRequest) -> ApiResult<Outcome> {
         let filter = Filter::parse(&request, self.info.description.field_selectors)?;
         let prefix = self.list_prefix(request.namespace.as_deref());
         let query = &request.query;
@@ -55,8 +55,7 @@ impl<S: Strategy> Rest<S> {
             rand::rng().random_range(DEFAULT_TIMEOUT.0..DEFAULT_TIMEOUT.1)
         });
         let watcher = Watcher {
-            rest_kind: self.info.kind,
-            api_version: self.info.api_version(),
+            encoder: self.encoder.clone(),
             filter,
             prefix: prefix.clone().into_bytes(),
             output: request.output,
@@ -67,17 +66,10 @@ impl<S: Strategy> Rest<S> {
         let (sender, receiver) = mpsc::channel::<Result<Bytes, std::convert::Infallible>>(64);
         match self.cache.subscribe(prefix.as_bytes(), from).await {
             Ok(subscription) => {
-                let rows = RowMaker {
-                    rest: self.strategy.clone(),
-                };
-                tokio::spawn(watcher.run(subscription, sender, Duration::from_secs(timeout), rows));
+                tokio::spawn(watcher.run(subscription, sender, Duration::from_secs(timeout)));
             }
             Err(error @ ApiError::Expired(_)) => {
-                let line = event_line(
-                    "ERROR",
-                    &serde_json::to_vec(&error.status()).unwrap_or_default(),
-                );
-                let _ = sender.try_send(Ok(line));
+                let _ = sender.try_send(Ok(error_event(&error, request.output)));
             }
             Err(other) => return Err(other),
         }
@@ -85,12 +77,12 @@ impl<S: Strategy> Rest<S> {
         let mut response = (StatusCode::OK, Body::from_stream(stream)).into_response();
         response
             .headers_mut()
-            .insert("content-type", HeaderValue::from_static("application/json"));
+            .insert("content-type", watch_content_type(request.output));
         response.headers_mut().insert(
             "cache-control",
             HeaderValue::from_static("no-cache, private"),
         );
-        Ok(response)
+        Ok(Outcome::Stream(response))
     }
 }
 
@@ -100,36 +92,8 @@ fn tokio_stream_from<T: Send + 'static>(
     futures::stream::poll_fn(move |cx| receiver.poll_recv(cx))
 }
 
-/// Turns entries into table rows for `kubectl get -w`.
-struct RowMaker<S: Strategy> {
-    rest: Arc<S>,
-}
-
-impl<S: Strategy> RowMaker<S> {
-    fn table(
-        &self,
-        entry: &Entry,
-        include: table::IncludeObject,
-        headers: bool,
-    ) -> ApiResult<Vec<u8>> {
-        let object: S::Object = stored::decode(&entry.stored, entry.revision)?;
-        let row = (
-            self.rest.cells(&object),
-            include.row_object(&entry.stored, entry.revision),
-        );
-        table::table(
-            &self.rest.columns(),
-            [Ok(row)],
-            Some(entry.revision),
-            headers,
-            None,
-        )
-    }
-}
-
 struct Watcher {
-    rest_kind: &'static str,
-    api_version: String,
+    encoder: Arc<Encoder>,
     filter: Filter,
     prefix: Vec<u8>,
     output: Output,
@@ -141,19 +105,18 @@ struct Watcher {
 type Sender = mpsc::Sender<Result<Bytes, std::convert::Infallible>>;
 
 impl Watcher {
-    async fn run<S: Strategy>(
+    async fn run(
         mut self,
         mut subscription: super::cache::Subscription,
         sender: Sender,
         timeout: Duration,
-        rows: RowMaker<S>,
     ) {
         let deadline = tokio::time::Instant::now() + timeout;
         let mut last = subscription.revision;
         for entry in std::mem::take(&mut subscription.initial) {
             if self.in_scope(&entry)
                 && self.filter.matches(&entry)
-                && !self.send(&sender, EventType::Added, &entry, &rows).await
+                && !self.send(&sender, EventType::Added, &entry).await
             {
                 return;
             }
@@ -162,7 +125,7 @@ impl Watcher {
             return;
         }
         for event in std::mem::take(&mut subscription.backlog) {
-            if !self.deliver(&sender, &event, &rows).await {
+            if !self.deliver(&sender, &event).await {
                 return;
             }
         }
@@ -175,7 +138,7 @@ impl Watcher {
                 received = subscription.live.recv() => match received {
                     Ok(event) => {
                         last = event.revision();
-                        if !self.deliver(&sender, &event, &rows).await {
+                        if !self.deliver(&sender, &event).await {
                             return;
                         }
                     }
@@ -198,12 +161,7 @@ impl Watcher {
     }
 
     /// Sends what one change means for this watcher's selection; false once the client left.
-    async fn deliver<S: Strategy>(
-        &mut self,
-        sender: &Sender,
-        event: &CacheEvent,
-        rows: &RowMaker<S>,
-    ) -> bool {
+    async fn deliver(&mut self, sender: &Sender, event: &CacheEvent) -> bool {
         if !self.in_scope(&event.entry) {
             return true;
         }
@@ -221,89 +179,35 @@ impl Watcher {
                 // Like upstream's cache, an object leaving the selection is deleted as the
                 // watcher last saw it, at the revision of the change.
                 if let Some(prev) = &event.prev {
-                    let left = Entry {
-                        key: prev.key.clone(),
-                        stored: prev.stored.clone(),
-                        revision: event.entry.revision,
-                        derived: prev.derived.clone(),
-                    };
-                    return self.send(sender, EventType::Deleted, &left, rows).await;
+                    let left = prev.at(event.entry.revision);
+                    return self.send(sender, EventType::Deleted, &left).await;
                 }
                 EventType::Deleted
             }
             (_, false, false) => return true,
         };
-        self.send(sender, kind, &event.entry, rows).await
+        self.send(sender, kind, &event.entry).await
     }
 
-    async fn send<S: Strategy>(
-        &mut self,
-        sender: &Sender,
-        kind: EventType,
-        entry: &Entry,
-        rows: &RowMaker<S>,
-    ) -> bool {
-        let object = match self.output {
-            Output::Table(include) => {
-                let headers = !std::mem::replace(&mut self.headers_sent, true);
-                match rows.table(entry, include, headers) {
-                    Ok(table) => table,
-                    Err(error) => {
-                        tracing::error!(%error, "cannot render a watch event as a table");
-                        return true;
-                    }
-                }
-            }
-            Output::Metadata { api_version, .. } => {
-                let mut object = Vec::with_capacity(1024);
-                stored::write_partial_metadata(
-                    &mut object,
-                    &entry.stored,
-                    entry.revision,
-                    api_version,
-                );
-                object
-            }
-            Output::Json | Output::Yaml => {
-                stored::with_resource_version(&entry.stored, entry.revision)
+    async fn send(&mut self, sender: &Sender, kind: EventType, entry: &Entry) -> bool {
+        let headers = !std::mem::replace(&mut self.headers_sent, true);
+        let frame = match self
+            .encoder
+            .event(kind.as_str(), entry, self.output, headers)
+        {
+            Ok(frame) => frame,
+            Err(error) => {
+                tracing::error!(%error, "cannot encode a watch event");
+                return true;
             }
         };
-        sender
-            .send(Ok(event_line(kind.as_str(), &object)))
-            .await
-            .is_ok()
+        sender.send(Ok(frame)).await.is_ok()
     }
 
     async fn bookmark(&self, sender: &Sender, revision: i64, initial_events_end: bool) -> bool {
-        let mut metadata =
-            json!({"resourceVersion": revision.to_string(), "creationTimestamp": null});
-        if initial_events_end {
-            metadata["annotations"] = json!({"k8s.io/initial-events-end": "true"});
-        }
-        let object = match self.output {
-            Output::Metadata { api_version, .. } => {
-                json!({"kind": "PartialObjectMetadata", "apiVersion": api_version, "metadata": metadata})
-            }
-            _ => {
-                json!({"kind": self.rest_kind, "apiVersion": self.api_version, "metadata": metadata})
-            }
-        };
-        sender
-            .send(Ok(event_line(
-                "BOOKMARK",
-                &serde_json::to_vec(&object).unwrap_or_default(),
-            )))
-            .await
-            .is_ok()
+        let frame = self
+            .encoder
+            .bookmark(revision, initial_events_end, self.output);
+        sender.send(Ok(frame)).await.is_ok()
     }
-}
-
-fn event_line(kind: &str, object: &[u8]) -> Bytes {
-    let mut line = Vec::with_capacity(object.len() + 32);
-    line.extend_from_slice(b"{\"type\":\"");
-    line.extend_from_slice(kind.as_bytes());
-    line.extend_from_slice(b"\",\"object\":");
-    line.extend_from_slice(object);
-    line.extend_from_slice(b"}\n");
-    line.into()
 }

@@ -4,7 +4,7 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use serde_json::Value;
 
 use crate::error::Cause;
-use crate::registry::table::{age, Column};
+use crate::registry::table::{age, Cell, Column};
 use crate::registry::validation;
 use crate::registry::{Description, Strategy};
 
@@ -84,12 +84,12 @@ impl Strategy for ConfigMaps {
         ]
     }
 
-    fn cells(&self, cm: &ConfigMap) -> Vec<Value> {
+    fn cells(&self, cm: &ConfigMap) -> Vec<Cell> {
         let count = cm.data.as_ref().map_or(0, |d| d.len())
             + cm.binary_data.as_ref().map_or(0, |d| d.len());
         vec![
-            Value::from(cm.metadata.name.clone().unwrap_or_default()),
-            Value::from(count),
+            Cell::from(cm.metadata.name.clone().unwrap_or_default()),
+            Cell::from(count),
             age(&cm.metadata),
         ]
     }

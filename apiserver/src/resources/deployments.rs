@@ -11,7 +11,7 @@ use serde_json::Value;
 use super::{podspec, workload};
 use crate::error::Cause;
 use crate::registry::strategy::ScalePaths;
-use crate::registry::table::{age, Column};
+use crate::registry::table::{age, Cell, Column};
 use crate::registry::{Description, Strategy};
 
 pub struct Deployments;
@@ -164,20 +164,20 @@ impl Strategy for Deployments {
         ]
     }
 
-    fn cells(&self, deployment: &Deployment) -> Vec<Value> {
+    fn cells(&self, deployment: &Deployment) -> Vec<Cell> {
         let spec = deployment.spec.as_ref();
         let status = deployment.status.clone().unwrap_or_default();
         let desired = spec.and_then(|s| s.replicas).unwrap_or(0);
         let (containers, images) = workload::container_cells(spec.map(|s| &s.template));
         vec![
-            Value::from(deployment.metadata.name.clone().unwrap_or_default()),
-            Value::from(format!("{}/{desired}", status.ready_replicas.unwrap_or(0))),
-            Value::from(status.updated_replicas.unwrap_or(0)),
-            Value::from(status.available_replicas.unwrap_or(0)),
+            Cell::from(deployment.metadata.name.clone().unwrap_or_default()),
+            Cell::from(format!("{}/{desired}", status.ready_replicas.unwrap_or(0))),
+            Cell::from(status.updated_replicas.unwrap_or(0)),
+            Cell::from(status.available_replicas.unwrap_or(0)),
             age(&deployment.metadata),
-            Value::from(containers),
-            Value::from(images),
-            Value::from(
+            Cell::from(containers),
+            Cell::from(images),
+            Cell::from(
                 spec.map(|s| workload::selector_text(&s.selector))
                     .unwrap_or_default(),
             ),
@@ -292,6 +292,8 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    use crate::registry::table::rendered;
+
     fn deployment(value: Value) -> Deployment {
         let mut deployment: Deployment = serde_json::from_value(value).unwrap();
         Deployments.default_fields(&mut deployment);
@@ -369,7 +371,7 @@ mod tests {
             available_replicas: Some(2),
             ..Default::default()
         });
-        let cells = Deployments.cells(&d);
+        let cells = rendered(&Deployments.cells(&d), jiff::Timestamp::now());
         assert_eq!(cells[1], "2/3");
         assert_eq!(cells[2], 3);
         assert_eq!(cells[5], "nginx");

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::podspec::PORT_RANGE;
 use crate::error::Cause;
-use crate::registry::table::{age, Column};
+use crate::registry::table::{age, Cell, Column};
 use crate::registry::{validation, Description, NameRule, Strategy};
 
 pub struct EndpointsStrategy;
@@ -83,10 +83,10 @@ impl Strategy for EndpointsStrategy {
         ]
     }
 
-    fn cells(&self, endpoints: &Endpoints) -> Vec<Value> {
+    fn cells(&self, endpoints: &Endpoints) -> Vec<Cell> {
         vec![
-            Value::from(endpoints.metadata.name.clone().unwrap_or_default()),
-            Value::from(endpoints_cell(endpoints)),
+            Cell::from(endpoints.metadata.name.clone().unwrap_or_default()),
+            Cell::from(endpoints_cell(endpoints)),
             age(&endpoints.metadata),
         ]
     }

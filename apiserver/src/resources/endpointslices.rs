@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::endpoints::special_ip_error;
 use crate::error::Cause;
-use crate::registry::table::{age, Column};
+use crate::registry::table::{age, Cell, Column};
 use crate::registry::{validation, Description, NameRule, Strategy};
 
 pub struct EndpointSlices;
@@ -103,7 +103,7 @@ impl Strategy for EndpointSlices {
         ]
     }
 
-    fn cells(&self, slice: &EndpointSlice) -> Vec<Value> {
+    fn cells(&self, slice: &EndpointSlice) -> Vec<Cell> {
         let ports = slice
             .ports
             .iter()
@@ -118,10 +118,10 @@ impl Strategy for EndpointSlices {
             .iter()
             .flat_map(|e| e.addresses.iter().cloned());
         vec![
-            Value::from(slice.metadata.name.clone().unwrap_or_default()),
-            Value::from(slice.address_type.as_str()),
-            Value::from(list_with_more(ports)),
-            Value::from(list_with_more(addresses)),
+            Cell::from(slice.metadata.name.clone().unwrap_or_default()),
+            Cell::from(slice.address_type.as_str()),
+            Cell::from(list_with_more(ports)),
+            Cell::from(list_with_more(addresses)),
             age(&slice.metadata),
         ]
     }
@@ -251,6 +251,8 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    use crate::registry::table::rendered;
+
     fn slice(value: Value) -> EndpointSlice {
         let mut slice: EndpointSlice = serde_json::from_value(value).unwrap();
         EndpointSlices.default_fields(&mut slice);
@@ -265,7 +267,7 @@ mod tests {
             "ports": [{"name": "http", "port": 80}, {"name": "metrics"}],
             "endpoints": [{"addresses": ["10.0.0.1"]}, {"addresses": ["10.0.0.2"]}, {"addresses": ["10.0.0.3"]}, {"addresses": ["10.0.0.4"]}]
         }));
-        let cells = EndpointSlices.cells(&s);
+        let cells = rendered(&EndpointSlices.cells(&s), jiff::Timestamp::now());
         assert_eq!(
             cells[1..4],
             [
@@ -277,7 +279,7 @@ mod tests {
         let empty =
             slice(json!({"metadata": {"name": "e"}, "addressType": "IPv4", "endpoints": []}));
         assert_eq!(
-            EndpointSlices.cells(&empty)[2..4],
+            rendered(&EndpointSlices.cells(&empty), jiff::Timestamp::now())[2..4],
             [json!("<unset>"), json!("<unset>")]
         );
         assert!(EndpointSlices.validate(&s).is_empty());

@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use crate::error::Cause;
 use crate::registry::strategy::Conversion;
-use crate::registry::table::{human_duration, Column};
+use crate::registry::table::{Cell, Column, Relative};
 use crate::registry::validation;
 use crate::registry::{Description, NameRule, Strategy};
 
@@ -66,8 +66,8 @@ impl Strategy for CoreEvents {
         columns()
     }
 
-    fn cells(&self, event: &CoreEvent) -> Vec<Value> {
-        Internal::core(event).cells(jiff::Timestamp::now())
+    fn cells(&self, event: &CoreEvent) -> Vec<Cell> {
+        Internal::core(event).cells()
     }
 }
 
@@ -259,8 +259,8 @@ impl Strategy for Events {
         columns()
     }
 
-    fn cells(&self, event: &Event) -> Vec<Value> {
-        Internal::v1(event).cells(jiff::Timestamp::now())
+    fn cells(&self, event: &Event) -> Vec<Cell> {
+        Internal::v1(event).cells()
     }
 }
 
@@ -447,24 +447,16 @@ impl<'a> Internal<'a> {
         ]
     }
 
-    /// Upstream's `printEvent` row as of `now`: LAST SEEN TYPE REASON OBJECT SUBOBJECT
-    /// SOURCE MESSAGE FIRST SEEN COUNT NAME.
-    fn cells(&self, now: jiff::Timestamp) -> Vec<Value> {
-        let ago = |at: Option<jiff::Timestamp>| match at {
-            Some(at) => human_duration(now.as_second() - at.as_second()),
-            None => "<unknown>".to_string(),
-        };
-        let first_seen = ago(self.first_timestamp.or(self.event_time));
+    /// Upstream's `printEvent` row: LAST SEEN TYPE REASON OBJECT SUBOBJECT SOURCE MESSAGE
+    /// FIRST SEEN COUNT NAME.
+    fn cells(&self) -> Vec<Cell> {
+        let first_seen = self.first_timestamp.or(self.event_time);
         let (last_seen, count) = match self.series {
-            Some((count, last_observed)) => (ago(last_observed), count),
-            None => {
-                let last = if self.last_timestamp.is_some() {
-                    ago(self.last_timestamp)
-                } else {
-                    first_seen.clone()
-                };
-                (last, if self.count == 0 { 1 } else { self.count })
-            }
+            Some((count, last_observed)) => (last_observed, count),
+            None => (
+                self.last_timestamp.or(first_seen),
+                if self.count == 0 { 1 } else { self.count },
+            ),
         };
         let kind = text(&self.involved_object.kind).to_lowercase();
         let object = match text(&self.involved_object.name) {
@@ -487,16 +479,16 @@ impl<'a> Internal<'a> {
             format!("{component}, {instance}")
         };
         vec![
-            Value::from(last_seen),
-            Value::from(self.type_),
-            Value::from(self.reason),
-            Value::from(object),
-            Value::from(text(&self.involved_object.field_path)),
-            Value::from(source),
-            Value::from(self.message.trim()),
-            Value::from(first_seen),
-            Value::from(count),
-            Value::from(self.name),
+            Cell::Relative(Relative::Since(last_seen)),
+            Cell::from(self.type_),
+            Cell::from(self.reason),
+            Cell::from(object),
+            Cell::from(text(&self.involved_object.field_path)),
+            Cell::from(source),
+            Cell::from(self.message.trim()),
+            Cell::Relative(Relative::Since(first_seen)),
+            Cell::from(count),
+            Cell::from(self.name),
         ]
     }
 }
@@ -523,6 +515,8 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    use crate::registry::table::rendered;
+
     fn now() -> jiff::Timestamp {
         "2025-01-01T01:00:00Z".parse().unwrap()
     }
@@ -544,7 +538,7 @@ mod tests {
             "firstTimestamp": "2025-01-01T00:50:00Z", "lastTimestamp": "2025-01-01T00:58:00Z", "count": 3
         }))
         .unwrap();
-        let cells = Internal::core(&event).cells(now());
+        let cells = rendered(&Internal::core(&event).cells(), now());
         assert_eq!(
             cells,
             vec![
@@ -573,7 +567,7 @@ mod tests {
             "series": {"count": 4, "lastObservedTime": "2025-01-01T00:59:30.000000Z"}
         }))
         .unwrap();
-        let cells = Internal::v1(&event).cells(now());
+        let cells = rendered(&Internal::v1(&event).cells(), now());
         assert_eq!(cells[0], "30s");
         assert_eq!(cells[3], "node/node-1");
         assert_eq!(cells[5], "kubelet, node-1");

@@ -5,7 +5,7 @@ use k8s_openapi::api::coordination::v1::Lease;
 use serde_json::Value;
 
 use crate::error::Cause;
-use crate::registry::table::{age, Column};
+use crate::registry::table::{age, Cell, Column};
 use crate::registry::{Description, Strategy};
 
 pub struct Leases;
@@ -65,15 +65,15 @@ impl Strategy for Leases {
         ]
     }
 
-    fn cells(&self, lease: &Lease) -> Vec<Value> {
+    fn cells(&self, lease: &Lease) -> Vec<Cell> {
         let holder = lease
             .spec
             .as_ref()
             .and_then(|s| s.holder_identity.clone())
             .unwrap_or_default();
         vec![
-            Value::from(lease.metadata.name.clone().unwrap_or_default()),
-            Value::from(holder),
+            Cell::from(lease.metadata.name.clone().unwrap_or_default()),
+            Cell::from(holder),
             age(&lease.metadata),
         ]
     }
@@ -84,6 +84,8 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    use crate::registry::table::rendered;
+
     #[test]
     fn holder_cell_and_validation() {
         let lease: Lease = serde_json::from_value(json!({
@@ -91,7 +93,10 @@ mod tests {
             "spec": {"holderIdentity": "node-1", "leaseDurationSeconds": 0}
         }))
         .unwrap();
-        assert_eq!(Leases.cells(&lease)[1], "node-1");
+        assert_eq!(
+            rendered(&Leases.cells(&lease), jiff::Timestamp::now())[1],
+            "node-1"
+        );
         let causes = Leases.validate(&lease);
         assert_eq!(
             causes[0].message,

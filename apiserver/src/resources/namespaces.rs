@@ -3,10 +3,9 @@
 
 use k8s_openapi::api::core::v1::{Namespace, NamespaceSpec, NamespaceStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::DeleteOptions;
-use serde_json::Value;
 
 use crate::error::{ApiError, ApiResult, Target};
-use crate::registry::table::{age, Column};
+use crate::registry::table::{age, Cell, Column};
 use crate::registry::{Description, NameRule, Strategy};
 
 pub struct Namespaces;
@@ -108,10 +107,10 @@ impl Strategy for Namespaces {
         ]
     }
 
-    fn cells(&self, namespace: &Namespace) -> Vec<Value> {
+    fn cells(&self, namespace: &Namespace) -> Vec<Cell> {
         vec![
-            Value::from(namespace.metadata.name.clone().unwrap_or_default()),
-            Value::from(phase(namespace)),
+            Cell::from(namespace.metadata.name.clone().unwrap_or_default()),
+            Cell::from(phase(namespace)),
             age(&namespace.metadata),
         ]
     }

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::podspec;
 use crate::error::Cause;
-use crate::registry::table::{age, Column};
+use crate::registry::table::{age, Cell, Column};
 use crate::registry::validation;
 use crate::registry::{Description, Strategy};
 
@@ -146,23 +146,23 @@ impl Strategy for Nodes {
         ]
     }
 
-    fn cells(&self, node: &Node) -> Vec<Value> {
+    fn cells(&self, node: &Node) -> Vec<Cell> {
         let info = node.status.as_ref().and_then(|s| s.node_info.as_ref());
         let or_unknown = |value: Option<&String>| {
-            Value::from(
+            Cell::from(
                 value
                     .filter(|v| !v.is_empty())
                     .map_or("<unknown>", |v| v.as_str()),
             )
         };
         vec![
-            Value::from(node.metadata.name.clone().unwrap_or_default()),
-            Value::from(status(node)),
-            Value::from(roles(node)),
+            Cell::from(node.metadata.name.clone().unwrap_or_default()),
+            Cell::from(status(node)),
+            Cell::from(roles(node)),
             age(&node.metadata),
-            Value::from(info.map(|i| i.kubelet_version.clone()).unwrap_or_default()),
-            Value::from(address(node, "InternalIP")),
-            Value::from(address(node, "ExternalIP")),
+            Cell::from(info.map(|i| i.kubelet_version.clone()).unwrap_or_default()),
+            Cell::from(address(node, "InternalIP")),
+            Cell::from(address(node, "ExternalIP")),
             or_unknown(info.map(|i| &i.os_image)),
             or_unknown(info.map(|i| &i.kernel_version)),
             or_unknown(info.map(|i| &i.container_runtime_version)),
@@ -230,6 +230,8 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    use crate::registry::table::rendered;
+
     fn node(value: Value) -> Node {
         serde_json::from_value(value).unwrap()
     }
@@ -277,7 +279,7 @@ mod tests {
                              "kubeProxyVersion": "", "machineID": "", "operatingSystem": "", "systemUUID": ""}
             }
         }));
-        let cells = Nodes.cells(&node);
+        let cells = rendered(&Nodes.cells(&node), jiff::Timestamp::now());
         assert_eq!(cells.len(), Nodes.columns().len());
         assert_eq!(cells[4], "v1.33.0");
         assert_eq!(cells[5], "10.0.0.5");

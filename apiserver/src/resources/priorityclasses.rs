@@ -5,7 +5,7 @@ use k8s_openapi::api::scheduling::v1::PriorityClass;
 use serde_json::Value;
 
 use crate::error::Cause;
-use crate::registry::table::{age, Column};
+use crate::registry::table::{age, Cell, Column};
 use crate::registry::{Description, Strategy};
 
 pub struct PriorityClasses;
@@ -104,13 +104,13 @@ impl Strategy for PriorityClasses {
         ]
     }
 
-    fn cells(&self, class: &PriorityClass) -> Vec<Value> {
+    fn cells(&self, class: &PriorityClass) -> Vec<Cell> {
         vec![
-            Value::from(class.metadata.name.clone().unwrap_or_default()),
-            Value::from(class.value),
-            Value::from(class.global_default.unwrap_or(false)),
+            Cell::from(class.metadata.name.clone().unwrap_or_default()),
+            Cell::from(class.value),
+            Cell::from(class.global_default.unwrap_or(false)),
             age(&class.metadata),
-            Value::from(class.preemption_policy.clone().unwrap_or_default()),
+            Cell::from(class.preemption_policy.clone().unwrap_or_default()),
         ]
     }
 }

@@ -7,7 +7,7 @@ use serde_json::Value;
 use super::{podspec, workload};
 use crate::error::Cause;
 use crate::registry::strategy::ScalePaths;
-use crate::registry::table::{age, Column};
+use crate::registry::table::{age, Cell, Column};
 use crate::registry::{Description, Strategy};
 
 pub struct ReplicaSets;
@@ -113,7 +113,7 @@ impl Strategy for ReplicaSets {
         ]
     }
 
-    fn cells(&self, replica_set: &ReplicaSet) -> Vec<Value> {
+    fn cells(&self, replica_set: &ReplicaSet) -> Vec<Cell> {
         let spec = replica_set.spec.as_ref();
         let status = replica_set.status.clone().unwrap_or_default();
         let (containers, images) =
@@ -122,14 +122,14 @@ impl Strategy for ReplicaSets {
             .map(|s| workload::selector_text(&s.selector))
             .filter(|s| !s.is_empty());
         vec![
-            Value::from(replica_set.metadata.name.clone().unwrap_or_default()),
-            Value::from(spec.and_then(|s| s.replicas).unwrap_or(0)),
-            Value::from(status.replicas),
-            Value::from(status.ready_replicas.unwrap_or(0)),
+            Cell::from(replica_set.metadata.name.clone().unwrap_or_default()),
+            Cell::from(spec.and_then(|s| s.replicas).unwrap_or(0)),
+            Cell::from(status.replicas),
+            Cell::from(status.ready_replicas.unwrap_or(0)),
             age(&replica_set.metadata),
-            Value::from(containers),
-            Value::from(images),
-            Value::from(selector.unwrap_or_else(|| "<none>".into())),
+            Cell::from(containers),
+            Cell::from(images),
+            Cell::from(selector.unwrap_or_else(|| "<none>".into())),
         ]
     }
 }
@@ -138,6 +138,8 @@ impl Strategy for ReplicaSets {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    use crate::registry::table::rendered;
 
     #[test]
     fn defaults_validation_and_rows() {
@@ -157,7 +159,7 @@ mod tests {
             serde_json::to_value(&rs).unwrap()["status"],
             json!({"replicas": 0})
         );
-        let cells = ReplicaSets.cells(&rs);
+        let cells = rendered(&ReplicaSets.cells(&rs), jiff::Timestamp::now());
         assert_eq!(cells[1..4], [json!(1), json!(0), json!(0)]);
         assert_eq!(cells[7], "app=web,pod-template-hash=5d8f");
 

@@ -6,7 +6,7 @@ use k8s_openapi::ByteString;
 use serde_json::Value;
 
 use crate::error::Cause;
-use crate::registry::table::{age, Column};
+use crate::registry::table::{age, Cell, Column};
 use crate::registry::validation;
 use crate::registry::{Description, Strategy};
 
@@ -155,11 +155,11 @@ impl Strategy for Secrets {
         ]
     }
 
-    fn cells(&self, secret: &Secret) -> Vec<Value> {
+    fn cells(&self, secret: &Secret) -> Vec<Cell> {
         vec![
-            Value::from(secret.metadata.name.clone().unwrap_or_default()),
-            Value::from(secret.type_.clone().unwrap_or_default()),
-            Value::from(secret.data.as_ref().map_or(0, |d| d.len())),
+            Cell::from(secret.metadata.name.clone().unwrap_or_default()),
+            Cell::from(secret.type_.clone().unwrap_or_default()),
+            Cell::from(secret.data.as_ref().map_or(0, |d| d.len())),
             age(&secret.metadata),
         ]
     }
@@ -169,6 +169,8 @@ impl Strategy for Secrets {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    use crate::registry::table::rendered;
 
     fn secret(value: Value) -> Secret {
         let mut secret: Secret = serde_json::from_value(value).unwrap();
@@ -192,7 +194,10 @@ mod tests {
         let data = secret.data.as_ref().unwrap();
         assert_eq!(data["a"].0, b"override");
         assert_eq!(data["b"].0, b"plain");
-        assert_eq!(Secrets.cells(&secret)[2], 2);
+        assert_eq!(
+            rendered(&Secrets.cells(&secret), jiff::Timestamp::now())[2],
+            2
+        );
     }
 
     #[test]

@@ -1,9 +1,8 @@
 //! ServiceAccounts: the identities pods run as; `kubectl get sa` counts their secrets.
 
 use k8s_openapi::api::core::v1::ServiceAccount;
-use serde_json::Value;
 
-use crate::registry::table::{age, Column};
+use crate::registry::table::{age, Cell, Column};
 use crate::registry::{Description, Strategy};
 
 pub struct ServiceAccounts;
@@ -26,10 +25,10 @@ impl Strategy for ServiceAccounts {
         ]
     }
 
-    fn cells(&self, account: &ServiceAccount) -> Vec<Value> {
+    fn cells(&self, account: &ServiceAccount) -> Vec<Cell> {
         vec![
-            Value::from(account.metadata.name.clone().unwrap_or_default()),
-            Value::from(account.secrets.as_ref().map_or(0, |s| s.len())),
+            Cell::from(account.metadata.name.clone().unwrap_or_default()),
+            Cell::from(account.secrets.as_ref().map_or(0, |s| s.len())),
             age(&account.metadata),
         ]
     }

@@ -21,7 +21,7 @@ use super::allocator::{AllocError, Allocator, PortRange};
 use super::podspec::{port_name_errors, PORT_RANGE};
 use super::workload::go_strings;
 use crate::error::{ApiError, ApiResult, Cause, Target};
-use crate::registry::table::{age, Column};
+use crate::registry::table::{age, Cell, Column};
 use crate::registry::{stored, validation, Description, NameRule, Strategy};
 
 /// Serves services, allocating from the cluster's service IP and node port ranges.
@@ -388,6 +388,7 @@ fn cluster_ips(spec: &ServiceSpec) -> &[String] {
 #[async_trait]
 impl Strategy for Services {
     type Object = Service;
+    const RESERVES: bool = true;
 
     fn describe(&self) -> Description {
         Description {
@@ -589,27 +590,27 @@ impl Strategy for Services {
         ]
     }
 
-    fn cells(&self, service: &Service) -> Vec<Value> {
+    fn cells(&self, service: &Service) -> Vec<Cell> {
         let default_spec = ServiceSpec::default();
         let spec = service.spec.as_ref().unwrap_or(&default_spec);
         let ports = port_cell(spec.ports.as_deref().unwrap_or_default());
         vec![
-            Value::from(service.metadata.name.clone().unwrap_or_default()),
-            Value::from(service_type(spec)),
-            Value::from(
+            Cell::from(service.metadata.name.clone().unwrap_or_default()),
+            Cell::from(service_type(spec)),
+            Cell::from(
                 cluster_ips(spec)
                     .first()
                     .cloned()
                     .unwrap_or_else(|| "<none>".into()),
             ),
-            Value::from(external_ip_cell(service)),
-            Value::from(if ports.is_empty() {
+            Cell::from(external_ip_cell(service)),
+            Cell::from(if ports.is_empty() {
                 "<none>".to_string()
             } else {
                 ports
             }),
             age(&service.metadata),
-            Value::from(labels_cell(spec.selector.as_ref())),
+            Cell::from(labels_cell(spec.selector.as_ref())),
         ]
     }
 }
@@ -1366,6 +1367,8 @@ const SELECTOR: &str = "Route service traffic to pods with label keys and values
 mod tests {
     use super::*;
     use serde_json::json;
+
+    use crate::registry::table::rendered;
     use store::embedded::{EmbeddedConfig, EmbeddedStore};
 
     fn services(dir: &tempfile::TempDir) -> Services {
@@ -1658,7 +1661,7 @@ mod tests {
             json!({"type": "LoadBalancer", "clusterIP": "10.96.0.5", "clusterIPs": ["10.96.0.5"],
             "ports": [{"port": 80, "nodePort": 31000, "protocol": "TCP"}], "selector": {"app": "web", "tier": "a"}}),
         );
-        let cells = services.cells(&lb);
+        let cells = rendered(&services.cells(&lb), jiff::Timestamp::now());
         assert_eq!(
             cells[1..5],
             [
@@ -1672,12 +1675,15 @@ mod tests {
         lb.status =
             serde_json::from_value(json!({"loadBalancer": {"ingress": [{"ip": "1.2.3.4"}]}}))
                 .unwrap();
-        assert_eq!(services.cells(&lb)[3], "1.2.3.4");
+        assert_eq!(
+            rendered(&services.cells(&lb), jiff::Timestamp::now())[3],
+            "1.2.3.4"
+        );
         let external = service(
             "ext",
             json!({"type": "ExternalName", "externalName": "example.com"}),
         );
-        let cells = services.cells(&external);
+        let cells = rendered(&services.cells(&external), jiff::Timestamp::now());
         assert_eq!(
             cells[2..5],
             [json!("<none>"), json!("example.com"), json!("<none>")]

@@ -17,7 +17,7 @@ use store::Store;
 use super::podspec;
 use crate::error::{ApiError, ApiResult, Cause, Target};
 use crate::registry::strategy::Action;
-use crate::registry::table::Column;
+use crate::registry::table::{Cell, Column};
 use crate::registry::{Description, Strategy};
 
 pub struct Pods {
@@ -326,7 +326,7 @@ impl Strategy for Pods {
         table::columns()
     }
 
-    fn cells(&self, pod: &Pod) -> Vec<Value> {
+    fn cells(&self, pod: &Pod) -> Vec<Cell> {
         table::cells(pod)
     }
 

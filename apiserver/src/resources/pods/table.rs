@@ -3,9 +3,8 @@
 
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod, PodCondition};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use serde_json::Value;
 
-use crate::registry::table::{age, human_duration, Column};
+use crate::registry::table::{age, Cell, Column, Relative};
 
 /// NAME READY STATUS RESTARTS AGE, and with `-o wide` IP NODE NOMINATED NODE READINESS GATES.
 pub fn columns() -> Vec<Column> {
@@ -28,26 +27,26 @@ pub fn columns() -> Vec<Column> {
 
 /// One row, every column included: the server always sends wide rows and kubectl hides the
 /// priority-1 cells unless asked for them.
-pub fn cells(pod: &Pod) -> Vec<Value> {
+pub fn cells(pod: &Pod) -> Vec<Cell> {
     let summary = Summary::of(pod);
     let status = pod.status.as_ref();
     let spec = pod.spec.as_ref();
     let or_none =
-        |value: Option<&str>| Value::from(value.filter(|v| !v.is_empty()).unwrap_or("<none>"));
+        |value: Option<&str>| Cell::from(value.filter(|v| !v.is_empty()).unwrap_or("<none>"));
     let ip = status
         .and_then(|s| s.pod_ips.as_ref())
         .and_then(|ips| ips.first())
         .map(|ip| ip.ip.as_str());
     vec![
-        Value::from(pod.metadata.name.clone().unwrap_or_default()),
-        Value::from(format!("{}/{}", summary.ready, summary.total)),
-        Value::from(summary.reason.clone()),
-        Value::from(summary.restarts_cell(jiff::Timestamp::now())),
+        Cell::from(pod.metadata.name.clone().unwrap_or_default()),
+        Cell::from(format!("{}/{}", summary.ready, summary.total)),
+        Cell::from(summary.reason.clone()),
+        summary.restarts_cell(),
         age(&pod.metadata),
         or_none(ip),
         or_none(spec.and_then(|s| s.node_name.as_deref())),
         or_none(status.and_then(|s| s.nominated_node_name.as_deref())),
-        Value::from(readiness_gates(pod)),
+        Cell::from(readiness_gates(pod)),
     ]
 }
 
@@ -194,16 +193,12 @@ impl Summary {
     }
 
     /// `3` or, once a container has restarted, `3 (5m ago)`.
-    pub fn restarts_cell(&self, now: jiff::Timestamp) -> String {
+    pub fn restarts_cell(&self) -> Cell {
         match self.last_restart {
             Some(at) if self.restarts != 0 => {
-                format!(
-                    "{} ({} ago)",
-                    self.restarts,
-                    human_duration(now.as_second() - at.as_second())
-                )
+                Cell::Relative(Relative::CountSince(self.restarts, at))
             }
-            _ => self.restarts.to_string(),
+            _ => Cell::from(self.restarts.to_string()),
         }
     }
 }
@@ -253,7 +248,9 @@ mod tests {
         Container, ContainerState, ContainerStateRunning, ContainerStateTerminated,
         ContainerStateWaiting, PodSpec, PodStatus,
     };
-    use serde_json::json;
+    use serde_json::{json, Value};
+
+    use crate::registry::table::rendered;
 
     fn pod(value: Value) -> Pod {
         serde_json::from_value(value).unwrap()
@@ -506,12 +503,13 @@ mod tests {
         }));
         let summary = Summary::of(&crashed);
         let now: jiff::Timestamp = "2025-01-01T00:05:00Z".parse().unwrap();
-        assert_eq!(summary.restarts_cell(now), "3 (5m ago)");
+        let pending = Summary::of(&with(&["web"], &[], phase("Pending")));
         assert_eq!(
-            Summary::of(&with(&["web"], &[], phase("Pending"))).restarts_cell(now),
-            "0"
+            rendered(&[summary.restarts_cell(), pending.restarts_cell()], now),
+            ["3 (5m ago)", "0"]
         );
-        let cells = cells(&crashed);
+        let cells = rendered(&cells(&crashed), now);
+        assert_eq!(cells[3], "3 (5m ago)");
         assert_eq!(cells[1], "0/1");
         assert_eq!(cells[2], "CrashLoopBackOff");
         assert_eq!(cells[5], "<none>");

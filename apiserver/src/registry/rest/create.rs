@@ -1,0 +1,175 @@
+//! CREATE (POST, and server-side apply or PUT to an object that does not exist).
+
+use axum::http::StatusCode;
+use bytes::Bytes;
+use k8s_openapi::Metadata;
+use serde_json::Value;
+
+use super::reservation::Reservation;
+use super::{check_body_name, drop_empty, Rest};
+use crate::decoding;
+use crate::error::{ApiError, ApiResult};
+use crate::limits;
+use crate::registry::encode::Outcome;
+use crate::registry::request::ApiRequest;
+use crate::registry::stored;
+use crate::registry::strategy::Strategy;
+
+impl<S: Strategy> Rest<S> {
+    /// 404 if the namespace is missing, 403 if it is being deleted, as upstream's
+    /// NamespaceLifecycle admission answers.
+    pub(super) async fn check_namespace(&self, namespace: &str, name: &str) -> ApiResult<()> {
+        let Some(kv) = self
+            .store
+            .get(format!("/namespaces/{namespace}").as_bytes())
+            .await?
+        else {
+            return Err(ApiError::NotFound(crate::error::Target {
+                group: String::new(),
+                resource: "namespaces".into(),
+                kind: "Namespace".into(),
+                name: namespace.into(),
+            }));
+        };
+        let phase: Option<String> =
+            serde_json::from_slice::<Value>(&kv.value)
+                .ok()
+                .and_then(|ns| {
+                    ns.pointer("/status/phase")
+                        .and_then(Value::as_str)
+                        .map(String::from)
+                });
+        if phase.as_deref() == Some("Terminating") {
+            return Err(ApiError::Forbidden {
+                target: self.info.target(name),
+                reason: format!(
+                    "unable to create new content in namespace {namespace} because it is being terminated"
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    pub(super) async fn create(&self, request: ApiRequest) -> ApiResult<Outcome> {
+        let (object, warnings) = self.read_body(&request)?;
+        let manager = crate::apply::field_manager(&request, "CreateOptions", false)?;
+        self.insert(&request, object, warnings, Some(&manager))
+            .await
+    }
+
+    /// Creates `object`, for a POST and for a server-side apply to an object that does not
+    /// exist yet. `manager` is recorded as the creating updater; an apply has already
+    /// recorded itself and passes `None`.
+    pub(super) async fn insert(
+        &self,
+        request: &ApiRequest,
+        mut object: S::Object,
+        warnings: Vec<String>,
+        manager: Option<&str>,
+    ) -> ApiResult<Outcome> {
+        let namespace = self.scope_namespace(request, object.metadata())?;
+        let description = &self.info.description;
+        {
+            let meta = object.metadata_mut();
+            meta.namespace = namespace.clone();
+            meta.uid = Some(stored::new_uid());
+            meta.creation_timestamp = Some(stored::now());
+            meta.resource_version = None;
+            meta.deletion_timestamp = None;
+            meta.deletion_grace_period_seconds = None;
+            meta.generation = description.generation.then_some(1);
+            meta.self_link = None;
+            drop_empty(meta);
+        }
+        self.strategy.prepare_create(&mut object);
+        self.strategy.default_fields(&mut object);
+        let generated = object.metadata().name.as_deref().unwrap_or("").is_empty();
+        if generated {
+            if let Some(base) = object
+                .metadata()
+                .generate_name
+                .clone()
+                .filter(|g| !g.is_empty())
+            {
+                object.metadata_mut().name = Some(format!("{base}{}", stored::name_suffix()));
+            }
+        }
+        let name = object.metadata().name.clone().unwrap_or_default();
+        if let Some(manager) = manager {
+            self.track(None, &mut object, request, manager)?;
+        }
+        self.validate(&object, None)?;
+        if let Some(ns) = &namespace {
+            self.check_namespace(ns, &name).await?;
+        }
+        let reservation = Reservation::admit(&self.strategy, &mut object, None).await?;
+        let written = self
+            .store_create(request, &object, namespace.as_deref(), &name)
+            .await;
+        reservation
+            .settle(written.is_ok() && !request.query.dry_run)
+            .await;
+        let (raw, revision) = written?;
+        Ok(Outcome::Object {
+            code: StatusCode::CREATED,
+            raw,
+            revision,
+            warnings,
+        })
+    }
+
+    /// The store step of a create: the new key, or for a dry run the check that the name is
+    /// free. A dry run answers revision 0, as nothing was written.
+    async fn store_create(
+        &self,
+        request: &ApiRequest,
+        object: &S::Object,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> ApiResult<(Bytes, i64)> {
+        let raw = stored::encode(object)?;
+        limits::check_object_size(&raw)?;
+        let key = self.key(namespace, name);
+        if request.query.dry_run {
+            return match self.store.get(key.as_bytes()).await? {
+                Some(_) => Err(ApiError::AlreadyExists(self.info.target(name))),
+                None => Ok((raw, 0)),
+            };
+        }
+        match self
+            .store
+            .create(key.as_bytes(), self.storable(raw.clone())?)
+            .await
+        {
+            Ok(revision) => Ok((raw, revision)),
+            Err(store::Error::AlreadyExists { .. }) => {
+                Err(ApiError::AlreadyExists(self.info.target(name)))
+            }
+            Err(other) => Err(other.into()),
+        }
+    }
+
+    /// Server-side apply to an object that does not exist: the configuration applied to the
+    /// empty object, then created as a POST would be (201).
+    pub(super) async fn apply_create(
+        &self,
+        request: &ApiRequest,
+        manager: &str,
+    ) -> ApiResult<Outcome> {
+        let force = request.query.force.unwrap_or(false);
+        let applied = self.with_context(request, |context| {
+            crate::apply::apply(None, &request.body, context, manager, force)
+        })?;
+        let (object, warnings) = self.typed(applied, request, decoding::Source::Other)?;
+        let name = request.name.clone().unwrap_or_default();
+        match object.metadata().name.as_deref().unwrap_or("") {
+            "" => Err(ApiError::BadRequest(format!(
+                "the name of the object ({name} based on URL) was undeterminable: name must be provided"
+            ))),
+            _ => {
+                check_body_name(object.metadata(), &name)?;
+                self.insert(request, object, warnings, None).await
+            }
+        }
+    }
+}
