@@ -13,3 +13,4 @@ pub mod logging;
 pub mod quantity;
 pub mod selector;
 pub mod server;
+pub mod serviceaccount;

@@ -1,0 +1,1 @@
+kH4gT4Ges_ig9Sz0CbUMf0cPzgMRG_qTyzq5SG1UXPg
