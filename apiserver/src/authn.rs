@@ -17,6 +17,10 @@ pub struct UserInfo {
     pub name: String,
     pub uid: String,
     pub groups: Vec<String>,
+    /// What else the authenticator vouches for (a service account's pod, node and token ID,
+    /// under `authentication.kubernetes.io/...`), for TokenReview, SelfSubjectReview and
+    /// the authorizers.
+    pub extra: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 /// The user a TLS connection's verified client certificate names, set per connection.
@@ -27,6 +31,21 @@ pub struct ConnectionUser(pub Option<UserInfo>);
 #[derive(Debug, Default)]
 pub struct Authenticator {
     tokens: HashMap<String, UserInfo>,
+    /// `--anonymous-auth`: a request without credentials is `system:anonymous`, for the
+    /// authorizers to judge, instead of a 401.
+    anonymous: bool,
+}
+
+impl UserInfo {
+    /// Who a request without credentials is when anonymous requests are enabled.
+    pub fn anonymous() -> UserInfo {
+        UserInfo {
+            name: "system:anonymous".into(),
+            uid: String::new(),
+            groups: vec!["system:unauthenticated".into()],
+            extra: Default::default(),
+        }
+    }
 }
 
 /// Why `--token-auth-file` cannot be used; each names the file, and the line when one is
@@ -46,6 +65,12 @@ pub enum TokenFileError {
 const PUBLIC_PATHS: &[&str] = &["/healthz", "/livez", "/readyz", "/version"];
 
 impl Authenticator {
+    /// Lets requests without credentials through as [`UserInfo::anonymous`].
+    pub fn with_anonymous(mut self, anonymous: bool) -> Self {
+        self.anonymous = anonymous;
+        self
+    }
+
     /// Loads `--token-auth-file`: CSV lines `token,user,uid[,"group1,group2"]`.
     pub fn load(token_file: Option<&Path>) -> Result<Self, TokenFileError> {
         let Some(path) = token_file else {
@@ -82,10 +107,14 @@ impl Authenticator {
                 name: fields[1].clone(),
                 uid: fields[2].clone(),
                 groups,
+                extra: Default::default(),
             };
             tokens.insert(fields[0].clone(), user);
         }
-        Ok(Authenticator { tokens })
+        Ok(Authenticator {
+            tokens,
+            anonymous: false,
+        })
     }
 
     /// The user a verified client certificate (DER) names.
@@ -107,6 +136,7 @@ impl Authenticator {
             name,
             uid: String::new(),
             groups,
+            extra: Default::default(),
         })
     }
 
@@ -198,11 +228,15 @@ pub async fn authenticate(
             request.extensions_mut().insert(user);
             next.run(request).await
         }
+        // Without anonymous requests, health and version stay readable to anyone (the
+        // authorizers see them as anonymous's), as they were before authorization existed.
         Ok(None)
-            if PUBLIC_PATHS
-                .iter()
-                .any(|p| request.uri().path().starts_with(p)) =>
+            if authenticator.anonymous
+                || PUBLIC_PATHS
+                    .iter()
+                    .any(|p| request.uri().path().starts_with(p)) =>
         {
+            request.extensions_mut().insert(UserInfo::anonymous());
             next.run(request).await
         }
         Ok(None) | Err(_) => ApiError::Unauthorized.into_response(),

@@ -34,6 +34,16 @@ impl Target {
     fn group_kind(&self) -> String {
         self.qualified(&self.kind)
     }
+
+    /// Upstream's `NewForbidden` prefix: `pods "x"`, `pods` without a name, nothing for a
+    /// non-resource path.
+    fn forbidden_subject(&self) -> String {
+        match (self.resource.as_str(), self.name.as_str()) {
+            ("", _) => String::new(),
+            (_, "") => format!("{} is ", self.group_resource()),
+            (_, name) => format!("{} {name:?} is ", self.group_resource()),
+        }
+    }
 }
 
 /// One field-level problem of an `Invalid` error.
@@ -177,7 +187,7 @@ pub enum ApiError {
     Unauthorized,
     /// Upstream's `NewForbidden`: `<resource> "<name>" is forbidden: <reason>`, with the
     /// object in the details.
-    #[error("{} \"{}\" is forbidden: {reason}", .target.group_resource(), .target.name)]
+    #[error("{}forbidden: {reason}", .target.forbidden_subject())]
     Forbidden { target: Target, reason: String },
     #[error("the server does not allow this method on the requested resource")]
     MethodNotAllowed,

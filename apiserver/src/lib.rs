@@ -3,6 +3,7 @@
 
 pub mod apply;
 pub mod authn;
+pub mod authz;
 pub mod decoding;
 pub mod discovery;
 pub mod error;

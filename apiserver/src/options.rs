@@ -56,6 +56,16 @@ pub struct Options {
     pub tls_cert_file: Option<PathBuf>,
     #[arg(long, requires = "tls_cert_file")]
     pub tls_private_key_file: Option<PathBuf>,
+    /// Authorizers asked in order (comma-separated): `RBAC`, `Node`, `AlwaysAllow`,
+    /// `AlwaysDeny`. kubeadm's `Node,RBAC` becomes the default once every component has the
+    /// identity RBAC expects of it; until then upstream's own default.
+    #[arg(long, value_delimiter = ',', default_value = "AlwaysAllow")]
+    pub authorization_mode: Vec<crate::authz::Mode>,
+    /// Requests without credentials are `system:anonymous` (group `system:unauthenticated`)
+    /// for the authorizers to judge. Ignored (off) when the only mode is AlwaysAllow, as
+    /// upstream resets it.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub anonymous_auth: bool,
     /// Static bearer tokens, CSV: token,user,uid,"group1,group2".
     #[arg(long)]
     pub token_auth_file: Option<PathBuf>,

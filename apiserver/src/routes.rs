@@ -12,7 +12,7 @@ use axum::routing::get;
 use axum::Router;
 use serde_json::json;
 
-use crate::authn::{authenticate, Authenticator};
+use crate::authn::{authenticate, Authenticator, UserInfo};
 use crate::discovery::Discovery;
 use crate::error::{ApiError, ApiResult};
 use crate::filters::Filters;
@@ -35,9 +35,14 @@ pub struct App {
     pub metrics: Metrics,
 }
 
-/// The whole HTTP surface: authentication first, then the in-flight limits and timeouts,
-/// then the handlers.
-pub fn router(app: Arc<App>, authenticator: Arc<Authenticator>, filters: Arc<Filters>) -> Router {
+/// The whole HTTP surface: authentication first, then authorization, then the in-flight
+/// limits and timeouts, then the handlers.
+pub fn router(
+    app: Arc<App>,
+    authenticator: Arc<Authenticator>,
+    authorizer: Arc<crate::authz::Chain>,
+    filters: Arc<Filters>,
+) -> Router {
     Router::new()
         .route("/healthz", get(health))
         .route("/healthz/{check}", get(health))
@@ -51,6 +56,10 @@ pub fn router(app: Arc<App>, authenticator: Arc<Authenticator>, filters: Arc<Fil
         .layer(axum::middleware::from_fn_with_state(
             filters,
             crate::filters::limit,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            authorizer,
+            crate::authz::authorize,
         ))
         .layer(axum::middleware::from_fn_with_state(
             authenticator,
@@ -185,6 +194,11 @@ async fn api(State(app): State<Arc<App>>, request: Request) -> Response {
         .skip(1)
         .map(|s| percent_decode(s, false))
         .collect();
+    let user = parts
+        .extensions
+        .get::<UserInfo>()
+        .cloned()
+        .unwrap_or_else(UserInfo::anonymous);
     let headers = parts.headers;
     let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
     // `/api`, `/api/{version}`, `/apis`, `/apis/{group}`, `/apis/{group}/{version}`: not
@@ -232,7 +246,7 @@ async fn api(State(app): State<Arc<App>>, request: Request) -> Response {
         Ok(verb) => verb,
         Err(error) => return error.into_response(),
     };
-    let response = serve(&app, target.clone(), verb, &headers, query, body).await;
+    let response = serve(&app, target.clone(), verb, &headers, query, body, user).await;
     let response = response.unwrap_or_else(IntoResponse::into_response);
     let labels = target.clone();
     let code = response.status().as_u16().to_string();
@@ -270,6 +284,7 @@ async fn serve(
     headers: &HeaderMap,
     query: Option<String>,
     body: Body,
+    user: UserInfo,
 ) -> ApiResult<Response> {
     let resource = app
         .registry
@@ -292,6 +307,7 @@ async fn serve(
         output,
         headers: headers.clone(),
         body,
+        user,
     };
     resource.handle(request).await
 }

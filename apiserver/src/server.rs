@@ -10,6 +10,7 @@ use store::etcd::{EtcdConfig, EtcdStore};
 use store::Store;
 
 use crate::authn::{Authenticator, TokenFileError};
+use crate::authz::{Chain, Mode};
 use crate::discovery::Discovery;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
@@ -39,6 +40,10 @@ pub enum StartError {
     Encode { key: String, source: Box<ApiError> },
     #[error("kubernetes service: {0}")]
     KubernetesService(#[source] Box<ApiError>),
+    #[error(transparent)]
+    BootstrapPolicy(#[from] crate::authz::bootstrap::BootstrapError),
+    #[error("authorization: {0}")]
+    Authorization(#[source] Box<ApiError>),
     #[error("cannot listen on {address}: {source}")]
     Listen {
         address: SocketAddr,
@@ -56,7 +61,12 @@ pub async fn run(
     store::compactor::spawn(store.clone(), options.etcd_compaction_interval);
     let serving = serving_files(&options)?;
     let tls = crate::tls::server_config(&serving)?;
-    let authenticator = Arc::new(Authenticator::load(options.token_auth_file.as_deref())?);
+    let modes = &options.authorization_mode;
+    // Upstream turns anonymous requests off when nothing but AlwaysAllow would judge them.
+    let anonymous = options.anonymous_auth && modes.iter().any(|m| *m != Mode::AlwaysAllow);
+    let authenticator = Arc::new(
+        Authenticator::load(options.token_auth_file.as_deref())?.with_anonymous(anonymous),
+    );
     let address = SocketAddr::new(options.bind_address, options.secure_port);
     let listener = tokio::net::TcpListener::bind(address)
         .await
@@ -69,6 +79,20 @@ pub async fn run(
     let advertised = SocketAddr::new(options.advertise_address(), options.secure_port);
     let discovery = Discovery::new(&registry, &advertised.to_string());
     bootstrap(&store, &resources, advertised).await?;
+    // The index starts after the bootstrap policy is written, so its first list holds it.
+    if modes.contains(&Mode::Rbac) {
+        crate::authz::bootstrap::reconcile(&store).await?;
+    }
+    let rbac = crate::authz::rbac::index::Index::start(store.clone());
+    if modes.contains(&Mode::Rbac) {
+        rbac.ready()
+            .await
+            .map_err(|e| StartError::Authorization(Box::new(e)))?;
+    }
+    let authorizer = Arc::new(Chain::new(
+        modes,
+        Arc::new(crate::authz::rbac::Authorizer::new(rbac)),
+    ));
     let openapi = crate::openapi::OpenApi::new(&registry);
     let app = Arc::new(App {
         registry,
@@ -91,7 +115,7 @@ pub async fn run(
     crate::listener::serve(
         listener,
         tls,
-        router(app, authenticator, filters),
+        router(app, authenticator, authorizer, filters),
         limits,
         shutdown,
     )

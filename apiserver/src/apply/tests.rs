@@ -295,6 +295,7 @@ fn request(query: &str, agent: &str) -> ApiRequest {
         output: Output::Json,
         headers,
         body: Default::default(),
+        user: crate::authn::UserInfo::anonymous(),
     }
 }
 

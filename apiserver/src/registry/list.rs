@@ -195,6 +195,7 @@ impl<S: Strategy> Rest<S> {
             output: request.output,
             headers: request.headers.clone(),
             body: Bytes::new(),
+            user: request.user.clone(),
         };
         list_request.query.limit = 0;
         list_request.query.continue_token = None;
@@ -212,6 +213,7 @@ impl<S: Strategy> Rest<S> {
                 output: Output::Json,
                 headers: request.headers.clone(),
                 body: request.body.clone(),
+                user: request.user.clone(),
             };
             match self.delete(single).await {
                 Ok(_) | Err(ApiError::NotFound(_)) => deleted.push(entry),

@@ -454,6 +454,8 @@ pub struct ApiRequest {
     pub output: Output,
     pub headers: HeaderMap,
     pub body: Bytes,
+    /// Who is asking: the authenticated user, or `system:anonymous`.
+    pub user: crate::authn::UserInfo,
 }
 
 #[cfg(test)]

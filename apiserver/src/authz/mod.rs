@@ -1,0 +1,184 @@
+//! Authorization: whether the authenticated user may do what a request asks, decided by the
+//! authorizers `--authorization-mode` names, in order, as upstream's union authorizer does
+//! (the first to allow or deny decides; when none has an opinion the request is forbidden).
+//!
+//! `system:masters` is allowed everything before any mode is asked, like upstream's
+//! privileged-group authorizer, so the admin kubeconfig works whatever the policy says.
+
+pub mod attributes;
+pub mod bootstrap;
+pub mod rbac;
+
+use std::str::FromStr;
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+pub use self::attributes::{Attributes, ResourceAttributes};
+use crate::authn::UserInfo;
+use crate::error::{ApiError, Target};
+
+/// The group whose members may do anything (upstream's `system:masters`).
+pub const PRIVILEGED_GROUP: &str = "system:masters";
+
+/// One authorizer's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    Allow,
+    /// Denied, with why (empty when there is nothing to add).
+    Deny(String),
+    /// Neither: the next authorizer decides. The reason (possibly empty) ends up in the
+    /// Forbidden message if no one allows.
+    NoOpinion(String),
+}
+
+/// Decides requests; one per `--authorization-mode` entry.
+pub trait Authorizer: Send + Sync {
+    fn authorize(&self, attributes: &Attributes) -> Decision;
+}
+
+/// An `--authorization-mode` entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    AlwaysAllow,
+    AlwaysDeny,
+    Node,
+    Rbac,
+}
+
+/// A mode upstream knows but this server does not serve, or one it does not know at all.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("authorization-mode {0:?} is not supported; use AlwaysAllow, AlwaysDeny, Node or RBAC")]
+pub struct UnknownMode(String);
+
+impl FromStr for Mode {
+    type Err = UnknownMode;
+
+    fn from_str(text: &str) -> Result<Self, UnknownMode> {
+        match text {
+            "AlwaysAllow" => Ok(Mode::AlwaysAllow),
+            "AlwaysDeny" => Ok(Mode::AlwaysDeny),
+            "Node" => Ok(Mode::Node),
+            "RBAC" => Ok(Mode::Rbac),
+            other => Err(UnknownMode(other.to_string())),
+        }
+    }
+}
+
+/// Always answers the same.
+struct Always(Decision);
+
+impl Authorizer for Always {
+    fn authorize(&self, _: &Attributes) -> Decision {
+        self.0.clone()
+    }
+}
+
+/// The configured authorizers, asked in order.
+pub struct Chain {
+    authorizers: Vec<Arc<dyn Authorizer>>,
+}
+
+impl Chain {
+    /// The chain for `modes`; `rbac` serves the RBAC mode. The Node mode has no opinion on
+    /// anyone who is not a node, and node identities are not issued yet, so it adds nothing.
+    pub fn new(modes: &[Mode], rbac: Arc<rbac::Authorizer>) -> Self {
+        let authorizers = modes
+            .iter()
+            .filter_map(|mode| -> Option<Arc<dyn Authorizer>> {
+                match mode {
+                    Mode::AlwaysAllow => Some(Arc::new(Always(Decision::Allow))),
+                    Mode::AlwaysDeny => Some(Arc::new(Always(Decision::Deny(String::new())))),
+                    Mode::Node => None,
+                    Mode::Rbac => Some(rbac.clone()),
+                }
+            })
+            .collect();
+        Chain { authorizers }
+    }
+
+    /// Whether the request may go on; the Forbidden error otherwise, worded as upstream's.
+    pub fn check(&self, attributes: &Attributes) -> Result<(), ApiError> {
+        match self.decide(attributes) {
+            Decision::Allow => Ok(()),
+            Decision::Deny(reason) | Decision::NoOpinion(reason) => {
+                Err(forbidden(attributes, &reason))
+            }
+        }
+    }
+
+    /// The decision of the first authorizer with an opinion; `system:masters` first.
+    pub fn decide(&self, attributes: &Attributes) -> Decision {
+        if attributes.user.groups.iter().any(|g| g == PRIVILEGED_GROUP) {
+            return Decision::Allow;
+        }
+        let mut reasons = Vec::new();
+        for authorizer in &self.authorizers {
+            match authorizer.authorize(attributes) {
+                Decision::NoOpinion(reason) => {
+                    if !reason.is_empty() {
+                        reasons.push(reason)
+                    }
+                }
+                decision => return decision,
+            }
+        }
+        Decision::NoOpinion(reasons.join(", "))
+    }
+}
+
+/// Upstream's Forbidden for an unauthorized request: `pods "x" is forbidden: User "jane"
+/// cannot get resource "pods" in API group "" in the namespace "default"`, the authorizers'
+/// reasons appended after a colon.
+pub fn forbidden(attributes: &Attributes, reason: &str) -> ApiError {
+    let user = &attributes.user.name;
+    let verb = &attributes.verb;
+    let mut message = match &attributes.resource {
+        None => format!("User {user:?} cannot {verb} path {:?}", attributes.path),
+        Some(resource) => {
+            let mut name = resource.resource.clone();
+            if !resource.subresource.is_empty() {
+                name = format!("{name}/{}", resource.subresource);
+            }
+            let scope = match resource.namespace.as_str() {
+                "" => "at the cluster scope".to_string(),
+                namespace => format!("in the namespace {namespace:?}"),
+            };
+            format!(
+                "User {user:?} cannot {verb} resource {name:?} in API group {:?} {scope}",
+                resource.group
+            )
+        }
+    };
+    if !reason.is_empty() {
+        message = format!("{message}: {reason}");
+    }
+    let (group, resource, name) = match &attributes.resource {
+        Some(r) => (r.group.clone(), r.resource.clone(), r.name.clone()),
+        None => Default::default(),
+    };
+    ApiError::Forbidden {
+        target: Target {
+            group,
+            kind: resource.clone(),
+            resource,
+            name,
+        },
+        reason: message,
+    }
+}
+
+/// Middleware: authorizes every request with the user authentication attached, answering
+/// upstream's 403 otherwise.
+pub async fn authorize(State(chain): State<Arc<Chain>>, request: Request, next: Next) -> Response {
+    let Some(user) = request.extensions().get::<UserInfo>() else {
+        return ApiError::Unauthorized.into_response();
+    };
+    let attributes = Attributes::of(user, request.method(), request.uri());
+    match chain.check(&attributes) {
+        Ok(()) => next.run(request).await,
+        Err(error) => error.into_response(),
+    }
+}
