@@ -71,14 +71,7 @@ pub async fn run(
     let listener = tokio::net::TcpListener::bind(address)
         .await
         .map_err(|source| StartError::Listen { address, source })?;
-    let resources = crate::resources::Config {
-        service_cluster_ip_range: options.service_cluster_ip_range,
-        service_node_port_range: options.service_node_port_range,
-    };
-    let registry = crate::resources::registry(store.clone(), &resources);
     let advertised = SocketAddr::new(options.advertise_address(), options.secure_port);
-    let discovery = Discovery::new(&registry, &advertised.to_string());
-    bootstrap(&store, &resources, advertised).await?;
     // The index starts after the bootstrap policy is written, so its first list holds it.
     if modes.contains(&Mode::Rbac) {
         crate::authz::bootstrap::reconcile(&store).await?;
@@ -89,10 +82,19 @@ pub async fn run(
             .await
             .map_err(|e| StartError::Authorization(Box::new(e)))?;
     }
-    let authorizer = Arc::new(Chain::new(
-        modes,
-        Arc::new(crate::authz::rbac::Authorizer::new(rbac)),
-    ));
+    let rbac = Arc::new(crate::authz::rbac::Authorizer::new(rbac));
+    let authorizer = Arc::new(Chain::new(modes, rbac.clone()));
+    let resources = crate::resources::Config {
+        service_cluster_ip_range: options.service_cluster_ip_range,
+        service_node_port_range: options.service_node_port_range,
+        // Upstream checks RBAC writes for escalation only when RBAC authorizes requests.
+        escalation: modes
+            .contains(&Mode::Rbac)
+            .then(|| Arc::new(crate::resources::Escalation::new(authorizer.clone(), rbac))),
+    };
+    let registry = crate::resources::registry(store.clone(), &resources);
+    let discovery = Discovery::new(&registry, &advertised.to_string());
+    bootstrap(&store, &resources, advertised).await?;
     let openapi = crate::openapi::OpenApi::new(&registry);
     let app = Arc::new(App {
         registry,

@@ -141,6 +141,303 @@ async fn the_scheduler_works_under_rbac(backend: Backend) {
     );
 }
 
+/// Runs `check` until it holds: RBAC changes reach the authorizer through a watch, a few
+/// milliseconds after the write that made them.
+async fn eventually(what: &str, mut check: impl FnMut() -> Result<(), String>) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match check() {
+            Ok(()) => return,
+            Err(last) if Instant::now() > deadline => panic!("{what}: {last}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
+/// The words of each line of a `kubectl get` table.
+fn rows(table: &str) -> Vec<Vec<String>> {
+    table
+        .lines()
+        .filter(|line| !line.trim().is_empty())
+        .map(|line| line.split_whitespace().map(String::from).collect())
+        .collect()
+}
+
+/// The learner's lab: an admin grants jane read access to pods in one namespace with a
+/// Role and a RoleBinding made by `kubectl create`, jane can read them there and nowhere
+/// else, and kubectl lists roles and bindings with upstream's columns.
+async fn roles_and_bindings_grant_access(backend: Backend) {
+    let (cluster, _tokens) = rbac_cluster(backend).await;
+    let jane = |args: &[&str]| cluster.kubectl_as_token("jane-token", args);
+    cluster.ok(&["create", "namespace", "lab"]);
+    cluster.ok(&[
+        "create",
+        "role",
+        "pod-reader",
+        "--verb=get,list,watch",
+        "--resource=pods",
+        "-n",
+        "lab",
+    ]);
+    cluster.ok(&[
+        "create",
+        "rolebinding",
+        "jane-reads",
+        "--role=pod-reader",
+        "--user=jane",
+        "-n",
+        "lab",
+    ]);
+    eventually("jane lists pods in lab", || {
+        let output = jane(&["get", "pods", "-n", "lab"]);
+        match output.status.success() {
+            true => Ok(()),
+            false => Err(stderr(&output)),
+        }
+    })
+    .await;
+    let output = jane(&["get", "pods"]);
+    assert!(!output.status.success(), "jane listed pods in default");
+    assert!(
+        stderr(&output).contains(r#"Error from server (Forbidden): pods is forbidden: User "jane" cannot list resource "pods" in API group "" in the namespace "default""#),
+        "{}",
+        stderr(&output)
+    );
+
+    let listed = rows(&cluster.ok(&["get", "roles,rolebindings", "-n", "lab"]));
+    assert_eq!(listed[0], ["NAME", "CREATED", "AT"], "{listed:?}");
+    assert_eq!(listed[1][0], "role.rbac.authorization.k8s.io/pod-reader");
+    assert!(
+        listed[1][1].len() == 20 && listed[1][1].ends_with('Z'),
+        "CREATED AT is an RFC 3339 time: {listed:?}"
+    );
+    assert_eq!(listed[2], ["NAME", "ROLE", "AGE"], "{listed:?}");
+    assert_eq!(
+        listed[3][..2],
+        [
+            "rolebinding.rbac.authorization.k8s.io/jane-reads",
+            "Role/pod-reader"
+        ]
+    );
+    let wide = rows(&cluster.ok(&["get", "rolebindings", "-n", "lab", "-o", "wide"]));
+    assert_eq!(
+        wide[0],
+        ["NAME", "ROLE", "AGE", "USERS", "GROUPS", "SERVICEACCOUNTS"]
+    );
+    assert_eq!(wide[1][..2], ["jane-reads", "Role/pod-reader"]);
+    assert_eq!(wide[1][3..], ["jane"]);
+
+    // Cluster-wide: a ClusterRole bound by a ClusterRoleBinding to a user, a group and a
+    // service account.
+    cluster.ok(&[
+        "create",
+        "clusterrole",
+        "node-viewer",
+        "--verb=get,list",
+        "--resource=nodes",
+    ]);
+    cluster.ok(&[
+        "create",
+        "clusterrolebinding",
+        "node-viewers",
+        "--clusterrole=node-viewer",
+        "--user=jane",
+        "--group=auditors",
+        "--serviceaccount=lab:ci",
+    ]);
+    let wide = rows(&cluster.ok(&["get", "clusterrolebinding", "node-viewers", "-o", "wide"]));
+    assert_eq!(
+        wide[0],
+        ["NAME", "ROLE", "AGE", "USERS", "GROUPS", "SERVICEACCOUNTS"]
+    );
+    assert_eq!(wide[1][..2], ["node-viewers", "ClusterRole/node-viewer"]);
+    assert_eq!(wide[1][3..], ["jane", "auditors", "lab/ci"]);
+    eventually("jane lists nodes", || {
+        let output = jane(&["get", "nodes"]);
+        match output.status.success() {
+            true => Ok(()),
+            false => Err(stderr(&output)),
+        }
+    })
+    .await;
+
+    // The bootstrap policy is served like any other roles.
+    let names: Vec<String> = rows(&cluster.ok(&["get", "clusterroles", "--no-headers"]))
+        .into_iter()
+        .map(|row| row[0].clone())
+        .collect();
+    for role in [
+        "cluster-admin",
+        "admin",
+        "edit",
+        "view",
+        "system:basic-user",
+        "node-viewer",
+    ] {
+        assert!(names.iter().any(|n| n == role), "{role} not in {names:?}");
+    }
+
+    // Upstream's validation: rules need verbs, and a binding's role is fixed.
+    let invalid = cluster.kubectl_version(
+        33,
+        &["create", "-f", "-"],
+        Some(
+            r#"{"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+                "metadata": {"name": "no-verbs", "namespace": "lab"},
+                "rules": [{"apiGroups": [""], "resources": ["pods"]}]}"#,
+        ),
+    );
+    assert!(
+        stderr(&invalid).contains(r#"The Role "no-verbs" is invalid: rules[0].verbs: Required value: verbs must contain at least one value"#),
+        "{}",
+        stderr(&invalid)
+    );
+    let changed = cluster.fails(&[
+        "patch",
+        "rolebinding",
+        "jane-reads",
+        "-n",
+        "lab",
+        "--type=merge",
+        "-p",
+        r#"{"roleRef": {"name": "other"}}"#,
+    ]);
+    assert!(
+        changed.contains(r#"The RoleBinding "jane-reads" is invalid: roleRef: Invalid value: rbac.RoleRef{APIGroup:"rbac.authorization.k8s.io", Kind:"Role", Name:"other"}: cannot change roleRef"#),
+        "{changed}"
+    );
+}
+
+/// Privilege escalation: jane, who may write roles and bindings in lab and read pods
+/// there, may grant reading pods but not deleting them, and may bind a role only with what
+/// it grants or with the `bind` verb on it.
+async fn escalation_is_refused(backend: Backend) {
+    let (cluster, _tokens) = rbac_cluster(backend).await;
+    let jane = |args: &[&str]| cluster.kubectl_as_token("jane-token", args);
+    cluster.ok(&["create", "namespace", "lab"]);
+    cluster.ok(&[
+        "create",
+        "role",
+        "pod-reader",
+        "--verb=get,list,watch",
+        "--resource=pods",
+        "-n",
+        "lab",
+    ]);
+    cluster.ok(&[
+        "create",
+        "role",
+        "rbac-writer",
+        "--verb=create,get,list",
+        "--resource=roles.rbac.authorization.k8s.io,rolebindings.rbac.authorization.k8s.io",
+        "-n",
+        "lab",
+    ]);
+    for role in ["pod-reader", "rbac-writer"] {
+        cluster.ok(&[
+            "create",
+            "rolebinding",
+            &format!("jane-{role}"),
+            &format!("--role={role}"),
+            "--user=jane",
+            "-n",
+            "lab",
+        ]);
+    }
+    eventually("jane lists roles and pods in lab", || {
+        for args in [["get", "roles", "-n", "lab"], ["get", "pods", "-n", "lab"]] {
+            let output = jane(&args);
+            if !output.status.success() {
+                return Err(stderr(&output));
+            }
+        }
+        Ok(())
+    })
+    .await;
+
+    let refused = jane(&[
+        "create",
+        "role",
+        "pod-deleter",
+        "--verb=get,delete",
+        "--resource=pods",
+        "-n",
+        "lab",
+    ]);
+    assert!(!refused.status.success(), "jane granted delete on pods");
+    assert!(
+        stderr(&refused).contains("Error from server (Forbidden): roles.rbac.authorization.k8s.io \"pod-deleter\" is forbidden: user \"jane\" (groups=[\"system:authenticated\"]) is attempting to grant RBAC permissions not currently held:\n{APIGroups:[\"\"], Resources:[\"pods\"], Verbs:[\"delete\"]}"),
+        "{}",
+        stderr(&refused)
+    );
+    let granted = jane(&[
+        "create",
+        "role",
+        "pod-getter",
+        "--verb=get",
+        "--resource=pods",
+        "-n",
+        "lab",
+    ]);
+    assert!(granted.status.success(), "{}", stderr(&granted));
+
+    // Bindings: to a role whose rules jane holds, yes; to `edit`, no; to `edit` once she
+    // may `bind` it, yes.
+    let bound = jane(&[
+        "create",
+        "rolebinding",
+        "ci-gets",
+        "--role=pod-getter",
+        "--serviceaccount=lab:ci",
+        "-n",
+        "lab",
+    ]);
+    assert!(bound.status.success(), "{}", stderr(&bound));
+    let edit = [
+        "create",
+        "rolebinding",
+        "ci-edits",
+        "--clusterrole=edit",
+        "--serviceaccount=lab:ci",
+        "-n",
+        "lab",
+    ];
+    let refused = jane(&edit);
+    assert!(!refused.status.success(), "jane bound edit");
+    assert!(
+        stderr(&refused).contains("error: failed to create rolebinding: rolebindings.rbac.authorization.k8s.io \"ci-edits\" is forbidden: user \"jane\" (groups=[\"system:authenticated\"]) is attempting to grant RBAC permissions not currently held:\n{APIGroups:[\"\"], Resources:[\"bindings\"], Verbs:[\"get\" \"list\" \"watch\"]}\n{APIGroups:[\"\"], Resources:[\"configmaps\"], Verbs:["),
+        "{}",
+        stderr(&refused)
+    );
+    cluster.ok(&[
+        "create",
+        "role",
+        "edit-binder",
+        "--verb=bind",
+        "--resource=clusterroles",
+        "--resource-name=edit",
+        "-n",
+        "lab",
+    ]);
+    cluster.ok(&[
+        "create",
+        "rolebinding",
+        "jane-binds-edit",
+        "--role=edit-binder",
+        "--user=jane",
+        "-n",
+        "lab",
+    ]);
+    eventually("jane binds edit", || {
+        let output = jane(&edit);
+        match output.status.success() {
+            true => Ok(()),
+            false => Err(stderr(&output)),
+        }
+    })
+    .await;
+}
+
 macro_rules! both_backends {
     ($($case:ident),*) => {
         mod embedded {
@@ -164,5 +461,7 @@ macro_rules! both_backends {
 
 both_backends!(
     forbids_with_upstreams_messages,
-    the_scheduler_works_under_rbac
+    the_scheduler_works_under_rbac,
+    roles_and_bindings_grant_access,
+    escalation_is_refused
 );

@@ -172,6 +172,18 @@ pub trait Strategy: Send + Sync + 'static {
         self.validate(new)
     }
 
+    /// Refuses a write that authorization let through but the requesting user may still not
+    /// make with this content (`old` is `None` on create): upstream's RBAC escalation checks,
+    /// which wrap its storage and so run before validation.
+    async fn authorize_write(
+        &self,
+        _request: &super::ApiRequest,
+        _new: &Self::Object,
+        _old: Option<&Self::Object>,
+    ) -> ApiResult<()> {
+        Ok(())
+    }
+
     /// Work a create needs beyond storing (allocating a ClusterIP...); may change the object.
     async fn admit_create(&self, _object: &mut Self::Object) -> ApiResult<()> {
         Ok(())

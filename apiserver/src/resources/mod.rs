@@ -13,6 +13,7 @@ mod nodes;
 mod pods;
 mod podspec;
 mod priorityclasses;
+mod rbac;
 mod replicasets;
 mod secrets;
 mod serviceaccounts;
@@ -27,6 +28,7 @@ use ipnet::IpNet;
 use store::Store;
 
 pub use self::allocator::PortRange;
+pub use self::rbac::Escalation;
 
 use crate::registry::{Registry, Rest};
 
@@ -37,6 +39,9 @@ pub struct Config {
     pub service_cluster_ip_range: IpNet,
     /// `--service-node-port-range`: where NodePorts come from.
     pub service_node_port_range: PortRange,
+    /// RBAC's privilege-escalation checks of role and binding writes; `None` unless RBAC
+    /// is an authorization mode.
+    pub escalation: Option<Arc<Escalation>>,
 }
 
 /// The registry of all built-in resources over `store`.
@@ -77,5 +82,6 @@ pub fn registry(store: Arc<dyn Store>, config: &Config) -> Registry {
         store.clone(),
     )));
     registry.add(Arc::new(Rest::new(leases::Leases, store.clone())));
+    rbac::add(&mut registry, &store, config.escalation.as_ref());
     registry
 }

@@ -432,6 +432,100 @@ pub const FIXTURES: &[Fixture] = &[
         returns_deleted_object: false,
         status: None,
     },
+    Fixture {
+        group: "rbac.authorization.k8s.io",
+        version: "v1",
+        plural: "roles",
+        valid: || json!({"rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}]}),
+        invalid: || {
+            json!({"metadata": {"name": "invalid"}, "rules": [{"apiGroups": [""], "resources": ["pods"]}]})
+        },
+        cause: (
+            "FieldValueRequired",
+            "rules[0].verbs",
+            "Required value: verbs must contain at least one value",
+        ),
+        change: || json!({"rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]}]}),
+        generation: Generation::Absent,
+        create_on_update: false,
+        unconditional_update: true,
+        returns_deleted_object: false,
+        status: None,
+    },
+    Fixture {
+        group: "rbac.authorization.k8s.io",
+        version: "v1",
+        plural: "clusterroles",
+        valid: || json!({"rules": [{"nonResourceURLs": ["/healthz"], "verbs": ["get"]}]}),
+        invalid: || {
+            json!({"metadata": {"name": "invalid"}, "rules": [{"verbs": ["get"], "resources": ["pods"]}]})
+        },
+        cause: (
+            "FieldValueRequired",
+            "rules[0].apiGroups",
+            "Required value: resource rules must supply at least one api group",
+        ),
+        change: || json!({"rules": [{"nonResourceURLs": ["/livez"], "verbs": ["get"]}]}),
+        generation: Generation::Absent,
+        create_on_update: false,
+        unconditional_update: true,
+        returns_deleted_object: false,
+        status: None,
+    },
+    Fixture {
+        group: "rbac.authorization.k8s.io",
+        version: "v1",
+        plural: "rolebindings",
+        valid: || {
+            json!({
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
+                "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "jane"}],
+            })
+        },
+        invalid: || {
+            json!({"metadata": {"name": "invalid"}, "roleRef": {"kind": "Pod", "name": "view"}})
+        },
+        cause: (
+            "FieldValueNotSupported",
+            "roleRef.kind",
+            "Unsupported value: \"Pod\": supported values: \"Role\", \"ClusterRole\"",
+        ),
+        change: || {
+            json!({"subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "devs"}]})
+        },
+        generation: Generation::Absent,
+        create_on_update: false,
+        unconditional_update: true,
+        returns_deleted_object: false,
+        status: None,
+    },
+    Fixture {
+        group: "rbac.authorization.k8s.io",
+        version: "v1",
+        plural: "clusterrolebindings",
+        valid: || {
+            json!({
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
+                "subjects": [{"kind": "ServiceAccount", "name": "ci", "namespace": "default"}],
+            })
+        },
+        invalid: || {
+            json!({
+                "metadata": {"name": "invalid"},
+                "roleRef": {"kind": "ClusterRole", "name": "view"},
+                "subjects": [{"kind": "ServiceAccount", "name": "ci"}],
+            })
+        },
+        cause: ("FieldValueRequired", "subjects[0].namespace", "Required value"),
+        change: || {
+            json!({"subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "devs"}]})
+        },
+        generation: Generation::Absent,
+        create_on_update: false,
+        unconditional_update: true,
+        returns_deleted_object: false,
+        status: None,
+    },
 ];
 
 pub fn fixture(group: &str, version: &str, plural: &str) -> Option<&'static Fixture> {

@@ -83,6 +83,9 @@ impl<S: Strategy> Rest<S> {
         }
         self.strategy.prepare_create(&mut object);
         self.strategy.default_fields(&mut object);
+        self.strategy
+            .authorize_write(request, &object, None)
+            .await?;
         let generated = object.metadata().name.as_deref().unwrap_or("").is_empty();
         if generated {
             if let Some(base) = object

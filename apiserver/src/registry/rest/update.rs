@@ -131,6 +131,9 @@ impl<S: Strategy> Rest<S> {
             // An action (a binding) is the strategy's own change, exempt from update rules
             // such as pod spec immutability, as upstream's binding bypasses them.
             if !matches!(source, Source::Action(..)) {
+                self.strategy
+                    .authorize_write(&request, &object, Some(&old))
+                    .await?;
                 self.validate(&object, Some(&old))?;
             }
             let reservation = Reservation::admit(&self.strategy, &mut object, Some(&old)).await?;
