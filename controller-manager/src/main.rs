@@ -74,6 +74,7 @@ async fn run(options: Options, shutdown: impl Future<Output = ()>) -> Result<(),
     }
     let options = Arc::new(options);
     let events = Broadcaster::start(client.clone());
+    // The context holds the informers: they watch for as long as the caller keeps it.
     let start = {
         let events = events.clone();
         move || {
@@ -89,18 +90,22 @@ async fn run(options: Options, shutdown: impl Future<Output = ()>) -> Result<(),
                 (controller.start)(&ctx);
             }
             ctx.informers.start();
+            ctx
         }
     };
     let Some(elector) = elector else {
-        start();
+        let _running = start();
         shutdown.await;
         return Ok(());
     };
     let elector = elector.with_recorder(events.recorder("kube-controller-manager"));
     elector
         .run(shutdown, move || {
-            start();
-            std::future::pending()
+            let running = start();
+            async move {
+                let _running = running;
+                std::future::pending::<()>().await
+            }
         })
         .await?;
     Ok(())

@@ -438,6 +438,63 @@ async fn escalation_is_refused(backend: Backend) {
     .await;
 }
 
+/// The controller-manager's aggregation controller fills `view` (and so `edit` and `admin`)
+/// with the rules of a ClusterRole labelled to aggregate to it, and takes them away again.
+async fn cluster_roles_aggregate(backend: Backend) {
+    let (cluster, _tokens) = rbac_cluster(backend).await;
+    // The controller-manager runs every controller as itself until it uses per-controller
+    // service-account credentials; grant it this controller's bootstrap role meanwhile.
+    cluster.ok(&[
+        "create",
+        "clusterrolebinding",
+        "aggregation-by-manager",
+        "--clusterrole=system:controller:clusterrole-aggregation-controller",
+        "--user=system:kube-controller-manager",
+    ]);
+    let manager = cluster.start_controller_manager(&[
+        "--leader-elect=false",
+        "--controllers",
+        "clusterrole-aggregation-controller",
+    ]);
+    // A role for a resource the cluster does not serve (yet): kubectl create would refuse it.
+    cluster.ok_stdin(
+        &["apply", "-f", "-"],
+        "apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: widget-reader
+  labels: {rbac.authorization.k8s.io/aggregate-to-view: \"true\"}
+rules:
+- apiGroups: [example.com]
+  resources: [widgets]
+  verbs: [get, list]
+",
+    );
+    let holds_widgets = |role: &str| {
+        cluster
+            .ok(&["get", "clusterrole", role, "-o", "json"])
+            .contains("\"widgets\"")
+    };
+    for role in ["view", "edit", "admin"] {
+        eventually(&format!("{role} aggregates widgets"), || {
+            holds_widgets(role).then_some(()).ok_or_else(|| {
+                format!(
+                    "{role} has no widgets rule; manager log:\n{}",
+                    manager.log()
+                )
+            })
+        })
+        .await;
+    }
+    cluster.ok(&["delete", "clusterrole", "widget-reader"]);
+    eventually("view drops widgets", || {
+        (!holds_widgets("view"))
+            .then_some(())
+            .ok_or_else(|| "view still has the widgets rule".into())
+    })
+    .await;
+}
+
 macro_rules! both_backends {
     ($($case:ident),*) => {
         mod embedded {
@@ -463,5 +520,6 @@ both_backends!(
     forbids_with_upstreams_messages,
     the_scheduler_works_under_rbac,
     roles_and_bindings_grant_access,
-    escalation_is_refused
+    escalation_is_refused,
+    cluster_roles_aggregate
 );

@@ -1,5 +1,6 @@
 //! The controllers, one file each, and the `--controllers` selection among them.
 
+pub mod clusterroleaggregation;
 pub mod deployment;
 pub mod endpoints;
 pub mod endpointslice;
@@ -88,6 +89,11 @@ pub const CONTROLLERS: &[Descriptor] = &[
         name: tainteviction::NAME,
         aliases: &["taint-eviction"],
         start: tainteviction::start,
+    },
+    Descriptor {
+        name: clusterroleaggregation::NAME,
+        aliases: &["clusterrole-aggregation"],
+        start: clusterroleaggregation::start,
     },
 ];
 
