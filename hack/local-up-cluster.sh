@@ -46,6 +46,7 @@ for _ in $(seq 300); do
 done
 
 target/release/kube-controller-manager --kubeconfig "$LOCAL_DIR/pki/controller-manager.conf" \
+  --service-account-private-key-file "$LOCAL_DIR/pki/sa.key" \
   --bind-address 127.0.0.1 --secure-port "${CONTROLLER_MANAGER_PORT:-10257}" \
   >"$LOCAL_DIR/kube-controller-manager.log" 2>&1 &
 pids+=($!)

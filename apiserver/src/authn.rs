@@ -1,5 +1,6 @@
 //! Who is calling: x509 client certificates signed by the client CA (CN is the user, each O a
-//! group) and static bearer tokens from `--token-auth-file`, as upstream authenticates them.
+//! group), static bearer tokens from `--token-auth-file` and service-account tokens
+//! (`crate::serviceaccount`), tried in that order as upstream authenticates them.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -10,6 +11,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::error::{ApiError, Target};
+use crate::serviceaccount::TokenAuthenticator;
 
 /// An authenticated caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,7 +36,19 @@ pub struct Authenticator {
     /// `--anonymous-auth`: a request without credentials is `system:anonymous`, for the
     /// authorizers to judge, instead of a 401.
     anonymous: bool,
+    /// Service-account tokens (bound and legacy), tried after the static tokens.
+    service_accounts: Option<Arc<TokenAuthenticator>>,
 }
+
+/// Who a bearer token authenticates, and for which of the requested audiences.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenIdentity {
+    pub user: UserInfo,
+    pub audiences: Vec<String>,
+}
+
+/// Upstream's answer to a bearer token no authenticator claims.
+const INVALID_TOKEN: &str = "invalid bearer token";
 
 impl UserInfo {
     /// Who a request without credentials is when anonymous requests are enabled.
@@ -113,7 +127,63 @@ impl Authenticator {
         }
         Ok(Authenticator {
             tokens,
-            anonymous: false,
+            ..Authenticator::default()
+        })
+    }
+
+    /// Accepts service-account tokens too.
+    pub fn with_service_accounts(mut self, tokens: Arc<TokenAuthenticator>) -> Self {
+        self.service_accounts = Some(tokens);
+        self
+    }
+
+    /// Authenticates a bearer token for `audiences` (the API audiences when `None`), as
+    /// upstream's token union: static tokens (audience-agnostic: for the API audiences the
+    /// request shares), then service-account tokens. The error is every authenticator's
+    /// complaint, or upstream's `invalid bearer token` when none recognised the token.
+    pub async fn authenticate_token(
+        &self,
+        token: &str,
+        audiences: Option<&[String]>,
+    ) -> Result<TokenIdentity, String> {
+        let api_audiences = self
+            .service_accounts
+            .as_ref()
+            .map(|s| s.api_audiences())
+            .unwrap_or_default();
+        if let Some(user) = self.tokens.get(token) {
+            let shared: Vec<String> = match audiences {
+                Some(wanted) => api_audiences
+                    .iter()
+                    .filter(|a| wanted.contains(a))
+                    .cloned()
+                    .collect(),
+                None => api_audiences.to_vec(),
+            };
+            if audiences.is_none() || !shared.is_empty() {
+                return Ok(TokenIdentity {
+                    user: user.clone(),
+                    audiences: shared,
+                });
+            }
+        }
+        let mut errors = Vec::new();
+        if let Some(accounts) = &self.service_accounts {
+            match accounts.authenticate(token, audiences).await {
+                Ok(Some(found)) => {
+                    return Ok(TokenIdentity {
+                        user: found.user,
+                        audiences: found.audiences,
+                    })
+                }
+                Ok(None) => {}
+                Err(error) => errors.push(error),
+            }
+        }
+        Err(match errors.len() {
+            0 => INVALID_TOKEN.to_string(),
+            1 => errors.remove(0),
+            _ => format!("[{}]", errors.join(", ")),
         })
     }
 
@@ -143,29 +213,55 @@ impl Authenticator {
     /// The caller: the verified client certificate's user if there is one (upstream tries
     /// x509 before tokens, so a valid certificate wins over a bad token), else the bearer
     /// token's, else anonymous (`None`).
-    fn identify(&self, request: &Request) -> Result<Option<UserInfo>, ApiError> {
+    async fn identify(&self, credentials: Credentials) -> Result<Option<UserInfo>, ApiError> {
+        let token = match credentials {
+            Credentials::Certificate(user) => return Ok(Some(user)),
+            Credentials::None => return Ok(None),
+            Credentials::Malformed => return Err(ApiError::Unauthorized),
+            Credentials::Bearer(token) => token,
+        };
+        match self.authenticate_token(&token, None).await {
+            Ok(identity) => Ok(Some(identity.user)),
+            Err(reason) => {
+                tracing::debug!(%reason, "bearer token refused");
+                Err(ApiError::Unauthorized)
+            }
+        }
+    }
+}
+
+/// What a request presents, read from it before authentication awaits anything (the
+/// request is not `Sync`, so it cannot be held across an await by reference).
+enum Credentials {
+    Certificate(UserInfo),
+    Bearer(String),
+    /// An `Authorization` header that is not a bearer token.
+    Malformed,
+    None,
+}
+
+impl Credentials {
+    fn of(request: &Request) -> Credentials {
         if let Some(user) = request
             .extensions()
             .get::<ConnectionUser>()
             .and_then(|c| c.0.clone())
         {
-            return Ok(Some(user));
+            return Credentials::Certificate(user);
         }
         let Some(header) = request.headers().get("authorization") else {
-            return Ok(None);
+            return Credentials::None;
         };
-        let token = header
+        header
             .to_str()
             .ok()
             .and_then(|h| {
                 h.strip_prefix("Bearer ")
                     .or_else(|| h.strip_prefix("bearer "))
             })
-            .map(str::trim);
-        match token.and_then(|t| self.tokens.get(t)) {
-            Some(user) => Ok(Some(user.clone())),
-            None => Err(ApiError::Unauthorized),
-        }
+            .map_or(Credentials::Malformed, |t| {
+                Credentials::Bearer(t.trim().to_string())
+            })
     }
 }
 
@@ -220,7 +316,7 @@ pub async fn authenticate(
     mut request: Request,
     next: Next,
 ) -> Response {
-    match authenticator.identify(&request) {
+    match authenticator.identify(Credentials::of(&request)).await {
         Ok(Some(user)) => {
             if let Err(error) = check_impersonation(&request, &user) {
                 return error.into_response();

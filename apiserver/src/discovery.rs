@@ -303,6 +303,9 @@ fn aggregated_version(headers: &HeaderMap) -> Option<&'static str> {
 
 /// The verbs of a resource itself, as discovery lists them.
 fn main_verbs(info: &ResourceInfo) -> Vec<&'static str> {
+    if info.description.create_only {
+        return vec!["create"];
+    }
     MAIN_VERBS
         .iter()
         .copied()

@@ -20,5 +20,6 @@ pub mod registry;
 pub mod resources;
 pub mod routes;
 pub mod server;
+pub mod serviceaccount;
 pub mod tls;
 pub mod yaml;

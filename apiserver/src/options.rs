@@ -69,6 +69,32 @@ pub struct Options {
     /// Static bearer tokens, CSV: token,user,uid,"group1,group2".
     #[arg(long)]
     pub token_auth_file: Option<PathBuf>,
+    /// Private key (PEM: RSA, or EC P-256/P-384) signing service-account tokens (default:
+    /// `sa.key` in --cert-dir, generated as ECDSA P-256 on the first start).
+    #[arg(long)]
+    pub service_account_signing_key_file: Option<PathBuf>,
+    /// PEM file of public keys (or private keys, or certificates) that verify
+    /// service-account tokens; repeatable (default: the signing key's public half).
+    #[arg(long)]
+    pub service_account_key_file: Vec<PathBuf>,
+    /// Identifier of the service-account token issuer; repeatable: the first issues, all
+    /// are accepted.
+    #[arg(long, default_values_t = [crate::serviceaccount::DEFAULT_ISSUER.to_string()])]
+    pub service_account_issuer: Vec<String>,
+    /// Overrides the `jwks_uri` of the issuer discovery document (default: the JWKS path
+    /// at the advertise address).
+    #[arg(long)]
+    pub service_account_jwks_uri: Option<String>,
+    /// Audiences tokens must be for (comma-separated; default: the issuers).
+    #[arg(long, value_delimiter = ',')]
+    pub api_audiences: Vec<String>,
+    /// Longest lifetime of a requested token (Go duration, 1h to 2^32s); 0: no limit.
+    #[arg(long, default_value = "0s", value_parser = machinery::duration::parse_duration)]
+    pub service_account_max_token_expiration: Duration,
+    /// Pod-bound tokens requested for 3607 seconds (kubelet's) live a year and only warn
+    /// after their requested lifetime.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub service_account_extend_token_expiration: bool,
     /// Non-mutating requests (get, list) served at once; more are answered 429 with
     /// Retry-After, except for system:masters. Watches do not count. 0: no limit.
     #[arg(long, default_value_t = 400)]
@@ -97,6 +123,20 @@ pub struct Options {
 }
 
 impl Options {
+    /// The `--service-account-*` and `--api-audiences` flags.
+    pub fn service_accounts(&self) -> crate::serviceaccount::Flags {
+        crate::serviceaccount::Flags {
+            signing_key_file: self.service_account_signing_key_file.clone(),
+            key_files: self.service_account_key_file.clone(),
+            issuers: self.service_account_issuer.clone(),
+            api_audiences: self.api_audiences.clone(),
+            max_token_expiration: Some(self.service_account_max_token_expiration)
+                .filter(|d| !d.is_zero()),
+            extend_token_expiration: self.service_account_extend_token_expiration,
+            jwks_uri: self.service_account_jwks_uri.clone(),
+        }
+    }
+
     pub fn advertise_address(&self) -> IpAddr {
         self.advertise_address
             .unwrap_or(if self.bind_address.is_unspecified() {

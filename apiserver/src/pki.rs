@@ -249,7 +249,7 @@ fn read(path: &Path) -> Result<String, PkiError> {
 }
 
 /// Writes atomically (temp file + rename) so a crash never leaves half a key behind.
-fn write_file(path: &Path, contents: &[u8], mode: u32) -> Result<(), PkiError> {
+pub(crate) fn write_file(path: &Path, contents: &[u8], mode: u32) -> Result<(), PkiError> {
     let io = |source| PkiError::Io {
         path: path.to_path_buf(),
         source,

@@ -33,6 +33,8 @@ pub struct App {
     pub openapi: crate::openapi::OpenApi,
     pub store: Arc<dyn store::Store>,
     pub metrics: Metrics,
+    /// The service-account issuer's OIDC documents, when the issuer is an https URL.
+    pub issuer_discovery: Option<crate::serviceaccount::IssuerDiscovery>,
 }
 
 /// The whole HTTP surface: authentication first, then authorization, then the in-flight
@@ -52,6 +54,11 @@ pub fn router(
         .route("/readyz/{check}", get(health))
         .route("/version", get(version))
         .route("/metrics", get(metrics))
+        .route(
+            crate::serviceaccount::CONFIG_PATH,
+            get(openid_configuration),
+        )
+        .route(crate::serviceaccount::JWKS_PATH, get(openid_jwks))
         .fallback(api)
         .layer(axum::middleware::from_fn_with_state(
             filters,
@@ -165,6 +172,21 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
         HeaderValue::from_static("text/plain; version=0.0.4"),
     );
     response
+}
+
+/// The service-account issuer's OIDC discovery document (404 without one, as upstream
+/// installs no route then).
+async fn openid_configuration(State(app): State<Arc<App>>) -> Response {
+    app.issuer_discovery
+        .as_ref()
+        .map_or_else(not_found, |d| d.config())
+}
+
+/// The keys that verify service-account tokens, as a JWK set.
+async fn openid_jwks(State(app): State<Arc<App>>) -> Response {
+    app.issuer_discovery
+        .as_ref()
+        .map_or_else(not_found, |d| d.jwks())
 }
 
 /// Where a REST path points.

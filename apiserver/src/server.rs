@@ -18,6 +18,7 @@ use crate::options::Options;
 use crate::pki::{self, PkiRequest, ServingFiles};
 use crate::registry::stored;
 use crate::routes::{router, App};
+use crate::serviceaccount::ServiceAccounts;
 use crate::tls::TlsError;
 
 /// Namespaces every cluster has from its first start.
@@ -34,6 +35,8 @@ pub enum StartError {
     Tls(#[from] TlsError),
     #[error("token auth file: {0}")]
     TokenFile(#[from] TokenFileError),
+    #[error(transparent)]
+    ServiceAccounts(#[from] crate::serviceaccount::SetupError),
     /// A system namespace or priority class could not be encoded for the store. (The
     /// request errors are boxed: they would make every start-up `Result` large.)
     #[error("encoding {key}: {source}")]
@@ -64,14 +67,22 @@ pub async fn run(
     let modes = &options.authorization_mode;
     // Upstream turns anonymous requests off when nothing but AlwaysAllow would judge them.
     let anonymous = options.anonymous_auth && modes.iter().any(|m| *m != Mode::AlwaysAllow);
+    let advertised = SocketAddr::new(options.advertise_address(), options.secure_port);
+    let service_accounts = ServiceAccounts::load(
+        &options.service_accounts(),
+        &options.cert_dir,
+        store.clone(),
+        advertised,
+    )?;
     let authenticator = Arc::new(
-        Authenticator::load(options.token_auth_file.as_deref())?.with_anonymous(anonymous),
+        Authenticator::load(options.token_auth_file.as_deref())?
+            .with_anonymous(anonymous)
+            .with_service_accounts(service_accounts.authenticator.clone()),
     );
     let address = SocketAddr::new(options.bind_address, options.secure_port);
     let listener = tokio::net::TcpListener::bind(address)
         .await
         .map_err(|source| StartError::Listen { address, source })?;
-    let advertised = SocketAddr::new(options.advertise_address(), options.secure_port);
     // The index starts after the bootstrap policy is written, so its first list holds it.
     if modes.contains(&Mode::Rbac) {
         crate::authz::bootstrap::reconcile(&store).await?;
@@ -87,6 +98,10 @@ pub async fn run(
     let resources = crate::resources::Config {
         service_cluster_ip_range: options.service_cluster_ip_range,
         service_node_port_range: options.service_node_port_range,
+        authentication: Some(crate::resources::Authentication {
+            token_issuer: service_accounts.issuer.clone(),
+            authenticator: authenticator.clone(),
+        }),
         // Upstream checks RBAC writes for escalation only when RBAC authorizes requests.
         escalation: modes
             .contains(&Mode::Rbac)
@@ -102,6 +117,7 @@ pub async fn run(
         openapi,
         store,
         metrics: Metrics::new(),
+        issuer_discovery: service_accounts.discovery,
     });
     tracing::info!(%address, "serving");
     let filters = Arc::new(crate::filters::Filters::new(&crate::filters::Limits {

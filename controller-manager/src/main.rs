@@ -34,6 +34,8 @@ enum Error {
     Controllers(#[from] UnknownController),
     #[error(transparent)]
     RootCa(#[from] rootcacertpublisher::RootCaError),
+    #[error("--service-account-private-key-file: {0}")]
+    ServiceAccountKey(#[from] machinery::serviceaccount::keys::KeyError),
     #[error(transparent)]
     Client(#[from] ClientError),
     #[error(transparent)]
@@ -59,6 +61,12 @@ async fn run(options: Options, shutdown: impl Future<Output = ()>) -> Result<(),
     let selected = controllers::selected(&options.controllers)?;
     let config = options.client.config().await?;
     let root_ca = rootcacertpublisher::root_ca(options.root_ca_file.as_deref(), &config)?;
+    let service_account_key = match &options.service_account_private_key_file {
+        Some(path) => Some(Arc::new(
+            machinery::serviceaccount::keys::SigningKey::from_file(path)?,
+        )),
+        None => None,
+    };
     let client = Client::try_from(config).map_err(ClientError::from)?;
     let election = &options.leader_election;
     let elector = election
@@ -84,6 +92,7 @@ async fn run(options: Options, shutdown: impl Future<Output = ()>) -> Result<(),
                 events,
                 options: options.clone(),
                 root_ca,
+                service_account_key,
             };
             for controller in &selected {
                 tracing::info!(controller = controller.name, "starting controller");

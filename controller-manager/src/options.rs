@@ -80,6 +80,11 @@ pub struct Options {
     #[arg(long)]
     pub root_ca_file: Option<PathBuf>,
 
+    /// Filename containing a PEM-encoded private RSA or ECDSA key used to sign service
+    /// account tokens (the legacy token Secrets).
+    #[arg(long)]
+    pub service_account_private_key_file: Option<PathBuf>,
+
     #[command(flatten)]
     pub logging: LoggingArgs,
 }

@@ -49,6 +49,9 @@ pub enum Error {
     HashCollision(String),
     #[error("status update of replica set {0} kept conflicting")]
     StatusConflict(String),
+    /// A service-account token could not be signed.
+    #[error("failed to generate token: {0}")]
+    TokenSigning(String),
     /// Discovering or deleting a terminating namespace's content failed; the messages of its
     /// failure conditions.
     #[error("{}", .0.join(", "))]

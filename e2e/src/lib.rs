@@ -420,10 +420,17 @@ impl Cluster {
         self.start_process("node-simulator", &all, None)
     }
 
-    /// Starts kube-controller-manager (its health and metrics port is [`Process::port`]);
-    /// `args` are extra flags.
+    /// Starts kube-controller-manager (its health and metrics port is [`Process::port`])
+    /// signing service-account token Secrets with the apiserver's key, as kubeadm sets it
+    /// up; `args` are extra flags.
     pub fn start_controller_manager(&self, args: &[&str]) -> Process {
-        self.start_component("kube-controller-manager", "controller-manager.conf", args)
+        let key = self.dir.path().join("pki").join("sa.key");
+        let mut all = vec![
+            "--service-account-private-key-file",
+            key.to_str().expect("UTF-8 path"),
+        ];
+        all.extend_from_slice(args);
+        self.start_component("kube-controller-manager", "controller-manager.conf", &all)
     }
 }
 

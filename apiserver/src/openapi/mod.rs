@@ -266,6 +266,9 @@ fn resource_paths(info: &ResourceInfo) -> Vec<(String, Vec<(&'static str, &'stat
     } else {
         format!("{base}/{}", info.plural)
     };
+    if info.description.create_only {
+        return vec![(collection, vec![("post", "post")])];
+    }
     let mut paths = vec![
         (
             collection.clone(),

@@ -41,6 +41,9 @@ pub(super) enum Outcome {
     Scale(Value),
     /// A watch: a stream that encodes its own events through [`Encoder::event`].
     Stream(Response),
+    /// An object built for the request rather than stored (a TokenRequest with its token),
+    /// answered with 201.
+    Answer(super::answer::Answered),
 }
 
 impl Outcome {
@@ -120,6 +123,7 @@ impl Encoder {
                 output,
             )),
             Outcome::Stream(response) => Ok(response),
+            Outcome::Answer(answered) => answered.respond(output),
         }
     }
 
@@ -450,7 +454,7 @@ pub(super) fn yaml(json: &[u8]) -> ApiResult<Vec<u8>> {
         .map_err(internal)
 }
 
-fn body_response(code: StatusCode, body: Vec<u8>, output: Output) -> Response {
+pub(super) fn body_response(code: StatusCode, body: Vec<u8>, output: Output) -> Response {
     let content_type = match output {
         Output::Yaml => "application/yaml",
         output if output.is_protobuf() => "application/vnd.kubernetes.protobuf",

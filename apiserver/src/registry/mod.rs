@@ -1,6 +1,7 @@
 //! The generic REST registry: every served resource is a [`Rest`] around a [`Strategy`],
 //! reached through the object-safe [`Resource`] trait so the router needs no per-type code.
 
+pub mod answer;
 pub mod cache;
 mod continuation;
 mod encode;
@@ -20,6 +21,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use axum::response::Response;
 
+pub use self::answer::{Answer, Answered, CreateOnly};
 pub use self::request::{ApiRequest, Verb};
 pub use self::rest::Rest;
 pub use self::strategy::{Description, NameRule, Strategy};

@@ -43,9 +43,19 @@ pub struct Action {
     pub group: &'static str,
     pub version: &'static str,
     pub kind: &'static str,
-    /// The action deletes the object (an eviction) instead of changing it via
-    /// [`Strategy::act`].
-    pub deletes: bool,
+    pub effect: Effect,
+}
+
+/// What a POST to an action subresource does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Effect {
+    /// Changes the object through [`Strategy::act`] (a binding); answered with a `Status`.
+    Change,
+    /// Deletes the object (an eviction); answered with a `Status`.
+    Delete,
+    /// Leaves the object as it is and answers with the object [`Strategy::answer`] builds
+    /// from it and the posted one (a TokenRequest).
+    Answer,
 }
 
 /// How a resource kept in another API version's layout is converted, like upstream's storage
@@ -90,6 +100,9 @@ pub struct Description {
     pub delete_collection: bool,
     /// The `Warning` every request to a deprecated resource gets (core/v1 Endpoints).
     pub deprecation: Option<&'static str>,
+    /// Only POST to the collection is served and nothing is stored: what is posted is
+    /// answered (reviews; see [`super::answer::CreateOnly`]).
+    pub create_only: bool,
 }
 
 impl Default for Description {
@@ -111,6 +124,7 @@ impl Default for Description {
             unconditional_update: true,
             delete_collection: true,
             deprecation: None,
+            create_only: false,
         }
     }
 }
@@ -254,6 +268,18 @@ pub trait Strategy: Send + Sync + 'static {
     /// Carries out a POST to the changing action `action` (see [`Description::actions`]) on
     /// the current object, e.g. a binding setting `spec.nodeName`.
     fn act(&self, _action: &str, _object: &mut Self::Object, _body: &Value) -> ApiResult<()> {
+        Err(crate::error::ApiError::MethodNotAllowed)
+    }
+
+    /// Answers a POST to the answering action `action` (see [`Effect::Answer`]) on the
+    /// current `object`, given the posted body, e.g. a token for a service account.
+    async fn answer(
+        &self,
+        _action: &str,
+        _object: &Self::Object,
+        _posted: Value,
+        _request: &super::ApiRequest,
+    ) -> ApiResult<super::answer::Answered> {
         Err(crate::error::ApiError::MethodNotAllowed)
     }
 

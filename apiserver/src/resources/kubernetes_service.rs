@@ -203,6 +203,7 @@ mod tests {
         let config = Config {
             service_cluster_ip_range: "10.96.0.0/12".parse().unwrap(),
             service_node_port_range: "30000-32767".parse().unwrap(),
+            authentication: None,
             escalation: None,
         };
         reconcile(store.clone(), &config, "192.168.1.10:6443".parse().unwrap())

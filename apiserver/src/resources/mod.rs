@@ -16,8 +16,10 @@ mod priorityclasses;
 mod rbac;
 mod replicasets;
 mod secrets;
+mod selfsubjectreviews;
 mod serviceaccounts;
 mod services;
+mod tokenreviews;
 mod workload;
 
 pub use priorityclasses::SYSTEM_CLASSES as SYSTEM_PRIORITY_CLASSES;
@@ -30,7 +32,7 @@ use store::Store;
 pub use self::allocator::PortRange;
 pub use self::rbac::Escalation;
 
-use crate::registry::{Registry, Rest};
+use crate::registry::{CreateOnly, Registry, Rest};
 
 /// What resources take from the command line.
 #[derive(Debug, Clone)]
@@ -39,9 +41,36 @@ pub struct Config {
     pub service_cluster_ip_range: IpNet,
     /// `--service-node-port-range`: where NodePorts come from.
     pub service_node_port_range: PortRange,
+    /// `serviceaccounts/token` and the authentication.k8s.io reviews; `None` leaves them
+    /// out, as upstream serves the token subresource only with a key to sign with.
+    pub authentication: Option<Authentication>,
     /// RBAC's privilege-escalation checks of role and binding writes; `None` unless RBAC
     /// is an authorization mode.
     pub escalation: Option<Arc<Escalation>>,
+}
+
+/// What the authentication API needs from the server's authenticators.
+#[derive(Debug, Clone)]
+pub struct Authentication {
+    /// Signs the tokens `serviceaccounts/token` answers with.
+    pub token_issuer: Arc<crate::serviceaccount::TokenIssuer>,
+    /// Authenticates the tokens TokenReviews ask about.
+    pub authenticator: Arc<crate::authn::Authenticator>,
+}
+
+/// An `authentication.k8s.io/v1` UserInfo as Go writes it (empty members left out).
+pub fn user_info(user: &crate::authn::UserInfo) -> serde_json::Value {
+    let mut info = serde_json::json!({"username": user.name});
+    if !user.uid.is_empty() {
+        info["uid"] = user.uid.clone().into();
+    }
+    if !user.groups.is_empty() {
+        info["groups"] = serde_json::json!(user.groups);
+    }
+    if !user.extra.is_empty() {
+        info["extra"] = serde_json::json!(user.extra);
+    }
+    info
 }
 
 /// The registry of all built-in resources over `store`.
@@ -61,10 +90,19 @@ pub fn registry(store: Arc<dyn Store>, config: &Config) -> Registry {
     registry.add(Arc::new(Rest::new(events::CoreEvents, store.clone())));
     registry.add(Arc::new(Rest::new(events::Events, store.clone())));
     registry.add(Arc::new(Rest::new(secrets::Secrets, store.clone())));
+    let authentication = config.authentication.as_ref();
     registry.add(Arc::new(Rest::new(
-        serviceaccounts::ServiceAccounts,
+        serviceaccounts::ServiceAccounts::new(authentication.map(|a| a.token_issuer.clone())),
         store.clone(),
     )));
+    if let Some(authentication) = authentication {
+        registry.add(Arc::new(CreateOnly::new(tokenreviews::TokenReviews::new(
+            authentication.authenticator.clone(),
+        ))));
+        registry.add(Arc::new(CreateOnly::new(
+            selfsubjectreviews::SelfSubjectReviews,
+        )));
+    }
     registry.add(Arc::new(Rest::new(deployments::Deployments, store.clone())));
     registry.add(Arc::new(Rest::new(replicasets::ReplicaSets, store.clone())));
     let services = services::Services::new(

@@ -1,18 +1,48 @@
-//! ServiceAccounts: the identities pods run as; `kubectl get sa` counts their secrets.
+//! ServiceAccounts: the identities pods run as; `kubectl get sa` counts their secrets, and
+//! `kubectl create token` posts a TokenRequest to their `token` subresource.
 
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use k8s_openapi::api::authentication::v1::TokenRequest;
 use k8s_openapi::api::core::v1::ServiceAccount;
+use serde_json::Value;
 
+use crate::error::{ApiError, ApiResult};
+use crate::registry::answer::{posted, Answered};
+use crate::registry::strategy::{Action, Effect};
 use crate::registry::table::{age, Cell, Column};
-use crate::registry::{Description, Strategy};
+use crate::registry::{ApiRequest, Description, Strategy};
+use crate::serviceaccount::TokenIssuer;
 
-pub struct ServiceAccounts;
+/// The `token` subresource: TokenRequests answered with a signed token.
+const TOKEN: &[Action] = &[Action {
+    name: "token",
+    group: "authentication.k8s.io",
+    version: "v1",
+    kind: "TokenRequest",
+    effect: Effect::Answer,
+}];
 
+pub struct ServiceAccounts {
+    /// Signs TokenRequests; without it `token` is not served.
+    tokens: Option<Arc<TokenIssuer>>,
+}
+
+impl ServiceAccounts {
+    pub fn new(tokens: Option<Arc<TokenIssuer>>) -> Self {
+        ServiceAccounts { tokens }
+    }
+}
+
+#[async_trait]
 impl Strategy for ServiceAccounts {
     type Object = ServiceAccount;
 
     fn describe(&self) -> Description {
         Description {
             short_names: &["sa"],
+            actions: if self.tokens.is_some() { TOKEN } else { &[] },
             ..Description::default()
         }
     }
@@ -31,5 +61,17 @@ impl Strategy for ServiceAccounts {
             Cell::from(account.secrets.as_ref().map_or(0, |s| s.len())),
             age(&account.metadata),
         ]
+    }
+
+    async fn answer(
+        &self,
+        _action: &str,
+        account: &ServiceAccount,
+        body: Value,
+        _request: &ApiRequest,
+    ) -> ApiResult<Answered> {
+        let tokens = self.tokens.as_ref().ok_or(ApiError::PathNotFound)?;
+        let request: TokenRequest = posted(body)?;
+        tokens.request(account, request).await
     }
 }

@@ -54,6 +54,7 @@ impl Cluster {
         let config = Config {
             service_cluster_ip_range: SERVICE_RANGE.parse().expect("service range"),
             service_node_port_range: NODE_PORT_RANGE.parse().expect("node port range"),
+            authentication: None,
             escalation: None,
         };
         let cluster = Cluster {

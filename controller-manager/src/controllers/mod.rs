@@ -10,6 +10,7 @@ pub mod nodelifecycle;
 pub mod replicaset;
 pub mod rootcacertpublisher;
 pub mod serviceaccount;
+pub mod serviceaccounttoken;
 pub mod tainteviction;
 
 use std::sync::Arc;
@@ -28,6 +29,8 @@ pub struct ControllerContext {
     pub options: Arc<Options>,
     /// The CA bundle published in every namespace's `kube-root-ca.crt`.
     pub root_ca: Option<String>,
+    /// `--service-account-private-key-file`: signs legacy service-account token Secrets.
+    pub service_account_key: Option<Arc<machinery::serviceaccount::keys::SigningKey>>,
 }
 
 /// A controller that `--controllers` can name.
@@ -64,6 +67,11 @@ pub const CONTROLLERS: &[Descriptor] = &[
         name: serviceaccount::NAME,
         aliases: &["serviceaccount"],
         start: serviceaccount::start,
+    },
+    Descriptor {
+        name: serviceaccounttoken::NAME,
+        aliases: &["serviceaccount-token"],
+        start: serviceaccounttoken::start,
     },
     Descriptor {
         name: rootcacertpublisher::NAME,

@@ -16,7 +16,7 @@ use ring::signature::{
     EcdsaKeyPair, KeyPair, RsaKeyPair, RsaPublicKeyComponents, ECDSA_P256_SHA256_FIXED_SIGNING,
     ECDSA_P384_SHA384_FIXED_SIGNING,
 };
-use serde_json::{json, Value};
+use serde::Serialize;
 use x509_parser::prelude::FromDer;
 
 use super::der;
@@ -112,27 +112,37 @@ impl PublicKey {
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest.as_ref())
     }
 
-    /// The key as a JWK, members in the order go-jose writes them.
-    pub fn jwk(&self) -> Value {
+    /// The key as a JWK.
+    pub fn jwk(&self) -> Jwk {
         let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
-        let alg = format!("{:?}", self.algorithm());
+        let mut jwk = Jwk {
+            key_use: "sig",
+            kty: "RSA",
+            kid: self.key_id(),
+            crv: None,
+            alg: format!("{:?}", self.algorithm()),
+            x: None,
+            y: None,
+            n: None,
+            e: None,
+        };
         match self {
-            PublicKey::Rsa { n, e } => json!({
-                "use": "sig", "kty": "RSA", "kid": self.key_id(), "alg": alg,
-                "n": b64(n), "e": b64(e),
-            }),
+            PublicKey::Rsa { n, e } => {
+                jwk.n = Some(b64(n));
+                jwk.e = Some(b64(e));
+            }
             PublicKey::Ec { curve, point } => {
                 let (x, y) = point[1..].split_at(curve.size());
-                let crv = match curve {
+                jwk.kty = "EC";
+                jwk.crv = Some(match curve {
                     Curve::P256 => "P-256",
                     Curve::P384 => "P-384",
-                };
-                json!({
-                    "use": "sig", "kty": "EC", "kid": self.key_id(), "crv": crv, "alg": alg,
-                    "x": b64(x), "y": b64(y),
-                })
+                });
+                jwk.x = Some(b64(x));
+                jwk.y = Some(b64(y));
             }
         }
+        jwk
     }
 
     /// The key in the form the JWT verifier (`super::jwt`) reads.
@@ -168,12 +178,40 @@ impl PublicKey {
     }
 }
 
-/// The private key that signs tokens, checked by ring when loaded.
-#[derive(Debug)]
+/// A public key as a JWK (RFC 7517), members in the order go-jose writes them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Jwk {
+    #[serde(rename = "use")]
+    pub key_use: &'static str,
+    pub kty: &'static str,
+    pub kid: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub crv: Option<&'static str>,
+    pub alg: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub x: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub y: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub n: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub e: Option<String>,
+}
+
+/// The private key that signs tokens, checked by ring when loaded. Its `Debug` shows the
+/// public half only.
 pub struct SigningKey {
     /// PKCS#8, whatever the file held: what [`super::jwt`]'s signer loads.
     pkcs8: Vec<u8>,
     public: PublicKey,
+}
+
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKey")
+            .field("public", &self.public)
+            .finish_non_exhaustive()
+    }
 }
 
 impl SigningKey {
@@ -371,13 +409,16 @@ mod tests {
             include_str!("testdata/rsa.kid").trim()
         );
         let jwk = rsa.public().jwk();
-        assert_eq!(jwk["kty"], "RSA");
-        assert_eq!(jwk["alg"], "RS256");
-        assert_eq!(jwk["e"], "AQAB");
+        assert_eq!((jwk.kty, jwk.alg.as_str()), ("RSA", "RS256"));
+        assert_eq!(jwk.e.as_deref(), Some("AQAB"));
         let ec = SigningKey::from_pem(EC_SEC1.as_bytes()).unwrap();
         let jwk = ec.public().jwk();
-        assert_eq!(jwk["crv"], "P-256");
-        assert_eq!(jwk["x"].as_str().unwrap().len(), 43, "32 bytes, unpadded");
-        assert_eq!(jwk["kid"], ec.public().key_id());
+        assert_eq!(jwk.crv, Some("P-256"));
+        assert_eq!(jwk.x.as_ref().unwrap().len(), 43, "32 bytes, unpadded");
+        let text = serde_json::to_string(&jwk).unwrap();
+        let kid = ec.public().key_id();
+        assert!(text.starts_with(&format!(
+            r#"{{"use":"sig","kty":"EC","kid":"{kid}","crv":"P-256","alg":"ES256","x":"#
+        )));
     }
 }

@@ -26,7 +26,7 @@ use store::Store;
 use super::cache::{Cache, Derived, Indexer};
 use super::encode::{error_response, with_warnings, Encoder, Outcome, StrategyRows};
 use super::request::{decode_body, ApiRequest, Output, Verb};
-use super::strategy::Strategy;
+use super::strategy::{Effect, Strategy};
 use super::{stored, validation, Resource, ResourceInfo};
 use crate::decoding;
 use crate::error::{ApiError, ApiResult};
@@ -407,28 +407,47 @@ impl<S: Strategy> Rest<S> {
     }
 
     /// A POST to an action subresource: the change (or deletion) it asks for, answered with
-    /// upstream's `Status` Success and 201.
+    /// upstream's `Status` Success and 201, or the object the strategy answers with.
     async fn act(&self, request: ApiRequest) -> ApiResult<Outcome> {
         let action = self
             .action(request.subresource.as_deref().unwrap_or(""))
             .ok_or(ApiError::PathNotFound)?;
         let body = decode_body(&request.headers, &request.body)?;
-        if body.get("kind").and_then(Value::as_str) != Some(action.kind) {
+        let kind = body.get("kind").and_then(Value::as_str);
+        // An answered body may leave its kind to the URL, as a created object may.
+        if kind != Some(action.kind) && (action.effect != Effect::Answer || kind.is_some()) {
             return Err(ApiError::BadRequest(format!(
                 "the body of the request must be a {}",
                 action.kind
             )));
         }
-        if action.deletes {
-            let options = match body.get("deleteOptions") {
-                Some(options) => serde_json::from_value(options.clone())
-                    .map_err(|e| ApiError::BadRequest(format!("invalid DeleteOptions: {e}")))?,
-                None => DeleteOptions::default(),
-            };
-            self.remove(&request, options).await?;
-        } else {
-            self.write(request, Source::Action(action.name, body), Vec::new())
-                .await?;
+        match action.effect {
+            Effect::Delete => {
+                let options = match body.get("deleteOptions") {
+                    Some(options) => serde_json::from_value(options.clone())
+                        .map_err(|e| ApiError::BadRequest(format!("invalid DeleteOptions: {e}")))?,
+                    None => DeleteOptions::default(),
+                };
+                self.remove(&request, options).await?;
+            }
+            Effect::Change => {
+                self.write(request, Source::Action(action.name, body), Vec::new())
+                    .await?;
+            }
+            Effect::Answer => {
+                let name = request.name.clone().unwrap_or_default();
+                let namespace = request
+                    .namespace
+                    .as_deref()
+                    .filter(|_| self.info.namespaced);
+                let kv = self.current(namespace, &name).await?;
+                let object = self.decode(&kv.value, kv.mod_revision)?;
+                let answered = self
+                    .strategy
+                    .answer(action.name, &object, body, &request)
+                    .await?;
+                return Ok(Outcome::Answer(answered));
+            }
         }
         Ok(Outcome::Status {
             code: StatusCode::CREATED,

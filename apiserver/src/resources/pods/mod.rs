@@ -16,7 +16,7 @@ use store::Store;
 
 use super::podspec;
 use crate::error::{ApiError, ApiResult, Cause, Target};
-use crate::registry::strategy::Action;
+use crate::registry::strategy::{Action, Effect};
 use crate::registry::table::{Cell, Column};
 use crate::registry::{Description, Strategy};
 
@@ -94,14 +94,14 @@ impl Strategy for Pods {
                     group: "",
                     version: "v1",
                     kind: "Binding",
-                    deletes: false,
+                    effect: Effect::Change,
                 },
                 Action {
                     name: "eviction",
                     group: "policy",
                     version: "v1",
                     kind: "Eviction",
-                    deletes: true,
+                    effect: Effect::Delete,
                 },
             ],
             field_selectors: &[
