@@ -290,3 +290,146 @@ fn token_target(name: &str) -> Target {
 fn time(t: jiff::Timestamp) -> String {
     t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::authentication::v1::{BoundObjectReference, TokenRequestSpec};
+    use machinery::serviceaccount::claims::Claims;
+
+    const AUDIENCE: &str = "https://kubernetes.default.svc.cluster.local";
+
+    async fn issuer(dir: &std::path::Path, max: Option<i64>) -> TokenIssuer {
+        let config = store::embedded::EmbeddedConfig::new(dir);
+        let store: Arc<dyn Store> = Arc::new(store::embedded::EmbeddedStore::open(config).unwrap());
+        let pod = r#"{"metadata":{"name":"web","namespace":"default","uid":"pod-uid"},"spec":{"serviceAccountName":"builder","nodeName":"node-1","containers":[]}}"#;
+        store
+            .create(b"/pods/default/web", bytes::Bytes::from(pod))
+            .await
+            .unwrap();
+        let (private, _) = SigningKey::generate_pem().unwrap();
+        TokenIssuer {
+            key: SigningKey::from_pem(private.as_bytes()).unwrap(),
+            issuer: AUDIENCE.into(),
+            api_audiences: vec![AUDIENCE.into()],
+            max_expiration_seconds: max,
+            extend_expiration: true,
+            store,
+        }
+    }
+
+    fn account() -> ServiceAccount {
+        let mut account = ServiceAccount::default();
+        account.metadata.name = Some("builder".into());
+        account.metadata.namespace = Some("default".into());
+        account.metadata.uid = Some("sa-uid".into());
+        account
+    }
+
+    fn request(seconds: Option<i64>, bound: Option<(&str, &str)>) -> TokenRequest {
+        TokenRequest {
+            spec: TokenRequestSpec {
+                expiration_seconds: seconds,
+                bound_object_ref: bound.map(|(kind, name)| BoundObjectReference {
+                    api_version: Some("v1".into()),
+                    kind: Some(kind.into()),
+                    name: Some(name.into()),
+                    uid: None,
+                }),
+                ..TokenRequestSpec::default()
+            },
+            ..TokenRequest::default()
+        }
+    }
+
+    fn claims(answered: &Answered) -> Claims {
+        let token = answered.object["status"]["token"].as_str().unwrap();
+        let payload = token.split('.').nth(1).unwrap();
+        use base64::Engine;
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    #[tokio::test]
+    async fn requests_get_upstream_defaults_and_checks() {
+        let dir = tempfile::tempdir().unwrap();
+        let issuer = issuer(dir.path(), Some(7200)).await;
+        let answered = issuer
+            .request(&account(), request(None, None))
+            .await
+            .unwrap();
+        assert_eq!(answered.object["spec"]["audiences"], json!([AUDIENCE]));
+        assert_eq!(answered.object["spec"]["expirationSeconds"], 3600);
+        assert_eq!(answered.object["metadata"]["name"], "builder");
+        let c = claims(&answered);
+        assert_eq!(c.exp.unwrap() - c.iat.unwrap(), 3600);
+        assert_eq!(c.kubernetes.serviceaccount.uid, "sa-uid");
+
+        let short = issuer.request(&account(), request(Some(599), None)).await;
+        assert_eq!(
+            short.unwrap_err().to_string(),
+            r#"TokenRequest.authentication.k8s.io "" is invalid: spec.expirationSeconds: Invalid value: 599: may not specify a duration less than 10 minutes"#
+        );
+        let capped = issuer
+            .request(&account(), request(Some(86400), None))
+            .await
+            .unwrap();
+        assert_eq!(capped.object["spec"]["expirationSeconds"], 7200);
+        assert_eq!(
+            capped.warnings,
+            ["requested expiration of 86400 seconds shortened to 7200 seconds"]
+        );
+        let mut renamed = request(None, None);
+        renamed.metadata.name = Some("other".into());
+        let error = issuer.request(&account(), renamed).await.unwrap_err();
+        assert!(error
+            .to_string()
+            .ends_with(r#"metadata.name: Invalid value: "other": must match the service account name if specified"#));
+    }
+
+    #[tokio::test]
+    async fn bound_requests_name_their_object_and_kubelets_are_extended() {
+        let dir = tempfile::tempdir().unwrap();
+        let issuer = issuer(dir.path(), None).await;
+        let kubelet = request(Some(WARN_ONLY_EXPIRATION_SECONDS), Some(("Pod", "web")));
+        let answered = issuer.request(&account(), kubelet).await.unwrap();
+        let c = claims(&answered);
+        assert_eq!(c.kubernetes.pod.as_ref().unwrap().uid, "pod-uid");
+        let node = c.kubernetes.node.as_ref().unwrap();
+        assert_eq!(
+            (node.name.as_str(), node.uid.as_str()),
+            ("node-1", ""),
+            "a missing node keeps its name"
+        );
+        assert_eq!(c.exp.unwrap() - c.iat.unwrap(), EXTENDED_EXPIRATION_SECONDS);
+        assert_eq!(
+            c.kubernetes.warnafter,
+            Some(c.iat.unwrap() + WARN_ONLY_EXPIRATION_SECONDS)
+        );
+        assert_eq!(
+            answered.object["spec"]["expirationSeconds"],
+            WARN_ONLY_EXPIRATION_SECONDS
+        );
+
+        let missing = issuer
+            .request(&account(), request(None, Some(("Secret", "nope"))))
+            .await;
+        assert_eq!(
+            missing.unwrap_err().to_string(),
+            r#"secrets "nope" not found"#
+        );
+        let unknown = issuer
+            .request(&account(), request(None, Some(("ConfigMap", "x"))))
+            .await;
+        assert_eq!(
+            unknown.unwrap_err().to_string(),
+            "cannot bind token to object of type /v1, Kind=ConfigMap"
+        );
+        let mut stale = request(None, Some(("Pod", "web")));
+        stale.spec.bound_object_ref.as_mut().unwrap().uid = Some("old".into());
+        let conflict = issuer.request(&account(), stale).await.unwrap_err();
+        assert_eq!(conflict.code(), 409);
+    }
+}
