@@ -106,6 +106,7 @@ pub async fn run(
         escalation: modes
             .contains(&Mode::Rbac)
             .then(|| Arc::new(crate::resources::Escalation::new(authorizer.clone(), rbac))),
+        authorization: Some(authorizer.clone()),
     };
     let registry = crate::resources::registry(store.clone(), &resources);
     let discovery = Discovery::new(&registry, &advertised.to_string());

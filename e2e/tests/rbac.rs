@@ -495,6 +495,83 @@ rules:
     .await;
 }
 
+/// `kubectl auth can-i` (SelfSubjectAccessReview), `auth can-i --list`
+/// (SelfSubjectRulesReview) and SubjectAccessReviews answer what the authorizer then does.
+async fn reviews_agree_with_what_happens(backend: Backend) {
+    let (cluster, _tokens) = rbac_cluster(backend).await;
+    cluster.ok(&["create", "namespace", "lab"]);
+    cluster.ok(&[
+        "create",
+        "role",
+        "pod-reader",
+        "--verb=get,list,watch",
+        "--resource=pods",
+        "-n",
+        "lab",
+    ]);
+    cluster.ok(&[
+        "create",
+        "rolebinding",
+        "jane-reads",
+        "--role=pod-reader",
+        "--user=jane",
+        "-n",
+        "lab",
+    ]);
+    let jane = |args: &[&str]| cluster.kubectl_as_token("jane-token", args);
+    eventually("jane can list pods in lab", || {
+        let output = jane(&["auth", "can-i", "list", "pods", "-n", "lab"]);
+        let answer = String::from_utf8_lossy(&output.stdout).trim().to_string();
+        (answer == "yes").then_some(()).ok_or(answer)
+    })
+    .await;
+    assert!(jane(&["get", "pods", "-n", "lab"]).status.success());
+    for (args, expected) in [
+        (vec!["auth", "can-i", "delete", "pods", "-n", "lab"], "no"),
+        (vec!["auth", "can-i", "list", "pods", "-n", "default"], "no"),
+        (vec!["auth", "can-i", "get", "/version"], "yes"),
+        (vec!["auth", "can-i", "get", "/metrics"], "no"),
+    ] {
+        let output = jane(&args);
+        assert_eq!(
+            String::from_utf8_lossy(&output.stdout).trim(),
+            expected,
+            "{args:?}: {}",
+            stderr(&output)
+        );
+        assert_eq!(output.status.success(), expected == "yes", "{args:?}");
+    }
+    let list = jane(&["auth", "can-i", "--list", "-n", "lab"]);
+    let list = String::from_utf8_lossy(&list.stdout).into_owned();
+    let pods = list
+        .lines()
+        .find(|line| line.starts_with("pods "))
+        .unwrap_or_else(|| panic!("no pods rule in:\n{list}"));
+    assert!(pods.ends_with("[get list watch]"), "{pods}");
+    assert!(
+        list.lines()
+            .any(|l| l.contains("/version") && l.ends_with("[get]")),
+        "{list}"
+    );
+    // The admin asks about jane.
+    let review = |namespace: &str| {
+        format!(
+            r#"{{"apiVersion":"authorization.k8s.io/v1","kind":"SubjectAccessReview","spec":{{"user":"jane","groups":["system:authenticated"],"resourceAttributes":{{"namespace":"{namespace}","verb":"list","resource":"pods"}}}}}}"#
+        )
+    };
+    for (namespace, allowed) in [("lab", true), ("default", false)] {
+        let answer = cluster.ok_stdin(
+            &["create", "-f", "-", "-o", "json", "--validate=false"],
+            &review(namespace),
+        );
+        let answer: serde_json::Value = serde_json::from_str(&answer).unwrap();
+        assert_eq!(
+            answer["status"]["allowed"], allowed,
+            "{namespace}: {answer}"
+        );
+    }
+}
+
 macro_rules! both_backends {
     ($($case:ident),*) => {
         mod embedded {
@@ -521,5 +598,6 @@ both_backends!(
     the_scheduler_works_under_rbac,
     roles_and_bindings_grant_access,
     escalation_is_refused,
-    cluster_roles_aggregate
+    cluster_roles_aggregate,
+    reviews_agree_with_what_happens
 );

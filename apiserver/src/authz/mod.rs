@@ -15,6 +15,7 @@ use std::sync::Arc;
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use k8s_openapi::api::rbac::v1::PolicyRule;
 
 pub use self::attributes::{Attributes, ResourceAttributes};
 use crate::authn::UserInfo;
@@ -37,6 +38,21 @@ pub enum Decision {
 /// Decides requests; one per `--authorization-mode` entry.
 pub trait Authorizer: Send + Sync {
     fn authorize(&self, attributes: &Attributes) -> Decision;
+
+    /// What `user` may do in `namespace` (`""`: cluster-wide only), as rules: what
+    /// SelfSubjectRulesReview answers. An authorizer that cannot list its decisions says
+    /// `incomplete`.
+    fn rules_for(&self, user: &UserInfo, namespace: &str) -> RuleSet;
+}
+
+/// The rules a user holds, as far as the authorizers can tell.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RuleSet {
+    pub rules: Vec<PolicyRule>,
+    /// Some authorizer allows more than the rules show.
+    pub incomplete: bool,
+    /// Problems met resolving the rules (a binding to a missing role).
+    pub errors: Vec<String>,
 }
 
 /// An `--authorization-mode` entry.
@@ -74,11 +90,44 @@ impl Authorizer for Always {
     fn authorize(&self, _: &Attributes) -> Decision {
         self.0.clone()
     }
+
+    /// Everything, or nothing, as upstream's AlwaysAllow and AlwaysDeny list it.
+    fn rules_for(&self, _: &UserInfo, _: &str) -> RuleSet {
+        let all = || Some(vec!["*".to_string()]);
+        let rules = match self.0 {
+            Decision::Allow => vec![
+                PolicyRule {
+                    verbs: vec!["*".into()],
+                    api_groups: all(),
+                    resources: all(),
+                    ..Default::default()
+                },
+                PolicyRule {
+                    verbs: vec!["*".into()],
+                    non_resource_urls: all(),
+                    ..Default::default()
+                },
+            ],
+            _ => Vec::new(),
+        };
+        RuleSet {
+            rules,
+            ..Default::default()
+        }
+    }
 }
 
 /// The configured authorizers, asked in order.
 pub struct Chain {
     authorizers: Vec<Arc<dyn Authorizer>>,
+}
+
+impl std::fmt::Debug for Chain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Chain")
+            .field("authorizers", &self.authorizers.len())
+            .finish()
+    }
 }
 
 impl Chain {
@@ -107,6 +156,19 @@ impl Chain {
                 Err(forbidden(attributes, &reason))
             }
         }
+    }
+
+    /// The rules every authorizer says `user` holds in `namespace`, as upstream's union
+    /// rule resolver gathers them (`system:masters` is not listed as everything).
+    pub fn rules_for(&self, user: &UserInfo, namespace: &str) -> RuleSet {
+        let mut all = RuleSet::default();
+        for authorizer in &self.authorizers {
+            let found = authorizer.rules_for(user, namespace);
+            all.rules.extend(found.rules);
+            all.incomplete |= found.incomplete;
+            all.errors.extend(found.errors);
+        }
+        all
     }
 
     /// The decision of the first authorizer with an opinion; `system:masters` first.

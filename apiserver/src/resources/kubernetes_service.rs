@@ -205,6 +205,7 @@ mod tests {
             service_node_port_range: "30000-32767".parse().unwrap(),
             authentication: None,
             escalation: None,
+            authorization: None,
         };
         reconcile(store.clone(), &config, "192.168.1.10:6443".parse().unwrap())
             .await

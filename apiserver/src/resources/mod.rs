@@ -1,5 +1,6 @@
 //! Every served resource: one file each, one line each in [`registry`].
 
+mod accessreviews;
 mod allocator;
 mod configmaps;
 mod deployments;
@@ -47,6 +48,8 @@ pub struct Config {
     /// RBAC's privilege-escalation checks of role and binding writes; `None` unless RBAC
     /// is an authorization mode.
     pub escalation: Option<Arc<Escalation>>,
+    /// The authorizers the authorization.k8s.io reviews ask; `None` leaves the reviews out.
+    pub authorization: Option<Arc<crate::authz::Chain>>,
 }
 
 /// What the authentication API needs from the server's authenticators.
@@ -101,6 +104,23 @@ pub fn registry(store: Arc<dyn Store>, config: &Config) -> Registry {
         ))));
         registry.add(Arc::new(CreateOnly::new(
             selfsubjectreviews::SelfSubjectReviews,
+        )));
+    }
+    if let Some(chain) = &config.authorization {
+        let reviews = accessreviews::Reviews {
+            chain: chain.clone(),
+        };
+        registry.add(Arc::new(CreateOnly::new(
+            accessreviews::SelfSubjectAccessReviews(reviews.clone()),
+        )));
+        registry.add(Arc::new(CreateOnly::new(
+            accessreviews::SelfSubjectRulesReviews(reviews.clone()),
+        )));
+        registry.add(Arc::new(CreateOnly::new(
+            accessreviews::SubjectAccessReviews(reviews.clone()),
+        )));
+        registry.add(Arc::new(CreateOnly::new(
+            accessreviews::LocalSubjectAccessReviews(reviews),
         )));
     }
     registry.add(Arc::new(Rest::new(deployments::Deployments, store.clone())));

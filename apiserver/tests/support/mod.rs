@@ -56,6 +56,7 @@ impl Cluster {
             service_node_port_range: NODE_PORT_RANGE.parse().expect("node port range"),
             authentication: None,
             escalation: None,
+            authorization: None,
         };
         let cluster = Cluster {
             registry: apiserver::resources::registry(store, &config),

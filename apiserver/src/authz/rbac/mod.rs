@@ -72,4 +72,13 @@ impl crate::authz::Authorizer for Authorizer {
             false => Decision::NoOpinion(format!("RBAC: [{}]", errors.join(", "))),
         }
     }
+
+    fn rules_for(&self, user: &UserInfo, namespace: &str) -> crate::authz::RuleSet {
+        let (rules, errors) = Authorizer::rules_for(self, user, namespace);
+        crate::authz::RuleSet {
+            incomplete: !errors.is_empty(),
+            rules,
+            errors,
+        }
+    }
 }
