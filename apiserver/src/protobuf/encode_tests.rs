@@ -9,7 +9,9 @@ use prost::Message;
 use serde_json::{json, Value};
 
 use super::schema::{schema, FieldType, Label, Scalar, Shape};
-use super::tests::{KUBECTL_AUTH_CAN_I, KUBECTL_CREATE_CONFIGMAP, KUBECTL_CREATE_DEPLOYMENT};
+use super::tests::{
+    pseudo_random, KUBECTL_AUTH_CAN_I, KUBECTL_CREATE_CONFIGMAP, KUBECTL_CREATE_DEPLOYMENT,
+};
 use super::{encode_object, transcode, watch_frame, EncodeError, Envelope, ListEncoder};
 
 /// Decodes any body the encoder writes; unlike [`super::decode`], which takes request bodies
@@ -24,9 +26,14 @@ fn decode_response(body: &[u8]) -> Value {
     Value::Object(object)
 }
 
+/// Encodes `json` (an object with apiVersion and kind) from its bytes.
 fn encode(json: &Value) -> Vec<u8> {
     let (api_version, kind) = (json["apiVersion"].as_str(), json["kind"].as_str());
-    encode_object(api_version.unwrap(), kind.unwrap(), json).unwrap()
+    encode_object(api_version.unwrap(), kind.unwrap(), &bytes(json)).unwrap()
+}
+
+fn bytes(json: &Value) -> Vec<u8> {
+    serde_json::to_vec(json).unwrap()
 }
 
 /// Encodes `json` (an object with apiVersion and kind, in the decoder's form) and decodes it
@@ -191,8 +198,8 @@ fn rich_pod(name: &str) -> Value {
     })
 }
 
-#[test]
-fn rich_objects_round_trip() {
+/// Objects of many kinds, in the form our decoder writes.
+fn fixtures() -> Vec<Value> {
     let deployment = json!({
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -347,7 +354,7 @@ fn rich_objects_round_trip() {
         "stringData": {"plain": "text"},
         "type": "Opaque",
     });
-    for object in [
+    vec![
         rich_pod("web-0"),
         deployment,
         service,
@@ -358,8 +365,286 @@ fn rich_objects_round_trip() {
         partial,
         delete_options,
         secret,
-    ] {
+    ]
+}
+
+#[test]
+fn rich_objects_round_trip() {
+    for object in fixtures() {
         assert_round_trip(&object);
+    }
+}
+
+/// Objects with the shapes [`fixtures`] lacks, in forms the decoder does not give back exactly
+/// (whole doubles, Quantities as numbers, nulls in lists and maps, embedded raw JSON).
+fn shape_fixtures() -> Vec<Value> {
+    let crd = json!({
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": "widgets.example.com", "generation": 2},
+        "spec": {
+            "group": "example.com",
+            "names": {"plural": "widgets", "singular": "widget", "kind": "Widget", "listKind": "WidgetList", "shortNames": ["wd"]},
+            "scope": "Namespaced",
+            "versions": [{
+                "name": "v1",
+                "served": true,
+                "storage": true,
+                "schema": {"openAPIV3Schema": {
+                    "type": "object",
+                    "description": "A widget",
+                    "properties": {
+                        "spec": {
+                            "type": "object",
+                            "required": ["size"],
+                            "properties": {
+                                "size": {"type": "integer", "minimum": 1, "maximum": 10.5, "default": 3},
+                                "tags": {"type": "array", "items": {"type": "string"}, "x-kubernetes-list-type": "set"},
+                                "pair": {"type": "array", "items": [{"type": "string"}, {"type": "integer"}]},
+                                "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+                                "open": {"type": "object", "additionalProperties": true},
+                                "closed": {"type": "object", "additionalProperties": false},
+                                "mode": {"type": "string", "enum": ["a", "b", {"c": [1, null]}], "example": {"z": 1, "a": [true, null, 1.5e3]}},
+                                "dependent": {"type": "object", "dependencies": {"x": ["y", "z"], "w": {"type": "object"}}},
+                                "port": {"x-kubernetes-int-or-string": true, "anyOf": [{"type": "integer"}, {"type": "string"}]},
+                                "anything": {"x-kubernetes-preserve-unknown-fields": true, "nullable": true},
+                            },
+                        },
+                    },
+                    "x-kubernetes-validations": [{"rule": "self.spec.size < 10", "message": "too big"}],
+                }},
+                "subresources": {"status": {}, "scale": {"specReplicasPath": ".spec.size", "statusReplicasPath": ".status.size"}},
+                "additionalPrinterColumns": [{"name": "Size", "type": "integer", "jsonPath": ".spec.size"}],
+            }],
+            "conversion": {"strategy": "None"},
+        },
+        "status": {
+            "acceptedNames": {"plural": "widgets", "kind": "Widget"},
+            "storedVersions": ["v1"],
+            "conditions": [{"type": "Established", "status": "True", "lastTransitionTime": "2024-05-06T07:08:09Z"}],
+        },
+    });
+    let revision = json!({
+        "apiVersion": "apps/v1",
+        "kind": "ControllerRevision",
+        "metadata": {"name": "web-7d9f", "ownerReferences": [{"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "web", "uid": "u"}]},
+        "data": {"spec": {"template": {"b": 1, "a": "é\"\\/", "c": [1.0, -5, 1e2, 18_446_744_073_709_551_615u64], "d": {}}}},
+        "revision": 3,
+    });
+    // NamedRuleWithOperations embeds RuleWithOperations, which embeds Rule.
+    let policy = json!({
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicy",
+        "metadata": {"name": "p"},
+        "spec": {
+            "matchConstraints": {
+                "resourceRules": [{
+                    "resourceNames": ["a"],
+                    "operations": ["CREATE", "UPDATE"],
+                    "apiGroups": [""],
+                    "apiVersions": ["v1"],
+                    "resources": ["pods"],
+                    "scope": "Namespaced",
+                }],
+                "excludeResourceRules": [{}, {"scope": "*"}],
+                "matchPolicy": "Equivalent",
+            },
+            "validations": [{"expression": "object.spec.replicas < 5"}],
+            "failurePolicy": "Fail",
+        },
+    });
+    let review = json!({
+        "apiVersion": "authorization.k8s.io/v1",
+        "kind": "SubjectAccessReview",
+        "spec": {
+            "user": "jane",
+            "groups": ["dev"],
+            "extra": {"scopes": ["a", "b"], "empty": [], "none": null},
+            "uid": "1",
+            "resourceAttributes": {"verb": "get", "resource": "pods"},
+        },
+        "status": {"allowed": true},
+    });
+    // PersistentVolumeSpec embeds PersistentVolumeSource between its fields 1 and 3.
+    let volume = json!({
+        "apiVersion": "v1",
+        "kind": "PersistentVolume",
+        "metadata": {"name": "pv"},
+        "spec": {
+            "capacity": {"storage": 1_073_741_824, "cpu": 0.5, "memory": "1Gi"},
+            "hostPath": {"path": "/data", "type": "DirectoryOrCreate"},
+            "accessModes": ["ReadWriteOnce"],
+            "claimRef": {"namespace": "default", "name": "data"},
+            "persistentVolumeReclaimPolicy": "Retain",
+            "mountOptions": ["ro"],
+        },
+        "status": {"phase": "Bound", "lastPhaseTransitionTime": "2024-05-06T07:08:09Z"},
+    });
+    let config_map = json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "c", "finalizers": [null, "f"], "labels": {"a": null, "b": "x"}},
+        "data": {"z": "last", "a": null, "": "empty key"},
+        "binaryData": {"k": null, "j": "AAEC"},
+        "immutable": false,
+    });
+    let lease = json!({
+        "apiVersion": "coordination.k8s.io/v1",
+        "kind": "Lease",
+        "metadata": {"name": "l", "namespace": "kube-node-lease"},
+        "spec": {
+            "holderIdentity": "node-1",
+            "leaseDurationSeconds": 40,
+            "acquireTime": "2024-05-06T07:08:09.000001Z",
+            "renewTime": "2024-05-06T09:08:09.123456789+02:00",
+            "leaseTransitions": 0,
+        },
+    });
+    vec![crd, revision, policy, review, volume, config_map, lease]
+}
+
+/// The bytes the encoder wrote when it encoded `serde_json::Value`s, before it read JSON bytes:
+/// each of [`fixtures`] and [`shape_fixtures`] in turn, after its four-byte big-endian length.
+const VALUE_ENCODER_BYTES: &[u8] = include_bytes!("testdata/value_encoder.bin");
+
+#[test]
+fn bytes_are_the_value_encoders() {
+    let mut golden = VALUE_ENCODER_BYTES;
+    for fixture in fixtures().iter().chain(&shape_fixtures()) {
+        let (length, rest) = golden.split_first_chunk::<4>().unwrap();
+        let (expected, rest) = rest.split_at(u32::from_be_bytes(*length) as usize);
+        assert_eq!(encode(fixture), expected, "{fixture}");
+        golden = rest;
+    }
+    assert!(golden.is_empty());
+}
+
+/// `json` written with each object's members in a pseudo-random order.
+fn shuffled(json: &Value, seed: &mut u64) -> String {
+    match json {
+        Value::Object(members) => {
+            let mut members: Vec<_> = members.iter().collect();
+            for i in (1..members.len()).rev() {
+                members.swap(i, pseudo_random(seed) as usize % (i + 1));
+            }
+            let members: Vec<_> = members
+                .into_iter()
+                .map(|(key, value)| {
+                    format!("{}:{}", Value::from(key.as_str()), shuffled(value, seed))
+                })
+                .collect();
+            format!("{{{}}}", members.join(","))
+        }
+        Value::Array(items) => {
+            let items: Vec<_> = items.iter().map(|item| shuffled(item, seed)).collect();
+            format!("[{}]", items.join(","))
+        }
+        scalar => scalar.to_string(),
+    }
+}
+
+/// Fields are written in tag order, map entries and raw JSON keys sorted, whatever the order of
+/// the JSON's keys.
+#[test]
+fn key_order_does_not_change_the_bytes() {
+    let mut seed = 0x2545_f491_4f6c_dd1d;
+    for fixture in fixtures().iter().chain(&shape_fixtures()) {
+        let expected = encode(fixture);
+        let (api_version, kind) = (fixture["apiVersion"].as_str(), fixture["kind"].as_str());
+        for _ in 0..4 {
+            let json = shuffled(fixture, &mut seed);
+            let body = encode_object(api_version.unwrap(), kind.unwrap(), json.as_bytes());
+            assert_eq!(body.unwrap(), expected, "{json}");
+        }
+    }
+}
+
+#[test]
+fn unknown_keys_and_null_fields_leave_no_trace() {
+    let pod = rich_pod("web-0");
+    let mut noisy = pod.clone();
+    let unknown = json!({"deep": [1, {"x": null}, "s", [[]]], "n": -1.5e300});
+    noisy["unknown"] = unknown.clone();
+    noisy["metadata"]["bogus"] = unknown.clone();
+    noisy["metadata"]["deletionTimestamp"] = Value::Null;
+    noisy["spec"]["hostNetwork"] = Value::Null;
+    noisy["spec"]["overhead"] = Value::Null;
+    noisy["spec"]["initContainers"] = Value::Null;
+    noisy["spec"]["volumes"][0]["hostPath"] = Value::Null;
+    let container = &mut noisy["spec"]["containers"][0];
+    container["stdin"] = Value::Null;
+    container["x-unknown"] = unknown.clone();
+    container["livenessProbe"]["exec"] = Value::Null;
+    container["livenessProbe"]["bogus"] = unknown.clone();
+    container["env"][2]["valueFrom"]["secretKeyRef"]["bogus"] = unknown;
+    noisy["status"]["message"] = Value::Null;
+    assert_eq!(
+        encode_object("v1", "Pod", &bytes(&noisy)).unwrap(),
+        encode(&pod)
+    );
+}
+
+/// As reading the JSON into a map would: a later value, null included, replaces an earlier one.
+#[test]
+fn a_key_given_twice_keeps_its_last_value() {
+    let twice = br#"{
+        "metadata": {"name": "a", "labels": {"k": "1", "j": "0", "k": "2"}, "name": "b",
+            "namespace": "x", "namespace": null},
+        "data": {"k": "1", "k": "2"}
+    }"#;
+    let once = json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "b", "labels": {"j": "0", "k": "2"}},
+        "data": {"k": "2"},
+    });
+    assert_eq!(
+        encode_object("v1", "ConfigMap", twice).unwrap(),
+        encode(&once)
+    );
+    let twice = br#"{"data": {"b": 1, "a": 2, "b": {"y": 1, "x": 2, "y": 3}}, "revision": 1}"#;
+    let once = json!({
+        "apiVersion": "apps/v1",
+        "kind": "ControllerRevision",
+        "data": {"a": 2, "b": {"x": 2, "y": 3}},
+        "revision": 1,
+    });
+    assert_eq!(
+        encode_object("apps/v1", "ControllerRevision", twice).unwrap(),
+        encode(&once)
+    );
+}
+
+/// Raw JSON (RawExtension, FieldsV1) carries the JSON as serde_json writes it parsed: compact,
+/// keys sorted, its own escapes and number forms.
+#[test]
+fn raw_json_is_written_as_parsed() {
+    let data = r#"{ "z": [1, -0, 2.50, 1E3, 12345678901234567890, -9223372036854775808, 1e-7,
+        true, null, "\u00e9\/\"\\\t\u0001\ud83d\ude00"], "a\"b": {}, "a": {"y": [], "x": [{}]},
+        "": "" }"#;
+    let parsed: Value = serde_json::from_str(data).unwrap();
+    let revision = format!(r#"{{"data": {data}, "revision": 2}}"#);
+    let body = encode_object("apps/v1", "ControllerRevision", revision.as_bytes()).unwrap();
+    let raw = unwrap_envelope(&body, "apps/v1", "ControllerRevision");
+    let decoded = k8s_pb::api::apps::v1::ControllerRevision::decode(raw.as_slice()).unwrap();
+    assert_eq!(
+        decoded.data.unwrap().raw.unwrap(),
+        parsed.to_string().as_bytes()
+    );
+    let canonical = json!({"apiVersion": "apps/v1", "kind": "ControllerRevision", "data": parsed, "revision": 2});
+    assert_eq!(body, encode(&canonical));
+}
+
+#[test]
+fn invalid_json_is_refused() {
+    for json in [
+        &b""[..],
+        b"{",
+        br#"{"unknown": [1,]}"#,
+        br#"{"metadata": {}} x"#,
+    ] {
+        let error = encode_object("v1", "ConfigMap", json).unwrap_err();
+        assert!(matches!(error, EncodeError::Json(_)), "{error:?}");
     }
 }
 
@@ -538,9 +823,9 @@ fn times_follow_upstream() {
 fn list_encoder_matches_k8s_pb_and_whole_list() {
     let list_meta = json!({"resourceVersion": "100", "continue": "abc", "remainingItemCount": 5});
     let names = ["web-0", "web-1", "web-2"];
-    let mut encoder = ListEncoder::new("v1", "PodList", &list_meta).unwrap();
+    let mut encoder = ListEncoder::new("v1", "PodList", &bytes(&list_meta)).unwrap();
     for name in names {
-        encoder.push(&rich_pod(name)).unwrap();
+        encoder.push(&bytes(&rich_pod(name))).unwrap();
     }
     let body = encoder.finish();
 
@@ -588,7 +873,7 @@ fn partial_object_metadata_list() {
     let mut encoder = ListEncoder::new(
         "meta.k8s.io/v1",
         "PartialObjectMetadataList",
-        &json!({"resourceVersion": "9"}),
+        &bytes(&json!({"resourceVersion": "9"})),
     )
     .unwrap();
     for name in ["a", "b"] {
@@ -597,7 +882,7 @@ fn partial_object_metadata_list() {
             "kind": "PartialObjectMetadata",
             "metadata": {"name": name, "namespace": "default", "ownerReferences": [{"apiVersion": "v1", "kind": "Pod", "name": "p", "uid": "u"}]},
         });
-        encoder.push(&item).unwrap();
+        encoder.push(&bytes(&item)).unwrap();
     }
     let body = encoder.finish();
     let raw = unwrap_envelope(&body, "meta.k8s.io/v1", "PartialObjectMetadataList");
@@ -773,7 +1058,7 @@ fn nulls_in_lists_and_maps_are_zero_values() {
 #[test]
 fn errors_name_the_field() {
     let error = |api_version: &str, kind: &str, object: Value| {
-        encode_object(api_version, kind, &object)
+        encode_object(api_version, kind, &bytes(&object))
             .unwrap_err()
             .to_string()
     };
@@ -822,7 +1107,7 @@ fn errors_name_the_field() {
             encode_object(
                 "v1",
                 "Pod",
-                &json!({"metadata": {"creationTimestamp": time}})
+                &bytes(&json!({"metadata": {"creationTimestamp": time}}))
             ),
             Err(EncodeError::InvalidTime { .. })
         ));
@@ -846,22 +1131,24 @@ fn errors_name_the_field() {
 #[test]
 fn list_encoder_refuses_non_lists_and_keeps_going_after_a_bad_item() {
     assert_eq!(
-        ListEncoder::new("v1", "Pod", &json!({})).unwrap_err(),
+        ListEncoder::new("v1", "Pod", b"{}").unwrap_err(),
         EncodeError::NotAList {
             api_version: "v1".into(),
             kind: "Pod".into()
         }
     );
-    let mut encoder = ListEncoder::new("v1", "ConfigMapList", &json!({})).unwrap();
-    encoder.push(&json!({"metadata": {"name": "a"}})).unwrap();
+    let mut encoder = ListEncoder::new("v1", "ConfigMapList", b"{}").unwrap();
+    encoder.push(br#"{"metadata": {"name": "a"}}"#).unwrap();
     let error = encoder
-        .push(&json!({"metadata": {"name": "b"}, "data": {"k": 1}}))
+        .push(br#"{"metadata": {"name": "b"}, "data": {"k": 1}}"#)
         .unwrap_err();
     assert_eq!(
         error.to_string(),
         r#"items[1].data["k"]: expected string, found 1"#
     );
-    encoder.push(&json!({"metadata": {"name": "c"}})).unwrap();
+    let error = encoder.push(br#"{"metadata": {"name": "b"#).unwrap_err();
+    assert!(matches!(error, EncodeError::Json(_)), "{error:?}");
+    encoder.push(br#"{"metadata": {"name": "c"}}"#).unwrap();
     let body = encoder.finish();
     assert_eq!(
         decode_response(&body),
@@ -887,7 +1174,7 @@ fn deep_nesting_is_refused() {
         encode_object(
             "apiextensions.k8s.io/v1",
             "CustomResourceDefinition",
-            object,
+            &bytes(object),
         )
     };
     assert!(encode_crd(&nested(10)).is_ok());
@@ -897,23 +1184,78 @@ fn deep_nesting_is_refused() {
     );
 }
 
-/// Timing of a 10,000-pod list for the lead to judge (`cargo test -- --ignored --nocapture`);
-/// nothing is asserted about the time.
+/// A pod as the apiserver stores the benchmark's pods: defaults and managedFields added.
+fn stored_pod(name: &str) -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": name,
+            "namespace": "default",
+            "uid": "6b1c3d2e-0000-4000-8000-000000000001",
+            "resourceVersion": "12345",
+            "creationTimestamp": "2024-05-06T07:08:09Z",
+            "labels": {"app": "bench"},
+            "managedFields": [{
+                "manager": "bench",
+                "operation": "Update",
+                "apiVersion": "v1",
+                "time": "2024-05-06T07:08:09Z",
+                "fieldsType": "FieldsV1",
+                "fieldsV1": {"f:metadata": {"f:labels": {".": {}, "f:app": {}}}, "f:spec": {"f:containers": {"k:{\"name\":\"app\"}": {".": {}, "f:image": {}, "f:imagePullPolicy": {}, "f:name": {}, "f:ports": {".": {}, "k:{\"containerPort\":80,\"protocol\":\"TCP\"}": {".": {}, "f:containerPort": {}, "f:protocol": {}}}, "f:resources": {}, "f:terminationMessagePath": {}, "f:terminationMessagePolicy": {}}}, "f:dnsPolicy": {}, "f:enableServiceLinks": {}, "f:restartPolicy": {}, "f:schedulerName": {}, "f:securityContext": {}, "f:terminationGracePeriodSeconds": {}}},
+            }],
+        },
+        "spec": {
+            "containers": [{
+                "name": "app",
+                "image": "registry.k8s.io/pause:3.10",
+                "ports": [{"containerPort": 80, "protocol": "TCP"}],
+                "resources": {},
+                "terminationMessagePath": "/dev/termination-log",
+                "terminationMessagePolicy": "File",
+                "imagePullPolicy": "IfNotPresent",
+            }],
+            "restartPolicy": "Always",
+            "terminationGracePeriodSeconds": 30,
+            "dnsPolicy": "ClusterFirst",
+            "securityContext": {},
+            "schedulerName": "default-scheduler",
+            "enableServiceLinks": true,
+            "preemptionPolicy": "PreemptLowerPriority",
+            "priority": 0,
+        },
+        "status": {"phase": "Pending", "qosClass": "BestEffort"},
+    })
+}
+
+/// Timing of 10,000-pod lists for the lead to judge (`cargo test --release -- --ignored
+/// --nocapture`); nothing is asserted about the time.
 #[test]
 #[ignore]
 fn ten_thousand_pods() {
-    let pods: Vec<Value> = (0..10_000).map(|i| rich_pod(&format!("web-{i}"))).collect();
-    let started = std::time::Instant::now();
-    let mut encoder = ListEncoder::new("v1", "PodList", &json!({"resourceVersion": "1"})).unwrap();
-    for pod in &pods {
-        encoder.push(pod).unwrap();
+    for (label, make) in [
+        ("stored pod", stored_pod as fn(&str) -> Value),
+        ("rich pod", rich_pod),
+    ] {
+        let stored: Vec<Vec<u8>> = (0..10_000)
+            .map(|i| bytes(&make(&format!("web-{i}"))))
+            .collect();
+        let size: usize = stored.iter().map(Vec::len).sum();
+        let mut fastest = std::time::Duration::MAX;
+        let mut body = Vec::new();
+        for _ in 0..7 {
+            let started = std::time::Instant::now();
+            let mut encoder =
+                ListEncoder::new("v1", "PodList", br#"{"resourceVersion": "1"}"#).unwrap();
+            for json in &stored {
+                encoder.push(json).unwrap();
+            }
+            body = encoder.finish();
+            fastest = fastest.min(started.elapsed());
+        }
+        println!(
+            "10,000 {label}s: {size} bytes of JSON to {} of protobuf in {fastest:?} (fastest of 7)",
+            body.len()
+        );
     }
-    let body = encoder.finish();
-    println!(
-        "10,000 pods: {} bytes in {:?}",
-        body.len(),
-        started.elapsed()
-    );
-    let list = core::PodList::decode(unwrap_envelope(&body, "v1", "PodList").as_slice()).unwrap();
-    assert_eq!(list.items.len(), 10_000);
 }

@@ -22,6 +22,7 @@
 //! item by item, and watch events as length-prefixed `WatchEvent`s around enveloped objects.
 
 mod encode;
+mod layout;
 mod schema;
 mod shapes;
 mod transcode;

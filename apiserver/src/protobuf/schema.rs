@@ -207,10 +207,17 @@ impl Schema {
         })
     }
 
-    #[cfg(test)]
+    /// Every message with fields.
     pub(super) fn messages(&self) -> impl Iterator<Item = (&str, &Message)> {
         self.messages
             .iter()
             .map(|(name, message)| (name.as_str(), message))
+    }
+
+    /// Every shaped message.
+    pub(super) fn shapes(&self) -> impl Iterator<Item = (&str, Shape)> {
+        self.shapes
+            .iter()
+            .map(|(name, shape)| (name.as_str(), *shape))
     }
 }

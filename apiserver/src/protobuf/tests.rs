@@ -1000,7 +1000,7 @@ fn deep_nesting_is_refused() {
 }
 
 /// Tiny deterministic xorshift, to fuzz without a dependency.
-fn pseudo_random(seed: &mut u64) -> u64 {
+pub(super) fn pseudo_random(seed: &mut u64) -> u64 {
     *seed ^= *seed << 13;
     *seed ^= *seed >> 7;
     *seed ^= *seed << 17;

@@ -132,10 +132,12 @@ impl Encoder {
         Ok(match output {
             Output::Json => stored::with_resource_version(raw, revision),
             Output::Yaml => yaml(&stored::with_resource_version(raw, revision))?,
-            Output::Protobuf => {
-                let object = parse(&stored::with_resource_version(raw, revision))?;
-                protobuf::encode_object(&self.api_version, self.kind, &object).map_err(internal)?
-            }
+            Output::Protobuf => protobuf::encode_object(
+                &self.api_version,
+                self.kind,
+                &stored::with_resource_version(raw, revision),
+            )
+            .map_err(internal)?,
             Output::Metadata { list: true, .. } => {
                 return Err(metadata_shape_mismatch(
                     true,
@@ -150,12 +152,8 @@ impl Encoder {
                 let mut body = Vec::with_capacity(raw.len().min(4096));
                 stored::write_partial_metadata(&mut body, raw, revision, api_version);
                 if protobuf {
-                    body = protobuf::encode_object(
-                        api_version,
-                        "PartialObjectMetadata",
-                        &parse(&body)?,
-                    )
-                    .map_err(internal)?;
+                    body = protobuf::encode_object(api_version, "PartialObjectMetadata", &body)
+                        .map_err(internal)?;
                 }
                 body
             }
@@ -241,7 +239,7 @@ impl Encoder {
                         entry.revision,
                         api_version,
                     );
-                    list.push(&parse(&item)?).map_err(internal)?;
+                    list.push(&item).map_err(internal)?;
                 }
                 Ok(list.finish())
             }
@@ -252,9 +250,11 @@ impl Encoder {
                     &list_metadata(&page),
                 )
                 .map_err(internal)?;
+                let mut item = Vec::with_capacity(4096);
                 for entry in &page.items {
-                    let item = stored::with_resource_version(&entry.stored, entry.revision);
-                    list.push(&parse(&item)?).map_err(internal)?;
+                    item.clear();
+                    stored::write_list_item(&mut item, &entry.stored, entry.revision);
+                    list.push(&item).map_err(internal)?;
                 }
                 Ok(list.finish())
             }
@@ -348,7 +348,8 @@ impl Encoder {
         };
         let object = json!({"kind": kind, "apiVersion": api_version, "metadata": metadata});
         let body = if output.is_protobuf() {
-            protobuf::encode_object(api_version, kind, &object).unwrap_or_default()
+            protobuf::encode_object(api_version, kind, object.to_string().as_bytes())
+                .unwrap_or_default()
         } else {
             serde_json::to_vec(&object).unwrap_or_default()
         };
@@ -360,7 +361,7 @@ impl Encoder {
 pub(super) fn error_event(error: &ApiError, output: Output) -> Bytes {
     let status = error.status();
     let body = if output.is_protobuf() {
-        protobuf::encode_object("v1", "Status", &status).unwrap_or_default()
+        protobuf::encode_object("v1", "Status", status.to_string().as_bytes()).unwrap_or_default()
     } else {
         serde_json::to_vec(&status).unwrap_or_default()
     };
@@ -391,7 +392,8 @@ pub fn error_response(error: ApiError, output: Output) -> Response {
 
 fn status_response(code: StatusCode, status: &Value, output: Output) -> Response {
     let body = match output.is_protobuf() {
-        true => protobuf::encode_object("v1", "Status", status).unwrap_or_default(),
+        true => protobuf::encode_object("v1", "Status", status.to_string().as_bytes())
+            .unwrap_or_default(),
         false => serde_json::to_vec(status).unwrap_or_default(),
     };
     let output = match output.is_protobuf() {
@@ -401,8 +403,8 @@ fn status_response(code: StatusCode, status: &Value, output: Output) -> Response
     body_response(code, body, output)
 }
 
-/// A list's metadata as a value, for the protobuf encoder.
-fn list_metadata(page: &Page) -> Value {
+/// A list's metadata as JSON, for the protobuf encoder.
+fn list_metadata(page: &Page) -> Vec<u8> {
     let mut metadata = json!({"resourceVersion": page.revision.to_string()});
     if let Some(token) = &page.continue_token {
         metadata["continue"] = Value::from(token.as_str());
@@ -410,11 +412,7 @@ fn list_metadata(page: &Page) -> Value {
     if let Some(remaining) = page.remaining {
         metadata["remainingItemCount"] = Value::from(remaining);
     }
-    metadata
-}
-
-fn parse(json: &[u8]) -> ApiResult<Value> {
-    serde_json::from_slice(json).map_err(internal)
+    metadata.to_string().into_bytes()
 }
 
 /// A list's `"metadata":{...}` member: its resourceVersion, continue token and remaining

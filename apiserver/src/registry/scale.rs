@@ -186,7 +186,7 @@ pub(super) fn encode(scale: &Value, output: Output) -> ApiResult<Vec<u8>> {
 }
 
 fn protobuf_body(api_version: &str, kind: &str, object: &Value) -> ApiResult<Vec<u8>> {
-    crate::protobuf::encode_object(api_version, kind, object)
+    crate::protobuf::encode_object(api_version, kind, object.to_string().as_bytes())
         .map_err(|e| ApiError::Internal(e.to_string()))
 }
 
