@@ -45,8 +45,11 @@ for _ in $(seq 300); do
   sleep 0.1
 done
 
+# --use-service-account-credentials as kubeadm passes it: each controller writes as its own
+# kube-system service account, so an apiserver started with --authorization-mode=Node,RBAC
+# needs only the bootstrap policy (the flag changes nothing under the default AlwaysAllow).
 target/release/kube-controller-manager --kubeconfig "$LOCAL_DIR/pki/controller-manager.conf" \
-  --service-account-private-key-file "$LOCAL_DIR/pki/sa.key" \
+  --service-account-private-key-file "$LOCAL_DIR/pki/sa.key" --use-service-account-credentials \
   --bind-address 127.0.0.1 --secure-port "${CONTROLLER_MANAGER_PORT:-10257}" \
   >"$LOCAL_DIR/kube-controller-manager.log" 2>&1 &
 pids+=($!)

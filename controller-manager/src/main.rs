@@ -3,6 +3,7 @@
 //! endpoints, node health). It is only a client of the API server: everything it knows comes
 //! from shared informers and everything it does is an API request.
 
+mod clientbuilder;
 mod controller_utils;
 mod controllers;
 mod events;
@@ -12,17 +13,19 @@ mod options;
 mod runtime;
 mod workqueue;
 
+use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
-use kube::Client;
+use kube::{Client, Config};
 use machinery::client::ClientError;
 use machinery::leaderelection::{self, LeaderElectionError};
 use machinery::server::{Check, ComponentServer, ServerError};
 
-use controllers::{rootcacertpublisher, ControllerContext, UnknownController};
+use clientbuilder::ClientBuilder;
+use controllers::{rootcacertpublisher, ControllerContext, Descriptor, UnknownController};
 use events::Broadcaster;
 use informers::Informers;
 use options::Options;
@@ -67,7 +70,7 @@ async fn run(options: Options, shutdown: impl Future<Output = ()>) -> Result<(),
         )),
         None => None,
     };
-    let client = Client::try_from(config).map_err(ClientError::from)?;
+    let client = Client::try_from(config.clone()).map_err(ClientError::from)?;
     let election = &options.leader_election;
     let elector = election
         .leader_elect
@@ -85,9 +88,15 @@ async fn run(options: Options, shutdown: impl Future<Output = ()>) -> Result<(),
     // The context holds the informers: they watch for as long as the caller keeps it.
     let start = {
         let events = events.clone();
-        move || {
+        move || async move {
+            let clients = if options.use_service_account_credentials {
+                controller_clients(&selected, &client, &config).await
+            } else {
+                HashMap::new()
+            };
             let ctx = ControllerContext {
                 client: client.clone(),
+                clients,
                 informers: Arc::new(Informers::new(client.clone())),
                 events,
                 options: options.clone(),
@@ -103,19 +112,41 @@ async fn run(options: Options, shutdown: impl Future<Output = ()>) -> Result<(),
         }
     };
     let Some(elector) = elector else {
-        let _running = start();
+        let _running = start().await;
         shutdown.await;
         return Ok(());
     };
     let elector = elector.with_recorder(events.recorder("kube-controller-manager"));
     elector
-        .run(shutdown, move || {
-            let running = start();
-            async move {
-                let _running = running;
-                std::future::pending::<()>().await
-            }
+        .run(shutdown, move || async move {
+            let _running = start().await;
+            std::future::pending::<()>().await
         })
         .await?;
     Ok(())
+}
+
+/// `--use-service-account-credentials`: the selected controllers' own clients by controller
+/// name, one per service account (controllers sharing an account share its client), made
+/// once leading as upstream does, so a standby manager creates nothing.
+async fn controller_clients(
+    selected: &[&'static Descriptor],
+    root: &Client,
+    config: &Config,
+) -> HashMap<&'static str, Client> {
+    let builder = ClientBuilder::new(root.clone(), config);
+    let accounts: BTreeSet<&'static str> =
+        selected.iter().filter_map(|c| c.service_account).collect();
+    let by_account: HashMap<&'static str, Client> =
+        futures::future::join_all(accounts.into_iter().map(|account| {
+            let builder = &builder;
+            async move { (account, builder.client_for(account).await) }
+        }))
+        .await
+        .into_iter()
+        .collect();
+    selected
+        .iter()
+        .filter_map(|c| Some((c.name, by_account.get(c.service_account?)?.clone())))
+        .collect()
 }

@@ -85,6 +85,12 @@ pub struct Options {
     #[arg(long)]
     pub service_account_private_key_file: Option<PathBuf>,
 
+    /// If true, use individual service account credentials for each controller: its API
+    /// requests are made as `system:serviceaccount:kube-system:<controller>`, which the
+    /// bootstrap RBAC policy authorizes.
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub use_service_account_credentials: bool,
+
     #[command(flatten)]
     pub logging: LoggingArgs,
 }
@@ -114,6 +120,13 @@ mod tests {
         );
         assert_eq!(defaults.serving.secure_port, 10257);
         assert_eq!(defaults.node_startup_grace_period, Duration::from_secs(60));
+        assert!(!defaults.use_service_account_credentials);
+        for flag in [
+            "--use-service-account-credentials",
+            "--use-service-account-credentials=true",
+        ] {
+            assert!(Options::parse_from(["kcm", flag]).use_service_account_credentials);
+        }
         let verbose = Options::parse_from([
             "kcm",
             "--v=3",

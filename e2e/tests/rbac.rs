@@ -141,10 +141,120 @@ async fn the_scheduler_works_under_rbac(backend: Backend) {
     );
 }
 
+/// kubeadm's `--use-service-account-credentials`: each controller writes as its own service
+/// account in kube-system, which the manager creates and gets tokens for, and the bootstrap
+/// policy alone lets them roll out a Deployment and delete a namespace, with no extra binding.
+async fn controllers_work_as_their_service_accounts(backend: Backend) {
+    let (cluster, _tokens) = rbac_cluster(backend).await;
+    let manager = cluster
+        .start_controller_manager(&["--leader-elect=false", "--use-service-account-credentials"]);
+    let _nodes = cluster.start_node_simulator(&["--nodes", "1", "--pod-startup-delay=100ms"]);
+    let _scheduler = cluster.start_scheduler(&[]);
+    let in_log = |what: &str| format!("{what}; controller-manager log:\n{}", manager.log());
+    cluster.ok(&[
+        "create",
+        "deployment",
+        "web",
+        "--image",
+        "nginx",
+        "--replicas",
+        "3",
+    ]);
+    eventually_within("3 web pods Running", Duration::from_secs(60), || {
+        let phases = cluster.ok(&[
+            "get",
+            "pods",
+            "-l",
+            "app=web",
+            "-o",
+            "jsonpath={.items[*].status.phase}",
+        ]);
+        match phases
+            .split_whitespace()
+            .filter(|p| *p == "Running")
+            .count()
+        {
+            3 => Ok(()),
+            _ => Err(in_log(&format!("phases: {phases:?}"))),
+        }
+    })
+    .await;
+    let replica_set = cluster.ok(&[
+        "get",
+        "replicasets",
+        "-l",
+        "app=web",
+        "-o",
+        "jsonpath={.items[0].metadata.name}",
+    ]);
+    let owners = cluster.ok(&[
+        "get",
+        "pods",
+        "-l",
+        "app=web",
+        "-o",
+        "jsonpath={range .items[*]}{.metadata.ownerReferences[0].kind}/{.metadata.ownerReferences[0].name} {end}",
+    ]);
+    let expected = format!("ReplicaSet/{replica_set}");
+    assert_eq!(
+        owners.split_whitespace().collect::<Vec<_>>(),
+        [expected.as_str(); 3]
+    );
+
+    cluster.ok(&["create", "namespace", "doomed"]);
+    cluster.ok(&["create", "configmap", "settings", "-n", "doomed"]);
+    cluster.ok(&["delete", "namespace", "doomed", "--wait=false"]);
+    eventually_within("namespace doomed deleted", Duration::from_secs(60), || {
+        let output = cluster.kubectl(&["get", "namespace", "doomed"]);
+        match stderr(&output).contains("NotFound") {
+            true => Ok(()),
+            false => Err(in_log(&format!(
+                "{}{}",
+                String::from_utf8_lossy(&output.stdout),
+                stderr(&output)
+            ))),
+        }
+    })
+    .await;
+
+    let accounts = cluster.ok(&["get", "serviceaccounts", "-n", "kube-system", "-o", "name"]);
+    for account in [
+        "replicaset-controller",
+        "deployment-controller",
+        "generic-garbage-collector",
+        "namespace-controller",
+        "service-account-controller",
+        "root-ca-cert-publisher",
+        "endpoint-controller",
+        "endpointslice-controller",
+        "node-controller",
+        "clusterrole-aggregation-controller",
+    ] {
+        assert!(
+            accounts.contains(&format!("serviceaccount/{account}\n")),
+            "{account} missing from kube-system:\n{accounts}"
+        );
+    }
+    assert!(
+        !manager.log().contains("Forbidden"),
+        "a controller was refused something:\n{}",
+        manager.log()
+    );
+}
+
 /// Runs `check` until it holds: RBAC changes reach the authorizer through a watch, a few
 /// milliseconds after the write that made them.
-async fn eventually(what: &str, mut check: impl FnMut() -> Result<(), String>) {
-    let deadline = Instant::now() + Duration::from_secs(10);
+async fn eventually(what: &str, check: impl FnMut() -> Result<(), String>) {
+    eventually_within(what, Duration::from_secs(10), check).await;
+}
+
+/// [`eventually`], for checks that wait on controllers (pods started, namespaces emptied).
+async fn eventually_within(
+    what: &str,
+    timeout: Duration,
+    mut check: impl FnMut() -> Result<(), String>,
+) {
+    let deadline = Instant::now() + timeout;
     loop {
         match check() {
             Ok(()) => return,
@@ -596,6 +706,7 @@ macro_rules! both_backends {
 both_backends!(
     forbids_with_upstreams_messages,
     the_scheduler_works_under_rbac,
+    controllers_work_as_their_service_accounts,
     roles_and_bindings_grant_access,
     escalation_is_refused,
     cluster_roles_aggregate,

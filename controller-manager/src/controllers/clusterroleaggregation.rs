@@ -37,7 +37,7 @@ pub fn start(ctx: &ControllerContext) {
     let (queue, triggers) = Queue::new(NAME);
     tokio::spawn(watch_roles(queue.clone(), roles.store(), roles.subscribe()));
     let context = Arc::new(Context {
-        client: ctx.client.clone(),
+        client: ctx.client_for(NAME),
         roles: roles.store(),
     });
     let controller = runtime::Controller {

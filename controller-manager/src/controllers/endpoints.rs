@@ -54,7 +54,7 @@ pub fn start(ctx: &ControllerContext) {
     let endpoints = ctx.informers.get::<Endpoints>();
     let (queue, triggers) = Queue::new(NAME);
     let context = Arc::new(Context {
-        client: ctx.client.clone(),
+        client: ctx.client_for(NAME),
         services: services.store(),
         pods: pods.store(),
         endpoints: endpoints.store(),

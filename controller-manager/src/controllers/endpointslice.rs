@@ -58,7 +58,7 @@ pub fn start(ctx: &ControllerContext) {
     let slices = ctx.informers.get::<EndpointSlice>();
     let (queue, triggers) = Queue::new(NAME);
     let context = Arc::new(Context {
-        client: ctx.client.clone(),
+        client: ctx.client_for(NAME),
         pods: pods.store(),
         nodes: nodes.store(),
         slices: slices.store(),

@@ -180,7 +180,7 @@ struct Collector {
 pub fn start(ctx: &ControllerContext) {
     let (events, changes) = unbounded_channel();
     let collector = Arc::new(Collector {
-        client: ctx.client.clone(),
+        client: ctx.client_for(NAME),
         graph: Mutex::default(),
         mappings: Mutex::default(),
         attempt_to_delete: WorkQueue::new("garbage_collector_attempt_to_delete"),

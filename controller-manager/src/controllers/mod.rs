@@ -13,6 +13,7 @@ pub mod serviceaccount;
 pub mod serviceaccounttoken;
 pub mod tainteviction;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use kube::Client;
@@ -23,7 +24,12 @@ use crate::options::Options;
 
 /// What every controller is started with.
 pub struct ControllerContext {
+    /// The manager's own identity: the shared informers, and the controllers that upstream
+    /// also runs with it (the legacy token controller, which must work before any token).
     pub client: Client,
+    /// With `--use-service-account-credentials`, each controller's own client by controller
+    /// name (see [`ControllerContext::client_for`]); empty otherwise.
+    pub clients: HashMap<&'static str, Client>,
     pub informers: Arc<Informers>,
     pub events: Broadcaster,
     pub options: Arc<Options>,
@@ -33,11 +39,24 @@ pub struct ControllerContext {
     pub service_account_key: Option<Arc<machinery::serviceaccount::keys::SigningKey>>,
 }
 
+impl ControllerContext {
+    /// The client for the writes of the controller `name`: its service account's with
+    /// `--use-service-account-credentials`, otherwise the manager's own.
+    pub fn client_for(&self, name: &str) -> Client {
+        self.clients.get(name).unwrap_or(&self.client).clone()
+    }
+}
+
 /// A controller that `--controllers` can name.
 pub struct Descriptor {
     pub name: &'static str,
     /// The short names of older releases, still accepted.
     pub aliases: &'static [&'static str],
+    /// The service account (in kube-system) it acts as with
+    /// `--use-service-account-credentials`, upstream's, which the bootstrap ClusterRoleBinding
+    /// `system:controller:<account>` authorizes; `None` for a controller upstream runs with
+    /// the manager's own credentials.
+    pub service_account: Option<&'static str>,
     pub start: fn(&ControllerContext),
 }
 
@@ -47,61 +66,76 @@ pub const CONTROLLERS: &[Descriptor] = &[
         name: replicaset::NAME,
         aliases: &["replicaset"],
         start: replicaset::start,
+        service_account: Some("replicaset-controller"),
     },
     Descriptor {
         name: deployment::NAME,
         aliases: &["deployment"],
         start: deployment::start,
+        service_account: Some("deployment-controller"),
     },
     Descriptor {
         name: garbagecollector::NAME,
         aliases: &["garbagecollector"],
         start: garbagecollector::start,
+        service_account: Some("generic-garbage-collector"),
     },
     Descriptor {
         name: namespace::NAME,
         aliases: &["namespace"],
         start: namespace::start,
+        service_account: Some("namespace-controller"),
     },
     Descriptor {
         name: serviceaccount::NAME,
         aliases: &["serviceaccount"],
         start: serviceaccount::start,
+        service_account: Some("service-account-controller"),
     },
     Descriptor {
         name: serviceaccounttoken::NAME,
         aliases: &["serviceaccount-token"],
         start: serviceaccounttoken::start,
+        // Upstream's tokens controller uses the root client: it mints the very tokens
+        // service accounts would need.
+        service_account: None,
     },
     Descriptor {
         name: rootcacertpublisher::NAME,
         aliases: &["root-ca-cert-publisher"],
         start: rootcacertpublisher::start,
+        service_account: Some("root-ca-cert-publisher"),
     },
     Descriptor {
         name: endpoints::NAME,
         aliases: &["endpoint"],
         start: endpoints::start,
+        service_account: Some("endpoint-controller"),
     },
     Descriptor {
         name: endpointslice::NAME,
         aliases: &["endpointslice"],
         start: endpointslice::start,
+        service_account: Some("endpointslice-controller"),
     },
     Descriptor {
         name: nodelifecycle::NAME,
         aliases: &["nodelifecycle"],
         start: nodelifecycle::start,
+        service_account: Some("node-controller"),
     },
     Descriptor {
         name: tainteviction::NAME,
         aliases: &["taint-eviction"],
         start: tainteviction::start,
+        // Upstream: "taint-manager uses existing cluster role from node-controller".
+        service_account: Some("node-controller"),
     },
     Descriptor {
         name: clusterroleaggregation::NAME,
         aliases: &["clusterrole-aggregation"],
         start: clusterroleaggregation::start,
+        service_account: Some("clusterrole-aggregation-controller"),
     },
 ];
 

@@ -75,7 +75,7 @@ pub fn start(ctx: &ControllerContext) {
     let namespaces = ctx.informers.get::<Namespace>();
     let (queue, triggers) = Queue::new(NAME);
     let context = Arc::new(Context {
-        client: ctx.client.clone(),
+        client: ctx.client_for(NAME),
         queue: queue.clone(),
     });
     tokio::spawn(watch_namespaces(context.clone(), namespaces.subscribe()));

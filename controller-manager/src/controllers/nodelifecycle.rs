@@ -91,7 +91,7 @@ pub fn start(ctx: &ControllerContext) {
     let (queue, triggers) = Queue::new(NAME);
     let options = &ctx.options;
     let context = Arc::new(Context {
-        client: ctx.client.clone(),
+        client: ctx.client_for(NAME),
         nodes: nodes.store(),
         pods: pods.store(),
         leases: leases.store(),

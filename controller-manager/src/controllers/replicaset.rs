@@ -57,7 +57,7 @@ pub fn start(ctx: &ControllerContext) {
     let replica_sets = ctx.informers.get::<ReplicaSet>();
     let (queue, triggers) = Queue::new(NAME);
     let context = Arc::new(Context {
-        client: ctx.client.clone(),
+        client: ctx.client_for(NAME),
         pods: pods.store(),
         replica_sets: replica_sets.store(),
         expectations: Expectations::default(),

@@ -85,7 +85,7 @@ pub fn start(ctx: &ControllerContext) {
     tokio::spawn(watch_namespaces(queue.clone(), namespaces.subscribe()));
     tokio::spawn(watch_config_maps(queue.clone(), config_maps.subscribe()));
     let context = Arc::new(Context {
-        client: ctx.client.clone(),
+        client: ctx.client_for(NAME),
         config_maps: config_maps.store(),
         root_ca,
     });

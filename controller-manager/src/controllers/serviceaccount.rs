@@ -38,7 +38,7 @@ pub fn start(ctx: &ControllerContext) {
         service_accounts.subscribe(),
     ));
     let context = Arc::new(Context {
-        client: ctx.client.clone(),
+        client: ctx.client_for(NAME),
         service_accounts: service_accounts.store(),
     });
     let controller = runtime::Controller {

@@ -42,7 +42,7 @@ pub fn start(ctx: &ControllerContext) {
     let pods = ctx.informers.get::<Pod>();
     let (queue, triggers) = Queue::new(NAME);
     let context = Arc::new(Context {
-        client: ctx.client.clone(),
+        client: ctx.client_for(NAME),
         nodes: nodes.store(),
         pods: pods.store(),
         scheduled: Mutex::default(),

@@ -58,7 +58,7 @@ pub fn start(ctx: &ControllerContext) {
     let pods = ctx.informers.get::<Pod>();
     let (queue, triggers) = Queue::new(NAME);
     let context = Arc::new(Context {
-        client: ctx.client.clone(),
+        client: ctx.client_for(NAME),
         replica_sets: replica_sets.store(),
         pods: pods.store(),
         deployments: deployments.store(),
