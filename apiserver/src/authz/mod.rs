@@ -18,6 +18,7 @@ use axum::response::{IntoResponse, Response};
 use k8s_openapi::api::rbac::v1::PolicyRule;
 
 pub use self::attributes::{Attributes, ResourceAttributes};
+use self::rbac::rules;
 use crate::authn::UserInfo;
 use crate::error::{ApiError, Target};
 
@@ -93,21 +94,8 @@ impl Authorizer for Always {
 
     /// Everything, or nothing, as upstream's AlwaysAllow and AlwaysDeny list it.
     fn rules_for(&self, _: &UserInfo, _: &str) -> RuleSet {
-        let all = || Some(vec!["*".to_string()]);
         let rules = match self.0 {
-            Decision::Allow => vec![
-                PolicyRule {
-                    verbs: vec!["*".into()],
-                    api_groups: all(),
-                    resources: all(),
-                    ..Default::default()
-                },
-                PolicyRule {
-                    verbs: vec!["*".into()],
-                    non_resource_urls: all(),
-                    ..Default::default()
-                },
-            ],
+            Decision::Allow => rules::everything().to_vec(),
             _ => Vec::new(),
         };
         RuleSet {

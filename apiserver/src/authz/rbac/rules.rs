@@ -20,6 +20,26 @@ fn list(set: &Option<Vec<String>>) -> &[String] {
     set.as_deref().unwrap_or_default()
 }
 
+/// Everything, as `cluster-admin` holds it: every verb on every resource and every
+/// non-resource URL. What AlwaysAllow lists as a user's rules, and what setting an
+/// aggregation rule requires (the rule may gather any permission into the role).
+pub fn everything() -> [PolicyRule; 2] {
+    let all = || Some(vec![ALL.to_string()]);
+    [
+        PolicyRule {
+            verbs: vec![ALL.into()],
+            api_groups: all(),
+            resources: all(),
+            ..Default::default()
+        },
+        PolicyRule {
+            verbs: vec![ALL.into()],
+            non_resource_urls: all(),
+            ..Default::default()
+        },
+    ]
+}
+
 /// Whether `rule` allows the request `attributes` describes.
 pub fn allows(rule: &PolicyRule, attributes: &Attributes) -> bool {
     if !(rule.verbs.iter().any(|v| v == ALL || *v == attributes.verb)) {

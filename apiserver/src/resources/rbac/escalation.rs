@@ -30,25 +30,6 @@ impl std::fmt::Debug for Escalation {
     }
 }
 
-/// Everything, as `cluster-admin` holds it: what setting an aggregation rule requires, since
-/// the rule may gather any permission into the role.
-fn full_authority() -> [PolicyRule; 2] {
-    let all = || Some(vec!["*".to_string()]);
-    [
-        PolicyRule {
-            verbs: vec!["*".into()],
-            api_groups: all(),
-            resources: all(),
-            ..Default::default()
-        },
-        PolicyRule {
-            verbs: vec!["*".into()],
-            non_resource_urls: all(),
-            ..Default::default()
-        },
-    ]
-}
-
 /// A role or binding resource the checks speak about: its plural and the request's name and
 /// namespace (the authorization request upstream builds uses the URL's, not the body's).
 pub(super) struct Written<'a> {
@@ -113,7 +94,7 @@ impl Escalation {
             .map_err(|reason| at.forbidden(reason))?;
         if aggregates
             && self
-                .confirm_held(user, at.namespace, &full_authority())
+                .confirm_held(user, at.namespace, &crate::authz::rbac::rules::everything())
                 .is_err()
         {
             return Err(at.forbidden(
