@@ -110,70 +110,105 @@ pub async fn reconcile(store: &Arc<dyn Store>) -> Result<(), BootstrapError> {
 
 async fn reconcile_one(store: &dyn Store, item: Item) -> Result<(), BootstrapError> {
     let key = item.key();
+    match &item {
+        Item::ClusterRole(expected) => reconcile_object(store, &key, expected).await,
+        Item::ClusterRoleBinding(expected) => reconcile_object(store, &key, expected).await,
+        Item::Role(expected) => reconcile_object(store, &key, expected).await,
+        Item::RoleBinding(expected) => reconcile_object(store, &key, expected).await,
+    }
+}
+
+/// What reconciling needs to know of a role or binding kind.
+trait Bootstrapped:
+    Serialize + DeserializeOwned + Clone + Send + Sync + k8s_openapi::Metadata<Ty = ObjectMeta>
+{
+    /// Adds what `expected` grants that `self` lacks; whether anything was missing.
+    fn add_missing(&mut self, expected: &Self) -> bool;
+
+    /// Whether the stored object cannot become `expected` by an update (a binding's
+    /// roleRef cannot change) and must be replaced.
+    fn replaced_by(&self, _expected: &Self) -> bool {
+        false
+    }
+}
+
+impl Bootstrapped for ClusterRole {
+    fn add_missing(&mut self, expected: &Self) -> bool {
+        add_rules(
+            &mut self.rules,
+            &expected.rules,
+            &mut self.metadata,
+            &expected.metadata,
+        )
+    }
+}
+
+impl Bootstrapped for Role {
+    fn add_missing(&mut self, expected: &Self) -> bool {
+        add_rules(
+            &mut self.rules,
+            &expected.rules,
+            &mut self.metadata,
+            &expected.metadata,
+        )
+    }
+}
+
+impl Bootstrapped for ClusterRoleBinding {
+    fn add_missing(&mut self, expected: &Self) -> bool {
+        add_subjects(&mut self.subjects, &expected.subjects)
+    }
+
+    fn replaced_by(&self, expected: &Self) -> bool {
+        self.role_ref != expected.role_ref
+    }
+}
+
+impl Bootstrapped for RoleBinding {
+    fn add_missing(&mut self, expected: &Self) -> bool {
+        add_subjects(&mut self.subjects, &expected.subjects)
+    }
+
+    fn replaced_by(&self, expected: &Self) -> bool {
+        self.role_ref != expected.role_ref
+    }
+}
+
+/// Creates `expected` at `key`, or brings what is stored there up to it.
+async fn reconcile_object<T: Bootstrapped>(
+    store: &dyn Store,
+    key: &str,
+    expected: &T,
+) -> Result<(), BootstrapError> {
     let store_error = |source| BootstrapError::Store {
-        key: key.clone(),
+        key: key.to_string(),
         source,
+    };
+    let encode_error = |source| BootstrapError::Encode {
+        key: key.to_string(),
+        source: Box::new(source),
     };
     loop {
         let Some(current) = store.get(key.as_bytes()).await.map_err(store_error)? else {
-            let created = match &item {
-                Item::ClusterRole(o) => fresh(o, &key)?,
-                Item::ClusterRoleBinding(o) => fresh(o, &key)?,
-                Item::Role(o) => fresh(o, &key)?,
-                Item::RoleBinding(o) => fresh(o, &key)?,
-            };
+            let created = fresh(expected).map_err(encode_error)?;
             match store.create(key.as_bytes(), created).await {
                 Ok(_) => return Ok(()),
                 Err(store::Error::AlreadyExists { .. }) => continue,
                 Err(other) => return Err(store_error(other)),
             }
         };
-        let reconciled = match &item {
-            Item::ClusterRole(expected) => {
-                let mut role: ClusterRole = decode(&current.value, &key)?;
-                (!opted_out(&role.metadata) && add_rules(&mut role.rules, &expected.rules))
-                    .then(|| merge_meta(&mut role.metadata, &expected.metadata))
-                    .map(|()| stored::encode(&role))
-            }
-            Item::Role(expected) => {
-                let mut role: Role = decode(&current.value, &key)?;
-                (!opted_out(&role.metadata) && add_rules(&mut role.rules, &expected.rules))
-                    .then(|| merge_meta(&mut role.metadata, &expected.metadata))
-                    .map(|()| stored::encode(&role))
-            }
-            Item::ClusterRoleBinding(expected) => {
-                let mut binding: ClusterRoleBinding = decode(&current.value, &key)?;
-                if binding.role_ref != expected.role_ref {
-                    // A roleRef cannot change: upstream replaces the binding.
-                    let _ = store
-                        .delete(key.as_bytes(), Some(current.mod_revision))
-                        .await;
-                    continue;
-                }
-                (!opted_out(&binding.metadata)
-                    && add_subjects(&mut binding.subjects, &expected.subjects))
-                .then(|| stored::encode(&binding))
-            }
-            Item::RoleBinding(expected) => {
-                let mut binding: RoleBinding = decode(&current.value, &key)?;
-                if binding.role_ref != expected.role_ref {
-                    let _ = store
-                        .delete(key.as_bytes(), Some(current.mod_revision))
-                        .await;
-                    continue;
-                }
-                (!opted_out(&binding.metadata)
-                    && add_subjects(&mut binding.subjects, &expected.subjects))
-                .then(|| stored::encode(&binding))
-            }
-        };
-        let Some(encoded) = reconciled else {
+        let mut stored: T = decode(&current.value, key)?;
+        if stored.replaced_by(expected) {
+            // Upstream deletes and creates such a binding again.
+            let _ = store
+                .delete(key.as_bytes(), Some(current.mod_revision))
+                .await;
+            continue;
+        }
+        if opted_out(stored.metadata()) || !stored.add_missing(expected) {
             return Ok(());
-        };
-        let encoded = encoded.map_err(|source| BootstrapError::Encode {
-            key: key.clone(),
-            source: Box::new(source),
-        })?;
+        }
+        let encoded = stored::encode(&stored).map_err(encode_error)?;
         match store
             .update(key.as_bytes(), encoded, current.mod_revision)
             .await
@@ -189,18 +224,12 @@ async fn reconcile_one(store: &dyn Store, item: Item) -> Result<(), BootstrapErr
 }
 
 /// A bootstrap object as first stored: with a uid and creation time like any created one.
-fn fresh<T: Serialize + Clone + k8s_openapi::Metadata<Ty = ObjectMeta>>(
-    object: &T,
-    key: &str,
-) -> Result<bytes::Bytes, BootstrapError> {
+fn fresh<T: Bootstrapped>(object: &T) -> Result<bytes::Bytes, ApiError> {
     let mut object = object.clone();
     let meta = object.metadata_mut();
     meta.uid = Some(stored::new_uid());
     meta.creation_timestamp = Some(stored::now());
-    stored::encode(&object).map_err(|source| BootstrapError::Encode {
-        key: key.to_string(),
-        source: Box::new(source),
-    })
+    stored::encode(&object)
 }
 
 fn decode<T: DeserializeOwned>(raw: &[u8], key: &str) -> Result<T, BootstrapError> {
@@ -214,16 +243,22 @@ fn opted_out(meta: &ObjectMeta) -> bool {
         .is_some_and(|v| v == "false")
 }
 
-/// Adds the rules of `expected` that `rules` do not cover; whether any were missing.
+/// Adds the rules of `expected` that `rules` do not cover, and with them the bootstrap
+/// labels and annotations; whether any rule was missing.
 fn add_rules(
     rules: &mut Option<Vec<k8s_openapi::api::rbac::v1::PolicyRule>>,
     expected: &Option<Vec<k8s_openapi::api::rbac::v1::PolicyRule>>,
+    meta: &mut ObjectMeta,
+    expected_meta: &ObjectMeta,
 ) -> bool {
     let current = rules.get_or_insert_with(Vec::new);
     let missing = rules::uncovered(current, expected.as_deref().unwrap_or_default());
-    let changed = !missing.is_empty();
+    if missing.is_empty() {
+        return false;
+    }
     current.extend(missing);
-    changed
+    merge_meta(meta, expected_meta);
+    true
 }
 
 /// Adds the subjects of `expected` that `subjects` lacks; whether any were missing.
