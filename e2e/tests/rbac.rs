@@ -273,12 +273,9 @@ fn rows(table: &str) -> Vec<Vec<String>> {
         .collect()
 }
 
-/// The learner's lab: an admin grants jane read access to pods in one namespace with a
-/// Role and a RoleBinding made by `kubectl create`, jane can read them there and nowhere
-/// else, and kubectl lists roles and bindings with upstream's columns.
-async fn roles_and_bindings_grant_access(backend: Backend) {
-    let (cluster, _tokens) = rbac_cluster(backend).await;
-    let jane = |args: &[&str]| cluster.kubectl_as_token("jane-token", args);
+/// As the admin: a namespace `lab` where a Role and RoleBinding made by `kubectl create` let
+/// jane read pods.
+fn grant_jane_pod_reading(cluster: &Cluster) {
     cluster.ok(&["create", "namespace", "lab"]);
     cluster.ok(&[
         "create",
@@ -298,6 +295,15 @@ async fn roles_and_bindings_grant_access(backend: Backend) {
         "-n",
         "lab",
     ]);
+}
+
+/// The learner's lab: an admin grants jane read access to pods in one namespace with a
+/// Role and a RoleBinding made by `kubectl create`, jane can read them there and nowhere
+/// else, and kubectl lists roles and bindings with upstream's columns.
+async fn roles_and_bindings_grant_access(backend: Backend) {
+    let (cluster, _tokens) = rbac_cluster(backend).await;
+    let jane = |args: &[&str]| cluster.kubectl_as_token("jane-token", args);
+    grant_jane_pod_reading(&cluster);
     eventually("jane lists pods in lab", || {
         let output = jane(&["get", "pods", "-n", "lab"]);
         match output.status.success() {
@@ -609,25 +615,7 @@ rules:
 /// (SelfSubjectRulesReview) and SubjectAccessReviews answer what the authorizer then does.
 async fn reviews_agree_with_what_happens(backend: Backend) {
     let (cluster, _tokens) = rbac_cluster(backend).await;
-    cluster.ok(&["create", "namespace", "lab"]);
-    cluster.ok(&[
-        "create",
-        "role",
-        "pod-reader",
-        "--verb=get,list,watch",
-        "--resource=pods",
-        "-n",
-        "lab",
-    ]);
-    cluster.ok(&[
-        "create",
-        "rolebinding",
-        "jane-reads",
-        "--role=pod-reader",
-        "--user=jane",
-        "-n",
-        "lab",
-    ]);
+    grant_jane_pod_reading(&cluster);
     let jane = |args: &[&str]| cluster.kubectl_as_token("jane-token", args);
     eventually("jane can list pods in lab", || {
         let output = jane(&["auth", "can-i", "list", "pods", "-n", "lab"]);
