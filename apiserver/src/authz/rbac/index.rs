@@ -131,6 +131,9 @@ impl Snapshot {
 pub struct Index {
     caches: [Arc<Cache>; 4],
     snapshot: RwLock<Arc<Snapshot>>,
+    /// Held for a whole rebuild, so a rebuild that read the caches earlier never swaps its
+    /// older snapshot in after a later one (start-up's and the follower's can overlap).
+    rebuilding: tokio::sync::Mutex<()>,
     _stop: DropGuard,
 }
 
@@ -157,6 +160,7 @@ impl Index {
                 cache(ROLE_BINDINGS),
             ],
             snapshot: RwLock::new(Arc::new(Snapshot::default())),
+            rebuilding: tokio::sync::Mutex::new(()),
             _stop: stop.clone().drop_guard(),
         });
         let weak = Arc::downgrade(&index);
@@ -185,6 +189,7 @@ impl Index {
 
     /// Builds a snapshot from what the caches hold now and swaps it in.
     async fn rebuild(&self) {
+        let _rebuilding = self.rebuilding.lock().await;
         let [cluster_roles, roles, cluster_bindings, role_bindings] = &self.caches;
         let mut snapshot = Snapshot::default();
         for role in objects::<ClusterRole>(cluster_roles, CLUSTER_ROLES).await {
