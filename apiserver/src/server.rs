@@ -94,7 +94,12 @@ pub async fn run(
             .map_err(|e| StartError::Authorization(Box::new(e)))?;
     }
     let rbac = Arc::new(crate::authz::rbac::Authorizer::new(rbac));
-    let authorizer = Arc::new(Chain::new(modes, rbac.clone()));
+    let node = if modes.contains(&Mode::Node) {
+        Some(node_authorizer(&store).await?)
+    } else {
+        None
+    };
+    let authorizer = Arc::new(Chain::new(modes, rbac.clone(), node));
     let resources = crate::resources::Config {
         service_cluster_ip_range: options.service_cluster_ip_range,
         service_node_port_range: options.service_node_port_range,
@@ -140,6 +145,19 @@ pub async fn run(
     )
     .await;
     Ok(())
+}
+
+/// The Node authorizer, once its graph holds the pods the store has.
+async fn node_authorizer(
+    store: &Arc<dyn Store>,
+) -> Result<Arc<crate::authz::node::Authorizer>, StartError> {
+    let graph = crate::authz::node::graph::Graph::start(store.clone());
+    graph
+        .ready()
+        .await
+        .map_err(|e| StartError::Authorization(Box::new(e)))?;
+    let rules = crate::authz::bootstrap::node_rules()?;
+    Ok(Arc::new(crate::authz::node::Authorizer::new(graph, rules)))
 }
 
 async fn open_store(options: &Options) -> Result<Arc<dyn Store>, StartError> {

@@ -29,6 +29,9 @@ pub struct ResourceAttributes {
     pub resource: String,
     pub subresource: String,
     pub name: String,
+    /// The `field=value` terms of a list's or watch's field selector, which the Node
+    /// authorizer reads (`spec.nodeName=<node>` scopes a kubelet's pod watch).
+    pub field_equals: Vec<(String, String)>,
 }
 
 /// The verbs a path segment can put before the resource path (`/api/v1/watch/pods`), which
@@ -103,6 +106,7 @@ impl Attributes {
             if let Some(name) = query.name {
                 attributes.name = name;
             }
+            attributes.field_equals = query.field_equals;
         }
         if attributes.name.is_empty() && verb == "delete" {
             verb = "deletecollection".to_string();
@@ -121,6 +125,8 @@ struct Query {
     watch: bool,
     /// The name a `metadata.name` field selector pins.
     name: Option<String>,
+    /// The field selector's equality terms.
+    field_equals: Vec<(String, String)>,
 }
 
 impl Query {
@@ -128,6 +134,7 @@ impl Query {
         let mut parsed = Query {
             watch: false,
             name: None,
+            field_equals: Vec::new(),
         };
         for pair in query.unwrap_or("").split('&') {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
@@ -135,20 +142,33 @@ impl Query {
             match key {
                 "watch" => parsed.watch = matches!(value.as_str(), "true" | "1"),
                 "fieldSelector" => {
-                    parsed.name = value.split(',').find_map(|term| {
-                        let (field, name) = term
-                            .split_once("==")
-                            .or_else(|| term.split_once('='))
-                            .filter(|(field, _)| !field.ends_with('!'))?;
-                        (field.trim() == "metadata.name" && !name.trim().is_empty())
-                            .then(|| name.trim().to_string())
-                    })
+                    parsed.field_equals = equality_terms(&value);
+                    parsed.name = parsed
+                        .field_equals
+                        .iter()
+                        .find(|(field, name)| field == "metadata.name" && !name.is_empty())
+                        .map(|(_, name)| name.clone());
                 }
                 _ => {}
             }
         }
         parsed
     }
+}
+
+/// The `field=value` (or `==`) terms of a field selector; `!=` terms are left out, as they
+/// never scope a request to one value.
+pub fn equality_terms(selector: &str) -> Vec<(String, String)> {
+    selector
+        .split(',')
+        .filter_map(|term| {
+            let (field, value) = term
+                .split_once("==")
+                .or_else(|| term.split_once('='))
+                .filter(|(field, _)| !field.ends_with('!'))?;
+            Some((field.trim().to_string(), value.trim().to_string()))
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -183,6 +203,7 @@ mod tests {
             resource: resource.into(),
             subresource: sub.into(),
             name: name.into(),
+            field_equals: Vec::new(),
         }
     }
 
@@ -253,7 +274,10 @@ mod tests {
                 Method::GET,
                 "/api/v1/nodes?fieldSelector=metadata.name%3Dn1",
                 "list",
-                resource("", "", "nodes", "", "n1"),
+                ResourceAttributes {
+                    field_equals: vec![("metadata.name".into(), "n1".into())],
+                    ..resource("", "", "nodes", "", "n1")
+                },
             ),
             (
                 Method::GET,

@@ -93,6 +93,20 @@ fn policy() -> Result<Vec<Item>, BootstrapError> {
     Ok(items)
 }
 
+/// The rules of upstream's `system:node` ClusterRole, which the Node authorizer grants to
+/// every node (no bootstrap binding does).
+pub fn node_rules() -> Result<Vec<k8s_openapi::api::rbac::v1::PolicyRule>, BootstrapError> {
+    policy()?
+        .into_iter()
+        .find_map(|item| match item {
+            Item::ClusterRole(role) if role.metadata.name.as_deref() == Some("system:node") => {
+                Some(role.rules.unwrap_or_default())
+            }
+            _ => None,
+        })
+        .ok_or_else(|| BootstrapError::Policy("no system:node ClusterRole".into()))
+}
+
 fn typed<T: DeserializeOwned>(object: &Value) -> Result<T, BootstrapError> {
     serde_json::from_value(object.clone()).map_err(|e| BootstrapError::Policy(e.to_string()))
 }

@@ -7,6 +7,7 @@
 
 pub mod attributes;
 pub mod bootstrap;
+pub mod node;
 pub mod rbac;
 
 use std::str::FromStr;
@@ -121,16 +122,20 @@ impl std::fmt::Debug for Chain {
 }
 
 impl Chain {
-    /// The chain for `modes`; `rbac` serves the RBAC mode. The Node mode has no opinion on
-    /// anyone who is not a node, and node identities are not issued yet, so it adds nothing.
-    pub fn new(modes: &[Mode], rbac: Arc<rbac::Authorizer>) -> Self {
+    /// The chain for `modes`; `rbac` serves the RBAC mode and `node` the Node mode (a chain
+    /// naming Node without one leaves it out).
+    pub fn new(
+        modes: &[Mode],
+        rbac: Arc<rbac::Authorizer>,
+        node: Option<Arc<node::Authorizer>>,
+    ) -> Self {
         let authorizers = modes
             .iter()
             .filter_map(|mode| -> Option<Arc<dyn Authorizer>> {
                 match mode {
                     Mode::AlwaysAllow => Some(Arc::new(Always(Decision::Allow))),
                     Mode::AlwaysDeny => Some(Arc::new(Always(Decision::Deny(String::new())))),
-                    Mode::Node => None,
+                    Mode::Node => node.clone().map(|n| n as Arc<dyn Authorizer>),
                     Mode::Rbac => Some(rbac.clone()),
                 }
             })

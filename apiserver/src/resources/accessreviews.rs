@@ -43,6 +43,12 @@ fn attributes(
                 resource: text(&r.resource),
                 subresource: text(&r.subresource),
                 name: text(&r.name),
+                field_equals: r
+                    .field_selector
+                    .as_ref()
+                    .and_then(|f| f.raw_selector.as_deref())
+                    .map(authz::attributes::equality_terms)
+                    .unwrap_or_default(),
             }),
             path: String::new(),
         },

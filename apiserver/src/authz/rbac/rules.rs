@@ -181,6 +181,7 @@ mod tests {
                 resource: resource.into(),
                 subresource: sub.into(),
                 name: name.into(),
+                field_equals: Vec::new(),
             }),
             path: String::new(),
         }

@@ -72,6 +72,7 @@ impl Escalation {
                 resource: at.resource.into(),
                 subresource: String::new(),
                 name: name.into(),
+                field_equals: Vec::new(),
             }),
             path: String::new(),
         };
