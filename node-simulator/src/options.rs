@@ -82,6 +82,13 @@ pub struct Options {
     /// `does-not-exist`, `invalid`, `notexist`); `'^$'` makes every image pullable.
     #[arg(long, default_value = DEFAULT_MISSING_IMAGES)]
     pub missing_images: Regex,
+    /// Give every node its own identity, as kubelet's TLS bootstrap does: each requests a
+    /// client certificate for `system:node:<name>` through a CertificateSigningRequest (which
+    /// the controller-manager approves and signs) and makes its node, lease and pod writes
+    /// with it, so the Node authorizer and NodeRestriction apply. The --kubeconfig identity
+    /// then only requests the certificates and watches pods and nodes for all of them.
+    #[arg(long)]
+    pub tls_bootstrap: bool,
 }
 
 /// Why `--config` gave no node groups.

@@ -75,7 +75,10 @@ struct State {
 
 /// The simulated nodes and their pods, and the channels feeding the API workers.
 pub struct Simulator {
+    /// The simulator's own identity: the pod and node watches, and nodes without one.
     client: kube::Client,
+    /// Each node's own identity (`--tls-bootstrap`), for the writes its kubelet would make.
+    node_clients: HashMap<String, kube::Client>,
     settings: Settings,
     state: Mutex<State>,
     work: mpsc::UnboundedSender<Work>,
@@ -97,6 +100,7 @@ impl Simulator {
     /// Registers `nodes` and simulates them until the process ends.
     pub async fn run(
         client: kube::Client,
+        node_clients: HashMap<String, kube::Client>,
         settings: Settings,
         nodes: Vec<SimNode>,
     ) -> Result<(), kube::Error> {
@@ -116,6 +120,7 @@ impl Simulator {
         );
         let simulator = Arc::new(Simulator {
             client,
+            node_clients,
             settings,
             state: Mutex::new(state),
             work,
@@ -129,6 +134,11 @@ impl Simulator {
         tokio::spawn(simulator.clone().watch_nodes());
         simulator.watch_pods().await;
         Ok(())
+    }
+
+    /// The client for `node`'s writes: its own identity if it has one.
+    fn client_for(&self, node: &str) -> kube::Client {
+        self.node_clients.get(node).unwrap_or(&self.client).clone()
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -175,7 +185,7 @@ impl Simulator {
     }
 
     async fn register_node(&self, name: &str) -> Result<(), kube::Error> {
-        let api: Api<Node> = Api::all(self.client.clone());
+        let api: Api<Node> = Api::all(self.client_for(name));
         let object = self.state().nodes[name].object();
         let registered = match api.create(&PostParams::default(), &object).await {
             Ok(created) => created,
@@ -272,7 +282,7 @@ impl Simulator {
 
     /// Posts a pod's current status; returns whether the pod still exists.
     async fn post_pod(&self, uid: &str) -> bool {
-        let (namespace, name, status) = {
+        let (namespace, name, node, status) = {
             let state = self.state();
             let Some(pod) = state.pods.get(uid) else {
                 return false;
@@ -280,10 +290,11 @@ impl Simulator {
             (
                 pod.namespace.clone(),
                 pod.name.clone(),
+                pod.node.clone(),
                 pod.status(jiff::Timestamp::now()),
             )
         };
-        let api: Api<Pod> = Api::namespaced(self.client.clone(), &namespace);
+        let api: Api<Pod> = Api::namespaced(self.client_for(&node), &namespace);
         match api
             .patch_status(&name, &PatchParams::default(), &Patch::Strategic(status))
             .await
@@ -427,16 +438,16 @@ impl Simulator {
     }
 
     async fn terminate_pod(&self, uid: &str) {
-        let Some((namespace, name)) = self
+        let Some((namespace, name, node)) = self
             .state()
             .pods
             .get(uid)
-            .map(|p| (p.namespace.clone(), p.name.clone()))
+            .map(|p| (p.namespace.clone(), p.name.clone(), p.node.clone()))
         else {
             return;
         };
         self.post_pod(uid).await;
-        let api: Api<Pod> = Api::namespaced(self.client.clone(), &namespace);
+        let api: Api<Pod> = Api::namespaced(self.client_for(&node), &namespace);
         let params = DeleteParams {
             grace_period_seconds: Some(0),
             preconditions: Some(Preconditions {
@@ -475,7 +486,7 @@ impl Simulator {
         if silenced {
             return;
         }
-        let api: Api<Lease> = Api::namespaced(self.client.clone(), "kube-node-lease");
+        let api: Api<Lease> = Api::namespaced(self.client_for(name), "kube-node-lease");
         let spec = LeaseSpec {
             holder_identity: Some(name.to_string()),
             lease_duration_seconds: Some(self.settings.lease_duration_seconds),
@@ -534,7 +545,7 @@ impl Simulator {
         let Some(conditions) = self.state().nodes.get(name).map(SimNode::conditions) else {
             return;
         };
-        let api: Api<Node> = Api::all(self.client.clone());
+        let api: Api<Node> = Api::all(self.client_for(name));
         let patch = Patch::Strategic(json!({ "status": { "conditions": conditions } }));
         match api
             .patch_status(name, &PatchParams::default(), &patch)
