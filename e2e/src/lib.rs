@@ -281,6 +281,19 @@ impl Cluster {
             .expect("a client from the admin kubeconfig")
     }
 
+    /// A kube-rs client holding the bearer `token` (a `--token-auth-file` user or a
+    /// service-account token) instead of the admin's certificate.
+    pub async fn client_as_token(&self, token: &str) -> kube::Client {
+        let kubeconfig =
+            kube::config::Kubeconfig::read_from(self.kubeconfig()).expect("kubeconfig");
+        let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+            .await
+            .expect("admin kubeconfig");
+        config.auth_info = serde_json::from_value(serde_json::json!({ "token": token }))
+            .expect("token credentials");
+        kube::Client::try_from(config).expect("client")
+    }
+
     /// A client from the admin kubeconfig, unless it is not (completely) written yet.
     async fn try_client(&self) -> Option<kube::Client> {
         let kubeconfig = kube::config::Kubeconfig::read_from(self.kubeconfig()).ok()?;
