@@ -1,6 +1,9 @@
 //! Who is calling: x509 client certificates signed by the client CA (CN is the user, each O a
 //! group), static bearer tokens from `--token-auth-file` and service-account tokens
-//! (`crate::serviceaccount`), tried in that order as upstream authenticates them.
+//! (`crate::serviceaccount`), tried in that order as upstream authenticates them; then
+//! [`impersonation`] lets the caller act as someone else.
+
+pub mod impersonation;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -10,7 +13,7 @@ use axum::extract::Request;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use crate::error::{ApiError, Target};
+use crate::error::ApiError;
 use crate::serviceaccount::TokenAuthenticator;
 
 /// An authenticated caller.
@@ -265,51 +268,6 @@ impl Credentials {
     }
 }
 
-/// Refuses `Impersonate-*` headers. Without authorization there is no one to allow
-/// impersonation to, so honouring them would let anyone act as anyone, and ignoring them
-/// would run the request as someone the client did not mean. The refusals are upstream's: a
-/// group, UID or extra without a user is a 400; anything else is the 403 a caller without
-/// the `impersonate` permission gets.
-fn check_impersonation(request: &Request, user: &UserInfo) -> Result<(), ApiError> {
-    let headers = request.headers();
-    let value = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
-    };
-    let impersonated_user = value("impersonate-user");
-    let groups: Vec<String> = headers
-        .get_all("impersonate-group")
-        .iter()
-        .filter_map(|v| v.to_str().ok().map(str::to_string))
-        .collect();
-    let others = value("impersonate-uid").is_some()
-        || headers
-            .keys()
-            .any(|k| k.as_str().starts_with("impersonate-extra-"));
-    match impersonated_user {
-        Some(name) => Err(ApiError::Forbidden {
-            target: Target {
-                group: String::new(),
-                resource: "users".into(),
-                kind: "User".into(),
-                name,
-            },
-            reason: format!(
-                "User \"{}\" cannot impersonate resource \"users\" in API group \"\" at the cluster scope",
-                user.name
-            ),
-        }),
-        None if !groups.is_empty() || others => {
-            let requested: Vec<String> =
-                groups.iter().map(|g| format!("{{Group  {g}  authentication.k8s.io/v1  }}")).collect();
-            Err(ApiError::BadRequest(format!("requested [{}] without impersonating a user", requested.join(" "))))
-        }
-        None => Ok(()),
-    }
-}
-
 /// Middleware: attaches the caller's [`UserInfo`] to the request or answers 401.
 pub async fn authenticate(
     axum::extract::State(authenticator): axum::extract::State<Arc<Authenticator>>,
@@ -318,9 +276,6 @@ pub async fn authenticate(
 ) -> Response {
     match authenticator.identify(Credentials::of(&request)).await {
         Ok(Some(user)) => {
-            if let Err(error) = check_impersonation(&request, &user) {
-                return error.into_response();
-            }
             request.extensions_mut().insert(user);
             next.run(request).await
         }

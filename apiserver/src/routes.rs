@@ -37,8 +37,9 @@ pub struct App {
     pub issuer_discovery: Option<crate::serviceaccount::IssuerDiscovery>,
 }
 
-/// The whole HTTP surface: authentication first, then authorization, then the in-flight
-/// limits and timeouts, then the handlers.
+/// The whole HTTP surface: authentication first, then impersonation (authorized for the
+/// authenticated caller), then authorization of whoever the request now runs as, then the
+/// in-flight limits and timeouts, then the handlers.
 pub fn router(
     app: Arc<App>,
     authenticator: Arc<Authenticator>,
@@ -65,8 +66,12 @@ pub fn router(
             crate::filters::limit,
         ))
         .layer(axum::middleware::from_fn_with_state(
-            authorizer,
+            authorizer.clone(),
             crate::authz::authorize,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            authorizer,
+            crate::authn::impersonation::impersonate,
         ))
         .layer(axum::middleware::from_fn_with_state(
             authenticator,
