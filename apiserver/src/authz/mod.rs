@@ -219,6 +219,12 @@ pub fn forbidden(attributes: &Attributes, reason: &str) -> ApiError {
             )
         }
     };
+    // Upstream escapes these in the part it writes (user, path and object names), not in
+    // the authorizers' reasons.
+    message = message
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;");
     if !reason.is_empty() {
         message = format!("{message}: {reason}");
     }
@@ -250,5 +256,30 @@ pub async fn authorize(State(chain): State<Arc<Chain>>, request: Request, next: 
     match chain.check(&attributes) {
         Ok(()) => next.run(request).await,
         Err(error) => error.into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forbidden_messages_escape_names_but_not_reasons() {
+        let user = UserInfo {
+            name: "<script>&".into(),
+            uid: String::new(),
+            groups: Vec::new(),
+            extra: Default::default(),
+        };
+        let attributes = Attributes::of(
+            &user,
+            &axum::http::Method::GET,
+            &"/api/v1/pods".parse().unwrap(),
+        );
+        let error = forbidden(&attributes, "reason <kept>");
+        assert_eq!(
+            error.to_string(),
+            "pods is forbidden: User \"&lt;script&gt;&amp;\" cannot list resource \"pods\" in API group \"\" at the cluster scope: reason <kept>"
+        );
     }
 }
