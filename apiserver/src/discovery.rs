@@ -66,6 +66,9 @@ fn subresources(info: &ResourceInfo) -> Vec<Sub> {
     if d.status {
         subs.push(own("status", SUB_VERBS));
     }
+    for name in d.update_subresources {
+        subs.push(own(name, SUB_VERBS));
+    }
     subs.sort_by_key(|s| s.name);
     subs
 }

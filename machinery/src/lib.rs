@@ -3,6 +3,7 @@
 //! upstream's exact semantics, and the component plumbing (client set-up, logging, the
 //! health and metrics server, leader election, events, shutdown) written once.
 
+pub mod certificates;
 pub mod client;
 pub mod duration;
 pub mod events;

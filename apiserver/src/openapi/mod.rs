@@ -291,9 +291,11 @@ fn resource_paths(info: &ResourceInfo) -> Vec<(String, Vec<(&'static str, &'stat
     if info.namespaced {
         paths.push((format!("{base}/{}", info.plural), vec![("get", "list")]));
     }
-    if info.description.status {
+    let description = &info.description;
+    let updatable = description.status.then_some("status").into_iter();
+    for sub in updatable.chain(description.update_subresources.iter().copied()) {
         paths.push((
-            format!("{collection}/{{name}}/status"),
+            format!("{collection}/{{name}}/{sub}"),
             vec![("get", "get"), ("put", "put"), ("patch", "patch")],
         ));
     }

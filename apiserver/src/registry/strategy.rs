@@ -88,6 +88,10 @@ pub struct Description {
     pub storage_path: Option<&'static str>,
     /// Serves `/finalize`, which may change only `spec.finalizers` (namespaces).
     pub finalize: bool,
+    /// Subresources besides `/status` served for GET, PUT and PATCH, each changing only what
+    /// [`Strategy::prepare_subresource_update`] keeps of a write (a CSR's `/approval`, its
+    /// conditions).
+    pub update_subresources: &'static [&'static str],
     pub actions: &'static [Action],
     pub conversion: Option<Conversion>,
     /// A PUT to a missing object creates it (upstream's `AllowCreateOnUpdate`: endpoints,
@@ -118,6 +122,7 @@ impl Default for Description {
             field_selectors: &[],
             storage_path: None,
             finalize: false,
+            update_subresources: &[],
             actions: &[],
             conversion: None,
             create_on_update: false,
@@ -176,6 +181,11 @@ pub trait Strategy: Send + Sync + 'static {
     /// Resets what a create may not set (status of resources with a status subresource...).
     fn prepare_create(&self, _object: &mut Self::Object) {}
 
+    /// Fills what a create records about the requesting user (a CSR's `spec.username`, `uid`,
+    /// `groups` and `extra`), after [`Strategy::prepare_create`]: upstream's
+    /// `PrepareForCreate` reads the user from the request's context.
+    fn prepare_create_by(&self, _object: &mut Self::Object, _user: &crate::authn::UserInfo) {}
+
     /// Field checks beyond metadata, as upstream's `ValidateX`.
     fn validate(&self, _object: &Self::Object) -> Vec<Cause> {
         Vec::new()
@@ -184,6 +194,28 @@ pub trait Strategy: Send + Sync + 'static {
     /// Checks of an update: by default the create checks; override for immutable fields.
     fn validate_update(&self, new: &Self::Object, _old: &Self::Object) -> Vec<Cause> {
         self.validate(new)
+    }
+
+    /// Confines a write to one of [`Description::update_subresources`] to what it may
+    /// change, instead of [`Strategy::prepare_update`]: upstream's per-subresource
+    /// strategies (a CSR's `/approval` keeps the spec and the issued certificate).
+    fn prepare_subresource_update(
+        &self,
+        _subresource: &str,
+        _new: &mut Self::Object,
+        _old: &Self::Object,
+    ) {
+    }
+
+    /// Checks of a write to one of [`Description::update_subresources`]; by default the
+    /// update checks.
+    fn validate_subresource_update(
+        &self,
+        _subresource: &str,
+        new: &Self::Object,
+        old: &Self::Object,
+    ) -> Vec<Cause> {
+        self.validate_update(new, old)
     }
 
     /// Refuses a write that authorization let through but the requesting user may still not

@@ -2,6 +2,7 @@
 
 mod accessreviews;
 mod allocator;
+mod certificatesigningrequests;
 mod configmaps;
 mod deployments;
 mod endpoints;
@@ -140,6 +141,10 @@ pub fn registry(store: Arc<dyn Store>, config: &Config) -> Registry {
         store.clone(),
     )));
     registry.add(Arc::new(Rest::new(leases::Leases, store.clone())));
+    registry.add(Arc::new(Rest::new(
+        certificatesigningrequests::CertificateSigningRequests::new(config.authorization.clone()),
+        store.clone(),
+    )));
     rbac::add(&mut registry, &store, config.escalation.as_ref());
     registry
 }

@@ -82,6 +82,7 @@ impl<S: Strategy> Rest<S> {
             drop_empty(meta);
         }
         self.strategy.prepare_create(&mut object);
+        self.strategy.prepare_create_by(&mut object, &request.user);
         self.strategy.default_fields(&mut object);
         self.strategy
             .authorize_write(request, &object, None)
@@ -101,7 +102,7 @@ impl<S: Strategy> Rest<S> {
         if let Some(manager) = manager {
             self.track(None, &mut object, request, manager)?;
         }
-        self.validate(&object, None)?;
+        self.validate(&object, None, None)?;
         if let Some(ns) = &namespace {
             self.check_namespace(ns, &name).await?;
         }

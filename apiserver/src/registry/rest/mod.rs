@@ -179,13 +179,23 @@ impl<S: Strategy> Rest<S> {
         }
     }
 
-    pub(super) fn validate(&self, object: &S::Object, old: Option<&S::Object>) -> ApiResult<()> {
+    /// Checks a create (`old` is `None`) or an update, through `subresource` if it is one of
+    /// the strategy's own update subresources.
+    pub(super) fn validate(
+        &self,
+        object: &S::Object,
+        old: Option<&S::Object>,
+        subresource: Option<&str>,
+    ) -> ApiResult<()> {
         let mut causes =
             validation::object_meta(object.metadata(), self.info.description.name_rule);
         causes.extend(match old {
             Some(old) => {
                 let mut causes = validation::object_meta_update(object.metadata(), old.metadata());
-                causes.extend(self.strategy.validate_update(object, old));
+                causes.extend(match subresource.filter(|s| self.updates_subresource(s)) {
+                    Some(sub) => self.strategy.validate_subresource_update(sub, object, old),
+                    None => self.strategy.validate_update(object, old),
+                });
                 causes
             }
             None => self.strategy.validate(object),
@@ -378,6 +388,11 @@ impl<S: Strategy> Rest<S> {
             {
                 self.scale(request).await
             }
+            (Verb::Get, Some(sub)) if self.updates_subresource(sub) => self.get(request).await,
+            (Verb::Update, Some(sub)) if self.updates_subresource(sub) => {
+                self.update(request).await
+            }
+            (Verb::Patch, Some(sub)) if self.updates_subresource(sub) => self.patch(request).await,
             (Verb::List, None) => self.list(request).await,
             (Verb::Watch, None) => self.watch(request).await,
             (Verb::Create, None) if request.name.is_none() => self.create(request).await,
@@ -461,7 +476,15 @@ impl<S: Strategy> Rest<S> {
             "status" => description.status,
             "scale" => description.scale.is_some(),
             "finalize" => description.finalize,
-            _ => false,
+            other => self.updates_subresource(other),
         }
+    }
+
+    /// Whether `subresource` is one of [`super::Description::update_subresources`].
+    pub(super) fn updates_subresource(&self, subresource: &str) -> bool {
+        self.info
+            .description
+            .update_subresources
+            .contains(&subresource)
     }
 }

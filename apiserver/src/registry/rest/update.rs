@@ -134,7 +134,7 @@ impl<S: Strategy> Rest<S> {
                 self.strategy
                     .authorize_write(&request, &object, Some(&old))
                     .await?;
-                self.validate(&object, Some(&old))?;
+                self.validate(&object, Some(&old), request.subresource.as_deref())?;
             }
             let reservation = Reservation::admit(&self.strategy, &mut object, Some(&old)).await?;
             let stored = self.store_update(&request, &object, &current).await;
@@ -251,10 +251,13 @@ impl<S: Strategy> Rest<S> {
             }
         }
         let mut object = self.merge_update(&input, &old, subresource)?;
-        if subresource == Some("status") {
-            self.strategy.prepare_status_update(&mut object, &old);
-        } else {
-            self.strategy.prepare_update(&mut object, &old);
+        match subresource {
+            Some("status") => self.strategy.prepare_status_update(&mut object, &old),
+            Some(sub) if self.updates_subresource(sub) => {
+                self.strategy
+                    .prepare_subresource_update(sub, &mut object, &old)
+            }
+            _ => self.strategy.prepare_update(&mut object, &old),
         }
         self.strategy.default_fields(&mut object);
         match source {
@@ -381,7 +384,8 @@ impl<S: Strategy> Rest<S> {
                     };
                 }
             }
-            Some(sub) if self.action(sub).is_some() => {}
+            // The strategy confines what the write changes (prepare_subresource_update).
+            Some(sub) if self.action(sub).is_some() || self.updates_subresource(sub) => {}
             _ if description.status => {
                 set_or_remove(&mut new, "status", old_value.get("status").cloned())
             }
