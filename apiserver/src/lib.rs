@@ -1,6 +1,7 @@
 //! `kube-apiserver` as a library: the binary in `main.rs` only parses flags and runs
 //! [`server::run`], so tests and tools can build the same server in-process.
 
+pub mod admission;
 pub mod apply;
 pub mod authn;
 pub mod authz;

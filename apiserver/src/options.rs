@@ -66,6 +66,14 @@ pub struct Options {
     /// upstream resets it.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub anonymous_auth: bool,
+    /// Admission plugins enabled besides the default ones (comma-separated upstream names;
+    /// the order does not matter, plugins run in upstream's order).
+    #[arg(long, value_delimiter = ',')]
+    pub enable_admission_plugins: Vec<String>,
+    /// Admission plugins disabled although enabled by default (comma-separated upstream
+    /// names).
+    #[arg(long, value_delimiter = ',')]
+    pub disable_admission_plugins: Vec<String>,
     /// Static bearer tokens, CSV: token,user,uid,"group1,group2".
     #[arg(long)]
     pub token_auth_file: Option<PathBuf>,
@@ -135,6 +143,15 @@ impl Options {
             extend_token_expiration: self.service_account_extend_token_expiration,
             jwks_uri: self.service_account_jwks_uri.clone(),
         }
+    }
+
+    /// The admission plugins `--enable-admission-plugins` and `--disable-admission-plugins`
+    /// leave on.
+    pub fn admission(&self) -> Result<crate::admission::Enabled, crate::admission::FlagError> {
+        crate::admission::Enabled::from_flags(
+            &self.enable_admission_plugins,
+            &self.disable_admission_plugins,
+        )
     }
 
     pub fn advertise_address(&self) -> IpAddr {

@@ -33,6 +33,8 @@ pub enum StartError {
     Pki(#[from] pki::PkiError),
     #[error("TLS: {0}")]
     Tls(#[from] TlsError),
+    #[error(transparent)]
+    Admission(#[from] crate::admission::FlagError),
     #[error("token auth file: {0}")]
     TokenFile(#[from] TokenFileError),
     #[error(transparent)]
@@ -60,6 +62,7 @@ pub async fn run(
     options: Options,
     shutdown: machinery::lifecycle::Shutdown,
 ) -> Result<(), StartError> {
+    let admission = options.admission()?;
     let store = open_store(&options).await?;
     store::compactor::spawn(store.clone(), options.etcd_compaction_interval);
     let serving = serving_files(&options)?;
@@ -112,6 +115,7 @@ pub async fn run(
             .contains(&Mode::Rbac)
             .then(|| Arc::new(crate::resources::Escalation::new(authorizer.clone(), rbac))),
         authorization: Some(authorizer.clone()),
+        admission,
     };
     let registry = crate::resources::registry(store.clone(), &resources);
     let discovery = Discovery::new(&registry, &advertised.to_string());

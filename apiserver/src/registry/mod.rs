@@ -70,16 +70,30 @@ pub trait Resource: Send + Sync {
     /// (`io.k8s.api.core.v1.Pod`), for the OpenAPI documents.
     fn schema(&self, generator: &mut schemars::SchemaGenerator) -> String;
     async fn handle(&self, request: ApiRequest) -> ApiResult<Response>;
+
+    /// Has the resource's writes go through `chain`; resources that admit nothing ignore it.
+    fn admit_with(&self, _chain: &Arc<crate::admission::Chain>) {}
 }
 
 /// Every served resource, looked up by group, version and plural.
 #[derive(Default)]
 pub struct Registry {
     resources: Vec<Arc<dyn Resource>>,
+    /// What every resource added is admitted by (nothing, by default).
+    admission: Arc<crate::admission::Chain>,
 }
 
 impl Registry {
+    /// A registry whose resources' writes go through `admission`.
+    pub fn new(admission: Arc<crate::admission::Chain>) -> Self {
+        Registry {
+            resources: Vec::new(),
+            admission,
+        }
+    }
+
     pub fn add(&mut self, resource: Arc<dyn Resource>) {
+        resource.admit_with(&self.admission);
         self.resources.push(resource);
     }
 

@@ -76,6 +76,14 @@ impl<S: Strategy> Rest<S> {
                     detail: "the object has been modified; please apply your changes to the latest version and try again".into(),
                 });
             }
+            let old_scale = scale_value(&value, paths);
+            let mut new_scale = old_scale.clone();
+            new_scale["spec"]["replicas"] = Value::from(replicas);
+            let admitted = self.admit_scale(&request, new_scale, old_scale).await?;
+            let replicas = admitted
+                .pointer("/spec/replicas")
+                .and_then(Value::as_i64)
+                .unwrap_or(replicas);
             set_path(&mut value, paths.spec_replicas, Value::from(replicas));
             let mut updated: S::Object = serde_json::from_value(value.clone())
                 .map_err(|e| ApiError::Internal(e.to_string()))?;

@@ -206,6 +206,7 @@ mod tests {
             authentication: None,
             escalation: None,
             authorization: None,
+            admission: Default::default(),
         };
         reconcile(store.clone(), &config, "192.168.1.10:6443".parse().unwrap())
             .await

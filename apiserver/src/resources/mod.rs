@@ -51,6 +51,8 @@ pub struct Config {
     pub escalation: Option<Arc<Escalation>>,
     /// The authorizers the authorization.k8s.io reviews ask; `None` leaves the reviews out.
     pub authorization: Option<Arc<crate::authz::Chain>>,
+    /// The admission plugins every write goes through.
+    pub admission: crate::admission::Enabled,
 }
 
 /// What the authentication API needs from the server's authenticators.
@@ -79,13 +81,16 @@ pub fn user_info(user: &crate::authn::UserInfo) -> serde_json::Value {
 
 /// The registry of all built-in resources over `store`.
 pub fn registry(store: Arc<dyn Store>, config: &Config) -> Registry {
-    let mut registry = Registry::default();
+    let admission = crate::admission::Context {
+        store: store.clone(),
+    };
+    let mut registry = Registry::new(Arc::new(crate::admission::Chain::new(
+        &config.admission,
+        &admission,
+    )));
     registry.add(Arc::new(Rest::new(namespaces::Namespaces, store.clone())));
     registry.add(Arc::new(Rest::new(configmaps::ConfigMaps, store.clone())));
-    registry.add(Arc::new(Rest::new(
-        pods::Pods::new(store.clone()),
-        store.clone(),
-    )));
+    registry.add(Arc::new(Rest::new(pods::Pods, store.clone())));
     registry.add(Arc::new(Rest::new(
         priorityclasses::PriorityClasses,
         store.clone(),

@@ -57,6 +57,7 @@ impl Cluster {
             authentication: None,
             escalation: None,
             authorization: None,
+            admission: Default::default(),
         };
         let cluster = Cluster {
             registry: apiserver::resources::registry(store, &config),

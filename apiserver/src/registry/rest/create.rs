@@ -3,7 +3,6 @@
 use axum::http::StatusCode;
 use bytes::Bytes;
 use k8s_openapi::Metadata;
-use serde_json::Value;
 
 use super::reservation::Reservation;
 use super::{check_body_name, drop_empty, Rest};
@@ -16,40 +15,6 @@ use crate::registry::stored;
 use crate::registry::strategy::Strategy;
 
 impl<S: Strategy> Rest<S> {
-    /// 404 if the namespace is missing, 403 if it is being deleted, as upstream's
-    /// NamespaceLifecycle admission answers.
-    pub(super) async fn check_namespace(&self, namespace: &str, name: &str) -> ApiResult<()> {
-        let Some(kv) = self
-            .store
-            .get(format!("/namespaces/{namespace}").as_bytes())
-            .await?
-        else {
-            return Err(ApiError::NotFound(crate::error::Target {
-                group: String::new(),
-                resource: "namespaces".into(),
-                kind: "Namespace".into(),
-                name: namespace.into(),
-            }));
-        };
-        let phase: Option<String> =
-            serde_json::from_slice::<Value>(&kv.value)
-                .ok()
-                .and_then(|ns| {
-                    ns.pointer("/status/phase")
-                        .and_then(Value::as_str)
-                        .map(String::from)
-                });
-        if phase.as_deref() == Some("Terminating") {
-            return Err(ApiError::Forbidden {
-                target: self.info.target(name),
-                reason: format!(
-                    "unable to create new content in namespace {namespace} because it is being terminated"
-                ),
-            });
-        }
-        Ok(())
-    }
-
     pub(super) async fn create(&self, request: ApiRequest) -> ApiResult<Outcome> {
         let (object, warnings) = self.read_body(&request)?;
         let manager = crate::apply::field_manager(&request, "CreateOptions", false)?;
@@ -84,6 +49,12 @@ impl<S: Strategy> Rest<S> {
         self.strategy.prepare_create(&mut object);
         self.strategy.prepare_create_by(&mut object, &request.user);
         self.strategy.default_fields(&mut object);
+        // Managed fields are recorded before admission, so what admission adds is nobody's,
+        // as upstream's field manager runs first.
+        if let Some(manager) = manager {
+            self.track(None, &mut object, request, manager)?;
+        }
+        self.admit_write(request, &mut object, None).await?;
         self.strategy
             .authorize_write(request, &object, None)
             .await?;
@@ -99,13 +70,8 @@ impl<S: Strategy> Rest<S> {
             }
         }
         let name = object.metadata().name.clone().unwrap_or_default();
-        if let Some(manager) = manager {
-            self.track(None, &mut object, request, manager)?;
-        }
         self.validate(&object, None, None)?;
-        if let Some(ns) = &namespace {
-            self.check_namespace(ns, &name).await?;
-        }
+        self.validate_write(request, &object, None).await?;
         let reservation = Reservation::admit(&self.strategy, &mut object, None).await?;
         let written = self
             .store_create(request, &object, namespace.as_deref(), &name)

@@ -32,6 +32,11 @@ impl<S: Strategy> Rest<S> {
             let mut object = self.decode(&current.value, current.mod_revision)?;
             self.strategy.check_delete(&object, &options)?;
             self.check_preconditions(&options, &object, &name)?;
+            // A delete through a subresource (an eviction) was admitted as its create; like
+            // upstream's eviction, the deletion itself is not admitted again.
+            if request.subresource.is_none() {
+                self.admit_delete(request, &name, &object).await?;
+            }
             match self.begin_delete(&mut object, &options) {
                 Some(object) => {
                     let raw = stored::encode(&object)?;

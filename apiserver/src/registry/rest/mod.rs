@@ -5,6 +5,7 @@
 //! Each verb is a file; every one returns an [`Outcome`] and leaves encoding to
 //! [`super::encode`].
 
+mod admission;
 mod body;
 mod create;
 mod delete;
@@ -47,6 +48,9 @@ pub struct Rest<S: Strategy> {
     pub(super) prefix: String,
     /// The object's schema, built on the first PATCH: strategic merge patch walks it.
     patch_schemas: std::sync::OnceLock<Arc<crate::patch::schema::Schemas>>,
+    /// The admission chain of the registry serving the resource; none until it is added
+    /// to one.
+    admission: std::sync::OnceLock<Arc<crate::admission::Chain>>,
     /// Stops the watch cache's feeder when the resource goes.
     _feeding: tokio_util::sync::DropGuard,
 }
@@ -110,6 +114,7 @@ impl<S: Strategy> Rest<S> {
             cache,
             prefix,
             patch_schemas: std::sync::OnceLock::new(),
+            admission: std::sync::OnceLock::new(),
             _feeding: stop.drop_guard(),
         }
     }
@@ -364,6 +369,10 @@ impl<S: Strategy> Resource for Rest<S> {
             None => response,
         })
     }
+
+    fn admit_with(&self, chain: &Arc<crate::admission::Chain>) {
+        let _ = self.admission.set(chain.clone());
+    }
 }
 
 impl<S: Strategy> Rest<S> {
@@ -436,6 +445,7 @@ impl<S: Strategy> Rest<S> {
                 action.kind
             )));
         }
+        let body = self.admit_action(&request, action, body).await?;
         match action.effect {
             Effect::Delete => {
                 let options = match body.get("deleteOptions") {

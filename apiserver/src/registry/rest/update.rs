@@ -88,9 +88,10 @@ impl<S: Strategy> Rest<S> {
     }
 
     /// The update path shared by PUT, PATCH and actions, as named steps: read the current
-    /// object, [`prepare`](Self::prepare) the new one, validate, admit (holding what
-    /// admission reserved), [`store`](Self::store_update), settle the reservation. A
-    /// concurrent write restarts the loop unless the client pinned a resourceVersion.
+    /// object, [`prepare`](Self::prepare) the new one, mutating admission, validate,
+    /// validating admission, reserve what the strategy needs (held until settled),
+    /// [`store`](Self::store_update), settle the reservation. A concurrent write restarts
+    /// the loop unless the client pinned a resourceVersion.
     pub(super) async fn write(
         &self,
         request: ApiRequest,
@@ -129,12 +130,15 @@ impl<S: Strategy> Rest<S> {
                 precondition,
             } = prepared;
             // An action (a binding) is the strategy's own change, exempt from update rules
-            // such as pod spec immutability, as upstream's binding bypasses them.
+            // such as pod spec immutability and from update admission (it was admitted as
+            // the action's create), as upstream's binding bypasses them.
             if !matches!(source, Source::Action(..)) {
+                self.admit_write(&request, &mut object, Some(&old)).await?;
                 self.strategy
                     .authorize_write(&request, &object, Some(&old))
                     .await?;
                 self.validate(&object, Some(&old), request.subresource.as_deref())?;
+                self.validate_write(&request, &object, Some(&old)).await?;
             }
             let reservation = Reservation::admit(&self.strategy, &mut object, Some(&old)).await?;
             let stored = self.store_update(&request, &object, &current).await;

@@ -5,61 +5,19 @@ mod qos;
 mod table;
 
 use async_trait::async_trait;
-use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{
     Container, HostIP, Pod, PodCondition, PodIP, PodSpec, PodStatus, Toleration,
 };
-use k8s_openapi::api::scheduling::v1::PriorityClass;
 use serde_json::Value;
-use store::Store;
 
 use super::podspec;
-use crate::error::{ApiError, ApiResult, Cause, Target};
+use crate::error::{ApiError, ApiResult, Cause};
 use crate::registry::strategy::{Action, Effect};
 use crate::registry::table::{Cell, Column};
 use crate::registry::{Description, Strategy};
 
-pub struct Pods {
-    /// Where PriorityClasses are looked up by the Priority admission step.
-    store: Option<Arc<dyn Store>>,
-}
-
-impl Pods {
-    pub fn new(store: Arc<dyn Store>) -> Self {
-        Pods { store: Some(store) }
-    }
-
-    /// The priority and preemption policy a pod gets from `priorityClassName` (or the global
-    /// default class), like upstream's Priority admission plugin.
-    async fn priority(&self, class: &str) -> ApiResult<Option<(i32, String)>> {
-        let Some(store) = &self.store else {
-            return Ok(None);
-        };
-        let read = |raw: &[u8]| -> Option<(i32, String, bool)> {
-            let class: PriorityClass = serde_json::from_slice(raw).ok()?;
-            let policy = class
-                .preemption_policy
-                .unwrap_or_else(|| "PreemptLowerPriority".into());
-            Some((class.value, policy, class.global_default == Some(true)))
-        };
-        if !class.is_empty() {
-            let found = store
-                .get(format!("/priorityclasses/{class}").as_bytes())
-                .await?;
-            return Ok(found
-                .and_then(|kv| read(&kv.value))
-                .map(|(value, policy, _)| (value, policy)));
-        }
-        let all = store.list(b"/priorityclasses/", Default::default()).await?;
-        Ok(all
-            .kvs
-            .iter()
-            .filter_map(|kv| read(&kv.value))
-            .find(|(_, _, default)| *default)
-            .map(|(v, p, _)| (v, p)))
-    }
-}
+pub struct Pods;
 
 /// What upstream's message lists as changeable on a running pod.
 const UPDATABLE_FIELDS: [&str; 5] = [
@@ -68,13 +26,6 @@ const UPDATABLE_FIELDS: [&str; 5] = [
     "`spec.activeDeadlineSeconds`",
     "`spec.tolerations` (only additions to existing tolerations)",
     "`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)",
-];
-
-/// Taints the DefaultTolerationSeconds admission plugin tolerates for five minutes, so pods
-/// survive a short node outage before being evicted.
-const DEFAULT_TOLERATED_TAINTS: [&str; 2] = [
-    "node.kubernetes.io/not-ready",
-    "node.kubernetes.io/unreachable",
 ];
 
 #[async_trait]
@@ -199,83 +150,6 @@ impl Strategy for Pods {
         let mut seen = std::collections::BTreeSet::new();
         causes.retain(|c| seen.insert((c.field.clone(), c.message.clone())));
         causes
-    }
-
-    /// The admission plugins that complete a new pod: ServiceAccount, Priority and
-    /// DefaultTolerationSeconds.
-    async fn admit_create(&self, pod: &mut Pod) -> ApiResult<()> {
-        let name = pod.metadata.name.clone().unwrap_or_default();
-        let forbidden = |reason: String| ApiError::Forbidden {
-            target: Target {
-                group: String::new(),
-                resource: "pods".into(),
-                kind: "Pod".into(),
-                name: name.clone(),
-            },
-            reason,
-        };
-        let spec = pod.spec.get_or_insert_with(PodSpec::default);
-        if spec
-            .service_account_name
-            .as_deref()
-            .unwrap_or("")
-            .is_empty()
-        {
-            spec.service_account_name = Some("default".into());
-            spec.service_account = Some("default".into());
-        }
-
-        let class = spec.priority_class_name.clone().unwrap_or_default();
-        let (priority, preemption) = match (class.as_str(), self.priority(&class).await?) {
-            (_, Some(found)) => found,
-            ("", None) => (0, "PreemptLowerPriority".to_string()),
-            ("system-cluster-critical", None) => {
-                (2_000_000_000, "PreemptLowerPriority".to_string())
-            }
-            ("system-node-critical", None) => (2_000_001_000, "PreemptLowerPriority".to_string()),
-            (other, None) => {
-                return Err(forbidden(format!(
-                    "no PriorityClass with name {other} was found"
-                )))
-            }
-        };
-        let spec = pod.spec.get_or_insert_with(PodSpec::default);
-        if let Some(given) = spec.priority.filter(|given| *given != priority) {
-            return Err(forbidden(format!(
-                "the integer value of priority ({given}) must not be provided in pod spec; priority admission controller computed {priority} from the given PriorityClass name"
-            )));
-        }
-        spec.priority = Some(priority);
-        if let Some(given) = spec
-            .preemption_policy
-            .as_deref()
-            .filter(|given| *given != preemption)
-        {
-            return Err(forbidden(format!(
-                "the string value of PreemptionPolicy ({given}) must not be provided in pod spec; priority admission controller computed {preemption} from the given PriorityClass name"
-            )));
-        }
-        spec.preemption_policy = Some(preemption);
-
-        for taint in DEFAULT_TOLERATED_TAINTS {
-            let tolerated = spec.tolerations.iter().flatten().any(|t| {
-                let key = t.key.as_deref().unwrap_or("");
-                let effect = t.effect.as_deref().unwrap_or("");
-                (key.is_empty() || key == taint) && (effect.is_empty() || effect == "NoExecute")
-            });
-            if !tolerated {
-                spec.tolerations
-                    .get_or_insert_with(Vec::new)
-                    .push(Toleration {
-                        key: Some(taint.into()),
-                        operator: Some("Exists".into()),
-                        effect: Some("NoExecute".into()),
-                        toleration_seconds: Some(300),
-                        value: None,
-                    });
-            }
-        }
-        Ok(())
     }
 
     fn fields(&self, pod: &Pod) -> Vec<(&'static str, String)> {
@@ -663,7 +537,7 @@ mod tests {
     use k8s_openapi::api::core::v1::ContainerPort;
 
     fn pods() -> Pods {
-        Pods { store: None }
+        Pods
     }
 
     fn pod(image: &str) -> Pod {
@@ -767,37 +641,6 @@ mod tests {
             causes[0].message,
             "Forbidden: existing toleration can not be modified except its tolerationSeconds"
         );
-    }
-
-    #[tokio::test]
-    async fn admission_completes_service_account_priority_and_tolerations() {
-        let mut created = pod("nginx");
-        pods().admit_create(&mut created).await.unwrap();
-        let spec = created.spec.unwrap();
-        assert_eq!(spec.service_account_name.as_deref(), Some("default"));
-        assert_eq!(spec.service_account.as_deref(), Some("default"));
-        assert_eq!(
-            (spec.priority, spec.preemption_policy.as_deref()),
-            (Some(0), Some("PreemptLowerPriority"))
-        );
-        let tolerations = spec.tolerations.unwrap();
-        let keys: Vec<_> = tolerations
-            .iter()
-            .map(|t| (t.key.as_deref().unwrap(), t.toleration_seconds))
-            .collect();
-        assert_eq!(
-            keys,
-            [
-                ("node.kubernetes.io/not-ready", Some(300)),
-                ("node.kubernetes.io/unreachable", Some(300))
-            ]
-        );
-
-        let mut prioritised = pod("nginx");
-        prioritised.metadata.name = Some("p".into());
-        prioritised.spec.as_mut().unwrap().priority = Some(5);
-        let error = pods().admit_create(&mut prioritised).await.unwrap_err();
-        assert_eq!(error.to_string(), "pods \"p\" is forbidden: the integer value of priority (5) must not be provided in pod spec; priority admission controller computed 0 from the given PriorityClass name");
     }
 
     #[test]
