@@ -6,9 +6,11 @@
 mod identity;
 mod image;
 mod ipam;
+mod lifecycle;
 mod node;
 mod options;
 mod pod;
+mod program;
 mod simulator;
 
 use std::collections::HashMap;

@@ -59,6 +59,9 @@ enum Work {
     RetryPull(String),
     /// Post the pod's status as it stands.
     PostPod(String),
+    /// Work out what the pod's containers did by now (exits, restarts, readiness) and post
+    /// the status if it changed.
+    Tick(String),
     /// Post the terminated status of a deleted pod and remove it.
     TerminatePod(String),
     /// Renew the node's Lease (and post status if the node was marked unhealthy).
@@ -274,6 +277,7 @@ impl Simulator {
             Work::PostPod(uid) => {
                 self.post_pod(&uid).await;
             }
+            Work::Tick(uid) => self.tick(&uid).await,
             Work::TerminatePod(uid) => self.terminate_pod(&uid).await,
             Work::RenewLease(node) => self.renew_lease(&node).await,
             Work::ReportNode(node) => self.report_node(&node).await,
@@ -393,8 +397,44 @@ impl Simulator {
         }
     }
 
+    /// Schedules a [`Work::Tick`] for when the pod's containers next do something by
+    /// themselves, unless one as early is already scheduled.
+    fn schedule_tick(&self, pod: &mut SimPod, now: jiff::Timestamp) {
+        let Some(at) = pod.next_due(now) else { return };
+        if pod.tick.is_some_and(|t| t > now && t <= at) {
+            return;
+        }
+        pod.tick = Some(at);
+        let delay = Duration::try_from(at.duration_since(now)).unwrap_or_default();
+        // A little late rather than early, so the tick finds the transition due.
+        self.after(
+            delay + Duration::from_millis(1),
+            Work::Tick(pod.uid.clone()),
+        );
+    }
+
+    async fn tick(&self, uid: &str) {
+        let changed = {
+            let mut state = self.state();
+            let Some(pod) = state.pods.get_mut(uid) else {
+                return;
+            };
+            let now = jiff::Timestamp::now();
+            if pod.tick.is_some_and(|t| t <= now) {
+                pod.tick = None;
+            }
+            let (changed, notes) = pod.advance(now);
+            self.record(pod, notes);
+            self.schedule_tick(pod, now);
+            changed
+        };
+        if changed {
+            self.post_pod(uid).await;
+        }
+    }
+
     async fn start_pod(&self, uid: &str) {
-        let (delays, pull_failed) = {
+        let pull_failed = {
             let mut state = self.state();
             let State { nodes, pods } = &mut *state;
             let Some(pod) = pods.get_mut(uid) else { return };
@@ -423,17 +463,13 @@ impl Simulator {
             };
             let (notes, pull_failed) = pod.finish_pulls(&mut node.images, now);
             self.record(pod, notes);
-            pod.stage = Stage::Running;
-            pod.started = Some(now);
-            (pod.readiness_delays(), pull_failed)
+            let notes = pod.start(now);
+            self.record(pod, notes);
+            self.schedule_tick(pod, now);
+            pull_failed
         };
-        if self.post_pod(uid).await {
-            for delay in delays {
-                self.after(delay, Work::PostPod(uid.to_string()));
-            }
-            if pull_failed {
-                self.schedule_retry(uid, crate::image::backoff(1));
-            }
+        if self.post_pod(uid).await && pull_failed {
+            self.schedule_retry(uid, crate::image::backoff(1));
         }
     }
 
@@ -659,7 +695,7 @@ impl Simulator {
                 .entry(uid.clone())
                 .or_insert_with(|| adopt(pod, &node_name, node, &self.settings.registry));
             if sim.stage != Stage::Terminating {
-                sim.stage = Stage::Terminating;
+                sim.terminate(jiff::Timestamp::now());
                 self.push(Work::TerminatePod(uid));
             }
             return;
@@ -669,10 +705,15 @@ impl Simulator {
             if exit.is_some() && exit != sim.handled_exit.as_ref() && sim.stage == Stage::Running {
                 sim.handled_exit = exit.cloned();
                 match exit.and_then(|code| code.parse::<i32>().ok()) {
-                    Some(code) if sim.exit(code, jiff::Timestamp::now()) => {
-                        self.push(Work::PostPod(uid))
+                    Some(code) => {
+                        let now = jiff::Timestamp::now();
+                        let (changed, notes) = sim.exit(code, now);
+                        self.record(sim, notes);
+                        self.schedule_tick(sim, now);
+                        if changed {
+                            self.push(Work::PostPod(uid));
+                        }
                     }
-                    Some(_) => {}
                     None => {
                         tracing::warn!(pod = %pod.name_any(), "ignoring non-numeric {EXIT_CODE} annotation")
                     }
@@ -680,8 +721,9 @@ impl Simulator {
             }
             return;
         }
-        let sim = adopt(pod, &node_name, node, &self.settings.registry);
+        let mut sim = adopt(pod, &node_name, node, &self.settings.registry);
         let fresh = sim.stage == Stage::Creating;
+        self.schedule_tick(&mut sim, jiff::Timestamp::now());
         pods.insert(uid.clone(), sim);
         if fresh {
             self.push(Work::CreatePod(uid));
@@ -700,14 +742,16 @@ fn adopt(pod: &Pod, node_name: &str, node: &mut SimNode, registry: &Registry) ->
     let phase = status.and_then(|s| s.phase.as_deref());
     let stage = match phase {
         Some("Running") => Some(Stage::Running),
-        Some("Succeeded") => Some(Stage::Finished(0)),
-        Some("Failed") => Some(Stage::Finished(1)),
+        Some("Succeeded" | "Failed") => Some(Stage::Finished),
         _ => None,
     };
     if let (Some(stage), Some(ip)) = (stage, ip) {
-        sim.stage = stage;
+        sim.take_over(
+            pod,
+            stage,
+            status.and_then(|s| s.start_time.as_ref()).map(|t| t.0),
+        );
         sim.ip = Some(ip);
-        sim.started = status.and_then(|s| s.start_time.as_ref()).map(|t| t.0);
         sim.handled_exit = pod.annotations().get(EXIT_CODE).cloned();
         if !sim.host_network {
             node.ipam.reserve(ip);
