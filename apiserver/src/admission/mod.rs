@@ -16,6 +16,7 @@
 //! too; a typed object is converted only when a plugin first asks for it, so writes no plugin
 //! reads (most of them) pay nothing for the interface.
 
+mod certificates;
 mod default_toleration_seconds;
 mod namespace_lifecycle;
 mod plugins;
@@ -232,6 +233,9 @@ pub trait Plugin: Send + Sync {
 pub struct Context {
     /// Where plugins look up what they check against (namespaces, service accounts...).
     pub store: Arc<dyn Store>,
+    /// The authorizers plugins ask about permissions beyond the request's own (a signer's
+    /// `approve` and `sign`).
+    pub authorization: Option<Arc<crate::authz::Chain>>,
 }
 
 /// The enabled plugins in the order they run. An empty chain admits everything.

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::{Context, Plugin};
+use super::{certificates, Context, Plugin};
 
 /// The plugins this apiserver implements, in upstream's recommended order: the order they
 /// run in, whatever order the flags name them in.
@@ -13,15 +13,21 @@ pub enum Name {
     ServiceAccount,
     Priority,
     DefaultTolerationSeconds,
+    CertificateApproval,
+    CertificateSigning,
+    CertificateSubjectRestriction,
 }
 
 impl Name {
     /// Every implemented plugin, in the order it runs.
-    pub const ALL: [Name; 4] = [
+    pub const ALL: [Name; 7] = [
         Name::NamespaceLifecycle,
         Name::ServiceAccount,
         Name::Priority,
         Name::DefaultTolerationSeconds,
+        Name::CertificateApproval,
+        Name::CertificateSigning,
+        Name::CertificateSubjectRestriction,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -30,6 +36,9 @@ impl Name {
             Name::ServiceAccount => "ServiceAccount",
             Name::Priority => "Priority",
             Name::DefaultTolerationSeconds => "DefaultTolerationSeconds",
+            Name::CertificateApproval => "CertificateApproval",
+            Name::CertificateSigning => "CertificateSigning",
+            Name::CertificateSubjectRestriction => "CertificateSubjectRestriction",
         }
     }
 
@@ -39,7 +48,10 @@ impl Name {
             Name::NamespaceLifecycle
             | Name::ServiceAccount
             | Name::Priority
-            | Name::DefaultTolerationSeconds => true,
+            | Name::DefaultTolerationSeconds
+            | Name::CertificateApproval
+            | Name::CertificateSigning
+            | Name::CertificateSubjectRestriction => true,
         }
     }
 
@@ -59,18 +71,24 @@ pub(super) fn build(name: Name, context: &Context) -> Arc<dyn Plugin> {
         Name::DefaultTolerationSeconds => {
             Arc::new(super::default_toleration_seconds::DefaultTolerationSeconds)
         }
+        Name::CertificateApproval => Arc::new(certificates::approval::CertificateApproval::new(
+            context.authorization.clone(),
+        )),
+        Name::CertificateSigning => Arc::new(certificates::signing::CertificateSigning::new(
+            context.authorization.clone(),
+        )),
+        Name::CertificateSubjectRestriction => {
+            Arc::new(certificates::subject_restriction::CertificateSubjectRestriction)
+        }
     }
 }
 
 /// Upstream v1.33's other plugins. The flags accept them so upstream command lines still
 /// start; enabling one only logs a warning, since nothing here would run it.
-const NOT_IMPLEMENTED: [&str; 32] = [
+const NOT_IMPLEMENTED: [&str; 29] = [
     "AlwaysAdmit",
     "AlwaysDeny",
     "AlwaysPullImages",
-    "CertificateApproval",
-    "CertificateSigning",
-    "CertificateSubjectRestriction",
     "ClusterTrustBundleAttest",
     "DefaultIngressClass",
     "DefaultStorageClass",
@@ -209,7 +227,13 @@ mod tests {
         let enabled = flags(&[""], &["ServiceAccount", "Priority"]).unwrap();
         assert_eq!(
             enabled.names(),
-            [Name::NamespaceLifecycle, Name::DefaultTolerationSeconds]
+            [
+                Name::NamespaceLifecycle,
+                Name::DefaultTolerationSeconds,
+                Name::CertificateApproval,
+                Name::CertificateSigning,
+                Name::CertificateSubjectRestriction
+            ]
         );
         // Upstream plugins not implemented here are accepted by both flags.
         let enabled = flags(&["NodeRestriction"], &["PodSecurity", "ServiceAccount"]).unwrap();

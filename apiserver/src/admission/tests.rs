@@ -244,10 +244,11 @@ async fn the_default_chain_is_upstreams_default_plugins() {
         &Enabled::default(),
         &Context {
             store: fixture.store.clone(),
+            authorization: None,
         },
     );
     assert_eq!(
         format!("{chain:?}"),
-        r#"Chain(["NamespaceLifecycle", "ServiceAccount", "Priority", "DefaultTolerationSeconds"])"#
+        r#"Chain(["NamespaceLifecycle", "ServiceAccount", "Priority", "DefaultTolerationSeconds", "CertificateApproval", "CertificateSigning", "CertificateSubjectRestriction"])"#
     );
 }

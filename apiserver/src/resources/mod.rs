@@ -83,6 +83,7 @@ pub fn user_info(user: &crate::authn::UserInfo) -> serde_json::Value {
 pub fn registry(store: Arc<dyn Store>, config: &Config) -> Registry {
     let admission = crate::admission::Context {
         store: store.clone(),
+        authorization: config.authorization.clone(),
     };
     let mut registry = Registry::new(Arc::new(crate::admission::Chain::new(
         &config.admission,
@@ -147,7 +148,7 @@ pub fn registry(store: Arc<dyn Store>, config: &Config) -> Registry {
     )));
     registry.add(Arc::new(Rest::new(leases::Leases, store.clone())));
     registry.add(Arc::new(Rest::new(
-        certificatesigningrequests::CertificateSigningRequests::new(config.authorization.clone()),
+        certificatesigningrequests::CertificateSigningRequests,
         store.clone(),
     )));
     rbac::add(&mut registry, &store, config.escalation.as_ref());

@@ -3,32 +3,24 @@
 //! groups and extra, whatever the client sent), `/approval` records the Approved or Denied
 //! decision (`kubectl certificate approve|deny`), and the signer puts the certificate in
 //! `status.certificate` through `/status`. The controller manager approves node client
-//! requests and signs for the `kubernetes.io` signers.
+//! requests and signs for the `kubernetes.io` signers; who may decide and issue for a signer
+//! is up to the certificate admission plugins (`crate::admission::certificates`).
 
-mod admission;
 mod validation;
 
-use std::sync::Arc;
-
-use async_trait::async_trait;
 use k8s_openapi::api::certificates::v1::{
     CertificateSigningRequest, CertificateSigningRequestCondition, CertificateSigningRequestStatus,
 };
-use k8s_openapi::Metadata as _;
 
 use self::validation::Path;
 use crate::authn::UserInfo;
-use crate::authz::Chain;
-use crate::error::{ApiResult, Cause};
+use crate::error::Cause;
 use crate::registry::table::{age, human_duration, Cell, Column};
-use crate::registry::{ApiRequest, Description, NameRule, Strategy};
+use crate::registry::{Description, NameRule, Strategy};
 
-const GROUP: &str = "certificates.k8s.io";
-const RESOURCE: &str = "certificatesigningrequests";
 const APPROVED: &str = "Approved";
 const DENIED: &str = "Denied";
 const FAILED: &str = "Failed";
-const KUBE_APISERVER_CLIENT_SIGNER: &str = "kubernetes.io/kube-apiserver-client";
 /// The signer v1beta1 defaulted to, refused by v1 for new requests.
 const LEGACY_UNKNOWN_SIGNER: &str = "kubernetes.io/legacy-unknown";
 /// The subresource that records the approval decision.
@@ -40,16 +32,7 @@ const REQUESTOR: &str = "Base64-encoded PKCS#10 CSR data";
 const REQUESTED_DURATION: &str = "expirationSeconds is the requested duration of validity of the issued certificate. The certificate signer may issue a certificate with a different validity duration so a client must check the delta between the notBefore and and notAfter fields in the issued certificate to determine the actual duration.\n\nThe v1.22+ in-tree implementations of the well-known Kubernetes signers will honor this field as long as the requested duration is not greater than the maximum duration they will honor per the --cluster-signing-duration CLI flag to the Kubernetes controller manager.\n\nCertificate signers may not honor this field for various reasons:\n\n  1. Old signer that is unaware of the field (such as the in-tree\n     implementations prior to v1.22)\n  2. Signer whose configured maximum is shorter than the requested duration\n  3. Signer whose configured minimum is longer than the requested duration\n\nThe minimum valid value for expirationSeconds is 600, i.e. 10 minutes.";
 const CONDITION: &str = "Conditions applied to the request, such as approval or denial.";
 
-pub struct CertificateSigningRequests {
-    /// Judges who may approve and sign for a signer; `None` checks nothing.
-    authorization: Option<Arc<Chain>>,
-}
-
-impl CertificateSigningRequests {
-    pub fn new(authorization: Option<Arc<Chain>>) -> Self {
-        CertificateSigningRequests { authorization }
-    }
-}
+pub struct CertificateSigningRequests;
 
 /// The request's conditions (none without a status).
 fn conditions(csr: &CertificateSigningRequest) -> &[CertificateSigningRequestCondition] {
@@ -141,7 +124,6 @@ fn condition_cell(csr: &CertificateSigningRequest) -> String {
     cell
 }
 
-#[async_trait]
 impl Strategy for CertificateSigningRequests {
     type Object = CertificateSigningRequest;
 
@@ -231,32 +213,6 @@ impl Strategy for CertificateSigningRequests {
         validation::update(new, old, Path::Approval)
     }
 
-    async fn authorize_write(
-        &self,
-        request: &ApiRequest,
-        new: &CertificateSigningRequest,
-        old: Option<&CertificateSigningRequest>,
-    ) -> ApiResult<()> {
-        let Some(chain) = &self.authorization else {
-            return Ok(());
-        };
-        let meta = new.metadata();
-        let name = meta
-            .name
-            .as_deref()
-            .filter(|n| !n.is_empty())
-            .or(meta.generate_name.as_deref())
-            .unwrap_or_default();
-        admission::check(
-            chain,
-            &request.user,
-            request.subresource.as_deref(),
-            new,
-            old,
-            name,
-        )
-    }
-
     fn fields(&self, csr: &CertificateSigningRequest) -> Vec<(&'static str, String)> {
         vec![("spec.signerName", csr.spec.signer_name.clone())]
     }
@@ -310,7 +266,7 @@ mod tests {
             "spec": {"request": "", "signerName": "example.com/s", "username": "admin", "groups": ["system:masters"]},
             "status": {"conditions": [{"type": "Approved", "status": "True"}]},
         }));
-        let strategy = CertificateSigningRequests::new(None);
+        let strategy = CertificateSigningRequests;
         strategy.prepare_create(&mut request);
         strategy.prepare_create_by(
             &mut request,
@@ -344,7 +300,7 @@ mod tests {
             "spec": {"request": "", "signerName": "example.com/other", "username": "mallory"},
             "status": {"certificate": "eA==", "conditions": [{"type": "Approved", "status": "True", "reason": "KubectlApprove"}]},
         }));
-        let strategy = CertificateSigningRequests::new(None);
+        let strategy = CertificateSigningRequests;
         strategy.prepare_subresource_update(APPROVAL, &mut new, &old);
         assert_eq!(new.spec, old.spec);
         let status = new.status.as_ref().unwrap();
@@ -367,7 +323,7 @@ mod tests {
             "spec": {"request": "", "signerName": "example.com/s"},
             "status": {"certificate": "eA==", "conditions": [{"type": "Approved", "status": "True", "reason": "Forged"}]},
         }));
-        CertificateSigningRequests::new(None).prepare_status_update(&mut new, &old);
+        CertificateSigningRequests.prepare_status_update(&mut new, &old);
         assert_eq!(
             conditions(&new)[0].reason.as_deref(),
             Some("KubectlApprove")
@@ -383,7 +339,7 @@ mod tests {
             "status": {"conditions": [{"type": "Denied", "status": "True"}, {"type": "Failed", "status": "True"}]},
         }));
         let cells = rendered(
-            &CertificateSigningRequests::new(None).cells(&request),
+            &CertificateSigningRequests.cells(&request),
             jiff::Timestamp::now(),
         );
         assert_eq!(
