@@ -39,6 +39,8 @@ enum Error {
     RootCa(#[from] rootcacertpublisher::RootCaError),
     #[error("--service-account-private-key-file: {0}")]
     ServiceAccountKey(#[from] machinery::serviceaccount::keys::KeyError),
+    #[error("failed to start the certificate signing controller: {0}")]
+    ClusterSigner(#[from] controllers::certificates::authority::LoadError),
     #[error(transparent)]
     Client(#[from] ClientError),
     #[error(transparent)]
@@ -70,6 +72,7 @@ async fn run(options: Options, shutdown: impl Future<Output = ()>) -> Result<(),
         )),
         None => None,
     };
+    let cluster_signer = controllers::certificates::signer::authority(&options)?.map(Arc::new);
     let client = Client::try_from(config.clone()).map_err(ClientError::from)?;
     let election = &options.leader_election;
     let elector = election
@@ -102,6 +105,7 @@ async fn run(options: Options, shutdown: impl Future<Output = ()>) -> Result<(),
                 options: options.clone(),
                 root_ca,
                 service_account_key,
+                cluster_signer,
             };
             for controller in &selected {
                 tracing::info!(controller = controller.name, "starting controller");

@@ -85,6 +85,21 @@ pub struct Options {
     #[arg(long)]
     pub service_account_private_key_file: Option<PathBuf>,
 
+    /// Filename containing a PEM-encoded X509 CA certificate used to issue cluster-scoped
+    /// certificates (the `kubernetes.io` signers'); without it and the key, nothing is signed.
+    #[arg(long)]
+    pub cluster_signing_cert_file: Option<PathBuf>,
+
+    /// Filename containing a PEM-encoded RSA or ECDSA private key used to sign cluster-scoped
+    /// certificates.
+    #[arg(long)]
+    pub cluster_signing_key_file: Option<PathBuf>,
+
+    /// The max length of duration signed certificates will be given. Individual CSRs may
+    /// request shorter certs by setting spec.expirationSeconds.
+    #[arg(long, value_parser = parse_duration, default_value = "8760h0m0s")]
+    pub cluster_signing_duration: Duration,
+
     /// If true, use individual service account credentials for each controller: its API
     /// requests are made as `system:serviceaccount:kube-system:<controller>`, which the
     /// bootstrap RBAC policy authorizes.
@@ -121,6 +136,10 @@ mod tests {
         assert_eq!(defaults.serving.secure_port, 10257);
         assert_eq!(defaults.node_startup_grace_period, Duration::from_secs(60));
         assert!(!defaults.use_service_account_credentials);
+        assert_eq!(
+            defaults.cluster_signing_duration,
+            Duration::from_secs(365 * 24 * 3600)
+        );
         for flag in [
             "--use-service-account-credentials",
             "--use-service-account-credentials=true",

@@ -56,6 +56,19 @@ pub enum Error {
     /// failure conditions.
     #[error("{}", .0.join(", "))]
     NamespaceContent(Vec<String>),
+    /// A certificate signing request whose request does not parse.
+    #[error("unable to parse csr {name:?}: {reason}")]
+    UnparsableCsr { name: String, reason: String },
+    /// The cluster CA could not sign an approved request.
+    #[error("error auto signing csr: {0}")]
+    CsrSigning(String),
+    /// A node client request whose requestor may not have it approved: retried with backoff,
+    /// as upstream retries it, in case a binding arrives.
+    #[error("recognized csr {name:?} as [{}] but subject access review was not approved", .tried.join(" "))]
+    CsrNotApproved {
+        name: String,
+        tried: Vec<&'static str>,
+    },
 }
 
 /// The message of an API error as upstream prints it (`pods "x" is forbidden: ...`).

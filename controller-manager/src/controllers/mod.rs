@@ -1,5 +1,6 @@
 //! The controllers, one file each, and the `--controllers` selection among them.
 
+pub mod certificates;
 pub mod clusterroleaggregation;
 pub mod deployment;
 pub mod endpoints;
@@ -37,6 +38,9 @@ pub struct ControllerContext {
     pub root_ca: Option<String>,
     /// `--service-account-private-key-file`: signs legacy service-account token Secrets.
     pub service_account_key: Option<Arc<machinery::serviceaccount::keys::SigningKey>>,
+    /// `--cluster-signing-cert-file` and `--cluster-signing-key-file`: the CA that signs
+    /// approved certificate signing requests.
+    pub cluster_signer: Option<Arc<certificates::authority::Authority>>,
 }
 
 impl ControllerContext {
@@ -130,6 +134,24 @@ pub const CONTROLLERS: &[Descriptor] = &[
         start: tainteviction::start,
         // Upstream: "taint-manager uses existing cluster role from node-controller".
         service_account: Some("node-controller"),
+    },
+    Descriptor {
+        name: certificates::approver::NAME,
+        aliases: &["csrapproving"],
+        start: certificates::approver::start,
+        service_account: Some(certificates::SERVICE_ACCOUNT),
+    },
+    Descriptor {
+        name: certificates::signer::NAME,
+        aliases: &["csrsigning"],
+        start: certificates::signer::start,
+        service_account: Some(certificates::SERVICE_ACCOUNT),
+    },
+    Descriptor {
+        name: certificates::cleaner::NAME,
+        aliases: &["csrcleaner"],
+        start: certificates::cleaner::start,
+        service_account: Some(certificates::SERVICE_ACCOUNT),
     },
     Descriptor {
         name: clusterroleaggregation::NAME,

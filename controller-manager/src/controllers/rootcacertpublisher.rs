@@ -52,8 +52,8 @@ pub fn root_ca(file: Option<&Path>, config: &kube::Config) -> Result<Option<Stri
     }
 }
 
-/// A DER blob as PEM.
-fn pem(label: &str, der: &[u8]) -> String {
+/// A DER blob as PEM (also what the CSR signer issues).
+pub(crate) fn pem(label: &str, der: &[u8]) -> String {
     let encoded = base64::engine::general_purpose::STANDARD.encode(der);
     let mut text = format!("-----BEGIN {label}-----\n");
     for line in encoded.as_bytes().chunks(64) {

@@ -275,6 +275,12 @@ impl SigningKey {
         &self.public
     }
 
+    /// The key as PKCS#8 DER, whatever the file held: the cluster signer loads its CA key
+    /// through here, so it reads every form upstream's `keyutil` reads.
+    pub fn pkcs8_der(&self) -> &[u8] {
+        &self.pkcs8
+    }
+
     /// The key in the form the JWT signer (`super::jwt`) reads.
     pub(super) fn encoding_key(&self) -> EncodingKey {
         match self.public {
