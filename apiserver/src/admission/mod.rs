@@ -19,6 +19,7 @@
 mod certificates;
 mod default_toleration_seconds;
 mod namespace_lifecycle;
+mod node_restriction;
 mod plugins;
 mod priority;
 mod service_account;

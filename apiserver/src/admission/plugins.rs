@@ -11,6 +11,7 @@ use super::{certificates, Context, Plugin};
 pub enum Name {
     NamespaceLifecycle,
     ServiceAccount,
+    NodeRestriction,
     Priority,
     DefaultTolerationSeconds,
     CertificateApproval,
@@ -20,9 +21,10 @@ pub enum Name {
 
 impl Name {
     /// Every implemented plugin, in the order it runs.
-    pub const ALL: [Name; 7] = [
+    pub const ALL: [Name; 8] = [
         Name::NamespaceLifecycle,
         Name::ServiceAccount,
+        Name::NodeRestriction,
         Name::Priority,
         Name::DefaultTolerationSeconds,
         Name::CertificateApproval,
@@ -34,6 +36,7 @@ impl Name {
         match self {
             Name::NamespaceLifecycle => "NamespaceLifecycle",
             Name::ServiceAccount => "ServiceAccount",
+            Name::NodeRestriction => "NodeRestriction",
             Name::Priority => "Priority",
             Name::DefaultTolerationSeconds => "DefaultTolerationSeconds",
             Name::CertificateApproval => "CertificateApproval",
@@ -52,6 +55,8 @@ impl Name {
             | Name::CertificateApproval
             | Name::CertificateSigning
             | Name::CertificateSubjectRestriction => true,
+            // kubeadm names it; upstream's default set leaves it out.
+            Name::NodeRestriction => false,
         }
     }
 
@@ -67,6 +72,9 @@ pub(super) fn build(name: Name, context: &Context) -> Arc<dyn Plugin> {
             context.store.clone(),
         )),
         Name::ServiceAccount => Arc::new(super::service_account::ServiceAccount),
+        Name::NodeRestriction => Arc::new(super::node_restriction::NodeRestriction::new(
+            context.store.clone(),
+        )),
         Name::Priority => Arc::new(super::priority::Priority::new(context.store.clone())),
         Name::DefaultTolerationSeconds => {
             Arc::new(super::default_toleration_seconds::DefaultTolerationSeconds)
@@ -85,7 +93,7 @@ pub(super) fn build(name: Name, context: &Context) -> Arc<dyn Plugin> {
 
 /// Upstream v1.33's other plugins. The flags accept them so upstream command lines still
 /// start; enabling one only logs a warning, since nothing here would run it.
-const NOT_IMPLEMENTED: [&str; 29] = [
+const NOT_IMPLEMENTED: [&str; 28] = [
     "AlwaysAdmit",
     "AlwaysDeny",
     "AlwaysPullImages",
@@ -102,7 +110,6 @@ const NOT_IMPLEMENTED: [&str; 29] = [
     "MutatingAdmissionWebhook",
     "NamespaceAutoProvision",
     "NamespaceExists",
-    "NodeRestriction",
     "OwnerReferencesPermissionEnforcement",
     "PersistentVolumeClaimResize",
     "PodNodeSelector",
@@ -213,8 +220,16 @@ mod tests {
     #[test]
     fn defaults_run_in_upstreams_order() {
         assert_eq!(flags(&[], &[]).unwrap(), Enabled::default());
-        assert_eq!(Enabled::default().names(), Name::ALL);
-        let reordered = flags(&["DefaultTolerationSeconds", "NamespaceLifecycle"], &[]).unwrap();
+        let without_node_restriction: Vec<Name> = Name::ALL
+            .into_iter()
+            .filter(|n| *n != Name::NodeRestriction)
+            .collect();
+        assert_eq!(Enabled::default().names(), without_node_restriction);
+        let reordered = flags(
+            &["DefaultTolerationSeconds", "NodeRestriction", "NamespaceLifecycle"],
+            &[],
+        )
+        .unwrap();
         assert_eq!(
             reordered.names(),
             Name::ALL,

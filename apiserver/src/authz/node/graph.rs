@@ -40,9 +40,9 @@ pub struct Vertex {
 /// What the graph keeps of a pod: its node and what it uses. This is what the graph's pod
 /// cache stores instead of the pod, so the cache holds a few hundred bytes per pod.
 #[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
-struct Uses {
-    node: String,
-    vertices: Vec<Vertex>,
+pub(crate) struct Uses {
+    pub node: String,
+    pub vertices: Vec<Vertex>,
 }
 
 /// Events the graph's pod cache keeps; it serves no watchers, only the graph's follower.
@@ -195,7 +195,7 @@ fn read(compact: &[u8]) -> Uses {
 /// every secret, config map and claim its spec names (image pull secrets, env, envFrom,
 /// volumes, projected sources, and the secret references of volume plugins). An unbound pod
 /// lets no node read anything.
-fn uses_of(pod: &Value) -> Uses {
+pub(crate) fn uses_of(pod: &Value) -> Uses {
     let text = |value: Option<&Value>| value.and_then(Value::as_str).unwrap_or("").to_string();
     let spec = &pod["spec"];
     let node = text(spec.get("nodeName"));
