@@ -7,6 +7,7 @@ pub mod certificates;
 pub mod client;
 pub mod duration;
 pub mod events;
+pub mod indexes;
 pub mod informers;
 pub mod leaderelection;
 pub mod lifecycle;

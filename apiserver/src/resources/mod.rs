@@ -8,6 +8,7 @@ mod deployments;
 mod endpoints;
 mod endpointslices;
 mod events;
+mod jobs;
 pub mod kubernetes_service;
 mod leases;
 mod namespaces;
@@ -132,6 +133,7 @@ pub fn registry(store: Arc<dyn Store>, config: &Config) -> Registry {
     }
     registry.add(Arc::new(Rest::new(deployments::Deployments, store.clone())));
     registry.add(Arc::new(Rest::new(replicasets::ReplicaSets, store.clone())));
+    registry.add(Arc::new(Rest::new(jobs::Jobs, store.clone())));
     let services = services::Services::new(
         store.clone(),
         config.service_cluster_ip_range,

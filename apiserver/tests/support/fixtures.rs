@@ -69,6 +69,12 @@ pub fn template(labels: Value) -> Value {
     })
 }
 
+/// A job's pod template: jobs' pods may not restart `Always`; the selector and its labels
+/// are generated.
+fn job_template() -> Value {
+    json!({"spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox"}]}})
+}
+
 /// A condition valid for any status that takes conditions, with `reason` as the marker.
 fn condition(kind: &str, reason: &str) -> Value {
     json!({
@@ -349,6 +355,33 @@ pub const FIXTURES: &[Fixture] = &[
         status: Some(StatusFixture {
             change: |mark| json!({"status": {"replicas": 1, "conditions": [condition("ReplicaFailure", mark)]}}),
             ignored: || json!({"spec": {"replicas": 3}}),
+            kept_on_create: false,
+        }),
+    },
+    Fixture {
+        group: "batch",
+        version: "v1",
+        plural: "jobs",
+        valid: || json!({"spec": {"template": job_template()}}),
+        invalid: || {
+            json!({"metadata": {"name": "invalid"}, "spec": {
+                "parallelism": -1,
+                "template": job_template(),
+            }})
+        },
+        cause: (
+            "FieldValueInvalid",
+            "spec.parallelism",
+            "Invalid value: -1: must be greater than or equal to 0",
+        ),
+        change: || json!({"spec": {"parallelism": 3}}),
+        generation: Generation::Tracked,
+        create_on_update: false,
+        unconditional_update: true,
+        returns_deleted_object: false,
+        status: Some(StatusFixture {
+            change: |mark| json!({"status": {"active": 1, "conditions": [condition("Suspended", mark)]}}),
+            ignored: || json!({"spec": {"parallelism": 3}}),
             kept_on_create: false,
         }),
     },
