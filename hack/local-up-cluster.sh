@@ -48,8 +48,10 @@ done
 # --use-service-account-credentials as kubeadm passes it: each controller writes as its own
 # kube-system service account, so an apiserver started with --authorization-mode=Node,RBAC
 # needs only the bootstrap policy (the flag changes nothing under the default AlwaysAllow).
+# The cluster CA the apiserver generated signs approved CertificateSigningRequests.
 target/release/kube-controller-manager --kubeconfig "$LOCAL_DIR/pki/controller-manager.conf" \
   --service-account-private-key-file "$LOCAL_DIR/pki/sa.key" --use-service-account-credentials \
+  --cluster-signing-cert-file "$LOCAL_DIR/pki/ca.crt" --cluster-signing-key-file "$LOCAL_DIR/pki/ca.key" \
   --bind-address 127.0.0.1 --secure-port "${CONTROLLER_MANAGER_PORT:-10257}" \
   >"$LOCAL_DIR/kube-controller-manager.log" 2>&1 &
 pids+=($!)

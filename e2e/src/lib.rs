@@ -434,13 +434,19 @@ impl Cluster {
     }
 
     /// Starts kube-controller-manager (its health and metrics port is [`Process::port`])
-    /// signing service-account token Secrets with the apiserver's key, as kubeadm sets it
-    /// up; `args` are extra flags.
+    /// signing service-account token Secrets with the apiserver's key and certificates with
+    /// the cluster CA, as kubeadm sets it up; `args` are extra flags.
     pub fn start_controller_manager(&self, args: &[&str]) -> Process {
-        let key = self.dir.path().join("pki").join("sa.key");
+        let pki = self.dir.path().join("pki");
+        let path = |file: &str| pki.join(file).display().to_string();
+        let (key, ca_cert, ca_key) = (path("sa.key"), path("ca.crt"), path("ca.key"));
         let mut all = vec![
             "--service-account-private-key-file",
-            key.to_str().expect("UTF-8 path"),
+            key.as_str(),
+            "--cluster-signing-cert-file",
+            ca_cert.as_str(),
+            "--cluster-signing-key-file",
+            ca_key.as_str(),
         ];
         all.extend_from_slice(args);
         self.start_component("kube-controller-manager", "controller-manager.conf", &all)
