@@ -68,6 +68,8 @@ async fn main() {
     let cluster = Cluster::start(Backend::Embedded).await;
     let elapsed = started.elapsed();
     let client = cluster.client().await;
+    // No controller-manager runs: the account the pods run as is created here.
+    cluster.create_default_service_account(NAMESPACE);
     println!("kube-apiserver (embedded store)");
     println!(
         "  start to readyz (first start, PKI generated): {:>8.1} ms",
@@ -165,7 +167,7 @@ async fn authorization_cost() {
             ],
         )
         .await;
-        cluster.kubectl(&["create", "serviceaccount", "default", "-n", NAMESPACE]);
+        cluster.create_default_service_account(NAMESPACE);
         cluster.ok(&[
             "create",
             "rolebinding",

@@ -33,6 +33,8 @@ async fn not_running(client: &Client) -> usize {
 async fn main() {
     let cluster = Cluster::start(Backend::Embedded).await;
     let client = cluster.client().await;
+    // No controller-manager runs: the account the pods run as is created here.
+    cluster.create_default_service_account("default");
 
     let started = Instant::now();
     let simulator = cluster.start_node_simulator(&[

@@ -89,6 +89,8 @@ fn bound(scheduler: &Process) -> Option<usize> {
 async fn run(nodes: usize) {
     let cluster = Cluster::start(Backend::Embedded).await;
     let client = cluster.client().await;
+    // No controller-manager runs: the account the pods run as is created here.
+    cluster.create_default_service_account("default");
     create_all(
         &client,
         "/api/v1/nodes",

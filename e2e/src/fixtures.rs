@@ -70,6 +70,26 @@ pub fn deployment(name: &str, replicas: u32, pod_spec: &str) -> String {
     )
 }
 
+/// Waits until `namespace` has its `default` ServiceAccount, which the controller-manager
+/// creates after the namespace, as upstream's e2e framework waits before creating pods: the
+/// ServiceAccount admission plugin refuses pods whose account does not exist.
+pub async fn default_service_account(cluster: &Cluster, namespace: &str) {
+    let what = format!("the default service account of {namespace}");
+    eventually(60, &what, || {
+        let out = cluster.kubectl(&["get", "serviceaccount", "default", "-n", namespace]);
+        out.status.success().then_some(())
+    })
+    .await
+}
+
+impl Cluster {
+    /// Creates the `default` ServiceAccount of `namespace` as the controller-manager's
+    /// serviceaccount controller would, for suites that create pods without running one.
+    pub fn create_default_service_account(&self, namespace: &str) {
+        self.ok(&["create", "serviceaccount", "default", "-n", namespace]);
+    }
+}
+
 /// kube-scheduler, simulated nodes and kube-controller-manager next to the apiserver,
 /// stopped when dropped.
 pub struct ControlPlane {

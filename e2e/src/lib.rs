@@ -33,7 +33,8 @@ pub fn kubectl_path(minor: u32) -> PathBuf {
     }
 }
 
-fn bin_dir() -> PathBuf {
+/// Where the binaries under test are, for tests that start one themselves.
+pub fn bin_dir() -> PathBuf {
     std::env::var_os("KUBE_BIN_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug"))

@@ -1,7 +1,9 @@
 //! kube-controller-manager end to end: the real apiserver, kube-scheduler and simulated nodes,
 //! driven by the real kubectl the way a learner does, on both store backends.
 
-use e2e::fixtures::{condition, deployment, eventually, is_ready, items, json, live_pods};
+use e2e::fixtures::{
+    condition, default_service_account, deployment, eventually, is_ready, items, json, live_pods,
+};
 use e2e::{on_both_backends, Cluster};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
@@ -554,6 +556,7 @@ spec:
 
 async fn replica_set_adopts_and_releases_pods(cluster: &mut Cluster) {
     let _plane = cluster.start_control_plane(2, &[]);
+    default_service_account(cluster, "default").await;
     cluster.ok(&["run", "bare", "--image=nginx", "--labels=app=adopt"]);
     wait_ready_pods(cluster, "default", "app=adopt", 1).await;
     cluster.ok_stdin(&["create", "-f", "-"], ADOPTER);

@@ -20,6 +20,7 @@ on_both_backends!(
 const POD: &str = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: NAME\n  labels: {app: meta}\nspec:\n  containers:\n  - {name: app, image: nginx}\n";
 
 async fn kube_rs_metadata_watcher_sees_pods(cluster: &mut Cluster) {
+    cluster.create_default_service_account("default");
     cluster.ok_stdin(&["apply", "-f", "-"], &POD.replace("NAME", "first"));
     let pods: Api<Pod> = Api::namespaced(cluster.client().await, "default");
     let listed = pods

@@ -136,6 +136,7 @@ async fn patch_types_on_deployments_pods_and_nodes(cluster: &mut Cluster) {
         "a failed test operation is 422: {failed}"
     );
 
+    cluster.create_default_service_account("default");
     cluster.ok(&["run", "solo", "--image=busybox", "--env=A=1"]);
     cluster.ok(&[
         "patch",

@@ -120,6 +120,7 @@ async fn the_scheduler_works_under_rbac(backend: Backend) {
     let (cluster, _tokens) = rbac_cluster(backend).await;
     let _nodes = cluster.start_node_simulator(&["--nodes", "1", "--pod-startup-delay=100ms"]);
     let scheduler = cluster.start_scheduler(&[]);
+    cluster.create_default_service_account("default");
     cluster.ok(&["run", "web", "--image", "nginx"]);
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -151,6 +152,7 @@ async fn controllers_work_as_their_service_accounts(backend: Backend) {
     let _nodes = cluster.start_node_simulator(&["--nodes", "1", "--pod-startup-delay=100ms"]);
     let _scheduler = cluster.start_scheduler(&[]);
     let in_log = |what: &str| format!("{what}; controller-manager log:\n{}", manager.log());
+    e2e::fixtures::default_service_account(&cluster, "default").await;
     cluster.ok(&[
         "create",
         "deployment",

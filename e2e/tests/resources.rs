@@ -111,6 +111,7 @@ async fn typed_create_commands_send_protobuf(cluster: &mut Cluster) {
 }
 
 async fn tables_have_upstream_columns(cluster: &mut Cluster) {
+    cluster.create_default_service_account("default");
     cluster.ok(&["create", "deployment", "web", "--image=nginx"]);
     cluster.ok(&["run", "solo", "--image=busybox"]);
     cluster.ok(&["expose", "deployment", "web", "--port=80"]);
@@ -199,6 +200,7 @@ async fn tables_have_upstream_columns(cluster: &mut Cluster) {
 }
 
 async fn describe_works_for_core_kinds(cluster: &mut Cluster) {
+    cluster.create_default_service_account("default");
     cluster.ok(&["create", "deployment", "web", "--image=nginx"]);
     cluster.ok(&["run", "solo", "--image=busybox", "--labels=app=solo"]);
     cluster.ok(&["expose", "pod", "solo", "--port=80"]);
@@ -306,6 +308,7 @@ async fn priority_classes_set_pod_priority(cluster: &mut Cluster) {
         "{classes}"
     );
     cluster.ok(&["create", "priorityclass", "high", "--value=1000"]);
+    cluster.create_default_service_account("default");
     cluster.ok_stdin(&["create", "-f", "-"], "apiVersion: v1\nkind: Pod\nmetadata:\n  name: vip\nspec:\n  priorityClassName: high\n  containers:\n  - name: app\n    image: nginx\n");
     assert_eq!(
         cluster.ok(&["get", "pod", "vip", "-o", "jsonpath={.spec.priority}"]),

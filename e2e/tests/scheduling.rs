@@ -1,6 +1,7 @@
 //! kube-scheduler and node-simulator as real processes next to the apiserver, driven with
 //! kubectl: where pods land, how failures read, preemption, leader election, and what a
-//! simulated kubelet reports.
+//! simulated kubelet reports. No controller-manager runs, so cases that create pods first
+//! create the `default` ServiceAccount their pods run as.
 
 use std::time::{Duration, Instant};
 
@@ -121,6 +122,7 @@ async fn mixed_cluster(cluster: &Cluster) -> (Process, Process) {
 }
 
 async fn pods_land_only_on_nodes_that_fit(cluster: &mut Cluster) {
+    cluster.create_default_service_account("default");
     let (_simulator, scheduler) = mixed_cluster(cluster).await;
     create(cluster, &manifest("two-cpus", "cpu: \"2\"", ""));
     create(cluster, &manifest("gpu", "example.com/gpu: \"1\"", ""));
@@ -167,6 +169,7 @@ async fn pods_land_only_on_nodes_that_fit(cluster: &mut Cluster) {
 }
 
 async fn pods_spread_across_nodes(cluster: &mut Cluster) {
+    cluster.create_default_service_account("default");
     let _simulator =
         cluster.start_node_simulator(&["--nodes", "3", "--cpu", "4", "--pod-startup-delay=200ms"]);
     wait_for_nodes(cluster, 3).await;
@@ -188,6 +191,7 @@ async fn pods_spread_across_nodes(cluster: &mut Cluster) {
 }
 
 async fn failed_scheduling_reads_like_upstream(cluster: &mut Cluster) {
+    cluster.create_default_service_account("default");
     let (_simulator, _scheduler) = mixed_cluster(cluster).await;
     create(
         cluster,
@@ -221,6 +225,7 @@ async fn failed_scheduling_reads_like_upstream(cluster: &mut Cluster) {
 }
 
 async fn an_unschedulable_pod_is_retried_when_a_node_is_added(cluster: &mut Cluster) {
+    cluster.create_default_service_account("default");
     let _small =
         cluster.start_node_simulator(&["--nodes", "1", "--cpu", "1", "--pod-startup-delay=200ms"]);
     wait_for_nodes(cluster, 1).await;
@@ -268,6 +273,7 @@ async fn an_unschedulable_pod_is_retried_when_a_node_is_added(cluster: &mut Clus
 }
 
 async fn higher_priority_pods_preempt_lower_ones(cluster: &mut Cluster) {
+    cluster.create_default_service_account("default");
     let _simulator =
         cluster.start_node_simulator(&["--nodes", "1", "--cpu", "2", "--pod-startup-delay=200ms"]);
     wait_for_nodes(cluster, 1).await;
@@ -325,6 +331,7 @@ async fn higher_priority_pods_preempt_lower_ones(cluster: &mut Cluster) {
 }
 
 async fn one_leader_schedules_and_a_standby_takes_over(cluster: &mut Cluster) {
+    cluster.create_default_service_account("default");
     let _simulator = cluster.start_node_simulator(&["--nodes", "2", "--pod-startup-delay=200ms"]);
     wait_for_nodes(cluster, 2).await;
     let lease = [
@@ -389,6 +396,7 @@ async fn one_leader_schedules_and_a_standby_takes_over(cluster: &mut Cluster) {
 }
 
 async fn get_wide_and_describe_node_show_placement(cluster: &mut Cluster) {
+    cluster.create_default_service_account("default");
     let _simulator = cluster.start_node_simulator(&[
         "--nodes",
         "2",
@@ -439,6 +447,7 @@ async fn get_wide_and_describe_node_show_placement(cluster: &mut Cluster) {
 }
 
 async fn drain_evicts_pods(cluster: &mut Cluster) {
+    cluster.create_default_service_account("default");
     let _simulator = cluster.start_node_simulator(&["--nodes", "2", "--pod-startup-delay=200ms"]);
     wait_for_nodes(cluster, 2).await;
     let scheduler = cluster.start_scheduler(&[]);
@@ -470,6 +479,7 @@ async fn drain_evicts_pods(cluster: &mut Cluster) {
 }
 
 async fn simulated_pods_walk_through_their_phases(cluster: &mut Cluster) {
+    cluster.create_default_service_account("default");
     let _simulator = cluster.start_node_simulator(&["--nodes", "1", "--pod-startup-delay=2s"]);
     wait_for_nodes(cluster, 1).await;
     let scheduler = cluster.start_scheduler(&[]);

@@ -71,7 +71,9 @@ pub(super) fn build(name: Name, context: &Context) -> Arc<dyn Plugin> {
         Name::NamespaceLifecycle => Arc::new(super::namespace_lifecycle::NamespaceLifecycle::new(
             context.store.clone(),
         )),
-        Name::ServiceAccount => Arc::new(super::service_account::ServiceAccount),
+        Name::ServiceAccount => Arc::new(super::service_account::ServiceAccount::new(
+            context.store.clone(),
+        )),
         Name::NodeRestriction => Arc::new(super::node_restriction::NodeRestriction::new(
             context.store.clone(),
         )),

@@ -37,8 +37,8 @@ pub const SERVICE_RANGE: &str = "10.96.0.0/24";
 /// The NodePort range tests allocate from.
 pub const NODE_PORT_RANGE: &str = "30000-30100";
 
-/// Every built-in resource over a fresh store, with the `default` namespace created through
-/// the registry like any client would.
+/// Every built-in resource over a fresh store, with the `default` namespace and its `default`
+/// ServiceAccount created through the registry like any client would.
 pub struct Cluster {
     pub registry: Registry,
     /// Keeps the store's files alive as long as the registry.
@@ -74,6 +74,20 @@ impl Cluster {
             code,
             StatusCode::CREATED,
             "creating namespace default: {body}"
+        );
+        // What the controller-manager's serviceaccount controller would create: pods run as
+        // it (the ServiceAccount admission plugin refuses them otherwise).
+        let accounts = cluster.resource("", "v1", "serviceaccounts");
+        let (code, body) = call(
+            &accounts,
+            Call::new(Verb::Create).json(&json!({"metadata": {"name": "default"}})),
+            Some("default"),
+        )
+        .await;
+        assert_eq!(
+            code,
+            StatusCode::CREATED,
+            "creating service account default: {body}"
         );
         cluster
     }
