@@ -1,9 +1,13 @@
 //! What several controllers share, as upstream's `pkg/controller/controller_utils.go` and
 //! `pkg/api/v1/pod`: pod readiness and availability, controller references, and claiming
-//! objects by selector (adoption of orphans, release of objects that stopped matching).
+//! objects by selector (adoption of orphans, release of objects that stopped matching), the
+//! expectations that keep a controller from acting twice on a lagging watch, and creating
+//! pods in slow-start batches.
 
+use std::collections::{HashMap, HashSet};
 use std::fmt::Debug;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{Pod, PodCondition};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
@@ -15,6 +19,9 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use crate::runtime::{is_status, Error, Result};
+
+/// Unfulfilled expectations are given up after this long, in case a watch event was lost.
+const EXPECTATIONS_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 
 /// The pod's `Ready` condition.
 pub fn ready_condition(pod: &Pod) -> Option<&PodCondition> {
@@ -211,4 +218,104 @@ where
         ));
     }
     Ok(())
+}
+
+/// Runs `count` calls of `call` in batches of 1, 2, 4, ... so a template the API refuses
+/// costs one failed request, not hundreds; stops at the first batch with a failure. Returns
+/// the successes and the first error.
+pub async fn slow_start_batch<'a, F, Fut>(count: usize, call: F) -> (usize, Option<Error>)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<()>> + 'a,
+{
+    let mut done = 0;
+    let mut batch = 1.min(count);
+    while batch > 0 {
+        let results = futures::future::join_all((0..batch).map(|_| call())).await;
+        let mut first_error = None;
+        for result in results {
+            match result {
+                Ok(()) => done += 1,
+                Err(error) => {
+                    first_error.get_or_insert(error);
+                }
+            }
+        }
+        if first_error.is_some() {
+            return (done, first_error);
+        }
+        batch = (2 * batch).min(count - done);
+    }
+    (done, None)
+}
+
+/// Upstream's `ControllerExpectations`: the pod creations and deletions a controller made for
+/// each of its objects (by key) and has not yet seen in its informer. While any are
+/// outstanding the object is not managed again, so a slow watch never makes a controller
+/// create or delete twice; expectations older than five minutes are given up, in case a
+/// watch event was lost.
+#[derive(Default)]
+pub struct Expectations {
+    entries: Mutex<HashMap<String, Expected>>,
+}
+
+/// Creations and deletions an object's controller still waits to observe; deletions are tracked by pod
+/// so one observed twice (graceful deletion, then removal) counts once.
+struct Expected {
+    creations: i64,
+    deletions: HashSet<String>,
+    since: Instant,
+}
+
+impl Expectations {
+    pub fn satisfied(&self, key: &str) -> bool {
+        self.entries
+            .lock()
+            .expect("expectations")
+            .get(key)
+            .is_none_or(|e| {
+                (e.creations <= 0 && e.deletions.is_empty())
+                    || e.since.elapsed() > EXPECTATIONS_TIMEOUT
+            })
+    }
+
+    pub fn expect_creations(&self, key: &str, count: usize) {
+        let expected = Expected {
+            creations: count as i64,
+            deletions: HashSet::new(),
+            since: Instant::now(),
+        };
+        self.entries
+            .lock()
+            .expect("expectations")
+            .insert(key.to_string(), expected);
+    }
+
+    pub fn expect_deletions(&self, key: &str, pods: HashSet<String>) {
+        let expected = Expected {
+            creations: 0,
+            deletions: pods,
+            since: Instant::now(),
+        };
+        self.entries
+            .lock()
+            .expect("expectations")
+            .insert(key.to_string(), expected);
+    }
+
+    pub fn creation_observed(&self, key: &str) {
+        if let Some(expected) = self.entries.lock().expect("expectations").get_mut(key) {
+            expected.creations -= 1;
+        }
+    }
+
+    pub fn deletion_observed(&self, key: &str, pod: &str) {
+        if let Some(expected) = self.entries.lock().expect("expectations").get_mut(key) {
+            expected.deletions.remove(pod);
+        }
+    }
+
+    pub fn forget(&self, key: &str) {
+        self.entries.lock().expect("expectations").remove(key);
+    }
 }

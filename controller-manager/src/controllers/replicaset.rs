@@ -9,8 +9,8 @@
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use futures::channel::mpsc::UnboundedReceiver;
 use futures::StreamExt;
@@ -26,7 +26,7 @@ use kube::{Api, Client, ResourceExt};
 use super::ControllerContext;
 use crate::controller_utils::{
     claim, controller_of, controller_ref, is_pod_active, is_pod_available, is_pod_ready, key_of,
-    matches, phase, ready_condition, selector,
+    matches, phase, ready_condition, selector, slow_start_batch, Expectations,
 };
 use crate::events::{EventType, Recorder};
 use crate::informers::Change;
@@ -37,8 +37,6 @@ pub const NAME: &str = "replicaset-controller";
 
 /// At most this many pods are created or deleted by one sync (upstream's `BurstReplicas`).
 const BURST_REPLICAS: usize = 500;
-/// Unfulfilled expectations are given up after this long, in case a watch event was lost.
-const EXPECTATIONS_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 /// Upstream's annotation ranking pods for scale-down.
 const POD_DELETION_COST: &str = "controller.kubernetes.io/pod-deletion-cost";
 
@@ -357,35 +355,6 @@ async fn create_pod(ctx: &Context, rs: &ReplicaSet, api: &Api<Pod>, template: &P
             Err(error.into())
         }
     }
-}
-
-/// Runs `count` calls of `call` in batches of 1, 2, 4, ... so a template the API refuses
-/// costs one failed request, not hundreds; stops at the first batch with a failure. Returns
-/// the successes and the first error.
-async fn slow_start_batch<'a, F, Fut>(count: usize, call: F) -> (usize, Option<Error>)
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = Result<()>> + 'a,
-{
-    let mut done = 0;
-    let mut batch = 1.min(count);
-    while batch > 0 {
-        let results = futures::future::join_all((0..batch).map(|_| call())).await;
-        let mut first_error = None;
-        for result in results {
-            match result {
-                Ok(()) => done += 1,
-                Err(error) => {
-                    first_error.get_or_insert(error);
-                }
-            }
-        }
-        if first_error.is_some() {
-            return (done, first_error);
-        }
-        batch = (2 * batch).min(count - done);
-    }
-    (done, None)
 }
 
 /// The pod a ReplicaSet creates: the template's metadata and spec, named after the ReplicaSet
@@ -764,72 +733,6 @@ async fn update_status(
         }
     }
     Err(Error::StatusConflict(rs.name_any()))
-}
-
-#[derive(Default)]
-struct Expectations {
-    entries: Mutex<HashMap<String, Expected>>,
-}
-
-/// Creations and deletions a ReplicaSet still waits to observe; deletions are tracked by pod
-/// so one observed twice (graceful deletion, then removal) counts once.
-struct Expected {
-    creations: i64,
-    deletions: HashSet<String>,
-    since: Instant,
-}
-
-impl Expectations {
-    fn satisfied(&self, key: &str) -> bool {
-        self.entries
-            .lock()
-            .expect("expectations")
-            .get(key)
-            .is_none_or(|e| {
-                (e.creations <= 0 && e.deletions.is_empty())
-                    || e.since.elapsed() > EXPECTATIONS_TIMEOUT
-            })
-    }
-
-    fn expect_creations(&self, key: &str, count: usize) {
-        let expected = Expected {
-            creations: count as i64,
-            deletions: HashSet::new(),
-            since: Instant::now(),
-        };
-        self.entries
-            .lock()
-            .expect("expectations")
-            .insert(key.to_string(), expected);
-    }
-
-    fn expect_deletions(&self, key: &str, pods: HashSet<String>) {
-        let expected = Expected {
-            creations: 0,
-            deletions: pods,
-            since: Instant::now(),
-        };
-        self.entries
-            .lock()
-            .expect("expectations")
-            .insert(key.to_string(), expected);
-    }
-
-    fn creation_observed(&self, key: &str) {
-        if let Some(expected) = self.entries.lock().expect("expectations").get_mut(key) {
-            expected.creations -= 1;
-        }
-    }
-
-    fn deletion_observed(&self, key: &str, pod: &str) {
-        if let Some(expected) = self.entries.lock().expect("expectations").get_mut(key) {
-            expected.deletions.remove(pod);
-        }
-    }
-
-    fn forget(&self, key: &str) {
-        self.entries.lock().expect("expectations").remove(key);
-    }
 }
 
 #[cfg(test)]
