@@ -83,6 +83,9 @@ fn condition(kind: &str, reason: &str) -> Value {
     })
 }
 
+/// A PEM certificate request (`CN=conformance, O=tests`, P-256), base64 as the API carries it.
+const CSR_REQUEST: &str = "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURSBSRVFVRVNULS0tLS0KTUlIaE1JR0lBZ0VBTUNZeEZEQVNCZ05WQkFNTUMyTnZibVp2Y20xaGJtTmxNUTR3REFZRFZRUUtEQVYwWlhOMApjekJaTUJNR0J5cUdTTTQ5QWdFR0NDcUdTTTQ5QXdFSEEwSUFCTjd6N0QzS3ZjK3dFMDVlcU1pbUUzeGdnMFVaCnppZnIyaWY4aW1lOENRZjNPUWxscENIU3I0RUtEeVBuZUpvT3ovdFlZZnYvTW9qeW1xLzBWdWYxbzFTZ0FEQUsKQmdncWhrak9QUVFEQWdOSUFEQkZBaUVBcTZKUGdIcWV3K3VVVHlSVzA2WjVucGIyZnprWjh6UFVZOG8rNFduaQpTellDSUVYaGs3ZFk5dUVQZmVwd2E5QjIvQVV5WWtoL0NBb0k2SVNWZjJiNnpwb2kKLS0tLS1FTkQgQ0VSVElGSUNBVEUgUkVRVUVTVC0tLS0tCg==";
+
 pub const FIXTURES: &[Fixture] = &[
     Fixture {
         group: "",
@@ -444,6 +447,29 @@ pub const FIXTURES: &[Fixture] = &[
         unconditional_update: true,
         returns_deleted_object: false,
         status: None,
+    },
+    Fixture {
+        group: "certificates.k8s.io",
+        version: "v1",
+        plural: "certificatesigningrequests",
+        valid: || {
+            json!({"spec": {"request": CSR_REQUEST, "signerName": "example.com/conformance", "usages": ["client auth"]}})
+        },
+        invalid: || {
+            json!({"metadata": {"name": "invalid"}, "spec": {"request": CSR_REQUEST, "usages": ["client auth"]}})
+        },
+        cause: ("FieldValueRequired", "spec.signerName", "Required value"),
+        // The spec is immutable (an update keeps the stored one): labels are what changes.
+        change: || json!({"metadata": {"labels": {"changed": "yes"}}}),
+        generation: Generation::Absent,
+        create_on_update: false,
+        unconditional_update: true,
+        returns_deleted_object: false,
+        status: Some(StatusFixture {
+            change: |mark| json!({"status": {"conditions": [condition("Failed", mark)]}}),
+            ignored: || json!({"spec": {"usages": ["server auth"]}}),
+            kept_on_create: false,
+        }),
     },
     Fixture {
         group: "coordination.k8s.io",
