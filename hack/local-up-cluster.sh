@@ -15,7 +15,9 @@ mkdir -p "$LOCAL_DIR"
 echo "building release binaries..." >&2
 cargo build --release --locked --bin kube-apiserver --bin kube-controller-manager --bin kube-scheduler --bin node-simulator
 
-args=(--secure-port "$SECURE_PORT" --cert-dir "$LOCAL_DIR/pki" --data-dir "$LOCAL_DIR/data")
+# NodeRestriction next to the default Node,RBAC authorization, as kubeadm enables it.
+args=(--secure-port "$SECURE_PORT" --cert-dir "$LOCAL_DIR/pki" --data-dir "$LOCAL_DIR/data"
+  --enable-admission-plugins NodeRestriction)
 if [ -n "${ETCD_SERVERS:-}" ]; then
   args+=(--etcd-servers "$ETCD_SERVERS")
 fi
@@ -46,8 +48,8 @@ for _ in $(seq 300); do
 done
 
 # --use-service-account-credentials as kubeadm passes it: each controller writes as its own
-# kube-system service account, so an apiserver started with --authorization-mode=Node,RBAC
-# needs only the bootstrap policy (the flag changes nothing under the default AlwaysAllow).
+# kube-system service account, so the apiserver's default --authorization-mode=Node,RBAC
+# needs only the bootstrap policy.
 # The cluster CA the apiserver generated signs approved CertificateSigningRequests.
 target/release/kube-controller-manager --kubeconfig "$LOCAL_DIR/pki/controller-manager.conf" \
   --service-account-private-key-file "$LOCAL_DIR/pki/sa.key" --use-service-account-credentials \
@@ -61,8 +63,11 @@ target/release/kube-scheduler --kubeconfig "$LOCAL_DIR/pki/scheduler.conf" \
   >"$LOCAL_DIR/kube-scheduler.log" 2>&1 &
 pids+=($!)
 
+# Each simulated node gets its own identity (system:node:<name>) through a CSR the
+# controller-manager approves and signs, as kubelet's TLS bootstrap; the admin kubeconfig only
+# bootstraps them and watches pods for all of them.
 target/release/node-simulator --kubeconfig "$LOCAL_DIR/pki/admin.conf" --nodes "${SIMULATED_NODES:-3}" \
-  >"$LOCAL_DIR/node-simulator.log" 2>&1 &
+  --tls-bootstrap >"$LOCAL_DIR/node-simulator.log" 2>&1 &
 pids+=($!)
 
 cat <<MSG

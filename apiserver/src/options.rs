@@ -57,9 +57,9 @@ pub struct Options {
     #[arg(long, requires = "tls_cert_file")]
     pub tls_private_key_file: Option<PathBuf>,
     /// Authorizers asked in order (comma-separated): `RBAC`, `Node`, `AlwaysAllow`,
-    /// `AlwaysDeny`. kubeadm's `Node,RBAC` becomes the default once every component has the
-    /// identity RBAC expects of it; until then upstream's own default.
-    #[arg(long, value_delimiter = ',', default_value = "AlwaysAllow")]
+    /// `AlwaysDeny`. The default is kubeadm's `Node,RBAC`, what clusters people learn on and
+    /// test against run (upstream's binary alone defaults to AlwaysAllow).
+    #[arg(long, value_delimiter = ',', default_value = "Node,RBAC")]
     pub authorization_mode: Vec<crate::authz::Mode>,
     /// Requests without credentials are `system:anonymous` (group `system:unauthenticated`)
     /// for the authorizers to judge. Ignored (off) when the only mode is AlwaysAllow, as

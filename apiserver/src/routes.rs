@@ -38,8 +38,9 @@ pub struct App {
 }
 
 /// The whole HTTP surface: authentication first, then impersonation (authorized for the
-/// authenticated caller), then authorization of whoever the request now runs as, then the
-/// in-flight limits and timeouts, then the handlers.
+/// authenticated caller), then the in-flight limits and timeouts, then authorization of
+/// whoever the request now runs as, then the handlers. Upstream limits before it authorizes
+/// too, so a caller without permissions is told to retry (429) while the server is full.
 pub fn router(
     app: Arc<App>,
     authenticator: Arc<Authenticator>,
@@ -62,12 +63,12 @@ pub fn router(
         .route(crate::serviceaccount::JWKS_PATH, get(openid_jwks))
         .fallback(api)
         .layer(axum::middleware::from_fn_with_state(
-            filters,
-            crate::filters::limit,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
             authorizer.clone(),
             crate::authz::authorize,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            filters,
+            crate::filters::limit,
         ))
         .layer(axum::middleware::from_fn_with_state(
             authorizer,

@@ -99,13 +99,20 @@ pub struct ControlPlane {
 }
 
 impl Cluster {
-    /// Starts a scheduler, `nodes` simulated nodes (pods start in 200 ms) and a
-    /// controller-manager with `manager_args`, none of them electing a leader.
+    /// Starts a scheduler, `nodes` simulated nodes (pods start in 200 ms, each node with its
+    /// own identity from the controller-manager's signer) and a controller-manager with
+    /// `manager_args`, none of them electing a leader.
     pub fn start_control_plane(&self, nodes: usize, manager_args: &[&str]) -> ControlPlane {
         let nodes = nodes.to_string();
         ControlPlane {
             scheduler: self.start_scheduler(&["--leader-elect=false"]),
-            nodes: self.start_node_simulator(&["--nodes", &nodes, "--pod-startup-delay", "200ms"]),
+            nodes: self.start_node_simulator(&[
+                "--nodes",
+                &nodes,
+                "--pod-startup-delay",
+                "200ms",
+                "--tls-bootstrap",
+            ]),
             manager: self
                 .start_controller_manager(&[&["--leader-elect=false"], manager_args].concat()),
         }

@@ -99,6 +99,9 @@ impl Cluster {
             self.dir.path().join("pki").display().to_string(),
             "--data-dir".into(),
             self.dir.path().join("data").display().to_string(),
+            // What kubeadm adds to the default plugins next to Node,RBAC.
+            "--enable-admission-plugins".into(),
+            "NodeRestriction".into(),
         ];
         if let Some(etcd) = &self.etcd {
             args.push("--etcd-servers".into());
@@ -436,7 +439,8 @@ impl Cluster {
 
     /// Starts kube-controller-manager (its health and metrics port is [`Process::port`])
     /// signing service-account token Secrets with the apiserver's key and certificates with
-    /// the cluster CA, as kubeadm sets it up; `args` are extra flags.
+    /// the cluster CA, each controller writing as its own service account, as kubeadm sets
+    /// it up; `args` are extra flags.
     pub fn start_controller_manager(&self, args: &[&str]) -> Process {
         let pki = self.dir.path().join("pki");
         let path = |file: &str| pki.join(file).display().to_string();
@@ -448,6 +452,7 @@ impl Cluster {
             ca_cert.as_str(),
             "--cluster-signing-key-file",
             ca_key.as_str(),
+            "--use-service-account-credentials",
         ];
         all.extend_from_slice(args);
         self.start_component("kube-controller-manager", "controller-manager.conf", &all)

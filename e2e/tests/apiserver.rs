@@ -13,7 +13,7 @@ use serde_json::Value;
 
 on_both_backends!(
     version_and_health_endpoints,
-    requests_without_credentials_get_401,
+    bad_credentials_get_401_and_none_are_anonymous,
     discovery_lists_resources_with_short_names,
     multi_document_create_then_get_in_every_format,
     selectors_filter_lists,
@@ -70,7 +70,7 @@ async fn version_and_health_endpoints(cluster: &mut Cluster) {
     );
 }
 
-async fn requests_without_credentials_get_401(cluster: &mut Cluster) {
+async fn bad_credentials_get_401_and_none_are_anonymous(cluster: &mut Cluster) {
     let anonymous = cluster.dir().join("anonymous.conf");
     let config = format!(
         "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:{}\n    insecure-skip-tls-verify: true\n\
@@ -91,7 +91,8 @@ async fn requests_without_credentials_get_401(cluster: &mut Cluster) {
         error.contains("error: You must be logged in to the server"),
         "{error}"
     );
-    // With no credentials at all kubectl would prompt for a password; kube-rs just asks.
+    // With no credentials at all kubectl would prompt for a password; kube-rs just asks, and
+    // is anonymous, whom the default Node,RBAC lets read only health, version and discovery.
     let config = kube::Config::from_custom_kubeconfig(
         kube::config::Kubeconfig::read_from(&anonymous).unwrap(),
         &Default::default(),
@@ -104,10 +105,10 @@ async fn requests_without_credentials_get_401(cluster: &mut Cluster) {
         Err(kube::Error::Api(status)) => {
             assert_eq!(
                 (status.code, status.reason.as_str(), status.message.as_str()),
-                (401, "Unauthorized", "Unauthorized")
+                (403, "Forbidden", "configmaps is forbidden: User \"system:anonymous\" cannot list resource \"configmaps\" in API group \"\" in the namespace \"default\"")
             )
         }
-        other => panic!("expected 401, got {other:?}"),
+        other => panic!("expected 403, got {other:?}"),
     }
     // Health and version stay public, as upstream's system:public-info-viewer allows.
     let request = http::Request::get("/healthz").body(Vec::new()).unwrap();
@@ -546,12 +547,20 @@ async fn streaming_list_watches_send_initial_events(cluster: &mut Cluster) {
     assert_eq!(initial, ["before"]);
 }
 
-/// Static bearer tokens from `--token-auth-file` (upstream's CSV format) authenticate.
+/// Static bearer tokens from `--token-auth-file` (upstream's CSV format) authenticate, with
+/// their groups (a binding to one of them lets alice read).
 async fn token_file_users_are_authenticated(backend: e2e::Backend) {
     let tokens = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(tokens.path(), "s3cr3t-token,alice,1001,\"dev,ops\"\n").unwrap();
     let path = tokens.path().display().to_string();
     let cluster = Cluster::start_with(backend, &["--token-auth-file", &path]).await;
+    cluster.ok(&[
+        "create",
+        "clusterrolebinding",
+        "ops-view",
+        "--clusterrole=view",
+        "--group=ops",
+    ]);
     let as_token =
         |token: &str| cluster.kubectl_as_token(token, &["get", "namespaces", "-o", "name"]);
     let ok = as_token("s3cr3t-token");

@@ -73,16 +73,12 @@ fn manifest(name: &str, request: &str, signer: &str, usages: &[&str]) -> String 
     )
 }
 
-/// The certificate controllers alone, acting as their service account when `rbac`.
-fn certificate_controllers(cluster: &Cluster, rbac: bool) -> Process {
-    let mut args = vec![
+/// The certificate controllers alone, acting as their service account.
+fn certificate_controllers(cluster: &Cluster) -> Process {
+    cluster.start_controller_manager(&[
         "--leader-elect=false",
         "--controllers=csrapproving,csrsigning,csrcleaner",
-    ];
-    if rbac {
-        args.push("--use-service-account-credentials");
-    }
-    cluster.start_controller_manager(&args)
+    ])
 }
 
 /// The certificate issued for `name` (PEM), once the signer has issued it.
@@ -155,7 +151,7 @@ fn whoami(cluster: &Cluster, config: &Path) -> (String, String) {
 }
 
 async fn the_learners_lab(cluster: &mut Cluster) {
-    let _controllers = certificate_controllers(cluster, false);
+    let _controllers = certificate_controllers(cluster);
     let request = key_and_request(cluster.dir(), "jane", "/CN=jane/O=devs", false);
     cluster.ok_stdin(
         &["create", "-f", "-"],
@@ -202,7 +198,7 @@ async fn the_learners_lab(cluster: &mut Cluster) {
 }
 
 async fn denied_requests_are_never_signed(cluster: &mut Cluster) {
-    let _controllers = certificate_controllers(cluster, false);
+    let _controllers = certificate_controllers(cluster);
     for name in ["mallory", "jane"] {
         let request = key_and_request(cluster.dir(), name, &format!("/CN={name}"), true);
         cluster.ok_stdin(
@@ -360,7 +356,7 @@ async fn node_client_requests_are_approved_automatically(backend: Backend) {
             "--group=system:bootstrappers",
         ]);
     }
-    let _controllers = certificate_controllers(&cluster, true);
+    let _controllers = certificate_controllers(&cluster);
     let subject = "/O=system:nodes/CN=system:node:n1";
     let request = key_and_request(cluster.dir(), "n1", subject, true);
     let usages = ["digital signature", "client auth"];

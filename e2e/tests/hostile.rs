@@ -422,7 +422,15 @@ async fn connections_are_bounded_and_timed_out(backend: Backend) {
         "HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n"
     );
 
-    // A body that never arrives holds the one mutating slot.
+    // A body that never arrives holds the one mutating slot: a write by alice, who may
+    // write (the limit comes before authorization, but a refused request would free it).
+    cluster.ok(&[
+        "create",
+        "rolebinding",
+        "alice-edit",
+        "--clusterrole=edit",
+        "--user=alice",
+    ]);
     let holder = Command::new("python3")
         .args(["-c", HOLD_SLOT, &cluster.port.to_string()])
         .stdout(std::process::Stdio::piped())

@@ -147,8 +147,7 @@ async fn the_scheduler_works_under_rbac(backend: Backend) {
 /// policy alone lets them roll out a Deployment and delete a namespace, with no extra binding.
 async fn controllers_work_as_their_service_accounts(backend: Backend) {
     let (cluster, _tokens) = rbac_cluster(backend).await;
-    let manager = cluster
-        .start_controller_manager(&["--leader-elect=false", "--use-service-account-credentials"]);
+    let manager = cluster.start_controller_manager(&["--leader-elect=false"]);
     let _nodes = cluster.start_node_simulator(&["--nodes", "1", "--pod-startup-delay=100ms"]);
     let _scheduler = cluster.start_scheduler(&[]);
     let in_log = |what: &str| format!("{what}; controller-manager log:\n{}", manager.log());

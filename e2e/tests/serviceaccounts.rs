@@ -65,9 +65,24 @@ fn whoami(cluster: &Cluster, token: &str) -> Result<Value, String> {
     }
 }
 
+/// Lets the `default` account read the `default` namespace, as a learner binds it before
+/// using its token (under RBAC an account may do nothing by itself).
+fn let_default_account_read(cluster: &Cluster) {
+    cluster.ok(&[
+        "create",
+        "rolebinding",
+        "default-view",
+        "--clusterrole=view",
+        "--serviceaccount=default:default",
+        "-n",
+        "default",
+    ]);
+}
+
 async fn tokens_identify_service_accounts(cluster: &mut Cluster) {
     let _controllers = cluster.start_controller_manager(&[]);
     let uid = default_account_uid(cluster).await;
+    let_default_account_read(cluster);
     let token = create_token(cluster, &["default"]);
     let (header, claims) = decode(&token);
     assert_eq!(header["alg"], "ES256", "{header}");
@@ -353,6 +368,7 @@ async fn issuer_discovery_verifies_tokens(cluster: &mut Cluster) {
 async fn clients_authenticate_with_tokens(cluster: &mut Cluster) {
     let _controllers = cluster.start_controller_manager(&[]);
     default_account_uid(cluster).await;
+    let_default_account_read(cluster);
     let token = create_token(cluster, &["default"]);
     let server = format!("https://127.0.0.1:{}", cluster.port);
 
