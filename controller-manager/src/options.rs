@@ -57,6 +57,15 @@ pub struct Options {
     #[arg(long, default_value_t = 20)]
     pub concurrent_gc_syncs: u16,
 
+    /// The number of job objects that are allowed to sync concurrently.
+    #[arg(long, default_value_t = 5)]
+    pub concurrent_job_syncs: u16,
+
+    /// The number of ttl-after-finished-controller workers that are allowed to sync
+    /// concurrently.
+    #[arg(long, default_value_t = 5)]
+    pub concurrent_ttl_after_finished_syncs: u16,
+
     /// The maximum number of endpoints that will be added to an EndpointSlice.
     #[arg(long, default_value_t = 100)]
     pub max_endpoints_per_slice: usize,

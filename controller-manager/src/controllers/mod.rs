@@ -6,6 +6,7 @@ pub mod deployment;
 pub mod endpoints;
 pub mod endpointslice;
 pub mod garbagecollector;
+pub mod job;
 pub mod namespace;
 pub mod nodelifecycle;
 pub mod replicaset;
@@ -13,6 +14,7 @@ pub mod rootcacertpublisher;
 pub mod serviceaccount;
 pub mod serviceaccounttoken;
 pub mod tainteviction;
+pub mod ttlafterfinished;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -77,6 +79,18 @@ pub const CONTROLLERS: &[Descriptor] = &[
         aliases: &["deployment"],
         start: deployment::start,
         service_account: Some("deployment-controller"),
+    },
+    Descriptor {
+        name: job::NAME,
+        aliases: &["job"],
+        start: job::start,
+        service_account: Some("job-controller"),
+    },
+    Descriptor {
+        name: ttlafterfinished::NAME,
+        aliases: &["ttl-after-finished"],
+        start: ttlafterfinished::start,
+        service_account: Some("ttl-after-finished-controller"),
     },
     Descriptor {
         name: garbagecollector::NAME,
