@@ -4,7 +4,7 @@
 //! both store backends.
 
 use e2e::fixtures::{condition, default_service_account, eventually, items, json};
-use e2e::{on_both_backends, Cluster};
+use e2e::{on_both_backends, Backend, Cluster};
 use serde_json::Value;
 
 on_both_backends!(
@@ -282,4 +282,41 @@ async fn a_finished_job_is_deleted_after_its_ttl(cluster: &mut Cluster) {
     .await;
     let (_, message) = wait_for_event(cluster, "brief", "Completed").await;
     assert_eq!(message, "Job completed", "it was deleted once finished");
+}
+
+/// Under `Node,RBAC` the job and TTL controllers write as their own service accounts, which
+/// the bootstrap roles `system:controller:job-controller` and
+/// `system:controller:ttl-after-finished-controller` alone must allow.
+async fn jobs_run_under_node_rbac(backend: Backend) {
+    let cluster = Cluster::start_with(backend, &["--authorization-mode", "Node,RBAC"]).await;
+    let plane = cluster.start_control_plane(1, &[]);
+    default_service_account(&cluster, "default").await;
+    cluster.ok_stdin(
+        &["apply", "-f", "-"],
+        "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: rbac\nspec:\n  completions: 2\n  \
+         ttlSecondsAfterFinished: 2\n  template:\n    spec:\n      restartPolicy: Never\n      \
+         containers:\n      - name: c\n        image: busybox\n        command: [\"true\"]\n",
+    );
+    eventually(60, "the job completed and deleted after its TTL", || {
+        let gone = !cluster.kubectl(&["get", "job", "rbac"]).status.success();
+        (gone && pods(&cluster, "rbac").is_empty()).then_some(())
+    })
+    .await;
+    let log = plane.manager.log();
+    assert!(
+        !log.contains("forbidden"),
+        "a controller was refused:\n{log}"
+    );
+    let (_, message) = wait_for_event(&cluster, "rbac", "Completed").await;
+    assert_eq!(message, "Job completed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_jobs_run_under_node_rbac() {
+    jobs_run_under_node_rbac(Backend::Embedded).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_jobs_run_under_node_rbac() {
+    jobs_run_under_node_rbac(Backend::Etcd).await;
 }
