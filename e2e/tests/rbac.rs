@@ -658,7 +658,10 @@ async fn reviews_agree_with_what_happens(backend: Backend) {
             r#"{{"apiVersion":"authorization.k8s.io/v1","kind":"SubjectAccessReview","spec":{{"user":"jane","groups":["system:authenticated"],"resourceAttributes":{{"namespace":"{namespace}","verb":"list","resource":"pods"}}}}}}"#
         )
     };
-    for (namespace, allowed) in [("lab", true), ("default", false)] {
+    let allowed_by =
+        r#"RBAC: allowed by RoleBinding "jane-reads/lab" of Role "pod-reader" to User "jane""#;
+    for (namespace, allowed, reason) in [("lab", true, Some(allowed_by)), ("default", false, None)]
+    {
         let answer = cluster.ok_stdin(
             &["create", "-f", "-", "-o", "json", "--validate=false"],
             &review(namespace),
@@ -668,6 +671,7 @@ async fn reviews_agree_with_what_happens(backend: Backend) {
             answer["status"]["allowed"], allowed,
             "{namespace}: {answer}"
         );
+        assert_eq!(answer["status"]["reason"].as_str(), reason, "{answer}");
     }
 }
 

@@ -41,6 +41,12 @@ pub enum Decision {
 pub trait Authorizer: Send + Sync {
     fn authorize(&self, attributes: &Attributes) -> Decision;
 
+    /// Why this authorizer allows a request it allows, for access reviews (only RBAC says).
+    /// Kept apart from [`Authorizer::authorize`] so requests do not pay for the words.
+    fn allow_reason(&self, _attributes: &Attributes) -> String {
+        String::new()
+    }
+
     /// What `user` may do in `namespace` (`""`: cluster-wide only), as rules: what
     /// SelfSubjectRulesReview answers. An authorizer that cannot list its decisions says
     /// `incomplete`.
@@ -178,8 +184,24 @@ impl Chain {
 
     /// The decision of the first authorizer with an opinion; `system:masters` first.
     pub fn decide(&self, attributes: &Attributes) -> Decision {
+        self.first_opinion(attributes).0
+    }
+
+    /// The decision with the allowing authorizer's reason, as access reviews answer them
+    /// (`system:masters` and AlwaysAllow give none, as upstream's).
+    pub fn explain(&self, attributes: &Attributes) -> (Decision, String) {
+        match self.first_opinion(attributes) {
+            (Decision::Allow, Some(allowing)) => {
+                (Decision::Allow, allowing.allow_reason(attributes))
+            }
+            (decision, _) => (decision, String::new()),
+        }
+    }
+
+    /// The decision, and the authorizer that allowed it when one did.
+    fn first_opinion(&self, attributes: &Attributes) -> (Decision, Option<&Arc<dyn Authorizer>>) {
         if self.allows_everything(&attributes.user) {
-            return Decision::Allow;
+            return (Decision::Allow, None);
         }
         let mut reasons = Vec::new();
         for authorizer in &self.authorizers {
@@ -189,10 +211,11 @@ impl Chain {
                         reasons.push(reason)
                     }
                 }
-                decision => return decision,
+                Decision::Allow => return (Decision::Allow, Some(authorizer)),
+                deny => return (deny, None),
             }
         }
-        Decision::NoOpinion(reasons.join(", "))
+        (Decision::NoOpinion(reasons.join(", ")), None)
     }
 }
 

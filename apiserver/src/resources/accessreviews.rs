@@ -96,9 +96,10 @@ fn invalid(kind: &'static str, name: &str, causes: Vec<Cause>) -> ApiError {
 }
 
 /// The review's status for `decision`, as upstream writes it.
-fn status(decision: Decision) -> Value {
+fn status((decision, allow_reason): (Decision, String)) -> Value {
     match decision {
-        Decision::Allow => json!({"allowed": true}),
+        Decision::Allow if allow_reason.is_empty() => json!({"allowed": true}),
+        Decision::Allow => json!({"allowed": true, "reason": allow_reason}),
         Decision::Deny(reason) => {
             let mut status = json!({"allowed": false, "denied": true});
             if !reason.is_empty() {
@@ -159,7 +160,7 @@ impl Answer for SelfSubjectAccessReviews {
             spec.resource_attributes.as_ref(),
             spec.non_resource_attributes.as_ref(),
         );
-        let decision = self.0.chain.decide(&attributes);
+        let decision = self.0.chain.explain(&attributes);
         answered("SelfSubjectAccessReview", spec, status(decision), None)
     }
 }
@@ -211,7 +212,7 @@ impl Answer for SubjectAccessReviews {
             spec.resource_attributes.as_ref(),
             spec.non_resource_attributes.as_ref(),
         );
-        let decision = self.0.chain.decide(&attributes);
+        let decision = self.0.chain.explain(&attributes);
         answered("SubjectAccessReview", spec, status(decision), None)
     }
 }
@@ -258,7 +259,7 @@ impl Answer for LocalSubjectAccessReviews {
             ));
         }
         let attributes = attributes(subject(spec), spec.resource_attributes.as_ref(), None);
-        let decision = self.0.chain.decide(&attributes);
+        let decision = self.0.chain.explain(&attributes);
         answered(
             "LocalSubjectAccessReview",
             spec,

@@ -36,40 +36,82 @@ enum RoleRef {
     Role(String),
 }
 
+/// A role a binding grants one subject, with upstream's description of the grant
+/// (`RoleBinding "read/shop" of Role "reader" to User "jane"`), which allowed reviews give as
+/// their reason.
+#[derive(Debug, Clone)]
+struct Grant {
+    role: RoleRef,
+    source: Arc<str>,
+}
+
 /// Bindings of one scope by subject.
 #[derive(Debug, Default)]
 struct Bindings {
-    users: HashMap<String, Vec<RoleRef>>,
-    groups: HashMap<String, Vec<RoleRef>>,
+    users: HashMap<String, Vec<Grant>>,
+    groups: HashMap<String, Vec<Grant>>,
+}
+
+/// What a binding is called in a grant's description: `ClusterRoleBinding "name"` or
+/// `RoleBinding "name/namespace"`.
+struct Binder<'a> {
+    kind: &'static str,
+    name: &'a str,
+    role_kind: &'a str,
+    role_name: &'a str,
 }
 
 impl Bindings {
     /// Adds a binding of `subjects` to `role`; `namespace` is a RoleBinding's (service
     /// accounts without a namespace are in it), empty for a ClusterRoleBinding.
-    fn add(&mut self, subjects: &[Subject], role: RoleRef, namespace: &str) {
+    fn add(&mut self, subjects: &[Subject], role: RoleRef, namespace: &str, binder: &Binder) {
+        let binding = match namespace {
+            "" => format!("{} {:?}", binder.kind, binder.name),
+            ns => format!("{} {:?}", binder.kind, format!("{}/{ns}", binder.name)),
+        };
         for subject in subjects {
-            let key = match subject.kind.as_str() {
-                "User" => self.users.entry(subject.name.clone()),
-                "Group" => self.groups.entry(subject.name.clone()),
+            let (key, described) = match subject.kind.as_str() {
+                "User" => (
+                    self.users.entry(subject.name.clone()),
+                    format!("User {:?}", subject.name),
+                ),
+                "Group" => (
+                    self.groups.entry(subject.name.clone()),
+                    format!("Group {:?}", subject.name),
+                ),
                 "ServiceAccount" => {
-                    let account_namespace = match subject.namespace.as_deref() {
-                        Some(ns) if !ns.is_empty() => ns,
-                        _ if !namespace.is_empty() => namespace,
-                        _ => continue,
+                    let given = subject.namespace.as_deref().unwrap_or("");
+                    let account_namespace = match given {
+                        "" if !namespace.is_empty() => namespace,
+                        "" => continue,
+                        ns => ns,
                     };
-                    self.users.entry(format!(
-                        "system:serviceaccount:{account_namespace}:{}",
-                        subject.name
-                    ))
+                    (
+                        self.users.entry(format!(
+                            "system:serviceaccount:{account_namespace}:{}",
+                            subject.name
+                        )),
+                        format!(
+                            "ServiceAccount {:?}",
+                            format!("{}/{account_namespace}", subject.name)
+                        ),
+                    )
                 }
                 _ => continue,
             };
-            key.or_default().push(role.clone());
+            let source = format!(
+                "{binding} of {} {:?} to {described}",
+                binder.role_kind, binder.role_name
+            );
+            key.or_default().push(Grant {
+                role: role.clone(),
+                source: source.into(),
+            });
         }
     }
 
-    /// The role refs naming `user` directly, by a group, or as a service account.
-    fn of<'a>(&'a self, user: &'a UserInfo) -> impl Iterator<Item = &'a RoleRef> + 'a {
+    /// The grants naming `user` directly, by a group, or as a service account.
+    fn of<'a>(&'a self, user: &'a UserInfo) -> impl Iterator<Item = &'a Grant> + 'a {
         let by_name = self.users.get(&user.name).into_iter().flatten();
         let by_group = user
             .groups
@@ -92,15 +134,16 @@ pub struct Snapshot {
 impl Snapshot {
     /// Calls `visit` with the rules of each role bound to `user` that applies in
     /// `namespace` (cluster bindings first; `""` for the cluster scope), or the error of a
-    /// binding to a missing role, until `visit` returns true; returns whether it did.
+    /// binding to a missing role, and the grant's description, until `visit` returns true;
+    /// returns whether it did.
     pub fn visit(
         &self,
         user: &UserInfo,
         namespace: &str,
-        mut visit: impl FnMut(Result<&[PolicyRule], String>) -> bool,
+        mut visit: impl FnMut(Result<&[PolicyRule], String>, &str) -> bool,
     ) -> bool {
-        let mut resolve = |role: &RoleRef, namespace: &str| {
-            let found = match role {
+        let mut resolve = |grant: &Grant, namespace: &str| {
+            let found = match &grant.role {
                 RoleRef::ClusterRole(name) => self
                     .cluster_roles
                     .get(name)
@@ -114,16 +157,20 @@ impl Snapshot {
                     .map(Vec::as_slice)
                     .ok_or_else(|| format!("role.rbac.authorization.k8s.io {name:?} not found")),
             };
-            visit(found)
+            visit(found, &grant.source)
         };
-        if self.cluster_bindings.of(user).any(|role| resolve(role, "")) {
+        if self
+            .cluster_bindings
+            .of(user)
+            .any(|grant| resolve(grant, ""))
+        {
             return true;
         }
         !namespace.is_empty()
             && self
                 .namespace_bindings
                 .get(namespace)
-                .is_some_and(|bindings| bindings.of(user).any(|role| resolve(role, namespace)))
+                .is_some_and(|bindings| bindings.of(user).any(|grant| resolve(grant, namespace)))
     }
 }
 
@@ -208,19 +255,32 @@ impl Index {
         for binding in objects::<ClusterRoleBinding>(cluster_bindings, CLUSTER_ROLE_BINDINGS).await
         {
             if binding.role_ref.kind == "ClusterRole" {
+                let binder = Binder {
+                    kind: "ClusterRoleBinding",
+                    name: binding.metadata.name.as_deref().unwrap_or_default(),
+                    role_kind: &binding.role_ref.kind,
+                    role_name: &binding.role_ref.name,
+                };
                 snapshot.cluster_bindings.add(
                     binding.subjects.as_deref().unwrap_or_default(),
-                    RoleRef::ClusterRole(binding.role_ref.name),
+                    RoleRef::ClusterRole(binding.role_ref.name.clone()),
                     "",
+                    &binder,
                 );
             }
         }
         for binding in objects::<RoleBinding>(role_bindings, ROLE_BINDINGS).await {
             let namespace = binding.metadata.namespace.unwrap_or_default();
             let role = match binding.role_ref.kind.as_str() {
-                "ClusterRole" => RoleRef::ClusterRole(binding.role_ref.name),
-                "Role" => RoleRef::Role(binding.role_ref.name),
+                "ClusterRole" => RoleRef::ClusterRole(binding.role_ref.name.clone()),
+                "Role" => RoleRef::Role(binding.role_ref.name.clone()),
                 _ => continue,
+            };
+            let binder = Binder {
+                kind: "RoleBinding",
+                name: binding.metadata.name.as_deref().unwrap_or_default(),
+                role_kind: &binding.role_ref.kind,
+                role_name: &binding.role_ref.name,
             };
             snapshot
                 .namespace_bindings
@@ -230,6 +290,7 @@ impl Index {
                     binding.subjects.as_deref().unwrap_or_default(),
                     role,
                     &namespace,
+                    &binder,
                 );
         }
         *self.snapshot.write().expect("rbac snapshot") = Arc::new(snapshot);

@@ -34,7 +34,7 @@ impl Authorizer {
         let snapshot = self.index.snapshot();
         let mut rules = Vec::new();
         let mut errors = Vec::new();
-        snapshot.visit(user, namespace, |found| {
+        snapshot.visit(user, namespace, |found, _| {
             match found {
                 Ok(role_rules) => rules.extend(role_rules.iter().cloned()),
                 Err(error) => errors.push(error),
@@ -54,7 +54,7 @@ impl crate::authz::Authorizer for Authorizer {
             .map(|r| r.namespace.as_str())
             .unwrap_or("");
         let mut errors = Vec::new();
-        let allowed = snapshot.visit(&attributes.user, namespace, |found| match found {
+        let allowed = snapshot.visit(&attributes.user, namespace, |found, _| match found {
             Ok(role_rules) => role_rules
                 .iter()
                 .any(|rule| rules::allows(rule, attributes)),
@@ -71,6 +71,29 @@ impl crate::authz::Authorizer for Authorizer {
             true => Decision::NoOpinion(String::new()),
             false => Decision::NoOpinion(format!("RBAC: [{}]", errors.join(", "))),
         }
+    }
+
+    /// Upstream's `RBAC: allowed by RoleBinding "read/shop" of Role "reader" to User "jane"`:
+    /// the first grant allowing the request.
+    fn allow_reason(&self, attributes: &Attributes) -> String {
+        let namespace = attributes
+            .resource
+            .as_ref()
+            .map(|r| r.namespace.as_str())
+            .unwrap_or("");
+        let mut reason = String::new();
+        self.index
+            .snapshot()
+            .visit(&attributes.user, namespace, |found, source| {
+                let allows = found.is_ok_and(|role_rules| {
+                    role_rules.iter().any(|r| rules::allows(r, attributes))
+                });
+                if allows {
+                    reason = format!("RBAC: allowed by {source}");
+                }
+                allows
+            });
+        reason
     }
 
     fn rules_for(&self, user: &UserInfo, namespace: &str) -> crate::authz::RuleSet {
