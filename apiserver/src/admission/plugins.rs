@@ -228,7 +228,11 @@ mod tests {
             .collect();
         assert_eq!(Enabled::default().names(), without_node_restriction);
         let reordered = flags(
-            &["DefaultTolerationSeconds", "NodeRestriction", "NamespaceLifecycle"],
+            &[
+                "DefaultTolerationSeconds",
+                "NodeRestriction",
+                "NamespaceLifecycle",
+            ],
             &[],
         )
         .unwrap();
