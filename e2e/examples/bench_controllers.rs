@@ -1,7 +1,9 @@
 //! Controller-manager benchmark behind `hack/bench.sh controllers`: release builds of the
 //! apiserver (embedded store), kube-scheduler, 100 simulated nodes and
 //! kube-controller-manager; a 1,000-replica Deployment is created and the time until 1,000
-//! pods are Ready is printed, then the time for a rollout of a new image to complete.
+//! pods are Ready is printed, then the time for a rollout of a new image to complete, then
+//! the time a Job of 1,000 completions with parallelism 100 (containers that `exit 0`) takes
+//! to be Complete.
 //! The binaries come from `KUBE_BIN_DIR`, as for every `e2e::Cluster`. Figures only;
 //! nothing here passes or fails.
 
@@ -12,6 +14,7 @@ use std::time::{Duration, Instant};
 use e2e::{Backend, Cluster};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::watcher::{self, Event};
@@ -19,6 +22,8 @@ use serde_json::json;
 
 const REPLICAS: usize = 1_000;
 const NODES: usize = 100;
+const COMPLETIONS: usize = 1_000;
+const PARALLELISM: usize = 100;
 
 /// Pods of the benchmark by name, kept current by a watch.
 type Pods = Arc<Mutex<HashMap<String, Pod>>>;
@@ -154,7 +159,55 @@ async fn main() {
         ready_with_image(&pods, "registry.k8s.io/pause:3.9")
     );
     println!(
+        "  Job of {COMPLETIONS} completions, parallelism {PARALLELISM}, to Complete: {:>6.1} s",
+        run_job(&client).await.as_secs_f64()
+    );
+    println!(
         "  controller-manager RSS:                {:>8.1} MB",
         manager.rss_bytes() as f64 / 1_048_576.0
     );
+}
+
+/// Creates the benchmark Job and waits for its Complete condition.
+async fn run_job(client: &kube::Client) -> Duration {
+    let jobs: Api<Job> = Api::default_namespaced(client.clone());
+    let job: Job = serde_json::from_value(json!({
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": "bench"},
+        "spec": {
+            "completions": COMPLETIONS,
+            "parallelism": PARALLELISM,
+            "template": {"spec": {
+                "restartPolicy": "Never",
+                "containers": [{"name": "work", "image": "busybox:1.36", "command": ["sh", "-c", "exit 0"]}],
+            }},
+        },
+    }))
+    .unwrap();
+    let started = Instant::now();
+    jobs.create(&PostParams::default(), &job)
+        .await
+        .expect("create job");
+    loop {
+        let job = jobs.get("bench").await.expect("get job");
+        let conditions = job.status.and_then(|s| s.conditions).unwrap_or_default();
+        if conditions
+            .iter()
+            .any(|c| c.type_ == "Complete" && c.status == "True")
+        {
+            return started.elapsed();
+        }
+        assert!(
+            !conditions
+                .iter()
+                .any(|c| c.type_ == "Failed" && c.status == "True"),
+            "the benchmark job failed: {conditions:?}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(900),
+            "gave up waiting for the job"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
