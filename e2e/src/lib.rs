@@ -468,6 +468,36 @@ impl Drop for Cluster {
     }
 }
 
+/// Generates one test per case and backend for cases that start their own cluster (with
+/// flags of their own): `with_each_backend!(a, b)` runs `async fn a(backend: Backend)` once
+/// with the embedded store and once with a real etcd, in modules `embedded` and `etcd`, or in
+/// the modules named first (`with_each_backend!(in rbac_embedded, rbac_etcd: a, b)`) where
+/// [`on_both_backends!`] already took those names.
+#[macro_export]
+macro_rules! with_each_backend {
+    (in $embedded:ident, $etcd:ident: $($case:ident),* $(,)?) => {
+        mod $embedded {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    super::$case($crate::Backend::Embedded).await;
+                }
+            )*
+        }
+        mod $etcd {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    super::$case($crate::Backend::Etcd).await;
+                }
+            )*
+        }
+    };
+    ($($case:ident),* $(,)?) => {
+        $crate::with_each_backend!(in embedded, etcd: $($case),*);
+    };
+}
+
 /// Generates one test per case and backend: `cases!(a, b)` runs `async fn a(cluster: &mut
 /// Cluster)` against a fresh cluster on the embedded store and on a real etcd.
 #[macro_export]

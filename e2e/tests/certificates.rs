@@ -385,28 +385,8 @@ async fn node_client_requests_are_approved_automatically(backend: Backend) {
     );
 }
 
-macro_rules! rbac_cases {
-    ($($case:ident),*) => {
-        mod rbac_embedded {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    super::$case(e2e::Backend::Embedded).await;
-                }
-            )*
-        }
-        mod rbac_etcd {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    super::$case(e2e::Backend::Etcd).await;
-                }
-            )*
-        }
-    };
-}
-
-rbac_cases!(
+e2e::with_each_backend!(
+    in rbac_embedded, rbac_etcd:
     approving_needs_the_signer,
     node_client_requests_are_approved_automatically
 );

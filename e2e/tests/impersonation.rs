@@ -19,29 +19,7 @@ async fn rbac_cluster(backend: Backend) -> (Cluster, tempfile::NamedTempFile) {
     (cluster, tokens)
 }
 
-/// Like `e2e::on_both_backends!`, for cases that start their own (RBAC) cluster.
-macro_rules! both_backends {
-    ($($case:ident),* $(,)?) => {
-        mod embedded {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    super::$case(e2e::Backend::Embedded).await;
-                }
-            )*
-        }
-        mod etcd {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    super::$case(e2e::Backend::Etcd).await;
-                }
-            )*
-        }
-    };
-}
-
-both_backends!(
+e2e::with_each_backend!(
     the_admin_acts_as_anyone,
     users_impersonate_only_whom_they_may,
     groups_without_a_user_are_refused,

@@ -675,28 +675,7 @@ async fn reviews_agree_with_what_happens(backend: Backend) {
     }
 }
 
-macro_rules! both_backends {
-    ($($case:ident),*) => {
-        mod embedded {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    super::$case(e2e::Backend::Embedded).await;
-                }
-            )*
-        }
-        mod etcd {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    super::$case(e2e::Backend::Etcd).await;
-                }
-            )*
-        }
-    };
-}
-
-both_backends!(
+e2e::with_each_backend!(
     forbids_with_upstreams_messages,
     the_scheduler_works_under_rbac,
     controllers_work_as_their_service_accounts,
