@@ -14,15 +14,12 @@ use async_trait::async_trait;
 use serde_json::Value;
 use store::Store;
 
+use super::service_account::MIRROR_POD;
 use super::{Attributes, Operation, Plugin};
 use crate::authz::node::graph::{uses_of, Kind};
-use crate::authz::node::node_identity;
+use crate::authz::node::{node_identity, NODE_LEASE_NAMESPACE};
 use crate::error::{ApiError, ApiResult, Target};
 
-/// The annotation marking a kubelet's mirror of a static pod.
-const MIRROR_POD: &str = "kubernetes.io/config.mirror";
-/// Where node Leases live.
-const NODE_LEASE_NAMESPACE: &str = "kube-node-lease";
 /// The label namespace only administrators may set on nodes (workloads steer by it).
 const RESTRICTED_LABELS: &str = "node-restriction.kubernetes.io";
 /// The `kubernetes.io`/`k8s.io` labels a kubelet sets on its own Node.

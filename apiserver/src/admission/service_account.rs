@@ -30,7 +30,7 @@ const TOKEN_SECONDS: i64 = 3607;
 /// The annotation limiting an account's pods to the secrets it lists.
 const ENFORCE_MOUNTABLE_SECRETS: &str = "kubernetes.io/enforce-mountable-secrets";
 /// The annotation marking a kubelet's mirror of a static pod.
-const MIRROR_POD: &str = "kubernetes.io/config.mirror";
+pub(super) const MIRROR_POD: &str = "kubernetes.io/config.mirror";
 /// Lookups of the `default` account, which the controller-manager creates shortly after its
 /// namespace: a pod created right after a namespace waits for it, as upstream's does.
 const DEFAULT_ACCOUNT_ATTEMPTS: usize = 10;

@@ -25,7 +25,7 @@ pub const NODES_GROUP: &str = "system:nodes";
 /// The user-name prefix of node identities.
 pub const NODE_USER_PREFIX: &str = "system:node:";
 /// Where node Leases live.
-const NODE_LEASE_NAMESPACE: &str = "kube-node-lease";
+pub const NODE_LEASE_NAMESPACE: &str = "kube-node-lease";
 
 /// The node a user is, by upstream's node identifier: `Some("")` for a member of
 /// `system:nodes` whose name does not say which node, `None` for anyone else.
