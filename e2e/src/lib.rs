@@ -288,13 +288,24 @@ impl Cluster {
     /// A kube-rs client holding the bearer `token` (a `--token-auth-file` user or a
     /// service-account token) instead of the admin's certificate.
     pub async fn client_as_token(&self, token: &str) -> kube::Client {
+        self.client_with(serde_json::json!({ "token": token }))
+            .await
+    }
+
+    /// A kube-rs client with no credentials at all: its requests are anonymous.
+    pub async fn anonymous_client(&self) -> kube::Client {
+        self.client_with(serde_json::json!({})).await
+    }
+
+    /// A client for the admin kubeconfig's server and CA, presenting the kubeconfig user
+    /// `credentials` instead of the admin's certificate.
+    async fn client_with(&self, credentials: serde_json::Value) -> kube::Client {
         let kubeconfig =
             kube::config::Kubeconfig::read_from(self.kubeconfig()).expect("kubeconfig");
         let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
             .await
             .expect("admin kubeconfig");
-        config.auth_info = serde_json::from_value(serde_json::json!({ "token": token }))
-            .expect("token credentials");
+        config.auth_info = serde_json::from_value(credentials).expect("credentials");
         kube::Client::try_from(config).expect("client")
     }
 

@@ -37,17 +37,8 @@ async fn get_as(
     path: &str,
     headers: &[(&str, &str)],
 ) -> Result<String, Box<kube::core::Status>> {
-    let server = cluster.ok(&[
-        "config",
-        "view",
-        "--minify",
-        "-o",
-        "jsonpath={.clusters[0].cluster.server}",
-    ]);
-    let mut config = kube::Config::new(server.trim().parse().unwrap());
-    config.accept_invalid_certs = true;
-    let client = kube::Client::try_from(config).unwrap();
-    let mut request = http::Request::get(path).header("authorization", format!("Bearer {token}"));
+    let client = cluster.client_as_token(token).await;
+    let mut request = http::Request::get(path);
     for (name, value) in headers {
         request = request.header(*name, *value);
     }

@@ -24,16 +24,7 @@ async fn rbac_cluster(backend: Backend) -> (Cluster, tempfile::NamedTempFile) {
 /// A GET with no credentials at all: an anonymous request. The status code and the body
 /// (or the Status message).
 async fn anonymous(cluster: &Cluster, path: &str) -> (u16, String) {
-    let server = cluster.ok(&[
-        "config",
-        "view",
-        "--minify",
-        "-o",
-        "jsonpath={.clusters[0].cluster.server}",
-    ]);
-    let mut config = kube::Config::new(server.trim().parse().unwrap());
-    config.accept_invalid_certs = true;
-    let client = kube::Client::try_from(config).unwrap();
+    let client = cluster.anonymous_client().await;
     let request = http::Request::get(path).body(Vec::new()).unwrap();
     match client.request_text(request).await {
         Ok(body) => (200, body),

@@ -386,10 +386,7 @@ async fn clients_authenticate_with_tokens(cluster: &mut Cluster) {
         String::from_utf8_lossy(&output.stderr)
     );
 
-    let mut config = kube::Config::new(server.parse().unwrap());
-    config.accept_invalid_certs = true;
-    config.auth_info.token = Some(token.clone().into());
-    let client = kube::Client::try_from(config).expect("a kube client");
+    let client = cluster.client_as_token(&token).await;
     let pods: kube::Api<k8s_openapi::api::core::v1::Pod> =
         kube::Api::namespaced(client.clone(), "default");
     pods.list(&Default::default())
