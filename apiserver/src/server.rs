@@ -86,9 +86,15 @@ pub async fn run(
     let listener = tokio::net::TcpListener::bind(address)
         .await
         .map_err(|source| StartError::Listen { address, source })?;
+    // Parsed once for its two users, and only when one of them runs.
+    let policy = if modes.iter().any(|m| matches!(m, Mode::Rbac | Mode::Node)) {
+        Some(crate::authz::bootstrap::Policy::load()?)
+    } else {
+        None
+    };
     // The index starts after the bootstrap policy is written, so its first list holds it.
-    if modes.contains(&Mode::Rbac) {
-        crate::authz::bootstrap::reconcile(&store).await?;
+    if let Some(policy) = policy.as_ref().filter(|_| modes.contains(&Mode::Rbac)) {
+        policy.reconcile(&store).await?;
     }
     let rbac = crate::authz::rbac::index::Index::start(store.clone());
     if modes.contains(&Mode::Rbac) {
@@ -97,11 +103,12 @@ pub async fn run(
             .map_err(|e| StartError::Authorization(Box::new(e)))?;
     }
     let rbac = Arc::new(crate::authz::rbac::Authorizer::new(rbac));
-    let node = if modes.contains(&Mode::Node) {
-        Some(node_authorizer(&store).await?)
-    } else {
-        None
+    let node = match policy.as_ref().filter(|_| modes.contains(&Mode::Node)) {
+        Some(policy) => Some(node_authorizer(&store, policy.node_rules()?).await?),
+        None => None,
     };
+    // Not kept for the server's lifetime: the store and the index hold what it said.
+    drop(policy);
     let authorizer = Arc::new(Chain::new(modes, rbac.clone(), node));
     let resources = crate::resources::Config {
         service_cluster_ip_range: options.service_cluster_ip_range,
@@ -154,13 +161,13 @@ pub async fn run(
 /// The Node authorizer, once its graph holds the pods the store has.
 async fn node_authorizer(
     store: &Arc<dyn Store>,
+    rules: Vec<k8s_openapi::api::rbac::v1::PolicyRule>,
 ) -> Result<Arc<crate::authz::node::Authorizer>, StartError> {
     let graph = crate::authz::node::graph::Graph::start(store.clone());
     graph
         .ready()
         .await
         .map_err(|e| StartError::Authorization(Box::new(e)))?;
-    let rules = crate::authz::bootstrap::node_rules()?;
     Ok(Arc::new(crate::authz::node::Authorizer::new(graph, rules)))
 }
 

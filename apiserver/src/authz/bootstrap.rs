@@ -73,6 +73,44 @@ impl Item {
     }
 }
 
+/// The bootstrap policy, parsed once at start for both its users: the reconciliation (RBAC)
+/// and the Node authorizer's rules.
+pub struct Policy {
+    items: Vec<Item>,
+}
+
+impl Policy {
+    pub fn load() -> Result<Policy, BootstrapError> {
+        Ok(Policy { items: policy()? })
+    }
+
+    /// The rules of upstream's `system:node` ClusterRole, which the Node authorizer grants
+    /// to every node (no bootstrap binding does).
+    pub fn node_rules(
+        &self,
+    ) -> Result<Vec<k8s_openapi::api::rbac::v1::PolicyRule>, BootstrapError> {
+        self.items
+            .iter()
+            .find_map(|item| match item {
+                Item::ClusterRole(role) if role.metadata.name.as_deref() == Some("system:node") => {
+                    Some(role.rules.clone().unwrap_or_default())
+                }
+                _ => None,
+            })
+            .ok_or_else(|| BootstrapError::Policy("no system:node ClusterRole".into()))
+    }
+
+    /// Creates or reconciles every bootstrap object in `store`.
+    pub async fn reconcile(&self, store: &Arc<dyn Store>) -> Result<(), BootstrapError> {
+        let results: Vec<_> = futures::stream::iter(&self.items)
+            .map(|item| reconcile_one(store.as_ref(), item))
+            .buffer_unordered(CONCURRENT_WRITES)
+            .collect()
+            .await;
+        results.into_iter().collect()
+    }
+}
+
 /// Every object of the bootstrap policy.
 fn policy() -> Result<Vec<Item>, BootstrapError> {
     let mut items = Vec::new();
@@ -93,38 +131,13 @@ fn policy() -> Result<Vec<Item>, BootstrapError> {
     Ok(items)
 }
 
-/// The rules of upstream's `system:node` ClusterRole, which the Node authorizer grants to
-/// every node (no bootstrap binding does).
-pub fn node_rules() -> Result<Vec<k8s_openapi::api::rbac::v1::PolicyRule>, BootstrapError> {
-    policy()?
-        .into_iter()
-        .find_map(|item| match item {
-            Item::ClusterRole(role) if role.metadata.name.as_deref() == Some("system:node") => {
-                Some(role.rules.unwrap_or_default())
-            }
-            _ => None,
-        })
-        .ok_or_else(|| BootstrapError::Policy("no system:node ClusterRole".into()))
-}
-
 fn typed<T: DeserializeOwned>(object: &Value) -> Result<T, BootstrapError> {
     serde_json::from_value(object.clone()).map_err(|e| BootstrapError::Policy(e.to_string()))
 }
 
-/// Creates or reconciles every bootstrap object in `store`.
-pub async fn reconcile(store: &Arc<dyn Store>) -> Result<(), BootstrapError> {
-    let items = policy()?;
-    let results: Vec<_> = futures::stream::iter(items)
-        .map(|item| reconcile_one(store.as_ref(), item))
-        .buffer_unordered(CONCURRENT_WRITES)
-        .collect()
-        .await;
-    results.into_iter().collect()
-}
-
-async fn reconcile_one(store: &dyn Store, item: Item) -> Result<(), BootstrapError> {
+async fn reconcile_one(store: &dyn Store, item: &Item) -> Result<(), BootstrapError> {
     let key = item.key();
-    match &item {
+    match item {
         Item::ClusterRole(expected) => reconcile_object(store, &key, expected).await,
         Item::ClusterRoleBinding(expected) => reconcile_object(store, &key, expected).await,
         Item::Role(expected) => reconcile_object(store, &key, expected).await,
@@ -340,7 +353,7 @@ mod tests {
             store::embedded::EmbeddedStore::open(store::embedded::EmbeddedConfig::new(dir.path()))
                 .unwrap(),
         );
-        reconcile(&store).await.unwrap();
+        Policy::load().unwrap().reconcile(&store).await.unwrap();
         let key = b"/clusterroles/system:kube-scheduler";
         let kv = store.get(key).await.unwrap().unwrap();
         let mut role: ClusterRole = serde_json::from_slice(&kv.value).unwrap();
@@ -363,7 +376,7 @@ mod tests {
             .await
             .unwrap();
 
-        reconcile(&store).await.unwrap();
+        Policy::load().unwrap().reconcile(&store).await.unwrap();
         let role: ClusterRole =
             serde_json::from_slice(&store.get(key).await.unwrap().unwrap().value).unwrap();
         assert!(rules::uncovered(role.rules.as_deref().unwrap(), &full).is_empty());

@@ -272,7 +272,10 @@ mod tests {
         graph.ready().await.unwrap();
         let authorizer = Authorizer::new(
             graph.clone(),
-            super::super::bootstrap::node_rules().unwrap(),
+            super::super::bootstrap::Policy::load()
+                .unwrap()
+                .node_rules()
+                .unwrap(),
         );
         let (a, b) = (node_user("a"), node_user("b"));
 
