@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::Rest;
 use crate::admission::{
-    Attributes, Chain, GroupVersionKind, GroupVersionResource, Object, Operation,
+    Attributes, Chain, GroupVersionKind, GroupVersionResource, Object, Operation, ToJson,
 };
 use crate::error::{ApiError, ApiResult};
 use crate::registry::request::ApiRequest;
@@ -48,6 +48,27 @@ impl<S: Strategy> Rest<S> {
         }
     }
 
+    /// Attributes of a create (`old` is `None`) or an update of this resource's own object
+    /// named `name`, whose JSON forms `object` and `old` make when a plugin asks.
+    fn write_attributes<'a>(
+        &self,
+        request: &'a ApiRequest,
+        name: &'a str,
+        object: ToJson<'a>,
+        old: Option<ToJson<'a>>,
+    ) -> Attributes<'a> {
+        let operation = match old {
+            Some(_) => Operation::Update,
+            None => Operation::Create,
+        };
+        let mut attributes = self.attributes(request, operation, self.own_kind(), name);
+        attributes.object = Object::typed(object);
+        if let Some(old) = old {
+            attributes.old_object = Object::typed(old);
+        }
+        attributes
+    }
+
     fn own_kind(&self) -> GroupVersionKind {
         GroupVersionKind {
             group: self.info.group,
@@ -72,15 +93,8 @@ impl<S: Strategy> Rest<S> {
             let name = object.metadata().name.clone().unwrap_or_default();
             let new_json = || serde_json::to_value(&*object);
             let old_json = old.map(|old| move || serde_json::to_value(old));
-            let operation = match old {
-                Some(_) => Operation::Update,
-                None => Operation::Create,
-            };
-            let mut attributes = self.attributes(request, operation, self.own_kind(), &name);
-            attributes.object = Object::typed(&new_json);
-            if let Some(old_json) = &old_json {
-                attributes.old_object = Object::typed(old_json);
-            }
+            let old_json = old_json.as_ref().map(|f| f as ToJson<'_>);
+            let mut attributes = self.write_attributes(request, &name, &new_json, old_json);
             chain.admit(&mut attributes).await?;
             attributes.into_changed()
         };
@@ -108,15 +122,8 @@ impl<S: Strategy> Rest<S> {
         let name = object.metadata().name.clone().unwrap_or_default();
         let new_json = || serde_json::to_value(object);
         let old_json = old.map(|old| move || serde_json::to_value(old));
-        let operation = match old {
-            Some(_) => Operation::Update,
-            None => Operation::Create,
-        };
-        let mut attributes = self.attributes(request, operation, self.own_kind(), &name);
-        attributes.object = Object::typed(&new_json);
-        if let Some(old_json) = &old_json {
-            attributes.old_object = Object::typed(old_json);
-        }
+        let old_json = old_json.as_ref().map(|f| f as ToJson<'_>);
+        let attributes = self.write_attributes(request, &name, &new_json, old_json);
         chain.validate(&attributes).await
     }
 
