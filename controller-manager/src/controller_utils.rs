@@ -18,7 +18,8 @@ use machinery::selector::Selector;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
-use crate::runtime::{is_status, Error, Result};
+use crate::events::{EventType, Recorder};
+use crate::runtime::{api_message, has_cause, is_status, Error, Result};
 
 /// Unfulfilled expectations are given up after this long, in case a watch event was lost.
 const EXPECTATIONS_TIMEOUT: Duration = Duration::from_secs(5 * 60);
@@ -218,6 +219,38 @@ where
         ));
     }
     Ok(())
+}
+
+/// Creates `pod` for `owner`, recording upstream's `SuccessfulCreate` or `FailedCreate` event
+/// on the owner, as every pod-creating controller does. A namespace being deleted is not an
+/// error: nothing should be created in it.
+pub async fn create_pod<K: Resource<DynamicType = ()>>(
+    recorder: &Recorder,
+    owner: &K,
+    api: &Api<Pod>,
+    pod: &Pod,
+) -> Result<()> {
+    match api.create(&kube::api::PostParams::default(), pod).await {
+        Ok(pod) => {
+            recorder.event(
+                owner,
+                EventType::Normal,
+                "SuccessfulCreate",
+                format!("Created pod: {}", pod.name_any()),
+            );
+            Ok(())
+        }
+        Err(error) if has_cause(&error, "NamespaceTerminating") => Ok(()),
+        Err(error) => {
+            recorder.event(
+                owner,
+                EventType::Warning,
+                "FailedCreate",
+                format!("Error creating: {}", api_message(&error)),
+            );
+            Err(error.into())
+        }
+    }
 }
 
 /// Runs `count` calls of `call` in batches of 1, 2, 4, ... so a template the API refuses

@@ -25,12 +25,13 @@ use kube::{Api, Client, ResourceExt};
 
 use super::ControllerContext;
 use crate::controller_utils::{
-    claim, controller_of, controller_ref, is_pod_active, is_pod_available, is_pod_ready, key_of,
-    matches, phase, ready_condition, selector, slow_start_batch, Expectations,
+    claim, controller_of, controller_ref, create_pod, is_pod_active, is_pod_available,
+    is_pod_ready, key_of, matches, phase, ready_condition, selector, slow_start_batch,
+    Expectations,
 };
 use crate::events::{EventType, Recorder};
 use crate::informers::Change;
-use crate::runtime::{self, api_message, has_cause, Error, Queue, Result};
+use crate::runtime::{self, api_message, Error, Queue, Result};
 
 /// The controller's name (`--controllers`, events' source, queue metrics).
 pub const NAME: &str = "replicaset-controller";
@@ -278,8 +279,10 @@ async fn manage_replicas(
             // before the request does.
             ctx.expectations.expect_creations(&key, count);
             let template = pod_from_template(rs);
-            let (created, error) =
-                slow_start_batch(count, || create_pod(ctx, rs, pod_api, &template)).await;
+            let (created, error) = slow_start_batch(count, || {
+                create_pod(&ctx.recorder, &**rs, pod_api, &template)
+            })
+            .await;
             // Pods never created will never be observed.
             for _ in created..count {
                 ctx.expectations.creation_observed(&key);
@@ -327,32 +330,6 @@ async fn manage_replicas(
                 .into_iter()
                 .find_map(|r| r.err())
                 .map_or(Ok(()), Err)
-        }
-    }
-}
-
-/// Creates one pod from the template, reporting it as an event.
-async fn create_pod(ctx: &Context, rs: &ReplicaSet, api: &Api<Pod>, template: &Pod) -> Result<()> {
-    match api.create(&PostParams::default(), template).await {
-        Ok(pod) => {
-            ctx.recorder.event(
-                rs,
-                EventType::Normal,
-                "SuccessfulCreate",
-                format!("Created pod: {}", pod.name_any()),
-            );
-            Ok(())
-        }
-        // The namespace is going away: not creating is the right outcome.
-        Err(error) if has_cause(&error, "NamespaceTerminating") => Ok(()),
-        Err(error) => {
-            ctx.recorder.event(
-                rs,
-                EventType::Warning,
-                "FailedCreate",
-                format!("Error creating: {}", api_message(&error)),
-            );
-            Err(error.into())
         }
     }
 }

@@ -44,7 +44,7 @@ use crate::controller_utils::{
 };
 use crate::events::{EventType, Recorder};
 use crate::informers::Change;
-use crate::runtime::{self, api_message, has_cause, is_status, Error, Queue, Result};
+use crate::runtime::{self, api_message, is_status, Error, Queue, Result};
 
 /// The controller's name (`--controllers`, events' source, its service account).
 pub const NAME: &str = "job-controller";
@@ -1010,28 +1010,7 @@ async fn create_pod(
     failures: u32,
 ) -> Result<()> {
     let pod = pods::from_template(job, index, failures);
-    match api.create(&PostParams::default(), &pod).await {
-        Ok(pod) => {
-            ctx.recorder.event(
-                job,
-                EventType::Normal,
-                "SuccessfulCreate",
-                format!("Created pod: {}", pod.name_any()),
-            );
-            Ok(())
-        }
-        // The namespace is going away: not creating is the right outcome.
-        Err(error) if has_cause(&error, "NamespaceTerminating") => Ok(()),
-        Err(error) => {
-            ctx.recorder.event(
-                job,
-                EventType::Warning,
-                "FailedCreate",
-                format!("Error creating: {}", api_message(&error)),
-            );
-            Err(error.into())
-        }
-    }
+    crate::controller_utils::create_pod(&ctx.recorder, job, api, &pod).await
 }
 
 #[cfg(test)]
