@@ -7,6 +7,10 @@ mod clientbuilder;
 mod controller_utils;
 mod controllers;
 mod events;
+mod hash;
+// Used by the StatefulSet and DaemonSet controllers, which land next.
+#[allow(dead_code)]
+mod history;
 mod informers;
 mod metrics;
 mod options;

@@ -4,6 +4,7 @@ mod accessreviews;
 mod allocator;
 mod certificatesigningrequests;
 mod configmaps;
+mod controllerrevisions;
 mod deployments;
 mod endpoints;
 mod endpointslices;
@@ -134,6 +135,10 @@ pub fn registry(store: Arc<dyn Store>, config: &Config) -> Registry {
     registry.add(Arc::new(Rest::new(deployments::Deployments, store.clone())));
     registry.add(Arc::new(Rest::new(replicasets::ReplicaSets, store.clone())));
     registry.add(Arc::new(Rest::new(jobs::Jobs, store.clone())));
+    registry.add(Arc::new(Rest::new(
+        controllerrevisions::ControllerRevisions,
+        store.clone(),
+    )));
     let services = services::Services::new(
         store.clone(),
         config.service_cluster_ip_range,

@@ -12,6 +12,8 @@ use k8s_openapi::api::core::v1::PodTemplateSpec;
 use kube::ResourceExt;
 use serde_json::Value;
 
+use crate::hash::{Fnv32, Variant};
+
 use super::util::{
     by_creation, max_surge, replicas, set_replicas_annotations, POD_TEMPLATE_HASH, REVISION,
     REVISION_HISTORY,
@@ -74,27 +76,14 @@ fn canonical(template: &PodTemplateSpec) -> Value {
 /// The `pod-template-hash`: FNV-32a of the template (and the collision count), spelled in
 /// the consonant-and-digit alphabet upstream uses so it never spells words.
 pub fn compute_hash(template: &PodTemplateSpec, collision_count: Option<i32>) -> String {
-    let mut hash: u32 = 0x811c_9dc5;
-    let mut write = |bytes: &[u8]| {
-        for byte in bytes {
-            hash ^= u32::from(*byte);
-            hash = hash.wrapping_mul(0x0100_0193);
-        }
-    };
-    write(&serde_json::to_vec(&canonical(template)).expect("template serializes"));
+    let mut hash = Fnv32::new(Variant::Fnv1a);
+    hash.write(&serde_json::to_vec(&canonical(template)).expect("template serializes"));
     if let Some(count) = collision_count {
         let mut bytes = [0u8; 8];
         bytes[..4].copy_from_slice(&(count as u32).to_le_bytes());
-        write(&bytes);
+        hash.write(&bytes);
     }
-    safe_encode(&hash.to_string())
-}
-
-fn safe_encode(text: &str) -> String {
-    const ALPHANUMS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-    text.bytes()
-        .map(|b| ALPHANUMS[b as usize % ALPHANUMS.len()] as char)
-        .collect()
+    hash.encoded()
 }
 
 /// Copies the Deployment's annotations, sets the revision (keeping the ones it replaces in
