@@ -37,6 +37,10 @@ pub struct Options {
     #[arg(long, default_value_t = 5)]
     pub concurrent_replicaset_syncs: u16,
 
+    /// The number of replication controllers that are allowed to sync concurrently.
+    #[arg(long, default_value_t = 5)]
+    pub concurrent_rc_syncs: u16,
+
     /// The number of deployment objects that are allowed to sync concurrently.
     #[arg(long, default_value_t = 5)]
     pub concurrent_deployment_syncs: u16,

@@ -16,9 +16,11 @@ mod namespaces;
 mod nodes;
 mod pods;
 mod podspec;
+mod podtemplates;
 mod priorityclasses;
 mod rbac;
 mod replicasets;
+mod replicationcontrollers;
 mod secrets;
 mod selfsubjectreviews;
 mod serviceaccounts;
@@ -135,6 +137,11 @@ pub fn registry(store: Arc<dyn Store>, config: &Config) -> Registry {
     registry.add(Arc::new(Rest::new(deployments::Deployments, store.clone())));
     registry.add(Arc::new(Rest::new(replicasets::ReplicaSets, store.clone())));
     registry.add(Arc::new(Rest::new(jobs::Jobs, store.clone())));
+    registry.add(Arc::new(Rest::new(
+        replicationcontrollers::ReplicationControllers,
+        store.clone(),
+    )));
+    registry.add(Arc::new(Rest::new(podtemplates::PodTemplates, store.clone())));
     registry.add(Arc::new(Rest::new(
         controllerrevisions::ControllerRevisions,
         store.clone(),

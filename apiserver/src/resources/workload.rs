@@ -1,6 +1,7 @@
-//! What the workload controllers (deployments, replica sets) share: a label selector that
-//! must pick the pods of their own template, upstream's validation of both, the Go-style
-//! printing of those values in error messages, and the CONTAINERS/IMAGES/SELECTOR cells.
+//! What the workload controllers (deployments, replica sets, replication controllers) share:
+//! a label selector that must pick the pods of their own template, upstream's validation of
+//! both, the Go-style printing of those values in error messages, and the
+//! CONTAINERS/IMAGES/SELECTOR cells.
 
 use std::collections::BTreeMap;
 
@@ -62,13 +63,28 @@ pub fn validate_selector_and_template(
     let mismatch = is_unset(selector)
         || (usable && !Selector::from_label_selector(selector).is_ok_and(|s| s.matches(labels)));
     if mismatch {
-        causes.push(Cause::invalid_printed(
-            "spec.template.metadata.labels",
-            &go_string_map(labels),
-            "`selector` does not match template `labels`",
-        ));
+        causes.push(template_mismatch(labels));
     }
-    causes.extend(validation::labels(labels, "spec.template.labels"));
+    causes.extend(validate_controller_template(template, "ReplicaSet"));
+    causes
+}
+
+/// The cause of a selector that does not pick its own template's pods.
+pub fn template_mismatch(labels: Option<&BTreeMap<String, String>>) -> Cause {
+    Cause::invalid_printed(
+        "spec.template.metadata.labels",
+        &go_string_map(labels),
+        "`selector` does not match template `labels`",
+    )
+}
+
+/// Upstream's checks of the pod template of a controller that keeps pods running
+/// (`spec.template`): its labels and pod spec, `restartPolicy: Always`, and no
+/// `activeDeadlineSeconds`, refused in the name of `kind` (upstream says "ReplicaSet" for
+/// the apps controllers and "ReplicationController" for core's).
+pub fn validate_controller_template(template: &PodTemplateSpec, kind: &str) -> Vec<Cause> {
+    let labels = template.metadata.as_ref().and_then(|m| m.labels.as_ref());
+    let mut causes = validation::labels(labels, "spec.template.labels");
     let default_spec = Default::default();
     let spec = template.spec.as_ref().unwrap_or(&default_spec);
     causes.extend(podspec::validate_pod_spec(spec, "spec.template.spec"));
@@ -82,7 +98,7 @@ pub fn validate_selector_and_template(
     if spec.active_deadline_seconds.is_some() {
         causes.push(Cause::forbidden(
             "spec.template.spec.activeDeadlineSeconds",
-            "activeDeadlineSeconds in ReplicaSet is not Supported",
+            format!("activeDeadlineSeconds in {kind} is not Supported"),
         ));
     }
     causes
@@ -183,6 +199,19 @@ pub fn container_cells(template: Option<&PodTemplateSpec>) -> (String, String) {
         .map(|c| c.image.as_deref().unwrap_or(""))
         .collect();
     (names.join(","), images.join(","))
+}
+
+/// Labels as upstream's `labels.FormatLabels` prints them (`app=web,tier=a`, keys sorted),
+/// `<none>` for none: an equality selector or a template's labels in a table cell.
+pub fn labels_text(labels: Option<&BTreeMap<String, String>>) -> String {
+    match labels.filter(|l| !l.is_empty()) {
+        None => "<none>".into(),
+        Some(labels) => labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(","),
+    }
 }
 
 /// A selector as kubectl prints it (`app=web,tier in (a,b)`), empty for an empty selector.

@@ -75,6 +75,12 @@ pub const CONTROLLERS: &[Descriptor] = &[
         service_account: Some("replicaset-controller"),
     },
     Descriptor {
+        name: replicaset::RC_NAME,
+        aliases: &["replicationcontroller"],
+        start: replicaset::start_rc,
+        service_account: Some("replication-controller"),
+    },
+    Descriptor {
         name: deployment::NAME,
         aliases: &["deployment"],
         start: deployment::start,

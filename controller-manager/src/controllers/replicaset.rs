@@ -2,6 +2,11 @@
 //! active pods from the template, in slow-start batches, adopting matching orphans and
 //! releasing pods that stopped matching, and reports replica counts in the status.
 //!
+//! Upstream runs the very same code as the ReplicationController controller (through
+//! adapters from the core/v1 kind); here the controller is generic over [`Replicated`], the
+//! little that differs between the two kinds: a label selector or an equality one, the
+//! names, and the status type.
+//!
 //! Expectations make it safe against watch lag: after creating or deleting pods it does
 //! nothing more for that ReplicaSet until the informer has observed every one of those
 //! creations and deletions (or five minutes have passed), so a slow watch never makes it
@@ -15,13 +20,17 @@ use std::time::Duration;
 use futures::channel::mpsc::UnboundedReceiver;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetCondition, ReplicaSetStatus};
-use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
+use k8s_openapi::api::core::v1::{ContainerStatus, Pod, PodTemplateSpec, ReplicationController};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
+    LabelSelector, ObjectMeta, OwnerReference, Time,
+};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, PostParams};
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::{Api, Client, ResourceExt};
+use kube::{Api, Client, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 
 use super::ControllerContext;
 use crate::controller_utils::{
@@ -31,36 +40,162 @@ use crate::controller_utils::{
 };
 use crate::events::{EventType, Recorder};
 use crate::informers::Change;
+use crate::options::Options;
 use crate::runtime::{self, api_message, Error, Queue, Result};
 
-/// The controller's name (`--controllers`, events' source, queue metrics).
+/// The ReplicaSet controller's name (`--controllers`, events' source, queue metrics).
 pub const NAME: &str = "replicaset-controller";
+/// The ReplicationController controller's name (`--controllers`, queue metrics).
+pub const RC_NAME: &str = "replicationcontroller-controller";
+
+/// What the controller needs to know of a kind it keeps replicas of.
+pub trait Replicated:
+    Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+    + Clone
+    + DeserializeOwned
+    + Serialize
+    + std::fmt::Debug
+    + Send
+    + Sync
+    + 'static
+{
+    /// The controller's name.
+    const NAME: &'static str;
+    /// The source component of its events, as upstream names it.
+    const COMPONENT: &'static str;
+    /// Upstream's `--concurrent-*-syncs` for this kind.
+    fn workers(options: &Options) -> u16;
+    /// `spec.replicas`, 1 when unset.
+    fn replicas(&self) -> i32;
+    fn min_ready_seconds(&self) -> i32;
+    fn template(&self) -> Option<&PodTemplateSpec>;
+    /// The selector as a label selector (an equality selector is its `matchLabels`).
+    fn label_selector(&self) -> LabelSelector;
+    /// The status in the ReplicaSet's shape, which the other kind's has field for field.
+    fn replica_status(&self) -> ReplicaSetStatus;
+    fn set_replica_status(&mut self, status: ReplicaSetStatus);
+}
+
+impl Replicated for ReplicaSet {
+    const NAME: &'static str = NAME;
+    const COMPONENT: &'static str = NAME;
+
+    fn workers(options: &Options) -> u16 {
+        options.concurrent_replicaset_syncs
+    }
+
+    fn replicas(&self) -> i32 {
+        self.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1)
+    }
+
+    fn min_ready_seconds(&self) -> i32 {
+        self.spec
+            .as_ref()
+            .and_then(|s| s.min_ready_seconds)
+            .unwrap_or(0)
+    }
+
+    fn template(&self) -> Option<&PodTemplateSpec> {
+        self.spec.as_ref().and_then(|s| s.template.as_ref())
+    }
+
+    fn label_selector(&self) -> LabelSelector {
+        self.spec
+            .as_ref()
+            .map(|s| s.selector.clone())
+            .unwrap_or_default()
+    }
+
+    fn replica_status(&self) -> ReplicaSetStatus {
+        self.status.clone().unwrap_or_default()
+    }
+
+    fn set_replica_status(&mut self, status: ReplicaSetStatus) {
+        self.status = Some(status);
+    }
+}
+
+impl Replicated for ReplicationController {
+    const NAME: &'static str = RC_NAME;
+    /// Upstream's RC events come from "replication-controller".
+    const COMPONENT: &'static str = "replication-controller";
+
+    fn workers(options: &Options) -> u16 {
+        options.concurrent_rc_syncs
+    }
+
+    fn replicas(&self) -> i32 {
+        self.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1)
+    }
+
+    fn min_ready_seconds(&self) -> i32 {
+        self.spec
+            .as_ref()
+            .and_then(|s| s.min_ready_seconds)
+            .unwrap_or(0)
+    }
+
+    fn template(&self) -> Option<&PodTemplateSpec> {
+        self.spec.as_ref().and_then(|s| s.template.as_ref())
+    }
+
+    fn label_selector(&self) -> LabelSelector {
+        LabelSelector {
+            match_labels: self.spec.as_ref().and_then(|s| s.selector.clone()),
+            match_expressions: None,
+        }
+    }
+
+    /// The two status types (and their condition types) serialize alike.
+    fn replica_status(&self) -> ReplicaSetStatus {
+        self.status
+            .as_ref()
+            .and_then(|s| serde_json::to_value(s).ok())
+            .and_then(|v| serde_json::from_value(v).ok())
+            .unwrap_or_default()
+    }
+
+    fn set_replica_status(&mut self, status: ReplicaSetStatus) {
+        self.status = serde_json::to_value(status)
+            .ok()
+            .and_then(|v| serde_json::from_value(v).ok());
+    }
+}
 
 /// At most this many pods are created or deleted by one sync (upstream's `BurstReplicas`).
 const BURST_REPLICAS: usize = 500;
 /// Upstream's annotation ranking pods for scale-down.
 const POD_DELETION_COST: &str = "controller.kubernetes.io/pod-deletion-cost";
 
-struct Context {
+struct Context<K: Replicated> {
     client: Client,
     pods: Store<Pod>,
-    replica_sets: Store<ReplicaSet>,
+    replica_sets: Store<K>,
     expectations: Expectations,
     recorder: Recorder,
-    queue: Queue<ReplicaSet>,
+    queue: Queue<K>,
 }
 
-/// Wires the controller to the shared informers and starts it.
+/// Wires the ReplicaSet controller to the shared informers and starts it.
 pub fn start(ctx: &ControllerContext) {
+    start_for::<ReplicaSet>(ctx);
+}
+
+/// Wires the ReplicationController controller to the shared informers and starts it.
+pub fn start_rc(ctx: &ControllerContext) {
+    start_for::<ReplicationController>(ctx);
+}
+
+fn start_for<K: Replicated>(ctx: &ControllerContext) {
     let pods = ctx.informers.get::<Pod>();
-    let replica_sets = ctx.informers.get::<ReplicaSet>();
-    let (queue, triggers) = Queue::new(NAME);
+    let replica_sets = ctx.informers.get::<K>();
+    let (queue, triggers) = Queue::new(K::NAME);
     let context = Arc::new(Context {
-        client: ctx.client_for(NAME),
+        client: ctx.client_for(K::NAME),
         pods: pods.store(),
         replica_sets: replica_sets.store(),
         expectations: Expectations::default(),
-        recorder: ctx.events.recorder(NAME),
+        recorder: ctx.events.recorder(K::COMPONENT),
         queue: queue.clone(),
     });
     tokio::spawn(watch_replica_sets(
@@ -73,12 +208,15 @@ pub fn start(ctx: &ControllerContext) {
         triggers,
         store: context.replica_sets.clone(),
         caches: vec![replica_sets.synced(), pods.synced()],
-        workers: ctx.options.concurrent_replicaset_syncs,
+        workers: K::workers(&ctx.options),
     };
     tokio::spawn(controller.run(context, reconcile));
 }
 
-async fn watch_replica_sets(ctx: Arc<Context>, mut changes: UnboundedReceiver<Change<ReplicaSet>>) {
+async fn watch_replica_sets<K: Replicated>(
+    ctx: Arc<Context<K>>,
+    mut changes: UnboundedReceiver<Change<K>>,
+) {
     while let Some(change) = changes.next().await {
         match change {
             Change::Applied { new, .. } => ctx.queue.add_object(&new),
@@ -87,7 +225,10 @@ async fn watch_replica_sets(ctx: Arc<Context>, mut changes: UnboundedReceiver<Ch
     }
 }
 
-async fn watch_pods(ctx: Arc<Context>, mut changes: UnboundedReceiver<Change<Pod>>) {
+async fn watch_pods<K: Replicated>(
+    ctx: Arc<Context<K>>,
+    mut changes: UnboundedReceiver<Change<Pod>>,
+) {
     while let Some(change) = changes.next().await {
         match change {
             Change::Applied { old: None, new } => pod_added(&ctx, &new),
@@ -100,7 +241,7 @@ async fn watch_pods(ctx: Arc<Context>, mut changes: UnboundedReceiver<Change<Pod
     }
 }
 
-fn pod_added(ctx: &Context, pod: &Pod) {
+fn pod_added<K: Replicated>(ctx: &Context<K>, pod: &Pod) {
     if pod.metadata.deletion_timestamp.is_some() {
         // Seen for the first time already being deleted (after a relist): a deletion.
         pod_deleted(ctx, pod);
@@ -119,7 +260,7 @@ fn pod_added(ctx: &Context, pod: &Pod) {
     }
 }
 
-fn pod_updated(ctx: &Context, old: &Pod, new: &Pod) {
+fn pod_updated<K: Replicated>(ctx: &Context<K>, old: &Pod, new: &Pod) {
     if old.resource_version() == new.resource_version() {
         return;
     }
@@ -144,11 +285,7 @@ fn pod_updated(ctx: &Context, old: &Pod, new: &Pod) {
     if let Some(reference) = new_ref {
         if let Some(rs) = ctx.resolve(new, reference) {
             ctx.queue.add_object(&rs);
-            let min_ready = rs
-                .spec
-                .as_ref()
-                .and_then(|s| s.min_ready_seconds)
-                .unwrap_or(0);
+            let min_ready = rs.min_ready_seconds();
             if min_ready > 0 && !is_pod_ready(old) && is_pod_ready(new) {
                 // It becomes available minReadySeconds from now: look again then.
                 ctx.queue.add_after(
@@ -166,7 +303,7 @@ fn pod_updated(ctx: &Context, old: &Pod, new: &Pod) {
     }
 }
 
-fn pod_deleted(ctx: &Context, pod: &Pod) {
+fn pod_deleted<K: Replicated>(ctx: &Context<K>, pod: &Pod) {
     if let Some(rs) = controller_of(&pod.metadata).and_then(|r| ctx.resolve(pod, r)) {
         ctx.expectations
             .deletion_observed(&key_of(&*rs), &key_of(pod));
@@ -174,10 +311,15 @@ fn pod_deleted(ctx: &Context, pod: &Pod) {
     }
 }
 
-impl Context {
-    /// The ReplicaSet a controller reference points to, if it is that very object.
-    fn resolve(&self, pod: &Pod, reference: &OwnerReference) -> Option<Arc<ReplicaSet>> {
-        if reference.kind != "ReplicaSet" || !reference.api_version.starts_with("apps/") {
+impl<K: Replicated> Context<K> {
+    /// The object a controller reference points to, if it is that very object (of this
+    /// kind, in this group).
+    fn resolve(&self, pod: &Pod, reference: &OwnerReference) -> Option<Arc<K>> {
+        let group = reference
+            .api_version
+            .rsplit_once('/')
+            .map_or("", |(group, _)| group);
+        if reference.kind != K::kind(&()) || group != K::group(&()) {
             return None;
         }
         let key = ObjectRef::new(&reference.name).within(&pod.namespace().unwrap_or_default());
@@ -186,50 +328,47 @@ impl Context {
             .filter(|rs| rs.uid().as_deref() == Some(reference.uid.as_str()))
     }
 
-    /// ReplicaSets in the pod's namespace whose (non-empty) selector matches it.
-    fn matching_replica_sets(&self, pod: &Pod) -> Vec<Arc<ReplicaSet>> {
+    /// Objects in the pod's namespace whose (non-empty) selector matches it.
+    fn matching_replica_sets(&self, pod: &Pod) -> Vec<Arc<K>> {
         let namespace = pod.namespace();
         self.replica_sets
             .state()
             .into_iter()
             .filter(|rs| rs.namespace() == namespace)
             .filter(|rs| {
-                let Some(spec) = &rs.spec else { return false };
-                let empty = spec
-                    .selector
+                let label_selector = rs.label_selector();
+                let empty = label_selector
                     .match_labels
                     .as_ref()
                     .is_none_or(|l| l.is_empty())
-                    && spec
-                        .selector
+                    && label_selector
                         .match_expressions
                         .as_ref()
                         .is_none_or(|e| e.is_empty());
-                !empty && selector(&spec.selector).is_ok_and(|s| matches(&s, &pod.metadata))
+                !empty && selector(&label_selector).is_ok_and(|s| matches(&s, &pod.metadata))
             })
             .collect()
     }
 }
 
-async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Context>) -> Result<Action> {
+async fn reconcile<K: Replicated>(rs: Arc<K>, ctx: Arc<Context<K>>) -> Result<Action> {
     let key = key_of(&*rs);
     let namespace = rs.namespace().unwrap_or_default();
-    let spec = rs.spec.clone().unwrap_or_default();
-    let selector = match selector(&spec.selector) {
+    let selector = match selector(&rs.label_selector()) {
         Ok(selector) => selector,
         Err(error) => {
             tracing::warn!(replicaset = key, %error, "not syncing");
             return Ok(Action::await_change());
         }
     };
-    let needs_sync = ctx.expectations.satisfied(&key) && rs.metadata.deletion_timestamp.is_none();
+    let needs_sync = ctx.expectations.satisfied(&key) && rs.meta().deletion_timestamp.is_none();
     let active: Vec<Arc<Pod>> = ctx
         .pods
         .state()
         .into_iter()
         .filter(|pod| pod.namespace().as_deref() == Some(namespace.as_str()) && is_pod_active(pod))
         .collect();
-    let rs_api: Api<ReplicaSet> = Api::namespaced(ctx.client.clone(), &namespace);
+    let rs_api: Api<K> = Api::namespaced(ctx.client.clone(), &namespace);
     let pod_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &namespace);
     let (pods, mut errors) = claim(&*rs, &rs_api, &pod_api, &selector, active).await;
     if !errors.is_empty() {
@@ -240,14 +379,14 @@ async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Context>) -> Result<Action> {
     } else {
         None
     };
-    let status = calculate_status(&rs, &pods, manage_error.as_ref());
+    let status = calculate_status(&*rs, &pods, manage_error.as_ref());
     let updated = update_status(&rs_api, &rs, status).await?;
     if let Some(error) = manage_error {
         return Err(error);
     }
-    let replicas = spec.replicas.unwrap_or(1);
-    let min_ready = spec.min_ready_seconds.unwrap_or(0);
-    let status = updated.status.unwrap_or_default();
+    let replicas = rs.replicas();
+    let min_ready = rs.min_ready_seconds();
+    let status = updated.replica_status();
     if min_ready > 0
         && status.ready_replicas.unwrap_or(0) == replicas
         && status.available_replicas.unwrap_or(0) != replicas
@@ -258,19 +397,14 @@ async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Context>) -> Result<Action> {
 }
 
 /// Creates or deletes pods towards `spec.replicas`.
-async fn manage_replicas(
-    ctx: &Context,
-    rs: &Arc<ReplicaSet>,
+async fn manage_replicas<K: Replicated>(
+    ctx: &Context<K>,
+    rs: &Arc<K>,
     pods: &[Arc<Pod>],
     pod_api: &Api<Pod>,
 ) -> Result<()> {
     let key = key_of(&**rs);
-    let wanted = rs
-        .spec
-        .as_ref()
-        .and_then(|s| s.replicas)
-        .unwrap_or(1)
-        .max(0) as usize;
+    let wanted = rs.replicas().max(0) as usize;
     match pods.len().cmp(&wanted) {
         Ordering::Equal => Ok(()),
         Ordering::Less => {
@@ -278,7 +412,7 @@ async fn manage_replicas(
             // Expect every creation before the first is sent: its watch event may come back
             // before the request does.
             ctx.expectations.expect_creations(&key, count);
-            let template = pod_from_template(rs);
+            let template = pod_from_template(&**rs);
             let (created, error) = slow_start_batch(count, || {
                 create_pod(&ctx.recorder, &**rs, pod_api, &template)
             })
@@ -336,12 +470,8 @@ async fn manage_replicas(
 
 /// The pod a ReplicaSet creates: the template's metadata and spec, named after the ReplicaSet
 /// and controlled by it.
-fn pod_from_template(rs: &ReplicaSet) -> Pod {
-    let template = rs
-        .spec
-        .as_ref()
-        .and_then(|s| s.template.clone())
-        .unwrap_or_default();
+fn pod_from_template<K: Replicated>(rs: &K) -> Pod {
+    let template = rs.template().cloned().unwrap_or_default();
     let meta = template.metadata.unwrap_or_default();
     Pod {
         metadata: ObjectMeta {
@@ -358,12 +488,12 @@ fn pod_from_template(rs: &ReplicaSet) -> Pod {
     }
 }
 
-impl Context {
+impl<K: Replicated> Context<K> {
     /// Pods of every ReplicaSet with the same controller (the Deployment's other revisions):
     /// deleting where they crowd a node spreads the survivors.
-    fn indirectly_related_pods(&self, rs: &ReplicaSet) -> Vec<Arc<Pod>> {
+    fn indirectly_related_pods(&self, rs: &K) -> Vec<Arc<Pod>> {
         let namespace = rs.namespace();
-        let related: Vec<Arc<ReplicaSet>> = match controller_of(&rs.metadata) {
+        let related: Vec<Arc<K>> = match controller_of(rs.meta()) {
             None => self
                 .replica_sets
                 .get(&ObjectRef::from_obj(rs))
@@ -375,14 +505,14 @@ impl Context {
                 .into_iter()
                 .filter(|other| {
                     other.namespace() == namespace
-                        && controller_of(&other.metadata).is_some_and(|o| o.uid == owner.uid)
+                        && controller_of(other.meta()).is_some_and(|o| o.uid == owner.uid)
                 })
                 .collect(),
         };
         let mut seen = HashSet::new();
         let mut pods = Vec::new();
         for other in related {
-            let Some(Ok(selector)) = other.spec.as_ref().map(|s| selector(&s.selector)) else {
+            let Ok(selector) = selector(&other.label_selector()) else {
                 continue;
             };
             for pod in self.pods.state() {
@@ -602,20 +732,18 @@ fn merge_sort<T>(mut items: Vec<T>, compare: &dyn Fn(&T, &T) -> Ordering) -> Vec
 
 /// The status for the claimed active pods; a failed create or delete shows as the
 /// `ReplicaFailure` condition until a sync manages without error.
-fn calculate_status(
-    rs: &ReplicaSet,
+fn calculate_status<K: Replicated>(
+    rs: &K,
     pods: &[Arc<Pod>],
     manage_error: Option<&Error>,
 ) -> ReplicaSetStatus {
-    let mut status = rs.status.clone().unwrap_or_default();
-    let spec = rs.spec.clone().unwrap_or_default();
-    let template_labels: BTreeMap<String, String> = spec
-        .template
-        .as_ref()
+    let mut status = rs.replica_status();
+    let template_labels: BTreeMap<String, String> = rs
+        .template()
         .and_then(|t| t.metadata.as_ref())
         .and_then(|m| m.labels.clone())
         .unwrap_or_default();
-    let min_ready = spec.min_ready_seconds.unwrap_or(0);
+    let min_ready = rs.min_ready_seconds();
     let now = Timestamp::now();
     let mut fully_labeled = 0;
     let mut ready = 0;
@@ -643,7 +771,7 @@ fn calculate_status(
     let failing = conditions.iter().any(|c| c.type_ == "ReplicaFailure");
     match manage_error {
         Some(error) if !failing => {
-            let reason = match (pods.len() as i32).cmp(&spec.replicas.unwrap_or(1)) {
+            let reason = match (pods.len() as i32).cmp(&rs.replicas()) {
                 Ordering::Less => "FailedCreate",
                 Ordering::Greater => "FailedDelete",
                 Ordering::Equal => "",
@@ -670,16 +798,12 @@ fn nonzero(count: i32) -> Option<i32> {
 }
 
 /// Writes the status if it changed (stamping `observedGeneration`), retrying once on a
-/// conflict with the latest ReplicaSet.
-async fn update_status(
-    api: &Api<ReplicaSet>,
-    rs: &ReplicaSet,
-    status: ReplicaSetStatus,
-) -> Result<ReplicaSet> {
+/// conflict with the latest object.
+async fn update_status<K: Replicated>(api: &Api<K>, rs: &K, status: ReplicaSetStatus) -> Result<K> {
     let mut current = rs.clone();
     for attempt in 0..2 {
-        let old = current.status.clone().unwrap_or_default();
-        let generation = current.metadata.generation;
+        let old = current.replica_status();
+        let generation = current.meta().generation;
         let same = old.replicas == status.replicas
             && old.fully_labeled_replicas.unwrap_or(0)
                 == status.fully_labeled_replicas.unwrap_or(0)
@@ -692,7 +816,7 @@ async fn update_status(
             return Ok(current);
         }
         let mut updated = current.clone();
-        updated.status = Some(ReplicaSetStatus {
+        updated.set_replica_status(ReplicaSetStatus {
             observed_generation: generation,
             ..status.clone()
         });
