@@ -14,6 +14,7 @@ pub mod kubernetes_service;
 mod leases;
 mod namespaces;
 mod nodes;
+mod persistentvolumeclaims;
 mod pods;
 mod podspec;
 mod podtemplates;
@@ -25,6 +26,7 @@ mod secrets;
 mod selfsubjectreviews;
 mod serviceaccounts;
 mod services;
+mod statefulsets;
 mod tokenreviews;
 mod workload;
 
@@ -144,6 +146,11 @@ pub fn registry(store: Arc<dyn Store>, config: &Config) -> Registry {
     registry.add(Arc::new(Rest::new(podtemplates::PodTemplates, store.clone())));
     registry.add(Arc::new(Rest::new(
         controllerrevisions::ControllerRevisions,
+        store.clone(),
+    )));
+    registry.add(Arc::new(Rest::new(statefulsets::StatefulSets, store.clone())));
+    registry.add(Arc::new(Rest::new(
+        persistentvolumeclaims::PersistentVolumeClaims,
         store.clone(),
     )));
     let services = services::Services::new(
