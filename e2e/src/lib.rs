@@ -52,6 +52,26 @@ pub fn rss_bytes(pid: u32) -> u64 {
     kib * 1024
 }
 
+/// The CPU time process `pid` has used so far (user + system), read from `/proc` (Linux);
+/// 0 once it is gone. Per-request CPU is what benchmarks compare on a busy machine, where
+/// requests per second swing with whatever else runs.
+pub fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command (which may hold spaces) start after its closing parenthesis;
+    // utime and stime are the 14th and 15th fields, in clock ticks (100 a second on Linux).
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -179,6 +199,11 @@ impl Cluster {
     /// The apiserver's resident memory (Linux).
     pub fn apiserver_rss_bytes(&self) -> u64 {
         rss_bytes(self.apiserver.as_ref().expect("apiserver running").id())
+    }
+
+    /// The CPU time the apiserver has used so far, in seconds (Linux).
+    pub fn apiserver_cpu_seconds(&self) -> f64 {
+        cpu_seconds(self.apiserver.as_ref().expect("apiserver running").id())
     }
 
     /// The admin kubeconfig the apiserver generated.

@@ -18,6 +18,7 @@
 
 mod certificates;
 mod default_toleration_seconds;
+mod lookup;
 mod namespace_lifecycle;
 mod node_restriction;
 mod plugins;
@@ -28,8 +29,8 @@ use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
 use serde_json::Value;
-use store::Store;
 
+pub use self::lookup::Lookup;
 pub use self::plugins::{Enabled, FlagError, Name};
 use crate::authn::UserInfo;
 use crate::error::{ApiError, ApiResult, Target};
@@ -233,7 +234,7 @@ pub trait Plugin: Send + Sync {
 /// What plugins are built with.
 pub struct Context {
     /// Where plugins look up what they check against (namespaces, service accounts...).
-    pub store: Arc<dyn Store>,
+    pub lookup: Arc<Lookup>,
     /// The authorizers plugins ask about permissions beyond the request's own (a signer's
     /// `approve` and `sign`).
     pub authorization: Option<Arc<crate::authz::Chain>>,

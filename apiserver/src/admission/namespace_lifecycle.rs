@@ -9,21 +9,20 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde_json::Value;
-use store::Store;
 
-use super::{Attributes, Operation, Plugin};
+use super::{Attributes, Lookup, Operation, Plugin};
 use crate::error::{ApiError, ApiResult, Target};
 
 /// Namespaces upstream refuses to delete.
 const IMMORTAL: [&str; 3] = ["default", "kube-system", "kube-public"];
 
 pub struct NamespaceLifecycle {
-    store: Arc<dyn Store>,
+    lookup: Arc<Lookup>,
 }
 
 impl NamespaceLifecycle {
-    pub fn new(store: Arc<dyn Store>) -> Self {
-        NamespaceLifecycle { store }
+    pub fn new(lookup: Arc<Lookup>) -> Self {
+        NamespaceLifecycle { lookup }
     }
 }
 
@@ -49,11 +48,7 @@ impl Plugin for NamespaceLifecycle {
             return Ok(());
         }
         let namespace = attributes.namespace.unwrap_or_default();
-        let Some(kv) = self
-            .store
-            .get(format!("/namespaces/{namespace}").as_bytes())
-            .await?
-        else {
+        let Some(raw) = self.lookup.get(&format!("/namespaces/{namespace}")).await? else {
             return Err(ApiError::NotFound(Target {
                 group: String::new(),
                 resource: "namespaces".into(),
@@ -61,7 +56,7 @@ impl Plugin for NamespaceLifecycle {
                 name: namespace.into(),
             }));
         };
-        let terminating = serde_json::from_slice::<Value>(&kv.value)
+        let terminating = serde_json::from_slice::<Value>(&raw)
             .is_ok_and(|ns| ns.pointer("/status/phase") == Some(&Value::from("Terminating")));
         if terminating {
             return Err(attributes.forbidden(format!(
@@ -83,7 +78,7 @@ mod tests {
         fixture
             .put("/namespaces/gone", r#"{"status":{"phase":"Terminating"}}"#)
             .await;
-        let plugin = NamespaceLifecycle::new(fixture.store.clone());
+        let plugin = NamespaceLifecycle::new(fixture.lookup());
         let user = user();
 
         let mut live = attributes(Operation::Create, "configmaps", Some("default"), "a", &user);
@@ -113,7 +108,7 @@ mod tests {
     #[tokio::test]
     async fn system_namespaces_cannot_be_deleted() {
         let fixture = Fixture::new().await;
-        let plugin = NamespaceLifecycle::new(fixture.store.clone());
+        let plugin = NamespaceLifecycle::new(fixture.lookup());
         let user = user();
         let mut default = attributes(Operation::Delete, "namespaces", None, "default", &user);
         assert!(plugin.handles(&default));

@@ -12,10 +12,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde_json::Value;
-use store::Store;
 
 use super::service_account::MIRROR_POD;
-use super::{Attributes, Operation, Plugin};
+use super::{Attributes, Lookup, Operation, Plugin};
 use crate::authz::node::graph::{uses_of, Kind};
 use crate::authz::node::{node_identity, NODE_LEASE_NAMESPACE};
 use crate::error::{ApiError, ApiResult, Target};
@@ -41,23 +40,23 @@ const KUBELET_LABEL_NAMESPACES: [&str; 2] = ["kubelet.kubernetes.io", "node.kube
 
 pub struct NodeRestriction {
     /// Where the pods a request names are read (evictions, deletions, bound tokens).
-    store: Arc<dyn Store>,
+    lookup: Arc<Lookup>,
 }
 
 impl NodeRestriction {
-    pub fn new(store: Arc<dyn Store>) -> Self {
-        NodeRestriction { store }
+    pub fn new(lookup: Arc<Lookup>) -> Self {
+        NodeRestriction { lookup }
     }
 
     /// The stored pod `name` in the request's namespace, or upstream's 404 for it.
     async fn pod(&self, attributes: &Attributes<'_>, name: &str) -> ApiResult<Value> {
         let namespace = attributes.namespace.unwrap_or_default();
         let found = self
-            .store
-            .get(format!("/pods/{namespace}/{name}").as_bytes())
+            .lookup
+            .get(&format!("/pods/{namespace}/{name}"))
             .await?;
         found
-            .and_then(|kv| serde_json::from_slice(&kv.value).ok())
+            .and_then(|raw| serde_json::from_slice(&raw).ok())
             .ok_or_else(|| {
                 ApiError::NotFound(Target {
                     group: String::new(),
@@ -69,9 +68,9 @@ impl NodeRestriction {
     }
 
     async fn node_uid(&self, node: &str) -> ApiResult<Option<String>> {
-        let found = self.store.get(format!("/nodes/{node}").as_bytes()).await?;
-        Ok(found.and_then(|kv| {
-            let node: Value = serde_json::from_slice(&kv.value).ok()?;
+        let found = self.lookup.get(&format!("/nodes/{node}")).await?;
+        Ok(found.and_then(|raw| {
+            let node: Value = serde_json::from_slice(&raw).ok()?;
             node.pointer("/metadata/uid")?.as_str().map(String::from)
         }))
     }
@@ -486,7 +485,7 @@ mod tests {
     #[tokio::test]
     async fn nodes_write_only_their_own_pods() {
         let fixture = Fixture::new().await;
-        let plugin = NodeRestriction::new(fixture.store.clone());
+        let plugin = NodeRestriction::new(fixture.lookup());
         let a = node_user("a");
         let on_b =
             json!({"metadata": {"name": "web", "namespace": "default"}, "spec": {"nodeName": "b"}});
@@ -538,7 +537,7 @@ mod tests {
     #[tokio::test]
     async fn nodes_keep_to_their_own_node_and_lease() {
         let fixture = Fixture::new().await;
-        let plugin = NodeRestriction::new(fixture.store.clone());
+        let plugin = NodeRestriction::new(fixture.lookup());
         let a = node_user("a");
 
         let mut other = attributes(Operation::Update, "nodes", None, "b", &a);
@@ -588,7 +587,7 @@ mod tests {
     #[tokio::test]
     async fn node_tokens_are_bound_to_their_pods() {
         let fixture = Fixture::new().await;
-        let plugin = NodeRestriction::new(fixture.store.clone());
+        let plugin = NodeRestriction::new(fixture.lookup());
         let a = node_user("a");
         fixture
             .put(

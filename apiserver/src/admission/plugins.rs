@@ -69,15 +69,15 @@ impl Name {
 pub(super) fn build(name: Name, context: &Context) -> Arc<dyn Plugin> {
     match name {
         Name::NamespaceLifecycle => Arc::new(super::namespace_lifecycle::NamespaceLifecycle::new(
-            context.store.clone(),
+            context.lookup.clone(),
         )),
         Name::ServiceAccount => Arc::new(super::service_account::ServiceAccount::new(
-            context.store.clone(),
+            context.lookup.clone(),
         )),
         Name::NodeRestriction => Arc::new(super::node_restriction::NodeRestriction::new(
-            context.store.clone(),
+            context.lookup.clone(),
         )),
-        Name::Priority => Arc::new(super::priority::Priority::new(context.store.clone())),
+        Name::Priority => Arc::new(super::priority::Priority::new(context.lookup.clone())),
         Name::DefaultTolerationSeconds => {
             Arc::new(super::default_toleration_seconds::DefaultTolerationSeconds)
         }

@@ -7,9 +7,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use k8s_openapi::api::scheduling::v1::PriorityClass;
 use serde_json::{Map, Value};
-use store::Store;
 
-use super::{Attributes, Operation, Plugin};
+use super::{Attributes, Lookup, Operation, Plugin};
 use crate::error::ApiResult;
 
 /// What a pod gets when it names no class and no class is the global default.
@@ -24,15 +23,15 @@ const SYSTEM_CLASSES: [(&str, i32); 2] = [
 ];
 
 pub struct Priority {
-    store: Arc<dyn Store>,
+    lookup: Arc<Lookup>,
 }
 
 /// A resolved class: its name, priority and preemption policy.
 type Resolved = (String, i32, String);
 
 impl Priority {
-    pub fn new(store: Arc<dyn Store>) -> Self {
-        Priority { store }
+    pub fn new(lookup: Arc<Lookup>) -> Self {
+        Priority { lookup }
     }
 
     /// The class `name`, or for `""` the global default class (the lowest if several claim
@@ -47,10 +46,10 @@ impl Priority {
         };
         if !name.is_empty() {
             let found = self
-                .store
-                .get(format!("/priorityclasses/{name}").as_bytes())
+                .lookup
+                .get(&format!("/priorityclasses/{name}"))
                 .await?
-                .and_then(|kv| read(&kv.value));
+                .and_then(|raw| read(&raw));
             let system = || {
                 SYSTEM_CLASSES
                     .iter()
@@ -59,14 +58,10 @@ impl Priority {
             };
             return Ok(found.map(resolved).or_else(system));
         }
-        let all = self
-            .store
-            .list(b"/priorityclasses/", Default::default())
-            .await?;
+        let all = self.lookup.list("/priorityclasses/").await?;
         Ok(all
-            .kvs
             .iter()
-            .filter_map(|kv| read(&kv.value))
+            .filter_map(|raw| read(raw))
             .filter(|class| class.global_default == Some(true))
             .min_by_key(|class| class.value)
             .map(resolved))
@@ -197,7 +192,7 @@ mod tests {
                 r#"{"metadata":{"name":"high"},"value":1000,"preemptionPolicy":"Never"}"#,
             )
             .await;
-        let plugin = Priority::new(fixture.store.clone());
+        let plugin = Priority::new(fixture.lookup());
         let user = user();
 
         let pod = json!({"metadata": {"name": "p"}, "spec": {"priorityClassName": "high"}});
@@ -236,7 +231,7 @@ mod tests {
                 r#"{"metadata":{"name":"normal"},"value":100,"globalDefault":true}"#,
             )
             .await;
-        let plugin = Priority::new(fixture.store.clone());
+        let plugin = Priority::new(fixture.lookup());
         let user = user();
         let pod = json!({"metadata": {"name": "p"}, "spec": {}});
         let mut attributes = pod_attributes(Operation::Create, &pod, None, &user);
@@ -249,7 +244,7 @@ mod tests {
     #[tokio::test]
     async fn stated_or_unknown_priorities_are_forbidden() {
         let fixture = Fixture::new().await;
-        let plugin = Priority::new(fixture.store.clone());
+        let plugin = Priority::new(fixture.lookup());
         let user = user();
         let pod = json!({"metadata": {"name": "p"}, "spec": {"priority": 5}});
         let mut attributes = pod_attributes(Operation::Create, &pod, None, &user);
@@ -269,7 +264,7 @@ mod tests {
     #[tokio::test]
     async fn updates_keep_the_priority_they_leave_out() {
         let fixture = Fixture::new().await;
-        let plugin = Priority::new(fixture.store.clone());
+        let plugin = Priority::new(fixture.lookup());
         let user = user();
         let old = json!({"metadata": {"name": "p"}, "spec": {"priority": 7, "preemptionPolicy": "Never"}});
         let new = json!({"metadata": {"name": "p"}, "spec": {}});

@@ -13,9 +13,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use k8s_openapi::api::core::v1::ServiceAccount as Account;
 use serde_json::{json, Map, Value};
-use store::Store;
 
-use super::{Attributes, Operation, Plugin};
+use super::{Attributes, Lookup, Operation, Plugin};
 use crate::error::{ApiError, ApiResult};
 
 /// The account pods run as unless they name one.
@@ -36,12 +35,12 @@ pub(super) const MIRROR_POD: &str = "kubernetes.io/config.mirror";
 const DEFAULT_ACCOUNT_ATTEMPTS: usize = 10;
 
 pub struct ServiceAccount {
-    store: Arc<dyn Store>,
+    lookup: Arc<Lookup>,
 }
 
 impl ServiceAccount {
-    pub fn new(store: Arc<dyn Store>) -> Self {
-        ServiceAccount { store }
+    pub fn new(lookup: Arc<Lookup>) -> Self {
+        ServiceAccount { lookup }
     }
 
     /// The account `name` in `namespace`; a missing one reads as upstream's lookup error.
@@ -63,9 +62,9 @@ impl ServiceAccount {
             if attempt > 0 {
                 tokio::time::sleep(interval).await;
             }
-            match self.store.get(key.as_bytes()).await {
-                Ok(Some(kv)) => {
-                    return serde_json::from_slice(&kv.value)
+            match self.lookup.get(&key).await {
+                Ok(Some(raw)) => {
+                    return serde_json::from_slice(&raw)
                         .map_err(|e| ApiError::Internal(e.to_string()));
                 }
                 Ok(None) => {}
@@ -431,7 +430,7 @@ mod tests {
     #[tokio::test]
     async fn pods_run_as_default_and_mount_its_token_like_upstream() {
         let fixture = fixture(ACCOUNT, ACCOUNT).await;
-        let plugin = ServiceAccount::new(fixture.store.clone());
+        let plugin = ServiceAccount::new(fixture.lookup());
         let mut pod = run();
         pod["spec"]["initContainers"] = json!([{"name": "init", "image": "busybox"}]);
         let spec = admitted(&plugin, &pod).await.unwrap()["spec"].clone();
@@ -458,7 +457,7 @@ mod tests {
     #[tokio::test]
     async fn containers_mounting_the_path_themselves_are_left_alone() {
         let fixture = fixture(ACCOUNT, ACCOUNT).await;
-        let plugin = ServiceAccount::new(fixture.store.clone());
+        let plugin = ServiceAccount::new(fixture.lookup());
         let own =
             json!([{"name": "mine", "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount"}]);
         let mut pod = run();
@@ -489,7 +488,7 @@ mod tests {
             r#"{"metadata":{"name":"builder"},"automountServiceAccountToken":false,"imagePullSecrets":[{"name":"registry"}]}"#,
         )
         .await;
-        let plugin = ServiceAccount::new(fixture.store.clone());
+        let plugin = ServiceAccount::new(fixture.lookup());
         let mut pod = run();
         pod["spec"]["serviceAccountName"] = json!("builder");
         let spec = admitted(&plugin, &pod).await.unwrap()["spec"].clone();
@@ -510,7 +509,7 @@ mod tests {
     #[tokio::test]
     async fn a_missing_account_is_forbidden_in_upstreams_words() {
         let fixture = Fixture::new().await;
-        let plugin = ServiceAccount::new(fixture.store.clone());
+        let plugin = ServiceAccount::new(fixture.lookup());
         let mut pod = run();
         pod["spec"]["serviceAccountName"] = json!("nobody");
         let error = admitted(&plugin, &pod).await.unwrap_err();
@@ -524,7 +523,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_missing_default_account_is_retried_before_it_is_refused() {
         let fixture = Fixture::new().await;
-        let plugin = ServiceAccount::new(fixture.store.clone());
+        let plugin = ServiceAccount::new(fixture.lookup());
         let started = tokio::time::Instant::now();
         let error = admitted(&plugin, &run()).await.unwrap_err();
         assert_eq!(
@@ -540,7 +539,7 @@ mod tests {
     #[tokio::test]
     async fn a_pod_created_right_after_its_namespace_waits_for_the_default_account() {
         let fixture = Fixture::new().await;
-        let plugin = Arc::new(ServiceAccount::new(fixture.store.clone()));
+        let plugin = Arc::new(ServiceAccount::new(fixture.lookup()));
         let waiting = tokio::spawn({
             let plugin = plugin.clone();
             async move { admitted(&plugin, &run()).await }
@@ -560,7 +559,7 @@ mod tests {
             r#"{"metadata":{"name":"builder","annotations":{"kubernetes.io/enforce-mountable-secrets":"true"}},"secrets":[{"name":"allowed"}]}"#,
         )
         .await;
-        let plugin = ServiceAccount::new(fixture.store.clone());
+        let plugin = ServiceAccount::new(fixture.lookup());
         let refused = |change: &dyn Fn(&mut Value)| {
             let mut pod = run();
             pod["spec"]["serviceAccountName"] = json!("builder");
@@ -600,7 +599,7 @@ mod tests {
     #[tokio::test]
     async fn mirror_pods_are_left_alone_but_reference_nothing() {
         let fixture = Fixture::new().await;
-        let plugin = ServiceAccount::new(fixture.store.clone());
+        let plugin = ServiceAccount::new(fixture.lookup());
         let mut pod = run();
         pod["metadata"]["annotations"] = json!({"kubernetes.io/config.mirror": "hash"});
         assert_eq!(admitted(&plugin, &pod).await.unwrap(), pod);

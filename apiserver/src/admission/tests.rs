@@ -25,6 +25,11 @@ impl Fixture {
         fixture
     }
 
+    /// Lookups reading this store (no caches).
+    pub fn lookup(&self) -> Arc<Lookup> {
+        Arc::new(Lookup::new(self.store.clone()))
+    }
+
     /// Stores `json` at `key` (relative to the store prefix, like registry keys).
     pub async fn put(&self, key: &str, json: &str) {
         self.store
@@ -243,7 +248,7 @@ async fn the_default_chain_is_upstreams_default_plugins() {
     let chain = Chain::new(
         &Enabled::default(),
         &Context {
-            store: fixture.store.clone(),
+            lookup: fixture.lookup(),
             authorization: None,
         },
     );

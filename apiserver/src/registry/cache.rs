@@ -308,6 +308,21 @@ impl Cache {
         }
     }
 
+    /// The resource's store prefix (`/pods/`), which every key it caches starts with.
+    pub fn prefix(&self) -> &[u8] {
+        &self.prefix
+    }
+
+    /// Whether the cache has loaded the store's objects once (until then it holds nothing).
+    pub fn synced(&self) -> bool {
+        *self.revision.borrow() > 0
+    }
+
+    /// The object at `key` as the cache has it now.
+    pub async fn get(&self, key: &[u8]) -> Option<Arc<Entry>> {
+        self.state.read().await.objects.get(key).cloned()
+    }
+
     /// The objects under `prefix` (the resource prefix, or a namespace within it) now, with
     /// the revision they reflect.
     pub async fn list(&self, prefix: &[u8]) -> (Vec<Arc<Entry>>, i64) {

@@ -73,6 +73,12 @@ pub trait Resource: Send + Sync {
 
     /// Has the resource's writes go through `chain`; resources that admit nothing ignore it.
     fn admit_with(&self, _chain: &Arc<crate::admission::Chain>) {}
+
+    /// The resource's watch cache when its entries are the objects as stored (no other
+    /// API's layout), for readers that look objects up by store key; `None` otherwise.
+    fn stored_cache(&self) -> Option<Arc<cache::Cache>> {
+        None
+    }
 }
 
 /// Every served resource, looked up by group, version and plural.

@@ -87,8 +87,9 @@ pub fn user_info(user: &crate::authn::UserInfo) -> serde_json::Value {
 
 /// The registry of all built-in resources over `store`.
 pub fn registry(store: Arc<dyn Store>, config: &Config) -> Registry {
+    let lookup = Arc::new(crate::admission::Lookup::new(store.clone()));
     let admission = crate::admission::Context {
-        store: store.clone(),
+        lookup: lookup.clone(),
         authorization: config.authorization.clone(),
     };
     let mut registry = Registry::new(Arc::new(crate::admission::Chain::new(
@@ -173,5 +174,6 @@ pub fn registry(store: Arc<dyn Store>, config: &Config) -> Registry {
         store.clone(),
     )));
     rbac::add(&mut registry, &store, config.escalation.as_ref());
+    lookup.follow(registry.all().iter().filter_map(|r| r.stored_cache()));
     registry
 }

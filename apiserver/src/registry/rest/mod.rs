@@ -373,6 +373,13 @@ impl<S: Strategy> Resource for Rest<S> {
     fn admit_with(&self, chain: &Arc<crate::admission::Chain>) {
         let _ = self.admission.set(chain.clone());
     }
+
+    fn stored_cache(&self) -> Option<Arc<Cache>> {
+        match self.info.description.conversion {
+            None => Some(self.cache.clone()),
+            Some(_) => None,
+        }
+    }
 }
 
 impl<S: Strategy> Rest<S> {
