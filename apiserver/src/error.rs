@@ -206,6 +206,15 @@ pub enum ApiError {
     PathNotFound,
     #[error("{0}")]
     Timeout(String),
+    /// Upstream's `NewTooManyRequests`: refused for now (an eviction a disruption budget does
+    /// not allow), to be retried after `retry_after` seconds (0: no advice); each cause is a
+    /// `(reason, message)`.
+    #[error("{message}")]
+    TooManyRequests {
+        message: String,
+        retry_after: u32,
+        causes: Vec<(&'static str, String)>,
+    },
     #[error("{0}")]
     ServiceUnavailable(String),
     #[error("{0}")]
@@ -246,6 +255,7 @@ impl ApiError {
             ApiError::RequestEntityTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Expired(_) => StatusCode::GONE,
             ApiError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::ServiceUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) | ApiError::Unclassified(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -268,6 +278,7 @@ impl ApiError {
             ApiError::RequestEntityTooLarge(_) => "RequestEntityTooLarge",
             ApiError::Expired(_) => "Expired",
             ApiError::Timeout(_) => "Timeout",
+            ApiError::TooManyRequests { .. } => "TooManyRequests",
             ApiError::ServiceUnavailable(_) => "ServiceUnavailable",
             ApiError::Internal(_) => "InternalError",
             ApiError::Unclassified(_) => "",
@@ -305,6 +316,19 @@ impl ApiError {
                 "kind": t.kind,
                 "causes": causes.iter().map(|c| json!({"reason": c.reason, "message": c.message, "field": c.field})).collect::<Vec<_>>(),
             })),
+            ApiError::TooManyRequests {
+                retry_after,
+                causes,
+                ..
+            } => {
+                let mut details = json!({
+                    "causes": causes.iter().map(|(reason, message)| json!({"reason": reason, "message": message})).collect::<Vec<_>>(),
+                });
+                if *retry_after > 0 {
+                    details["retryAfterSeconds"] = Value::from(*retry_after);
+                }
+                Some(details)
+            }
             _ => None,
         };
         if let Some(mut details) = details {
@@ -328,6 +352,21 @@ impl IntoResponse for ApiError {
         response
             .headers_mut()
             .insert("content-type", HeaderValue::from_static("application/json"));
+        self.advise_retry(response)
+    }
+}
+
+impl ApiError {
+    /// `response` with the `Retry-After` header upstream sets when the Status advises a
+    /// delay.
+    pub fn advise_retry(&self, mut response: Response) -> Response {
+        if let ApiError::TooManyRequests { retry_after, .. } = self {
+            if *retry_after > 0 {
+                response
+                    .headers_mut()
+                    .insert("retry-after", HeaderValue::from(*retry_after));
+            }
+        }
         response
     }
 }

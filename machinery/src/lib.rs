@@ -4,6 +4,7 @@
 //! health and metrics server, leader election, events, shutdown) written once.
 
 pub mod certificates;
+pub mod disruption;
 pub mod client;
 pub mod duration;
 pub mod events;

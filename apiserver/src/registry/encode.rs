@@ -387,7 +387,7 @@ pub fn error_response(error: ApiError, output: Output) -> Response {
     if code.is_server_error() {
         tracing::warn!(%error, "request failed");
     }
-    status_response(code, &error.status(), output)
+    error.advise_retry(status_response(code, &error.status(), output))
 }
 
 fn status_response(code: StatusCode, status: &Value, output: Output) -> Response {

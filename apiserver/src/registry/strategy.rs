@@ -134,6 +134,13 @@ impl Default for Description {
     }
 }
 
+/// Deletes the object a deleting action (an eviction) was posted to, with the given options
+/// (preconditions, grace period, dry run), as a DELETE of it would.
+#[async_trait]
+pub trait Deleter: Send + Sync {
+    async fn delete(&self, options: DeleteOptions) -> ApiResult<()>;
+}
+
 /// Types a strategy can serve: any k8s-openapi resource with standard object metadata.
 pub trait ApiObject:
     k8s_openapi::Resource
@@ -313,6 +320,20 @@ pub trait Strategy: Send + Sync + 'static {
         _request: &super::ApiRequest,
     ) -> ApiResult<super::answer::Answered> {
         Err(crate::error::ApiError::MethodNotAllowed)
+    }
+
+    /// Carries out a POST to the deleting action `action` (see [`Effect::Delete`]) on the
+    /// object `name` in `namespace`, given the posted delete options: by default a plain
+    /// deletion; a pod's eviction first asks its PodDisruptionBudget, as upstream's does.
+    async fn delete_through(
+        &self,
+        _action: &str,
+        _namespace: &str,
+        _name: &str,
+        options: DeleteOptions,
+        deleter: &dyn Deleter,
+    ) -> ApiResult<()> {
+        deleter.delete(options).await
     }
 
     /// Seconds a DELETE waits before removing the object (graceful pod termination), given

@@ -250,7 +250,7 @@ fn validate_rolling_update(rolling: &RollingUpdateDeployment) -> Vec<Cause> {
 }
 
 /// Upstream's `ValidatePositiveIntOrPercent`.
-fn int_or_percent(value: &IntOrString, field: &str) -> Vec<Cause> {
+pub(super) fn int_or_percent(value: &IntOrString, field: &str) -> Vec<Cause> {
     match value {
         IntOrString::Int(i) if *i < 0 => {
             vec![Cause::invalid(field, &Value::from(*i), NON_NEGATIVE)]
@@ -267,7 +267,7 @@ fn int_or_percent(value: &IntOrString, field: &str) -> Vec<Cause> {
 }
 
 /// The number of a `"25%"` string.
-fn percent(value: &IntOrString) -> Option<i64> {
+pub(super) fn percent(value: &IntOrString) -> Option<i64> {
     match value {
         IntOrString::String(s) => {
             let digits = s.strip_suffix('%')?;

@@ -15,6 +15,7 @@ mod leases;
 mod namespaces;
 mod nodes;
 mod persistentvolumeclaims;
+mod poddisruptionbudgets;
 mod pods;
 mod podspec;
 mod podtemplates;
@@ -98,7 +99,10 @@ pub fn registry(store: Arc<dyn Store>, config: &Config) -> Registry {
     )));
     registry.add(Arc::new(Rest::new(namespaces::Namespaces, store.clone())));
     registry.add(Arc::new(Rest::new(configmaps::ConfigMaps, store.clone())));
-    registry.add(Arc::new(Rest::new(pods::Pods, store.clone())));
+    registry.add(Arc::new(Rest::new(
+        pods::Pods::new(store.clone()),
+        store.clone(),
+    )));
     registry.add(Arc::new(Rest::new(
         priorityclasses::PriorityClasses,
         store.clone(),
@@ -140,6 +144,10 @@ pub fn registry(store: Arc<dyn Store>, config: &Config) -> Registry {
     registry.add(Arc::new(Rest::new(deployments::Deployments, store.clone())));
     registry.add(Arc::new(Rest::new(replicasets::ReplicaSets, store.clone())));
     registry.add(Arc::new(Rest::new(jobs::Jobs, store.clone())));
+    registry.add(Arc::new(Rest::new(
+        poddisruptionbudgets::PodDisruptionBudgets,
+        store.clone(),
+    )));
     registry.add(Arc::new(Rest::new(
         replicationcontrollers::ReplicationControllers,
         store.clone(),

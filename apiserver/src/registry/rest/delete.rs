@@ -9,7 +9,7 @@ use super::Rest;
 use crate::error::{ApiError, ApiResult, Cause};
 use crate::registry::encode::Outcome;
 use crate::registry::request::{decode_body, ApiRequest};
-use crate::registry::strategy::Strategy;
+use crate::registry::strategy::{Deleter, Strategy};
 use crate::registry::{stored, ResourceInfo};
 
 impl<S: Strategy> Rest<S> {
@@ -18,15 +18,41 @@ impl<S: Strategy> Rest<S> {
         self.remove(&request, options).await
     }
 
-    /// Deletes the object `request` names with `options` (a DELETE's, or an eviction's).
+    /// Deletes the object `request` names with `options` (a DELETE's, or an eviction's,
+    /// which the strategy may first check or refuse through [`Strategy::delete_through`]).
     pub(super) async fn remove(
         &self,
         request: &ApiRequest,
         options: DeleteOptions,
     ) -> ApiResult<Outcome> {
+        let mut options = with_query(options, request)?;
+        if request.query.dry_run && options.dry_run.as_ref().is_none_or(|d| d.is_empty()) {
+            options.dry_run = Some(vec!["All".into()]);
+        }
+        let Some(action) = request.subresource.as_deref() else {
+            return self.remove_now(request, options).await;
+        };
+        let name = request.name.as_deref().unwrap_or_default();
+        let namespace = request.namespace.as_deref().unwrap_or_default();
+        let deleter = Deletion {
+            rest: self,
+            request,
+        };
+        self.strategy
+            .delete_through(action, namespace, name, options, &deleter)
+            .await?;
+        Ok(Outcome::Status {
+            code: StatusCode::OK,
+            status: json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}),
+        })
+    }
+
+    async fn remove_now(&self, request: &ApiRequest, options: DeleteOptions) -> ApiResult<Outcome> {
         let name = request.name.clone().unwrap_or_default();
         let namespace = request.namespace.clone().filter(|_| self.info.namespaced);
-        let options = with_query(options, request)?;
+        // `dryRun` may come in the query or in the body's options.
+        let dry_run =
+            request.query.dry_run || options.dry_run.as_ref().is_some_and(|d| !d.is_empty());
         loop {
             let current = self.current(namespace.as_deref(), &name).await?;
             let mut object = self.decode(&current.value, current.mod_revision)?;
@@ -40,7 +66,7 @@ impl<S: Strategy> Rest<S> {
             match self.begin_delete(&mut object, &options) {
                 Some(object) => {
                     let raw = stored::encode(&object)?;
-                    if raw == current.value || request.query.dry_run {
+                    if raw == current.value || dry_run {
                         return Ok(Outcome::ok(raw, current.mod_revision));
                     }
                     match self
@@ -61,7 +87,7 @@ impl<S: Strategy> Rest<S> {
                     }
                 }
                 None => {
-                    if !request.query.dry_run {
+                    if !dry_run {
                         match self
                             .store
                             .delete(
@@ -184,6 +210,20 @@ impl<S: Strategy> Rest<S> {
         }
         self.strategy.begin_deletion(object);
         Some(object.clone())
+    }
+}
+
+/// What a strategy deletes through: the object of the action request, deleted as a DELETE
+/// would with the options given.
+struct Deletion<'a, S: Strategy> {
+    rest: &'a Rest<S>,
+    request: &'a ApiRequest,
+}
+
+#[async_trait::async_trait]
+impl<S: Strategy> Deleter for Deletion<'_, S> {
+    async fn delete(&self, options: DeleteOptions) -> ApiResult<()> {
+        self.rest.remove_now(self.request, options).await.map(drop)
     }
 }
 

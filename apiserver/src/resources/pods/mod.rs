@@ -1,6 +1,7 @@
 //! Pods: defaulted and validated like upstream, created Pending with their QoS class, mostly
 //! immutable afterwards, and deleted gracefully once a node runs them.
 
+mod eviction;
 mod qos;
 mod table;
 
@@ -9,15 +10,27 @@ use async_trait::async_trait;
 use k8s_openapi::api::core::v1::{
     Container, HostIP, Pod, PodCondition, PodIP, PodSpec, PodStatus, Toleration,
 };
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::DeleteOptions;
 use serde_json::Value;
 
 use super::podspec;
 use crate::error::{ApiError, ApiResult, Cause};
-use crate::registry::strategy::{Action, Effect};
+use crate::registry::strategy::{Action, Deleter, Effect};
 use crate::registry::table::{Cell, Column};
 use crate::registry::{Description, Strategy};
 
-pub struct Pods;
+pub struct Pods {
+    evictions: eviction::Evictions,
+}
+
+impl Pods {
+    /// The pods strategy over `store`, where evictions find the PodDisruptionBudgets.
+    pub fn new(store: std::sync::Arc<dyn store::Store>) -> Self {
+        Pods {
+            evictions: eviction::Evictions::new(store),
+        }
+    }
+}
 
 /// What upstream's message lists as changeable on a running pod.
 const UPDATABLE_FIELDS: [&str; 5] = [
@@ -212,6 +225,25 @@ impl Strategy for Pods {
             return Err(ApiError::MethodNotAllowed);
         }
         bind(pod, body)
+    }
+
+    /// An eviction (`pods/eviction`) deletes only what the pod's disruption budget allows.
+    async fn delete_through(
+        &self,
+        action: &str,
+        namespace: &str,
+        name: &str,
+        options: DeleteOptions,
+        deleter: &dyn Deleter,
+    ) -> ApiResult<()> {
+        match action {
+            "eviction" => {
+                self.evictions
+                    .evict(namespace, name, options, deleter)
+                    .await
+            }
+            _ => deleter.delete(options).await,
+        }
     }
 
     fn grace_period(&self, pod: &Pod, requested: Option<i64>) -> Option<i64> {
@@ -537,7 +569,11 @@ mod tests {
     use k8s_openapi::api::core::v1::ContainerPort;
 
     fn pods() -> Pods {
-        Pods
+        let dir = tempfile::tempdir().unwrap().keep();
+        let config = store::embedded::EmbeddedConfig::new(dir);
+        Pods::new(std::sync::Arc::new(
+            store::embedded::EmbeddedStore::open(config).unwrap(),
+        ))
     }
 
     fn pod(image: &str) -> Pod {
