@@ -17,3 +17,4 @@ pub mod quantity;
 pub mod selector;
 pub mod server;
 pub mod serviceaccount;
+pub mod taints;

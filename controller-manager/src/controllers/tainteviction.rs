@@ -23,6 +23,7 @@ use crate::controller_utils::key_of;
 use crate::events::{EventType, Recorder};
 use crate::informers::Change;
 use crate::runtime::{self, Queue, Result};
+use machinery::taints::tolerates;
 
 /// The controller's name (`--controllers`, events' source, queue metrics).
 pub const NAME: &str = "taint-eviction-controller";
@@ -131,22 +132,6 @@ fn no_execute_taints(node: &Node) -> Vec<Taint> {
                 .collect()
         })
         .unwrap_or_default()
-}
-
-/// Upstream's `ToleratesTaint`.
-fn tolerates(toleration: &Toleration, taint: &Taint) -> bool {
-    let effect = toleration.effect.as_deref().unwrap_or("");
-    let key = toleration.key.as_deref().unwrap_or("");
-    if (!effect.is_empty() && effect != taint.effect) || (!key.is_empty() && key != taint.key) {
-        return false;
-    }
-    match toleration.operator.as_deref().unwrap_or("") {
-        "" | "Equal" => {
-            toleration.value.as_deref().unwrap_or("") == taint.value.as_deref().unwrap_or("")
-        }
-        "Exists" => true,
-        _ => false,
-    }
 }
 
 /// How long the pod may stay: `None` if some taint is not tolerated, otherwise the shortest

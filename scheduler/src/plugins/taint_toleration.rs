@@ -3,29 +3,14 @@
 
 use std::borrow::Cow;
 
-use k8s_openapi::api::core::v1::{Taint, Toleration};
+use k8s_openapi::api::core::v1::Toleration;
 
 use super::{normalize, Code, Plugin, Status};
 use crate::cache::NodeInfo;
 use crate::pod_info::PodInfo;
 
-/// Upstream's `ToleratesTaint` over a list: an empty key with `Exists` tolerates every
-/// taint, an empty effect every effect, and the default operator is `Equal`.
-pub fn tolerates(tolerations: &[Toleration], taint: &Taint) -> bool {
-    tolerations.iter().any(|t| {
-        let effect = t.effect.as_deref().unwrap_or("");
-        let key = t.key.as_deref().unwrap_or("");
-        (effect.is_empty() || effect == taint.effect)
-            && (key.is_empty() || key == taint.key)
-            && match t.operator.as_deref().unwrap_or("Equal") {
-                "Equal" | "" => {
-                    t.value.as_deref().unwrap_or("") == taint.value.as_deref().unwrap_or("")
-                }
-                "Exists" => true,
-                _ => false,
-            }
-    })
-}
+/// Upstream's `ToleratesTaint` over a list, shared with the controllers.
+pub use machinery::taints::tolerated as tolerates;
 
 /// Rejects nodes with a `NoSchedule` or `NoExecute` taint the pod does not tolerate.
 pub fn filter(pod: &PodInfo, node: &NodeInfo) -> Result<(), Status> {
@@ -84,6 +69,7 @@ pub fn score(pod: &PodInfo, nodes: &[&NodeInfo]) -> Vec<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use k8s_openapi::api::core::v1::Taint;
 
     fn taint(key: &str, value: &str, effect: &str) -> Taint {
         Taint {
