@@ -280,7 +280,7 @@ pub(super) fn percent(value: &IntOrString) -> Option<i64> {
 
 /// The value upstream compares with zero: the percentage, or the integer (an unparsable
 /// string counts as zero).
-fn amount(value: &IntOrString) -> i64 {
+pub(super) fn amount(value: &IntOrString) -> i64 {
     match value {
         IntOrString::Int(i) => i64::from(*i),
         IntOrString::String(s) => percent(value).unwrap_or_else(|| s.parse().unwrap_or(0)),

@@ -4,6 +4,7 @@ mod accessreviews;
 mod allocator;
 mod certificatesigningrequests;
 mod configmaps;
+mod daemonsets;
 mod controllerrevisions;
 mod deployments;
 mod endpoints;
@@ -144,6 +145,7 @@ pub fn registry(store: Arc<dyn Store>, config: &Config) -> Registry {
     registry.add(Arc::new(Rest::new(deployments::Deployments, store.clone())));
     registry.add(Arc::new(Rest::new(replicasets::ReplicaSets, store.clone())));
     registry.add(Arc::new(Rest::new(jobs::Jobs, store.clone())));
+    registry.add(Arc::new(Rest::new(daemonsets::DaemonSets, store.clone())));
     registry.add(Arc::new(Rest::new(
         poddisruptionbudgets::PodDisruptionBudgets,
         store.clone(),

@@ -389,6 +389,39 @@ pub const FIXTURES: &[Fixture] = &[
         }),
     },
     Fixture {
+        group: "apps",
+        version: "v1",
+        plural: "daemonsets",
+        valid: || {
+            json!({"spec": {
+                "selector": {"matchLabels": {"app": "conformance"}},
+                "template": template(json!({"app": "conformance"})),
+            }})
+        },
+        invalid: || {
+            json!({"metadata": {"name": "invalid"}, "spec": {
+                "minReadySeconds": -1,
+                "selector": {"matchLabels": {"app": "conformance"}},
+                "template": template(json!({"app": "conformance"})),
+            }})
+        },
+        cause: (
+            "FieldValueInvalid",
+            "spec.minReadySeconds",
+            "Invalid value: -1: must be greater than or equal to 0",
+        ),
+        change: || json!({"spec": {"minReadySeconds": 3}}),
+        generation: Generation::Tracked,
+        create_on_update: false,
+        unconditional_update: true,
+        returns_deleted_object: false,
+        status: Some(StatusFixture {
+            change: |mark| json!({"status": {"numberReady": 1, "conditions": [condition("Stalled", mark)]}}),
+            ignored: || json!({"spec": {"minReadySeconds": 3}}),
+            kept_on_create: false,
+        }),
+    },
+    Fixture {
         group: "",
         version: "v1",
         plural: "services",
