@@ -6,6 +6,7 @@
 pub mod certificates;
 pub mod disruption;
 pub mod client;
+pub mod cron;
 pub mod duration;
 pub mod events;
 pub mod indexes;

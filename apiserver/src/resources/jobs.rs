@@ -89,17 +89,6 @@ impl Strategy for Jobs {
         spec.completion_mode
             .get_or_insert_with(|| "NonIndexed".into());
         spec.suspend.get_or_insert(false);
-        if let Some(policy) = &mut spec.pod_failure_policy {
-            for pattern in policy
-                .rules
-                .iter_mut()
-                .flat_map(|r| r.on_pod_conditions.iter_mut().flatten())
-            {
-                if pattern.status.is_empty() {
-                    pattern.status = "True".into();
-                }
-            }
-        }
         if spec.pod_replacement_policy.is_none() {
             spec.pod_replacement_policy = Some(if spec.pod_failure_policy.is_some() {
                 "Failed".into()
@@ -108,7 +97,7 @@ impl Strategy for Jobs {
             });
         }
         spec.manual_selector.get_or_insert(false);
-        podspec::default_pod_template(&mut spec.template);
+        default_nested(spec);
     }
 
     /// Upstream generates the selector and the pod labels from the job's name and UID,
@@ -153,6 +142,7 @@ impl Strategy for Jobs {
         let spec = job.spec.as_ref().unwrap_or(&default_spec);
         let mut causes = generated_selector(job, spec);
         causes.extend(validate_spec(spec));
+        causes.extend(validate_selector(spec));
         let indexed = spec.completion_mode.as_deref() == Some("Indexed");
         if let Some(completions) = spec.completions.filter(|c| indexed && *c > 0) {
             let name = job.metadata.name.clone().unwrap_or_default();
@@ -305,6 +295,24 @@ impl Strategy for Jobs {
     }
 }
 
+/// The defaults of what a job spec nests (its pod template, the pod failure policy's
+/// condition patterns), which a CronJob's job template gets too: upstream defaults nested
+/// types wherever they appear, the JobSpec's own fields only in a Job.
+pub(super) fn default_nested(spec: &mut JobSpec) {
+    if let Some(policy) = &mut spec.pod_failure_policy {
+        for pattern in policy
+            .rules
+            .iter_mut()
+            .flat_map(|r| r.on_pod_conditions.iter_mut().flatten())
+        {
+            if pattern.status.is_empty() {
+                pattern.status = "True".into();
+            }
+        }
+    }
+    podspec::default_pod_template(&mut spec.template);
+}
+
 /// Upstream's `validateGeneratedSelector`: unless the selector is manual, the template
 /// carries the generated labels and the selector picks exactly them.
 fn generated_selector(job: &Job, spec: &JobSpec) -> Vec<Cause> {
@@ -366,8 +374,9 @@ fn non_negative(causes: &mut Vec<Cause>, field: &str, value: Option<i32>) {
     }
 }
 
-/// Upstream's `ValidateJobSpec`.
-fn validate_spec(spec: &JobSpec) -> Vec<Cause> {
+/// Upstream's `validateJobSpec`: what a Job's spec and a CronJob's job template share (the
+/// selector is the Job's alone, see [`validate_selector`]). Fields are named `spec.*`.
+pub(super) fn validate_spec(spec: &JobSpec) -> Vec<Cause> {
     let mut causes = Vec::new();
     non_negative(&mut causes, "parallelism", spec.parallelism);
     non_negative(&mut causes, "completions", spec.completions);
@@ -484,6 +493,18 @@ fn validate_spec(spec: &JobSpec) -> Vec<Cause> {
             &["OnFailure", "Never"],
         )),
     }
+    causes
+}
+
+/// The rest of upstream's `ValidateJobSpec`: a Job's selector is required, well-formed and
+/// selects its template's labels.
+fn validate_selector(spec: &JobSpec) -> Vec<Cause> {
+    let mut causes = Vec::new();
+    let labels = spec
+        .template
+        .metadata
+        .as_ref()
+        .and_then(|m| m.labels.as_ref());
     match &spec.selector {
         None => causes.push(Cause::required("spec.selector")),
         Some(selector) => {

@@ -6,6 +6,7 @@ mod certificatesigningrequests;
 mod configmaps;
 mod daemonsets;
 mod controllerrevisions;
+mod cronjobs;
 mod deployments;
 mod endpoints;
 mod endpointslices;
@@ -145,6 +146,7 @@ pub fn registry(store: Arc<dyn Store>, config: &Config) -> Registry {
     registry.add(Arc::new(Rest::new(deployments::Deployments, store.clone())));
     registry.add(Arc::new(Rest::new(replicasets::ReplicaSets, store.clone())));
     registry.add(Arc::new(Rest::new(jobs::Jobs, store.clone())));
+    registry.add(Arc::new(Rest::new(cronjobs::CronJobs, store.clone())));
     registry.add(Arc::new(Rest::new(daemonsets::DaemonSets, store.clone())));
     registry.add(Arc::new(Rest::new(
         poddisruptionbudgets::PodDisruptionBudgets,

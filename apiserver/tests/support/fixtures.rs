@@ -364,6 +364,37 @@ pub const FIXTURES: &[Fixture] = &[
     Fixture {
         group: "batch",
         version: "v1",
+        plural: "cronjobs",
+        valid: || {
+            json!({"spec": {"schedule": "*/5 * * * *", "jobTemplate": {"spec": {"template": job_template()}}}})
+        },
+        invalid: || {
+            json!({"metadata": {"name": "invalid"}, "spec": {
+                "schedule": "61 * * * *",
+                "jobTemplate": {"spec": {"template": job_template()}},
+            }})
+        },
+        cause: (
+            "FieldValueInvalid",
+            "spec.schedule",
+            "Invalid value: \"61 * * * *\": end of range (61) above maximum (59): 61",
+        ),
+        change: || json!({"spec": {"schedule": "@hourly"}}),
+        generation: Generation::Tracked,
+        create_on_update: false,
+        unconditional_update: true,
+        returns_deleted_object: false,
+        status: Some(StatusFixture {
+            change: |mark| {
+                json!({"status": {"active": [{"kind": "Job", "name": mark}], "lastScheduleTime": "2025-01-01T00:00:00Z"}})
+            },
+            ignored: || json!({"spec": {"suspend": true}}),
+            kept_on_create: false,
+        }),
+    },
+    Fixture {
+        group: "batch",
+        version: "v1",
         plural: "jobs",
         valid: || json!({"spec": {"template": job_template()}}),
         invalid: || {
