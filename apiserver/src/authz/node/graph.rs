@@ -99,9 +99,19 @@ impl Graph {
     pub fn start(store: Arc<dyn store::Store>) -> Arc<Graph> {
         let stop = CancellationToken::new();
         let indexer: Indexer = Arc::new(|raw: &Bytes| {
-            let uses = serde_json::from_slice::<Value>(raw)
-                .map(|pod| uses_of(&pod))
-                .unwrap_or_default();
+            // Most pod writes are of pods not bound yet (every create), which reach nothing:
+            // those are told apart by skimming for the node name, without building the pod.
+            let uses = match serde_json::from_slice::<Bound>(raw) {
+                Ok(Bound {
+                    spec:
+                        Some(Spec {
+                            node_name: Some(node),
+                        }),
+                }) if !node.is_empty() => serde_json::from_slice::<Value>(raw)
+                    .map(|pod| uses_of(&pod))
+                    .unwrap_or_default(),
+                _ => Uses::default(),
+            };
             let compact = serde_json::to_vec(&uses).unwrap_or_default();
             Ok((Derived::default(), Bytes::from(compact)))
         });
@@ -185,6 +195,19 @@ async fn follow(graph: Weak<Graph>) {
             }
         }
     }
+}
+
+/// The one field of a pod that says whether it reaches anything: `spec.nodeName`.
+#[derive(Deserialize)]
+struct Bound<'a> {
+    #[serde(default, borrow)]
+    spec: Option<Spec<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Spec<'a> {
+    #[serde(default, borrow, rename = "nodeName")]
+    node_name: Option<std::borrow::Cow<'a, str>>,
 }
 
 fn read(compact: &[u8]) -> Uses {
