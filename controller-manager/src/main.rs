@@ -8,8 +8,6 @@ mod controller_utils;
 mod controllers;
 mod events;
 mod hash;
-// Used by the StatefulSet and DaemonSet controllers, which land next.
-#[allow(dead_code)]
 mod history;
 mod informers;
 mod metrics;

@@ -49,6 +49,10 @@ pub enum Error {
     HashCollision(String),
     #[error("status update of replica set {0} kept conflicting")]
     StatusConflict(String),
+    /// A StatefulSet pod's claim is still being deleted (left by a pod scaled away): the pod
+    /// waits for it to go.
+    #[error("pvc {0} is being deleted")]
+    ClaimDeleting(String),
     /// A service-account token could not be signed.
     #[error("failed to generate token: {0}")]
     TokenSigning(String),

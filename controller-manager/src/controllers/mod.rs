@@ -13,6 +13,7 @@ pub mod replicaset;
 pub mod rootcacertpublisher;
 pub mod serviceaccount;
 pub mod serviceaccounttoken;
+pub mod statefulset;
 pub mod tainteviction;
 pub mod ttlafterfinished;
 
@@ -85,6 +86,12 @@ pub const CONTROLLERS: &[Descriptor] = &[
         aliases: &["deployment"],
         start: deployment::start,
         service_account: Some("deployment-controller"),
+    },
+    Descriptor {
+        name: statefulset::NAME,
+        aliases: &["statefulset"],
+        start: statefulset::start,
+        service_account: Some("statefulset-controller"),
     },
     Descriptor {
         name: job::NAME,
