@@ -153,17 +153,12 @@ fn printable(c: char) -> bool {
 /// Records an update (a create when `old` is `None`) by `manager` in `new`'s managed fields.
 /// The entries to start from are the ones `new` carries (a client may rewrite them; `[]` or
 /// `[{}]` resets them), else the live object's; subresources always start from the live ones.
-pub fn track(old: Option<&Value>, new: &mut Value, context: &Context, manager: &str) {
-    let zero;
-    let old = match old {
-        Some(old) => old,
-        None => {
-            zero = table::zero_object(context.definition);
-            &zero
-        }
-    };
-    let requested = new.pointer("/metadata/managedFields").cloned();
-    let live = Managed::decode(old.pointer("/metadata/managedFields")).unwrap_or_default();
+pub fn track(old: Option<Value>, new: &mut Value, context: &Context, manager: &str) {
+    let mut old = old.unwrap_or_else(|| table::zero_object(context.definition));
+    // Both objects are compared without their managed fields, which are taken out rather
+    // than the objects copied without them: a write pays for one walk of each, not a clone.
+    let requested = take_managed(new);
+    let live = Managed::decode(take_managed(&mut old).as_ref()).unwrap_or_default();
     let mut managed = match requested {
         _ if context.subresource.is_some() => live,
         Some(Value::Array(entries))
@@ -178,12 +173,20 @@ pub fn track(old: Option<&Value>, new: &mut Value, context: &Context, manager: &
     };
     managed::update(
         &mut managed,
-        &without_managed(old),
-        &without_managed(new),
+        &old,
+        new,
         context.ty(),
         &context.writer(manager),
     );
     set_managed(new, managed.encode());
+}
+
+/// Takes `metadata.managedFields` out of `object`.
+fn take_managed(object: &mut Value) -> Option<Value> {
+    object
+        .get_mut("metadata")
+        .and_then(Value::as_object_mut)
+        .and_then(|metadata| metadata.remove("managedFields"))
 }
 
 /// Applies the YAML configuration `body` for `manager` to `live` (`None`: the object does

@@ -267,7 +267,7 @@ fn updates_track_and_reset_managed_fields() {
         .as_object_mut()
         .unwrap()
         .remove("managedFields");
-    track(Some(&created), &mut unchanged, &context, "other");
+    track(Some(created.clone()), &mut unchanged, &context, "other");
     assert_eq!(
         unchanged["metadata"]["managedFields"], created["metadata"]["managedFields"],
         "a body without managedFields keeps the live ones"
@@ -275,7 +275,7 @@ fn updates_track_and_reset_managed_fields() {
 
     let mut reset = created.clone();
     reset["metadata"]["managedFields"] = json!([{}]);
-    track(Some(&created), &mut reset, &context, "other");
+    track(Some(created.clone()), &mut reset, &context, "other");
     assert_eq!(
         reset["metadata"].get("managedFields"),
         None,

@@ -258,7 +258,7 @@ impl<S: Strategy> Rest<S> {
         let old = old.map(to_value).transpose()?;
         let mut new = to_value(object)?;
         self.with_context(request, |context| {
-            crate::apply::track(old.as_ref(), &mut new, context, manager)
+            crate::apply::track(old, &mut new, context, manager)
         });
         let managed = new
             .pointer("/metadata/managedFields")
