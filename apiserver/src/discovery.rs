@@ -149,14 +149,32 @@ impl Discovery {
             "versions": ["v1"],
             "serverAddressByClientCIDRs": cidrs,
         }));
-        let groups: Vec<(String, Value)> = group_versions
+        // A group served in several versions (autoscaling v2 and v1) is one group, its
+        // versions in registration order, the first preferred.
+        let mut group_names: Vec<&str> = Vec::new();
+        for (g, _) in &group_versions {
+            if !g.is_empty() && !group_names.contains(g) {
+                group_names.push(g);
+            }
+        }
+        let versions_of = |group: &str| -> Vec<&str> {
+            group_versions
+                .iter()
+                .filter(|(g, _)| *g == group)
+                .map(|(_, v)| *v)
+                .collect()
+        };
+        let groups: Vec<(String, Value)> = group_names
             .iter()
-            .filter(|(g, _)| !g.is_empty())
-            .map(|(g, v)| {
-                let gv = json!({"groupVersion": format!("{g}/{v}"), "version": v});
+            .map(|g| {
+                let versions: Vec<Value> = versions_of(g)
+                    .iter()
+                    .map(|v| json!({"groupVersion": format!("{g}/{v}"), "version": v}))
+                    .collect();
+                let preferred = versions[0].clone();
                 (
                     g.to_string(),
-                    json!({"name": g, "versions": [gv.clone()], "preferredVersion": gv}),
+                    json!({"name": g, "versions": versions, "preferredVersion": preferred}),
                 )
             })
             .collect();
@@ -202,17 +220,26 @@ impl Discovery {
             .collect();
         let aggregated_items = |core: bool| -> Vec<Value> {
             let mut items = Vec::new();
-            for (g, v) in group_versions.iter().filter(|(g, _)| g.is_empty() == core) {
-                let resources: Vec<Value> = infos(g, v).iter().map(aggregated_resource).collect();
+            let names: Vec<&str> = if core {
+                vec![""]
+            } else {
+                group_names.clone()
+            };
+            for g in names {
+                let versions: Vec<Value> = versions_of(g)
+                    .iter()
+                    .map(|v| {
+                        let resources: Vec<Value> =
+                            infos(g, v).iter().map(aggregated_resource).collect();
+                        json!({"version": v, "resources": resources, "freshness": "Current"})
+                    })
+                    .collect();
                 let metadata = if g.is_empty() {
                     json!({"creationTimestamp": null})
                 } else {
                     json!({"name": g, "creationTimestamp": null})
                 };
-                items.push(json!({
-                    "metadata": metadata,
-                    "versions": [{"version": v, "resources": resources, "freshness": "Current"}],
-                }));
+                items.push(json!({"metadata": metadata, "versions": versions}));
             }
             items
         };

@@ -11,6 +11,7 @@ mod deployments;
 mod endpoints;
 mod endpointslices;
 mod events;
+mod horizontalpodautoscalers;
 mod jobs;
 pub mod kubernetes_service;
 mod leases;
@@ -157,6 +158,15 @@ pub fn registry(store: Arc<dyn Store>, config: &Config) -> Registry {
         store.clone(),
     )));
     registry.add(Arc::new(Rest::new(podtemplates::PodTemplates, store.clone())));
+    // v2 first: discovery prefers a group's first version, as upstream prefers v2.
+    registry.add(Arc::new(Rest::new(
+        horizontalpodautoscalers::HorizontalPodAutoscalers,
+        store.clone(),
+    )));
+    registry.add(Arc::new(Rest::new(
+        horizontalpodautoscalers::v1::HorizontalPodAutoscalersV1,
+        store.clone(),
+    )));
     registry.add(Arc::new(Rest::new(
         controllerrevisions::ControllerRevisions,
         store.clone(),
