@@ -65,6 +65,10 @@ pub struct Options {
     #[arg(long, default_value_t = 5)]
     pub concurrent_job_syncs: u16,
 
+    /// The number of cron job objects that are allowed to sync concurrently.
+    #[arg(long, default_value_t = 5)]
+    pub concurrent_cron_job_syncs: u16,
+
     /// The number of statefulset objects that are allowed to sync concurrently.
     #[arg(long, default_value_t = 5)]
     pub concurrent_statefulset_syncs: u16,

@@ -47,6 +47,9 @@ pub enum Error {
     /// deployment's collision count has been raised so the next sync hashes differently.
     #[error("replica set {0:?} already exists with another template")]
     HashCollision(String),
+    /// A Replace CronJob's running Job could not be deleted to make way for the next.
+    #[error("could not replace job {0}")]
+    ReplaceFailed(String),
     #[error("status update of replica set {0} kept conflicting")]
     StatusConflict(String),
     /// A StatefulSet pod's claim is still being deleted (left by a pod scaled away): the pod

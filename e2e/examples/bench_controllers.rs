@@ -3,7 +3,8 @@
 //! kube-controller-manager; a 1,000-replica Deployment is created and the time until 1,000
 //! pods are Ready is printed, then the time for a rollout of a new image to complete, then
 //! the time a Job of 1,000 completions with parallelism 100 (containers that `exit 0`) takes
-//! to be Complete.
+//! to be Complete, then the time a 100-replica StatefulSet with `podManagementPolicy: Parallel`
+//! takes to have all its pods Ready.
 //! The binaries come from `KUBE_BIN_DIR`, as for every `e2e::Cluster`. Figures only;
 //! nothing here passes or fails.
 
@@ -13,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use e2e::{Backend, Cluster};
 use futures::StreamExt;
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, Patch, PatchParams, PostParams};
@@ -24,6 +25,7 @@ const REPLICAS: usize = 1_000;
 const NODES: usize = 100;
 const COMPLETIONS: usize = 1_000;
 const PARALLELISM: usize = 100;
+const STATEFUL_REPLICAS: usize = 100;
 
 /// Pods of the benchmark by name, kept current by a watch.
 type Pods = Arc<Mutex<HashMap<String, Pod>>>;
@@ -163,6 +165,10 @@ async fn main() {
         run_job(&client).await.as_secs_f64()
     );
     println!(
+        "  {STATEFUL_REPLICAS}-replica StatefulSet (Parallel) to Ready: {:>7.1} s",
+        run_stateful_set(&client).await.as_secs_f64()
+    );
+    println!(
         "  controller-manager RSS:                {:>8.1} MB",
         manager.rss_bytes() as f64 / 1_048_576.0
     );
@@ -207,6 +213,44 @@ async fn run_job(client: &kube::Client) -> Duration {
         assert!(
             started.elapsed() < Duration::from_secs(900),
             "gave up waiting for the job"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Creates the benchmark StatefulSet (Parallel) and waits until its status counts every
+/// replica Ready.
+async fn run_stateful_set(client: &kube::Client) -> Duration {
+    let sets: Api<StatefulSet> = Api::default_namespaced(client.clone());
+    let set: StatefulSet = serde_json::from_value(json!({
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": {"name": "bench"},
+        "spec": {
+            "replicas": STATEFUL_REPLICAS,
+            "podManagementPolicy": "Parallel",
+            "serviceName": "bench",
+            "selector": {"matchLabels": {"app": "bench-sts"}},
+            "template": {
+                "metadata": {"labels": {"app": "bench-sts"}},
+                "spec": {"containers": [{"name": "app", "image": "registry.k8s.io/pause:3.10"}]},
+            },
+        },
+    }))
+    .unwrap();
+    let started = Instant::now();
+    sets.create(&PostParams::default(), &set)
+        .await
+        .expect("create statefulset");
+    loop {
+        let set = sets.get("bench").await.expect("get statefulset");
+        let ready = set.status.and_then(|s| s.ready_replicas).unwrap_or(0);
+        if ready == STATEFUL_REPLICAS as i32 {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(900),
+            "gave up waiting for the statefulset"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

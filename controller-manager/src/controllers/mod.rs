@@ -2,6 +2,7 @@
 
 pub mod certificates;
 pub mod clusterroleaggregation;
+pub mod cronjob;
 pub mod deployment;
 pub mod endpoints;
 pub mod endpointslice;
@@ -98,6 +99,12 @@ pub const CONTROLLERS: &[Descriptor] = &[
         aliases: &["job"],
         start: job::start,
         service_account: Some("job-controller"),
+    },
+    Descriptor {
+        name: cronjob::NAME,
+        aliases: &["cronjob"],
+        start: cronjob::start,
+        service_account: Some("cronjob-controller"),
     },
     Descriptor {
         name: ttlafterfinished::NAME,

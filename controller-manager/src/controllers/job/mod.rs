@@ -13,7 +13,7 @@
 //! whatever fails in between. Expectations (shared with the ReplicaSet controller) keep a
 //! lagging watch from making it create or delete twice.
 
-mod conditions;
+pub(super) mod conditions;
 mod failure;
 mod pods;
 
