@@ -78,6 +78,12 @@ pub struct Options {
     #[arg(long, default_value_t = 5)]
     pub concurrent_ttl_after_finished_syncs: u16,
 
+    /// Number of terminated pods that can exist before the terminated pod garbage collector
+    /// starts deleting terminated pods. If <= 0, the terminated pod garbage collector is
+    /// disabled.
+    #[arg(long, default_value_t = 12500)]
+    pub terminated_pod_gc_threshold: i32,
+
     /// The maximum number of endpoints that will be added to an EndpointSlice.
     #[arg(long, default_value_t = 100)]
     pub max_endpoints_per_slice: usize,

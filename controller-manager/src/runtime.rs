@@ -36,6 +36,13 @@ pub enum Error {
     /// percentage.
     #[error("invalid value for IntOrString: invalid value {0:?}")]
     InvalidIntOrString(String),
+    /// Pods a PodDisruptionBudget selects have a controller neither cached nor serving
+    /// `/scale` (gone, or replaced by a namesake).
+    #[error("found no controllers for pod {0:?}")]
+    NoControllers(String),
+    /// An owner's kind that discovery does not know.
+    #[error("no matches for kind {kind:?} in version {group_version:?}")]
+    NoMapping { kind: String, group_version: String },
     /// The owner changed or is going away, so the orphan stays an orphan.
     #[error("can't adopt {kind} {name}: {reason}")]
     CannotAdopt {

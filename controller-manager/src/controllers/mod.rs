@@ -4,12 +4,14 @@ pub mod certificates;
 pub mod clusterroleaggregation;
 pub mod cronjob;
 pub mod deployment;
+pub mod disruption;
 pub mod endpoints;
 pub mod endpointslice;
 pub mod garbagecollector;
 pub mod job;
 pub mod namespace;
 pub mod nodelifecycle;
+pub mod podgc;
 pub mod replicaset;
 pub mod rootcacertpublisher;
 pub mod serviceaccount;
@@ -186,6 +188,18 @@ pub const CONTROLLERS: &[Descriptor] = &[
         aliases: &["csrcleaner"],
         start: certificates::cleaner::start,
         service_account: Some(certificates::SERVICE_ACCOUNT),
+    },
+    Descriptor {
+        name: disruption::NAME,
+        aliases: &["disruption"],
+        start: disruption::start,
+        service_account: Some("disruption-controller"),
+    },
+    Descriptor {
+        name: podgc::NAME,
+        aliases: &["podgc"],
+        start: podgc::start,
+        service_account: Some("pod-garbage-collector"),
     },
     Descriptor {
         name: clusterroleaggregation::NAME,

@@ -20,6 +20,8 @@ mod rolling;
 mod sync;
 mod util;
 
+pub(crate) use util::scaled_value;
+
 use std::sync::Arc;
 
 use futures::channel::mpsc::UnboundedReceiver;

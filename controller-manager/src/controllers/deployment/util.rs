@@ -105,7 +105,7 @@ pub fn set_replicas_annotations(rs: &mut ReplicaSet, desired: i32, max: i32) -> 
 }
 
 /// An `IntOrString` as a number: a percentage of `total`, rounded up or down.
-fn scaled_value(value: &IntOrString, total: i32, round_up: bool) -> Result<i32> {
+pub(crate) fn scaled_value(value: &IntOrString, total: i32, round_up: bool) -> Result<i32> {
     match value {
         IntOrString::Int(n) => Ok(*n),
         IntOrString::String(text) => {
