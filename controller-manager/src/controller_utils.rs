@@ -336,6 +336,19 @@ impl Expectations {
             .insert(key.to_string(), expected);
     }
 
+    /// Creations and deletions at once, for a sync that does both (a DaemonSet's).
+    pub fn expect(&self, key: &str, creations: usize, deletions: HashSet<String>) {
+        let expected = Expected {
+            creations: creations as i64,
+            deletions,
+            since: Instant::now(),
+        };
+        self.entries
+            .lock()
+            .expect("expectations")
+            .insert(key.to_string(), expected);
+    }
+
     pub fn creation_observed(&self, key: &str) {
         if let Some(expected) = self.entries.lock().expect("expectations").get_mut(key) {
             expected.creations -= 1;

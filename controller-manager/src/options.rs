@@ -61,6 +61,11 @@ pub struct Options {
     #[arg(long, default_value_t = 20)]
     pub concurrent_gc_syncs: u16,
 
+    /// The number of daemonset objects that are allowed to sync concurrently. Larger number
+    /// = more responsive daemonset, but more CPU (and network) load.
+    #[arg(long, default_value_t = 2)]
+    pub concurrent_daemonset_syncs: u16,
+
     /// The number of job objects that are allowed to sync concurrently.
     #[arg(long, default_value_t = 5)]
     pub concurrent_job_syncs: u16,

@@ -54,6 +54,14 @@ pub enum Error {
     /// deployment's collision count has been raised so the next sync hashes differently.
     #[error("replica set {0:?} already exists with another template")]
     HashCollision(String),
+    /// A DaemonSet's revision name collided while its collision count in the cache was
+    /// already stale: retried once the cache has the current count.
+    #[error("found a stale collision count ({seen}, expected {current}) of DaemonSet {name:?} while processing; will retry until it is updated")]
+    StaleCollisionCount {
+        name: String,
+        seen: i32,
+        current: i32,
+    },
     /// A Replace CronJob's running Job could not be deleted to make way for the next.
     #[error("could not replace job {0}")]
     ReplaceFailed(String),

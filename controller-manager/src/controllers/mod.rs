@@ -2,6 +2,7 @@
 
 pub mod certificates;
 pub mod clusterroleaggregation;
+pub mod daemonset;
 pub mod cronjob;
 pub mod deployment;
 pub mod disruption;
@@ -95,6 +96,12 @@ pub const CONTROLLERS: &[Descriptor] = &[
         aliases: &["statefulset"],
         start: statefulset::start,
         service_account: Some("statefulset-controller"),
+    },
+    Descriptor {
+        name: daemonset::NAME,
+        aliases: &["daemonset"],
+        start: daemonset::start,
+        service_account: Some("daemon-set-controller"),
     },
     Descriptor {
         name: job::NAME,

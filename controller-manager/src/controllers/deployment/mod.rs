@@ -20,6 +20,7 @@ mod rolling;
 mod sync;
 mod util;
 
+pub(crate) use revision::compute_hash;
 pub(crate) use util::scaled_value;
 
 use std::sync::Arc;
