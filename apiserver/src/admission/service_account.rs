@@ -68,7 +68,7 @@ impl ServiceAccount {
                         .map_err(|e| ApiError::Internal(e.to_string()));
                 }
                 Ok(None) => {}
-                Err(error) => return Err(lookup_error(&ApiError::from(error))),
+                Err(error) => return Err(lookup_error(&error)),
             }
         }
         Err(lookup_error(&format!("serviceaccount {name:?} not found")))

@@ -1,11 +1,12 @@
 //! RoleBindings (a Role or ClusterRole granted in one namespace) and ClusterRoleBindings (a
 //! ClusterRole granted everywhere) to users, groups and service accounts.
 
+use std::marker::PhantomData;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use k8s_openapi::api::rbac::v1::{
-    ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef,
+    ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject,
 };
 use store::Store;
 
@@ -15,6 +16,7 @@ use super::{
     GROUP,
 };
 use crate::error::{ApiResult, Cause};
+use crate::registry::strategy::ApiObject;
 use crate::registry::table::{Cell, Column};
 use crate::registry::{ApiRequest, Description, NameRule, Strategy};
 
@@ -66,43 +68,109 @@ impl BindingChecks {
     }
 }
 
-pub struct RoleBindings {
+/// What tells a RoleBinding from a ClusterRoleBinding; everything else is shared.
+pub trait Binding: ApiObject + PartialEq {
+    /// The plural, as escalation messages name it.
+    const RESOURCE: &'static str;
+    /// The role kinds it may refer to.
+    const ROLE_KINDS: &'static [&'static str];
+    const SCOPE: Scope;
+    /// Upstream's descriptions of the Users, Groups and ServiceAccounts columns.
+    const SUBJECT_COLUMNS: &'static [&'static str; 3];
+    fn role_ref(&self) -> &RoleRef;
+    fn parts_mut(&mut self) -> (&mut RoleRef, Option<&mut Vec<Subject>>);
+    fn subjects(&self) -> Option<&[Subject]>;
+}
+
+impl Binding for RoleBinding {
+    const RESOURCE: &'static str = "rolebindings";
+    const ROLE_KINDS: &'static [&'static str] = &["Role", "ClusterRole"];
+    const SCOPE: Scope = Scope::Namespaced;
+    const SUBJECT_COLUMNS: &'static [&'static str; 3] = &[
+        "Users in the roleBinding",
+        "Groups in the roleBinding",
+        "ServiceAccounts in the roleBinding",
+    ];
+    fn role_ref(&self) -> &RoleRef {
+        &self.role_ref
+    }
+    fn parts_mut(&mut self) -> (&mut RoleRef, Option<&mut Vec<Subject>>) {
+        (&mut self.role_ref, self.subjects.as_mut())
+    }
+    fn subjects(&self) -> Option<&[Subject]> {
+        self.subjects.as_deref()
+    }
+}
+
+impl Binding for ClusterRoleBinding {
+    const RESOURCE: &'static str = "clusterrolebindings";
+    const ROLE_KINDS: &'static [&'static str] = &["ClusterRole"];
+    const SCOPE: Scope = Scope::Cluster;
+    const SUBJECT_COLUMNS: &'static [&'static str; 3] = &[
+        "Users in the clusterRoleBinding",
+        "Groups in the clusterRoleBinding",
+        "ServiceAccounts in the clusterRoleBinding",
+    ];
+    fn role_ref(&self) -> &RoleRef {
+        &self.role_ref
+    }
+    fn parts_mut(&mut self) -> (&mut RoleRef, Option<&mut Vec<Subject>>) {
+        (&mut self.role_ref, self.subjects.as_mut())
+    }
+    fn subjects(&self) -> Option<&[Subject]> {
+        self.subjects.as_deref()
+    }
+}
+
+/// The strategy of either binding kind `B`.
+pub struct Bindings<B> {
     /// `None` when RBAC does not authorize requests (nothing to escalate past).
-    pub checks: Option<BindingChecks>,
+    checks: Option<BindingChecks>,
+    kind: PhantomData<fn() -> B>,
+}
+
+impl<B> Bindings<B> {
+    pub fn new(checks: Option<BindingChecks>) -> Self {
+        Bindings {
+            checks,
+            kind: PhantomData,
+        }
+    }
 }
 
 #[async_trait]
-impl Strategy for RoleBindings {
-    type Object = RoleBinding;
+impl<B: Binding> Strategy for Bindings<B> {
+    type Object = B;
 
     fn describe(&self) -> Description {
         describe()
     }
 
-    fn default_fields(&self, binding: &mut RoleBinding) {
-        default_binding(&mut binding.role_ref, binding.subjects.as_mut());
+    fn default_fields(&self, binding: &mut B) {
+        let (role, subjects) = binding.parts_mut();
+        default_binding(role, subjects);
     }
 
-    fn validate(&self, binding: &RoleBinding) -> Vec<Cause> {
+    fn validate(&self, binding: &B) -> Vec<Cause> {
         validate_binding(
-            &binding.role_ref,
-            binding.subjects.as_deref(),
-            &["Role", "ClusterRole"],
-            Scope::Namespaced,
+            binding.role_ref(),
+            binding.subjects(),
+            B::ROLE_KINDS,
+            B::SCOPE,
         )
     }
 
-    fn validate_update(&self, new: &RoleBinding, old: &RoleBinding) -> Vec<Cause> {
+    fn validate_update(&self, new: &B, old: &B) -> Vec<Cause> {
         let mut causes = self.validate(new);
-        causes.extend(immutable_role_ref(&new.role_ref, &old.role_ref));
+        causes.extend(immutable_role_ref(new.role_ref(), old.role_ref()));
         causes
     }
 
     async fn authorize_write(
         &self,
         request: &ApiRequest,
-        binding: &RoleBinding,
-        old: Option<&RoleBinding>,
+        binding: &B,
+        old: Option<&B>,
     ) -> ApiResult<()> {
         let Some(checks) = &self.checks else {
             return Ok(());
@@ -110,98 +178,24 @@ impl Strategy for RoleBindings {
         if old.is_some_and(|old| only_gc_fields(binding, old)) {
             return Ok(());
         }
-        let written = Written {
-            resource: "rolebindings",
-            namespace: request.namespace.as_deref().unwrap_or(""),
-            request_name: request.name.as_deref().unwrap_or(""),
-            name: binding.metadata.name.as_deref().unwrap_or(""),
+        let namespace = match B::SCOPE {
+            Scope::Namespaced => request.namespace.as_deref().unwrap_or(""),
+            Scope::Cluster => "",
         };
-        checks.check(request, &written, &binding.role_ref).await
+        let written = Written {
+            resource: B::RESOURCE,
+            namespace,
+            request_name: request.name.as_deref().unwrap_or(""),
+            name: binding.metadata().name.as_deref().unwrap_or(""),
+        };
+        checks.check(request, &written, binding.role_ref()).await
     }
 
     fn columns(&self) -> Vec<Column> {
-        binding_columns(&[
-            "Users in the roleBinding",
-            "Groups in the roleBinding",
-            "ServiceAccounts in the roleBinding",
-        ])
+        binding_columns(B::SUBJECT_COLUMNS)
     }
 
-    fn cells(&self, binding: &RoleBinding) -> Vec<Cell> {
-        binding_cells(
-            &binding.metadata,
-            &binding.role_ref,
-            binding.subjects.as_deref(),
-        )
-    }
-}
-
-pub struct ClusterRoleBindings {
-    /// `None` when RBAC does not authorize requests (nothing to escalate past).
-    pub checks: Option<BindingChecks>,
-}
-
-#[async_trait]
-impl Strategy for ClusterRoleBindings {
-    type Object = ClusterRoleBinding;
-
-    fn describe(&self) -> Description {
-        describe()
-    }
-
-    fn default_fields(&self, binding: &mut ClusterRoleBinding) {
-        default_binding(&mut binding.role_ref, binding.subjects.as_mut());
-    }
-
-    fn validate(&self, binding: &ClusterRoleBinding) -> Vec<Cause> {
-        validate_binding(
-            &binding.role_ref,
-            binding.subjects.as_deref(),
-            &["ClusterRole"],
-            Scope::Cluster,
-        )
-    }
-
-    fn validate_update(&self, new: &ClusterRoleBinding, old: &ClusterRoleBinding) -> Vec<Cause> {
-        let mut causes = self.validate(new);
-        causes.extend(immutable_role_ref(&new.role_ref, &old.role_ref));
-        causes
-    }
-
-    async fn authorize_write(
-        &self,
-        request: &ApiRequest,
-        binding: &ClusterRoleBinding,
-        old: Option<&ClusterRoleBinding>,
-    ) -> ApiResult<()> {
-        let Some(checks) = &self.checks else {
-            return Ok(());
-        };
-        if old.is_some_and(|old| only_gc_fields(binding, old)) {
-            return Ok(());
-        }
-        let written = Written {
-            resource: "clusterrolebindings",
-            namespace: "",
-            request_name: request.name.as_deref().unwrap_or(""),
-            name: binding.metadata.name.as_deref().unwrap_or(""),
-        };
-        checks.check(request, &written, &binding.role_ref).await
-    }
-
-    fn columns(&self) -> Vec<Column> {
-        binding_columns(&[
-            "Users in the clusterRoleBinding",
-            "Groups in the clusterRoleBinding",
-            "ServiceAccounts in the clusterRoleBinding",
-        ])
-    }
-
-    fn cells(&self, binding: &ClusterRoleBinding) -> Vec<Cell> {
-        binding_cells(
-            &binding.metadata,
-            &binding.role_ref,
-            binding.subjects.as_deref(),
-        )
+    fn cells(&self, binding: &B) -> Vec<Cell> {
+        binding_cells(binding.metadata(), binding.role_ref(), binding.subjects())
     }
 }

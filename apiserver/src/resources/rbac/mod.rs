@@ -8,15 +8,17 @@ mod roles;
 
 use std::sync::Arc;
 
-use k8s_openapi::api::rbac::v1::{PolicyRule, RoleRef, Subject};
+use k8s_openapi::api::rbac::v1::{
+    ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::Value;
 use store::Store;
 
-use self::bindings::{BindingChecks, ClusterRoleBindings, RoleBindings};
+use self::bindings::{BindingChecks, Bindings};
 pub use self::escalation::Escalation;
 use self::escalation::GROUP;
-use self::roles::{ClusterRoles, Roles};
+use self::roles::Roles;
 use crate::error::Cause;
 use crate::registry::table::{Cell, Column};
 use crate::registry::{validation, NameRule, Registry, Rest};
@@ -32,28 +34,26 @@ pub fn add(registry: &mut Registry, store: &Arc<dyn Store>, escalation: Option<&
     };
     let escalation = escalation.cloned();
     registry.add(Arc::new(Rest::new(
-        Roles {
-            escalation: escalation.clone(),
-        },
+        Roles::<Role>::new(escalation.clone()),
         store.clone(),
     )));
     registry.add(Arc::new(Rest::new(
-        ClusterRoles { escalation },
+        Roles::<ClusterRole>::new(escalation),
         store.clone(),
     )));
     registry.add(Arc::new(Rest::new(
-        RoleBindings { checks: checks() },
+        Bindings::<RoleBinding>::new(checks()),
         store.clone(),
     )));
     registry.add(Arc::new(Rest::new(
-        ClusterRoleBindings { checks: checks() },
+        Bindings::<ClusterRoleBinding>::new(checks()),
         store.clone(),
     )));
 }
 
 /// Whether rules of a role may name non-resource URLs (only cluster roles' may).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Scope {
+pub enum Scope {
     Namespaced,
     Cluster,
 }

@@ -1,14 +1,16 @@
 //! Roles (namespaced) and ClusterRoles: sets of rules. A ClusterRole's `aggregationRule` is
 //! kept as sent; filling its rules from the selected roles is a controller's work.
 
+use std::marker::PhantomData;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use k8s_openapi::api::rbac::v1::{ClusterRole, Role};
+use k8s_openapi::api::rbac::v1::{AggregationRule, ClusterRole, PolicyRule, Role};
 
 use super::escalation::{only_gc_fields, Escalation, Written};
 use super::{role_cells, role_columns, validate_rules, Scope};
 use crate::error::{ApiResult, Cause};
+use crate::registry::strategy::ApiObject;
 use crate::registry::table::{Cell, Column};
 use crate::registry::{ApiRequest, Description, NameRule, Strategy};
 use crate::resources::workload::validate_label_selector;
@@ -21,71 +23,67 @@ fn describe() -> Description {
     }
 }
 
-pub struct Roles {
-    /// `None` when RBAC does not authorize requests (nothing to escalate past).
-    pub escalation: Option<Arc<Escalation>>,
+/// What tells a Role from a ClusterRole; everything else is shared.
+pub trait RoleKind: ApiObject + PartialEq {
+    /// The plural, as escalation messages name it.
+    const RESOURCE: &'static str;
+    const SCOPE: Scope;
+    fn rules(&self) -> Option<&[PolicyRule]>;
+    /// A ClusterRole's aggregation rule; Roles have none.
+    fn aggregation_rule(&self) -> Option<&AggregationRule>;
 }
 
-#[async_trait]
-impl Strategy for Roles {
-    type Object = Role;
-
-    fn describe(&self) -> Description {
-        describe()
+impl RoleKind for Role {
+    const RESOURCE: &'static str = "roles";
+    const SCOPE: Scope = Scope::Namespaced;
+    fn rules(&self) -> Option<&[PolicyRule]> {
+        self.rules.as_deref()
     }
-
-    fn validate(&self, role: &Role) -> Vec<Cause> {
-        validate_rules(role.rules.as_deref(), Scope::Namespaced)
+    fn aggregation_rule(&self) -> Option<&AggregationRule> {
+        None
     }
+}
 
-    async fn authorize_write(
-        &self,
-        request: &ApiRequest,
-        role: &Role,
-        old: Option<&Role>,
-    ) -> ApiResult<()> {
-        let Some(escalation) = &self.escalation else {
-            return Ok(());
-        };
-        if old.is_some_and(|old| only_gc_fields(role, old)) {
-            return Ok(());
+impl RoleKind for ClusterRole {
+    const RESOURCE: &'static str = "clusterroles";
+    const SCOPE: Scope = Scope::Cluster;
+    fn rules(&self) -> Option<&[PolicyRule]> {
+        self.rules.as_deref()
+    }
+    fn aggregation_rule(&self) -> Option<&AggregationRule> {
+        self.aggregation_rule.as_ref()
+    }
+}
+
+/// The strategy of either role kind `R`.
+pub struct Roles<R> {
+    /// `None` when RBAC does not authorize requests (nothing to escalate past).
+    escalation: Option<Arc<Escalation>>,
+    kind: PhantomData<fn() -> R>,
+}
+
+impl<R> Roles<R> {
+    pub fn new(escalation: Option<Arc<Escalation>>) -> Self {
+        Roles {
+            escalation,
+            kind: PhantomData,
         }
-        let written = Written {
-            resource: "roles",
-            namespace: request.namespace.as_deref().unwrap_or(""),
-            request_name: request.name.as_deref().unwrap_or(""),
-            name: role.metadata.name.as_deref().unwrap_or(""),
-        };
-        let rules = role.rules.as_deref().unwrap_or_default();
-        escalation.check_role(&request.user, &written, rules, false)
     }
-
-    fn columns(&self) -> Vec<Column> {
-        role_columns()
-    }
-
-    fn cells(&self, role: &Role) -> Vec<Cell> {
-        role_cells(&role.metadata)
-    }
-}
-
-pub struct ClusterRoles {
-    /// `None` when RBAC does not authorize requests (nothing to escalate past).
-    pub escalation: Option<Arc<Escalation>>,
 }
 
 #[async_trait]
-impl Strategy for ClusterRoles {
-    type Object = ClusterRole;
+impl<R: RoleKind> Strategy for Roles<R> {
+    type Object = R;
 
     fn describe(&self) -> Description {
         describe()
     }
 
-    /// Rules as a Role's, non-resource URLs allowed; an aggregation rule needs selectors.
-    fn validate(&self, role: &ClusterRole) -> Vec<Cause> {
-        let mut causes = validate_rules(role.rules.as_deref(), Scope::Cluster);
-        if let Some(aggregation) = &role.aggregation_rule {
+    /// The rules (non-resource URLs only in cluster roles); an aggregation rule needs
+    /// selectors.
+    fn validate(&self, role: &R) -> Vec<Cause> {
+        let mut causes = validate_rules(role.rules(), R::SCOPE);
+        if let Some(aggregation) = role.aggregation_rule() {
             let selectors = aggregation
                 .cluster_role_selectors
                 .as_deref()
@@ -106,13 +104,13 @@ impl Strategy for ClusterRoles {
         causes
     }
 
-    /// Like a Role's, and an aggregation rule, set or being removed, needs full authority:
-    /// it can gather any permission into the role.
+    /// The rules written must be held by the writer; an aggregation rule, set or being
+    /// removed, needs full authority: it can gather any permission into the role.
     async fn authorize_write(
         &self,
         request: &ApiRequest,
-        role: &ClusterRole,
-        old: Option<&ClusterRole>,
+        role: &R,
+        old: Option<&R>,
     ) -> ApiResult<()> {
         let Some(escalation) = &self.escalation else {
             return Ok(());
@@ -120,15 +118,19 @@ impl Strategy for ClusterRoles {
         if old.is_some_and(|old| only_gc_fields(role, old)) {
             return Ok(());
         }
-        let written = Written {
-            resource: "clusterroles",
-            namespace: "",
-            request_name: request.name.as_deref().unwrap_or(""),
-            name: role.metadata.name.as_deref().unwrap_or(""),
+        let namespace = match R::SCOPE {
+            Scope::Namespaced => request.namespace.as_deref().unwrap_or(""),
+            Scope::Cluster => "",
         };
-        let aggregates = role.aggregation_rule.is_some()
-            || old.is_some_and(|old| old.aggregation_rule.is_some());
-        let rules = role.rules.as_deref().unwrap_or_default();
+        let written = Written {
+            resource: R::RESOURCE,
+            namespace,
+            request_name: request.name.as_deref().unwrap_or(""),
+            name: role.metadata().name.as_deref().unwrap_or(""),
+        };
+        let aggregates = role.aggregation_rule().is_some()
+            || old.is_some_and(|old| old.aggregation_rule().is_some());
+        let rules = role.rules().unwrap_or_default();
         escalation.check_role(&request.user, &written, rules, aggregates)
     }
 
@@ -136,7 +138,7 @@ impl Strategy for ClusterRoles {
         role_columns()
     }
 
-    fn cells(&self, role: &ClusterRole) -> Vec<Cell> {
-        role_cells(&role.metadata)
+    fn cells(&self, role: &R) -> Vec<Cell> {
+        role_cells(role.metadata())
     }
 }
