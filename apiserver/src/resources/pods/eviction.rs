@@ -168,7 +168,7 @@ impl Evictions {
         mut options: DeleteOptions,
         deleter: &dyn Deleter,
     ) -> ApiResult<()> {
-        if !options.dry_run.as_ref().is_some_and(|d| !d.is_empty()) {
+        if options.dry_run.as_ref().is_none_or(|d| d.is_empty()) {
             let key = pod_key(namespace, name);
             let mut attempt = 0;
             let written = loop {
