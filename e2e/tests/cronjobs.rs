@@ -146,6 +146,34 @@ async fn cron_jobs_run_on_schedule(backend: Backend) {
         "{table}"
     );
     assert!(cluster.ok(&["get", "all"]).contains("cronjob.batch/hello"));
+    let resources = cluster.ok(&["api-resources", "-o", "wide", "--api-group=batch"]);
+    let line = resources
+        .lines()
+        .find(|l| l.starts_with("cronjobs "))
+        .unwrap();
+    assert_eq!(
+        line.split_whitespace().collect::<Vec<_>>(),
+        [
+            "cronjobs",
+            "cj",
+            "batch/v1",
+            "true",
+            "CronJob",
+            "create,delete,deletecollection,get,list,patch,update,watch",
+            "all"
+        ]
+    );
+    let refused = cluster.fails(&[
+        "create",
+        "cronjob",
+        "bad",
+        "--image=busybox",
+        "--schedule=61 * * * *",
+    ]);
+    assert!(
+        refused.contains(r#"CronJob.batch "bad" is invalid: spec.schedule: Invalid value: "61 * * * *": end of range (61) above maximum (59): 61"#),
+        "{refused}"
+    );
 
     // A Job made by hand from it is the CronJob's, marked manual, and runs like any.
     cluster.ok(&["create", "job", "by-hand", "--from=cronjob/hello"]);
