@@ -280,6 +280,51 @@ impl Set {
         Set::from_parts(members, children)
     }
 
+    /// [`Set::union`] taking both sets, so what only one has is moved rather than copied
+    /// (a create's whole field set, on every write).
+    pub fn merged(mut self, other: Set) -> Set {
+        if other.is_empty() {
+            return self;
+        }
+        if self.is_empty() {
+            return other;
+        }
+        self.members.extend(other.members);
+        for (element, child) in other.children {
+            let merged = match self.children.remove(&element) {
+                Some(mine) => mine.merged(child),
+                None => child,
+            };
+            self.children.insert(element, merged);
+        }
+        self
+    }
+
+    /// [`Set::difference`] in place: the paths of `other` taken out of this set.
+    pub fn without(mut self, other: &Set) -> Set {
+        if other.is_empty() || self.is_empty() {
+            return self;
+        }
+        self.members
+            .retain(|member| !other.members.contains(member));
+        for (element, theirs) in &other.children {
+            if let Some(mine) = self.children.remove(element) {
+                let rest = mine.without(theirs);
+                if !rest.is_empty() {
+                    self.children.insert(element.clone(), rest);
+                }
+            }
+        }
+        self
+    }
+
+    /// [`Set::retain_top`] on a set the caller gives up.
+    pub fn retain_top_owned(mut self, keep: impl Fn(&PathElement) -> bool) -> Set {
+        self.members.retain(|e| keep(e));
+        self.children.retain(|e, _| keep(e));
+        self
+    }
+
     /// Keeps only the top-level elements `keep` accepts, with everything below them.
     pub fn retain_top(&self, keep: impl Fn(&PathElement) -> bool) -> Set {
         let members = self.members.iter().filter(|e| keep(e)).cloned().collect();
@@ -387,6 +432,37 @@ mod tests {
         assert!(set.has(&[field("spec"), field("containers"), app.clone()]));
         assert!(set.has(&[field("spec"), field("containers"), app, field("image")]));
         assert_eq!(set.to_fields_v1(), fields);
+    }
+
+    #[test]
+    fn owned_set_operations_agree_with_the_copying_ones() {
+        let set = |paths: &[&[&str]]| {
+            let mut set = Set::new();
+            for path in paths {
+                let path: Vec<_> = path.iter().map(|name| field(name)).collect();
+                set.insert(&path);
+            }
+            set
+        };
+        let a = set(&[
+            &["spec", "replicas"],
+            &["spec", "template", "metadata", "labels", "app"],
+            &["spec", "template"],
+            &["metadata", "labels", "tier"],
+        ]);
+        let b = set(&[
+            &["spec", "template", "metadata", "labels", "app"],
+            &["spec", "paused"],
+            &["status", "replicas"],
+            &["metadata", "labels"],
+        ]);
+        for (x, y) in [(&a, &b), (&b, &a), (&a, &Set::new()), (&Set::new(), &b)] {
+            assert_eq!(x.clone().merged(y.clone()), x.union(y));
+            assert_eq!(x.clone().without(y), x.difference(y));
+        }
+        let keep = |e: &PathElement| e != &field("status");
+        assert_eq!(b.clone().retain_top_owned(keep), b.retain_top(keep));
+        assert_eq!(a.clone().without(&a), Set::new());
     }
 
     #[test]

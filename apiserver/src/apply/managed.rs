@@ -241,7 +241,7 @@ impl Scope {
 }
 
 /// Fields nobody manages: identity and system metadata (upstream's stripped fields).
-pub fn strip(set: &Set) -> Set {
+pub fn strip(set: Set) -> Set {
     let field = |name: &str| PathElement::Field(name.into());
     let mut stripped = Set::new();
     stripped.insert(&[field("apiVersion")]);
@@ -262,7 +262,7 @@ pub fn strip(set: &Set) -> Set {
     ] {
         stripped.insert(&[field("metadata"), field(name)]);
     }
-    set.difference(&stripped)
+    set.without(&stripped)
 }
 
 /// The owner a write acts as, with the time it writes at.
@@ -294,16 +294,19 @@ const MAX_UPDATE_MANAGERS: usize = 10;
 /// Moves ownership for an update from `old` to `new` (objects without `managedFields`):
 /// everyone loses what changed or went away, and the writer gains what it added or changed.
 pub fn update(managed: &mut Managed, old: &Value, new: &Value, ty: Ty, writer: &Writer) {
-    let comparison: Comparison = compare(old, new, ty).retain_top(|e| writer.scope.keeps(e));
-    let changed = comparison.modified.union(&comparison.added);
+    let Comparison {
+        added,
+        removed,
+        modified,
+    } = compare(old, new, ty).retain_top(|e| writer.scope.keeps(e));
+    let changed = modified.merged(added);
     for entry in &mut managed.entries {
-        entry.set = entry
-            .set
-            .difference(&changed)
-            .difference(&comparison.removed);
+        entry.set = std::mem::take(&mut entry.set)
+            .without(&changed)
+            .without(&removed);
     }
     managed.drop_empty();
-    let owned = strip(&changed.difference(&comparison.removed));
+    let owned = strip(changed.without(&removed));
     if !owned.is_empty() {
         let mut entry = writer.entry(Operation::Update, owned);
         if let Some(previous) = managed.find(&entry) {

@@ -69,7 +69,7 @@ pub fn apply(
 
     let changed_object = merged != *live;
     if let Some(entry) = managers.entries.iter_mut().find(|e| e.same_owner(&me)) {
-        entry.set = strip(&entry.set);
+        entry.set = strip(std::mem::take(&mut entry.set));
         entry.time = if changed_object {
             Some(writer.now.clone())
         } else {

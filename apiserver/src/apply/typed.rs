@@ -235,9 +235,9 @@ impl Comparison {
     /// Drops whatever `keep` rejects at the top level (fields a write may not change).
     pub fn retain_top(self, keep: impl Fn(&PathElement) -> bool + Copy) -> Self {
         Comparison {
-            added: self.added.retain_top(keep),
-            removed: self.removed.retain_top(keep),
-            modified: self.modified.retain_top(keep),
+            added: self.added.retain_top_owned(keep),
+            removed: self.removed.retain_top_owned(keep),
+            modified: self.modified.retain_top_owned(keep),
         }
     }
 }
