@@ -4,7 +4,8 @@
 //! pods are Ready is printed, then the time for a rollout of a new image to complete, then
 //! the time a Job of 1,000 completions with parallelism 100 (containers that `exit 0`) takes
 //! to be Complete, then the time a 100-replica StatefulSet with `podManagementPolicy: Parallel`
-//! takes to have all its pods Ready.
+//! takes to have all its pods Ready, then (with 900 more simulated nodes) the time a
+//! DaemonSet takes to have a Ready pod on each of the 1,000 nodes.
 //! The binaries come from `KUBE_BIN_DIR`, as for every `e2e::Cluster`. Figures only;
 //! nothing here passes or fails.
 
@@ -14,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use e2e::{Backend, Cluster};
 use futures::StreamExt;
-use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, Patch, PatchParams, PostParams};
@@ -26,6 +27,7 @@ const NODES: usize = 100;
 const COMPLETIONS: usize = 1_000;
 const PARALLELISM: usize = 100;
 const STATEFUL_REPLICAS: usize = 100;
+const DAEMON_NODES: usize = 1_000;
 
 /// Pods of the benchmark by name, kept current by a watch.
 type Pods = Arc<Mutex<HashMap<String, Pod>>>;
@@ -169,6 +171,10 @@ async fn main() {
         run_stateful_set(&client).await.as_secs_f64()
     );
     println!(
+        "  DaemonSet across {DAEMON_NODES} simulated nodes to all Ready: {:>5.1} s",
+        run_daemon_set(&cluster, &client).await.as_secs_f64()
+    );
+    println!(
         "  controller-manager RSS:                {:>8.1} MB",
         manager.rss_bytes() as f64 / 1_048_576.0
     );
@@ -251,6 +257,59 @@ async fn run_stateful_set(client: &kube::Client) -> Duration {
         assert!(
             started.elapsed() < Duration::from_secs(900),
             "gave up waiting for the statefulset"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Grows the cluster to 1,000 simulated nodes, then creates the benchmark DaemonSet and
+/// waits until its status counts a Ready pod on every node.
+async fn run_daemon_set(cluster: &Cluster, client: &kube::Client) -> Duration {
+    let extra = (DAEMON_NODES - NODES).to_string();
+    let _more = cluster.start_node_simulator(&["--nodes", &extra, "--node-name-prefix", "ds-"]);
+    let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(client.clone());
+    while nodes
+        .list(&Default::default())
+        .await
+        .map(|l| l.items.len())
+        .unwrap_or(0)
+        < DAEMON_NODES
+    {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let sets: Api<DaemonSet> = Api::default_namespaced(client.clone());
+    let set: DaemonSet = serde_json::from_value(json!({
+        "apiVersion": "apps/v1",
+        "kind": "DaemonSet",
+        "metadata": {"name": "bench"},
+        "spec": {
+            "selector": {"matchLabels": {"app": "bench-ds"}},
+            "template": {
+                "metadata": {"labels": {"app": "bench-ds"}},
+                "spec": {"containers": [{"name": "agent", "image": "registry.k8s.io/pause:3.10"}]},
+            },
+        },
+    }))
+    .unwrap();
+    let started = Instant::now();
+    sets.create(&PostParams::default(), &set)
+        .await
+        .expect("create daemonset");
+    loop {
+        let status = sets
+            .get("bench")
+            .await
+            .expect("get daemonset")
+            .status
+            .unwrap_or_default();
+        if status.desired_number_scheduled == DAEMON_NODES as i32
+            && status.number_ready == DAEMON_NODES as i32
+        {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(900),
+            "gave up waiting for the daemonset"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
