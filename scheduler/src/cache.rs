@@ -127,6 +127,8 @@ pub struct Cache {
     /// Selectors of the workloads whose pods are spread by default, by namespace and name.
     replica_sets: HashMap<(String, String), Selector>,
     services: HashMap<(String, String), Selector>,
+    /// PodDisruptionBudgets by namespace and name, which preemption prefers not to violate.
+    budgets: HashMap<(String, String), crate::preemption::Budget>,
 }
 
 fn node_events(old: &Node, new: &Node) -> Vec<ClusterEvent> {
@@ -357,6 +359,24 @@ impl Cache {
             Some(selector) => self.replica_sets.insert(key, selector),
             None => self.replica_sets.remove(&key),
         };
+    }
+
+    pub fn set_budget(
+        &mut self,
+        namespace: &str,
+        name: &str,
+        budget: Option<crate::preemption::Budget>,
+    ) {
+        let key = (namespace.to_string(), name.to_string());
+        match budget {
+            Some(budget) => self.budgets.insert(key, budget),
+            None => self.budgets.remove(&key),
+        };
+    }
+
+    /// The PodDisruptionBudgets of every namespace.
+    pub fn budgets(&self) -> impl Iterator<Item = &crate::preemption::Budget> {
+        self.budgets.values()
     }
 
     pub fn set_service(&mut self, namespace: &str, name: &str, selector: Option<Selector>) {

@@ -1,7 +1,7 @@
 //! Watches feeding the scheduler, through the shared informers of `machinery::informers`:
 //! nodes and pods into the cache and queue (with the cluster events they represent),
-//! namespaces for affinity namespace selectors, and the ReplicaSets and Services whose
-//! selectors drive default spreading. The informers' store holds the pods and nodes the cache
+//! namespaces for affinity namespace selectors, the ReplicaSets and Services whose
+//! selectors drive default spreading, and the PodDisruptionBudgets preemption respects. The informers' store holds the pods and nodes the cache
 //! refers to (shared, not copied), and a relist after a watch gap reports objects that
 //! disappeared meanwhile as deleted.
 
@@ -11,6 +11,7 @@ use std::sync::Arc;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Service};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::{Resource, ResourceExt};
 use machinery::informers::{Change, Informer, Informers};
 use machinery::selector::Selector;
@@ -194,6 +195,26 @@ pub async fn start(scheduler: Arc<Scheduler>, client: kube::Client) -> Informers
                 &rs.namespace().unwrap_or_default(),
                 &rs.name_any(),
                 selector,
+            );
+        },
+        oneshot::channel().0,
+    ));
+
+    let s = scheduler.clone();
+    tokio::spawn(feed(
+        &informers.get::<PodDisruptionBudget>(),
+        move |change| {
+            let (budget, kept) = match change {
+                Change::Applied { new, .. } => {
+                    let kept = crate::preemption::Budget::new(&new);
+                    (new, kept)
+                }
+                Change::Deleted(budget) => (budget, None),
+            };
+            s.cache().set_budget(
+                &budget.namespace().unwrap_or_default(),
+                &budget.name_any(),
+                kept,
             );
         },
         oneshot::channel().0,

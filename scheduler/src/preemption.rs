@@ -1,11 +1,15 @@
 //! DefaultPreemption: when a pod fits nowhere, find a node where evicting pods of lower
-//! priority would make room, evicting as few and as unimportant pods as possible. The
-//! preemptor is then nominated to that node and waits for its victims to go.
+//! priority would make room, evicting as few and as unimportant pods as possible, and
+//! preferring pods whose PodDisruptionBudgets allow the disruption. The preemptor is then
+//! nominated to that node and waits for its victims to go.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::ResourceExt;
+use machinery::selector::Selector;
 use rand::Rng;
 
 use crate::algorithm::{reason_histogram, FitError};
@@ -34,6 +38,71 @@ pub struct NoPreemption {
     /// Whether no node could help at all, so a nomination the pod has is void; an
     /// ineligible pod keeps its nomination.
     pub clear_nomination: bool,
+}
+
+/// What preemption needs of a PodDisruptionBudget.
+#[derive(Debug, Clone)]
+pub struct Budget {
+    namespace: String,
+    selector: Selector,
+    allowed: i32,
+    /// Pods an eviction already took from the budget: evicting them costs nothing more.
+    disrupted: HashSet<String>,
+}
+
+impl Budget {
+    /// The budget of `pdb`; `None` for one whose selector (absent, empty or invalid)
+    /// matches nothing here, as upstream's preemption reads it.
+    pub fn new(pdb: &PodDisruptionBudget) -> Option<Budget> {
+        let selector = pdb.spec.as_ref()?.selector.as_ref()?;
+        let selector = Selector::from_label_selector(selector).ok()?;
+        if selector.is_empty() {
+            return None;
+        }
+        let status = pdb.status.clone().unwrap_or_default();
+        Some(Budget {
+            namespace: pdb.namespace().unwrap_or_default(),
+            selector,
+            allowed: status.disruptions_allowed,
+            disrupted: status
+                .disrupted_pods
+                .unwrap_or_default()
+                .into_keys()
+                .collect(),
+        })
+    }
+}
+
+/// Upstream's `filterPodsWithPDBViolation`: splits `pods` (most important first) into those
+/// whose eviction would exceed a budget's allowed disruptions, counting down each budget as
+/// its pods are taken, and the others.
+fn split_by_budget<'a>(
+    pods: Vec<Arc<PodInfo>>,
+    budgets: impl Iterator<Item = &'a Budget>,
+) -> (Vec<Arc<PodInfo>>, Vec<Arc<PodInfo>>) {
+    let mut budgets: Vec<(&Budget, i32)> = budgets.map(|b| (b, b.allowed)).collect();
+    let (mut violating, mut fine) = (Vec::new(), Vec::new());
+    for pod in pods {
+        let labels = pod.pod.metadata.labels.as_ref().filter(|l| !l.is_empty());
+        let mut violated = false;
+        for (budget, allowed) in &mut budgets {
+            if labels.is_none()
+                || budget.namespace != pod.namespace
+                || !budget.selector.matches(labels)
+                || budget.disrupted.contains(&pod.name)
+            {
+                continue;
+            }
+            *allowed -= 1;
+            violated |= *allowed < 0;
+        }
+        if violated {
+            violating.push(pod);
+        } else {
+            fine.push(pod);
+        }
+    }
+    (violating, fine)
 }
 
 fn preempted_by_scheduler(pod: &PodInfo) -> bool {
@@ -65,13 +134,17 @@ fn ineligibility(pod: &PodInfo, cache: &Cache, fit: &FitError) -> Option<&'stati
     waiting.then_some("not eligible due to a terminating pod on the nominated node.")
 }
 
+/// The victims chosen on a node and how many of them violate their budget.
+type Selected = (Vec<Arc<PodInfo>>, usize);
+
 /// Evicting the lower-priority pods of `node`: the fewest, least important ones that make
-/// the pod fit, or the reasons it would not fit even with all of them gone.
+/// the pod fit, reprieving pods a budget protects first, with how many of the victims
+/// violate their budget; or the reasons it would not fit even with all of them gone.
 fn select_victims(
     state: &CycleState,
     node: &NodeInfo,
     cache: &Cache,
-) -> Result<Vec<Arc<PodInfo>>, Vec<Cow<'static, str>>> {
+) -> Result<Selected, Vec<Cow<'static, str>>> {
     let pod = state.pod;
     let mut lower: Vec<Arc<PodInfo>> = node
         .pods
@@ -99,24 +172,37 @@ fn select_victims(
             .cmp(&a.priority)
             .then_with(|| a.start_time().cmp(&b.start_time()))
     });
+    let (violating, fine) = split_by_budget(lower, cache.budgets());
     let mut victims = Vec::new();
-    for pod in lower {
+    let mut violations = 0;
+    for (pod, violates) in violating
+        .into_iter()
+        .map(|p| (p, true))
+        .chain(fine.into_iter().map(|p| (p, false)))
+    {
         simulated.add_pod(pod.clone());
         state.update(&pod, &simulated, 1, cache);
         if state.filter_with_nominated(&simulated, cache).is_err() {
             simulated.remove_pod(&pod.uid);
             state.update(&pod, &simulated, -1, cache);
             victims.push(pod);
+            violations += usize::from(violates);
         }
     }
-    Ok(victims)
+    // Victims are reported most important first, as the pick compares them.
+    victims.sort_by(|a, b| {
+        b.priority
+            .cmp(&a.priority)
+            .then_with(|| a.start_time().cmp(&b.start_time()))
+    });
+    Ok((victims, violations))
 }
 
-/// Upstream's `pickOneNodeForPreemption`, minus disruption budgets: the lowest highest
-/// victim priority, then the lowest priority sum, the fewest victims, and the most recently
-/// started most important victim.
-fn pick(candidates: Vec<(Arc<str>, Vec<Arc<PodInfo>>)>) -> Option<(Arc<str>, Vec<Arc<PodInfo>>)> {
-    let key = |victims: &Vec<Arc<PodInfo>>| {
+/// Upstream's `pickOneNodeForPreemption`: the fewest disruption budget violations, then the
+/// lowest highest victim priority, the lowest priority sum, the fewest victims, and the most
+/// recently started most important victim.
+fn pick(candidates: Vec<Victims>) -> Option<(Arc<str>, Vec<Arc<PodInfo>>)> {
+    let key = |violations: usize, victims: &Vec<Arc<PodInfo>>| {
         let highest = victims.first().map_or(i32::MIN, |v| v.priority);
         let sum: i64 = victims
             .iter()
@@ -128,6 +214,7 @@ fn pick(candidates: Vec<(Arc<str>, Vec<Arc<PodInfo>>)>) -> Option<(Arc<str>, Vec
             .filter_map(|v| v.start_time())
             .min();
         (
+            violations,
             highest,
             sum,
             victims.len(),
@@ -137,9 +224,12 @@ fn pick(candidates: Vec<(Arc<str>, Vec<Arc<PodInfo>>)>) -> Option<(Arc<str>, Vec
     candidates
         .into_iter()
         .enumerate()
-        .min_by_key(|(i, (_, victims))| (key(victims), *i))
-        .map(|(_, c)| c)
+        .min_by_key(|(i, (_, victims, violations))| (key(*violations, victims), *i))
+        .map(|(_, (node, victims, _))| (node, victims))
 }
+
+/// A candidate node, its victims and how many of them violate their budget.
+type Victims = (Arc<str>, Vec<Arc<PodInfo>>, usize);
 
 /// Runs preemption for a pod that fits nowhere.
 pub fn preempt(cache: &Cache, pod: &PodInfo, fit: &FitError) -> Result<Candidate, NoPreemption> {
@@ -173,8 +263,8 @@ pub fn preempt(cache: &Cache, pod: &PodInfo, fit: &FitError) -> Result<Candidate
     for i in 0..potential.len() {
         let node = potential[(offset + i) % potential.len()];
         match select_victims(&state, node, cache) {
-            Ok(victims) => {
-                candidates.push((node.name.clone(), victims));
+            Ok((victims, violations)) => {
+                candidates.push((node.name.clone(), victims, violations));
                 if candidates.len() >= wanted {
                     break;
                 }
@@ -291,6 +381,43 @@ mod tests {
             1,
             "evicting one 900m pod frees enough"
         );
+    }
+
+    #[test]
+    fn victims_whose_budget_allows_the_disruption_are_preferred() {
+        let labelled = |name: &str, app: &str, node: &str| {
+            let mut pod = pod(name, "900m", 0, Some(node)).pod.as_ref().clone();
+            pod.metadata.labels = Some([("app".to_string(), app.to_string())].into());
+            Arc::new(PodInfo::new(pod))
+        };
+        let budget = |app: &str, allowed: i32| -> PodDisruptionBudget {
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": app, "namespace": "ns"},
+                "spec": {"selector": {"matchLabels": {"app": app}}},
+                "status": {"disruptionsAllowed": allowed, "currentHealthy": 0,
+                           "desiredHealthy": 0, "expectedPods": 0}
+            }))
+            .unwrap()
+        };
+        let mut cache = Cache::default();
+        cache.update_node(node("a"));
+        cache.update_node(node("b"));
+        cache.update_bound_pod(labelled("guarded-a", "guarded", "a"));
+        cache.update_bound_pod(labelled("guarded-a2", "guarded", "a"));
+        cache.update_bound_pod(labelled("spare-b", "spare", "b"));
+        cache.update_bound_pod(labelled("spare-b2", "spare", "b"));
+        cache.set_budget("ns", "guarded", Budget::new(&budget("guarded", 0)));
+        cache.set_budget("ns", "spare", Budget::new(&budget("spare", 1)));
+        let preemptor = pod("high", "1", 100, None);
+        let fit = fit_error(&mut cache, &preemptor);
+        for _ in 0..10 {
+            let candidate = preempt(&cache, &preemptor, &fit).unwrap();
+            assert_eq!(
+                &*candidate.node, "b",
+                "the budget of node a's pods allows nothing"
+            );
+            assert_eq!(candidate.victims.len(), 1);
+        }
     }
 
     #[test]
