@@ -117,7 +117,10 @@ async fn ordered_pods_with_a_claim_each(cluster: &mut Cluster) {
     cluster.ok(&["create", "service", "clusterip", "web", "--clusterip=None"]);
     cluster.ok_stdin(
         &["apply", "-f", "-"],
-        &stateful_set("web", 3, "nginx", CLAIM_TEMPLATE),
+        &stateful_set("web", 3, "nginx", CLAIM_TEMPLATE).replace(
+            "        image: nginx\n",
+            "        image: nginx\n        volumeMounts: [{name: data, mountPath: /data}]\n",
+        ),
     );
     cluster.ok(&["rollout", "status", "statefulset/web", "--timeout=60s"]);
     wait_for_pods(cluster, "web", &["web-0", "web-1", "web-2"]).await;

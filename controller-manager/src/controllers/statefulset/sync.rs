@@ -186,7 +186,7 @@ impl Sync<'_> {
                 condemned.push(pod);
             }
         }
-        let mut replicas: Vec<Replica> = slots
+        let replicas: Vec<Replica> = slots
             .into_iter()
             .enumerate()
             .map(|(i, slot)| match slot {
@@ -203,7 +203,7 @@ impl Sync<'_> {
             .map(ResourceExt::name_any);
 
         let outcome = self
-            .manage(&mut replicas, &condemned, first_unhealthy.as_deref())
+            .manage(&replicas, &condemned, first_unhealthy.as_deref())
             .await;
         let status = self.status(&replicas, &condemned);
         match outcome {
@@ -221,7 +221,7 @@ impl Sync<'_> {
     /// wait, `Ok(Some(_))` when it reached the rolling update.
     async fn manage(
         &self,
-        replicas: &mut [Replica],
+        replicas: &[Replica],
         condemned: &[Arc<Pod>],
         first_unhealthy: Option<&str>,
     ) -> Result<Option<Rollout>> {
@@ -229,18 +229,6 @@ impl Sync<'_> {
             return Ok(None);
         }
         let monotonic = !identity::allows_burst(self.set);
-        // Failed or finished pods are deleted and made again before anything else.
-        for replica in replicas.iter_mut() {
-            if let Replica::Live(pod) = replica {
-                if matches!(phase(pod), "Failed" | "Succeeded") {
-                    self.recreate_event(pod);
-                    self.delete_pod(pod).await?;
-                    let ordinal = identity::ordinal(pod).unwrap_or_default();
-                    *replica = Replica::New(Box::new(self.versioned_pod(ordinal)));
-                }
-            }
-        }
-        let replicas: &[Replica] = replicas;
         if self
             .for_all(replicas.len(), monotonic, |i| {
                 self.process_replica(&replicas[i], monotonic)
@@ -318,8 +306,9 @@ impl Sync<'_> {
         }
     }
 
-    /// Upstream's `processReplica`: creates a missing pod, waits (in order) for one not yet
-    /// Running, Ready and available, and repairs an existing pod's identity and claims.
+    /// Upstream's `processReplica`: replaces a failed pod, creates a missing one, waits (in
+    /// order) for one not yet Running, Ready and available, and repairs an existing pod's
+    /// identity and claims.
     async fn process_replica(&self, replica: &Replica, monotonic: bool) -> Result<bool> {
         let pod = match replica {
             Replica::New(pod) => {
@@ -331,6 +320,14 @@ impl Sync<'_> {
             }
             Replica::Live(pod) => pod,
         };
+        // A failed or finished pod (evicted, or stopped with its node) is deleted; the next
+        // sync, once it is gone, makes it again.
+        if matches!(phase(pod), "Failed" | "Succeeded") {
+            if !identity::is_terminating(pod) {
+                self.delete_pod(pod).await?;
+            }
+            return Ok(true);
+        }
         if phase(pod) == "Pending" {
             self.create_claims(pod).await?;
         }
@@ -599,25 +596,6 @@ impl Sync<'_> {
             ),
         };
         self.ctx.recorder.event(self.set, kind, &reason, message);
-    }
-
-    fn recreate_event(&self, pod: &Pod) {
-        let (kind, reason, what) = if phase(pod) == "Failed" {
-            (EventType::Warning, "RecreatingFailedPod", "failed")
-        } else {
-            (EventType::Normal, "RecreatingTerminatedPod", "terminated")
-        };
-        self.ctx.recorder.event(
-            self.set,
-            kind,
-            reason,
-            format!(
-                "StatefulSet {}/{} is recreating {what} Pod {}",
-                self.set.namespace().unwrap_or_default(),
-                self.set.name_any(),
-                pod.name_any()
-            ),
-        );
     }
 
     /// Upstream's `computeReplicaStatus` over the pods that exist.
