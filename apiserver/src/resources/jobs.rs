@@ -16,7 +16,7 @@ use crate::error::Cause;
 use crate::registry::stored;
 use crate::registry::table::{age, human_duration, Cell, Column, Relative};
 use crate::registry::validation;
-use crate::registry::{Description, Strategy};
+use crate::registry::{Description, NameRule, Strategy};
 
 pub struct Jobs;
 
@@ -38,6 +38,7 @@ const NON_NEGATIVE: &str = "must be greater than or equal to 0";
 /// An Indexed job's parallelism is capped so `status.completedIndexes` stays bounded.
 const MAX_INDEXED_PARALLELISM: i32 = 100_000;
 const ACTIONS: [&str; 4] = ["Count", "FailIndex", "FailJob", "Ignore"];
+const MAX_MANAGED_BY_LENGTH: usize = 63;
 
 fn manual_selector(spec: &JobSpec) -> bool {
     spec.manual_selector.unwrap_or(false)
@@ -493,6 +494,45 @@ pub(super) fn validate_spec(spec: &JobSpec) -> Vec<Cause> {
             &["OnFailure", "Never"],
         )),
     }
+    if let Some(manager) = &spec.managed_by {
+        causes.extend(validate_managed_by(manager));
+    }
+    causes
+}
+
+/// `spec.managedBy` names the controller in charge: a domain-prefixed path (upstream's
+/// `IsDomainPrefixedPath`) of at most 63 bytes.
+fn validate_managed_by(manager: &str) -> Vec<Cause> {
+    const FIELD: &str = "spec.managedBy";
+    let mut causes = Vec::new();
+    match manager.split_once('/') {
+        _ if manager.is_empty() => causes.push(Cause::required(FIELD)),
+        Some((host, path)) if !host.is_empty() && !path.is_empty() => {
+            for error in validation::name_errors(host, NameRule::Subdomain) {
+                causes.push(Cause::invalid(FIELD, &Value::from(host), error));
+            }
+            let path_char = |c: char| c.is_ascii_alphanumeric() || "/-._~%!$&'()*+,;=:".contains(c);
+            if !path.chars().all(path_char) {
+                causes.push(Cause::invalid(
+                    FIELD,
+                    &Value::from(path),
+                    r"Invalid path (regex used for validation is '[A-Za-z0-9/\-._~%!$&'()*+,;=:]+')",
+                ));
+            }
+        }
+        _ => causes.push(Cause::invalid(
+            FIELD,
+            &Value::from(manager),
+            r#"must be a domain-prefixed path (such as "acme.io/foo")"#,
+        )),
+    }
+    if manager.len() > MAX_MANAGED_BY_LENGTH {
+        causes.push(Cause {
+            reason: "FieldValueTooLong",
+            field: FIELD.into(),
+            message: format!("Too long: may not be more than {MAX_MANAGED_BY_LENGTH} bytes"),
+        });
+    }
     causes
 }
 
@@ -922,6 +962,30 @@ mod tests {
             ["Required value: when completion mode is Indexed"]
         );
         assert_eq!(indexed.spec.as_ref().unwrap().backoff_limit, Some(i32::MAX));
+    }
+
+    #[test]
+    fn managed_by_is_a_short_domain_prefixed_path() {
+        let with = |manager: &str| {
+            let mut job = pi();
+            job.spec.as_mut().unwrap().managed_by = Some(manager.into());
+            Jobs.validate(&job)
+                .iter()
+                .map(|c| format!("{}: {}", c.field, c.message))
+                .collect::<Vec<_>>()
+        };
+        assert!(with("kueue.x-k8s.io/multikueue").is_empty());
+        assert_eq!(
+            with("my controller"),
+            [
+                r#"spec.managedBy: Invalid value: "my controller": must be a domain-prefixed path (such as "acme.io/foo")"#
+            ]
+        );
+        let long = format!("example.com/{}", "x".repeat(60));
+        assert_eq!(
+            with(&long),
+            ["spec.managedBy: Too long: may not be more than 63 bytes"]
+        );
     }
 
     #[test]

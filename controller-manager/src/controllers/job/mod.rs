@@ -49,6 +49,9 @@ use crate::runtime::{self, api_message, is_status, Error, Queue, Result};
 /// The controller's name (`--controllers`, events' source, its service account).
 pub const NAME: &str = "job-controller";
 
+/// The `spec.managedBy` value that means this controller (as does none).
+const MANAGED_BY_THIS: &str = "kubernetes.io/job-controller";
+
 /// At most this many pods are created by one sync (upstream's `MaxPodCreateDeletePerSync`).
 const MAX_CREATE_DELETE: usize = 500;
 
@@ -180,6 +183,16 @@ impl Context {
         pod.uid()
             .is_some_and(|uid| self.removals.lock().expect("removals").contains(&uid))
     }
+}
+
+/// The controller named by `spec.managedBy` when it is not this one: such a Job (Kueue's
+/// MultiKueue, say) is left alone entirely, its status written by that controller.
+fn managed_elsewhere(job: &Job) -> Option<&str> {
+    job.spec
+        .as_ref()?
+        .managed_by
+        .as_deref()
+        .filter(|m| *m != MANAGED_BY_THIS)
 }
 
 /// A pod still holding the finalizer whose Job is not in the cache: once the API confirms
@@ -371,6 +384,14 @@ fn success_rule(spec: &JobSpec, succeeded: &BTreeSet<i32>) -> Option<usize> {
 
 async fn reconcile(job: Arc<Job>, ctx: Arc<Context>) -> Result<Action> {
     if job.metadata.deletion_timestamp.is_some() {
+        return Ok(Action::await_change());
+    }
+    if let Some(manager) = managed_elsewhere(&job) {
+        tracing::debug!(
+            job = key_of(&*job),
+            manager,
+            "skip syncing the job as it is managed by an external controller"
+        );
         return Ok(Action::await_change());
     }
     let key = key_of(&*job);
@@ -1020,6 +1041,23 @@ mod tests {
 
     fn spec(value: serde_json::Value) -> JobSpec {
         serde_json::from_value(value).unwrap()
+    }
+
+    #[test]
+    fn jobs_managed_by_another_controller_are_left_alone() {
+        let job = |managed_by: serde_json::Value| Job {
+            spec: Some(spec(json!({"managedBy": managed_by, "template": {}}))),
+            ..Job::default()
+        };
+        assert_eq!(managed_elsewhere(&job(json!(null))), None);
+        assert_eq!(
+            managed_elsewhere(&job(json!("kubernetes.io/job-controller"))),
+            None
+        );
+        assert_eq!(
+            managed_elsewhere(&job(json!("kueue.x-k8s.io/multikueue"))),
+            Some("kueue.x-k8s.io/multikueue")
+        );
     }
 
     #[test]
