@@ -258,11 +258,23 @@ async fn autoscalers_read_the_same_in_v1_and_v2(cluster: &mut Cluster) {
         ],
         "{table}"
     );
-    let v1 = json(&cluster.ok(&["get", "hpa.v1.autoscaling", "web", "-o", "json"]));
+    let v1 = json(&cluster.ok(&[
+        "get",
+        "horizontalpodautoscalers.v1.autoscaling",
+        "web",
+        "-o",
+        "json",
+    ]));
     assert_eq!(v1["apiVersion"], "autoscaling/v1");
     assert_eq!(v1["spec"]["targetCPUUtilizationPercentage"], 80);
     assert_eq!(v1["spec"]["minReplicas"], 2);
-    let v2 = json(&cluster.ok(&["get", "hpa.v2.autoscaling", "web", "-o", "json"]));
+    let v2 = json(&cluster.ok(&[
+        "get",
+        "horizontalpodautoscalers.v2.autoscaling",
+        "web",
+        "-o",
+        "json",
+    ]));
     assert_eq!(v2["apiVersion"], "autoscaling/v2");
     assert_eq!(
         v2["spec"]["metrics"][0]["resource"],
@@ -280,7 +292,13 @@ async fn autoscalers_read_the_same_in_v1_and_v2(cluster: &mut Cluster) {
     let old_table = cluster.kubectl_version(27, &["get", "hpa", "api"], None);
     let old_table = String::from_utf8_lossy(&old_table.stdout).into_owned();
     assert!(old_table.contains("cpu: <unknown>/80%"), "{old_table}");
-    let api = json(&cluster.ok(&["get", "hpa.v2.autoscaling", "api", "-o", "json"]));
+    let api = json(&cluster.ok(&[
+        "get",
+        "horizontalpodautoscalers.v2.autoscaling",
+        "api",
+        "-o",
+        "json",
+    ]));
     assert_eq!(api["spec"]["minReplicas"], 1);
     assert_eq!(
         api["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"],
@@ -307,7 +325,13 @@ spec:
       stabilizationWindowSeconds: 60
 ",
     );
-    let v1 = cluster.ok(&["get", "hpa.v1.autoscaling", "queue", "-o", "json"]);
+    let v1 = cluster.ok(&[
+        "get",
+        "horizontalpodautoscalers.v1.autoscaling",
+        "queue",
+        "-o",
+        "json",
+    ]);
     let parsed = json(&v1);
     let annotations = &parsed["metadata"]["annotations"];
     assert_eq!(
@@ -324,7 +348,13 @@ spec:
         "\"name\": \"queue\",\n\"labels\": {\"team\": \"a\"},",
     );
     cluster.ok_stdin(&["replace", "-f", "-"], &relabeled);
-    let v2 = json(&cluster.ok(&["get", "hpa.v2.autoscaling", "queue", "-o", "json"]));
+    let v2 = json(&cluster.ok(&[
+        "get",
+        "horizontalpodautoscalers.v2.autoscaling",
+        "queue",
+        "-o",
+        "json",
+    ]));
     assert_eq!(v2["metadata"]["labels"]["team"], "a");
     let annotations = v2["metadata"]["annotations"].as_object().unwrap();
     assert!(
