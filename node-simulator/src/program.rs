@@ -5,7 +5,8 @@
 //! entrypoint, such as busybox). Recognised: `sh -c SCRIPT` (also `bash`, `ash`, `dash`,
 //! with any path such as `/bin/sh`), and, as a command or as the statements of a script
 //! joined by `;`, `&&`, `||` or newlines: `exit [N]`, `sleep N` (seconds, or with an
-//! `s`/`m`/`h`/`d` suffix; `sleep infinity` never ends), `true`, `false` and `echo ...`.
+//! `s`/`m`/`h`/`d` suffix; `sleep infinity` never ends), `true`, `false` and `echo ...`,
+//! and one-line programs of `perl`, `python`, `ruby` and `node` (see [`one_liner`]).
 //! Anything else (or no command at all, the image's own entrypoint) keeps running, as every
 //! container did before.
 
@@ -90,10 +91,82 @@ fn run(statements: &[(Join, Vec<String>)]) -> Option<Program> {
                     }
                 }
             }
+            (interpreter, rest) if INTERPRETERS.contains(&interpreter) => {
+                match one_liner(interpreter, rest)? {
+                    Some(code) => return Some(exit(elapsed, code)),
+                    None => status = 0,
+                }
+            }
             _ => return None,
         }
     }
     Some(exit(elapsed, status))
+}
+
+/// Interpreters whose one-line programs (`perl -e`, `python -c`...) are read: the Job
+/// tutorials' `perl -Mbignum=bpi -wle 'print bpi(2000)'` and their `-e 'exit N'` variants.
+const INTERPRETERS: [&str; 5] = ["perl", "python", "python3", "ruby", "node"];
+
+/// Reads the program an interpreter is given on its command line (`-e`, `-c`, or a bundle
+/// of switches ending in `e`/`E` such as perl's `-wle`; other switches such as `-Mbignum=bpi`
+/// are passed over). Recognised statements, split at `;` and newlines: `exit`, `exit N`,
+/// `exit(N)`, `sys.exit(N)`, `process.exit(N)`, `os._exit(N)`, imports, and output
+/// (`print`, `say`, `puts`, `printf`, `console.log`), which ends with 0. `Some(Some(code))`
+/// for an explicit exit, `Some(None)` for a program that runs to its end, `None` for
+/// anything else (a script file, a statement not recognised).
+fn one_liner(interpreter: &str, args: &[String]) -> Option<Option<i32>> {
+    let takes_program = |switch: &str| match interpreter {
+        "python" | "python3" => switch == "-c",
+        _ => {
+            switch.starts_with('-')
+                && !switch.starts_with("--")
+                && !switch.starts_with("-M")
+                && (switch.ends_with('e') || switch.ends_with('E'))
+        }
+    };
+    let mut words = args.iter();
+    let program = loop {
+        let word = words.next()?;
+        if takes_program(word) {
+            break words.next()?;
+        }
+        if !word.starts_with('-') {
+            return None;
+        }
+    };
+    for statement in program.split([';', '\n']).map(str::trim) {
+        // `name` as a whole word at the start, and what follows it.
+        let call = |name: &str| {
+            statement
+                .strip_prefix(name)
+                .filter(|rest| !rest.starts_with(|c: char| c.is_alphanumeric() || c == '_'))
+                .map(|rest| {
+                    rest.trim()
+                        .trim_start_matches('(')
+                        .trim_end_matches(')')
+                        .trim()
+                })
+        };
+        let exit_code = ["sys.exit", "process.exit", "os._exit", "exit"]
+            .iter()
+            .find_map(|name| call(name));
+        if let Some(code) = exit_code {
+            return Some(Some(match code {
+                "" => 0,
+                code => code.parse::<i64>().ok()? as i32,
+            }));
+        }
+        let output = ["print", "say", "puts", "printf", "console.log"]
+            .iter()
+            .any(|name| call(name).is_some());
+        let ignored = statement.is_empty()
+            || statement.starts_with("import ")
+            || statement.starts_with("use ");
+        if !output && !ignored {
+            return None;
+        }
+    }
+    Some(None)
 }
 
 /// The shell's exit: codes are taken modulo 256, as the kernel keeps one byte.
@@ -250,6 +323,37 @@ mod tests {
             Program::Forever
         );
         assert_eq!(program(&["sleep", "soon"]), Program::Forever);
-        assert_eq!(program(&["perl", "-e", "exit 0"]), Program::Forever);
+        assert_eq!(program(&["perl", "script.pl"]), Program::Forever);
+        assert_eq!(program(&["python3", "-c", "run()"]), Program::Forever);
+        assert_eq!(
+            program(&["python", "-c", "printer.run()"]),
+            Program::Forever
+        );
+        assert_eq!(
+            program(&["ruby", "-e", "loop { sleep 1 }"]),
+            Program::Forever
+        );
+        assert_eq!(program(&["python", "-c", "exit(x)"]), Program::Forever);
+    }
+
+    #[test]
+    fn interpreter_one_liners() {
+        assert_eq!(program(&["perl", "-e", "exit 0"]), exits(0, 0));
+        assert_eq!(program(&["perl", "-e", "exit 3;"]), exits(0, 3));
+        assert_eq!(
+            program(&["perl", "-Mbignum=bpi", "-wle", "print bpi(2000)"]),
+            exits(0, 0)
+        );
+        assert_eq!(
+            program(&["python3", "-c", "import sys; print('hi'); sys.exit(2)"]),
+            exits(0, 2)
+        );
+        assert_eq!(program(&["python", "-c", "print(42)"]), exits(0, 0));
+        assert_eq!(program(&["node", "-e", "process.exit(1)"]), exits(0, 1));
+        assert_eq!(program(&["ruby", "-e", "puts 'x'; exit 4"]), exits(0, 4));
+        assert_eq!(
+            program(&["sh", "-c", "sleep 2 && perl -e 'exit 5'"]),
+            exits(2, 5)
+        );
     }
 }
