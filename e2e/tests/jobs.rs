@@ -60,11 +60,12 @@ async fn kubectl_create_job_completes(cluster: &mut Cluster) {
         "create",
         "job",
         "pi",
-        "--image=busybox",
+        "--image=perl",
         "--",
-        "sh",
-        "-c",
-        "exit 0",
+        "perl",
+        "-Mbignum=bpi",
+        "-wle",
+        "print bpi(2000)",
     ]);
     cluster.ok(&[
         "wait",
