@@ -46,11 +46,17 @@ async fn wait_for_status(
 
 /// Posts an Eviction of `pod`, as kubectl drain does.
 fn evict(cluster: &Cluster, pod: &str) -> std::process::Output {
+    evict_with(cluster, pod, serde_json::json!({}))
+}
+
+/// Posts an Eviction of `pod` with these delete options.
+fn evict_with(cluster: &Cluster, pod: &str, options: Value) -> std::process::Output {
     let path = cluster.dir().join(format!("eviction-{pod}.json"));
     let eviction = serde_json::json!({
         "apiVersion": "policy/v1",
         "kind": "Eviction",
         "metadata": {"name": pod, "namespace": "default"},
+        "deleteOptions": options,
     });
     std::fs::write(&path, eviction.to_string()).unwrap();
     cluster.kubectl(&[
@@ -110,6 +116,14 @@ async fn a_budget_follows_its_deployment_and_guards_evictions(cluster: &mut Clus
     let row: Vec<&str> = table.lines().nth(1).unwrap().split_whitespace().collect();
     assert_eq!(row[..4], ["web", "2", "N/A", "0"], "{table}");
 
+    let both = "apiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata:\n  name: both\n\
+                spec:\n  minAvailable: 1\n  maxUnavailable: 1\n  selector:\n    matchLabels:\n      app: web\n";
+    let refused = cluster.kubectl_version(33, &["create", "-f", "-"], Some(both));
+    let error = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        error.contains("minAvailable and maxUnavailable cannot be both set"),
+        "{error}"
+    );
     let victim = name(&live_pods(cluster, "default", "app=web")[0]);
     let refused = evict(cluster, &victim);
     assert!(!refused.status.success());
@@ -121,6 +135,16 @@ async fn a_budget_follows_its_deployment_and_guards_evictions(cluster: &mut Clus
 
     cluster.ok(&["scale", "deployment/web", "--replicas=3"]);
     wait_for_status(cluster, "web", (3, 2, 3, 1)).await;
+    // A dry run is allowed but neither takes from the budget nor deletes the pod.
+    let dry = evict_with(cluster, &victim, serde_json::json!({"dryRun": ["All"]}));
+    assert!(
+        dry.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dry.stderr)
+    );
+    assert_eq!(budget(cluster, "web")["status"]["disruptionsAllowed"], 1);
+    let kept = json(&cluster.ok(&["get", "pod", &victim, "-o", "json"]));
+    assert!(kept["metadata"]["deletionTimestamp"].is_null(), "{kept}");
     let granted = evict(cluster, &victim);
     assert!(
         granted.status.success(),
