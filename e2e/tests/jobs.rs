@@ -112,6 +112,27 @@ async fn kubectl_create_job_completes(cluster: &mut Cluster) {
     );
     let (_, message) = wait_for_event(cluster, "pi", "Completed").await;
     assert_eq!(message, "Job completed");
+
+    // Deleted without a propagation policy (kubectl always sends one), a batch/v1 Job
+    // orphans its pods, with upstream's warning.
+    let deleted = cluster.kubectl(&[
+        "delete",
+        "--raw",
+        "/apis/batch/v1/namespaces/default/jobs/pi",
+    ]);
+    assert!(deleted.status.success());
+    let warning = String::from_utf8_lossy(&deleted.stderr).into_owned();
+    assert!(
+        warning.contains("child pods are preserved by default when jobs are deleted"),
+        "{warning}"
+    );
+    let pod_name = pod_name.to_string();
+    eventually(30, "the job's pod orphaned", || {
+        let pod = json(&cluster.ok(&["get", "pod", &pod_name, "-o", "json"]));
+        let gone = !cluster.kubectl(&["get", "job", "pi"]).status.success();
+        (gone && pod["metadata"]["ownerReferences"].is_null()).then_some(())
+    })
+    .await;
 }
 
 async fn a_failing_job_hits_its_backoff_limit(cluster: &mut Cluster) {

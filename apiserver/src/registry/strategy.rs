@@ -141,6 +141,16 @@ pub trait Deleter: Send + Sync {
     async fn delete(&self, options: DeleteOptions) -> ApiResult<()>;
 }
 
+/// What a DELETE naming no propagation policy does to the object's dependents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DefaultPropagation {
+    /// The garbage collector deletes them once the object is gone.
+    Background,
+    /// They are orphaned (batch/v1 Jobs, v1 ReplicationControllers), and the DELETE is
+    /// answered with `warning`, if any.
+    Orphan { warning: Option<&'static str> },
+}
+
 /// Types a strategy can serve: any k8s-openapi resource with standard object metadata.
 pub trait ApiObject:
     k8s_openapi::Resource
@@ -292,6 +302,13 @@ pub trait Strategy: Send + Sync + 'static {
             Cell::from(object.metadata().name.clone().unwrap_or_default()),
             super::table::age(object.metadata()),
         ]
+    }
+
+    /// What a DELETE naming no propagation policy does to the object's dependents
+    /// (upstream's `DefaultGarbageCollectionPolicy`): background deletion, except for the
+    /// kinds that kept their behaviour from before the garbage collector.
+    fn default_propagation(&self) -> DefaultPropagation {
+        DefaultPropagation::Background
     }
 
     /// Finalizers kept outside `metadata.finalizers` that also hold a deletion (a

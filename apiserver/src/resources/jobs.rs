@@ -14,6 +14,7 @@ use serde_json::{json, Value};
 use super::{podspec, workload};
 use crate::error::Cause;
 use crate::registry::stored;
+use crate::registry::strategy::DefaultPropagation;
 use crate::registry::table::{age, human_duration, Cell, Column, Relative};
 use crate::registry::validation;
 use crate::registry::{Description, NameRule, Strategy};
@@ -61,6 +62,15 @@ impl Strategy for Jobs {
             generation: true,
             field_selectors: &["status.successful"],
             ..Description::default()
+        }
+    }
+
+    /// batch/v1 keeps the behaviour from before the garbage collector: a Job deleted without
+    /// a propagation policy leaves its pods, and upstream warns about it (kubectl always
+    /// sends one).
+    fn default_propagation(&self) -> DefaultPropagation {
+        DefaultPropagation::Orphan {
+            warning: Some("child pods are preserved by default when jobs are deleted; set propagationPolicy=Background to remove them or set propagationPolicy=Orphan to suppress this warning"),
         }
     }
 

@@ -9,13 +9,25 @@ use super::Rest;
 use crate::error::{ApiError, ApiResult, Cause};
 use crate::registry::encode::Outcome;
 use crate::registry::request::{decode_body, ApiRequest};
-use crate::registry::strategy::{Deleter, Strategy};
+use crate::registry::strategy::{DefaultPropagation, Deleter, Strategy};
 use crate::registry::{stored, ResourceInfo};
 
 impl<S: Strategy> Rest<S> {
     pub(in crate::registry) async fn delete(&self, request: ApiRequest) -> ApiResult<Outcome> {
         let options = delete_options(&request)?;
-        self.remove(&request, options).await
+        let defaulted = policy(&options).is_none();
+        let mut outcome = self.remove(&request, options).await?;
+        if let (
+            true,
+            DefaultPropagation::Orphan {
+                warning: Some(warning),
+            },
+            Outcome::Object { warnings, .. },
+        ) = (defaulted, self.strategy.default_propagation(), &mut outcome)
+        {
+            warnings.push(warning.to_string());
+        }
+        Ok(outcome)
     }
 
     /// Deletes the object `request` names with `options` (a DELETE's, or an eviction's,
@@ -161,13 +173,10 @@ impl<S: Strategy> Rest<S> {
     /// The object to store instead of deleting it when the deletion must wait (finalizers,
     /// a grace period); `None` when it can go now.
     fn begin_delete(&self, object: &mut S::Object, options: &DeleteOptions) -> Option<S::Object> {
-        let policy = options
-            .propagation_policy
-            .as_deref()
-            .or(match options.orphan_dependents {
-                Some(true) => Some("Orphan"),
-                _ => None,
-            });
+        let policy = policy(options).or(match self.strategy.default_propagation() {
+            DefaultPropagation::Orphan { .. } => Some("Orphan"),
+            DefaultPropagation::Background => None,
+        });
         let finalizer = match policy {
             Some("Orphan") => Some("orphan"),
             Some("Foreground") => Some("foregroundDeletion"),
@@ -282,4 +291,17 @@ fn with_query(mut options: DeleteOptions, request: &ApiRequest) -> ApiResult<Del
         options.grace_period_seconds = Some(0);
     }
     Ok(options)
+}
+
+/// The propagation policy `options` ask for, if any (the deprecated `orphanDependents`
+/// included).
+fn policy(options: &DeleteOptions) -> Option<&str> {
+    options
+        .propagation_policy
+        .as_deref()
+        .or(match options.orphan_dependents {
+            Some(true) => Some("Orphan"),
+            Some(false) => Some("Background"),
+            None => None,
+        })
 }
