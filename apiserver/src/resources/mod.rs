@@ -4,9 +4,9 @@ mod accessreviews;
 mod allocator;
 mod certificatesigningrequests;
 mod configmaps;
-mod daemonsets;
 mod controllerrevisions;
 mod cronjobs;
+mod daemonsets;
 mod deployments;
 mod endpoints;
 mod endpointslices;
@@ -148,11 +148,11 @@ pub fn registry(store: Arc<dyn Store>, config: &Config) -> Registry {
     registry.add(Arc::new(Rest::new(replicasets::ReplicaSets, store.clone())));
     registry.add(Arc::new(Rest::new(jobs::Jobs, store.clone())));
     registry.add(Arc::new(Rest::new(cronjobs::CronJobs, store.clone())));
-    registry.add(Arc::new(Rest::new(daemonsets::DaemonSets, store.clone())));
     registry.add(Arc::new(Rest::new(
         poddisruptionbudgets::PodDisruptionBudgets,
         store.clone(),
     )));
+    registry.add(Arc::new(Rest::new(daemonsets::DaemonSets, store.clone())));
     registry.add(Arc::new(Rest::new(
         replicationcontrollers::ReplicationControllers,
         store.clone(),
