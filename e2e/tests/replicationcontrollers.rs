@@ -138,6 +138,7 @@ async fn a_replication_controller_keeps_scales_and_deletes_its_pods(cluster: &mu
     ]));
     assert_eq!(scale["spec"]["replicas"], 1);
     assert_eq!(scale["status"]["replicas"], 1);
+    assert_eq!(scale["status"]["selector"], "app=nginx");
 
     // A selector its template does not match is refused with upstream's message.
     let bad = RC.replace(

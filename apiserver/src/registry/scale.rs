@@ -269,7 +269,12 @@ fn scale_value(object: &Value, paths: ScalePaths) -> Value {
         "spec": {"replicas": get_path(object, paths.spec_replicas).cloned().unwrap_or(Value::from(0))},
         "status": {
             "replicas": get_path(object, paths.status_replicas).cloned().unwrap_or(Value::from(0)),
-            "selector": get_path(object, paths.label_selector).map(selector_string).unwrap_or_default(),
+            "selector": get_path(object, paths.label_selector)
+                .map(|selector| match paths.equality_selector {
+                    true => equality_selector_string(selector),
+                    false => selector_string(selector),
+                })
+                .unwrap_or_default(),
         },
     })
 }
@@ -322,6 +327,20 @@ fn set_path(value: &mut Value, path: &str, new: Value) {
         target = &mut target[*part];
     }
     target[parts[parts.len() - 1]] = new;
+}
+
+/// A label map (a ReplicationController's selector) as upstream's `SelectorFromSet` prints
+/// it: `key=value` pairs sorted by key.
+fn equality_selector_string(selector: &Value) -> String {
+    let mut pairs: Vec<(&String, &str)> = selector
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(key, value)| (key, value.as_str().unwrap_or("")))
+        .collect();
+    pairs.sort();
+    let pairs: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    pairs.join(",")
 }
 
 /// A `LabelSelector` object as the selector string upstream prints: requirements sorted by key.

@@ -30,8 +30,11 @@ pub enum NameRule {
 pub struct ScalePaths {
     pub spec_replicas: &'static str,
     pub status_replicas: &'static str,
-    /// A label selector object (`spec.selector`) turned into the Scale's `status.selector` string.
+    /// The selector (`spec.selector`) turned into the Scale's `status.selector` string.
     pub label_selector: &'static str,
+    /// Whether that selector is a plain label map (a ReplicationController's) rather than
+    /// a `LabelSelector` object.
+    pub equality_selector: bool,
 }
 
 /// A subresource clients POST to in order to act on an object (`pods/binding`,

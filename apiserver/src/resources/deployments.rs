@@ -39,6 +39,7 @@ impl Strategy for Deployments {
                 spec_replicas: "spec.replicas",
                 status_replicas: "status.replicas",
                 label_selector: "spec.selector",
+                equality_selector: false,
             }),
             generation: true,
             ..Description::default()

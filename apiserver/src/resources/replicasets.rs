@@ -32,6 +32,7 @@ impl Strategy for ReplicaSets {
                 spec_replicas: "spec.replicas",
                 status_replicas: "status.replicas",
                 label_selector: "spec.selector",
+                equality_selector: false,
             }),
             generation: true,
             field_selectors: &["status.replicas"],

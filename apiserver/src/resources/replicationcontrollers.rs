@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::{podspec, workload};
 use crate::error::Cause;
-use crate::registry::strategy::ScalePaths;
+use crate::registry::strategy::{DefaultPropagation, ScalePaths};
 use crate::registry::table::{age, Cell, Column};
 use crate::registry::{Description, Strategy};
 
@@ -34,11 +34,18 @@ impl Strategy for ReplicationControllers {
                 spec_replicas: "spec.replicas",
                 status_replicas: "status.replicas",
                 label_selector: "spec.selector",
+                equality_selector: true,
             }),
             generation: true,
             field_selectors: &["status.replicas"],
             ..Description::default()
         }
+    }
+
+    /// v1 keeps the behaviour from before the garbage collector: an RC deleted without a
+    /// propagation policy leaves its pods (silently, unlike a Job).
+    fn default_propagation(&self) -> DefaultPropagation {
+        DefaultPropagation::Orphan { warning: None }
     }
 
     /// Upstream's `SetDefaults_ReplicationController`: an empty selector and empty object

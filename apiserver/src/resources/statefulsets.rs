@@ -37,6 +37,7 @@ impl Strategy for StatefulSets {
                 spec_replicas: "spec.replicas",
                 status_replicas: "status.replicas",
                 label_selector: "spec.selector",
+                equality_selector: false,
             }),
             generation: true,
             ..Description::default()
