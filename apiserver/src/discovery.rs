@@ -220,11 +220,7 @@ impl Discovery {
             .collect();
         let aggregated_items = |core: bool| -> Vec<Value> {
             let mut items = Vec::new();
-            let names: Vec<&str> = if core {
-                vec![""]
-            } else {
-                group_names.clone()
-            };
+            let names: Vec<&str> = if core { vec![""] } else { group_names.clone() };
             for g in names {
                 let versions: Vec<Value> = versions_of(g)
                     .iter()

@@ -4,9 +4,9 @@
 //! health and metrics server, leader election, events, shutdown) written once.
 
 pub mod certificates;
-pub mod disruption;
 pub mod client;
 pub mod cron;
+pub mod disruption;
 pub mod duration;
 pub mod events;
 pub mod indexes;

@@ -157,7 +157,10 @@ pub fn registry(store: Arc<dyn Store>, config: &Config) -> Registry {
         replicationcontrollers::ReplicationControllers,
         store.clone(),
     )));
-    registry.add(Arc::new(Rest::new(podtemplates::PodTemplates, store.clone())));
+    registry.add(Arc::new(Rest::new(
+        podtemplates::PodTemplates,
+        store.clone(),
+    )));
     // v2 first: discovery prefers a group's first version, as upstream prefers v2.
     registry.add(Arc::new(Rest::new(
         horizontalpodautoscalers::HorizontalPodAutoscalers,
@@ -171,7 +174,10 @@ pub fn registry(store: Arc<dyn Store>, config: &Config) -> Registry {
         controllerrevisions::ControllerRevisions,
         store.clone(),
     )));
-    registry.add(Arc::new(Rest::new(statefulsets::StatefulSets, store.clone())));
+    registry.add(Arc::new(Rest::new(
+        statefulsets::StatefulSets,
+        store.clone(),
+    )));
     registry.add(Arc::new(Rest::new(
         persistentvolumeclaims::PersistentVolumeClaims,
         store.clone(),

@@ -2,8 +2,8 @@
 
 pub mod certificates;
 pub mod clusterroleaggregation;
-pub mod daemonset;
 pub mod cronjob;
+pub mod daemonset;
 pub mod deployment;
 pub mod disruption;
 pub mod endpoints;

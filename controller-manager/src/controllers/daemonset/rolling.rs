@@ -29,11 +29,7 @@ type NewAndOld<'a> = (Option<&'a Arc<Pod>>, Option<&'a Arc<Pod>>);
 
 /// Upstream's `findUpdatedPodsOnNode`: the node's one new and one old pod (not being
 /// deleted), or `None` when it has more, for the core loop to prune first.
-fn updated_and_old<'a>(
-    ds: &DaemonSet,
-    pods: &'a [Arc<Pod>],
-    hash: &str,
-) -> Option<NewAndOld<'a>> {
+fn updated_and_old<'a>(ds: &DaemonSet, pods: &'a [Arc<Pod>], hash: &str) -> Option<NewAndOld<'a>> {
     let (mut new, mut old) = (None, None);
     for pod in pods
         .iter()
