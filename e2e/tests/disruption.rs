@@ -133,6 +133,23 @@ async fn a_budget_follows_its_deployment_and_guards_evictions(cluster: &mut Clus
         "{error}"
     );
 
+    // An Eviction naming another pod than its URL is refused before anything is asked.
+    let path = cluster.dir().join("eviction-mismatch.json");
+    let mismatched = r#"{"apiVersion":"policy/v1","kind":"Eviction","metadata":{"name":"other"}}"#;
+    std::fs::write(&path, mismatched).unwrap();
+    let refused = cluster.kubectl(&[
+        "create",
+        "--raw",
+        &format!("/api/v1/namespaces/default/pods/{victim}/eviction"),
+        "-f",
+        path.to_str().unwrap(),
+    ]);
+    let error = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        error.contains("(BadRequest): name in URL does not match name in Eviction object"),
+        "{error}"
+    );
+
     cluster.ok(&["scale", "deployment/web", "--replicas=3"]);
     wait_for_status(cluster, "web", (3, 2, 3, 1)).await;
     // A dry run is allowed but neither takes from the budget nor deletes the pod.

@@ -455,6 +455,13 @@ impl<S: Strategy> Rest<S> {
         let body = self.admit_action(&request, action, body).await?;
         match action.effect {
             Effect::Delete => {
+                let named = body.pointer("/metadata/name").and_then(Value::as_str);
+                if named != request.name.as_deref() {
+                    return Err(ApiError::BadRequest(format!(
+                        "name in URL does not match name in {} object",
+                        action.kind
+                    )));
+                }
                 let options = match body.get("deleteOptions") {
                     Some(options) => serde_json::from_value(options.clone())
                         .map_err(|e| ApiError::BadRequest(format!("invalid DeleteOptions: {e}")))?,
