@@ -67,9 +67,15 @@ OPENAPI_SRC = "k8s-openapi-0.29.0/src/v1_33"
 PACKAGES = {
     "core/v1": "io.k8s.api.core.v1",
     "apps/v1": "io.k8s.api.apps.v1",
+    "autoscaling/v1": "io.k8s.api.autoscaling.v1",
+    "autoscaling/v2": "io.k8s.api.autoscaling.v2",
+    "batch/v1": "io.k8s.api.batch.v1",
+    "certificates/v1": "io.k8s.api.certificates.v1",
     "coordination/v1": "io.k8s.api.coordination.v1",
     "discovery/v1": "io.k8s.api.discovery.v1",
     "events/v1": "io.k8s.api.events.v1",
+    "policy/v1": "io.k8s.api.policy.v1",
+    "rbac/v1": "io.k8s.api.rbac.v1",
     "scheduling/v1": "io.k8s.api.scheduling.v1",
     "meta/v1": "io.k8s.apimachinery.pkg.apis.meta.v1",
 }
@@ -77,7 +83,10 @@ PACKAGES = {
 # Import aliases the type files use for other packages.
 ALIASES = {"metav1": "meta/v1", "v1": "core/v1", "corev1": "core/v1", "apiv1": "core/v1"}
 
-# The kinds the apiserver serves: apiVersion/kind → package and Go type.
+# The kinds the apiserver serves: apiVersion/kind → package and Go type. Objects only reach the
+# data through storage (created, updated, read back) and request bodies decoded into a stored
+# kind; answered kinds (TokenReview, SubjectAccessReview...) are built as JSON and Eviction
+# bodies are read as they come, so they have no entry.
 SERVED = {
     "v1/Namespace": ("core/v1", "Namespace"),
     "v1/Pod": ("core/v1", "Pod"),
@@ -89,8 +98,25 @@ SERVED = {
     "v1/ServiceAccount": ("core/v1", "ServiceAccount"),
     "v1/Event": ("core/v1", "Event"),
     "v1/Binding": ("core/v1", "Binding"),
+    "v1/ReplicationController": ("core/v1", "ReplicationController"),
+    "v1/PodTemplate": ("core/v1", "PodTemplate"),
+    "v1/PersistentVolumeClaim": ("core/v1", "PersistentVolumeClaim"),
     "apps/v1/Deployment": ("apps/v1", "Deployment"),
     "apps/v1/ReplicaSet": ("apps/v1", "ReplicaSet"),
+    "apps/v1/StatefulSet": ("apps/v1", "StatefulSet"),
+    "apps/v1/DaemonSet": ("apps/v1", "DaemonSet"),
+    "apps/v1/ControllerRevision": ("apps/v1", "ControllerRevision"),
+    "batch/v1/Job": ("batch/v1", "Job"),
+    "batch/v1/CronJob": ("batch/v1", "CronJob"),
+    "policy/v1/PodDisruptionBudget": ("policy/v1", "PodDisruptionBudget"),
+    # Stored as v2; v1 objects are encoded as v1 on the way in and out (a Conversion).
+    "autoscaling/v2/HorizontalPodAutoscaler": ("autoscaling/v2", "HorizontalPodAutoscaler"),
+    "autoscaling/v1/HorizontalPodAutoscaler": ("autoscaling/v1", "HorizontalPodAutoscaler"),
+    "rbac.authorization.k8s.io/v1/Role": ("rbac/v1", "Role"),
+    "rbac.authorization.k8s.io/v1/ClusterRole": ("rbac/v1", "ClusterRole"),
+    "rbac.authorization.k8s.io/v1/RoleBinding": ("rbac/v1", "RoleBinding"),
+    "rbac.authorization.k8s.io/v1/ClusterRoleBinding": ("rbac/v1", "ClusterRoleBinding"),
+    "certificates.k8s.io/v1/CertificateSigningRequest": ("certificates/v1", "CertificateSigningRequest"),
     "coordination.k8s.io/v1/Lease": ("coordination/v1", "Lease"),
     "discovery.k8s.io/v1/EndpointSlice": ("discovery/v1", "EndpointSlice"),
     "events.k8s.io/v1/Event": ("events/v1", "Event"),
@@ -185,7 +211,8 @@ class Generator:
             return LEAVES[qualified], flags
         if qualified in self.structs:
             return self.generate(qualified), flags
-        # Named scalar types (`type Protocol string`) are all strings in these packages.
+        # Named scalar types (`type Protocol string`) are strings. The one named slice,
+        # certificates' `ExtraValue` ([]string), is only a map's value, which is left as it is.
         return "string", flags
 
     def fields(self, qualified):

@@ -233,11 +233,24 @@ fn every_served_kind_is_described() {
     assert_eq!(
         kinds,
         [
+            "apps/v1/ControllerRevision",
+            "apps/v1/DaemonSet",
             "apps/v1/Deployment",
             "apps/v1/ReplicaSet",
+            "apps/v1/StatefulSet",
+            "autoscaling/v1/HorizontalPodAutoscaler",
+            "autoscaling/v2/HorizontalPodAutoscaler",
+            "batch/v1/CronJob",
+            "batch/v1/Job",
+            "certificates.k8s.io/v1/CertificateSigningRequest",
             "coordination.k8s.io/v1/Lease",
             "discovery.k8s.io/v1/EndpointSlice",
             "events.k8s.io/v1/Event",
+            "policy/v1/PodDisruptionBudget",
+            "rbac.authorization.k8s.io/v1/ClusterRole",
+            "rbac.authorization.k8s.io/v1/ClusterRoleBinding",
+            "rbac.authorization.k8s.io/v1/Role",
+            "rbac.authorization.k8s.io/v1/RoleBinding",
             "scheduling.k8s.io/v1/PriorityClass",
             "v1/Binding",
             "v1/ConfigMap",
@@ -245,7 +258,10 @@ fn every_served_kind_is_described() {
             "v1/Event",
             "v1/Namespace",
             "v1/Node",
+            "v1/PersistentVolumeClaim",
             "v1/Pod",
+            "v1/PodTemplate",
+            "v1/ReplicationController",
             "v1/Secret",
             "v1/Service",
             "v1/ServiceAccount",
@@ -433,5 +449,128 @@ fn yaml_repeats_come_first_then_unknown_fields() {
     assert_eq!(
         Source::Other.problems(vec!["foo".into()]),
         ["unknown field \"foo\""]
+    );
+}
+
+/// What Go writes for a minimal object of each kind added after the first ones decodes again
+/// without unknown fields and encodes unchanged. Pod templates hold a container: a template
+/// left out is written with Go's nil `containers: null`, which k8s-openapi reads back as an
+/// empty list.
+#[test]
+fn encoded_objects_decode_and_encode_unchanged() {
+    fn check<T: DeserializeOwned + Serialize>(input: Value) {
+        let (_, encoded) = round_trip::<T>(input);
+        let (_, again) = round_trip::<T>(encoded.clone());
+        assert_eq!(encoded, again);
+    }
+    use k8s_openapi::api::{autoscaling, batch, certificates, policy, rbac};
+    let object = |api_version: &str, kind: &str, fields: Value| {
+        let mut object =
+            json!({"apiVersion": api_version, "kind": kind, "metadata": {"name": "x"}});
+        if let (Value::Object(object), Value::Object(fields)) = (&mut object, fields) {
+            object.extend(fields);
+        }
+        object
+    };
+    let minimal = |api_version: &str, kind: &str| object(api_version, kind, json!({}));
+    let template = json!({"spec": {"containers": [{"name": "c", "image": "busybox"}]}});
+    let with_template = json!({"spec": {"template": template}});
+    check::<core::ReplicationController>(minimal("v1", "ReplicationController"));
+    check::<core::PodTemplate>(object("v1", "PodTemplate", json!({"template": template})));
+    check::<core::PersistentVolumeClaim>(minimal("v1", "PersistentVolumeClaim"));
+    check::<apps::StatefulSet>(object("apps/v1", "StatefulSet", with_template.clone()));
+    check::<apps::DaemonSet>(object("apps/v1", "DaemonSet", with_template.clone()));
+    check::<apps::ControllerRevision>(minimal("apps/v1", "ControllerRevision"));
+    check::<batch::v1::Job>(object("batch/v1", "Job", with_template.clone()));
+    check::<batch::v1::CronJob>(object(
+        "batch/v1",
+        "CronJob",
+        json!({"spec": {"schedule": "@daily", "jobTemplate": with_template}}),
+    ));
+    check::<policy::v1::PodDisruptionBudget>(minimal("policy/v1", "PodDisruptionBudget"));
+    check::<autoscaling::v1::HorizontalPodAutoscaler>(minimal(
+        "autoscaling/v1",
+        "HorizontalPodAutoscaler",
+    ));
+    check::<autoscaling::v2::HorizontalPodAutoscaler>(minimal(
+        "autoscaling/v2",
+        "HorizontalPodAutoscaler",
+    ));
+    let rbac = "rbac.authorization.k8s.io/v1";
+    check::<rbac::v1::Role>(minimal(rbac, "Role"));
+    check::<rbac::v1::ClusterRole>(minimal(rbac, "ClusterRole"));
+    check::<rbac::v1::RoleBinding>(minimal(rbac, "RoleBinding"));
+    check::<rbac::v1::ClusterRoleBinding>(minimal(rbac, "ClusterRoleBinding"));
+    check::<certificates::v1::CertificateSigningRequest>(minimal(
+        "certificates.k8s.io/v1",
+        "CertificateSigningRequest",
+    ));
+}
+
+/// `kubectl create cronjob echo --image=busybox --schedule='* * * * *'` sends, and upstream
+/// stores and returns, the CronJob as Go writes it: a zero `creationTimestamp` as null in
+/// both templates, `resources: {}` and an empty `status: {}`.
+#[test]
+fn cron_jobs_encode_their_templates_like_go() {
+    let (_, encoded) = round_trip::<k8s_openapi::api::batch::v1::CronJob>(json!({
+        "apiVersion": "batch/v1", "kind": "CronJob",
+        "metadata": {"name": "echo"},
+        "spec": {
+            "schedule": "* * * * *",
+            "jobTemplate": {
+                "metadata": {"name": "echo"},
+                "spec": {"template": {"spec": {
+                    "containers": [{"name": "echo", "image": "busybox"}],
+                    "restartPolicy": "OnFailure",
+                }}},
+            },
+        },
+    }));
+    assert_eq!(
+        encoded,
+        json!({
+            "apiVersion": "batch/v1", "kind": "CronJob",
+            "metadata": {"name": "echo", "creationTimestamp": null},
+            "spec": {
+                "schedule": "* * * * *",
+                "jobTemplate": {
+                    "metadata": {"name": "echo", "creationTimestamp": null},
+                    "spec": {"template": {
+                        "metadata": {"creationTimestamp": null},
+                        "spec": {
+                            "containers": [{"name": "echo", "image": "busybox", "resources": {}}],
+                            "restartPolicy": "OnFailure",
+                        },
+                    }},
+                },
+            },
+            "status": {},
+        })
+    );
+}
+
+/// Counters Go holds by value without `omitempty` are written as 0 before any controller
+/// ran: a new DaemonSet's four node counts, a new v2 HorizontalPodAutoscaler's
+/// `desiredReplicas` beside its nil `currentMetrics`.
+#[test]
+fn status_counters_without_omitempty_are_written_as_zero() {
+    let (_, daemon_set) = round_trip::<apps::DaemonSet>(json!({
+        "apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "x"},
+    }));
+    assert_eq!(
+        daemon_set["status"],
+        json!({
+            "currentNumberScheduled": 0,
+            "numberMisscheduled": 0,
+            "desiredNumberScheduled": 0,
+            "numberReady": 0,
+        })
+    );
+    let (_, autoscaler) = round_trip::<k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler>(
+        json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "x"}}),
+    );
+    assert_eq!(
+        autoscaler["status"],
+        json!({"desiredReplicas": 0, "currentMetrics": null})
     );
 }
