@@ -83,6 +83,17 @@ fn condition(kind: &str, reason: &str) -> Value {
     })
 }
 
+/// What the autoscaler fixtures scale.
+fn scale_target() -> Value {
+    json!({"apiVersion": "apps/v1", "kind": "Deployment", "name": "conformance"})
+}
+
+/// A number standing for `mark` where a status has no free text (an `autoscaling/v1`
+/// autoscaler's): the sum of its bytes, which differs between the battery's marks.
+fn marked_figure(mark: &str) -> u32 {
+    mark.bytes().map(u32::from).sum()
+}
+
 /// A PEM certificate request (`CN=conformance, O=tests`, P-256), base64 as the API carries it.
 const CSR_REQUEST: &str = "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURSBSRVFVRVNULS0tLS0KTUlIaE1JR0lBZ0VBTUNZeEZEQVNCZ05WQkFNTUMyTnZibVp2Y20xaGJtTmxNUTR3REFZRFZRUUtEQVYwWlhOMApjekJaTUJNR0J5cUdTTTQ5QWdFR0NDcUdTTTQ5QXdFSEEwSUFCTjd6N0QzS3ZjK3dFMDVlcU1pbUUzeGdnMFVaCnppZnIyaWY4aW1lOENRZjNPUWxscENIU3I0RUtEeVBuZUpvT3ovdFlZZnYvTW9qeW1xLzBWdWYxbzFTZ0FEQUsKQmdncWhrak9QUVFEQWdOSUFEQkZBaUVBcTZKUGdIcWV3K3VVVHlSVzA2WjVucGIyZnprWjh6UFVZOG8rNFduaQpTellDSUVYaGs3ZFk5dUVQZmVwd2E5QjIvQVV5WWtoL0NBb0k2SVNWZjJiNnpwb2kKLS0tLS1FTkQgQ0VSVElGSUNBVEUgUkVRVUVTVC0tLS0tCg==";
 
@@ -648,6 +659,251 @@ pub const FIXTURES: &[Fixture] = &[
         unconditional_update: true,
         returns_deleted_object: false,
         status: None,
+    },
+    Fixture {
+        group: "policy",
+        version: "v1",
+        plural: "poddisruptionbudgets",
+        valid: || {
+            json!({"spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "conformance"}}}})
+        },
+        invalid: || json!({"metadata": {"name": "invalid"}, "spec": {"minAvailable": -1}}),
+        cause: (
+            "FieldValueInvalid",
+            "spec.minAvailable",
+            "Invalid value: -1: must be greater than or equal to 0",
+        ),
+        change: || json!({"spec": {"minAvailable": 2}}),
+        generation: Generation::Tracked,
+        create_on_update: false,
+        unconditional_update: true,
+        returns_deleted_object: false,
+        status: Some(StatusFixture {
+            change: |mark| {
+                json!({"status": {
+                    "currentHealthy": 1, "desiredHealthy": 1, "expectedPods": 1,
+                    "conditions": [condition("DisruptionAllowed", mark)],
+                }})
+            },
+            ignored: || json!({"spec": {"minAvailable": 2}}),
+            kept_on_create: false,
+        }),
+    },
+    Fixture {
+        group: "",
+        version: "v1",
+        plural: "replicationcontrollers",
+        valid: || {
+            json!({"spec": {
+                "selector": {"app": "conformance"},
+                "template": template(json!({"app": "conformance"})),
+            }})
+        },
+        invalid: || {
+            json!({"metadata": {"name": "invalid"}, "spec": {
+                "replicas": -1,
+                "selector": {"app": "conformance"},
+                "template": template(json!({"app": "conformance"})),
+            }})
+        },
+        cause: (
+            "FieldValueInvalid",
+            "spec.replicas",
+            "Invalid value: -1: must be greater than or equal to 0",
+        ),
+        change: || json!({"spec": {"replicas": 3}}),
+        generation: Generation::Tracked,
+        create_on_update: false,
+        unconditional_update: true,
+        returns_deleted_object: false,
+        status: Some(StatusFixture {
+            change: |mark| json!({"status": {"replicas": 1, "conditions": [condition("ReplicaFailure", mark)]}}),
+            ignored: || json!({"spec": {"replicas": 3}}),
+            kept_on_create: false,
+        }),
+    },
+    Fixture {
+        group: "",
+        version: "v1",
+        plural: "podtemplates",
+        valid: || json!({"template": template(json!({"app": "conformance"}))}),
+        invalid: || {
+            json!({"metadata": {"name": "invalid"}, "template": {"spec": {"containers": [{"name": "c"}]}}})
+        },
+        cause: (
+            "FieldValueRequired",
+            "template.spec.containers[0].image",
+            "Required value",
+        ),
+        change: || json!({"template": {"spec": {"terminationGracePeriodSeconds": 10}}}),
+        // Bumped by every change of the template, as upstream's strategy does.
+        generation: Generation::Tracked,
+        create_on_update: false,
+        unconditional_update: true,
+        // Upstream's pod template storage sets `ReturnDeletedObject`.
+        returns_deleted_object: true,
+        status: None,
+    },
+    Fixture {
+        group: "autoscaling",
+        version: "v2",
+        plural: "horizontalpodautoscalers",
+        valid: || {
+            json!({"spec": {"scaleTargetRef": scale_target(), "maxReplicas": 3}})
+        },
+        invalid: || {
+            json!({"metadata": {"name": "invalid"}, "spec": {
+                "scaleTargetRef": scale_target(), "minReplicas": 3, "maxReplicas": 2,
+            }})
+        },
+        cause: (
+            "FieldValueInvalid",
+            "spec.maxReplicas",
+            "Invalid value: 2: must be greater than or equal to `minReplicas`",
+        ),
+        change: || json!({"spec": {"maxReplicas": 5}}),
+        // v1.33's strategy keeps no generation (the `HPAGeneration` gate came later).
+        generation: Generation::Absent,
+        create_on_update: false,
+        unconditional_update: true,
+        returns_deleted_object: false,
+        status: Some(StatusFixture {
+            change: |mark| {
+                json!({"status": {
+                    "currentReplicas": 1, "desiredReplicas": 2,
+                    "conditions": [condition("AbleToScale", mark)],
+                }})
+            },
+            ignored: || json!({"spec": {"maxReplicas": 5}}),
+            kept_on_create: false,
+        }),
+    },
+    Fixture {
+        group: "autoscaling",
+        version: "v1",
+        plural: "horizontalpodautoscalers",
+        valid: || {
+            json!({"spec": {
+                "scaleTargetRef": scale_target(), "maxReplicas": 3,
+                "targetCPUUtilizationPercentage": 50,
+            }})
+        },
+        // Upstream validates the internal (v2-shaped) object v1 converts to, so the cause
+        // names the metric the CPU target becomes.
+        invalid: || {
+            json!({"metadata": {"name": "invalid"}, "spec": {
+                "scaleTargetRef": scale_target(), "maxReplicas": 3,
+                "targetCPUUtilizationPercentage": 0,
+            }})
+        },
+        cause: (
+            "FieldValueInvalid",
+            "spec.metrics[0].resource.target.averageUtilization",
+            "Invalid value: 0: must be greater than 0",
+        ),
+        change: || json!({"spec": {"maxReplicas": 5}}),
+        generation: Generation::Absent,
+        create_on_update: false,
+        unconditional_update: true,
+        returns_deleted_object: false,
+        status: Some(StatusFixture {
+            change: |mark| {
+                json!({"status": {
+                    "currentReplicas": 1, "desiredReplicas": 2,
+                    "currentCPUUtilizationPercentage": marked_figure(mark),
+                }})
+            },
+            ignored: || json!({"spec": {"maxReplicas": 5}}),
+            kept_on_create: false,
+        }),
+    },
+    Fixture {
+        group: "apps",
+        version: "v1",
+        plural: "controllerrevisions",
+        valid: || {
+            json!({"data": {"spec": {"template": template(json!({"app": "conformance"}))}}, "revision": 1})
+        },
+        invalid: || json!({"metadata": {"name": "invalid"}, "revision": 1}),
+        cause: ("FieldValueRequired", "data", "Required value: data is mandatory"),
+        // `data` is immutable; a rollback renumbers a revision, which is what changes.
+        change: || json!({"revision": 2}),
+        generation: Generation::Absent,
+        create_on_update: false,
+        unconditional_update: true,
+        returns_deleted_object: false,
+        status: None,
+    },
+    Fixture {
+        group: "apps",
+        version: "v1",
+        plural: "statefulsets",
+        valid: || {
+            json!({"spec": {
+                "serviceName": "conformance",
+                "selector": {"matchLabels": {"app": "conformance"}},
+                "template": template(json!({"app": "conformance"})),
+            }})
+        },
+        invalid: || {
+            json!({"metadata": {"name": "invalid"}, "spec": {
+                "replicas": -1,
+                "serviceName": "conformance",
+                "selector": {"matchLabels": {"app": "conformance"}},
+                "template": template(json!({"app": "conformance"})),
+            }})
+        },
+        cause: (
+            "FieldValueInvalid",
+            "spec.replicas",
+            "Invalid value: -1: must be greater than or equal to 0",
+        ),
+        // One of the few spec fields an update may change.
+        change: || json!({"spec": {"replicas": 3}}),
+        generation: Generation::Tracked,
+        create_on_update: false,
+        unconditional_update: true,
+        returns_deleted_object: false,
+        status: Some(StatusFixture {
+            change: |mark| json!({"status": {"replicas": 1, "conditions": [condition("Available", mark)]}}),
+            ignored: || json!({"spec": {"replicas": 3}}),
+            kept_on_create: false,
+        }),
+    },
+    Fixture {
+        group: "",
+        version: "v1",
+        plural: "persistentvolumeclaims",
+        valid: || {
+            json!({"spec": {
+                "accessModes": ["ReadWriteOnce"],
+                "resources": {"requests": {"storage": "1Gi"}},
+            }})
+        },
+        invalid: || {
+            json!({"metadata": {"name": "invalid"}, "spec": {
+                "resources": {"requests": {"storage": "1Gi"}},
+            }})
+        },
+        cause: (
+            "FieldValueRequired",
+            "spec.accessModes",
+            "Required value: at least 1 access mode is required",
+        ),
+        // The spec is immutable but for binding an unbound claim to a volume, once.
+        change: || json!({"spec": {"volumeName": "pv-conformance"}}),
+        generation: Generation::Absent,
+        create_on_update: false,
+        unconditional_update: true,
+        // Upstream's claim storage sets `ReturnDeletedObject`.
+        returns_deleted_object: true,
+        status: Some(StatusFixture {
+            change: |mark| {
+                json!({"status": {"phase": "Bound", "conditions": [condition("Resizing", mark)]}})
+            },
+            ignored: || json!({"spec": {"volumeName": "pv-ignored"}}),
+            kept_on_create: false,
+        }),
     },
 ];
 
