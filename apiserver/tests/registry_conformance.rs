@@ -114,8 +114,15 @@ impl Subject {
             .await
     }
 
+    /// A DELETE with background propagation, as kubectl sends it: the battery checks what
+    /// every resource shares, and the kinds that orphan dependents by default (batch/v1
+    /// Jobs, v1 ReplicationControllers, as upstream) are covered by their end-to-end tests.
     async fn delete(&self, name: &str, query: &str) -> (StatusCode, Value) {
-        self.call(Call::new(Verb::Delete).name(name).query(query))
+        let query = match query {
+            "" => BACKGROUND.to_string(),
+            query => format!("{query}&{BACKGROUND}"),
+        };
+        self.call(Call::new(Verb::Delete).name(name).query(&query))
             .await
     }
 
@@ -429,13 +436,19 @@ async fn delete_wrong_uid_wording(s: &Subject) {
     assert_eq!(body["details"], details);
 }
 
+/// The propagation policy kubectl sends with every delete.
+const BACKGROUND: &str = "propagationPolicy=Background";
+
 /// DELETE of a collection removes what the selectors pick and answers with it as a list.
 async fn delete_collection(s: &Subject) {
     s.create_labeled("coll-a", json!({"coll": "yes"})).await;
     s.create_labeled("coll-b", json!({"coll": "yes"})).await;
     s.create_labeled("coll-c", json!({"coll": "no"})).await;
     let (code, body) = s
-        .call(Call::new(Verb::DeleteCollection).query("labelSelector=coll%3Dyes"))
+        .call(
+            Call::new(Verb::DeleteCollection)
+                .query(&format!("labelSelector=coll%3Dyes&{BACKGROUND}")),
+        )
         .await;
     if s.deletion_waits_for_controller() {
         // Upstream's namespace storage has no DeleteCollection.

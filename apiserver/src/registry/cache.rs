@@ -120,7 +120,10 @@ struct State {
     revision: i64,
     /// Events after this revision are all in `events`.
     oldest: i64,
-    live: broadcast::Sender<Arc<CacheEvent>>,
+    /// Where live events go, made by the first watcher: a channel holds `capacity` slots
+    /// from the start (about 160 KB at 4,096), which resources nobody watches (most of
+    /// them, on an idle server) need not pay for.
+    live: OnceLock<broadcast::Sender<Arc<CacheEvent>>>,
 }
 
 /// The cache of one resource.
@@ -157,7 +160,6 @@ impl Cache {
         capacity: usize,
         stop: CancellationToken,
     ) -> Arc<Cache> {
-        let (live, _) = broadcast::channel(capacity.max(16));
         let cache = Arc::new(Cache {
             prefix,
             indexer,
@@ -167,7 +169,7 @@ impl Cache {
                 events: VecDeque::new(),
                 revision: 0,
                 oldest: 0,
-                live,
+                live: OnceLock::new(),
             }),
             revision: watch::channel(0).0,
         });
@@ -222,13 +224,12 @@ impl Cache {
         {
             let mut state = self.state.write().await;
             // Watchers of the previous generation see their stream end and re-watch.
-            let (live, _) = broadcast::channel(self.capacity.max(16));
             *state = State {
                 objects,
                 events: VecDeque::new(),
                 revision,
                 oldest: revision,
-                live,
+                live: OnceLock::new(),
             };
         }
         self.revision.send_replace(revision);
@@ -286,7 +287,9 @@ impl Cache {
                         state.oldest = dropped.revision();
                     }
                 }
-                let _ = state.live.send(change);
+                if let Some(live) = state.live.get() {
+                    let _ = live.send(change);
+                }
             }
         }
         let revision = state.revision;
@@ -366,7 +369,12 @@ impl Cache {
             self.wait_for(from).await?;
         }
         let state = self.state.read().await;
-        let live = state.live.subscribe();
+        // Made under the read lock, which excludes the writer: no event falls between the
+        // backlog taken below and this subscription.
+        let live = state
+            .live
+            .get_or_init(|| broadcast::channel(self.capacity.max(16)).0)
+            .subscribe();
         match from {
             Some(from) => {
                 if from < state.oldest {
