@@ -43,6 +43,8 @@ impl Strategy for PersistentVolumeClaims {
         Description {
             short_names: &["pvc"],
             status: true,
+            // Upstream's storage answers a DELETE with the deleted object.
+            return_deleted_object: true,
             ..Description::default()
         }
     }

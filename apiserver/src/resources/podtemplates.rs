@@ -20,6 +20,8 @@ impl Strategy for PodTemplates {
         Description {
             // Upstream bumps the generation when the template changes.
             generation: true,
+            // Upstream's storage answers a DELETE with the deleted object.
+            return_deleted_object: true,
             ..Description::default()
         }
     }

@@ -43,6 +43,8 @@ impl Strategy for ServiceAccounts {
         Description {
             short_names: &["sa"],
             actions: if self.tokens.is_some() { TOKEN } else { &[] },
+            // Upstream's storage answers a DELETE with the deleted object.
+            return_deleted_object: true,
             ..Description::default()
         }
     }

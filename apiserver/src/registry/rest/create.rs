@@ -103,7 +103,7 @@ impl<S: Strategy> Rest<S> {
         if request.query.dry_run {
             return match self.store.get(key.as_bytes()).await? {
                 Some(_) => Err(ApiError::AlreadyExists(self.info.target(name))),
-                None => Ok((raw, 0)),
+                None => Ok((self.as_read(raw)?, 0)),
             };
         }
         match self
@@ -111,7 +111,7 @@ impl<S: Strategy> Rest<S> {
             .create(key.as_bytes(), self.storable(raw.clone())?)
             .await
         {
-            Ok(revision) => Ok((raw, revision)),
+            Ok(revision) => Ok((self.as_read(raw)?, revision)),
             Err(store::Error::AlreadyExists { .. }) => {
                 Err(ApiError::AlreadyExists(self.info.target(name)))
             }

@@ -158,6 +158,16 @@ impl<S: Strategy> Rest<S> {
         convert(&self.info, stored, |c| c.from_storage)
     }
 
+    /// What a write answers with: `raw` as a read returns it after the write, which for a
+    /// resource kept in another API's layout is the stored form converted back (a v1
+    /// HorizontalPodAutoscaler answers with the annotations its v2 status maps to).
+    pub(super) fn as_read(&self, raw: Bytes) -> ApiResult<Bytes> {
+        match self.info.description.conversion {
+            Some(_) => self.served(self.storable(raw)?),
+            None => Ok(raw),
+        }
+    }
+
     /// This API's encoded object in the stored form.
     pub(super) fn storable(&self, served: Bytes) -> ApiResult<Bytes> {
         convert(&self.info, served, |c| c.to_storage)

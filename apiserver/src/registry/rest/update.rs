@@ -293,7 +293,7 @@ impl<S: Strategy> Rest<S> {
             return Ok(Stored::Unchanged);
         }
         if request.query.dry_run {
-            return Ok(Stored::DryRun(raw));
+            return Ok(Stored::DryRun(self.as_read(raw)?));
         }
         let namespace = request
             .namespace
@@ -304,7 +304,7 @@ impl<S: Strategy> Rest<S> {
             .write_update(namespace, name, object, raw.clone(), current.mod_revision)
             .await
         {
-            Ok(revision) => Ok(Stored::Written(raw, revision)),
+            Ok(revision) => Ok(Stored::Written(self.as_read(raw)?, revision)),
             Err(store::Error::Conflict { .. }) => Ok(Stored::Conflict),
             Err(store::Error::NotFound { .. }) => Err(ApiError::NotFound(self.info.target(name))),
             Err(other) => Err(other.into()),
