@@ -21,7 +21,8 @@ use crate::routes::GIT_VERSION;
 
 /// A rendered document and the hash clients use as its cache key.
 struct Document {
-    body: Vec<u8>,
+    /// Shared with every response rather than copied into it (the v2 document is megabytes).
+    body: bytes::Bytes,
     hash: String,
 }
 
@@ -33,7 +34,10 @@ impl Document {
     fn from_body(body: Vec<u8>) -> Self {
         let digest = ring::digest::digest(&ring::digest::SHA512, &body);
         let hash = digest.as_ref().iter().map(|b| format!("{b:02X}")).collect();
-        Document { body, hash }
+        Document {
+            body: body.into(),
+            hash,
+        }
     }
 
     fn respond(&self, headers: &HeaderMap, content_type: &'static str) -> Response {

@@ -446,15 +446,14 @@ async fn reconcile(job: Arc<Job>, ctx: Arc<Context>) -> Result<Action> {
         }
     }
     let requeue = sync.requeue;
-    let written = sync
-        .write(&job_api, &pod_api, outcome, suspended, created, deleted)
+    sync.write(&job_api, &pod_api, outcome, suspended, created, deleted)
         .await?;
     if let Some(error) = manage_error {
         return Err(error);
     }
-    if written {
-        return Ok(Action::await_change());
-    }
+    // The requeue stands even when the status was written: the event of that write may
+    // find nothing new to do, and a sync held back by the failure back-off must still run
+    // once it has passed (a Job of 1,000 completions stalled there).
     Ok(requeue.map_or_else(Action::await_change, Action::requeue))
 }
 
@@ -814,7 +813,7 @@ impl<'a> Sync<'a> {
 
     /// Writes the status: new ends into `uncountedTerminatedPods` first, then their
     /// finalizers go, then they move into the counters; once the outcome is decided and no
-    /// pod is left, the terminal condition. Returns whether the status changed.
+    /// pod is left, the terminal condition.
     async fn write(
         &mut self,
         job_api: &Api<Job>,
@@ -823,7 +822,7 @@ impl<'a> Sync<'a> {
         suspended: bool,
         created: usize,
         deleted: usize,
-    ) -> Result<bool> {
+    ) -> Result<()> {
         let old = self.job.status.clone().unwrap_or_default();
         let mut status = old.clone();
         let mut events: Vec<(EventType, &'static str, String)> = Vec::new();
@@ -987,7 +986,7 @@ impl<'a> Sync<'a> {
         for (kind, reason, message) in events {
             self.ctx.recorder.event(&**self.job, kind, reason, message);
         }
-        Ok(changed || status != old)
+        Ok(())
     }
 
     async fn update(&self, api: &Api<Job>, mut job: Job, status: JobStatus) -> Result<Job> {
