@@ -266,7 +266,16 @@ async fn run_stateful_set(client: &kube::Client) -> Duration {
 /// waits until its status counts a Ready pod on every node.
 async fn run_daemon_set(cluster: &Cluster, client: &kube::Client) -> Duration {
     let extra = (DAEMON_NODES - NODES).to_string();
-    let _more = cluster.start_node_simulator(&["--nodes", &extra, "--node-name-prefix", "ds-"]);
+    // Pod CIDRs of their own: the first simulator's default 10.244.0.0/16 holds only 256
+    // node /24s, and these 900 must not overlap its 100.
+    let _more = cluster.start_node_simulator(&[
+        "--nodes",
+        &extra,
+        "--node-name-prefix",
+        "ds-",
+        "--cluster-cidr",
+        "10.128.0.0/14",
+    ]);
     let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(client.clone());
     while nodes
         .list(&Default::default())
